@@ -1,0 +1,127 @@
+"""Micro-benchmark: microseconds per StateMachine.apply for the common commands.
+
+Not a test. Run: python bench/service_apply.py [--n 200000]
+
+Each figure is the best of several rounds of `n` applies of pre-encoded payloads (so it
+measures what a replica pays per chosen slot: decode + dedup check + the operation + the
+result), wrapped in a Request as clients send them. Encoding is measured separately, since the
+leader pays it once per proposal rather than every replica per slot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+from paxosd.service import (
+    AdvanceTime,
+    Cas,
+    Get,
+    LockAcquire,
+    Put,
+    Request,
+    StateMachine,
+    decode,
+    encode,
+)
+
+ROUNDS = 5
+
+
+def per_call_us(run: Callable[[], None], n: int) -> float:
+    """Best-of-ROUNDS microseconds per call of a loop that performs `n` calls."""
+    best = float("inf")
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best / n * 1e6
+
+
+def bench_apply(name: str, make_op: Callable[[int], object], n: int, setup: list[object]) -> None:
+    # Fresh machine per round so every round does the same work (new seqs, same table sizes).
+    payloads = [
+        encode(Request(client_id=f"client-{i % 64}", seq=i, op=make_op(i))) for i in range(n)
+    ]
+
+    def run() -> None:
+        machine = StateMachine()
+        for slot, command in enumerate(setup):
+            machine.apply(slot, encode(command))
+        base = len(setup)
+        apply = machine.apply
+        for i, payload in enumerate(payloads):
+            apply(base + i, payload)
+
+    print(f"apply {name:<28} {per_call_us(run, n):6.2f} us")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000, help="applies per round")
+    n = parser.parse_args().n
+    value = {"host": "10.0.0.7", "port": 8080, "tags": ["a", "b"]}
+    seeded = [Put(key=f"user/{i % 1000}", value=value) for i in range(1000)]
+
+    bench_apply(
+        "put (1k keys, small doc)", lambda i: Put(key=f"user/{i % 1000}", value=value), n, []
+    )
+    bench_apply("get via log (hit)", lambda i: Get(key=f"user/{i % 1000}"), n, seeded)
+    bench_apply(
+        "cas (match, small doc)",
+        lambda i: Cas(key=f"user/{i % 1000}", expected=value, value=value),
+        n,
+        seeded,
+    )
+    bench_apply(
+        "lock acquire (re-entrant)",
+        lambda i: LockAcquire(name=f"lock/{i % 100}", owner="worker-1", ttl_ms=10_000),
+        n,
+        [AdvanceTime(now_ms=1)],
+    )
+    bench_apply(
+        "lock acquire (contended)",
+        lambda i: LockAcquire(name="lock/hot", owner=f"worker-{i % 8}", ttl_ms=10_000),
+        n,
+        [],
+    )
+
+    # Retry of the last seq: the exactly-once fast path.
+    retry = encode(Request(client_id="client-0", seq=1, op=Put(key="k", value=value)))
+
+    def run_retries() -> None:
+        machine = StateMachine()
+        for slot in range(n):
+            machine.apply(slot, retry)
+
+    print(f"apply {'put retry (cached answer)':<28} {per_call_us(run_retries, n):6.2f} us")
+
+    machine = StateMachine()
+    for slot, command in enumerate(seeded):
+        machine.apply(slot, encode(command))
+    query = Get(key="user/1")
+
+    def run_reads() -> None:
+        for _ in range(n):
+            machine.read(query)
+
+    print(f"read {'get (no log)':<29} {per_call_us(run_reads, n):6.2f} us")
+
+    put = Request(client_id="client-1", seq=1, op=Put(key="user/1", value=value))
+    payload = encode(put)
+
+    def run_encode() -> None:
+        for _ in range(n):
+            encode(put)
+
+    def run_decode() -> None:
+        for _ in range(n):
+            decode(payload)
+
+    print(f"encode {'put request':<27} {per_call_us(run_encode, n):6.2f} us")
+    print(f"decode {'put request':<27} {per_call_us(run_decode, n):6.2f} us")
+
+
+if __name__ == "__main__":
+    main()

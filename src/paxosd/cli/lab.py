@@ -1,0 +1,371 @@
+"""`paxosd lab`: replay the book, check its algorithms, see why consensus is hard."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from paxosd.check.consensus import PROPERTIES
+from paxosd.lab import algorithms
+from paxosd.lab.check import (
+    EXPLORE_FAULTS,
+    CheckReport,
+    CheckRequest,
+    run_check,
+)
+from paxosd.sim.swarm import FAULTS
+from paxosd.sim.trace import render
+
+console = Console()
+STATUS_STYLE = {"holds": "green", "violated": "bold red", "unknown": "yellow"}
+TRACE_LINES_MAX = 120
+SCENARIO_NAMES = [
+    "leader-crash", "split-brain", "split-vote", "tiebreak", "dueling-proposers", "paxos-holds",
+]  # fmt: skip
+
+
+def _fail(message: str) -> None:
+    raise click.UsageError(message)
+
+
+@click.group()
+def lab() -> None:
+    """The book's algorithms in a deterministic simulator, checked by machine.
+
+    \b
+    Start with the stories:    paxosd lab tour
+    Check an algorithm:        paxosd lab check majority --explore
+    Replay a scenario:         paxosd lab scenario split-vote --html split-vote.html
+    The FLP chapter:           paxosd lab flp majority
+    """
+
+
+# -- check -----------------------------------------------------------------------------------
+
+
+@lab.command()
+@click.argument("algorithm", type=click.Choice(sorted(algorithms.ALGORITHMS)))
+@click.option("--nodes", default=3, show_default=True, help="Cluster size.")
+@click.option("--values", default=2, show_default=True, help="Distinct values proposed.")
+@click.option("--crashes", default=1, show_default=True, help="Crash budget.")
+@click.option(
+    "--faults",
+    default="crash",
+    show_default=True,
+    help="Comma-separated: " + ", ".join(sorted(set(FAULTS) | EXPLORE_FAULTS)) + '; "" for none.',
+)
+@click.option("--variant", default="correct", show_default=True, help="A planted bug to check.")
+@click.option("--explore", is_flag=True, help="Exhaustive breadth-first exploration.")
+@click.option("--runs", default=200, show_default=True, help="Random runs (swarm mode).")
+@click.option("--seed", default=1, show_default=True, help="First seed (swarm mode).")
+@click.option(
+    "--ballots", default=1, show_default=True, help="Ballots per proposer (explore mode)."
+)
+@click.option(
+    "--timing",
+    type=click.Choice(["async", "bounded"]),
+    default=None,
+    help="Explorer timing model (default: bounded for the lessons, async for paxos).",
+)
+@click.option("--max-states", default=2_000_000, show_default=True, help="Explorer limit.")
+@click.option("--trace-out", type=click.Path(dir_okay=False), help="Write counterexamples here.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def check(
+    algorithm: str,
+    nodes: int,
+    values: int,
+    crashes: int,
+    faults: str,
+    variant: str,
+    explore: bool,
+    runs: int,
+    seed: int,
+    ballots: int,
+    timing: str | None,
+    max_states: int,
+    trace_out: str | None,
+    as_json: bool,
+) -> None:
+    """Judge ALGORITHM on Agreement, Validity, Termination and Fault tolerance."""
+    fault_set = frozenset(f.strip() for f in faults.split(",") if f.strip())
+    request = CheckRequest(
+        algorithms.get(algorithm), nodes=nodes, values=values, crashes=crashes,
+        faults=fault_set, variant=variant, explore=explore, runs=runs, seed=seed,
+        rounds=ballots, timing=timing, states_max=max_states,
+    )  # fmt: skip
+    try:
+        request.validate()
+    except ValueError as error:
+        _fail(str(error))
+    report = _run_with_progress(request, as_json)
+    if trace_out:
+        Path(trace_out).write_text(json.dumps(report.counterexamples, indent=1, default=str))
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2, default=str))
+    else:
+        _print_report(report)
+    sys.exit(0)
+
+
+def _run_with_progress(request: CheckRequest, quiet: bool) -> CheckReport:
+    if quiet or not console.is_terminal:
+        return run_check(request)
+    if request.explore:
+        with Progress(
+            TextColumn("exploring"), TextColumn("{task.completed:,} states"),
+            TimeElapsedColumn(), console=console, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("explore", total=None)
+            return run_check(request, lambda n: bar.update(task, completed=n))
+    with Progress(
+        TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("runs", total=request.runs)
+        return run_check(request, lambda n: bar.update(task, completed=n))
+
+
+def _print_report(report: CheckReport) -> None:
+    config = report.config
+    how = (
+        f"explored {report.states_explored:,} states"
+        if config["mode"] == "explore"
+        else f"{report.runs} seeded runs from seed {config['seed']}"
+    )
+    faults = ", ".join(config["faults"]) or "none"
+    console.print(
+        f"[bold]{report.algorithm}[/bold]: {config['nodes']} nodes, values "
+        f"{', '.join(config['values'])}, faults {faults}, crash budget {config['crashes']}, "
+        f"variant {config['variant']} - {how}"
+    )
+    if config["mode"] == "explore":
+        console.print(
+            f"timing: {config['timing']}, network: {config['network']}, "
+            f"ballots per proposer: {config['ballots_per_proposer']}"
+        )
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("Property")
+    table.add_column("Verdict")
+    table.add_column("Evidence", overflow="fold")
+    for prop in PROPERTIES:
+        verdict = report.verdicts[prop]
+        style = STATUS_STYLE[verdict.status]
+        table.add_row(prop.capitalize(), f"[{style}]{verdict.status}[/{style}]", verdict.detail)
+    tolerant = "holds" if report.fault_tolerant else "violated"
+    if not report.fault_tolerant:
+        why = "see above"
+    elif report.verdicts["termination"].status == "holds":
+        why = "all three hold under these faults"
+    else:
+        why = (
+            "safe under every fault and never stuck; only guaranteed termination is given up, "
+            "as FLP says it must be"
+        )
+    table.add_row(
+        "Fault tolerance", f"[{STATUS_STYLE[tolerant]}]{tolerant}[/{STATUS_STYLE[tolerant]}]", why
+    )
+    console.print(table)
+    for prop, example in report.counterexamples.items():
+        console.print(f"\n[bold]Counterexample for {prop}[/bold] ({example['steps']} steps)")
+        if "seed" in example:
+            console.print(f"seed {example['seed']}; replay with:\n  {example['replay']}")
+        lines = _trace_lines(example["trace"])
+        for number, line in enumerate(lines[:TRACE_LINES_MAX], 1):
+            console.print(f"{number:>4}. {line}", highlight=False, markup=False)
+        if len(lines) > TRACE_LINES_MAX:
+            console.print(f"      ... {len(lines) - TRACE_LINES_MAX} more (use --trace-out)")
+
+
+def _trace_lines(trace: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for event in trace:
+        if "text" in event:  # an explored step
+            lines.append(event["text"])
+        elif event["ev"] != "send":  # a simulated run: receiving says it all
+            lines.append(f"t={event['t']:>8.3f}  {render(event)}")
+    return lines
+
+
+# -- scenario --------------------------------------------------------------------------------
+
+
+@lab.command()
+@click.argument("name", type=click.Choice(["list", *SCENARIO_NAMES]))
+@click.option("--seed", default=1, show_default=True)
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False), help="Write a diagram.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write a page.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--randomized", is_flag=True, help="dueling-proposers: randomized backoff.")
+@click.option("--sweep", type=int, default=0, help="dueling-proposers: N randomized seeds.")
+def scenario(
+    name: str,
+    seed: int,
+    svg_path: str | None,
+    html_path: str | None,
+    as_json: bool,
+    randomized: bool,
+    sweep: int,
+) -> None:
+    """Replay one of the book's stories (`list` shows them)."""
+    from paxosd.lab import scenarios
+
+    if name == "list":
+        for key, (_, summary) in scenarios.SCENARIOS.items():
+            click.echo(f"{key:<20} {summary}")
+        return
+    if sweep:
+        if name != "dueling-proposers":
+            _fail("--sweep is for dueling-proposers")
+        _sweep(sweep, seed, as_json)
+        return
+    if name == "dueling-proposers":
+        result = scenarios.dueling_proposers(seed, randomized=randomized)
+    else:
+        result = scenarios.SCENARIOS[name][0](seed)
+    _write_diagrams(result, svg_path, html_path)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, default=str))
+        return
+    console.print(f"[bold]{result.title}[/bold]  ({result.algorithm}, {result.nodes} nodes)\n")
+    console.print(result.story + "\n")
+    for prop, verdict in result.verdicts.items():
+        style = STATUS_STYLE[verdict.status]
+        console.print(f"  {prop:<12} [{style}]{verdict.status}[/{style}]  {verdict.detail}")
+    for key, value in result.facts.items():
+        console.print(f"  {key:<12} {value}")
+    if result.witness is not None:
+        w = result.witness
+        console.print(
+            f"  witness      node {w.witness}: in the quorum {list(w.accepting_quorum)} that "
+            f"chose {w.value} and in the quorum {list(w.promising_quorum)} that promised "
+            f"ballot {w.later_ballot}"
+        )
+    if not (svg_path or html_path):
+        console.print("\n(see it as a diagram: add --html FILE or --svg FILE)")
+
+
+def _write_diagrams(result: Any, svg_path: str | None, html_path: str | None) -> None:
+    from paxosd.lab import diagram
+
+    highlight = None
+    if result.witness is not None:
+        w = result.witness
+        highlight = diagram.Highlight(
+            chosen_at=w.chosen_at,
+            witness=w.witness,
+            accepting_quorum=w.accepting_quorum,
+            promising_quorum=w.promising_quorum,
+            caption=f"node {w.witness} accepted {w.value} and later promised ballot "
+            f"{w.later_ballot}, reporting {w.value}: the new proposer must keep it",
+        )
+    nodes = list(range(1, result.nodes + 1))
+    if svg_path:
+        diagram.write(svg_path, result.trace, nodes=nodes, title=result.title, highlight=highlight)
+    if html_path:
+        diagram.write(
+            html_path, result.trace, nodes=nodes, title=result.title, highlight=highlight,
+            description=result.story,
+        )  # fmt: skip
+
+
+def _sweep(runs: int, seed: int, as_json: bool) -> None:
+    from paxosd.lab.scenarios import dueling_sweep
+
+    if as_json or not console.is_terminal:
+        result = dueling_sweep(runs, seed)
+    else:
+        with Progress(
+            TextColumn("sweeping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("sweep", total=runs)
+            result = dueling_sweep(runs, seed, lambda n: bar.update(task, completed=n))
+    data = result.to_json()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    console.print(
+        f"Randomized backoff, {runs} seeds from {seed}: {result.decided} of {runs} decided "
+        "once faults stopped."
+    )
+    console.print(f"Rounds to decide: median {data['rounds_median']}, maximum {data['rounds_max']}")
+    table = Table("rounds", "runs", "")
+    most = max(data["rounds_histogram"].values())
+    for rounds, count in data["rounds_histogram"].items():
+        table.add_row(rounds, str(count), "█" * max(1, round(40 * count / most)))
+    console.print(table)
+
+
+# -- flp ---------------------------------------------------------------------------------------
+
+
+@lab.command()
+@click.argument("algorithm", type=click.Choice(sorted(algorithms.ALGORITHMS)))
+@click.option("--nodes", default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def flp(algorithm: str, nodes: int, as_json: bool) -> None:
+    """Valence, a critical configuration, and what one crash does there (the FLP chapter)."""
+    from paxosd.lab.flp import analyse
+
+    if nodes > 4:
+        _fail("the FLP analysis explores every state: use --nodes 4 or fewer")
+    if as_json or not console.is_terminal:
+        report = analyse(algorithms.get(algorithm), nodes)
+    else:
+        with Progress(
+            TextColumn("exploring"), TextColumn("{task.completed:,} states"),
+            TimeElapsedColumn(), console=console, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("explore", total=None)
+            report = analyse(
+                algorithms.get(algorithm), nodes, lambda n: bar.update(task, completed=n)
+            )
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2, default=str))
+        return
+    for line in report.explanation:
+        console.print(line + "\n")
+    example = report.fatal or report.example
+    if example is not None:
+        console.print("[bold]The run to the critical configuration[/bold]")
+        for number, step in enumerate(example.path, 1):
+            last = "  <- the deciding message" if number == len(example.path) else ""
+            console.print(f"{number:>4}. {step.render()}{last}", markup=False, highlight=False)
+    if report.livelock is not None:
+        console.print("[bold]A run that never decides[/bold]")
+        for number, step in enumerate(report.livelock, 1):
+            console.print(f"{number:>4}. {step.render()}", markup=False, highlight=False)
+
+
+# -- tour ------------------------------------------------------------------------------------
+
+
+@lab.command()
+@click.option("--out", type=click.Path(file_okay=False), default="lab-tour", show_default=True)
+def tour(out: str) -> None:
+    """Walk through the book: each scenario in order, with a diagram page for each."""
+    from paxosd.lab import scenarios
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, (key, (run, _)) in enumerate(scenarios.SCENARIOS.items(), 1):
+        result = run(1)
+        page = folder / f"{number}-{key}.html"
+        _write_diagrams(result, None, str(page))
+        console.rule(f"[bold]{number}. {result.title}")
+        console.print(result.story)
+        for prop, verdict in result.verdicts.items():
+            style = STATUS_STYLE[verdict.status]
+            console.print(f"  {prop:<12} [{style}]{verdict.status}[/{style}]  {verdict.detail}")
+        console.print(f"  diagram: {page}\n")
+    console.print(
+        "Next: [bold]paxosd lab check paxos --explore[/bold] proves what the stories show, "
+        "and [bold]paxosd lab flp majority[/bold] explains why."
+    )

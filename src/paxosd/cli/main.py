@@ -1,0 +1,39 @@
+"""The `paxosd` command."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# Subcommands live in their own modules and are imported only when used, so `paxosd --help`
+# stays fast and one broken subcommand cannot take the others down.
+SUBCOMMANDS = {
+    "lab": ("paxosd.cli.lab", "lab", "The book's algorithms in a deterministic simulator."),
+    "check": ("paxosd.cli.check", "command", "Check a recorded history for linearizability."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = SUBCOMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, attribute, _ = entry
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUBCOMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="paxosd")
+def main() -> None:
+    """paxosd: fault-tolerant consensus you can run, use and learn from."""

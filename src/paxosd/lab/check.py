@@ -1,0 +1,246 @@
+"""`paxosd lab check`: judge one algorithm by exhaustive exploration or by a seeded swarm.
+
+The report has the shape documented for `--json`:
+`{"algorithm", "config", "properties": {"agreement"|"validity"|"termination": "holds"|
+"violated"|"unknown"}, "details", "fault_tolerance", "counterexamples": {PROPERTY: {"steps",
+"trace", ...}}, "states_explored", "runs"}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from paxosd.check.consensus import PROPERTIES, Verdict
+from paxosd.core.protocol import CoreConfig
+from paxosd.core.types import Envelope, describe
+from paxosd.lab.algorithms import Algorithm
+from paxosd.lab.values import values as value_names
+from paxosd.sim.explorer import Budget, Explorer, Step
+from paxosd.sim.swarm import FAULTS, RunSpec, swarm
+from paxosd.sim.trace import Event
+
+EXPLORE_FAULTS = {"crash", "restart", "partition", "asymmetric", "loss", "duplicate", "reorder"}
+DEFAULT_TIMING = {"leader": "bounded", "failover": "bounded", "majority": "bounded"}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    algorithm: Algorithm
+    nodes: int = 3
+    values: int = 2
+    crashes: int = 1
+    faults: frozenset[str] = frozenset({"crash"})
+    variant: str = "correct"
+    explore: bool = False
+    runs: int = 200
+    seed: int = 1
+    rounds: int = 1
+    timing: str | None = None
+    states_max: int = 2_000_000
+
+    def validate(self) -> None:
+        if self.variant not in self.algorithm.variants:
+            known = ", ".join(self.algorithm.variants)
+            raise ValueError(
+                f"{self.algorithm.name} has no variant {self.variant!r}; choose one of: {known}"
+            )
+        known_faults = EXPLORE_FAULTS if self.explore else set(FAULTS)
+        unknown = sorted(self.faults - known_faults)
+        if unknown:
+            raise ValueError(
+                f"unknown fault(s) {', '.join(unknown)}; choose from: "
+                + ", ".join(sorted(known_faults))
+            )
+        if self.nodes < 1 or self.values < 1 or self.crashes < 0:
+            raise ValueError("--nodes and --values must be at least 1, --crashes at least 0")
+        if self.explore and self.nodes > 5:
+            raise ValueError("exhaustive exploration is for small clusters: use --nodes 5 or fewer")
+
+
+@dataclass(slots=True)
+class CheckReport:
+    algorithm: str
+    config: dict[str, Any]
+    verdicts: dict[str, Verdict]
+    counterexamples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    states_explored: int | None = None
+    runs: int | None = None
+
+    @property
+    def fault_tolerant(self) -> bool:
+        """The book's Fault Tolerance: Agreement and Validity despite any faults, Termination
+        despite some. A livelock does not count against it: no algorithm can guarantee
+        termination (FLP), so the bar is that a decision always stays reachable."""
+        safe = all(self.verdicts[p].status == "holds" for p in ("agreement", "validity"))
+        termination = self.verdicts["termination"]
+        return safe and (termination.status == "holds" or termination.kind == "livelock")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "algorithm": self.algorithm,
+            "config": self.config,
+            "properties": {p: self.verdicts[p].status for p in PROPERTIES},
+            "details": {p: self.verdicts[p].detail for p in PROPERTIES},
+            "fault_tolerance": "holds" if self.fault_tolerant else "violated",
+            "counterexamples": self.counterexamples,
+            "states_explored": self.states_explored,
+            "runs": self.runs,
+        }
+
+
+def explore_budget(request: CheckRequest) -> tuple[Budget, CoreConfig]:
+    """The explorer's fault budget and the cores' timer settings for a request."""
+    faults = request.faults
+    timing = request.timing or DEFAULT_TIMING.get(request.algorithm.name, "async")
+    budget = Budget(
+        nodes=request.nodes,
+        values=request.values,
+        crashes=request.crashes if ("crash" in faults or "restart" in faults) else 0,
+        restarts="restart" in faults,
+        loss="loss" in faults,
+        duplicate="duplicate" in faults,
+        partitions=1 if faults & {"partition", "asymmetric"} else 0,
+        asymmetric="asymmetric" in faults,
+        timing=timing,
+        network="grow" if {"loss", "duplicate"} <= faults else "consume",
+        states_max=request.states_max,
+    )
+    # One tick is one timeout: timers are nondeterministic in the explorer anyway.
+    config = CoreConfig(
+        heartbeat_ticks=1,
+        suspect_after_ticks=2,
+        retry_after_ticks=1,
+        backoff_ticks_max=1,
+        rounds_max=request.rounds,
+        learner_query_ticks=None,
+        variant=request.variant,
+    )
+    return budget, config
+
+
+def run_check(request: CheckRequest, progress: Callable[[int], None] | None = None) -> CheckReport:
+    request.validate()
+    if request.explore:
+        return _explore(request, progress)
+    return _swarm(request, progress)
+
+
+def _explore(request: CheckRequest, progress: Callable[[int], None] | None) -> CheckReport:
+    budget, config = explore_budget(request)
+    explorer = Explorer(request.algorithm.factory, budget, config, value_names(request.values))
+    exploration = explorer.explore(progress)
+    report = CheckReport(
+        request.algorithm.name,
+        {
+            "mode": "explore",
+            "nodes": request.nodes,
+            "values": value_names(request.values),
+            "crashes": budget.crashes,
+            "faults": sorted(request.faults),
+            "variant": request.variant,
+            "timing": budget.timing,
+            "network": budget.network,
+            "ballots_per_proposer": request.rounds,
+            "complete": exploration.complete,
+        },
+        exploration.verdicts,
+        states_explored=len(exploration.graph),
+    )
+    for prop, steps in exploration.counterexamples.items():
+        report.counterexamples[prop] = {
+            "steps": len(steps),
+            "trace": [step.to_json() for step in steps],
+        }
+    return report
+
+
+def swarm_spec(request: CheckRequest) -> RunSpec:
+    config = CoreConfig(variant=request.variant)
+    return RunSpec(
+        request.algorithm.factory,
+        request.nodes,
+        tuple(value_names(request.values)),
+        request.crashes,
+        request.faults,
+        config,
+    )
+
+
+def replay_command(request: CheckRequest, seed: int) -> str:
+    faults = ",".join(sorted(request.faults)) or '""'
+    return (
+        f"paxosd lab check {request.algorithm.name} --nodes {request.nodes} "
+        f"--values {request.values} --crashes {request.crashes} --faults {faults} "
+        f"--variant {request.variant} --runs 1 --seed {seed}"
+    )
+
+
+def _swarm(request: CheckRequest, progress: Callable[[int], None] | None) -> CheckReport:
+    result = swarm(swarm_spec(request), request.runs, request.seed, progress)
+    report = CheckReport(
+        request.algorithm.name,
+        {
+            "mode": "swarm",
+            "nodes": request.nodes,
+            "values": value_names(request.values),
+            "crashes": request.crashes,
+            "faults": sorted(request.faults),
+            "variant": request.variant,
+            "seed": request.seed,
+            "faults_injected": dict(sorted(result.fault_counts.items())),
+        },
+        result.verdicts,
+        runs=request.runs,
+    )
+    for prop, run in result.counterexamples.items():
+        report.counterexamples[prop] = {
+            "steps": len(run.trace),
+            "seed": run.seed,
+            "replay": replay_command(request, run.seed),
+            "trace": run.trace,
+        }
+    return report
+
+
+def steps_as_trace(steps: list[Step]) -> list[Event]:
+    """An explored run as trace events (time = step number), so the same diagrams work.
+
+    A message gets its id when first sent; every delivery of it (there may be several under the
+    `grow` network model) refers to that id."""
+    events: list[Event] = []
+    message_ids: dict[Envelope, int] = {}
+
+    def log(t: int, ev: str, **fields: Any) -> None:
+        events.append({"t": t, "seq": len(events), "ev": ev, **fields})
+
+    def fields(env: Envelope) -> dict[str, Any]:
+        ident = message_ids.setdefault(env, len(message_ids) + 1)
+        return {"src": env.src, "dst": env.dst, "msg": describe(env.msg), "id": ident}
+
+    for number, step in enumerate(steps, 1):
+        env = step.envelope
+        match step.kind:
+            case "deliver" | "duplicate":
+                assert env is not None
+                log(number, "recv", **fields(env))
+            case "drop":
+                assert env is not None
+                log(number, "drop", why="loss", **fields(env))
+            case "propose":
+                log(number, "propose", node=step.node, value=step.value)
+            case "timeout" | "crash" | "restart":
+                log(number, step.kind, node=step.node)
+            case "partition":
+                log(number, "cut", links=sorted(list(link) for link in step.links))
+            case "heal":
+                log(number, "heal", links=[])
+        for node, note in step.notes:
+            if note.startswith("decides "):
+                log(number, "decide", node=node, value=note.removeprefix("decides "))
+            else:
+                log(number, "note", node=node, text=note)
+        for sent in step.sent:
+            log(number, "send", **fields(sent))
+    return events

@@ -1,0 +1,536 @@
+"""The deterministic replicated state machine every paxosd node applies to the chosen log.
+
+Theory of operation: Multi-Paxos makes every replica agree on the same sequence of payloads;
+this machine turns that sequence into the same state and the same answers everywhere. It is a
+pure function of the payloads it has applied: no clock, no randomness, no I/O, no dependence on
+dict iteration order of anything but its own inputs. Three consequences shape the code:
+
+* Time is data. Lock leases are measured against `now_ms`, the largest `AdvanceTime` the leader
+  proposed into the log, never against a replica's own clock; otherwise two replicas could
+  disagree about whether a lease had expired. Expiry is lazy: a lease is live while
+  `now_ms < expires_at_ms`, checked whenever the lock is touched, so no replica needs a timer.
+* Failures are answers. A well-formed command that cannot take effect returns `Error(code)`; a
+  payload that does not decode returns `Error("bad_command")`. Neither raises, because an
+  exception in `apply` would either crash every replica on the same slot (a poison pill) or,
+  worse, be handled differently by different callers.
+* Exactly-once. Clients retry, and a retried write may be chosen in two slots. Each
+  `Request(client_id, seq, op)` is checked against the session table: the last applied seq of
+  that client and its cached answer. A repeat of that seq returns the cached answer without
+  applying again; an older seq returns Error("stale_request"); a newer one applies (clients may
+  skip seqs). The table is bounded by `clients_max` (default 100_000) sessions, evicting the
+  least recently used by slot: a client that stays idle while `clients_max` other clients send
+  requests loses its exactly-once protection (a retry of its last request would apply again).
+  A retry that reuses a seq with a different op still gets the first op's answer: seq
+  identifies the request. Cached answers share values with the store, so memory grows only
+  when a cached answer outlives its value; the worst case is `clients_max` answers each
+  carrying a value of up to `value_bytes_max`.
+
+Data model and complexity (n = number of keys/locks/names/decisions, s = payload size):
+
+* KV: key -> (value, create_revision, mod_revision); a single store revision counter is bumped by
+  every effective write (Put, Delete of an existing key, successful Cas), as in etcd. Put,
+  Delete, Get, Cas are O(1) dict operations plus O(s) decoding; Cas's comparison is O(size of
+  the compared values).
+* Locks: name -> (owner, fencing_token, expires_at_ms, held). Every new grant takes the next
+  value of one global fencing counter, so tokens are unique and strictly increasing across all
+  locks. Records persist after release/expiry (O(distinct lock names)) so the last owner's
+  release stays idempotent.
+* Names: name -> owner, write-once. Decisions: id -> chosen value, write-once.
+* Sessions: an OrderedDict in least-recently-used order; touch and eviction are O(1).
+* `snapshot()` is O(total state · log n) (sorting keys); `restore()` is O(total state).
+
+Snapshots are deterministic: equal states give equal bytes. Tables are written sorted by key;
+sessions in LRU order (itself part of the state, and equal to ascending last-touch slot); JSON
+values exactly as clients stored them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, ClassVar, Final, TypeAlias
+
+from .commands import (
+    READ_OPS,
+    AdvanceTime,
+    Cas,
+    DecisionGet,
+    DecisionPropose,
+    Delete,
+    Get,
+    LockAcquire,
+    LockRefresh,
+    LockRelease,
+    LockStatus,
+    NameLookup,
+    NameRegister,
+    Noop,
+    Put,
+    Request,
+    decode,
+    key_bytes_max,
+    owner_bytes_max,
+    seq_max,
+    time_ms_max,
+    validate,
+)
+from .errors import BadCommand, CorruptSnapshot, SlotOrderError
+from .results import (
+    BAD_COMMAND,
+    NOT_HOLDER,
+    STALE_REQUEST,
+    CasResult,
+    DecisionResult,
+    Deleted,
+    Error,
+    LockResult,
+    NameResult,
+    NotFound,
+    Released,
+    Result,
+    Value,
+    Written,
+    result_from_raw,
+    result_to_raw,
+)
+from .snapshot import seal, unseal
+from .values import check_value, json_equal, pack, unpack
+
+clients_max: Final = 100_000
+
+# Plain tuples, not objects: a Put allocates one per write and a tuple is the cheapest record.
+_Entry: TypeAlias = tuple[Any, int, int]  # (value, create_revision, mod_revision)
+_Lease: TypeAlias = tuple[str, int, int, bool]  # (owner, fencing_token, expires_at_ms, held)
+_Session: TypeAlias = tuple[int, int, Result]  # (last seq, last touch slot, cached answer)
+
+
+class StateMachine:
+    """One replica's copy of the coordination service state. Not thread-safe; not shared."""
+
+    __slots__ = (
+        "_applied_slot",
+        "_clients_max",
+        "_decisions",
+        "_fencing_token",
+        "_kv",
+        "_locks",
+        "_names",
+        "_now_ms",
+        "_revision",
+        "_sessions",
+    )
+
+    _HANDLERS: ClassVar[dict[type, Callable[[StateMachine, Any], Result]]]
+    _READERS: ClassVar[dict[type, Callable[[StateMachine, Any], Result]]]
+
+    def __init__(self, *, clients_max: int = clients_max) -> None:
+        if type(clients_max) is not int or clients_max < 1:
+            raise ValueError(f"clients_max must be a positive int, got {clients_max!r}")
+        self._clients_max = clients_max
+        self._applied_slot = -1  # nothing applied yet; the engine may start at slot 0 or 1
+        self._now_ms = 0
+        self._revision = 0
+        self._fencing_token = 0
+        self._kv: dict[str, _Entry] = {}
+        self._locks: dict[str, _Lease] = {}
+        self._names: dict[str, str] = {}
+        self._decisions: dict[str, Any] = {}
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+
+    # -----------------------------------------------------------------------------------------
+    # Introspection
+
+    @property
+    def applied_slot(self) -> int:
+        """The last slot applied (or restored from a snapshot); -1 before any."""
+        return self._applied_slot
+
+    @property
+    def now_ms(self) -> int:
+        """Log time: the largest AdvanceTime applied so far."""
+        return self._now_ms
+
+    @property
+    def revision(self) -> int:
+        """The KV store revision: the number of effective KV writes so far."""
+        return self._revision
+
+    @property
+    def clients_max(self) -> int:
+        """How many client sessions the exactly-once table keeps."""
+        return self._clients_max
+
+    @property
+    def sessions(self) -> int:
+        """How many client sessions the exactly-once table holds now."""
+        return len(self._sessions)
+
+    def __repr__(self) -> str:
+        return (
+            f"StateMachine(applied_slot={self._applied_slot}, now_ms={self._now_ms}, "
+            f"revision={self._revision}, keys={len(self._kv)}, locks={len(self._locks)}, "
+            f"names={len(self._names)}, decisions={len(self._decisions)}, "
+            f"sessions={len(self._sessions)})"
+        )
+
+    # -----------------------------------------------------------------------------------------
+    # The engine's entry points
+
+    def apply(self, slot: int, payload: bytes) -> Result:
+        """Apply the payload chosen for `slot`; slots must strictly increase.
+
+        Returns the answer for the client (None for b"", Noop and AdvanceTime). Never raises for
+        any payload; raises `SlotOrderError` if the engine repeats or reorders slots.
+        """
+        if slot <= self._applied_slot:
+            raise SlotOrderError(f"slot {slot} applied after slot {self._applied_slot}")
+        self._applied_slot = slot
+        if not payload:
+            return None
+        try:
+            command = decode(payload)
+        except BadCommand as exc:
+            return Error(code=BAD_COMMAND, message=str(exc))
+        if isinstance(command, Request):
+            return self._apply_request(slot, command)
+        if isinstance(command, AdvanceTime):
+            # Monotone: a stale leader's older timestamp must not move leases backwards.
+            if command.now_ms > self._now_ms:
+                self._now_ms = command.now_ms
+            return None
+        if isinstance(command, Noop):
+            return None
+        return self._HANDLERS[type(command)](self, command)
+
+    def read(self, query: object) -> Result:
+        """Answer a read-only query (Get, LockStatus, NameLookup, DecisionGet) from this state.
+
+        For linearizable reads the engine calls this only after confirming leadership and
+        applying up to the read index. Never mutates state. Raises `BadCommand` for anything but
+        a valid read query.
+        """
+        reader = self._READERS.get(type(query))
+        if reader is None:
+            raise BadCommand("query", f"{type(query).__name__} is not a read query")
+        validate(query)
+        return reader(self, query)
+
+    def _apply_request(self, slot: int, request: Request) -> Result:
+        sessions = self._sessions
+        client_id = request.client_id
+        session = sessions.get(client_id)
+        if session is not None:
+            last_seq, _, cached = session
+            if request.seq < last_seq:
+                return Error(
+                    code=STALE_REQUEST,
+                    message=f"seq {request.seq} is older than this client's last seq {last_seq}",
+                )
+            if request.seq == last_seq:
+                sessions[client_id] = (last_seq, slot, cached)
+                sessions.move_to_end(client_id)
+                return cached
+        answer = self._HANDLERS[type(request.op)](self, request.op)
+        sessions[client_id] = (request.seq, slot, answer)
+        if session is not None:
+            sessions.move_to_end(client_id)
+        elif len(sessions) > self._clients_max:
+            sessions.popitem(last=False)
+        return answer
+
+    # -----------------------------------------------------------------------------------------
+    # Key-value store
+
+    def _get(self, op: Get) -> Result:
+        entry = self._kv.get(op.key)
+        if entry is None:
+            return NotFound(key=op.key)
+        return Value(key=op.key, value=entry[0], revision=entry[2], create_revision=entry[1])
+
+    def _put(self, op: Put) -> Result:
+        self._store(op.key, op.value)
+        return Written(key=op.key, revision=self._revision)
+
+    def _store(self, key: str, value: Any) -> None:
+        self._revision += 1
+        revision = self._revision
+        old = self._kv.get(key)
+        self._kv[key] = (value, revision if old is None else old[1], revision)
+
+    def _delete(self, op: Delete) -> Result:
+        if self._kv.pop(op.key, None) is None:
+            # Nothing changed, so the revision does not move (etcd does the same).
+            return Deleted(key=op.key, existed=False, revision=self._revision)
+        self._revision += 1
+        return Deleted(key=op.key, existed=True, revision=self._revision)
+
+    def _cas(self, op: Cas) -> Result:
+        entry = self._kv.get(op.key)
+        if op.expected is None:
+            matches = entry is None
+        else:
+            matches = entry is not None and json_equal(entry[0], op.expected)
+        if not matches:
+            if entry is None:
+                return CasResult(succeeded=False, key=op.key, value=None, revision=0)
+            return CasResult(succeeded=False, key=op.key, value=entry[0], revision=entry[2])
+        self._store(op.key, op.value)
+        return CasResult(succeeded=True, key=op.key, value=op.value, revision=self._revision)
+
+    # -----------------------------------------------------------------------------------------
+    # Locks
+
+    def _live_lease(self, name: str) -> _Lease | None:
+        """The lock's lease if someone holds it at the current log time."""
+        lease = self._locks.get(name)
+        if lease is None or not lease[3] or lease[2] <= self._now_ms:
+            return None
+        return lease
+
+    def _lock_acquire(self, op: LockAcquire) -> Result:
+        lease = self._live_lease(op.name)
+        expires_at_ms = self._now_ms + op.ttl_ms
+        if lease is not None:
+            owner, token, old_expiry, _ = lease
+            if owner != op.owner:
+                return LockResult(
+                    acquired=False,
+                    name=op.name,
+                    owner=owner,
+                    fencing_token=token,
+                    expires_at_ms=old_expiry,
+                )
+            # Re-entrant: the holder keeps its token, so fenced resources keep accepting it.
+        else:
+            # A new grant (free, released or expired, even to the previous owner, whose old
+            # token may already have been superseded in the resource it protects).
+            self._fencing_token += 1
+            token = self._fencing_token
+        self._locks[op.name] = (op.owner, token, expires_at_ms, True)
+        return LockResult(
+            acquired=True,
+            name=op.name,
+            owner=op.owner,
+            fencing_token=token,
+            expires_at_ms=expires_at_ms,
+        )
+
+    def _lock_refresh(self, op: LockRefresh) -> Result:
+        lease = self._live_lease(op.name)
+        if lease is None or lease[0] != op.owner:
+            return Error(code=NOT_HOLDER, message=self._not_holder(op.name, op.owner, lease))
+        expires_at_ms = self._now_ms + op.ttl_ms
+        self._locks[op.name] = (op.owner, lease[1], expires_at_ms, True)
+        return LockResult(
+            acquired=True,
+            name=op.name,
+            owner=op.owner,
+            fencing_token=lease[1],
+            expires_at_ms=expires_at_ms,
+        )
+
+    def _lock_release(self, op: LockRelease) -> Result:
+        lease = self._live_lease(op.name)
+        if lease is not None:
+            if lease[0] != op.owner:
+                return Error(code=NOT_HOLDER, message=self._not_holder(op.name, op.owner, lease))
+            self._locks[op.name] = (lease[0], lease[1], lease[2], False)
+            return Released(released=True, name=op.name, owner=op.owner)
+        last = self._locks.get(op.name)
+        if last is not None and last[0] == op.owner:
+            # Already free (released or expired): releasing again is a harmless retry.
+            return Released(released=False, name=op.name, owner=op.owner)
+        return Error(code=NOT_HOLDER, message=self._not_holder(op.name, op.owner, None))
+
+    def _not_holder(self, name: str, owner: str, lease: _Lease | None) -> str:
+        if lease is None:
+            return f"{owner!r} does not hold lock {name!r}: it is free or its lease expired"
+        return f"{owner!r} does not hold lock {name!r}: {lease[0]!r} does"
+
+    def _lock_status(self, op: LockStatus) -> Result:
+        lease = self._live_lease(op.name)
+        if lease is None:
+            return LockResult(
+                acquired=False, name=op.name, owner=None, fencing_token=None, expires_at_ms=None
+            )
+        return LockResult(
+            acquired=True,
+            name=op.name,
+            owner=lease[0],
+            fencing_token=lease[1],
+            expires_at_ms=lease[2],
+        )
+
+    # -----------------------------------------------------------------------------------------
+    # Names and decisions
+
+    def _name_register(self, op: NameRegister) -> Result:
+        owner = self._names.setdefault(op.name, op.owner)
+        return NameResult(registered=owner == op.owner, name=op.name, owner=owner)
+
+    def _name_lookup(self, op: NameLookup) -> Result:
+        owner = self._names.get(op.name)
+        return NameResult(registered=owner is not None, name=op.name, owner=owner)
+
+    def _decision_propose(self, op: DecisionPropose) -> Result:
+        return DecisionResult(id=op.id, chosen=self._decisions.setdefault(op.id, op.value))
+
+    def _decision_get(self, op: DecisionGet) -> Result:
+        return DecisionResult(id=op.id, chosen=self._decisions.get(op.id))
+
+    # -----------------------------------------------------------------------------------------
+    # Snapshots
+    #
+    # Body (msgpack array, version 1):
+    #   [applied_slot, now_ms, revision, fencing_token, clients_max,
+    #    kv:        [[key, value, create_revision, mod_revision], ...]   sorted by key
+    #    locks:     [[name, owner, fencing_token, expires_at_ms, held], ...] sorted by name
+    #    names:     [[name, owner], ...]                                  sorted by name
+    #    decisions: [[id, value], ...]                                    sorted by id
+    #    sessions:  [[client_id, seq, slot, result], ...]                 LRU order]
+
+    def snapshot(self) -> bytes:
+        """The whole state as deterministic, checksummed bytes (equal states, equal bytes)."""
+        kv, locks, names, decisions = self._kv, self._locks, self._names, self._decisions
+        body = [
+            self._applied_slot,
+            self._now_ms,
+            self._revision,
+            self._fencing_token,
+            self._clients_max,
+            [[key, *kv[key]] for key in sorted(kv)],
+            [[name, *locks[name]] for name in sorted(locks)],
+            [[name, names[name]] for name in sorted(names)],
+            [[id_, decisions[id_]] for id_ in sorted(decisions)],
+            [
+                [client_id, seq, slot, result_to_raw(answer)]
+                for client_id, (seq, slot, answer) in self._sessions.items()
+            ],
+        ]
+        return seal(pack(body))
+
+    @classmethod
+    def restore(cls, data: bytes) -> StateMachine:
+        """A machine in exactly the state `snapshot()` captured.
+
+        Raises `CorruptSnapshot` for truncated, damaged, foreign or unsupported bytes, and for
+        a well-framed body that breaks any invariant of the state (defence in depth: a
+        checksum only proves the bytes are the ones written, not that the writer was right).
+        """
+        body = unseal(data)
+        try:
+            raw = unpack(body)
+        except Exception as exc:  # any msgpack failure means the body is not ours
+            raise CorruptSnapshot(f"body is not msgpack ({type(exc).__name__})") from None
+        try:
+            return _Restorer(raw).machine
+        except CorruptSnapshot:
+            raise
+        except Exception as exc:  # a shape we did not anticipate: still never garbage
+            raise CorruptSnapshot(f"malformed snapshot body: {exc!r:.200}") from None
+
+
+StateMachine._HANDLERS = {
+    Get: StateMachine._get,
+    Put: StateMachine._put,
+    Delete: StateMachine._delete,
+    Cas: StateMachine._cas,
+    LockAcquire: StateMachine._lock_acquire,
+    LockRefresh: StateMachine._lock_refresh,
+    LockRelease: StateMachine._lock_release,
+    LockStatus: StateMachine._lock_status,
+    NameRegister: StateMachine._name_register,
+    NameLookup: StateMachine._name_lookup,
+    DecisionPropose: StateMachine._decision_propose,
+    DecisionGet: StateMachine._decision_get,
+}
+StateMachine._READERS = {kind: StateMachine._HANDLERS[kind] for kind in READ_OPS}
+
+
+class _Restorer:
+    """Validates a decoded snapshot body field by field and builds the machine from it."""
+
+    def __init__(self, raw: object) -> None:
+        body = self._list(raw, "body", 10)
+        applied_slot = self._int(body[0], "applied_slot", low=-1)
+        now_ms = self._int(body[1], "now_ms", high=time_ms_max)
+        revision = self._int(body[2], "revision")
+        fencing_token = self._int(body[3], "fencing_token")
+        sessions_max = self._int(body[4], "clients_max", low=1)
+        machine = StateMachine(clients_max=sessions_max)
+        machine._applied_slot = applied_slot
+        machine._now_ms = now_ms
+        machine._revision = revision
+        machine._fencing_token = fencing_token
+
+        for row in self._rows(body[5], "kv", 4):
+            key = self._str(row[0], "kv key", key_bytes_max)
+            self._json(row[1], "kv value")
+            create = self._int(row[2], "create_revision", low=1, high=revision)
+            mod = self._int(row[3], "mod_revision", low=create, high=revision)
+            machine._kv[key] = (row[1], create, mod)
+        for row in self._rows(body[6], "locks", 5):
+            name = self._str(row[0], "lock name", key_bytes_max)
+            owner = self._str(row[1], "lock owner", owner_bytes_max)
+            token = self._int(row[2], "lock token", low=1, high=fencing_token)
+            expires = self._int(row[3], "lock expiry")
+            if type(row[4]) is not bool:
+                raise CorruptSnapshot("lock held flag is not a bool")
+            machine._locks[name] = (owner, token, expires, row[4])
+        for row in self._rows(body[7], "names", 2):
+            name = self._str(row[0], "name", key_bytes_max)
+            machine._names[name] = self._str(row[1], "name owner", owner_bytes_max)
+        for row in self._rows(body[8], "decisions", 2):
+            id_ = self._str(row[0], "decision id", key_bytes_max)
+            if row[1] is None:
+                raise CorruptSnapshot("a decision's chosen value is null")
+            self._json(row[1], "decision value")
+            machine._decisions[id_] = row[1]
+
+        previous_slot = -1
+        for row in self._list(body[9], "sessions"):
+            row = self._list(row, "session", 4)
+            client_id = self._str(row[0], "client id", owner_bytes_max)
+            seq = self._int(row[1], "session seq", high=seq_max)
+            slot = self._int(row[2], "session slot", low=previous_slot + 1, high=applied_slot)
+            if client_id in machine._sessions:
+                raise CorruptSnapshot(f"duplicate session {client_id!r}")
+            machine._sessions[client_id] = (seq, slot, result_from_raw(row[3]))
+            previous_slot = slot
+        if len(machine._sessions) > sessions_max:
+            raise CorruptSnapshot("more sessions than clients_max")
+        self.machine = machine
+
+    @staticmethod
+    def _list(value: object, what: str, length: int | None = None) -> list[Any]:
+        if type(value) is not list or (length is not None and len(value) != length):
+            raise CorruptSnapshot(f"{what} is not an array of {length or 'any'} items")
+        return value
+
+    def _rows(self, value: object, what: str, width: int) -> list[list[Any]]:
+        """Rows of a table sorted strictly by their first column (so keys are unique)."""
+        rows = [self._list(row, f"{what} row", width) for row in self._list(value, what)]
+        for before, after in itertools.pairwise(rows):
+            if type(before[0]) is not str or type(after[0]) is not str or before[0] >= after[0]:
+                raise CorruptSnapshot(f"{what} rows are not sorted by unique string keys")
+        return rows
+
+    @staticmethod
+    def _int(value: object, what: str, *, low: int = 0, high: int = 2**64 - 1) -> int:
+        if type(value) is not int or not low <= value <= high:
+            raise CorruptSnapshot(f"{what} {value!r:.40} is not an int in [{low}, {high}]")
+        return value
+
+    @staticmethod
+    def _str(value: object, what: str, limit_bytes: int) -> str:
+        if type(value) is not str or not value or len(value.encode()) > limit_bytes:
+            raise CorruptSnapshot(f"{what} {value!r:.40} is not a valid string")
+        return value
+
+    @staticmethod
+    def _json(value: object, what: str) -> None:
+        try:
+            check_value(value, what)
+        except BadCommand as exc:
+            raise CorruptSnapshot(f"{exc}") from None

@@ -1,0 +1,767 @@
+"""An exhaustive, breadth-first explorer of every way a small cluster can run.
+
+Theory of operation. A state is everything that can affect the future: each node's core state
+(or, for a crashed node, its durable records), the messages in flight, which values were
+proposed, which faults remain in the budget, which links are cut, and every decision made so
+far. From each state the explorer tries every enabled action - propose, deliver any message in
+any order, a timer firing, and, within budget, crash, restart, partition, heal, loss and
+duplication - by cloning the cores and calling the same `step`/`tick`/`propose` the simulator
+calls. Breadth-first order means the first state that breaks a property is reached by a
+shortest path, so every counterexample is as short as it can be.
+
+Two network models:
+- `consume`: a message is in flight until it is delivered (once), dropped (the loss fault) or
+  delivered and kept (the duplication fault).
+- `grow`: the messages ever sent form a set that only grows, and any node may receive any
+  message sent to it, any number of times, in any order, or never. This is the abstraction of
+  Lamport's Paxos spec; it covers loss, duplication, reordering and delay at once, and since
+  "which copies were delivered" is not part of the state, the state space is far smaller.
+
+Two timing models: `async`, where any node's timer may fire at any moment (FLP's world), and
+`bounded`, where time advances for all nodes together and only when no deliverable message is
+left, i.e. messages always beat timeouts (the world the book's failover design hopes for).
+
+Termination has two parts. First, from every reachable state a state where every live node has
+decided must stay reachable without further faults; a state where that is lost is "stuck".
+Second, even if it is never stuck an algorithm may run forever: the livelock search looks for a
+fair run that comes back to the same shape of state (same roles and messages, ballots renamed
+in order) with no decision, a loop that can repeat without end.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from paxosd.check.consensus import Verdict
+from paxosd.core.protocol import Core, CoreConfig, CoreFactory
+from paxosd.core.types import Ballot, Envelope, NodeId, describe
+
+states_max_default = 2_000_000
+livelock_states_max = 200_000
+
+TIMINGS = {
+    "async": "any timer may fire at any moment, even while messages are on their way",
+    "local": "a node's timer fires only when no message to or from that node is in flight",
+    "bounded": "messages arrive before timers fire: time advances for all nodes together, "
+    "only when no deliverable message is left in flight",
+}
+NETWORKS = {
+    "consume": "each message is delivered once, unless lost or duplicated by a fault",
+    "grow": "sent messages form a set that only grows; any may be received any number of "
+    "times, or never (loss, duplication and reordering at once)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What the explorer may do besides delivering messages and firing timers."""
+
+    nodes: int = 3
+    values: int = 2
+    crashes: int = 1
+    restarts: bool = False
+    loss: bool = False
+    duplicate: bool = False
+    partitions: int = 0
+    asymmetric: bool = False
+    timing: str = "async"
+    network: str = "consume"
+    states_max: int = states_max_default
+
+    def __post_init__(self) -> None:
+        assert self.timing in TIMINGS, f"unknown timing {self.timing!r}"
+        assert self.network in NETWORKS, f"unknown network model {self.network!r}"
+
+
+@dataclass(slots=True)
+class ExState:
+    """One global state of the explored system (cores are live objects, never shared)."""
+
+    cores: tuple[Core | None, ...]
+    disks: tuple[Any, ...]
+    network: frozenset[Envelope]
+    proposed: frozenset[int]
+    crashes_left: int
+    partitions_left: int
+    blocked: frozenset[tuple[NodeId, NodeId]]
+    decided: frozenset[tuple[NodeId, Any]]
+
+    def key(self) -> Hashable:
+        return (
+            tuple(("down",) if core is None else core.state_key() for core in self.cores),
+            self.disks,
+            self.network,
+            self.proposed,
+            self.crashes_left,
+            self.partitions_left,
+            self.blocked,
+            self.decided,
+        )
+
+    def but(self, **changes: Any) -> ExState:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One action of an explored run, for printing and replaying."""
+
+    kind: str  # propose deliver duplicate drop timeout tick crash restart partition heal
+    node: NodeId = 0
+    envelope: Envelope | None = None
+    value: Any = None
+    links: frozenset[tuple[NodeId, NodeId]] = frozenset()
+    notes: tuple[tuple[NodeId, str], ...] = ()
+    sent: tuple[Envelope, ...] = ()
+    fault: bool = False
+
+    def render(self) -> str:
+        match self.kind:
+            case "propose":
+                text = f"client at {self.node} proposes {self.value}"
+            case "deliver" | "duplicate" | "drop":
+                assert self.envelope is not None
+                env = self.envelope
+                verb = {
+                    "deliver": "receives",
+                    "duplicate": "receives (and the network keeps a copy of)",
+                    "drop": "will never receive (lost)",
+                }[self.kind]
+                text = f"{env.dst} {verb} {describe(env.msg)} from {env.src}"
+            case "timeout":
+                text = f"{self.node} times out"
+            case "tick":
+                text = "time passes (every node's timer ticks)"
+            case "crash":
+                text = f"{self.node} crashes"
+            case "restart":
+                text = f"{self.node} restarts from its durable state"
+            case "partition":
+                text = "partition: " + ", ".join(f"{a}-/->{b}" for a, b in sorted(self.links))
+            case "heal":
+                text = "the partition heals"
+            case _:
+                text = self.kind
+        if self.notes:
+            local = self.kind in ("propose", "deliver", "duplicate", "timeout")
+            text += (
+                "  ["
+                + "; ".join(note if local else f"{node} {note}" for node, note in self.notes)
+                + "]"
+            )
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind, "text": self.render()}
+        if self.node:
+            data["node"] = self.node
+        if self.envelope is not None:
+            data.update(
+                src=self.envelope.src, dst=self.envelope.dst, msg=describe(self.envelope.msg)
+            )
+        if self.value is not None:
+            data["value"] = self.value
+        if self.links:
+            data["links"] = sorted(list(link) for link in self.links)
+        if self.notes:
+            data["notes"] = [{"node": node, "text": note} for node, note in self.notes]
+        if self.sent:
+            data["sent"] = [{"src": e.src, "dst": e.dst, "msg": describe(e.msg)} for e in self.sent]
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """What one core input said (notes, by node) and sent."""
+
+    notes: tuple[tuple[NodeId, str], ...]
+    sent: tuple[Envelope, ...]
+
+
+@dataclass(slots=True)
+class Graph:
+    """The explored state graph, by state number (0 is the initial state, numbering is
+    breadth-first, so a lower number is never deeper)."""
+
+    parent: list[int] = field(default_factory=list)
+    via: list[Step | None] = field(default_factory=list)
+    depth: list[int] = field(default_factory=list)
+    edges: list[list[tuple[int, bool]]] = field(default_factory=list)  # (target, is_fault)
+    goal: list[bool] = field(default_factory=list)
+    bounded: list[bool] = field(default_factory=list)
+    expanded: list[bool] = field(default_factory=list)
+    decided_values: list[frozenset[Any]] = field(default_factory=list)
+
+    def path(self, state: int) -> list[Step]:
+        steps: list[Step] = []
+        while self.parent[state] >= 0:
+            step = self.via[state]
+            assert step is not None
+            steps.append(step)
+            state = self.parent[state]
+        steps.reverse()
+        return steps
+
+    def __len__(self) -> int:
+        return len(self.parent)
+
+
+@dataclass(slots=True)
+class Exploration:
+    """Everything the explorer found."""
+
+    graph: Graph
+    verdicts: dict[str, Verdict]
+    counterexamples: dict[str, list[Step]]
+    complete: bool
+    states: list[ExState] | None = None
+    index: dict[Hashable, int] | None = None
+    livelock_states: int = 0
+
+
+class Explorer:
+    """Breadth-first search over every interleaving of a small configuration."""
+
+    def __init__(
+        self,
+        factory: CoreFactory,
+        budget: Budget,
+        config: CoreConfig,
+        values: list[Any],
+        keep_states: bool = False,
+    ) -> None:
+        assert len(values) == budget.values
+        self.factory = factory
+        self.budget = budget
+        self.config = config
+        self.values = values
+        self.members = tuple(range(1, budget.nodes + 1))
+        # Chance plays no part in an explored run: every outcome is tried. The generator is
+        # only here because cores expect one; explored configs use backoff bounds of 1.
+        self.rng = random.Random(0)
+        self.keep_states = keep_states
+        self._memo: dict[Hashable, tuple[Core, Any]] = {}
+
+    def proposer_of(self, index: int) -> NodeId:
+        """Value number `index` is proposed by a client at this node."""
+        return self.members[index % len(self.members)]
+
+    # -- states and actions -----------------------------------------------------------------
+
+    def initial(self) -> ExState:
+        cores = tuple(
+            self.factory(n, self.members, self.rng, self.config, None) for n in self.members
+        )
+        return ExState(
+            cores=cores,
+            disks=tuple(None for _ in self.members),
+            network=frozenset(),
+            proposed=frozenset(),
+            crashes_left=self.budget.crashes,
+            partitions_left=self.budget.partitions,
+            blocked=frozenset(),
+            decided=frozenset(),
+        )
+
+    def _run(
+        self, state: ExState, index: int, call: Callable[[Core], Any], memo: Hashable
+    ) -> tuple[ExState, Outputs]:
+        """Apply one core input to a clone of node `index`; what it sends joins the network.
+
+        Cores are deterministic, so the outcome of an input depends only on the core's state
+        and the input (`memo`); outcomes are cached, and a cached core is shared between
+        states, which is safe because every input is applied to a fresh clone."""
+        core = state.cores[index]
+        assert core is not None
+        cache_key = (index, core.state_key(), memo)
+        cached = self._memo.get(cache_key)
+        if cached is None:
+            clone = core.clone()
+            effects = call(clone)
+            clone.invariants()
+            cached = (clone, effects)
+            self._memo[cache_key] = cached
+        clone, effects = cached
+        disks = state.disks
+        if effects.persist:
+            disks = disks[:index] + (effects.persist[-1],) + disks[index + 1 :]
+        decided = state.decided
+        if effects.decided:
+            decided = decided | {(self.members[index], v) for v in effects.decided}
+        new = state.but(
+            cores=state.cores[:index] + (clone,) + state.cores[index + 1 :],
+            disks=disks,
+            network=state.network | frozenset(effects.send),
+            decided=decided,
+        )
+        node = self.members[index]
+        return new, Outputs(tuple((node, note) for note in effects.notes), tuple(effects.send))
+
+    def _deliverable(self, state: ExState, envelope: Envelope) -> bool:
+        return (
+            state.cores[envelope.dst - 1] is not None
+            and (envelope.src, envelope.dst) not in state.blocked
+        )
+
+    def successors(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
+        yield from self._proposals(state)
+        yield from self._deliveries(state)
+        if self.budget.timing == "bounded":
+            if not any(self._deliverable(state, e) for e in state.network):
+                yield from self._tick_all(state)
+        else:
+            yield from self._tick_each(state)
+        yield from self._faults(state)
+
+    def _proposals(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
+        for index, value in enumerate(self.values):
+            node = self.proposer_of(index)
+            if index in state.proposed or state.cores[node - 1] is None:
+                continue
+            new, out = self._run(state, node - 1, _proposing(value), ("propose", value))
+            new.proposed = state.proposed | {index}
+            yield Step("propose", node=node, value=value, notes=out.notes, sent=out.sent), new
+
+    def _deliveries(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
+        grow = self.budget.network == "grow"
+        for envelope in sorted(state.network, key=_envelope_order):
+            if not self._deliverable(state, envelope):
+                continue
+            new, out = self._run(state, envelope.dst - 1, _stepping(envelope), envelope)
+            step = Step("deliver", envelope=envelope, notes=out.notes, sent=out.sent)
+            if grow:
+                yield step, new
+                continue
+            if self.budget.duplicate:
+                yield replace(step, kind="duplicate", fault=True), new
+            sent = new.network - state.network
+            yield step, new.but(network=(state.network - {envelope}) | sent)
+            if self.budget.loss:
+                lost = state.but(network=state.network - {envelope})
+                yield Step("drop", envelope=envelope, fault=True), lost
+
+    def _tick_all(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
+        """Bounded timing: one unit of time passes for every live node together."""
+        new = state
+        notes: list[tuple[NodeId, str]] = []
+        sent: list[Envelope] = []
+        for i, core in enumerate(state.cores):
+            if core is not None:
+                new, out = self._run(new, i, lambda c: c.tick(), "tick")
+                notes.extend(out.notes)
+                sent.extend(out.sent)
+        if new.key() != state.key():
+            yield Step("tick", notes=tuple(notes), sent=tuple(sent)), new
+
+    def _tick_each(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
+        """Any one node's timer may fire now (under `local` timing, only a node none of whose
+        messages, sent or awaited, is still deliverable)."""
+        waiting: set[NodeId] = set()
+        if self.budget.timing == "local":
+            for envelope in state.network:
+                if self._deliverable(state, envelope):
+                    waiting.update((envelope.src, envelope.dst))
+        for i, core in enumerate(state.cores):
+            if core is None or self.members[i] in waiting:
+                continue
+            new, out = self._run(state, i, lambda c: c.tick(), "tick")
+            after = new.cores[i]
+            assert after is not None
+            if after.state_key() != core.state_key() or new.network != state.network:
+                yield Step("timeout", node=self.members[i], notes=out.notes, sent=out.sent), new
+
+    def _faults(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
+        """Partitions, crashes, restarts and healing, as the budget allows. Partitions come
+        first so that, among equally short counterexamples, the book's split brain is shown."""
+        budget = self.budget
+        if state.partitions_left > 0:
+            for links in self._partitions():
+                yield (
+                    Step("partition", links=links, fault=True),
+                    state.but(
+                        partitions_left=state.partitions_left - 1, blocked=state.blocked | links
+                    ),
+                )
+        if state.crashes_left > 0:
+            for i, core in enumerate(state.cores):
+                if core is None:
+                    continue
+                node = self.members[i]
+                network = state.network
+                if not budget.restarts:
+                    # A node that never comes back never reads its mail.
+                    network = frozenset(e for e in network if e.dst != node)
+                yield (
+                    Step("crash", node=node, fault=True),
+                    state.but(
+                        cores=state.cores[:i] + (None,) + state.cores[i + 1 :],
+                        network=network,
+                        crashes_left=state.crashes_left - 1,
+                    ),
+                )
+        if budget.restarts:
+            for i, core in enumerate(state.cores):
+                if core is not None:
+                    continue
+                node = self.members[i]
+                disk = state.disks[i]
+                durable = [] if disk is None else [disk]
+                revived = self.factory(node, self.members, self.rng, self.config, durable)
+                yield (
+                    Step("restart", node=node),
+                    state.but(cores=state.cores[:i] + (revived,) + state.cores[i + 1 :]),
+                )
+        if state.blocked:
+            yield Step("heal"), state.but(blocked=frozenset())
+
+    def _partitions(self) -> Iterator[frozenset[tuple[NodeId, NodeId]]]:
+        """Every split of the members into two sides (and one-way cuts if asymmetric)."""
+        members = self.members
+        seen: set[frozenset[NodeId]] = set()
+        for mask in range(1, 2 ** len(members) - 1):
+            side = frozenset(m for bit, m in enumerate(members) if mask >> bit & 1)
+            other = frozenset(members) - side
+            if len(side) > len(other) or side in seen or other in seen:
+                continue
+            seen.add(side)
+            there = frozenset((a, b) for a in side for b in other)
+            back = frozenset((b, a) for a in side for b in other)
+            yield there | back
+            if self.budget.asymmetric:
+                yield there
+                yield back
+
+    # -- the search -------------------------------------------------------------------------
+
+    def explore(
+        self,
+        progress: Callable[[int], None] | None = None,
+        stop_on: frozenset[str] = frozenset(),
+    ) -> Exploration:
+        """Visit every reachable state; judge agreement, validity and termination.
+
+        `stop_on` names safety properties whose first (shortest) violation ends the search
+        early; the other verdicts are then "unknown"."""
+        graph = Graph()
+        index: dict[Hashable, int] = {}
+        verdicts: dict[str, Verdict] = {}
+        counterexamples: dict[str, list[Step]] = {}
+        kept: list[ExState] = []
+        queue: deque[tuple[int, ExState]] = deque()
+
+        def add(state: ExState, parent: int, step: Step | None) -> int:
+            key = state.key()
+            known = index.get(key)
+            if known is not None:
+                return known
+            number = len(graph)
+            index[key] = number
+            graph.parent.append(parent)
+            graph.via.append(step)
+            graph.depth.append(0 if parent < 0 else graph.depth[parent] + 1)
+            graph.edges.append([])
+            graph.goal.append(self._goal(state))
+            graph.bounded.append(self._bounded(state))
+            graph.expanded.append(False)
+            graph.decided_values.append(frozenset(v for _, v in state.decided))
+            if self.keep_states:
+                kept.append(state)
+            self._check_safety(state, number, graph, verdicts, counterexamples)
+            queue.append((number, state))
+            return number
+
+        add(self.initial(), -1, None)
+        complete = stopped = False
+        while queue:
+            if stop_on & verdicts.keys():
+                stopped = True
+                break
+            if len(graph) >= self.budget.states_max:
+                break
+            number, state = queue.popleft()
+            edges = graph.edges[number]
+            for step, successor in self.successors(state):
+                edges.append((add(successor, number, step), step.fault))
+            graph.expanded[number] = True
+            if progress is not None and number % 5000 == 0:
+                progress(len(graph))
+        else:
+            complete = True
+        if progress is not None:
+            progress(len(graph))
+        for prop in ("agreement", "validity"):
+            if prop not in verdicts:
+                where = (
+                    f"in all {len(graph):,} reachable states"
+                    if complete
+                    else f"in the {len(graph):,} states explored before the state limit"
+                )
+                verdicts[prop] = Verdict(prop, "holds" if complete else "unknown", where)
+        exploration = Exploration(
+            graph, verdicts, counterexamples, complete,
+            kept if self.keep_states else None, index if self.keep_states else None,
+        )  # fmt: skip
+        if stopped:
+            verdicts["termination"] = Verdict("termination", "unknown", "search stopped early")
+        else:
+            self._judge_termination(exploration)
+        return exploration
+
+    def _check_safety(
+        self,
+        state: ExState,
+        number: int,
+        graph: Graph,
+        verdicts: dict[str, Verdict],
+        counterexamples: dict[str, list[Step]],
+    ) -> None:
+        if "agreement" not in verdicts and len({v for _, v in state.decided}) > 1:
+            by_node: dict[NodeId, list[str]] = {}
+            for node, value in sorted(state.decided, key=repr):
+                by_node.setdefault(node, []).append(str(value))
+            detail = ", ".join(
+                f"node {n} decided {' then '.join(vs)}" for n, vs in sorted(by_node.items())
+            )
+            verdicts["agreement"] = Verdict("agreement", "violated", detail)
+            counterexamples["agreement"] = graph.path(number)
+        if "validity" not in verdicts:
+            proposed = {self.values[i] for i in state.proposed}
+            for node, value in sorted(state.decided, key=repr):
+                if value not in proposed:
+                    verdicts["validity"] = Verdict(
+                        "validity", "violated", f"node {node} decided {value}, never proposed"
+                    )
+                    counterexamples["validity"] = graph.path(number)
+                    break
+
+    def _bounded(self, state: ExState) -> bool:
+        """A proposer wanted a ballot beyond the explorer's bound: what follows is unexplored."""
+        return any(getattr(c, "bound_reached", lambda: False)() for c in state.cores if c)
+
+    def _goal(self, state: ExState) -> bool:
+        """Every live node knows the decision, or nothing is left that could be decided (no
+        live node proposed or will propose), or a core hit the explorer's round bound."""
+        if self._bounded(state):
+            return True
+        up = [core for core in state.cores if core is not None]
+        if up and all(core.query() is not None for core in up):
+            return True
+        return all(state.cores[self.proposer_of(i) - 1] is None for i in range(len(self.values)))
+
+    def _judge_termination(self, exploration: Exploration) -> None:
+        graph = exploration.graph
+        hopeful = reach_backwards(graph, lambda s: graph.goal[s] or not graph.expanded[s])
+        for state in range(len(graph)):
+            if not hopeful[state]:
+                exploration.verdicts["termination"] = Verdict(
+                    "termination",
+                    "violated",
+                    "stuck: a reachable state from which no decision is possible, ever",
+                    kind="stuck",
+                )
+                exploration.counterexamples["termination"] = graph.path(state)
+                return
+        lasso, searched = self.find_livelock()
+        exploration.livelock_states = searched
+        if lasso is not None:
+            exploration.verdicts["termination"] = Verdict(
+                "termination",
+                "violated",
+                "not guaranteed: a decision stays possible from every state, yet this run "
+                "comes back to the same situation with higher ballots and still no decision, "
+                "and can repeat that forever (livelock)",
+                kind="livelock",
+            )
+            exploration.counterexamples["termination"] = lasso
+            return
+        if not exploration.complete:
+            exploration.verdicts["termination"] = Verdict(
+                "termination", "unknown", "the state limit was reached"
+            )
+            return
+        exploration.verdicts["termination"] = Verdict(
+            "termination", "holds", "a decision stays reachable from every state, no livelock"
+        )
+
+    def find_livelock(self, states_max: int = livelock_states_max) -> tuple[list[Step] | None, int]:
+        """Breadth-first search, without faults, for the shortest fair run that returns to the
+        shape of an earlier undecided state after a proposal. Fair: every message in flight at
+        the start of the loop is delivered within it, so the loop starves no one. Under
+        asynchronous timing the shortest such loop is usually a proposer whose timer keeps
+        firing just before the promises it waits for arrive; duelling proposers, which pre-empt
+        each other, are the same story told with two nodes (see the `dueling-proposers`
+        scenario)."""
+        quiet = Explorer(
+            self.factory,
+            replace(self.budget, crashes=0, partitions=0, loss=False, duplicate=False,
+                    restarts=False, network="consume"),
+            replace(self.config, rounds_max=None),
+            self.values,
+        )  # fmt: skip
+        start = quiet.initial()
+        seen: dict[Hashable, int] = {start.key(): 0}
+        parents: list[int] = [-1]
+        steps: list[Step | None] = [None]
+        shapes: list[Hashable] = [_shape(start.key())]
+        networks: list[frozenset[Envelope]] = [start.network]
+        queue = deque([(0, start)])
+        while queue and len(parents) < states_max:
+            number, state = queue.popleft()
+            for step, successor in quiet.successors(state):
+                if successor.decided:
+                    continue
+                key = successor.key()
+                if key in seen:
+                    continue
+                child = len(parents)
+                seen[key] = child
+                parents.append(number)
+                steps.append(step)
+                shapes.append(_shape(key))
+                networks.append(successor.network)
+                if successor.proposed:
+                    loop = _loop_back(child, parents, steps, shapes, networks, timers_min=1)
+                    if loop is not None:
+                        return loop, len(parents)
+                queue.append((child, successor))
+        return None, len(parents)
+
+
+def _loop_back(
+    state: int,
+    parents: list[int],
+    steps: list[Step | None],
+    shapes: list[Hashable],
+    networks: list[frozenset[Envelope]],
+    timers_min: int,
+) -> list[Step] | None:
+    """If an ancestor has the same shape, and the stretch from it delivered every message it
+    had in flight, proposed nothing new and fired the timers of `timers_min` nodes or more,
+    return the whole path."""
+    delivered: set[Envelope] = set()
+    timers: set[NodeId] = set()
+    current = state
+    while parents[current] >= 0:
+        step = steps[current]
+        assert step is not None
+        if step.kind == "propose":
+            return None
+        if step.envelope is not None:
+            delivered.add(step.envelope)
+        if step.kind == "timeout":
+            timers.add(step.node)
+        current = parents[current]
+        if (
+            shapes[current] == shapes[state]
+            and networks[current] <= delivered
+            and len(timers) >= timers_min
+        ):
+            path: list[Step] = []
+            walk = state
+            while parents[walk] >= 0:
+                taken = steps[walk]
+                assert taken is not None
+                path.append(taken)
+                walk = parents[walk]
+            path.reverse()
+            return path
+    return None
+
+
+def reach_backwards(graph: Graph, goal: Callable[[int], bool]) -> list[bool]:
+    """States from which a goal state is reachable along fault-free edges."""
+    reverse: list[list[int]] = [[] for _ in range(len(graph))]
+    for source, targets in enumerate(graph.edges):
+        for target, fault in targets:
+            if not fault:
+                reverse[target].append(source)
+    reached = [False] * len(graph)
+    work = [s for s in range(len(graph)) if goal(s)]
+    for s in work:
+        reached[s] = True
+    while work:
+        s = work.pop()
+        for p in reverse[s]:
+            if not reached[p]:
+                reached[p] = True
+                work.append(p)
+    return reached
+
+
+def _shape(key: Any) -> Any:
+    """The state with every ballot replaced by its rank among the ballots in it. Paxos only
+    ever compares ballots, so two states of equal shape behave alike, however high the ballots."""
+    ballots: set[Ballot] = set()
+    _collect_ballots(key, ballots)
+    if not ballots:
+        return key
+    rank = {b: i for i, b in enumerate(sorted(ballots))}
+    return _relabel(key, rank)
+
+
+_ATOM, _BALLOT, _SEQUENCE, _SET, _RECORD = range(5)
+_kinds: dict[type, tuple[int, tuple[str, ...]]] = {}
+
+
+def _kind(value: Any) -> tuple[int, tuple[str, ...]]:
+    """How to walk a value of this type (cached per type: this runs millions of times)."""
+    klass = type(value)
+    known = _kinds.get(klass)
+    if known is not None:
+        return known
+    if klass is Ballot:
+        kind: tuple[int, tuple[str, ...]] = (_BALLOT, ())
+    elif issubclass(klass, tuple | list):
+        kind = (_SEQUENCE, ())
+    elif issubclass(klass, frozenset | set):
+        kind = (_SET, ())
+    elif hasattr(klass, "__slots__") and not issubclass(klass, str | int | float | bytes):
+        names: list[str] = []
+        for base in klass.__mro__:
+            names.extend(getattr(base, "__slots__", ()))
+        kind = (_RECORD, tuple(n for n in names if not n.startswith("__")))
+    else:
+        kind = (_ATOM, ())
+    _kinds[klass] = kind
+    return kind
+
+
+def _collect_ballots(value: Any, into: set[Ballot]) -> None:
+    kind, names = _kind(value)
+    if kind == _BALLOT:
+        into.add(value)
+    elif kind in (_SEQUENCE, _SET):
+        for item in value:
+            _collect_ballots(item, into)
+    elif kind == _RECORD:
+        for name in names:
+            _collect_ballots(getattr(value, name), into)
+
+
+def _relabel(value: Any, rank: dict[Ballot, int]) -> Any:
+    kind, names = _kind(value)
+    if kind == _ATOM:
+        return value
+    if kind == _BALLOT:
+        return ("ballot", rank[value], value.node)
+    if kind == _SEQUENCE:
+        return tuple(_relabel(v, rank) for v in value)
+    if kind == _SET:
+        return frozenset(_relabel(v, rank) for v in value)
+    return (type(value).__name__, *(_relabel(getattr(value, n), rank) for n in names))
+
+
+def _proposing(value: Any) -> Callable[[Core], Any]:
+    return lambda core: core.propose(value)
+
+
+def _stepping(envelope: Envelope) -> Callable[[Core], Any]:
+    return lambda core: core.step(envelope)
+
+
+def _envelope_order(envelope: Envelope) -> tuple[int, int, str]:
+    return (envelope.src, envelope.dst, repr(envelope.msg))
