@@ -65,7 +65,7 @@ class Model:
         if isinstance(command, AdvanceTime):
             self.time = max(self.time, command.now_ms)
             for lock in self.locks.values():  # eager expiry, unlike the machine
-                if lock["holder"] is not None and lock["until"] <= self.time:
+                if lock["holder"] is not None and lock["until"] < self.time:
                     lock["holder"] = None
             return None
         if isinstance(command, Request):

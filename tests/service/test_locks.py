@@ -57,13 +57,14 @@ def test_reentrant_acquire_refreshes_and_keeps_the_token() -> None:
     assert acquire(log, "o1", ttl_ms=2000) == held("o1", 1, 2500)
 
 
-def test_lease_expires_exactly_at_expires_at_on_log_time() -> None:
-    """A lease is live while now < expires_at_ms; at expires_at_ms the lock is free."""
+def test_lease_expires_just_after_expires_at_on_log_time() -> None:
+    """A lease is live while now <= expires_at_ms (its last millisecond included, since log
+    time is truncated to whole milliseconds); one millisecond later the lock is free."""
     log = Log()
     acquire(log, "o1", ttl_ms=1000)
-    log.run(AdvanceTime(now_ms=999))
-    assert log.machine.read(LockStatus(name="L")) == held("o1", 1, 1000)
     log.run(AdvanceTime(now_ms=1000))
+    assert log.machine.read(LockStatus(name="L")) == held("o1", 1, 1000)
+    log.run(AdvanceTime(now_ms=1001))
     assert log.machine.read(LockStatus(name="L")) == LockResult(
         acquired=False, name="L", owner=None, fencing_token=None, expires_at_ms=None
     )
@@ -94,10 +95,10 @@ def test_grant_after_expiry_gets_a_new_larger_token_even_for_the_same_owner() ->
     """An expired lease is gone: re-acquiring is a new grant with a new token."""
     log = Log()
     acquire(log, "o1", ttl_ms=100)
-    log.run(AdvanceTime(now_ms=100))
-    assert acquire(log, "o1") == held("o1", 2, 1100)
-    log.run(AdvanceTime(now_ms=1100))
-    assert acquire(log, "o2") == held("o2", 3, 2100)
+    log.run(AdvanceTime(now_ms=101))
+    assert acquire(log, "o1") == held("o1", 2, 1101)
+    log.run(AdvanceTime(now_ms=1102))
+    assert acquire(log, "o2") == held("o2", 3, 2102)
 
 
 def test_fencing_tokens_are_global_across_locks() -> None:
@@ -130,7 +131,7 @@ def test_refresh_after_expiry_is_not_holder() -> None:
     """An expired lease cannot be refreshed back to life: acquire again instead."""
     log = Log()
     acquire(log, "o1", ttl_ms=100)
-    log.run(AdvanceTime(now_ms=100))
+    log.run(AdvanceTime(now_ms=101))
     result = log.run(LockRefresh(name="L", owner="o1", ttl_ms=500))
     assert isinstance(result, Error) and result.code == "not_holder"
     unknown = log.run(LockRefresh(name="nope", owner="o1", ttl_ms=500))
@@ -170,7 +171,7 @@ def test_release_after_expiry_by_last_owner_answers_released_false() -> None:
     """An expired lease is already free: its last owner's release is a no-op, not an error."""
     log = Log()
     acquire(log, "o1", ttl_ms=100)
-    log.run(AdvanceTime(now_ms=100))
+    log.run(AdvanceTime(now_ms=101))
     assert log.run(LockRelease(name="L", owner="o1")) == Released(
         released=False, name="L", owner="o1"
     )

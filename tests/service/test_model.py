@@ -111,7 +111,7 @@ def test_reference_model_agrees_on_a_known_story() -> None:
         ("log", Request(client_id="c1", seq=1, op=Put(key="a", value=1))),
         ("log", Request(client_id="c1", seq=1, op=Put(key="a", value=1))),
         ("log", LockAcquire(name="l1", owner="o1", ttl_ms=100)),
-        ("log", AdvanceTime(now_ms=100)),
+        ("log", AdvanceTime(now_ms=101)),
         ("log", LockAcquire(name="l1", owner="o2", ttl_ms=100)),
         ("log", LockRelease(name="l1", owner="o1")),
         ("raw", b"\xc1"),

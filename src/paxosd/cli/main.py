@@ -11,6 +11,7 @@ import click
 SUBCOMMANDS = {
     "lab": ("paxosd.cli.lab", "lab", "The book's algorithms in a deterministic simulator."),
     "check": ("paxosd.cli.check", "command", "Check a recorded history for linearizability."),
+    "sim": ("paxosd.cli.sim", "command", "The Multi-Paxos engine in the simulator, under faults."),
 }
 
 

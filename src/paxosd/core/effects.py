@@ -5,7 +5,7 @@ out in this order:
 
 1. write every record in `persist` and make it durable (fsync) - BEFORE anything else;
 2. send every envelope in `send`;
-3. report every entry in `decided` to whoever waits for it.
+3. report every entry in `decided` (and `reads`) to whoever waits for it.
 
 Sending before the records are durable would let a node promise or accept something it can
 forget in a crash, which breaks Paxos. Both drivers (the simulator and the asyncio runtime) obey
@@ -28,9 +28,12 @@ class Effects:
     send: list[Envelope] = field(default_factory=list)
     decided: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Linearizable reads that may now be answered, (read id, True), or must be retried
+    # elsewhere, (read id, False). Only the Multi-Paxos engine uses these.
+    reads: list[tuple[Any, bool]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.persist or self.send or self.decided or self.notes)
+        return bool(self.persist or self.send or self.decided or self.notes or self.reads)
 
     def extend(self, other: Effects) -> Effects:
         """Append another step's effects after this one's (keeps the persist-first order)."""
@@ -38,4 +41,5 @@ class Effects:
         self.send.extend(other.send)
         self.decided.extend(other.decided)
         self.notes.extend(other.notes)
+        self.reads.extend(other.reads)
         return self

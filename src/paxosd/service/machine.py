@@ -8,7 +8,11 @@ dict iteration order of anything but its own inputs. Three consequences shape th
 * Time is data. Lock leases are measured against `now_ms`, the largest `AdvanceTime` the leader
   proposed into the log, never against a replica's own clock; otherwise two replicas could
   disagree about whether a lease had expired. Expiry is lazy: a lease is live while
-  `now_ms < expires_at_ms`, checked whenever the lock is touched, so no replica needs a timer.
+  `now_ms <= expires_at_ms`, checked whenever the lock is touched, so no replica needs a timer.
+  The lease includes its last millisecond on purpose: log time comes in whole milliseconds
+  (truncated), so a grant stamped at ms T may really have happened up to 1 ms later; ending
+  the lease only once log time passes T + ttl makes sure no other owner is granted the lock
+  before ttl_ms of real time has passed since the request reached the leader.
 * Failures are answers. A well-formed command that cannot take effect returns `Error(code)`; a
   payload that does not decode returns `Error("bad_command")`. Neither raises, because an
   exception in `apply` would either crash every replica on the same slot (a poison pill) or,
@@ -284,7 +288,7 @@ class StateMachine:
     def _live_lease(self, name: str) -> _Lease | None:
         """The lock's lease if someone holds it at the current log time."""
         lease = self._locks.get(name)
-        if lease is None or not lease[3] or lease[2] <= self._now_ms:
+        if lease is None or not lease[3] or lease[2] < self._now_ms:
             return None
         return lease
 

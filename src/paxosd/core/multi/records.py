@@ -1,0 +1,50 @@
+"""What a Multi-Paxos node persists. Storage backends store these and give them back.
+
+Only acceptor state and the log (with its snapshot) are durable; everything else is rebuilt on
+restart. Each record replaces what an older record of the same kind said:
+
+- `Promised(ballot)`: the highest ballot this acceptor promised; later ones supersede it.
+- `Accepted(slot, ballot, batch)`: the value this acceptor accepted for `slot`, in `ballot`;
+  a later record for the same slot supersedes it.
+- `Committed(slot)`: a hint that slots up to `slot` are chosen (lets a restarted node apply
+  its own log at once); losing it is harmless, the node re-learns.
+- `Snapshot(slot, data)`: the state machine after applying every slot up to `slot`; it
+  supersedes every `Accepted` record for slots up to `slot` and every older snapshot.
+
+A backend must give back, after a crash at any instant, everything that was synced, possibly
+plus some records written but not yet synced, and never a damaged record as if it were whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paxosd.core.types import Ballot
+
+Batch = tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Promised:
+    ballot: Ballot
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    slot: int
+    ballot: Ballot
+    batch: Batch
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    slot: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    slot: int
+    data: bytes
+
+
+Record = Promised | Accepted | Committed | Snapshot

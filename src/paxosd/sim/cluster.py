@@ -1,0 +1,736 @@
+"""A simulated paxosd cluster: Multi-Paxos replicas, state machines, disks and clients.
+
+Theory of operation. One seeded run drives N `Replica` cores exactly as the real node does:
+each node works in turns; in a turn it handles what arrived, calls `flush()`, then writes and
+syncs its records ONCE (group commit) and only then sends messages and answers clients. A
+crash loses the turn's unsynced records and everything not yet sent. Clients invoke
+operations (put, get, cas, delete, lock acquire / use / release, name registration, decision
+proposals and reads), time out, retry under the same request id (exactly-once), and record
+every operation as invoke, then ok, fail (certainly did not happen) or info (unknown).
+
+A run has a safety phase, in which faults strike on a seeded schedule - crashes and
+restarts, partitions, an isolated leader, loss, duplication, reordering, long delays, a slow
+node, torn disk writes - and a liveness phase: faults stop, every node comes back, and every
+client must complete its operations within a bound. Then the checkers judge the history:
+linearizability per key, fencing tokens and mutual exclusion for locks, one owner per name,
+one value per decision, and one batch per slot across all replicas' logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from paxosd.check.history import Event, OpType, build_history
+from paxosd.check.linearizability import check as check_linearizable
+from paxosd.check.locks import check_decisions, check_locks, check_names
+from paxosd.check.models import get_model
+from paxosd.core.effects import Effects
+from paxosd.core.multi.config import EngineConfig
+from paxosd.core.multi.replica import Applied, Replica
+from paxosd.core.types import Envelope, NodeId
+from paxosd.service import (
+    AdvanceTime,
+    Cas,
+    DecisionGet,
+    DecisionPropose,
+    Delete,
+    Get,
+    LockAcquire,
+    LockRelease,
+    NameLookup,
+    NameRegister,
+    Put,
+    Request,
+    StateMachine,
+    decode,
+    encode,
+)
+from paxosd.service.results import (
+    CasResult,
+    DecisionResult,
+    Error,
+    LockResult,
+    NameResult,
+    NotFound,
+    Released,
+    Value,
+)
+from paxosd.storage import MemoryLog, make_identity
+
+FAULTS = {
+    "crash": "nodes are killed and restarted (unsynced writes are lost)",
+    "partition": "the cluster splits into two sides for a while",
+    "isolate-leader": "the current leader is cut off from everyone",
+    "loss": "peer messages are lost (3%)",
+    "duplicate": "peer messages are delivered twice (3%)",
+    "reorder": "message delays vary widely, so messages overtake each other",
+    "delay": "some messages take 20 to 60 times longer",
+    "slow": "a node runs 5 to 10 times slower for a while",
+    "torn-write": "a crash tears the last unsynced record",
+}
+WORKLOADS = ("kv", "locks", "names", "decisions")
+
+tick_ms = 10.0
+turn_ms = 0.05  # how long a node's event-loop turn takes before it syncs and sends
+fsync_ms = (0.1, 1.0)  # how long a sync takes
+time_advance_ms = 50.0  # how often the leader proposes log time (lock leases)
+client_timeout_ms = 400.0
+client_attempts_max = 6
+lock_ttl_ms = 300
+REDIRECT = object()  # "not here: try the leader" (the node names it when it knows)
+
+
+@dataclass(frozen=True, slots=True)
+class SimSpec:
+    nodes: int = 3
+    clients: int = 6
+    keys: int = 3
+    faults: frozenset[str] = frozenset(FAULTS)
+    workloads: tuple[str, ...] = WORKLOADS
+    variant: str = "correct"
+    safety_ms: float = 3_000.0
+    liveness_ms: float = 4_000.0
+    config: EngineConfig = field(default_factory=EngineConfig)
+
+
+@dataclass(slots=True)
+class SimResult:
+    seed: int
+    operations: dict[str, int]
+    faults: dict[str, int]
+    violations: list[str]
+    history: list[Event]
+    node_status: dict[int, dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+# -- nodes ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Pending:
+    client: SimClient
+    attempt: int
+
+
+class SimNode:
+    """The driver of one replica: turns, group commit, client requests."""
+
+    def __init__(self, cluster: Cluster, node_id: NodeId, disk: MemoryLog) -> None:
+        self.cluster = cluster
+        self.node_id = node_id
+        self.disk = disk
+        self.replica = Replica(
+            node_id,
+            cluster.members,
+            cluster.rng,
+            cluster.spec.config,
+            StateMachine(),
+            StateMachine.restore,
+            disk.load().records(),
+        )
+        self.outbox: list[Envelope] = []
+        self.replies: list[Callable[[], None]] = []
+        self.turn_scheduled = False
+        self.syncing = False
+        self.pending: dict[tuple[str, int], _Pending] = {}
+        self.reads: dict[int, tuple[SimClient, Any, int]] = {}
+        self.read_ids = itertools.count(1)
+        self.alive = True
+        self.position = (0, 0)  # (slot, commands of it applied so far)
+        self.ticks = 0
+        self.next_time_advance = 0.0
+
+    # inputs
+    def deliver(self, envelope: Envelope) -> None:
+        self.absorb(self.replica.step(envelope))
+
+    def tick(self) -> None:
+        self.absorb(self.replica.tick())
+        self.ticks += 1
+        if self.cluster.variant == "reply-before-fsync" and self.ticks % 10 == 0:
+            # The planted bug: replies go out at once, a background flusher syncs every
+            # 100 ms (as stores that "fsync periodically" do).
+            self.disk.sync()
+        if self.replica.is_leader and self.cluster.now >= self.next_time_advance:
+            # Keep log time moving while idle, so leases expire without traffic.
+            self.next_time_advance = self.cluster.now + time_advance_ms
+            self.absorb(self.replica.propose(self.clock()))
+        self.end_turn_soon()
+
+    def clock(self) -> bytes:
+        return encode(AdvanceTime(now_ms=int(self.cluster.now)))
+
+    def request(self, client: SimClient, request: Request, attempt: int) -> None:
+        if isinstance(request.op, Get | NameLookup | DecisionGet):
+            read_id = next(self.read_ids)
+            self.reads[read_id] = (client, request.op, attempt)
+            self.absorb(self.replica.read(read_id))
+        else:
+            self.pending[(request.client_id, request.seq)] = _Pending(client, attempt)
+            if not self.replica.is_leader and self.replica.leader_hint is None:
+                self.replies.append(partial(client.answer, attempt, REDIRECT, None))
+            self.absorb(self.replica.propose(encode(request)))
+        self.end_turn_soon()
+
+    def absorb(self, effects: Effects) -> None:
+        self.disk.write(effects.persist)
+        self.outbox.extend(effects.send)
+        for applied in effects.decided:
+            self._applied(applied)
+        for read_id, ready in effects.reads:
+            self._read_ready(read_id, ready)
+        self.end_turn_soon()
+
+    def _applied(self, applied: Applied) -> None:
+        slot, count = self.position
+        self.position = (applied.slot, count + 1 if slot == applied.slot else 1)
+        self.cluster.record_slot(self.node_id, applied, self.position[1])
+        try:
+            request = decode(applied.payload)
+        except Exception:
+            return
+        if not isinstance(request, Request):
+            return
+        waiting = self.pending.pop((request.client_id, request.seq), None)
+        if waiting is not None:
+            self.replies.append(
+                partial(waiting.client.answer, waiting.attempt, applied.result, self.node_id)
+            )
+
+    def _read_ready(self, read_id: int, ready: bool) -> None:
+        entry = self.reads.pop(read_id, None)
+        if entry is None:
+            return
+        client, op, attempt = entry
+        if ready:
+            self.replies.append(
+                partial(client.answer, attempt, self.replica.machine.read(op), self.node_id)
+            )
+        else:
+            hint = self.replica.leader_hint
+            self.replies.append(partial(client.answer, attempt, REDIRECT, hint))
+
+    def end_turn_soon(self) -> None:
+        if not self.turn_scheduled and not self.syncing and self.alive:
+            self.turn_scheduled = True
+            self.cluster.at(self.cluster.now + turn_ms, self.end_turn)
+
+    def end_turn(self) -> None:
+        self.turn_scheduled = False
+        if not self.alive:
+            return
+        effects = self.replica.flush(self.clock() if self.replica.is_leader else None)
+        self.disk.write(effects.persist)
+        self.outbox.extend(effects.send)
+        for applied in effects.decided:
+            self._applied(applied)
+        for read_id, ready in effects.reads:
+            self._read_ready(read_id, ready)
+        self.replica.invariants()
+        outbox, self.outbox = self.outbox, []
+        replies, self.replies = self.replies, []
+        if self.cluster.variant == "reply-before-fsync":
+            self._release(outbox, replies)
+            return
+        # Group commit: one sync for the whole turn, and nothing leaves before it is done. The
+        # sync takes time; a crash meanwhile loses (or tears) the turn's writes, and nothing
+        # that depended on them was sent.
+        self.syncing = True
+        self.cluster.at(
+            self.cluster.now + self.cluster.rng.uniform(*fsync_ms),
+            partial(self._synced, outbox, replies),
+        )
+
+    def _synced(self, outbox: list[Envelope], replies: list[Callable[[], None]]) -> None:
+        self.syncing = False
+        if not self.alive:
+            return
+        self.disk.sync()
+        self._release(outbox, replies)
+        if self.outbox or self.replies or self.replica.queue or self.replica.forward_queue:
+            self.end_turn_soon()
+
+    def _release(self, outbox: list[Envelope], replies: list[Callable[[], None]]) -> None:
+        for envelope in outbox:
+            self.cluster.transmit(envelope)
+        for reply in replies:
+            self.cluster.to_client(reply)
+
+
+# -- clients --------------------------------------------------------------------------------
+
+
+class SimClient:
+    """A client that runs one operation at a time and records everything it sees."""
+
+    def __init__(self, cluster: Cluster, number: int) -> None:
+        self.cluster = cluster
+        self.name = f"c{number}"
+        self.number = number
+        self.rng = random.Random(cluster.rng.random())
+        self.seq = 0
+        self.attempt = 0  # never reset: a late answer must not pass for a newer attempt's
+        self.tries = 0  # attempts at the current operation
+        self.current: tuple[str, Any, Any, Request] | None = None  # f, key, input, request
+        self.target: NodeId = cluster.members[number % len(cluster.members)]
+        self.deadline = 0.0
+        self.holding: dict[str, int] = {}  # lock name -> token
+        self.done = 0
+
+    def start(self) -> None:
+        if self.cluster.now >= self.cluster.stop_at or self.current is not None:
+            return
+        self.seq += 1
+        f, key, value, op = self._choose()
+        request = Request(client_id=self.name, seq=self.seq, op=op)
+        self.current = (f, key, value, request)
+        self.tries = 0
+        self.cluster.log(self.name, OpType.INVOKE, f, key, value)
+        self._send()
+
+    def _choose(self) -> tuple[str, Any, Any, Any]:
+        rng, spec = self.rng, self.cluster.spec
+        workload = rng.choice(spec.workloads)
+        key = f"k{rng.randrange(spec.keys)}"
+        if workload == "kv":
+            kind = rng.choice(("put", "get", "cas", "delete", "get", "put"))
+            value = rng.randrange(10)
+            if kind == "put":
+                return "put", key, value, Put(key=key, value=value)
+            if kind == "get":
+                return "get", key, None, Get(key=key)
+            if kind == "delete":
+                return "delete", key, None, Delete(key=key)
+            expected = rng.randrange(10)
+            return "cas", key, (expected, value), Cas(key=key, expected=expected, value=value)
+        if workload == "locks":
+            name = f"lock{rng.randrange(2)}"
+            if name in self.holding:  # release first: re-acquiring would refresh, not grant
+                return "release", name, self.holding[name], LockRelease(name=name, owner=self.name)
+            owner = {"owner": self.name, "lease_s": lock_ttl_ms / 1000}
+            return (
+                "acquire",
+                name,
+                owner,
+                LockAcquire(name=name, owner=self.name, ttl_ms=lock_ttl_ms),
+            )
+        if workload == "names":
+            name = f"user{rng.randrange(3)}"
+            if rng.random() < 0.3:
+                return "lookup", name, None, NameLookup(name=name)
+            return "register", name, self.name, NameRegister(name=name, owner=self.name)
+        decision = f"d{rng.randrange(3)}"
+        if rng.random() < 0.3:
+            return "get", f"decision:{decision}", None, DecisionGet(id=decision)
+        proposal = f"{self.name}-{self.seq}"
+        return (
+            "propose",
+            f"decision:{decision}",
+            proposal,
+            DecisionPropose(id=decision, value=proposal),
+        )
+
+    def _send(self) -> None:
+        assert self.current is not None
+        self.attempt += 1
+        self.tries += 1
+        attempt, request = self.attempt, self.current[3]
+        self.cluster.to_node(self.target, partial(_request, self, request, attempt))
+        self.cluster.at(self.cluster.now + client_timeout_ms, partial(self._timeout, attempt))
+
+    def _timeout(self, attempt: int) -> None:
+        if self.current is not None and attempt == self.attempt:
+            self._retry(None)
+
+    def _retry(self, hint: NodeId | None) -> None:
+        """Try again, under the same request id, at the leader we were told of or anywhere.
+        While faults last a client gives up after a few attempts, with an unknown outcome;
+        once they stop it keeps trying, and must get through (the liveness check)."""
+        assert self.current is not None
+        if self.tries >= client_attempts_max and self.cluster.now < self.cluster.heal_at:
+            f, key, _, _ = self.current
+            self.cluster.log(self.name, OpType.INFO, f, key, None)
+            self._finish()
+            return
+        self.target = hint if hint is not None else self.rng.choice(self.cluster.members)
+        expected = self.attempt
+        self.cluster.at(self.cluster.now + self.rng.uniform(5, 30), partial(self._resend, expected))
+
+    def _resend(self, expected: int) -> None:
+        if self.current is not None and self.attempt == expected:
+            self._send()
+
+    def answer(self, attempt: int, result: Any, node: NodeId | None) -> None:
+        if self.current is None or attempt != self.attempt:
+            return  # a late answer to an earlier attempt; the retry will get the same one
+        if result is REDIRECT:  # certainly not done by this attempt
+            self._retry(node)
+            return
+        assert node is not None
+        f, key, value, _ = self.current
+        self.target = node
+        outcome, output = self._outcome(f, value, result)
+        self.cluster.log(self.name, outcome, f, key, output, node)
+        if f == "acquire" and outcome == OpType.OK:
+            self.holding[key] = output["token"]
+            self._use(key, output["token"])
+        if f == "release":
+            self.holding.pop(key, None)
+        self._finish()
+
+    def _use(self, lock: str, token: int) -> None:
+        """Act on the protected resource with the fencing token (the resource checks it)."""
+        self.cluster.log(self.name, OpType.INVOKE, "use", lock, token)
+        accepted = self.cluster.resource_use(lock, token)
+        self.cluster.log(self.name, OpType.OK if accepted else OpType.FAIL, "use", lock, token)
+
+    def _outcome(self, f: str, value: Any, result: Any) -> tuple[OpType, Any]:
+        if isinstance(result, Error):
+            return OpType.FAIL, None
+        match result:
+            case Value(value=v):
+                return OpType.OK, v
+            case NotFound():
+                return OpType.OK, None
+            case CasResult(succeeded=succeeded):
+                return (OpType.OK if succeeded else OpType.FAIL), value
+            case LockResult(acquired=acquired, fencing_token=token):
+                if not acquired:
+                    return OpType.FAIL, None
+                return OpType.OK, {
+                    "token": token,
+                    "owner": self.name,
+                    "lease_s": lock_ttl_ms / 1000,
+                }
+            case Released(released=released):
+                return (OpType.OK if released else OpType.FAIL), value
+            case NameResult(owner=owner):
+                return OpType.OK, owner
+            case DecisionResult(chosen=chosen):
+                return OpType.OK, chosen
+        return OpType.OK, value  # put, delete: the input is the record
+
+    def _finish(self) -> None:
+        self.current = None
+        self.done += 1
+        self.cluster.at(self.cluster.now + self.rng.uniform(1, 20), self.start)
+
+
+def _request(client: SimClient, request: Request, attempt: int, node: SimNode) -> None:
+    node.request(client, request, attempt)
+
+
+# -- the cluster ----------------------------------------------------------------------------
+
+
+@dataclass(order=True, slots=True)
+class _Scheduled:
+    time: float
+    seq: int
+    action: Callable[[], None] = field(compare=False)
+
+
+class Cluster:
+    def __init__(self, spec: SimSpec, seed: int) -> None:
+        self.spec = spec
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.variant = spec.variant
+        self.members = tuple(range(1, spec.nodes + 1))
+        self.now = 0.0
+        self._queue: list[_Scheduled] = []
+        self._seq = itertools.count()
+        # The file backend's exact format on simulated disks: recovery after a crash, torn
+        # last record included, is the code a real node runs.
+        self.disks = {n: MemoryLog(make_identity("sim", n)) for n in self.members}
+        self.nodes: dict[NodeId, SimNode | None] = {}
+        self.blocked: set[tuple[NodeId, NodeId]] = set()
+        self.slowness = dict.fromkeys(self.members, 1.0)
+        self.loss = self.duplicate = 0.0
+        self.delay_max = 3.0
+        self.long_delays = False
+        self.history: list[Event] = []
+        self.faults: dict[str, int] = {}
+        self.slots: dict[tuple[int, int], bytes] = {}
+        self.slot_conflicts: list[str] = []
+        self.resource: dict[str, int] = {}
+        self.heal_at = spec.safety_ms
+        self.stop_at = spec.safety_ms + spec.liveness_ms * 0.5
+        self.liveness_end = spec.safety_ms + spec.liveness_ms
+        self.clients = [SimClient(self, i) for i in range(spec.clients)]
+        for node in self.members:
+            self.nodes[node] = SimNode(self, node, self.disks[node])
+            self._tick_chain(node, self.rng.uniform(0, tick_ms))
+
+    # scheduling
+    def at(self, time: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._queue, _Scheduled(time, next(self._seq), action))
+
+    def run_until(self, until: float) -> None:
+        while self._queue and self._queue[0].time <= until:
+            item = heapq.heappop(self._queue)
+            self.now = item.time
+            item.action()
+        self.now = until
+
+    def _tick_chain(self, node: NodeId, delay: float) -> None:
+        sim = self.nodes[node]
+
+        def tick() -> None:
+            if self.nodes[node] is not sim or sim is None or not sim.alive:
+                return
+            sim.tick()
+            self.at(self.now + tick_ms * self.slowness[node], tick)
+
+        self.at(self.now + delay, tick)
+
+    def count(self, fault: str) -> None:
+        self.faults[fault] = self.faults.get(fault, 0) + 1
+
+    # network
+    def transmit(self, envelope: Envelope) -> None:
+        if (envelope.src, envelope.dst) in self.blocked:
+            return
+        if self.loss and self.rng.random() < self.loss:
+            self.count("lost_messages")
+            return
+        copies = 2 if self.duplicate and self.rng.random() < self.duplicate else 1
+        for _ in range(copies):
+            delay = self.rng.uniform(0.2, self.delay_max)
+            if self.long_delays and self.rng.random() < 0.02:
+                delay *= self.rng.uniform(20, 60)
+            delay *= self.slowness[envelope.dst]
+            self.at(self.now + delay, partial(self._arrive, envelope))
+
+    def _arrive(self, envelope: Envelope) -> None:
+        node = self.nodes[envelope.dst]
+        if node is None or (envelope.src, envelope.dst) in self.blocked:
+            return
+        node.deliver(envelope)
+
+    def to_node(self, node_id: NodeId, call: Callable[[SimNode], None]) -> None:
+        """A client request travels to a node (clients are never partitioned)."""
+        delay = self.rng.uniform(0.2, 1.0) * self.slowness[node_id]
+
+        def arrive() -> None:
+            node = self.nodes[node_id]
+            if node is not None and node.alive:
+                call(node)
+
+        self.at(self.now + delay, arrive)
+
+    def to_client(self, reply: Callable[[], None]) -> None:
+        self.at(self.now + self.rng.uniform(0.2, 1.0), reply)
+
+    # observation
+    def log(
+        self, client: str, kind: OpType, f: str, key: Any, value: Any, node: NodeId | None = None
+    ) -> None:
+        self.history.append(
+            Event(
+                process=client,
+                type=kind,
+                f=f,
+                key=key,
+                value=_freeze(value),
+                time=round(self.now / 1000, 6),
+                node=None if node is None else f"n{node}",
+            )
+        )
+
+    def record_slot(self, node: NodeId, applied: Applied, position: int) -> None:
+        """Agreement on the log: every node applies the same command at each position."""
+        digest = hashlib.blake2b(applied.payload, digest_size=8).digest()
+        known = self.slots.setdefault((applied.slot, position), digest)
+        if known != digest:
+            self.slot_conflicts.append(
+                f"slot {applied.slot}: node {node} applied a different command than another node"
+            )
+
+    def resource_use(self, lock: str, token: int) -> bool:
+        """The protected resource accepts a token at least as high as any it has seen."""
+        if token < self.resource.get(lock, 0):
+            return False
+        self.resource[lock] = token
+        return True
+
+    # faults
+    def crash(self, node_id: NodeId, torn: bool = False) -> None:
+        node = self.nodes[node_id]
+        if node is None:
+            return
+        node.alive = False
+        self.nodes[node_id] = None
+        lost = self.disks[node_id].crash(tear=torn, rng=self.rng)
+        self.count("crash")
+        if torn and lost:
+            self.count("torn_write")
+
+    def restart(self, node_id: NodeId) -> None:
+        if self.nodes[node_id] is not None:
+            return
+        self.nodes[node_id] = SimNode(self, node_id, self.disks[node_id])
+        self._tick_chain(node_id, self.rng.uniform(0, tick_ms))
+        self.count("restart")
+
+    def partition(self, side: set[NodeId]) -> None:
+        other = set(self.members) - side
+        self.blocked |= {(a, b) for a in side for b in other} | {
+            (b, a) for a in side for b in other
+        }
+
+    def leader(self) -> NodeId | None:
+        for node_id, node in self.nodes.items():
+            if node is not None and node.replica.is_leader:
+                return node_id
+        return None
+
+    def heal(self) -> None:
+        self.blocked.clear()
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+# -- a run ----------------------------------------------------------------------------------
+
+
+def schedule_faults(cluster: Cluster) -> None:
+    spec, rng, faults = cluster.spec, cluster.rng, cluster.spec.faults
+    horizon = spec.safety_ms
+    members = list(cluster.members)
+    if "reorder" in faults:
+        cluster.delay_max = 15.0
+    if "loss" in faults:
+        cluster.loss = 0.03
+    if "duplicate" in faults:
+        cluster.duplicate = 0.03
+    if "delay" in faults:
+        cluster.long_delays = True
+    if "crash" in faults:
+        if rng.random() < 0.5:
+            # A power failure: every node at once. Only what was synced survives anywhere.
+            down = rng.uniform(200, horizon * 0.8)
+            for victim in members:
+                torn = "torn-write" in faults and rng.random() < 0.5
+                cluster.at(down, partial(cluster.crash, victim, torn))
+                cluster.at(down + rng.uniform(20, 200), partial(cluster.restart, victim))
+        for _ in range(rng.randint(1, 4)):
+            victim = rng.choice(members)
+            down = rng.uniform(100, horizon * 0.9)
+            torn = "torn-write" in faults and rng.random() < 0.5
+            cluster.at(down, partial(cluster.crash, victim, torn))
+            cluster.at(rng.uniform(down, horizon), partial(cluster.restart, victim))
+    if "partition" in faults:
+        for _ in range(rng.randint(1, 2)):
+            start = rng.uniform(100, horizon * 0.8)
+            side = set(rng.sample(members, rng.randint(1, len(members) // 2)))
+            cluster.at(start, partial(_cut, cluster, side))
+            cluster.at(rng.uniform(start + 100, horizon), cluster.heal)
+    if "isolate-leader" in faults:
+        start = rng.uniform(200, horizon * 0.7)
+        cluster.at(start, partial(_isolate_leader, cluster))
+        cluster.at(min(horizon, start + rng.uniform(300, 900)), cluster.heal)
+    if "slow" in faults:
+        node = rng.choice(members)
+        start = rng.uniform(0, horizon * 0.5)
+        cluster.at(start, partial(_slow, cluster, node, rng.uniform(5, 10)))
+        cluster.at(rng.uniform(start, horizon), partial(_slow, cluster, node, 1.0))
+
+
+def _cut(cluster: Cluster, side: set[NodeId]) -> None:
+    cluster.partition(side)
+    cluster.count("partition")
+
+
+def _isolate_leader(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    if leader is not None:
+        cluster.partition({leader})
+        cluster.count("isolate_leader")
+
+
+def _slow(cluster: Cluster, node: NodeId, factor: float) -> None:
+    cluster.slowness[node] = factor
+    if factor != 1.0:
+        cluster.count("slow")
+
+
+def _heal_everything(cluster: Cluster) -> None:
+    cluster.heal()
+    cluster.loss = cluster.duplicate = 0.0
+    cluster.long_delays = False
+    cluster.delay_max = 3.0
+    for node in cluster.members:
+        cluster.slowness[node] = 1.0
+        cluster.restart(node)
+
+
+def run(spec: SimSpec, seed: int) -> SimResult:
+    """One seeded run: the same spec and seed always give the same history."""
+    cluster = Cluster(spec, seed)
+    for client in cluster.clients:
+        cluster.at(cluster.rng.uniform(0, 50), client.start)
+    schedule_faults(cluster)
+    cluster.at(spec.safety_ms, partial(_heal_everything, cluster))
+    cluster.run_until(cluster.liveness_end)
+    violations = judge(cluster)
+    operations: dict[str, int] = {}
+    for event in cluster.history:
+        if event.type != OpType.INVOKE:
+            operations[str(event.type)] = operations.get(str(event.type), 0) + 1
+    pending = sum(1 for c in cluster.clients if c.current is not None)
+    if pending:
+        operations["pending"] = pending
+    status = {n: node.replica.status() for n, node in cluster.nodes.items() if node is not None}
+    return SimResult(seed, operations, dict(cluster.faults), violations, cluster.history, status)
+
+
+def judge(cluster: Cluster) -> list[str]:
+    problems = list(dict.fromkeys(cluster.slot_conflicts))
+    history = build_history(cluster.history, "sim")
+    kv_ops = [op for op in history.operations if op.f in ("put", "get", "cas", "delete")
+              and str(op.key).startswith("k")]  # fmt: skip
+    if kv_ops:
+        result = check_linearizable(kv_ops, get_model("kv"), time_limit_s=20)
+        if str(result.verdict) == "not linearizable":
+            problems.append("kv history is not linearizable: " + result.explain()[:400])
+        elif str(result.verdict) == "unknown":
+            problems.append("kv linearizability check ran out of time (unknown)")
+    locks = [op for op in history.operations if op.f in ("acquire", "release", "use")]
+    # Per lock: a re-entrant acquire by a holder that lost the first answer returns its
+    # existing (older) token, so across locks tokens need not rise in real time.
+    lock_result = check_locks(locks)
+    if not lock_result.ok:
+        problems.extend(f"locks: {p}" for p in lock_result.problems[:3])
+    names = [op for op in history.operations if op.f in ("register", "lookup")]
+    name_result = check_names(names)
+    if not name_result.ok:
+        problems.extend(f"names: {p}" for p in name_result.problems[:3])
+    decisions = [op for op in history.operations if str(op.key).startswith("decision:")]
+    decision_result = check_decisions(decisions)
+    if not decision_result.ok:
+        problems.extend(f"decisions: {p}" for p in decision_result.problems[:3])
+    stuck = [c.name for c in cluster.clients if c.current is not None]
+    if stuck:
+        problems.append(
+            f"liveness: {len(stuck)} client operation(s) still pending "
+            f"{cluster.spec.liveness_ms:.0f} ms after faults stopped ({', '.join(stuck[:5])})"
+        )
+    return problems

@@ -1,0 +1,175 @@
+"""What a store gives back (`Recovered`), the contract every backend keeps (`LogStore`) and the
+fold of a record sequence into the state it describes (`LogState`). Pure code.
+
+Theory of operation. A store is a sequence of records; its meaning is the fold below, which
+every backend implements (the file and memory backends by literally replaying it, SQLite by
+keeping its tables equal to its result):
+
+- `Promised`: keep the highest ballot ever written. The acceptor never lowers its promise, and
+  a store that let a stale record win could make it forget a promise it already made.
+- `Accepted(slot, ...)`: the latest record for a slot replaces the older ones, unless the slot
+  is covered by the snapshot (then it is chosen, applied and forgotten).
+- `Committed`: keep the highest; it is a hint and never lower than the snapshot's slot.
+- `Snapshot`: keep the one with the highest slot (the latest written among equals); it drops
+  every `Accepted` at or below its slot. A snapshot with a lower slot than the current one is
+  ignored rather than obeyed: obeying it would resurrect nothing and lose the snapshot that
+  covers the slots whose entries are already gone.
+
+`LogState` also counts the bytes of the frames that make up the current state (`live_bytes`),
+which the log backends compare with their file size to decide when to compact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from paxosd.core.multi.records import Accepted, Batch, Committed, Promised, Record, Snapshot
+from paxosd.core.types import Ballot
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """The durable state of one node, as `LogStore.load()` returns it."""
+
+    promised: Ballot | None = None
+    # slot -> latest accepted (ballot, batch), only for slots above the snapshot's slot.
+    accepted: dict[int, tuple[Ballot, Batch]] = field(default_factory=dict)
+    # Highest Committed hint, 0 if none; never below the snapshot's slot.
+    commit: int = 0
+    snapshot: Snapshot | None = None
+    # Bytes of a torn tail (a crash mid-append) cut off when the store was opened.
+    repaired_tail_bytes: int = 0
+
+    @property
+    def snapshot_slot(self) -> int:
+        return 0 if self.snapshot is None else self.snapshot.slot
+
+    def records(self) -> list[Record]:
+        """The same state as a minimal record list, in an order that replays to it."""
+        out: list[Record] = []
+        if self.snapshot is not None:
+            out.append(self.snapshot)
+        if self.promised is not None:
+            out.append(Promised(self.promised))
+        for slot in sorted(self.accepted):
+            ballot, batch = self.accepted[slot]
+            out.append(Accepted(slot, ballot, batch))
+        if self.commit > self.snapshot_slot:
+            out.append(Committed(self.commit))
+        return out
+
+
+class LogStore(Protocol):
+    """The driver contract: write after each step, sync once per batch of steps, reply after."""
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Buffer `records` (cheap, no I/O). `InvalidRecord` for a record that cannot be stored."""
+        ...
+
+    def sync(self) -> None:
+        """Make everything written since the last sync durable, with one fsync, before returning."""
+        ...
+
+    def load(self) -> Recovered:
+        """The state as of the last sync, possibly plus writes made since."""
+        ...
+
+    def close(self) -> None:
+        """Sync what was written and release files and locks. Idempotent."""
+        ...
+
+    def disk_bytes(self) -> int:
+        """Bytes the store occupies on disk (or on its simulated disk)."""
+        ...
+
+
+class LogState:
+    """The fold of a record sequence (see the module docstring), with live-byte accounting."""
+
+    __slots__ = (
+        "_accepted_bytes",
+        "_commit_bytes",
+        "_promised_bytes",
+        "_slot_bytes",
+        "_snapshot_bytes",
+        "accepted",
+        "commit",
+        "promised",
+        "snapshot",
+    )
+
+    def __init__(self) -> None:
+        self.promised: Ballot | None = None
+        self.accepted: dict[int, tuple[Ballot, Batch]] = {}
+        self.commit = 0
+        self.snapshot: Snapshot | None = None
+        self._promised_bytes = 0
+        self._commit_bytes = 0
+        self._snapshot_bytes = 0
+        self._accepted_bytes = 0
+        self._slot_bytes: dict[int, int] = {}  # frame size of each live slot's record
+
+    @property
+    def snapshot_slot(self) -> int:
+        return 0 if self.snapshot is None else self.snapshot.slot
+
+    @property
+    def live_bytes(self) -> int:
+        """Bytes of the frames that describe the current state (what compaction would keep)."""
+        return (
+            self._promised_bytes + self._commit_bytes + self._snapshot_bytes + self._accepted_bytes
+        )
+
+    def apply(self, record: Record, frame_bytes: int = 0) -> None:
+        """Fold one record in; `frame_bytes` is its size on disk, for `live_bytes`."""
+        kind = type(record)
+        if kind is Accepted:
+            assert isinstance(record, Accepted)
+            slot = record.slot
+            if self.snapshot is not None and slot <= self.snapshot.slot:
+                return
+            self.accepted[slot] = (record.ballot, record.batch)
+            self._accepted_bytes += frame_bytes - self._slot_bytes.get(slot, 0)
+            self._slot_bytes[slot] = frame_bytes
+        elif kind is Promised:
+            assert isinstance(record, Promised)
+            if self.promised is None or record.ballot > self.promised:
+                self.promised = record.ballot
+                self._promised_bytes = frame_bytes
+        elif kind is Committed:
+            assert isinstance(record, Committed)
+            if record.slot > self.commit:
+                self.commit = record.slot
+                self._commit_bytes = frame_bytes
+        elif kind is Snapshot:
+            assert isinstance(record, Snapshot)
+            if self.snapshot is not None and record.slot < self.snapshot.slot:
+                return
+            self.snapshot = record
+            self._snapshot_bytes = frame_bytes
+            covered = [slot for slot in self.accepted if slot <= record.slot]
+            for slot in covered:
+                del self.accepted[slot]
+                self._accepted_bytes -= self._slot_bytes.pop(slot, 0)
+        else:
+            raise TypeError(f"not a storage record: {kind.__name__}")
+
+    def recovered(self, repaired_tail_bytes: int = 0) -> Recovered:
+        """A `Recovered` value that shares no mutable state with this fold."""
+        return Recovered(
+            promised=self.promised,
+            accepted=dict(self.accepted),
+            commit=max(self.commit, self.snapshot_slot),
+            snapshot=self.snapshot,
+            repaired_tail_bytes=repaired_tail_bytes,
+        )
+
+
+def fold(records: Sequence[Record]) -> Recovered:
+    """The state `records` describe (the reference semantics, without byte accounting)."""
+    state = LogState()
+    for record in records:
+        state.apply(record)
+    return state.recovered()
