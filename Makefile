@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 up: $(STAMP)
-	$(BIN)/paxosd lab tour
+	$(BIN)/paxosd up
 
 test: lint typecheck unit
 

@@ -104,3 +104,20 @@ def test_sessions_survive_snapshots() -> None:
     restored = Log(StateMachine.restore(log.machine.snapshot()))
     assert restored.request("c1", 1, Put(key="k", value="v")) == first
     assert restored.machine.revision == 1
+
+
+def test_anonymous_requests_keep_no_session() -> None:
+    """Client ids starting with "~" are applied without a session: a node uses them for
+    requests nobody will retry, so they never evict the sessions of clients that do."""
+    from paxosd.service import Get, Put, Request, StateMachine, encode
+
+    machine = StateMachine(clients_max=2)
+    machine.apply(1, encode(Request(client_id="real", seq=1, op=Put(key="a", value=1))))
+    for slot in range(2, 10):
+        anonymous = Request(client_id=f"~anon{slot}", seq=1, op=Put(key="b", value=slot))
+        machine.apply(slot, encode(anonymous))
+    assert machine.sessions == 1
+    retry = Request(client_id="real", seq=1, op=Put(key="a", value=99))
+    machine.apply(10, encode(retry))  # recognised as a retry: not applied again
+    found = machine.read(Get(key="a"))
+    assert getattr(found, "value", None) == 1

@@ -12,6 +12,18 @@ SUBCOMMANDS = {
     "lab": ("paxosd.cli.lab", "lab", "The book's algorithms in a deterministic simulator."),
     "check": ("paxosd.cli.check", "command", "Check a recorded history for linearizability."),
     "sim": ("paxosd.cli.sim", "command", "The Multi-Paxos engine in the simulator, under faults."),
+    "node": ("paxosd.cli.node", "command", "Run one node of a cluster."),
+    "up": ("paxosd.cli.up", "command", "Start a local cluster of separate processes."),
+    "get": ("paxosd.cli.verbs", "get", "Print a key's value (linearizable)."),
+    "put": ("paxosd.cli.verbs", "put", "Set a key."),
+    "delete": ("paxosd.cli.verbs", "delete", "Delete a key."),
+    "cas": ("paxosd.cli.verbs", "cas", "Compare and set a key."),
+    "lock": ("paxosd.cli.verbs", "lock", "Take a lock (optionally while a command runs)."),
+    "unlock": ("paxosd.cli.verbs", "unlock", "Release a lock."),
+    "register": ("paxosd.cli.verbs", "register", "Claim a unique name."),
+    "propose": ("paxosd.cli.verbs", "propose", "The book's propose(): offer a value."),
+    "query": ("paxosd.cli.verbs", "query", "The book's query(): the chosen value."),
+    "status": ("paxosd.cli.verbs", "status", "Every node's role, leader, ballot, slots."),
 }
 
 

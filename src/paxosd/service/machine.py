@@ -105,6 +105,7 @@ clients_max: Final = 100_000
 
 # Plain tuples, not objects: a Put allocates one per write and a tuple is the cheapest record.
 _Entry: TypeAlias = tuple[Any, int, int]  # (value, create_revision, mod_revision)
+ANONYMOUS_PREFIX: Final = "~"  # client ids without exactly-once sessions (see _apply_request)
 _Lease: TypeAlias = tuple[str, int, int, bool]  # (owner, fencing_token, expires_at_ms, held)
 _Session: TypeAlias = tuple[int, int, Result]  # (last seq, last touch slot, cached answer)
 
@@ -123,14 +124,18 @@ class StateMachine:
         "_now_ms",
         "_revision",
         "_sessions",
+        "last_request",
     )
 
     _HANDLERS: ClassVar[dict[type, Callable[[StateMachine, Any], Result]]]
     _READERS: ClassVar[dict[type, Callable[[StateMachine, Any], Result]]]
 
+    last_request: tuple[str, int] | None  # identity of the command applied last
+
     def __init__(self, *, clients_max: int = clients_max) -> None:
         if type(clients_max) is not int or clients_max < 1:
             raise ValueError(f"clients_max must be a positive int, got {clients_max!r}")
+        self.last_request = None
         self._clients_max = clients_max
         self._applied_slot = -1  # nothing applied yet; the engine may start at slot 0 or 1
         self._now_ms = 0
@@ -190,6 +195,7 @@ class StateMachine:
         if slot <= self._applied_slot:
             raise SlotOrderError(f"slot {slot} applied after slot {self._applied_slot}")
         self._applied_slot = slot
+        self.last_request = None
         if not payload:
             return None
         try:
@@ -197,6 +203,9 @@ class StateMachine:
         except BadCommand as exc:
             return Error(code=BAD_COMMAND, message=str(exc))
         if isinstance(command, Request):
+            # Whoever waits for this answer finds it by (client id, seq), without decoding the
+            # payload a second time.
+            self.last_request = (command.client_id, command.seq)
             return self._apply_request(slot, command)
         if isinstance(command, AdvanceTime):
             # Monotone: a stale leader's older timestamp must not move leases backwards.
@@ -221,8 +230,12 @@ class StateMachine:
         return reader(self, query)
 
     def _apply_request(self, slot: int, request: Request) -> Result:
-        sessions = self._sessions
         client_id = request.client_id
+        if client_id.startswith(ANONYMOUS_PREFIX):
+            # A request nobody will retry (a node made its id): apply it, keep no session, so
+            # anonymous traffic never evicts the sessions of clients that do retry.
+            return self._HANDLERS[type(request.op)](self, request.op)
+        sessions = self._sessions
         session = sessions.get(client_id)
         if session is not None:
             last_seq, _, cached = session

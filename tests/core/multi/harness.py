@@ -53,7 +53,7 @@ class Net:
         for other in self.members:
             self.replicas[other].quiet_ticks = self.config.election_ticks_min
         replica = self.replicas[node]
-        while replica.role == "follower":
+        while replica.role == "follower" and replica.prevote is None:
             self.call(node, lambda r: r.tick())
         self.deliver_all()
         assert replica.is_leader, replica.status()

@@ -181,11 +181,23 @@ def test_the_planted_bug_answers_reads_without_confirmation() -> None:
     assert net.reads[1] == [("r3", True)]
 
 
-def test_a_follower_refuses_reads() -> None:
+def test_a_follower_serves_reads_confirmed_by_the_leader() -> None:
+    """A follower asks the leader for a confirmed read index, then answers once applied."""
     net = Net()
     net.elect(1)
+    net.call(1, lambda r: r.propose(put("x", 1)))
+    net.deliver_all()
     net.call(2, lambda r: r.read("r4"))
-    assert net.reads[2] == [("r4", False)]
+    assert net.reads[2] == []
+    net.deliver_all()
+    assert net.reads[2] == [("r4", True)]
+    assert net.replicas[2].applied >= net.replicas[1].chosen_upto
+
+
+def test_a_node_that_knows_no_leader_refuses_reads() -> None:
+    net = Net()
+    net.call(2, lambda r: r.read("r5"))
+    assert net.reads[2] == [("r5", False)]
 
 
 def test_a_lagging_follower_catches_up_with_entries() -> None:
@@ -239,3 +251,35 @@ def test_a_follower_forwards_commands_to_the_leader() -> None:
     net.call(2, lambda r: r.propose(put("y", "via 2")))
     net.deliver_all()
     assert put("y", "via 2") in net.values(1)
+
+
+def test_a_node_cut_off_does_not_raise_its_ballot_and_does_not_disrupt_on_return() -> None:
+    """Pre-vote: an isolated node asks before it promises itself a higher ballot; nobody
+    answers, so its promise stays put, and when it comes back the leader keeps leading."""
+    net = Net()
+    net.elect(1)
+    net.deliver_all()
+    before = net.replicas[3].acceptor.promised
+    for _ in range(200):  # many election timeouts, every message of node 3 lost
+        net.call(3, lambda r: r.tick())
+        net.drop(lambda e: e.src == 3 or e.dst == 3)
+    assert net.replicas[3].acceptor.promised == before
+    net.call(1, lambda r: r.propose(put("x", "after")))
+    for _ in range(3):
+        net.call(1, lambda r: r.tick())
+    net.deliver_all()
+    assert net.replicas[1].is_leader
+    assert put("x", "after") in net.values(3)
+
+
+def test_pre_votes_are_refused_while_a_live_leader_is_heard() -> None:
+    from paxosd.core.multi.messages import PreVote, PreVoteReply
+    from paxosd.core.types import Envelope
+
+    net = Net()
+    net.elect(1)
+    net.deliver_all()
+    ballot = Ballot(50, 3)
+    net.replicas[2].quiet_ticks = 0
+    effects = net.call(2, lambda r: r.step(Envelope(3, 2, PreVote(ballot=ballot))))
+    assert [e.msg for e in effects.send] == [PreVoteReply(ballot=ballot, granted=False)]

@@ -26,6 +26,27 @@ class Prepare:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PreVote:
+    """Would you promise this ballot? Asked before a node raises its own promise, so that a
+    node cut off from the others cannot inflate its ballot and disrupt the leader on its
+    return. Nothing is persisted or promised by either side."""
+
+    ballot: Ballot
+
+    def describe(self) -> str:
+        return f"PreVote({self.ballot})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreVoteReply:
+    ballot: Ballot
+    granted: bool
+
+    def describe(self) -> str:
+        return f"PreVoteReply({self.ballot}, {'yes' if self.granted else 'no'})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Promise:
     ballot: Ballot
     # (slot, accepted ballot, batch) for every slot >= the Prepare's from_slot
@@ -100,6 +121,28 @@ class Ack:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReadIndex:
+    """A follower asks the leader for a confirmed read index (reads on any node)."""
+
+    read_id: int
+
+    def describe(self) -> str:
+        return f"ReadIndex({self.read_id})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadIndexReply:
+    """The leader confirmed it leads after the request arrived: reads may be answered once
+    applied up to `index`. `index` is -1 when the node asked is not the leader."""
+
+    read_id: int
+    index: int
+
+    def describe(self) -> str:
+        return f"ReadIndexReply({self.read_id}, {self.index})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CatchUp:
     from_slot: int
 
@@ -137,5 +180,5 @@ class Forward:
 
 Message = (
     Prepare | Promise | Accept | Accepted | Nack | Heartbeat | Commit | Ack | CatchUp | Entries
-    | SnapshotInstall | Forward
+    | SnapshotInstall | Forward | ReadIndex | ReadIndexReply | PreVote | PreVoteReply
 )  # fmt: skip

@@ -60,7 +60,11 @@ from paxosd.core.multi.messages import (
     Heartbeat,
     Nack,
     Prepare,
+    PreVote,
+    PreVoteReply,
     Promise,
+    ReadIndex,
+    ReadIndexReply,
     SnapshotInstall,
 )
 from paxosd.core.multi.records import Accepted as AcceptedRecord
@@ -86,11 +90,21 @@ class Machine(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """One command applied at `slot`, with the state machine's answer."""
+    """One command applied at `slot`, with the state machine's answer and, if the machine
+    reports it (`last_request`), the identity of the client request it answers."""
 
     slot: int
     payload: bytes
     result: Any
+    request: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Remote:
+    """A read a follower asked the leader to confirm."""
+
+    node: NodeId
+    read_id: Any
 
 
 @dataclass(slots=True)
@@ -139,6 +153,8 @@ class Replica:
         self.forward_queue: list[bytes] = []
         # candidate
         self.promises: dict[NodeId, Promise] = {}
+        self.prevote: Ballot | None = None  # the ballot we asked peers about
+        self.prevotes: set[NodeId] = set()
         # leader
         self.queue: deque[bytes] = deque()
         self.queue_bytes = 0
@@ -153,6 +169,7 @@ class Replica:
         self.round_outstanding = False
         self.reads: list[tuple[Any, int, int]] = []  # (read id, read index, round needed)
         self.ready_reads: list[tuple[Any, int]] = []  # confirmed, waiting to apply
+        self.remote_reads: dict[Any, NodeId] = {}  # read id -> the leader asked
         self.snapshot_pending = False
         for record in durable:
             self._replay(record)
@@ -198,10 +215,16 @@ class Replica:
 
     def read(self, read_id: Any) -> Effects:
         """Ask for a linearizable read. It becomes ready in `Effects.reads` once leadership is
-        confirmed after this call and the state machine has applied the read index."""
+        confirmed after this call and the state machine has applied the read index. On a
+        follower the leader does the confirming (ReadIndex) and the follower waits until it
+        has applied that far itself; with no leader known the read is refused at once."""
         effects = Effects()
         if self.role != LEADER:
-            effects.reads.append((read_id, False))
+            if self.leader_hint is None or self.leader_hint == self.node_id:
+                effects.reads.append((read_id, False))
+            else:
+                self.remote_reads[read_id] = self.leader_hint
+                self._send(effects, self.leader_hint, ReadIndex(read_id=read_id))
             return effects
         if self.config.variant == "unconfirmed-reads":
             # The planted bug: no confirmation, so a deposed leader serves stale state.
@@ -240,7 +263,7 @@ class Replica:
             self.quiet_ticks += 1
             self.election_timer -= 1
             if self.election_timer <= 0:
-                self._start_election(effects)
+                self._start_prevote(effects)
             if self.catchup_timer > 0:
                 self.catchup_timer -= 1
         return effects
@@ -269,10 +292,33 @@ class Replica:
                 # else: dropped; the clients behind it will time out and retry
             case Prepare():
                 self._on_prepare(effects, src, msg)
+            case PreVote():
+                granted = not self._sticky(src) and self.acceptor.can_promise(msg.ballot)
+                self._send(effects, src, PreVoteReply(ballot=msg.ballot, granted=granted))
+            case PreVoteReply():
+                if msg.granted and msg.ballot == self.prevote and self.role != LEADER:
+                    self.prevotes.add(src)
+                    if self.quorum.is_phase1_quorum(self.prevotes):
+                        self.prevote = None
+                        self._start_election(effects)
             case Promise():
                 self._on_promise(effects, src, msg)
             case Nack():
                 self._on_nack(effects, msg)
+            case ReadIndex():
+                if self.role == LEADER:
+                    self.reads.append(
+                        (_Remote(src, msg.read_id), self.chosen_upto, self.read_round + 1)
+                    )
+                else:
+                    self._send(effects, src, ReadIndexReply(read_id=msg.read_id, index=-1))
+            case ReadIndexReply():
+                if self.remote_reads.pop(msg.read_id, None) is not None:
+                    if msg.index < 0:
+                        effects.reads.append((msg.read_id, False))
+                    else:
+                        self.ready_reads.append((msg.read_id, msg.index))
+                        self._answer_reads(effects)
             case CatchUp():
                 self._on_catchup(effects, src, msg)
             case Entries():
@@ -288,9 +334,35 @@ class Replica:
     def _election_timeout(self) -> int:
         return self.rng.randint(self.config.election_ticks_min, self.config.election_ticks_max)
 
-    def _start_election(self, effects: Effects) -> None:
+    def _next_ballot(self) -> Ballot:
         known = [b.round for b in (self.acceptor.promised, self.highest_seen) if b is not None]
-        ballot = Ballot(max(known, default=0) + 1, self.node_id)
+        return Ballot(max(known, default=0) + 1, self.node_id)
+
+    def _start_prevote(self, effects: Effects) -> None:
+        """Ask first whether a quorum would follow us; only then raise our own promise."""
+        self.election_timer = self._election_timeout()
+        self.prevote = self._next_ballot()
+        self.prevotes = {self.node_id}
+        if self.quorum.is_phase1_quorum(self.prevotes):
+            self.prevote = None
+            self._start_election(effects)
+            return
+        for peer in self.peers:
+            self._send(effects, peer, PreVote(ballot=self.prevote))
+
+    def _sticky(self, src: NodeId) -> bool:
+        """Do we still hear a live leader other than `src`? Then we refuse to help `src`
+        replace it. It costs nothing in safety and keeps a node that was cut off from
+        disrupting the cluster when it comes back."""
+        if self.role == LEADER:
+            return True
+        return (
+            self.leader_hint not in (None, src)
+            and self.quiet_ticks < self.config.election_ticks_min
+        )
+
+    def _start_election(self, effects: Effects) -> None:
+        ballot = self._next_ballot()
         self.role = CANDIDATE
         self.ballot = ballot
         self.leader_hint = None
@@ -311,14 +383,7 @@ class Replica:
         self._maybe_win(effects)
 
     def _on_prepare(self, effects: Effects, src: NodeId, msg: Prepare) -> None:
-        # Leader stickiness: while we hear a live leader, an outsider's Prepare is refused. It
-        # costs nothing in safety and keeps a node that was cut off from disrupting the cluster
-        # when it comes back with a high ballot.
-        sticky = (
-            self.leader_hint not in (None, src)
-            and self.quiet_ticks < self.config.election_ticks_min
-        )
-        if sticky or not self.acceptor.can_promise(msg.ballot):
+        if self._sticky(src) or not self.acceptor.can_promise(msg.ballot):
             promised = self.acceptor.promised
             self._send(effects, src, Nack(ballot=msg.ballot, promised=promised or msg.ballot))
             return
@@ -392,7 +457,10 @@ class Replica:
         self.inflight = {}
         self.promises = {}
         for read_id, _, _ in self.reads:
-            effects.reads.append((read_id, False))
+            if isinstance(read_id, _Remote):
+                self._send(effects, read_id.node, ReadIndexReply(read_id=read_id.read_id, index=-1))
+            else:
+                effects.reads.append((read_id, False))
         for read_id, _ in self.ready_reads:
             effects.reads.append((read_id, False))
         self.reads, self.ready_reads = [], []
@@ -483,9 +551,11 @@ class Replica:
             slot = self.applied + 1
             batch = self.chosen[slot]
             base = slot << batch_shift
+            decided = effects.decided
             for position, payload in enumerate(batch):
                 result = machine.apply(base | position, payload)
-                effects.decided.append(Applied(slot, payload, result))
+                request = getattr(machine, "last_request", None)
+                decided.append(Applied(slot, payload, result, request))
             self.applied = slot
         self._answer_reads(effects)
         if self.applied - self.acceptor.snapshot_slot >= self.config.snapshot_every_slots:
@@ -651,6 +721,10 @@ class Replica:
         if self.role != FOLLOWER and ballot != self.ballot:
             self._step_down(effects, ballot)
         if self.role == FOLLOWER:
+            if self.leader_hint != ballot.node and self.remote_reads:
+                # Reads the old leader was asked to confirm will not be answered: retry.
+                effects.reads.extend((read_id, False) for read_id in self.remote_reads)
+                self.remote_reads = {}
             self.leader_hint = ballot.node
             self.quiet_ticks = 0
             self.election_timer = self._election_timeout()
@@ -676,10 +750,15 @@ class Replica:
             return
         waiting = []
         for read_id, index, needed in self.reads:
-            if needed <= confirmed:
-                self.ready_reads.append((read_id, max(index, self.recovered_upto)))
-            else:
+            if needed > confirmed:
                 waiting.append((read_id, index, needed))
+            elif isinstance(read_id, _Remote):
+                reply = ReadIndexReply(
+                    read_id=read_id.read_id, index=max(index, self.recovered_upto)
+                )
+                self._send(effects, read_id.node, reply)
+            else:
+                self.ready_reads.append((read_id, max(index, self.recovered_upto)))
         self.reads = waiting
         self._answer_reads(effects)
         if self.reads and not self.round_outstanding:

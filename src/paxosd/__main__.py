@@ -1,0 +1,3 @@
+from paxosd.cli.main import main
+
+main()

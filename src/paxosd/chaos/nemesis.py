@@ -1,0 +1,504 @@
+"""Nemeses: seeded fault schedules and the runner that inflicts them on a live cluster.
+
+Theory of operation. A run alternates faults with quiet periods: quiet, fault, quiet, fault,
+..., quiet. Faults never overlap, and every fault is followed by at least `quiet_s[0]` seconds
+of a healthy cluster, so the harness can measure what each fault cost (unavailability) and
+how long the cluster took to recover after it ended. `make_schedule` draws everything from
+one `random.Random(seed)` - kinds, times, victims, groups, fault strengths - so a seed names a
+schedule exactly. Only what cannot be known in advance is decided while running: which node
+leads (for `kill-leader` and `isolate-leader`), asked of the nodes' GET /v1/status.
+
+`NemesisRunner` executes a schedule against a `ProxyMesh` (network faults) and
+`NodeProcess`es (process and disk faults) on the asyncio loop that also runs the proxies.
+Every fault becomes one record `{"kind", "start", "end", "targets", "detail"}` with wall-clock
+times (`time.time()`): `start` just before the fault takes effect, `end` just after it was
+undone (links healed, SIGCONT sent, the killed node's process started again - not when it
+is ready: readiness is part of the recovery the harness measures). The record is appended
+when the fault starts, with `end` None until it ends. Whatever happens, the runner ends by
+healing everything: links restored, paused nodes continued, dead nodes started, file-size
+limits restored.
+
+Kinds (`KINDS`):
+
+- `kill`, `kill-leader`: SIGKILL a node, start it again at the end (same data dir).
+- `pause`: SIGSTOP a node for longer than the election timeout (and, with the defaults, a
+  lock lease of a second or two), then SIGCONT: it wakes up believing stale things.
+- `partition`: a random minority cut off from the majority, both directions.
+- `isolate-leader`: the current leader alone on one side.
+- `bridge`: Jepsen's bridge - one node sees both sides, the two sides cannot see each other.
+- `one-way`: a random minority either cannot send to the rest (mute) or cannot hear it (deaf).
+- `delay`, `loss`, `duplicate`: latency + jitter, frame loss, frame duplication on every link.
+- `reset`: abort every peer connection, repeatedly during the window.
+- `failing-write`: the node's next append to its data log fails (RLIMIT_FSIZE lowered to the
+  log's size: EFBIG). paxosd must stop rather than acknowledge: it exits with code 70
+  (`Node._end_turn`), recorded as `detail.exit_code`. The node is started again at the end,
+  with normal limits, and recovers from its log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from paxosd.chaos.processes import NodeProcess, storage_failure_exit_code
+from paxosd.chaos.proxy import ProxyMesh
+
+log = logging.getLogger("paxosd.chaos.nemesis")
+
+KINDS = (
+    "kill",
+    "kill-leader",
+    "pause",
+    "partition",
+    "isolate-leader",
+    "bridge",
+    "one-way",
+    "delay",
+    "loss",
+    "duplicate",
+    "reset",
+    "failing-write",
+)
+NETWORK_KINDS = frozenset(
+    {"partition", "isolate-leader", "bridge", "one-way", "delay", "loss", "duplicate", "reset"}
+)
+
+fault_s_default = (2.0, 5.0)  # how long a fault lasts
+quiet_s_default = (3.0, 6.0)  # healthy time before the first fault and after every fault
+# Longer than election_ms_max (400 ms by default) many times over, and than a 1 s lock lease.
+pause_s_default = (2.0, 4.0)
+delay_ms_range = (20.0, 150.0)
+jitter_ms_range = (0.0, 100.0)
+loss_range = (0.05, 0.3)
+duplicate_range = (0.05, 0.3)
+reset_every_s = 0.5
+exit_poll_s = 0.02
+status_timeout_s = 1.0
+
+Groups = tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    """One planned fault: from `start` to `end` seconds after the run begins."""
+
+    start: float
+    end: float
+    kind: str
+    # Node groups, by kind: (victim,) for kill, pause, failing-write; the sides of a partition
+    # or (a, b, c) of a bridge; (senders, receivers) for one-way; () for all links or for the
+    # leader, which is found at run time.
+    targets: Groups = ()
+    params: dict[str, float] = field(default_factory=dict, hash=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "kind": self.kind,
+            "targets": [list(g) for g in self.targets],
+            "params": dict(self.params),
+        }
+
+
+def _check_kinds(kinds: Sequence[str], nodes: Sequence[int]) -> None:
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"unknown nemesis kinds {unknown}; known: {', '.join(KINDS)}")
+    if not kinds:
+        raise ValueError("no nemesis kinds given")
+    if len(nodes) < 2 and any(k in NETWORK_KINDS for k in kinds):
+        raise ValueError("network faults need at least 2 nodes")
+    if len(nodes) < 3 and "bridge" in kinds:
+        raise ValueError("a bridge needs at least 3 nodes")
+
+
+def _targets(kind: str, nodes: list[int], rng: random.Random) -> Groups:
+    if kind in ("kill", "pause", "failing-write"):
+        return ((rng.choice(nodes),),)
+    if kind == "partition":
+        shuffled = rng.sample(nodes, len(nodes))
+        minority = rng.randint(1, max(1, (len(nodes) - 1) // 2))
+        return (tuple(sorted(shuffled[minority:])), tuple(sorted(shuffled[:minority])))
+    if kind == "bridge":
+        shuffled = rng.sample(nodes, len(nodes))
+        middle, rest = shuffled[0], shuffled[1:]
+        half = len(rest) // 2
+        return (tuple(sorted(rest[:half])), (middle,), tuple(sorted(rest[half:])))
+    if kind == "one-way":
+        shuffled = rng.sample(nodes, len(nodes))
+        minority = rng.randint(1, max(1, (len(nodes) - 1) // 2))
+        few, many = tuple(sorted(shuffled[:minority])), tuple(sorted(shuffled[minority:]))
+        return (few, many) if rng.random() < 0.5 else (many, few)  # mute or deaf
+    return ()  # all links, or the leader (found at run time)
+
+
+def _params(kind: str, rng: random.Random) -> dict[str, float]:
+    if kind == "delay":
+        return {
+            "delay_ms": round(rng.uniform(*delay_ms_range), 1),
+            "jitter_ms": round(rng.uniform(*jitter_ms_range), 1),
+        }
+    if kind == "loss":
+        return {"loss": round(rng.uniform(*loss_range), 3)}
+    if kind == "duplicate":
+        return {"duplicate": round(rng.uniform(*duplicate_range), 3)}
+    if kind == "reset":
+        return {"every_s": reset_every_s}
+    return {}
+
+
+def make_schedule(
+    kinds: Sequence[str],
+    duration_s: float,
+    seed: int,
+    nodes: Iterable[int],
+    *,
+    fault_s: tuple[float, float] = fault_s_default,
+    quiet_s: tuple[float, float] = quiet_s_default,
+    pause_s: tuple[float, float] = pause_s_default,
+) -> list[FaultEvent]:
+    """Faults drawn from `kinds` (uniformly, with repetition) within [0, duration_s].
+
+    Guarantees: sorted; no overlap; at least quiet_s[0] seconds before the first fault,
+    between two faults and after the last one (before duration_s). Same arguments, same
+    schedule. A duration too short for even one fault gives an empty schedule.
+    """
+    members = sorted(nodes)
+    _check_kinds(kinds, members)
+    if not 0 < fault_s[0] <= fault_s[1] or not 0 < quiet_s[0] <= quiet_s[1]:
+        raise ValueError("fault_s and quiet_s must be (min, max) with 0 < min <= max")
+    if not 0 < pause_s[0] <= pause_s[1]:
+        raise ValueError("pause_s must be (min, max) with 0 < min <= max")
+    rng = random.Random(seed)
+    events: list[FaultEvent] = []
+    t = rng.uniform(*quiet_s)
+    while True:
+        kind = rng.choice(list(kinds))
+        length = rng.uniform(*(pause_s if kind == "pause" else fault_s))
+        if t + length + quiet_s[0] > duration_s:
+            break
+        targets = _targets(kind, members, rng)
+        params = _params(kind, rng)
+        events.append(FaultEvent(round(t, 3), round(t + length, 3), kind, targets, params))
+        t += length + rng.uniform(*quiet_s)
+    return events
+
+
+@dataclass
+class _Active:
+    event: FaultEvent
+    record: dict[str, Any]
+    undo: Callable[[], Awaitable[None]] | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class NemesisRunner:
+    """Inflicts a schedule on a live cluster and records what it did, when."""
+
+    def __init__(
+        self,
+        mesh: ProxyMesh,
+        nodes: Mapping[int, NodeProcess] | Sequence[NodeProcess],
+        rng: random.Random,
+        *,
+        status_timeout_s: float = status_timeout_s,
+    ) -> None:
+        self.mesh = mesh
+        self.nodes: dict[int, NodeProcess] = (
+            dict(nodes) if isinstance(nodes, Mapping) else {p.node_id: p for p in nodes}
+        )
+        self.rng = rng
+        self.status_timeout_s = status_timeout_s
+        self.events: list[dict[str, Any]] = []
+        self.unexpected_exits: list[dict[str, Any]] = []
+        self.healed_at: float | None = None
+        self._downed: set[int] = set()  # nodes this runner killed or made fail
+        self._limits: dict[int, tuple[int, int]] = {}
+        self._active: _Active | None = None
+        self._handlers: dict[str, Callable[[_Active], Awaitable[None]]] = {
+            "kill": self._kill,
+            "kill-leader": self._kill,
+            "pause": self._pause,
+            "partition": self._partition,
+            "isolate-leader": self._partition,
+            "bridge": self._bridge,
+            "one-way": self._one_way,
+            "delay": self._frames,
+            "loss": self._frames,
+            "duplicate": self._frames,
+            "reset": self._reset,
+            "failing-write": self._failing_write,
+        }
+
+    # -- running a schedule -----------------------------------------------------------------
+
+    async def run(self, schedule: Sequence[FaultEvent]) -> list[dict[str, Any]]:
+        """Play `schedule` from now on; heal everything at the end (also on error or
+        cancellation). Returns the records (also in `self.events`)."""
+        loop = asyncio.get_running_loop()
+        base = loop.time()
+        try:
+            for event in sorted(schedule, key=lambda e: e.start):
+                await asyncio.sleep(max(0.0, base + event.start - loop.time()))
+                await self.begin(event)
+                await asyncio.sleep(max(0.0, base + event.end - loop.time()))
+                await self.end()
+        finally:
+            await self.heal_all()
+        return self.events
+
+    async def begin(self, event: FaultEvent) -> dict[str, Any]:
+        """Start one fault now (ending the current one first). Returns its record."""
+        if event.kind not in self._handlers:
+            raise ValueError(f"unknown nemesis kind {event.kind!r}")
+        if self._active is not None:
+            await self.end()
+        self._check_processes()
+        record: dict[str, Any] = {
+            "kind": event.kind,
+            "start": time.time(),
+            "end": None,
+            "targets": [list(g) for g in event.targets],
+            "detail": {"planned": [event.start, event.end], **event.params},
+        }
+        active = _Active(event, record)
+        self._active = active
+        self.events.append(record)
+        try:
+            await self._handlers[event.kind](active)
+        except Exception as error:  # a fault that could not be inflicted is data, not a crash
+            log.exception("nemesis %s failed to start", event.kind)
+            record["detail"]["error"] = f"{type(error).__name__}: {error}"
+        return record
+
+    async def end(self) -> None:
+        """Undo the current fault, if any."""
+        active, self._active = self._active, None
+        if active is None:
+            return
+        for task in active.tasks:
+            task.cancel()
+        await asyncio.gather(*active.tasks, return_exceptions=True)
+        try:
+            if active.undo is not None:
+                await active.undo()
+        except Exception as error:
+            log.exception("nemesis %s failed to end", active.event.kind)
+            active.record["detail"]["end_error"] = f"{type(error).__name__}: {error}"
+        active.record["end"] = time.time()
+        self._check_processes()
+
+    async def heal_all(self) -> None:
+        """End the current fault, then restore everything: links, paused and dead nodes."""
+        with contextlib.suppress(Exception):
+            await self.end()
+        await self.mesh.heal()
+        for node_id, process in sorted(self.nodes.items()):
+            if node_id in self._limits:
+                process.restore_file_size(self._limits.pop(node_id))
+            if process.paused:
+                process.resume()
+        self._check_processes()
+        for _node_id, process in sorted(self.nodes.items()):
+            if not process.alive:
+                await asyncio.to_thread(process.start)
+        self._downed.clear()
+        self.healed_at = time.time()
+
+    def _check_processes(self) -> None:
+        """Note every node that died without this runner's doing: that is a finding."""
+        for node_id, process in sorted(self.nodes.items()):
+            if process.process is None or process.alive or node_id in self._downed:
+                continue
+            self._downed.add(node_id)  # note it once
+            self.unexpected_exits.append(
+                {"node": node_id, "at": time.time(), "exit_code": process.returncode}
+            )
+
+    # -- leaders ----------------------------------------------------------------------------
+
+    async def statuses(self) -> dict[int, dict[str, Any]]:
+        """/v1/status of every running, unpaused node that answers."""
+        ids = [i for i, p in sorted(self.nodes.items()) if p.alive and not p.paused]
+        answers = await asyncio.gather(
+            *(asyncio.to_thread(self.nodes[i].status, self.status_timeout_s) for i in ids)
+        )
+        return {i: s for i, s in zip(ids, answers, strict=True) if s is not None}
+
+    async def find_leader(self) -> int | None:
+        return leader_of(await self.statuses())
+
+    async def _leader_or_random(self, active: _Active) -> int:
+        leader = await self.find_leader()
+        detail = active.record["detail"]
+        detail["leader_found"] = leader is not None
+        if leader is None:  # no leader right now: the fault still hits someone
+            leader = self.rng.choice([i for i, p in sorted(self.nodes.items()) if p.alive])
+        active.record["targets"] = [[leader]]
+        return leader
+
+    # -- the faults -------------------------------------------------------------------------
+
+    def _victim(self, active: _Active) -> int:
+        return active.event.targets[0][0]
+
+    async def _kill(self, active: _Active) -> None:
+        if active.event.kind == "kill-leader":
+            victim = await self._leader_or_random(active)
+        else:
+            victim = self._victim(active)
+        process = self.nodes[victim]
+        detail = active.record["detail"]
+        detail["pid"] = process.pid
+        self._downed.add(victim)
+        active.record["start"] = time.time()
+        detail["exit_code"] = await asyncio.to_thread(process.kill9)
+
+        async def restart() -> None:
+            detail["restart_pid"] = await asyncio.to_thread(process.start)
+            self._downed.discard(victim)
+
+        active.undo = restart
+
+    async def _pause(self, active: _Active) -> None:
+        process = self.nodes[self._victim(active)]
+        active.record["detail"]["pid"] = process.pid
+        active.record["start"] = time.time()
+        process.pause()
+
+        async def resume() -> None:
+            process.resume()
+
+        active.undo = resume
+
+    async def _partition(self, active: _Active) -> None:
+        if active.event.kind == "isolate-leader":
+            leader = await self._leader_or_random(active)
+            others = tuple(n for n in self.mesh.nodes if n != leader)
+            groups: Groups = ((leader,), others)
+            active.record["targets"] = [list(g) for g in groups]
+        else:
+            groups = active.event.targets
+        active.record["start"] = time.time()
+        cut = await self.mesh.partition(groups)
+        active.record["detail"]["cut_links"] = [list(link) for link in cut]
+        active.undo = self.mesh.heal
+
+    async def _bridge(self, active: _Active) -> None:
+        a, b, c = active.event.targets
+        active.record["start"] = time.time()
+        cut = await self.mesh.bridge(a, b, c)
+        active.record["detail"]["cut_links"] = [list(link) for link in cut]
+        active.undo = self.mesh.heal
+
+    async def _one_way(self, active: _Active) -> None:
+        senders, receivers = active.event.targets
+        active.record["start"] = time.time()
+        cut = await self.mesh.one_way(senders, receivers)
+        active.record["detail"]["cut_links"] = [list(link) for link in cut]
+        active.undo = self.mesh.heal
+
+    async def _frames(self, active: _Active) -> None:
+        params = active.event.params
+        before = self.mesh.totals()
+        active.record["start"] = time.time()
+        self.mesh.set_all(
+            delay_ms=params.get("delay_ms"),
+            jitter_ms=params.get("jitter_ms"),
+            loss=params.get("loss"),
+            duplicate=params.get("duplicate"),
+        )
+
+        async def clear() -> None:
+            await self.mesh.heal()
+            after = self.mesh.totals()
+            keys = ("frames_in", "frames_lost", "frames_duplicated", "frames_delayed")
+            active.record["detail"]["frames"] = {k: after[k] - before[k] for k in keys}
+
+        active.undo = clear
+
+    async def _reset(self, active: _Active) -> None:
+        every_s = active.event.params.get("every_s", reset_every_s)
+        detail = active.record["detail"]
+        detail["resets"] = 0
+        detail["connections_closed"] = 0
+        active.record["start"] = time.time()
+
+        async def again() -> None:
+            while True:
+                detail["connections_closed"] += self.mesh.reset()
+                detail["resets"] += 1
+                await asyncio.sleep(every_s)
+
+        active.tasks.append(asyncio.create_task(again()))
+
+    async def _failing_write(self, active: _Active) -> None:
+        victim = self._victim(active)
+        process = self.nodes[victim]
+        detail = active.record["detail"]
+        if not process.alive:
+            detail["skipped"] = "node not running"
+            return
+        size = process.data_log_bytes()
+        # At the data log's size, the next append fails whole (no torn frame); without a file
+        # backend log to measure, 0 makes every write to any regular file fail.
+        limit = size if size is not None else 0
+        detail.update(pid=process.pid, limit_bytes=limit)
+        self._downed.add(victim)
+        active.record["start"] = time.time()
+        self._limits[victim] = process.limit_file_size(limit)
+        started = time.monotonic()
+
+        def note_exit() -> None:
+            if "exit_code" not in detail:
+                detail["exit_code"] = process.returncode
+                detail["exited_after_s"] = round(time.monotonic() - started, 3)  # +- a poll
+                detail["stopped_as_required"] = process.returncode == storage_failure_exit_code
+
+        async def watch() -> None:
+            while process.alive:
+                await asyncio.sleep(exit_poll_s)
+            note_exit()
+
+        active.tasks.append(asyncio.create_task(watch()))
+
+        async def restore() -> None:
+            limits = self._limits.pop(victim, None)
+            if process.alive:
+                if limits is not None:
+                    process.restore_file_size(limits)
+                detail["exit_code"] = None
+                detail["note"] = "the node wrote nothing to its data log during the fault"
+            else:
+                note_exit()
+                detail["restart_pid"] = await asyncio.to_thread(process.start)
+            self._downed.discard(victim)
+
+        active.undo = restore
+
+
+def leader_of(statuses: Mapping[int, Mapping[str, Any]]) -> int | None:
+    """The node that claims to lead and that most others name as leader; None if nobody
+    claims it. (During a partition a deposed leader may still claim it: the votes decide.)"""
+    claims = [i for i, s in statuses.items() if s.get("role") == "leader"]
+    if not claims:
+        return None
+    votes = collections.Counter(s.get("leader") for s in statuses.values())
+    return max(sorted(claims), key=lambda i: votes[i])
+
+
+def agreed_leader(statuses: Mapping[int, Mapping[str, Any]], quorum: int) -> int | None:
+    """A leader that claims it and that at least `quorum` nodes (itself included) name."""
+    leader = leader_of(statuses)
+    if leader is None:
+        return None
+    named = sum(1 for s in statuses.values() if s.get("leader") == leader)
+    return leader if named >= quorum else None

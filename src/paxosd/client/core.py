@@ -1,0 +1,235 @@
+"""What the sync and async clients share: requests, answers, retries - without I/O.
+
+Theory of operation. A call becomes a `Call` (method, path, body, whether it writes). A write
+gets a sequence number once, and every retry of it carries the same (client id, seq), so the
+cluster applies it at most once however often it is sent. `Attempts` decides, after each try,
+what to do next: return the answer, raise a typed error, or try again - at the leader the last
+node named, else at the next endpoint - after a jittered exponential backoff, until the
+call's deadline. A write that may have reached a node and got no definite answer ends in
+`OutcomeUnknown`, never in a plain failure: the caller can retry it, or read to find out.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+DEFAULT_ENDPOINTS = ("http://127.0.0.1:7001", "http://127.0.0.1:7002", "http://127.0.0.1:7003")
+backoff_s_min = 0.02
+backoff_s_max = 0.5
+
+
+class PaxosdError(Exception):
+    """Base class of the client's errors."""
+
+
+class BadRequest(PaxosdError):
+    """The cluster refused the request as malformed; fix it, retrying will not help."""
+
+
+class NotHolder(PaxosdError):
+    """A lock operation by an owner that does not hold the lock."""
+
+
+class Unavailable(PaxosdError):
+    """No node could serve the request in time. For a write, nothing was applied."""
+
+
+class OutcomeUnknown(Unavailable):
+    """A write may or may not have been applied (it reached a node, no definite answer came).
+    Retrying it with the same client is safe; reading tells you what happened."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: str
+    value: Any
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class CasOutcome:
+    succeeded: bool
+    value: Any
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class LockGrant:
+    acquired: bool
+    owner: str | None
+    fencing_token: int | None
+    expires_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    registered: bool
+    owner: str
+
+
+class Sessions:
+    """Exactly-once sessions for concurrent requests from one client object.
+
+    The cluster applies requests of one session in sequence order and refuses one older than
+    the last it applied, so two requests in flight at once must not share a session. Each
+    request borrows a free session and its next sequence number, and gives it back when the
+    request is over (answered or given up); a client makes at most as many sessions as it
+    ever has requests in flight. Thread-safe (list.pop/append are atomic under the GIL)."""
+
+    def __init__(self, client_id: str) -> None:
+        self.client_id = client_id
+        self.free: list[list[Any]] = []  # [session id, last seq]
+        self.made = 0
+
+    def borrow(self) -> list[Any]:
+        try:
+            session = self.free.pop()
+        except IndexError:
+            self.made += 1
+            session = [f"{self.client_id}.{self.made}", 0]
+        session[1] += 1
+        return session
+
+    def give_back(self, session: list[Any]) -> None:
+        self.free.append(session)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    method: str
+    path: str
+    body: dict[str, Any] | None
+    write: bool
+    ok_statuses: tuple[int, ...] = (200, 201)
+    absent_statuses: tuple[int, ...] = ()  # answers that mean "nothing there" (404)
+
+
+def kv_path(key: str) -> str:
+    return "/v1/kv/" + quote(key, safe="")
+
+
+def named(prefix: str, name: str, suffix: str = "") -> str:
+    return f"/v1/{prefix}/{quote(name, safe='')}{suffix}"
+
+
+def normalize(endpoints: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    if endpoints is None:
+        return list(DEFAULT_ENDPOINTS)
+    if isinstance(endpoints, str):
+        endpoints = [e for e in endpoints.split(",") if e.strip()]
+    result = []
+    for endpoint in endpoints:
+        endpoint = endpoint.strip().rstrip("/")
+        if "://" not in endpoint:
+            endpoint = "http://" + endpoint
+        result.append(endpoint)
+    if not result:
+        raise ValueError("no endpoints given")
+    return result
+
+
+@dataclass(slots=True)
+class Attempts:
+    """The retry state of one call."""
+
+    endpoints: list[str]
+    deadline: float
+    rng: random.Random
+    start: int = 0
+    tries: int = 0
+    reached: bool = False  # some node may have received this write
+    preferred: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def next_endpoint(self) -> str:
+        if self.preferred is not None:
+            endpoint, self.preferred = self.preferred, None
+            return endpoint
+        endpoint = self.endpoints[(self.start + self.tries) % len(self.endpoints)]
+        return endpoint
+
+    def backoff_s(self) -> float:
+        base = min(backoff_s_max, backoff_s_min * (2 ** min(self.tries, 8)))
+        return base * (0.5 + self.rng.random())
+
+    def failed(self, call: Call, why: str, maybe_applied: bool) -> None:
+        self.tries += 1
+        self.errors.append(why)
+        if call.write and maybe_applied:
+            self.reached = True
+
+    def give_up(self, call: Call) -> PaxosdError:
+        detail = "; ".join(self.errors[-3:])
+        if call.write and self.reached:
+            return OutcomeUnknown(f"no definite answer from the cluster ({detail})")
+        return Unavailable(f"no node could serve the request ({detail})")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to do with one HTTP answer."""
+
+    done: bool
+    data: Any = None
+    error: PaxosdError | None = None
+    retry_at: str | None = None  # a leader's address to try next
+    maybe_applied: bool = False
+    why: str = ""
+
+
+def judge(call: Call, status: int, body: bytes) -> Verdict:
+    """Interpret one HTTP answer."""
+    try:
+        data = json.loads(body) if body else {}
+    except ValueError:
+        data = {"error": "bad_response", "message": body[:200].decode(errors="replace")}
+    if status in call.ok_statuses:
+        return Verdict(True, data)
+    if status in call.absent_statuses:
+        return Verdict(True, None)
+    code = data.get("error") if isinstance(data, dict) else None
+    message = data.get("message", "") if isinstance(data, dict) else ""
+    if status == 409 and code == "not_holder":
+        return Verdict(True, error=NotHolder(message))
+    if code == "stale_request":  # a session used by two requests at once: our bug
+        return Verdict(True, error=PaxosdError(f"session reused concurrently: {message}"))
+    if status == 409:
+        return Verdict(True, data)
+    if 400 <= status < 500 and status != 429:
+        return Verdict(True, error=BadRequest(f"{code}: {message}"))
+    if code == "not_leader":
+        leader = data.get("leader_http")
+        hint = normalize([leader])[0] if isinstance(leader, str) and leader else None
+        return Verdict(False, retry_at=hint, why=f"not leader ({message})")
+    outcome = data.get("outcome") if isinstance(data, dict) else None
+    return Verdict(False, maybe_applied=outcome != "failed", why=f"{status} {code}: {message}")
+
+
+# -- turning answers into values ------------------------------------------------------------
+
+
+def to_kv(data: Any) -> KeyValue | None:
+    if data is None:
+        return None
+    return KeyValue(data["key"], data.get("value"), int(data.get("revision", 0)))
+
+
+def to_cas(data: Any) -> CasOutcome:
+    return CasOutcome(bool(data["succeeded"]), data.get("value"), int(data.get("revision", 0)))
+
+
+def to_grant(data: Any) -> LockGrant:
+    return LockGrant(
+        bool(data.get("acquired")),
+        data.get("owner"),
+        data.get("fencing_token"),
+        data.get("expires_at_ms"),
+    )
+
+
+def to_registration(data: Any) -> Registration:
+    return Registration(bool(data.get("registered")), data.get("owner"))

@@ -1,0 +1,104 @@
+"""The client's operations, once: each builds a `Call` and names how to read its answer.
+The sync and async clients only differ in how they send a call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from paxosd.client.core import (
+    Call,
+    CasOutcome,
+    KeyValue,
+    LockGrant,
+    Registration,
+    kv_path,
+    named,
+    to_cas,
+    to_grant,
+    to_kv,
+    to_registration,
+)
+
+Operation = tuple[Call, Callable[[Any], Any]]
+
+
+def get(key: str) -> Operation:
+    return Call("GET", kv_path(key), None, False, absent_statuses=(404,)), to_kv
+
+
+def put(key: str, value: Any) -> Operation:
+    return Call("PUT", kv_path(key), {"value": value}, True), lambda d: int(d["revision"])
+
+
+def delete(key: str) -> Operation:
+    return Call("DELETE", kv_path(key), None, True), lambda d: bool(d.get("existed"))
+
+
+def cas(key: str, expected: Any, value: Any) -> Operation:
+    body = {"expected": expected, "value": value}
+    return Call("POST", kv_path(key) + "/cas", body, True, ok_statuses=(200, 409)), to_cas
+
+
+def acquire(name: str, owner: str, ttl_ms: int) -> Operation:
+    body = {"owner": owner, "ttl_ms": ttl_ms}
+    return Call("POST", named("locks", name, "/acquire"), body, True), to_grant
+
+
+def refresh(name: str, owner: str, ttl_ms: int) -> Operation:
+    body = {"owner": owner, "ttl_ms": ttl_ms}
+    return Call("POST", named("locks", name, "/refresh"), body, True), to_grant
+
+
+def release(name: str, owner: str) -> Operation:
+    call = Call("POST", named("locks", name, "/release"), {"owner": owner}, True)
+    return call, lambda d: bool(d.get("released"))
+
+
+def lock_status(name: str) -> Operation:
+    return Call("GET", named("locks", name), None, False), to_grant
+
+
+def register(name: str, owner: str) -> Operation:
+    call = Call("POST", named("names", name), {"owner": owner}, True, ok_statuses=(200, 201))
+    return call, to_registration
+
+
+def lookup(name: str) -> Operation:
+    call = Call("GET", named("names", name), None, False, absent_statuses=(404,))
+    return call, lambda d: None if d is None else d.get("owner")
+
+
+def propose(decision: str, value: Any) -> Operation:
+    call = Call("POST", named("decisions", decision), {"value": value}, True)
+    return call, lambda d: d.get("chosen")
+
+
+def query(decision: str) -> Operation:
+    return Call("GET", named("decisions", decision), None, False), lambda d: d.get("chosen")
+
+
+def status() -> Operation:
+    return Call("GET", "/v1/status", None, False), lambda d: d
+
+
+__all__ = [
+    "CasOutcome",
+    "KeyValue",
+    "LockGrant",
+    "Operation",
+    "Registration",
+    "acquire",
+    "cas",
+    "delete",
+    "get",
+    "lock_status",
+    "lookup",
+    "propose",
+    "put",
+    "query",
+    "refresh",
+    "register",
+    "release",
+    "status",
+]  # fmt: skip

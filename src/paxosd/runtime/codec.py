@@ -1,0 +1,237 @@
+"""The peer wire format: length-prefixed msgpack frames, versioned, size-limited.
+
+A frame is a 4-byte big-endian length and a msgpack array `[tag, field, ...]`. The first frame
+on every connection is the handshake `[0, "paxosd", protocol_version, cluster_id, node_id]`;
+a node from another cluster, an unknown node id or a different protocol version is refused
+and the connection closed, so two clusters on one network never mix. Everything received is
+validated field by field: a peer that sends garbage gets its connection closed (`WireError`),
+it never crashes the node and never reaches the protocol core.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+
+from paxosd.core.multi import messages as m
+from paxosd.core.types import Ballot
+
+protocol_version = 1
+frame_bytes_max = 128 << 20
+_length = struct.Struct(">I")
+
+
+class WireError(ValueError):
+    """A peer sent something that is not a valid frame or message."""
+
+
+HANDSHAKE = 0
+_TAGS: dict[type, int] = {
+    m.Prepare: 1,
+    m.Promise: 2,
+    m.Accept: 3,
+    m.Accepted: 4,
+    m.Nack: 5,
+    m.Heartbeat: 6,
+    m.Commit: 7,
+    m.Ack: 8,
+    m.CatchUp: 9,
+    m.Entries: 10,
+    m.SnapshotInstall: 11,
+    m.Forward: 12,
+    m.ReadIndex: 13,
+    m.ReadIndexReply: 14,
+    m.PreVote: 15,
+    m.PreVoteReply: 16,
+}
+
+
+def _b(ballot: Ballot) -> tuple[int, int]:
+    return (ballot.round, ballot.node)
+
+
+def _fields(msg: Any) -> tuple[Any, ...]:
+    match msg:
+        case m.Prepare(ballot=b, from_slot=f):
+            return (_b(b), f)
+        case m.Promise(ballot=b, accepted=acc, snapshot_slot=s, commit=c):
+            return (_b(b), [(slot, _b(ab), list(batch)) for slot, ab, batch in acc], s, c)
+        case m.Accept(ballot=b, slot=s, batch=batch, commit=c):
+            return (_b(b), s, list(batch), c)
+        case m.Accepted(ballot=b, slot=s):
+            return (_b(b), s)
+        case m.Nack(ballot=b, promised=p):
+            return (_b(b), _b(p))
+        case m.Heartbeat(ballot=b, commit=c, read_round=r):
+            return (_b(b), c, r)
+        case m.Commit(ballot=b, commit=c):
+            return (_b(b), c)
+        case m.Ack(ballot=b, read_round=r, applied=a):
+            return (_b(b), r, a)
+        case m.CatchUp(from_slot=f):
+            return (f,)
+        case m.Entries(ballot=b, entries=entries, commit=c):
+            return (_b(b), [(slot, list(batch)) for slot, batch in entries], c)
+        case m.SnapshotInstall(ballot=b, slot=s, data=d):
+            return (_b(b), s, d)
+        case m.Forward(commands=commands):
+            return (list(commands),)
+        case m.ReadIndex(read_id=r):
+            return (r,)
+        case m.ReadIndexReply(read_id=r, index=i):
+            return (r, i)
+        case m.PreVote(ballot=b):
+            return (_b(b),)
+        case m.PreVoteReply(ballot=b, granted=g):
+            return (_b(b), g)
+    raise TypeError(f"cannot encode {msg!r}")
+
+
+def encode(msg: Any) -> bytes:
+    """One message as a complete frame (length prefix included)."""
+    payload = msgpack.packb((_TAGS[type(msg)], *_fields(msg)), use_bin_type=True)
+    return _length.pack(len(payload)) + payload
+
+
+def encode_handshake(cluster_id: str, node_id: int) -> bytes:
+    payload = msgpack.packb(
+        (HANDSHAKE, "paxosd", protocol_version, cluster_id, node_id), use_bin_type=True
+    )
+    return _length.pack(len(payload)) + payload
+
+
+# -- decoding, with validation ----------------------------------------------------------------
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int or value < -1 or value > 1 << 62:
+        raise WireError(f"expected a slot or count, got {value!r}")
+    return value
+
+
+def _ballot(value: Any) -> Ballot:
+    if not isinstance(value, list) or len(value) != 2:
+        raise WireError(f"expected a ballot, got {value!r}")
+    return Ballot(_int(value[0]), _int(value[1]))
+
+
+def _batch(value: Any) -> tuple[bytes, ...]:
+    if not isinstance(value, list) or not all(type(c) is bytes for c in value):
+        raise WireError("expected a batch of byte strings")
+    return tuple(value)
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise WireError(f"expected a list, got {type(value).__name__}")
+    return value
+
+
+_DECODERS: dict[int, Callable[[list[Any]], Any]] = {
+    1: lambda f: m.Prepare(ballot=_ballot(f[0]), from_slot=_int(f[1])),
+    2: lambda f: m.Promise(
+        ballot=_ballot(f[0]),
+        accepted=tuple((_int(e[0]), _ballot(e[1]), _batch(e[2])) for e in map(_list, _list(f[1]))),
+        snapshot_slot=_int(f[2]),
+        commit=_int(f[3]),
+    ),
+    3: lambda f: m.Accept(
+        ballot=_ballot(f[0]), slot=_int(f[1]), batch=_batch(f[2]), commit=_int(f[3])
+    ),
+    4: lambda f: m.Accepted(ballot=_ballot(f[0]), slot=_int(f[1])),
+    5: lambda f: m.Nack(ballot=_ballot(f[0]), promised=_ballot(f[1])),
+    6: lambda f: m.Heartbeat(ballot=_ballot(f[0]), commit=_int(f[1]), read_round=_int(f[2])),
+    7: lambda f: m.Commit(ballot=_ballot(f[0]), commit=_int(f[1])),
+    8: lambda f: m.Ack(ballot=_ballot(f[0]), read_round=_int(f[1]), applied=_int(f[2])),
+    9: lambda f: m.CatchUp(from_slot=_int(f[0])),
+    10: lambda f: m.Entries(
+        ballot=_ballot(f[0]),
+        entries=tuple((_int(e[0]), _batch(e[1])) for e in map(_list, _list(f[1]))),
+        commit=_int(f[2]),
+    ),
+    11: lambda f: m.SnapshotInstall(ballot=_ballot(f[0]), slot=_int(f[1]), data=_bytes(f[2])),
+    12: lambda f: m.Forward(commands=_batch(f[0])),
+    13: lambda f: m.ReadIndex(read_id=_int(f[0])),
+    14: lambda f: m.ReadIndexReply(read_id=_int(f[0]), index=_int(f[1])),
+    15: lambda f: m.PreVote(ballot=_ballot(f[0])),
+    16: lambda f: m.PreVoteReply(ballot=_ballot(f[0]), granted=_bool(f[1])),
+}
+
+
+def _bool(value: Any) -> bool:
+    if type(value) is not bool:
+        raise WireError("expected a boolean")
+    return value
+
+
+def _bytes(value: Any) -> bytes:
+    if type(value) is not bytes:
+        raise WireError("expected bytes")
+    return value
+
+
+def decode(payload: bytes) -> Any:
+    """A frame's payload (without the length prefix) as a message; WireError if invalid."""
+    try:
+        data = msgpack.unpackb(payload, use_list=True, raw=False, strict_map_key=True)
+    except Exception as error:
+        raise WireError(f"undecodable frame: {error}") from None
+    if not isinstance(data, list) or not data or type(data[0]) is not int:
+        raise WireError("a frame must be a non-empty array starting with a tag")
+    decoder = _DECODERS.get(data[0])
+    if decoder is None:
+        raise WireError(f"unknown message tag {data[0]}")
+    try:
+        return decoder(data[1:])
+    except WireError:
+        raise
+    except (IndexError, TypeError, ValueError, AttributeError) as error:
+        raise WireError(f"malformed message (tag {data[0]}): {error}") from None
+
+
+def decode_handshake(payload: bytes) -> tuple[str, int, int]:
+    """(cluster_id, node_id, version) from a handshake payload; WireError if it is not one."""
+    try:
+        data = msgpack.unpackb(payload, use_list=True, raw=False)
+    except Exception:
+        raise WireError("not a paxosd peer (undecodable handshake)") from None
+    if (
+        not isinstance(data, list)
+        or len(data) != 5
+        or data[0] != HANDSHAKE
+        or data[1] != "paxosd"
+        or type(data[2]) is not int
+        or type(data[3]) is not str
+        or type(data[4]) is not int
+    ):
+        raise WireError("not a paxosd peer (bad handshake)")
+    return data[3], data[4], data[2]
+
+
+class FrameReader:
+    """Splits a byte stream into frame payloads; refuses frames over the size limit."""
+
+    def __init__(self, limit: int = frame_bytes_max) -> None:
+        self.buffer = bytearray()
+        self.limit = limit
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.buffer += data
+        frames: list[bytes] = []
+        view = self.buffer
+        offset = 0
+        while len(view) - offset >= 4:
+            (length,) = _length.unpack_from(view, offset)
+            if length > self.limit:
+                raise WireError(f"frame of {length} bytes is over the {self.limit}-byte limit")
+            end = offset + 4 + length
+            if end > len(view):
+                break
+            frames.append(bytes(view[offset + 4 : end]))
+            offset = end
+        if offset:
+            del self.buffer[:offset]
+        return frames

@@ -1,0 +1,231 @@
+"""A node's configuration: from a TOML file and/or command-line flags, validated with errors
+that say what to fix.
+
+```toml
+cluster_id = "paxosd-local"
+node_id = 1
+data_dir = "paxosd-data/node1"
+
+[timeouts]            # optional; these are the defaults
+tick_ms = 10
+heartbeat_ms = 40
+election_ms_min = 200
+election_ms_max = 400
+request_timeout_ms = 5000
+
+[[members]]           # every node of the cluster, this one included
+id = 1
+peer = "127.0.0.1:7101"
+http = "127.0.0.1:7001"
+resp = "127.0.0.1:6401"
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration cannot work; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    id: int
+    peer: tuple[str, int]
+    http: tuple[str, int]
+    resp: tuple[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "peer": _show(self.peer),
+            "http": _show(self.http),
+            "resp": _show(self.resp),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    tick_ms: int = 10
+    heartbeat_ms: int = 40
+    election_ms_min: int = 200
+    election_ms_max: int = 400
+    request_timeout_ms: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    cluster_id: str
+    node_id: int
+    data_dir: Path
+    members: tuple[Member, ...]
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    storage: str = "file"
+    fsync: bool = True
+
+    @property
+    def me(self) -> Member:
+        return next(m for m in self.members if m.id == self.node_id)
+
+    def member(self, node_id: int) -> Member | None:
+        return next((m for m in self.members if m.id == node_id), None)
+
+    def validate(self) -> NodeConfig:
+        if not self.cluster_id or len(self.cluster_id) > 64:
+            raise ConfigError("cluster_id must be 1 to 64 characters")
+        ids = [m.id for m in self.members]
+        if len(set(ids)) != len(ids):
+            raise ConfigError(f"member ids must be unique, got {ids}")
+        if not self.members:
+            raise ConfigError("members is empty: list every node of the cluster, this one too")
+        if self.node_id not in ids:
+            raise ConfigError(f"node_id {self.node_id} is not among the members {sorted(ids)}")
+        if any(i < 1 or i > 255 for i in ids):
+            raise ConfigError("member ids must be between 1 and 255")
+        addresses = [a for m in self.members for a in (m.peer, m.http, m.resp)]
+        if len(set(addresses)) != len(addresses):
+            raise ConfigError("two members (or two ports of one member) share an address")
+        t = self.timeouts
+        if not 1 <= t.tick_ms <= 1000:
+            raise ConfigError("timeouts.tick_ms must be between 1 and 1000")
+        if not t.tick_ms <= t.heartbeat_ms < t.election_ms_min <= t.election_ms_max:
+            raise ConfigError(
+                "timeouts must satisfy tick_ms <= heartbeat_ms < election_ms_min <= "
+                "election_ms_max (a leader must heartbeat well within the election timeout)"
+            )
+        if self.storage not in ("file", "sqlite"):
+            raise ConfigError(f"storage must be file or sqlite, not {self.storage!r}")
+        return self
+
+
+def _show(address: tuple[str, int]) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def parse_address(text: Any, what: str) -> tuple[str, int]:
+    if not isinstance(text, str) or ":" not in text:
+        raise ConfigError(f"{what} must be HOST:PORT, got {text!r}")
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{what} has an invalid port: {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def _member(raw: Any, index: int) -> Member:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"members[{index}] must be a table with id, peer, http, resp")
+    unknown = set(raw) - {"id", "peer", "http", "resp"}
+    if unknown:
+        raise ConfigError(f"members[{index}] has unknown keys: {', '.join(sorted(unknown))}")
+    for key in ("id", "peer", "http", "resp"):
+        if key not in raw:
+            raise ConfigError(f"members[{index}] is missing {key!r}")
+    if type(raw["id"]) is not int:
+        raise ConfigError(f"members[{index}].id must be an integer")
+    return Member(
+        raw["id"],
+        parse_address(raw["peer"], f"members[{index}].peer"),
+        parse_address(raw["http"], f"members[{index}].http"),
+        parse_address(raw["resp"], f"members[{index}].resp"),
+    )
+
+
+def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
+    known = {"cluster_id", "node_id", "data_dir", "members", "timeouts", "storage", "fsync"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown keys: {', '.join(sorted(unknown))} (known: {sorted(known)})")
+    for key in ("cluster_id", "node_id", "data_dir", "members"):
+        if key not in raw:
+            raise ConfigError(f"missing {key!r}")
+    if type(raw["node_id"]) is not int:
+        raise ConfigError("node_id must be an integer")
+    if not isinstance(raw["members"], list):
+        raise ConfigError("members must be an array of tables ([[members]])")
+    timeouts = Timeouts()
+    if "timeouts" in raw:
+        values = raw["timeouts"]
+        if not isinstance(values, dict):
+            raise ConfigError("timeouts must be a table")
+        names = set(Timeouts.__dataclass_fields__)
+        for key, value in values.items():
+            if key not in names:
+                raise ConfigError(f"unknown timeout {key!r} (known: {sorted(names)})")
+            if type(value) is not int or value <= 0:
+                raise ConfigError(f"timeouts.{key} must be a positive integer (milliseconds)")
+        timeouts = replace(timeouts, **values)
+    data_dir = Path(str(raw["data_dir"]))
+    if base is not None and not data_dir.is_absolute():
+        data_dir = base / data_dir
+    config = NodeConfig(
+        cluster_id=str(raw["cluster_id"]),
+        node_id=raw["node_id"],
+        data_dir=data_dir,
+        members=tuple(_member(m, i) for i, m in enumerate(raw["members"])),
+        timeouts=timeouts,
+        storage=str(raw.get("storage", "file")),
+        fsync=bool(raw.get("fsync", True)),
+    )
+    return config.validate()
+
+
+def load(path: Path) -> NodeConfig:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"no config file at {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    return from_mapping(raw, path.parent)
+
+
+def local_cluster(
+    nodes: int, data_root: Path, base_port: int = 7000, cluster_id: str = "paxosd-local"
+) -> list[NodeConfig]:
+    """The embedded default: node i serves HTTP on base+i, RESP on base-600+i, peers on
+    base+100+i, all on 127.0.0.1."""
+    members = tuple(
+        Member(
+            i,
+            ("127.0.0.1", base_port + 100 + i),
+            ("127.0.0.1", base_port + i),
+            ("127.0.0.1", base_port - 600 + i),
+        )
+        for i in range(1, nodes + 1)
+    )
+    return [
+        NodeConfig(cluster_id, i, data_root / f"node{i}", members).validate()
+        for i in range(1, nodes + 1)
+    ]
+
+
+def to_toml(config: NodeConfig) -> str:
+    t = config.timeouts
+    lines = [
+        f'cluster_id = "{config.cluster_id}"',
+        f"node_id = {config.node_id}",
+        f'data_dir = "{config.data_dir}"',
+        f'storage = "{config.storage}"',
+        "",
+        "[timeouts]",
+        f"tick_ms = {t.tick_ms}",
+        f"heartbeat_ms = {t.heartbeat_ms}",
+        f"election_ms_min = {t.election_ms_min}",
+        f"election_ms_max = {t.election_ms_max}",
+        f"request_timeout_ms = {t.request_timeout_ms}",
+    ]
+    for member in config.members:
+        lines += [
+            "",
+            "[[members]]",
+            f"id = {member.id}",
+            f'peer = "{_show(member.peer)}"',
+            f'http = "{_show(member.http)}"',
+            f'resp = "{_show(member.resp)}"',
+        ]
+    return "\n".join(lines) + "\n"

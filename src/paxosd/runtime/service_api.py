@@ -1,0 +1,55 @@
+"""What the client-facing front ends (HTTP, RESP) need from a node: one code path into the
+engine for both.
+
+`execute` takes one state-machine operation (see `paxosd.service.commands`):
+- writes (Put, Delete, Cas, LockAcquire, LockRefresh, LockRelease, NameRegister,
+  DecisionPropose) go through the replicated log; a follower forwards them to the leader and
+  answers once it has applied them itself;
+- reads (Get, NameLookup, DecisionGet, LockStatus) are linearizable (read-index, confirmed
+  with a quorum), on any node.
+With `client_id` and `seq` a write is applied at most once however often it is retried (the
+client's own retries must reuse them); without, the node makes a fresh pair.
+It returns a result from `paxosd.service.results` (each has `to_json()`), or raises one of
+`paxosd.runtime.errors`: BadRequest, NotLeader, Unavailable (outcome unknown), Overloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+
+class NodeService(Protocol):
+    node_id: int
+    cluster_id: str
+
+    async def execute(
+        self,
+        op: Any,
+        *,
+        client_id: str | None = None,
+        seq: int | None = None,
+        timeout_s: float | None = None,
+    ) -> Any: ...
+
+    def submit(
+        self, op: Any, *, client_id: str | None = None, seq: int | None = None
+    ) -> asyncio.Future[Any]:
+        """The same as `execute`, without a coroutine per request (the RESP hot path): the
+        future resolves to the result or to one of the errors, after the node's default
+        timeout at the latest."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """node_id, pid, role, leader, ballot, chosen/applied slots, members (with their
+        http/resp addresses and last-heard ages), lag, recent leader changes, throughput and
+        latency figures; JSON-serializable."""
+        ...
+
+    def members(self) -> list[dict[str, Any]]:
+        """[{"id", "http", "resp", "peer"}] for every member, this node included."""
+        ...
+
+    def metrics_text(self) -> bytes:
+        """Prometheus exposition of this node's metrics."""
+        ...

@@ -1,0 +1,797 @@
+"""The RESP front end, through the redis Python client (redis.asyncio) and raw sockets.
+
+Every test runs `serve_resp` on 127.0.0.1 with an ephemeral port over `RespFakeNode`, in a
+background event loop (`ServerThread`), and stops it at the end. Run the micro-benchmark alone
+with `python -m tests.api.test_resp` from the repository root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import resource
+import socket
+import time
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+import hiredis
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from paxosd.api.resp import RespLimits, RespProtocol, close_resp_clients
+from paxosd.api.resp_commands import COMMANDS, result_error_reply
+from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, Overloaded, Unavailable
+from paxosd.service import Error as ResultError
+from paxosd.service import Get, Put
+
+from .resp_fakes import LOOP_KINDS, FakeTransport, RespFakeNode, ServerThread
+
+T = TypeVar("T")
+
+# How long one test waits for the server, in seconds.
+wait_s = 30.0
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(asyncio.wait_for(coroutine, wait_s))
+
+
+def client(port: int, **options: Any) -> aioredis.Redis:
+    options.setdefault("protocol", 2)
+    # No retries: redis-py retries connection-level errors (AUTH, max clients) with backoff,
+    # which would only slow the tests that provoke them.
+    options.setdefault("retry", Retry(NoBackoff(), 0))
+    return aioredis.Redis(host="127.0.0.1", port=port, decode_responses=True, **options)
+
+
+def command(*words: bytes | str) -> bytes:
+    """One command in RESP framing."""
+    raw = [word.encode() if isinstance(word, str) else word for word in words]
+    return b"*%d\r\n" % len(raw) + b"".join(b"$%d\r\n%b\r\n" % (len(w), w) for w in raw)
+
+
+def exchange(port: int, data: bytes, *, half_close: bool = True) -> bytes:
+    """Send `data`, optionally half-close, and read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def replies(data: bytes) -> list[Any]:
+    """Every reply in `data`; fails the test if the server wrote anything that is not RESP."""
+    reader = hiredis.Reader()
+    reader.feed(data)
+    out = []
+    while (reply := reader.gets()) is not False:
+        out.append(reply)
+    assert not reader.has_data(), f"trailing bytes in server output: {data[-80:]!r}"
+    return out
+
+
+def ping_works(port: int) -> bool:
+    async def go() -> bool:
+        async with client(port) as r:
+            return bool(await r.ping())
+
+    return run(go())
+
+
+@pytest.fixture
+def resp_node() -> RespFakeNode:
+    return RespFakeNode()
+
+
+@pytest.fixture(params=LOOP_KINDS)
+def loop_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def server(resp_node: RespFakeNode, loop_kind: str) -> Iterator[ServerThread]:
+    harness = ServerThread(resp_node, loop_kind=loop_kind)
+    yield harness
+    harness.close()
+
+
+def limited_server(node: RespFakeNode, loop_kind: str, **limits: int) -> ServerThread:
+    return ServerThread(node, RespLimits(**limits), loop_kind=loop_kind)
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_kv_commands(server: ServerThread, protocol: int) -> None:
+    async def go() -> None:
+        async with client(server.port, protocol=protocol) as r:
+            assert await r.get("k") is None
+            assert await r.set("k", "v1") is True
+            assert await r.get("k") == "v1"
+            assert await r.execute_command("gEt", "k") == "v1"  # names are case-insensitive
+            assert await r.set("k", "v2", nx=True) is None
+            assert await r.set("n", "x", nx=True) is True
+            assert await r.setnx("n", "y") is False
+            assert await r.setnx("m", "y") is True
+            assert await r.exists("k", "n", "nope", "k") == 3
+            assert await r.exists("nope") == 0
+            assert await r.mget("k", "nope", "m") == ["v1", None, "y"]
+            assert await r.mset({"a": "1", "b": "2"}) is True
+            assert await r.get("b") == "2"
+            assert await r.delete("a", "b", "nope") == 2
+            assert await r.delete("k") == 1
+            assert await r.delete("k") == 0
+            assert await r.set("unicode", "Grüße ✓") is True
+            assert await r.get("unicode") == "Grüße ✓"
+            assert await r.set("empty", "") is True
+            assert await r.get("empty") == ""
+
+    run(go())
+
+
+def test_values_are_json_strings(server: ServerThread, resp_node: RespFakeNode) -> None:
+    async def go() -> None:
+        async with client(server.port) as r:
+            await r.set("k", "42")
+
+    run(go())
+    assert server.call(lambda: resp_node.stored("k")) == "42"  # the string, not the number
+
+
+def test_cas(server: ServerThread) -> None:
+    async def go() -> None:
+        async with client(server.port) as r:
+            assert await r.execute_command("CAS", "k", "a", "b") == [0, None]
+            assert await r.execute_command("CASNX", "k", "a") == [1, "a"]
+            assert await r.execute_command("CASNX", "k", "z") == [0, "a"]
+            assert await r.execute_command("CAS", "k", "x", "b") == [0, "a"]
+            assert await r.execute_command("CAS", "k", "a", "b") == [1, "b"]
+            assert await r.get("k") == "b"
+
+    run(go())
+
+
+def test_locks(server: ServerThread, resp_node: RespFakeNode) -> None:
+    async def go() -> None:
+        async with client(server.port) as r:
+            acquired = await r.execute_command("LOCK", "job", "alice", "5000")
+            assert acquired == [1, "alice", 1, 1_005_000]
+            assert await r.execute_command("LOCK", "job", "bob", 5000) == [0, "alice", 1, 1_005_000]
+            status = await r.execute_command("LOCKSTATUS", "job")
+            assert status == [1, "alice", 1, 1_005_000]
+            with pytest.raises(ResponseError, match=r"^NOTHOLDER 'bob' does not hold lock"):
+                await r.execute_command("UNLOCK", "job", "bob")
+            with pytest.raises(ResponseError, match="does not hold"):
+                await r.execute_command("REFRESH", "job", "bob", 5000)
+            server.call(lambda: setattr(resp_node, "clock_ms", 1_002_000))
+            refreshed = await r.execute_command("REFRESH", "job", "alice", 5000)
+            assert refreshed == [1, "alice", 1, 1_007_000]
+            assert await r.execute_command("UNLOCK", "job", "alice") == 1
+            assert await r.execute_command("UNLOCK", "job", "alice") == 0  # already free
+            assert await r.execute_command("LOCKSTATUS", "job") == [0, None, None, None]
+            # A new grant gets a higher fencing token.
+            assert (await r.execute_command("LOCK", "job", "bob", 100))[2] == 2
+            # Leases expire on log time.
+            server.call(lambda: setattr(resp_node, "clock_ms", 1_010_000))
+            assert (await r.execute_command("LOCK", "job", "carol", 100))[:3] == [1, "carol", 3]
+
+    run(go())
+
+
+def test_lock_errors_use_notholder(server: ServerThread) -> None:
+    data = exchange(server.port, command("UNLOCK", "free", "bob"))
+    assert data.startswith(b"-NOTHOLDER 'bob' does not hold lock 'free'")
+
+
+def test_names_and_decisions(server: ServerThread) -> None:
+    async def go() -> None:
+        async with client(server.port) as r:
+            assert await r.execute_command("LOOKUP", "svc") is None
+            assert await r.execute_command("REGISTER", "svc", "alice") == [1, "alice"]
+            assert await r.execute_command("REGISTER", "svc", "bob") == [0, "alice"]
+            assert await r.execute_command("REGISTER", "svc", "alice") == [1, "alice"]
+            assert await r.execute_command("LOOKUP", "svc") == "alice"
+            assert await r.execute_command("QUERY", "d") is None
+            assert await r.execute_command("PROPOSE", "d", "v1") == "v1"
+            assert await r.execute_command("PROPOSE", "d", "v2") == "v1"
+            assert await r.execute_command("QUERY", "d") == "v1"
+
+    run(go())
+
+
+def test_connection_commands(server: ServerThread) -> None:
+    async def go() -> None:
+        async with client(server.port) as r:
+            assert await r.ping() is True
+            assert await r.echo("echo me") == "echo me"
+            assert await r.execute_command("SELECT", "0") is True
+            assert await r.execute_command("SELECT", "00") is True
+            with pytest.raises(ResponseError, match="DB index is out of range"):
+                await r.execute_command("SELECT", "1")
+            assert await r.client_setname("worker-1") is True
+            assert await r.client_getname() == "worker-1"
+            with pytest.raises(ResponseError, match="cannot contain spaces"):
+                await r.client_setname("has space")
+            client_id = await r.client_id()
+            info = await r.client_info()
+            assert info["id"] == client_id and info["name"] == "worker-1"
+            assert len(str(info["paxosd-client-id"])) == 32
+            assert await r.execute_command("CLIENT", "SETINFO", "LIB-NAME", "x") == "OK"
+            assert await r.command_count() == len(COMMANDS)
+            assert await r.config_get("save") == {"save": ""}
+            assert await r.config_get("appendonly") == {"appendonly": "yes"}
+            assert set(await r.config_get("*")) >= {"save", "appendonly"}
+            server_info = await r.info()
+            assert server_info["role"] == "leader"
+            assert server_info["leader"] == 1
+            assert server_info["tcp_port"] == server.port
+            assert "paxosd_version" in server_info
+            with pytest.raises(ResponseError, match="DBSIZE is not supported"):
+                await r.dbsize()
+            hello = await r.execute_command("HELLO", "2")
+            assert dict(zip(hello[::2], hello[1::2], strict=True))["server"] == "paxosd"
+            with pytest.raises(ResponseError, match="NOPROTO"):
+                await r.execute_command("HELLO", "4")
+            with pytest.raises(AuthenticationError, match="without any password configured"):
+                await r.execute_command("AUTH", "secret")
+            assert await r.execute_command("AUTH", "default", "anything") is True
+            assert await r.execute_command("RESET") == "RESET"
+            assert await r.client_getname() is None
+
+    run(go())
+    # redis-py's COMMAND callbacks expect Redis's full tables: look at the raw replies.
+    got = replies(
+        exchange(
+            server.port,
+            command("COMMAND", "DOCS")
+            + command("COMMAND", "LIST")
+            + command("COMMAND", "INFO", "get")
+            + command("PING", "hello"),
+        )
+    )
+    assert got[0] == [] and b"lockstatus" in got[1] and got[2] == [None] and got[3] == b"hello"
+
+
+def test_resp3_default_client(server: ServerThread) -> None:
+    """redis-py 8 speaks RESP3 by default (HELLO 3); it must work without options."""
+
+    async def go() -> None:
+        async with aioredis.Redis(host="127.0.0.1", port=server.port) as r:
+            assert await r.set("k", "v") is True
+            assert await r.get("k") == b"v"
+            assert await r.get("nope") is None
+            assert await r.mget("k", "nope") == [b"v", None]
+            assert await r.config_get("save") == {"save": ""}
+            assert await r.execute_command("LOCKSTATUS", "free") == [0, None, None, None]
+            assert await r.client_info()
+
+    run(go())
+    assert replies(exchange(server.port, command("HELLO", "3") + command("GET", "nope")))[1:] == [
+        None
+    ]
+
+
+def test_quit_answers_then_closes(server: ServerThread, resp_node: RespFakeNode) -> None:
+    data = exchange(
+        server.port, command("QUIT") + command("SET", "after", "quit"), half_close=False
+    )
+    assert data == b"+OK\r\n"
+    assert not any(call.op == Put(key="after", value="quit") for call in resp_node.calls)
+
+
+def test_inline_commands(server: ServerThread) -> None:
+    data = exchange(server.port, b"PING\r\nSET a b\r\nget  a\n\r\nECHO x\r\nPING hi\r\n")
+    assert replies(data) == [b"PONG", b"OK", b"b", b"x", b"hi"]
+
+
+def test_http_on_the_resp_port_is_dropped(server: ServerThread) -> None:
+    request = b"POST / HTTP/1.1\r\nHost: example\r\n\r\nSET a b\r\n"
+    assert exchange(server.port, request, half_close=False) == b""
+    assert exchange(server.port, b"GET / HTTP/1.1\r\nHost: example\r\n\r\n", half_close=False) == (
+        b"-ERR wrong number of arguments for 'get' command\r\n"
+    )
+    assert ping_works(server.port)
+
+
+def test_empty_command_is_ignored(server: ServerThread) -> None:
+    assert replies(exchange(server.port, b"*0\r\n" + command("PING"))) == [b"PONG"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Error replies
+
+
+def test_error_replies(server: ServerThread, resp_node: RespFakeNode) -> None:
+    server.call(lambda: resp_node.put_raw("number", 5))
+    server.call(lambda: resp_node.put_raw("object", {"a": 1}))
+
+    async def go() -> None:
+        async with client(server.port) as r:
+            cases: list[tuple[tuple[Any, ...], str]] = [
+                (("NOSUCH", "a", "b"), r"^unknown command 'NOSUCH', with args beginning with: 'a'"),
+                (("GET",), r"^wrong number of arguments for 'get' command$"),
+                (("GET", "a", "b"), r"wrong number of arguments for 'get' command"),
+                (("MSET", "a", "1", "b"), r"wrong number of arguments for 'mset' command"),
+                (("SET", "k", "v", "XX"), r"SET option 'XX' is not supported by paxosd"),
+                (("SET", "k", "v", "EX", "10"), r"SET option 'EX' is not supported"),
+                (("SET", "k", "v", "BOGUS"), r"^syntax error$"),
+                (("LOCK", "l", "me", "soon"), r"not an integer or out of range"),
+                (("LOCK", "l", "me", "-5"), r"not an integer or out of range"),
+                (("LOCK", "l", "me", "5"), r"LockAcquire.ttl_ms: 5 is outside"),
+                (("SET", "", "v"), r"Put.key: must not be empty"),
+                (("SET", "k" * 2000, "v"), r"Put.key: 2000 bytes, more than 1024"),
+                (("DEL", "ok", ""), r"Delete.key: must not be empty"),
+                (("GET", "number"), r"^WRONGTYPE the value is a JSON number, not a string"),
+                (("GET", "object"), r"^WRONGTYPE the value is a JSON object"),
+                (("CAS", "number", "5", "6"), r"^WRONGTYPE"),
+                (("CLIENT", "KILL", "x"), r"CLIENT KILL is not supported"),
+                (("CONFIG", "SET", "save", ""), r"CONFIG SET is not supported"),
+            ]
+            for args, pattern in cases:
+                with pytest.raises(ResponseError, match=pattern):
+                    await r.execute_command(*args)
+            assert await r.mget("number", "object") == [None, None]
+            # A bad key in a multi-key command refuses it whole.
+            assert await r.set("ok", "1")
+            assert await r.get("ok") == "1"
+
+    run(go())
+
+
+def test_invalid_utf8_is_refused_and_the_stream_stays_in_sync(server: ServerThread) -> None:
+    data = exchange(
+        server.port,
+        command("SET", "k", b"\xff\xfe")
+        + command("SET", b"\xc3", "v")
+        + command("SET", "k", "ok")
+        + command("GET", "k"),
+    )
+    got = replies(data)
+    assert [str(got[0])[:28], str(got[1])[:28]] == ["ERR invalid UTF-8 in the com"] * 2
+    assert got[2:] == [b"OK", b"ok"]
+
+
+NODE_ERRORS: list[tuple[BaseException, bool, bytes]] = [
+    (NotLeader("not the leader", leader=2), True, b"-NOTLEADER leader=2 127.0.0.1:6402 "),
+    (NotLeader("no leader known"), False, b"-NOTLEADER leader=none - no leader known"),
+    (Unavailable("timed out"), True, b"-UNKNOWN outcome unknown: timed out; the write may"),
+    (Unavailable("timed out"), False, b"-TRYAGAIN no answer in time: timed out;"),
+    (Overloaded("too many writes"), True, b"-BUSY overloaded: too many writes"),
+    (BadRequest("bad thing"), True, b"-ERR bad thing\r\n"),
+    (Damaged("checksum"), False, b"-DAMAGED checksum"),
+    (RuntimeError("bug"), True, b"-ERR internal error: RuntimeError\r\n"),
+]
+
+
+@pytest.mark.parametrize(("failure", "write", "expected"), NODE_ERRORS)
+def test_node_errors_become_error_replies(
+    server: ServerThread,
+    resp_node: RespFakeNode,
+    failure: BaseException,
+    write: bool,
+    expected: bytes,
+) -> None:
+    resp_node.fail = failure
+    request = command("SET", "k", "v") if write else command("GET", "k")
+    data = exchange(server.port, request + command("PING"))
+    assert data.startswith(expected)
+    assert data.endswith(b"+PONG\r\n")  # the connection goes on
+    with_many = command("DEL", "a", "b") if write else command("MGET", "a", "b")
+    assert exchange(server.port, with_many).startswith(expected)
+
+
+def test_result_errors() -> None:
+    stale = result_error_reply(ResultError(code="stale_request", message="seq 1 < 2"), True)
+    assert stale.startswith(b"-UNKNOWN outcome unknown: stale request (seq 1 < 2)")
+    other = result_error_reply(ResultError(code="bad_command", message="x\r\ny"), True)
+    assert other == b"-ERR bad_command: x  y\r\n"  # one line, whatever the message holds
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipelining, ordering and exactly-once identity
+
+
+@pytest.mark.parametrize("mode", ["late answers", "late commits"])
+def test_pipeline_of_1000_mixed_commands_answers_in_order(
+    server: ServerThread, resp_node: RespFakeNode, mode: str
+) -> None:
+    # "late answers": writes take effect at once but answer after random delays, reads answer
+    # at once, so answers complete out of order and the FIFO must put them back in order.
+    # "late commits": writes take effect only when they answer, as with a real node, so a read
+    # sent right after a write would miss it unless the connection keeps program order.
+    rng = random.Random(7)
+    delays = random.Random(8)
+    if mode == "late answers":
+        resp_node.write_delay = lambda: delays.uniform(0.0, 0.005)
+    else:
+        resp_node.commit_delay_s = 0.002
+    keys = [f"key{i}" for i in range(8)]
+    model: dict[str, str] = {}
+    commands: list[tuple[Any, ...]] = []
+    expected: list[Any] = []
+    for i in range(1000):
+        key, other = rng.choice(keys), rng.choice(keys)
+        kind = rng.randrange(8)
+        value = f"v{i}"
+        if kind == 0:
+            commands.append(("SET", key, value))
+            expected.append(True)
+            model[key] = value
+        elif kind == 1:
+            commands.append(("GET", key))
+            expected.append(model.get(key))
+        elif kind == 2:
+            commands.append(("DEL", key, other))
+            expected.append(sum(k in model for k in {key, other}))
+            model.pop(key, None)
+            model.pop(other, None)
+        elif kind == 3:
+            commands.append(("EXISTS", key, other))
+            expected.append((key in model) + (other in model))
+        elif kind == 4:
+            current = model.get(key)
+            guess = current if rng.random() < 0.5 and current is not None else "nope"
+            commands.append(("CAS", key, guess, value))
+            if current is not None and guess == current:
+                model[key] = value
+                expected.append([1, value])
+            else:
+                expected.append([0, current])
+        elif kind == 5:
+            commands.append(("SETNX", key, value))
+            expected.append(1 if key not in model else 0)
+            model.setdefault(key, value)
+        elif kind == 6:
+            commands.append(("MGET", key, other))
+            expected.append([model.get(key), model.get(other)])
+        else:
+            commands.append(("PING",))
+            expected.append(True)
+
+    async def go() -> list[Any]:
+        async with client(server.port) as r:
+            pipe = r.pipeline(transaction=False)
+            for args in commands:
+                pipe.execute_command(*args)
+            return list(await pipe.execute())
+
+    got = run(go())
+    got = [1 if g is True and e == 1 else g for g, e in zip(got, expected, strict=True)]
+    assert got == expected
+
+
+def test_a_pipeline_reads_its_own_writes_in_program_order(
+    server: ServerThread, resp_node: RespFakeNode
+) -> None:
+    resp_node.commit_delay_s = 0.005
+
+    async def go() -> list[Any]:
+        async with client(server.port) as r:
+            pipe = r.pipeline(transaction=False)
+            for args in [
+                ("SET", "k", "1"),
+                ("GET", "k"),
+                ("SET", "k", "2"),
+                ("GET", "k"),
+                ("EXISTS", "k"),
+                ("DEL", "k"),
+                ("GET", "k"),
+                ("SET", "a", "x"),
+                ("SET", "b", "y"),
+                ("MGET", "a", "b"),
+            ]:
+                pipe.execute_command(*args)
+            return list(await pipe.execute())
+
+    assert run(go()) == [True, "1", True, "2", 1, 1, None, True, True, ["x", "y"]]
+
+
+def test_runs_of_one_kind_stay_concurrent(server: ServerThread, resp_node: RespFakeNode) -> None:
+    resp_node.commit_delay_s = 0.05  # 200 writes one after another would take 10 s
+
+    async def go() -> float:
+        async with client(server.port) as r:
+            pipe = r.pipeline(transaction=False)
+            for i in range(200):
+                pipe.set(f"k{i}", str(i))
+            for i in range(200):
+                pipe.get(f"k{i}")
+            started = time.monotonic()
+            got = await pipe.execute()
+            assert got == [True] * 200 + [str(i) for i in range(200)]
+            return time.monotonic() - started
+
+    assert run(go()) < 2.0
+
+
+def test_writes_carry_a_connection_id_and_increasing_seq(
+    server: ServerThread, resp_node: RespFakeNode
+) -> None:
+    async def go() -> None:
+        async with client(server.port) as one, client(server.port) as two:
+            for i in range(5):
+                await one.set("a", str(i))
+                await one.get("a")
+                await two.set("b", str(i))
+            await one.delete("a", "x")  # two ops, two sequence numbers
+
+    run(go())
+    writes = [call for call in resp_node.calls if not isinstance(call.op, Get)]
+    reads = [call for call in resp_node.calls if isinstance(call.op, Get)]
+    assert all(call.client_id is None and call.seq is None for call in reads)
+    ids = {call.client_id for call in writes}
+    assert len(ids) == 2 and all(len(cid or "") == 32 for cid in ids)
+    for cid in ids:
+        seqs = [call.seq for call in writes if call.client_id == cid]
+        assert seqs == list(range(1, len(seqs) + 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile and broken input
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    garbage=st.one_of(
+        st.binary(max_size=300),
+        st.builds(
+            lambda head, tail: head + tail,
+            st.sampled_from([b"*", b"*1\r\n$", b"$"]),
+            st.binary(max_size=100),
+        ),
+        st.lists(
+            st.sampled_from([b"*", b"$", b"\r\n", b"3", b"-1", b"99999999999", b"GET", b"\xff"]),
+            max_size=30,
+        ).map(b"".join),
+    )
+)
+def test_garbage_never_breaks_the_server(server: ServerThread, garbage: bytes) -> None:
+    data = exchange(server.port, garbage)
+    replies(data)  # whatever the server wrote is well-formed RESP
+    assert ping_works(server.port)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "expected"),
+    [
+        (b"*1\r\n$2147483647\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
+        (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$99999999999999\r\n", b"invalid bulk length"),
+        (b"*2147483647\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
+        (b"*4294967296\r\n$3\r\nGET\r\n", b"invalid multibulk length"),
+        (b"*" + b"9" * 40 + b"\r\n", b"invalid multibulk length"),
+        (b"*1\r\n$-1\r\n", b"invalid bulk length"),
+        (b"*-1\r\n", b"invalid multibulk length"),
+        (b"*2\r\n:1\r\n", b"expected '$', got ':'"),
+        (b"*1\r\n*1\r\n$4\r\nPING\r\n", b"expected '$', got '*'"),
+    ],
+)
+def test_bad_headers_get_a_protocol_error_at_once(
+    server: ServerThread, request_bytes: bytes, expected: bytes
+) -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # No half-close: the answer must come from the header alone, without waiting for the body.
+    data = exchange(server.port, command("PING") + request_bytes, half_close=False)
+    assert data.startswith(b"+PONG\r\n-ERR Protocol error: ")
+    assert expected in data
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 64 * 1024, f"memory grew by {grown_kib} KiB"
+    assert ping_works(server.port)
+
+
+def test_limits_are_enforced(loop_kind: str) -> None:
+    node = RespFakeNode()
+    harness = limited_server(
+        node,
+        loop_kind,
+        bulk_bytes_max=1000,
+        command_bytes_max=1500,
+        command_args_max=4,
+        inline_bytes_max=64,
+    )
+    try:
+        port = harness.port
+        assert replies(exchange(port, command("SET", "k", "v" * 1000))) == [b"OK"]
+        too_big = exchange(port, command("SET", "k", "v" * 1001), half_close=False)
+        assert too_big == b"-ERR Protocol error: invalid bulk length\r\n"
+        too_much = exchange(port, command("MSET", "a", "v" * 800, "b", "v" * 800))
+        assert too_much == b"-ERR Protocol error: invalid multibulk length\r\n"
+        too_long = exchange(port, command("SET", "k" * 600, "v" * 1000), half_close=False)
+        assert too_long == b"-ERR Protocol error: command too large\r\n"
+        inline = exchange(port, b"PING " + b"x" * 100, half_close=False)
+        assert inline == b"-ERR Protocol error: too big inline request\r\n"
+        assert ping_works(port)
+    finally:
+        harness.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Flow control
+
+
+def test_pending_replies_pause_reading(resp_node: RespFakeNode, loop_kind: str) -> None:
+    harness = limited_server(resp_node, loop_kind, pending_replies_max=50)
+    try:
+        resp_node.hold = True  # no write answers until release()
+        with socket.create_connection(("127.0.0.1", harness.port), timeout=wait_s) as sock:
+            sock.sendall(b"".join(command("SET", f"k{i}", str(i)) for i in range(2000)))
+            deadline = time.monotonic() + wait_s
+            while len(resp_node.calls) < 50 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)
+            assert len(resp_node.calls) == 50  # commands wait in the reader, not in the node
+            harness.call(resp_node.release)
+            data = b""
+            while data.count(b"\r\n") < 2000:
+                chunk = sock.recv(65536)
+                assert chunk, "connection closed early"
+                data += chunk
+        assert data == b"+OK\r\n" * 2000
+        assert len(resp_node.calls) == 2000
+    finally:
+        harness.close()
+
+
+def test_a_client_that_does_not_read_is_throttled(
+    server: ServerThread, resp_node: RespFakeNode
+) -> None:
+    value = "v" * 65536
+    server.call(lambda: resp_node.put_raw("big", value))
+    count = 3000  # ~200 MB of replies if the server rendered them all at once
+    with socket.create_connection(("127.0.0.1", server.port), timeout=wait_s) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(command("GET", "big") * count)
+        time.sleep(0.5)
+        assert len(resp_node.calls) < count / 2  # reading paused on the write buffer
+        expected = len(b"$65536\r\n" + value.encode() + b"\r\n") * count
+        received = 0
+        while received < expected:
+            chunk = sock.recv(1 << 20)
+            assert chunk, "connection closed early"
+            received += len(chunk)
+        assert received == expected
+    assert len(resp_node.calls) == count
+
+
+def test_max_connections(resp_node: RespFakeNode, loop_kind: str) -> None:
+    harness = limited_server(resp_node, loop_kind, connections_max=2)
+
+    async def go() -> None:
+        async with client(harness.port) as one, client(harness.port) as two:
+            assert await one.ping() and await two.ping()
+            async with client(harness.port) as three:
+                with pytest.raises(RedisConnectionError, match="max number of clients"):
+                    await three.ping()
+
+    try:
+        run(go())
+        assert ping_works(harness.port)  # the slots are free again
+    finally:
+        harness.close()
+
+
+def test_half_close_still_gets_slow_answers(server: ServerThread, resp_node: RespFakeNode) -> None:
+    resp_node.write_delay = lambda: 0.05
+    data = exchange(server.port, command("SET", "k", "v") + command("GET", "k"))
+    assert replies(data) == [b"OK", b"v"]
+
+
+def test_close_resp_clients(server: ServerThread) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=wait_s) as sock:
+        sock.sendall(command("PING"))
+        assert sock.recv(100) == b"+PONG\r\n"
+        assert server.call(lambda: close_resp_clients(server.server)) == 1
+        assert sock.recv(100) == b""
+
+
+# ---------------------------------------------------------------------------------------------
+# Driving RespProtocol directly: chunk boundaries must not matter
+
+
+STREAM = (
+    command("SET", "a", "x" * 150)
+    + command("SET", "b" * 12, "y")
+    + b"GET a\r\n"
+    + command("MGET", "a", "b" * 12, "c")
+    + command("SET", "u", "ü" * 70)
+    + command("SET", "bad", b"\xff")
+    + b"\r\n"
+    + command("GET", "u")
+    + command("LOCK", "l", "me", "1000")
+    + b"*0\r\n"
+    + command("PING")
+)
+
+
+def drive(chunks: list[bytes]) -> list[bytes]:
+    """Feed `chunks` to a fresh RespProtocol; return what it wrote, write by write."""
+
+    async def go() -> list[bytes]:
+        protocol = RespProtocol(RespFakeNode())
+        transport = FakeTransport()
+        protocol.connection_made(transport)
+        for chunk in chunks:
+            protocol.data_received(chunk)
+        await asyncio.sleep(0)
+        return transport.chunks
+
+    return asyncio.run(go())
+
+
+@settings(max_examples=200, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12))
+def test_any_chunking_gives_the_same_replies(cuts: list[int]) -> None:
+    whole = b"".join(drive([STREAM]))
+    points = sorted({0, len(STREAM), *cuts})
+    pieces = [STREAM[a:b] for a, b in itertools.pairwise(points)]
+    assert b"".join(drive(pieces)) == whole
+    assert b"".join(drive([STREAM[i : i + 1] for i in range(len(STREAM))])) == whole
+    assert len(replies(whole)) == 9  # "\r\n" and *0 are no commands
+
+
+def test_one_write_per_pipeline() -> None:
+    writes = drive([command("SET", "k", "v") * 100 + command("GET", "k") * 100])
+    assert writes == [b"+OK\r\n" * 100 + b"$1\r\nv\r\n" * 100]
+
+
+# ---------------------------------------------------------------------------------------------
+# Micro-benchmark
+
+
+def micro_benchmark(rounds: int = 20_000, pipeline: int = 1) -> dict[str, float]:
+    """Microseconds per command through RespProtocol.data_received with a node whose futures
+    are resolved before submit returns (the FakeNode, state machine included)."""
+    get = command("GET", "key:000000000042")
+    put = command("SET", "key:000000000042", "xxx")
+
+    async def go() -> dict[str, float]:
+        protocol = RespProtocol(RespFakeNode(record=False))
+        transport = FakeTransport()
+        protocol.connection_made(transport)
+        figures = {}
+        for name, request in (("SET", put), ("GET", get)):
+            chunk = request * pipeline
+            started = time.perf_counter()
+            for _ in range(rounds // pipeline):
+                protocol.data_received(chunk)
+                transport.chunks.clear()
+            elapsed = time.perf_counter() - started
+            figures[name] = elapsed / (rounds // pipeline * pipeline) * 1e6
+        return figures
+
+    return asyncio.run(go())
+
+
+def test_micro_benchmark() -> None:
+    figures = micro_benchmark(rounds=5_000)
+    print(f"\nRESP micro-benchmark, µs per command: {figures}")
+    # A sanity bound only (shared CI machines are noisy): 10x the figure measured when written.
+    assert figures["SET"] < 100 and figures["GET"] < 100
+
+
+if __name__ == "__main__":
+    for depth in (1, 100):
+        shown = {name: round(us, 2) for name, us in micro_benchmark(pipeline=depth).items()}
+        print(f"pipeline depth {depth}: µs per command {shown}")

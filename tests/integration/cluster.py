@@ -1,0 +1,122 @@
+"""Real paxosd clusters for tests: separate `paxosd node` processes on 127.0.0.1, each with
+its own data directory, started and stopped by PID."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paxosd.runtime.config import NodeConfig, local_cluster, to_toml
+from tests.ports import free_layout
+
+start_timeout_s = 20.0
+_launched: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A test run that is interrupted must not leave nodes behind."""
+    for process in _launched:
+        if process.poll() is None:
+            process.kill()
+
+
+@dataclass
+class Cluster:
+    root: Path
+    configs: list[NodeConfig]
+    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, root: Path, nodes: int = 3) -> Cluster:
+        cluster = cls(root, local_cluster(nodes, root, free_layout(nodes)))
+        for config in cluster.configs:
+            (root / f"node{config.node_id}.toml").write_text(to_toml(config))
+            cluster.launch(config.node_id)
+        cluster.wait_for_leader()
+        return cluster
+
+    def launch(self, node: int) -> None:
+        folder = self.root / f"node{node}"
+        folder.mkdir(parents=True, exist_ok=True)
+        log = open(folder / "node.log", "ab")  # noqa: SIM115 - the child owns it
+        self.processes[node] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "paxosd",
+                "node",
+                "--config",
+                str(self.root / f"node{node}.toml"),
+            ],
+            stdout=log,
+            stderr=log,
+        )
+
+    def http(self, node: int) -> str:
+        host, port = self.configs[node - 1].me.http
+        return f"{host}:{port}"
+
+    def resp_port(self, node: int) -> int:
+        return self.configs[node - 1].me.resp[1]
+
+    def endpoints(self, nodes: list[int] | None = None) -> list[str]:
+        return [self.http(n) for n in (nodes or [c.node_id for c in self.configs])]
+
+    def status(self, node: int) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://{self.http(node)}/v1/status", timeout=1) as r:
+                return json.loads(r.read())  # type: ignore[no-any-return]
+        except OSError:
+            return None
+
+    def leader(self) -> int | None:
+        for config in self.configs:
+            if config.node_id in self.processes and self.processes[config.node_id].poll() is None:
+                status = self.status(config.node_id)
+                if status and status.get("role") == "leader":
+                    return int(status["node_id"])
+        return None
+
+    def wait_for_leader(self, timeout_s: float = start_timeout_s) -> int:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            leader = self.leader()
+            if leader is not None:
+                return leader
+            for node, process in self.processes.items():
+                if process.poll() is not None:
+                    log = (self.root / f"node{node}" / "node.log").read_text()[-3000:]
+                    raise AssertionError(f"node {node} exited:\n{log}")
+            time.sleep(0.05)
+        raise AssertionError(f"no leader within {timeout_s} s")
+
+    def kill9(self, node: int) -> None:
+        process = self.processes.pop(node)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def terminate(self, node: int) -> int:
+        process = self.processes.pop(node)
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout=15)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
