@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from paxosd.core.multi.config import VARIANTS
+
 
 class ConfigError(ValueError):
     """The configuration cannot work; the message says what to change."""
@@ -67,6 +69,9 @@ class NodeConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     storage: str = "file"
     fsync: bool = True
+    # A planted bug (see paxosd.core.multi.config.VARIANTS) for proving that the fault tests
+    # catch it; never set in production.
+    variant: str = "correct"
 
     @property
     def me(self) -> Member:
@@ -98,6 +103,8 @@ class NodeConfig:
                 "timeouts must satisfy tick_ms <= heartbeat_ms < election_ms_min <= "
                 "election_ms_max (a leader must heartbeat well within the election timeout)"
             )
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"variant must be one of {sorted(VARIANTS)}, not {self.variant!r}")
         if self.storage not in ("file", "sqlite"):
             raise ConfigError(f"storage must be file or sqlite, not {self.storage!r}")
         return self
@@ -136,7 +143,16 @@ def _member(raw: Any, index: int) -> Member:
 
 
 def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
-    known = {"cluster_id", "node_id", "data_dir", "members", "timeouts", "storage", "fsync"}
+    known = {
+        "cluster_id",
+        "node_id",
+        "data_dir",
+        "members",
+        "timeouts",
+        "storage",
+        "fsync",
+        "variant",
+    }
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown keys: {', '.join(sorted(unknown))} (known: {sorted(known)})")
@@ -170,6 +186,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         timeouts=timeouts,
         storage=str(raw.get("storage", "file")),
         fsync=bool(raw.get("fsync", True)),
+        variant=str(raw.get("variant", "correct")),
     )
     return config.validate()
 
@@ -211,6 +228,8 @@ def to_toml(config: NodeConfig) -> str:
         f"node_id = {config.node_id}",
         f'data_dir = "{config.data_dir}"',
         f'storage = "{config.storage}"',
+        f"fsync = {'true' if config.fsync else 'false'}",
+        f'variant = "{config.variant}"',
         "",
         "[timeouts]",
         f"tick_ms = {t.tick_ms}",

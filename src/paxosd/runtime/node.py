@@ -101,6 +101,7 @@ class Node:
             election_ticks_max=max(2, t.election_ms_max // t.tick_ms),
             retransmit_ticks=max(2, 2 * t.heartbeat_ms // t.tick_ms),
             catchup_timeout_ticks=max(2, 3 * t.heartbeat_ms // t.tick_ms),
+            variant=config.variant,
         )
         self.replica: Replica | None = None
         self.damage: str | None = None
@@ -134,6 +135,8 @@ class Node:
 
     async def start(self, serve_clients: bool = True) -> None:
         self.loop = asyncio.get_running_loop()
+        if self.config.variant != "correct":
+            log.warning("running the planted bug %r: this node is NOT safe", self.config.variant)
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         identity = make_identity(self.cluster_id, self.node_id)
         self.store = open_store(
