@@ -1,8 +1,8 @@
 """One PySyncObj node serving a replicated dict over a small subset of RESP (Redis protocol).
 
-Not a product: the comparison server that bench/peers.py starts three of, so that the Go load
-generator (bench/bin/loadgen -system pysyncobj) and redis-benchmark can drive PySyncObj the same
-way they drive paxosd, over TCP from another process.
+Not a product: the comparison server that `paxosd bench` (paxosd.benchmark.peers) starts three
+of, so that the Go load generator (bench/bin/loadgen -system pysyncobj) can drive PySyncObj over
+TCP from another process, as it drives the other systems.
 
     python bench/pysyncobj_server.py --self 127.0.0.1:24810 \
         --partners 127.0.0.1:24811,127.0.0.1:24812 --client-port 24800 --data-dir DIR

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the peer benchmarks need (docs/benchmark-peers.md), offline after the packages:
+# Installs what `paxosd bench` needs for its peers (docs/benchmarks.md):
 #
 #   1. Debian packages: the servers (etcd-server, zookeeper), the Go toolchain and the Go
 #      client libraries the load generator builds against, redis-tools (redis-benchmark).

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import random
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,17 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[ProxyMesh, dict[int, No
         await mesh.close()
 
 
+def put(node: NodeProcess, key: str) -> None:
+    """A write through `node` (forwarded to the leader); its answer does not matter."""
+    assert node.http is not None
+    host, port = node.http
+    request = urllib.request.Request(
+        f"http://{host}:{port}/v1/kv/{key}", data=b'{"value": 1}', method="PUT"
+    )
+    with contextlib.suppress(OSError):
+        urllib.request.urlopen(request, timeout=1).close()
+
+
 async def wait_for_leader(
     runner: NemesisRunner, among: set[int], timeout_s: float = election_wait_s
 ) -> int:
@@ -181,7 +193,11 @@ def test_runner_against_three_real_nodes(tmp_path: Path) -> None:
             follower = min(everyone - {await runner.find_leader() or 0})
             record = await runner.begin(FaultEvent(0, 1, "failing-write", ((follower,),)))
             deadline = time.monotonic() + 5
+            writes = 0
             while nodes[follower].alive and time.monotonic() < deadline:
+                # An idle cluster may write nothing at all: make the follower append.
+                writes += 1
+                await asyncio.to_thread(put, nodes[follower], f"disk-{writes}")
                 await asyncio.sleep(0.05)
             await runner.end()
             assert record["detail"]["exit_code"] == 70, nodes[follower].log_tail()

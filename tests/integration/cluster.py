@@ -38,7 +38,10 @@ class Cluster:
 
     @classmethod
     def start(cls, root: Path, nodes: int = 3) -> Cluster:
-        cluster = cls(root, local_cluster(nodes, root, free_layout(nodes)))
+        base = free_layout(nodes)
+        # A cluster id of its own: a stray node of another test's cluster that dials these
+        # ports is refused at the handshake instead of joining.
+        cluster = cls(root, local_cluster(nodes, root, base, f"test-{os.getpid()}-{base}"))
         for config in cluster.configs:
             (root / f"node{config.node_id}.toml").write_text(to_toml(config))
             cluster.launch(config.node_id)

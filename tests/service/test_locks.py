@@ -11,6 +11,7 @@ from paxosd.service import (
     LockResult,
     LockStatus,
     Released,
+    StateMachine,
 )
 
 from .helpers import Log
@@ -186,3 +187,22 @@ def test_release_of_free_lock_by_stranger_is_not_holder() -> None:
     log.run(LockRelease(name="L", owner="o1"))
     stranger = log.run(LockRelease(name="L", owner="o2"))
     assert isinstance(stranger, Error) and stranger.code == "not_holder"
+
+
+def test_log_time_needs_moving_only_while_a_lease_may_be_live() -> None:
+    """The leader stops proposing idle time once every lease has expired, and starts again with
+    the next grant or refresh; a snapshot keeps what it needs to know."""
+    log = Log()
+    assert not log.machine.leases_may_be_live  # a fresh cluster idles without writing
+    acquire(log, "o1", ttl_ms=1000)
+    assert log.machine.leases_may_be_live
+    log.run(AdvanceTime(now_ms=1000))  # live up to and including expires_at_ms
+    assert log.machine.leases_may_be_live
+    restored = Log(StateMachine.restore(log.machine.snapshot()))
+    assert restored.machine.leases_may_be_live
+    log.run(AdvanceTime(now_ms=1001))
+    assert not log.machine.leases_may_be_live
+    log.run(LockRefresh(name="L", owner="o1", ttl_ms=1000))  # refused: it expired
+    assert not log.machine.leases_may_be_live
+    acquire(log, "o2", ttl_ms=100)
+    assert log.machine.leases_may_be_live

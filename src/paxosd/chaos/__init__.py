@@ -7,7 +7,14 @@
 - `nemesis`: seeded fault schedules (`make_schedule`) and `NemesisRunner`, which inflicts
   them and records each fault with wall-clock start and end times.
 
-See docs/chaos-faults.md.
+And the harness on top (`paxosd chaos`):
+
+- `workloads`: the recorded clients (kv, locks, names, decisions, availability probes).
+- `runner`: one run end to end (cluster up, clients and faults, recovery, full restart).
+- `report`: the results (verdicts, counts, availability, recovery times).
+- `timeline`: the self-contained HTML swimlane of a run.
+
+See docs/chaos-faults.md and docs/chaos.md.
 """
 
 from paxosd.chaos.nemesis import (

@@ -23,6 +23,10 @@ Kinds (`KINDS`):
 - `kill`, `kill-leader`: SIGKILL a node, start it again at the end (same data dir).
 - `pause`: SIGSTOP a node for longer than the election timeout (and, with the defaults, a
   lock lease of a second or two), then SIGCONT: it wakes up believing stale things.
+- `stall-leader`: the leader is paused AND cut off from everyone; it is continued while still
+  cut off, for `stall_wake_s`, then the links heal. A leader that wakes up alone still
+  believes it leads (its timers did not run while stopped) and has the requests that queued
+  up meanwhile to answer: the moment a leader must not answer a read unconfirmed.
 - `partition`: a random minority cut off from the majority, both directions.
 - `isolate-leader`: the current leader alone on one side.
 - `bridge`: Jepsen's bridge - one node sees both sides, the two sides cannot see each other.
@@ -56,6 +60,7 @@ KINDS = (
     "kill",
     "kill-leader",
     "pause",
+    "stall-leader",
     "partition",
     "isolate-leader",
     "bridge",
@@ -79,6 +84,7 @@ jitter_ms_range = (0.0, 100.0)
 loss_range = (0.05, 0.3)
 duplicate_range = (0.05, 0.3)
 reset_every_s = 0.5
+stall_wake_s = 1.0  # a stalled leader runs this long, still cut off, before the heal
 exit_poll_s = 0.02
 status_timeout_s = 1.0
 
@@ -227,6 +233,7 @@ class NemesisRunner:
             "kill": self._kill,
             "kill-leader": self._kill,
             "pause": self._pause,
+            "stall-leader": self._stall_leader,
             "partition": self._partition,
             "isolate-leader": self._partition,
             "bridge": self._bridge,
@@ -378,6 +385,25 @@ class NemesisRunner:
             process.resume()
 
         active.undo = resume
+
+    async def _stall_leader(self, active: _Active) -> None:
+        leader = await self._leader_or_random(active)
+        process = self.nodes[leader]
+        others = tuple(n for n in self.mesh.nodes if n != leader)
+        detail = active.record["detail"]
+        detail["pid"] = process.pid
+        active.record["start"] = time.time()
+        process.pause()
+        cut = await self.mesh.partition(((leader,), others))
+        detail["cut_links"] = [list(link) for link in cut]
+
+        async def wake_then_heal() -> None:
+            process.resume()
+            detail["resumed"] = time.time()
+            await asyncio.sleep(stall_wake_s)
+            await self.mesh.heal()
+
+        active.undo = wake_then_heal
 
     async def _partition(self, active: _Active) -> None:
         if active.event.kind == "isolate-leader":

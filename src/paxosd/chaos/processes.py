@@ -75,11 +75,13 @@ def write_configs(
     timeouts: Timeouts | None = None,
     storage: str = "file",
     cluster_id: str = "paxosd-chaos",
+    variant: str = "correct",
 ) -> list[Path]:
     """Write base_dir/node<i>.toml for i in 1..n, peers pointing at the mesh's proxies.
 
-    The mesh must forward to the layout's real peer ports (build it from `peer_addresses`);
-    a mismatch would silently connect nobody, so it is an error here.
+    `variant` plants a bug in every node (`paxosd.core.multi.config.VARIANTS`), to prove that
+    the harness catches it. The mesh must forward to the layout's real peer ports (build it
+    from `peer_addresses`); a mismatch would silently connect nobody, so it is an error here.
     """
     base_dir = Path(base_dir).resolve()
     base_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +99,7 @@ def write_configs(
             m if m.id == config.node_id else replace(m, peer=mesh.address_for(config.node_id, m.id))
             for m in config.members
         )
-        proxied = replace(config, members=members, storage=storage)
+        proxied = replace(config, members=members, storage=storage, variant=variant)
         if timeouts is not None:
             proxied = replace(proxied, timeouts=timeouts)
         proxied.validate()  # e.g. a proxy port equal to some HTTP port is caught here

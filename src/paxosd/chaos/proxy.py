@@ -99,6 +99,7 @@ class LinkStats:
     connections_reset: int = 0  # closed by reset() or by cutting the link
     upstream_failures: int = 0  # the destination's peer port did not accept (node down)
     stream_errors: int = 0  # invalid length prefix from the dialer: connection closed
+    relisten_failures: int = 0  # the port could not be bound again after a down destination
     frames_in: int = 0
     frames_forwarded: int = 0  # written upstream, duplicates included
     frames_lost: int = 0  # dropped by `loss`
@@ -388,7 +389,13 @@ class LinkProxy:
                 continue
             writer.close()  # a paxosd node drops a connection that never says hello
             self.upstream_down = False
-            await self._sync_listener()
+            try:
+                await self._sync_listener()
+            except OSError:  # the port is taken: a silently dead link would fake a partition
+                log.exception("%s: cannot listen again; retrying", self.name)
+                self.stats.relisten_failures += 1
+                self.upstream_down = True
+                continue
             return
 
     def configure(
@@ -452,6 +459,7 @@ class LinkProxy:
             "listen": f"{self.host}:{self.port}",
             "upstream": f"{self.upstream[0]}:{self.upstream[1]}",
             "connections": len(self.connections),
+            "listening": self.server is not None,
             "upstream_down": self.upstream_down,
             **self.faults.to_json(),
             **self.stats.to_json(),

@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "sim": ("paxosd.cli.sim", "command", "The Multi-Paxos engine in the simulator, under faults."),
     "node": ("paxosd.cli.node", "command", "Run one node of a cluster."),
     "up": ("paxosd.cli.up", "command", "Start a local cluster of separate processes."),
+    "chaos": ("paxosd.cli.chaos", "command", "Fault-test a real local cluster; check histories."),
     "get": ("paxosd.cli.verbs", "get", "Print a key's value (linearizable)."),
     "put": ("paxosd.cli.verbs", "put", "Set a key."),
     "delete": ("paxosd.cli.verbs", "delete", "Delete a key."),
@@ -24,6 +25,7 @@ SUBCOMMANDS = {
     "propose": ("paxosd.cli.verbs", "propose", "The book's propose(): offer a value."),
     "query": ("paxosd.cli.verbs", "query", "The book's query(): the chosen value."),
     "status": ("paxosd.cli.verbs", "status", "Every node's role, leader, ballot, slots."),
+    "bench": ("paxosd.cli.bench", "command", "Benchmark against etcd, ZooKeeper, PySyncObj."),
 }
 
 

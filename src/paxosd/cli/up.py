@@ -63,20 +63,23 @@ def command(nodes: str, data_dir: Path, base_port: int, wait: bool) -> None:
     (data_dir / "cluster.pids").write_text("\n".join(str(p.pid) for p in processes) + "\n")
     leader = _wait_for_leader(configs, processes)
     table = Table(title=f"paxosd: {count}-node cluster on 127.0.0.1", show_lines=False)
-    for column in ("node", "pid", "HTTP", "RESP (redis-cli -p)", "log"):
-        table.add_column(column)
+    for column in ("node", "pid", "HTTP (API, dashboard)", "RESP"):
+        table.add_column(column, no_wrap=True)
     for config, process in zip(configs, processes, strict=True):
         me = config.me
         table.add_row(
             str(config.node_id) + (" (leader)" if config.node_id == leader else ""),
             str(process.pid),
-            f"http://{me.http[0]}:{me.http[1]}",
-            str(me.resp[1]),
-            str(data_dir / f"node{config.node_id}" / "node.log"),
+            f"{me.http[0]}:{me.http[1]}",
+            f"{me.resp[0]}:{me.resp[1]}",
         )
     console.print(table)
+    console.print(f"logs: {data_dir}/node<i>/node.log")
     first = configs[0].me.http
     console.print(f"dashboard: [bold]http://{first[0]}:{first[1]}/[/bold]")
+    if base_port != 7000:  # the CLI's default endpoints are the default ports
+        endpoints = ",".join(f"{c.me.http[0]}:{c.me.http[1]}" for c in configs)
+        console.print(f"for the CLI:  export PAXOSD_ENDPOINTS={endpoints}")
     console.print(
         "try:  paxosd put x 1  &&  paxosd get x     |  "
         f"redis-cli -p {configs[0].me.resp[1]} SET y 2"

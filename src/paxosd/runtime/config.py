@@ -72,6 +72,12 @@ class NodeConfig:
     # A planted bug (see paxosd.core.multi.config.VARIANTS) for proving that the fault tests
     # catch it; never set in production.
     variant: str = "correct"
+    # Client commands per slot at most; 1 turns batching off, for benchmarks that show what
+    # batching buys.
+    batch_commands_max: int = 2048
+    # The leader sends its Accepts while its own fsync runs (runtime/node.py); false waits for
+    # the fsync first, for benchmarks that show what that overlap buys.
+    early_accepts: bool = True
 
     @property
     def me(self) -> Member:
@@ -107,6 +113,8 @@ class NodeConfig:
             raise ConfigError(f"variant must be one of {sorted(VARIANTS)}, not {self.variant!r}")
         if self.storage not in ("file", "sqlite"):
             raise ConfigError(f"storage must be file or sqlite, not {self.storage!r}")
+        if type(self.batch_commands_max) is not int or not 1 <= self.batch_commands_max <= 4096:
+            raise ConfigError("batch_commands_max must be an integer from 1 to 4096")
         return self
 
 
@@ -152,6 +160,8 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         "storage",
         "fsync",
         "variant",
+        "batch_commands_max",
+        "early_accepts",
     }
     unknown = set(raw) - known
     if unknown:
@@ -187,6 +197,8 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         storage=str(raw.get("storage", "file")),
         fsync=bool(raw.get("fsync", True)),
         variant=str(raw.get("variant", "correct")),
+        batch_commands_max=raw.get("batch_commands_max", 2048),
+        early_accepts=bool(raw.get("early_accepts", True)),
     )
     return config.validate()
 
@@ -230,6 +242,8 @@ def to_toml(config: NodeConfig) -> str:
         f'storage = "{config.storage}"',
         f"fsync = {'true' if config.fsync else 'false'}",
         f'variant = "{config.variant}"',
+        f"batch_commands_max = {config.batch_commands_max}",
+        f"early_accepts = {'true' if config.early_accepts else 'false'}",
         "",
         "[timeouts]",
         f"tick_ms = {t.tick_ms}",

@@ -8,6 +8,18 @@ calls `flush` - the core batches queued commands into slots - then writes the tu
 and syncs them with ONE fsync (group commit), and only then sends the turn's messages and
 answers its clients. A crash at any instant therefore loses nothing that was acknowledged.
 
+One exception, the leader's own Accept messages (Raft's "write to the leader's disk in
+parallel", thesis 10.2.1): they leave just BEFORE the turn's fsync, so the followers' fsyncs
+overlap the leader's (`early_accepts = false` in the config turns this off). That reveals no
+acceptor state: an Accept is the proposer's request, not a vote, and its commit point is cut
+to `durable_commit`, what turns already synced had chosen. The leader's own vote for the slot
+is counted at once but cannot make anything chosen before the turn's fsync has returned: a
+quorum needs a follower's Accepted, which can only be handled in a later turn (in a one-node
+cluster there are no followers and nothing is sent early), and every reply, Accepted,
+Promise and Commit still waits for the sync of its own turn. A leader that crashes before
+its sync loses its vote, not the Paxos invariant: it never proposes in that ballot again (a
+restarted node must win a new, higher ballot).
+
 Clients get one code path into the engine whatever the front end: `submit` (a future) and
 `execute` (a coroutine). Writes go through the log - a follower forwards them to the leader
 and answers when it has applied them itself - and reads are linearizable on any node
@@ -27,12 +39,13 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from paxosd.core.effects import Effects
 from paxosd.core.multi.config import EngineConfig
+from paxosd.core.multi.messages import Accept
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope
 from paxosd.runtime.config import NodeConfig
@@ -56,7 +69,8 @@ log = logging.getLogger("paxosd.node")
 
 READS = (Get, NameLookup, DecisionGet, LockStatus)
 pending_requests_max = 100_000
-time_advance_ms = 100  # log time keeps moving while idle, so leases expire without traffic
+# While a lease may be live, log time keeps moving even without traffic, so that it expires.
+time_advance_ms = 100
 latency_window = 2048
 events_kept = 50
 
@@ -102,6 +116,8 @@ class Node:
             retransmit_ticks=max(2, 2 * t.heartbeat_ms // t.tick_ms),
             catchup_timeout_ticks=max(2, 3 * t.heartbeat_ms // t.tick_ms),
             variant=config.variant,
+            # The leader's clock stamp heads every batch: room for it beside the commands.
+            batch_commands_max=config.batch_commands_max + 1,
         )
         self.replica: Replica | None = None
         self.damage: str | None = None
@@ -109,6 +125,10 @@ class Node:
         self.store: Any = None
         self.turn = _Turn()
         self.turn_scheduled = False
+        # chosen_upto as of the last turn whose records are durable: all that an Accept sent
+        # before its own turn's fsync may tell.
+        self.durable_commit = 0
+        self.early = Accept if config.early_accepts else None  # the type sent early, if any
         self.writes: dict[tuple[str, int], _Write] = {}
         self.reads: dict[int, _Read] = {}
         self.read_ids = itertools.count(1)
@@ -164,6 +184,7 @@ class Node:
                 StateMachine.restore,
                 recovered.records(),
             )
+            self.durable_commit = self.replica.chosen_upto
             self.transport = PeerTransport(self.config, self._on_peer_message)
             await self.transport.start()
             self._tick_handle = self.loop.call_later(self.tick_s, self._tick)
@@ -298,7 +319,11 @@ class Node:
         self._tick_handle = loop.call_later(self.tick_s, self._tick)
         self._absorb(replica.tick())
         now = loop.time()
-        if replica.is_leader and now - self.last_time_advance >= time_advance_ms / 1000:
+        if (
+            replica.is_leader
+            and cast(StateMachine, replica.machine).leases_may_be_live
+            and now - self.last_time_advance >= time_advance_ms / 1000
+        ):
             self.last_time_advance = now
             self._absorb(replica.propose(self._clock()))
         self._retry_and_expire(now)
@@ -338,8 +363,13 @@ class Node:
             turn.records.extend(effects.persist)
         transport = self.transport
         assert transport is not None
+        early = self.early
         for envelope in effects.send:
-            transport.send(envelope.dst, envelope.msg)
+            msg = envelope.msg
+            if type(msg) is early:
+                transport.send_early(envelope.dst, msg)
+            else:
+                transport.send(envelope.dst, msg)
         if effects.decided:
             self._applied(effects.decided)
         if effects.reads:
@@ -387,26 +417,32 @@ class Node:
             return
         self._absorb(replica.flush(self._clock() if replica.is_leader else None))
         turn, self.turn = self.turn, _Turn()
+        transport = self.transport
+        assert transport is not None
+        # The leader's Accepts leave now, while the fsync below runs, their commit point cut
+        # to what earlier turns made durable: see the module's docstring.
+        transport.flush_early(self.durable_commit)
         if turn.records:
             started = time.perf_counter()
             try:
                 self.store.write(turn.records)
-                self.store.sync()  # BEFORE anything of this turn leaves the node
+                self.store.sync()  # BEFORE anything else of this turn leaves the node
             except Exception as error:  # a failed fsync: nothing may be sent; stop hard
                 log.critical("storage failed, stopping this node: %s", error)
                 os._exit(70)
             self.m_fsync.observe(time.perf_counter() - started)
-        assert self.transport is not None
-        self.transport.flush()
+        self.durable_commit = replica.chosen_upto
+        transport.flush()
         if turn.answers:
             assert self.loop is not None
             now = self.loop.time()
+            latencies = self.latencies
             for future, result, started_at in turn.answers:
                 if not future.done():
                     future.set_result(result)
-                self.latencies.append(now - started_at)
+                latencies.append(now - started_at)
             self.ops_total += len(turn.answers)
-            self.m_requests.labels(kind="any", outcome="ok").inc(len(turn.answers))
+            self.m_ok.inc(len(turn.answers))
         self.turns += 1
         if self.turns % 1000 == 0:
             replica.invariants()
@@ -488,6 +524,7 @@ class Node:
             ["kind", "outcome"],
             registry=r,
         )
+        self.m_ok = self.m_requests.labels(kind="any", outcome="ok")
         self.m_fsync = Histogram(
             "paxosd_fsync_seconds",
             "Time to write and sync one turn's records",

@@ -5,10 +5,23 @@ meanwhile never take a port a cluster is about to listen on."""
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterable
 
 EPHEMERAL_START = 32768
+RANGE_VARIABLE = "PAXOSD_PORTS"
+
+
+def search_range() -> tuple[int, int]:
+    """Where searches look by default: 20000 up to the ephemeral range, or what
+    $PAXOSD_PORTS (FIRST-LAST) says. Test runs give each parallel worker its own range, so
+    clusters started by different workers (and by the programs they run) never share ports."""
+    raw = os.environ.get(RANGE_VARIABLE)
+    if raw:
+        first, _, last = raw.partition("-")
+        return int(first), int(last)
+    return 20000, EPHEMERAL_START
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -27,8 +40,10 @@ def all_free(ports: Iterable[int], host: str = "127.0.0.1") -> bool:
     return all(port_free(port, host) for port in ports)
 
 
-def free_block(count: int, first: int, last: int = EPHEMERAL_START) -> int:
-    """The lowest p in [first, last) with p .. p+count-1 all free."""
+def free_block(count: int, first: int | None = None, last: int | None = None) -> int:
+    """The lowest p in [first, last) with p .. p+count-1 all free (default: search_range())."""
+    first = search_range()[0] if first is None else first
+    last = search_range()[1] if last is None else last
     port = first
     while port + count <= last:
         taken = next((p for p in range(port, port + count) if not port_free(p)), None)
@@ -48,8 +63,11 @@ def layout_ports(nodes: int, base_port: int) -> list[int]:
     ]
 
 
-def free_layout(nodes: int, first: int, last: int = EPHEMERAL_START) -> int:
-    """A base port in [first+600, last-107) for which every port of the local layout is free."""
+def free_layout(nodes: int, first: int | None = None, last: int | None = None) -> int:
+    """A base port in [first+600, last-107) for which every port of the local layout is free
+    (default: search_range())."""
+    first = search_range()[0] if first is None else first
+    last = search_range()[1] if last is None else last
     for base in range(first + 600, last - 107):
         if all_free(layout_ports(nodes, base)):
             return base

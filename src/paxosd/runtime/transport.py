@@ -9,7 +9,9 @@ protocol retransmits what matters, and buffering for a dead peer would only grow
 
 Writes are coalesced: `send` encodes into a per-peer list and `flush` (called once per turn
 of the node's event loop, after the turn's records are synced) hands each connection all of
-its frames in one write. Sockets use TCP_NODELAY: batching is ours, not Nagle's.
+its frames in one write. `send_early` / `flush_early` are a second such list for the leader's
+Accept messages, which the node sends while its own fsync runs (see runtime/node.py). Sockets
+use TCP_NODELAY: batching is ours, not Nagle's.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import functools
 import logging
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, cast
 
+from paxosd.core.multi.messages import Accept
 from paxosd.runtime import codec
 from paxosd.runtime.config import NodeConfig
 
@@ -89,6 +93,7 @@ class PeerTransport:
         self.on_message = on_message
         self.peers = [m for m in config.members if m.id != config.node_id]
         self.out: dict[int, list[bytes]] = {m.id: [] for m in self.peers}
+        self.early: dict[int, list[Any]] = {m.id: [] for m in self.peers}
         self.connections: dict[int, asyncio.Transport] = {}
         self.server: asyncio.Server | None = None
         self.tasks: list[asyncio.Task[None]] = []
@@ -149,17 +154,48 @@ class PeerTransport:
             return
         queue.append(codec.encode(msg))
 
+    def send_early(self, dst: int, msg: Accept) -> None:
+        queue = self.early.get(dst)
+        if queue is None:
+            return
+        queue.append(msg)  # encoded by flush_early, once the durable commit point is known
+
+    def flush_early(self, commit: int) -> None:
+        """Encode the queued Accepts, their commit point cut to `commit` (what synced turns
+        had chosen), and send them now."""
+        encoded: dict[int, bytes] = {}  # one Accept goes to every peer: encode it once
+        for frames in self.early.values():
+            for index, frame in enumerate(frames):
+                data = encoded.get(id(frame))
+                if data is None:
+                    message = frame if frame.commit <= commit else replace(frame, commit=commit)
+                    data = encoded[id(frame)] = codec.encode(message)
+                frames[index] = data
+        self._write(self.early)
+
     def flush(self) -> None:
-        for peer, frames in self.out.items():
+        self._write(self.out)
+
+    def _write(self, queues: dict[int, list[bytes]]) -> None:
+        for peer, frames in queues.items():
             if not frames:
                 continue
             transport = self.connections.get(peer)
-            if transport is None or transport.get_write_buffer_size() > peer_write_buffer_bytes_max:
-                self.stats["dropped_messages"] += len(frames)
-            else:
-                transport.write(b"".join(frames))
-                self.stats["frames_sent"] += len(frames)
-            frames.clear()
+            data, count = b"".join(frames), len(frames)
+            frames.clear()  # first: whatever happens below, no frame is sent twice
+            if (
+                transport is None
+                or transport.is_closing()  # closed, but its dialer has not noticed yet
+                or transport.get_write_buffer_size() > peer_write_buffer_bytes_max
+            ):
+                self.stats["dropped_messages"] += count
+                continue
+            try:
+                transport.write(data)
+            except (RuntimeError, OSError):  # uvloop: "the handler is closed"
+                self.stats["dropped_messages"] += count
+                continue
+            self.stats["frames_sent"] += count
 
     def connected(self) -> list[int]:
         return sorted(self.connections)

@@ -119,6 +119,7 @@ class StateMachine:
         "_decisions",
         "_fencing_token",
         "_kv",
+        "_lease_horizon_ms",
         "_locks",
         "_names",
         "_now_ms",
@@ -141,6 +142,7 @@ class StateMachine:
         self._now_ms = 0
         self._revision = 0
         self._fencing_token = 0
+        self._lease_horizon_ms = -1
         self._kv: dict[str, _Entry] = {}
         self._locks: dict[str, _Lease] = {}
         self._names: dict[str, str] = {}
@@ -159,6 +161,12 @@ class StateMachine:
     def now_ms(self) -> int:
         """Log time: the largest AdvanceTime applied so far."""
         return self._now_ms
+
+    @property
+    def leases_may_be_live(self) -> bool:
+        """Whether some lease may not have expired yet in log time: only then must the leader
+        keep moving log time forward while no commands arrive."""
+        return self._now_ms <= self._lease_horizon_ms
 
     @property
     def revision(self) -> int:
@@ -325,6 +333,7 @@ class StateMachine:
             self._fencing_token += 1
             token = self._fencing_token
         self._locks[op.name] = (op.owner, token, expires_at_ms, True)
+        self._lease_horizon_ms = max(self._lease_horizon_ms, expires_at_ms)
         return LockResult(
             acquired=True,
             name=op.name,
@@ -339,6 +348,7 @@ class StateMachine:
             return Error(code=NOT_HOLDER, message=self._not_holder(op.name, op.owner, lease))
         expires_at_ms = self._now_ms + op.ttl_ms
         self._locks[op.name] = (op.owner, lease[1], expires_at_ms, True)
+        self._lease_horizon_ms = max(self._lease_horizon_ms, expires_at_ms)
         return LockResult(
             acquired=True,
             name=op.name,
@@ -495,6 +505,8 @@ class _Restorer:
             if type(row[4]) is not bool:
                 raise CorruptSnapshot("lock held flag is not a bool")
             machine._locks[name] = (owner, token, expires, row[4])
+            if row[4]:
+                machine._lease_horizon_ms = max(machine._lease_horizon_ms, expires)
         for row in self._rows(body[7], "names", 2):
             name = self._str(row[0], "name", key_bytes_max)
             machine._names[name] = self._str(row[1], "name owner", owner_bytes_max)

@@ -28,9 +28,7 @@ from functools import partial
 from typing import Any
 
 from paxosd.check.history import Event, OpType, build_history
-from paxosd.check.linearizability import check as check_linearizable
-from paxosd.check.locks import check_decisions, check_locks, check_names
-from paxosd.check.models import get_model
+from paxosd.check.workloads import judge_workloads, problem_lines
 from paxosd.core.effects import Effects
 from paxosd.core.multi.config import EngineConfig
 from paxosd.core.multi.replica import Applied, Replica
@@ -705,28 +703,7 @@ def run(spec: SimSpec, seed: int) -> SimResult:
 def judge(cluster: Cluster) -> list[str]:
     problems = list(dict.fromkeys(cluster.slot_conflicts))
     history = build_history(cluster.history, "sim")
-    kv_ops = [op for op in history.operations if op.f in ("put", "get", "cas", "delete")
-              and str(op.key).startswith("k")]  # fmt: skip
-    if kv_ops:
-        result = check_linearizable(kv_ops, get_model("kv"), time_limit_s=20)
-        if str(result.verdict) == "not linearizable":
-            problems.append("kv history is not linearizable: " + result.explain()[:400])
-        elif str(result.verdict) == "unknown":
-            problems.append("kv linearizability check ran out of time (unknown)")
-    locks = [op for op in history.operations if op.f in ("acquire", "release", "use")]
-    # Per lock: a re-entrant acquire by a holder that lost the first answer returns its
-    # existing (older) token, so across locks tokens need not rise in real time.
-    lock_result = check_locks(locks)
-    if not lock_result.ok:
-        problems.extend(f"locks: {p}" for p in lock_result.problems[:3])
-    names = [op for op in history.operations if op.f in ("register", "lookup")]
-    name_result = check_names(names)
-    if not name_result.ok:
-        problems.extend(f"names: {p}" for p in name_result.problems[:3])
-    decisions = [op for op in history.operations if str(op.key).startswith("decision:")]
-    decision_result = check_decisions(decisions)
-    if not decision_result.ok:
-        problems.extend(f"decisions: {p}" for p in decision_result.problems[:3])
+    problems += problem_lines(judge_workloads(history, time_limit_s=20))
     stuck = [c.name for c in cluster.clients if c.current is not None]
     if stuck:
         problems.append(

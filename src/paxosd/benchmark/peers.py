@@ -1,8 +1,7 @@
-"""Start and stop 3-node clusters of paxosd's peers on loopback: etcd, ZooKeeper, PySyncObj.
+"""Start and stop clusters on loopback for `paxosd bench`: paxosd itself, etcd, ZooKeeper and
+PySyncObj (docs/benchmarks.md). The peers are installed by bench/setup.sh.
 
-Not a test and not part of paxosd: the comparison side of the benchmark (docs/benchmark-peers.md).
-
-    from bench.peers import start_etcd
+    from paxosd.benchmark.peers import start_etcd
     with start_etcd(base_dir, 23790) as cluster:     # ready when the call returns
         cluster.endpoints   # "127.0.0.1:23790,127.0.0.1:23791,127.0.0.1:23792" (loadgen form)
         cluster.pids        # server PIDs, one per node
@@ -17,9 +16,11 @@ real disk, not tmpfs, or fsync costs nothing), and syncs before it acknowledges 
   JVM gets `-Xms512m -Xmx512m`.
 - PySyncObj 0.3.17: its file journal and full dump are configured, but PySyncObj never
   fsyncs them (see bench/pysyncobj_server.py): the one peer that acknowledges before a sync.
+- paxosd: `paxosd node` processes with fsync on (group commit: one fdatasync per turn).
 
 Ports, from `base_port` (B): etcd clients B+i, peers B+10+i; ZooKeeper clients B+i, quorum
-B+10+i, election B+20+i; PySyncObj clients B+i, Raft B+10+i (i = 0, 1, 2).
+B+10+i, election B+20+i; PySyncObj clients B+i, Raft B+10+i (i = 0, 1, 2); paxosd the
+layout of `paxosd up` (RESP B-600+i, HTTP B+i, peers B+100+i, i = 1..n).
 """
 
 from __future__ import annotations
@@ -35,13 +36,16 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from paxosd.runtime.ports import all_free, port_free
+from paxosd.runtime.config import local_cluster, to_toml
+from paxosd.runtime.ports import all_free, free_layout, layout_ports, port_free, search_range
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
+# The repository's bench/ folder (the loadgen binary, the PySyncObj server): this package runs
+# from a source checkout (`pip install -e`); PAXOSD_BENCH_DIR points elsewhere.
+REPO_DIR = Path(__file__).resolve().parents[3]
+BENCH_DIR = Path(os.environ.get("PAXOSD_BENCH_DIR", REPO_DIR / "bench"))
 LOADGEN = BENCH_DIR / "bin" / "loadgen"
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
 SLF4J_SIMPLE_JAR = Path("/usr/share/java/slf4j-simple.jar")
@@ -94,6 +98,8 @@ def missing(system: str) -> list[str]:
         reasons.append("pysyncobj is not importable (pip install pysyncobj==0.3.17)")
     if system == "loadgen" and not os.access(LOADGEN, os.X_OK):
         reasons.append(f"no {LOADGEN} (run bench/setup.sh)")
+    if system == "redis-benchmark" and shutil.which("redis-benchmark") is None:
+        reasons.append("no redis-benchmark (apt-get install redis-tools)")
     return reasons
 
 
@@ -113,11 +119,13 @@ def filesystem_of(path: str | Path) -> str:
     return kind
 
 
-def free_base_port(span: int = 30, low: int = 20000, high: int = 32000, tries: int = 200) -> int:
-    """A base port B with B .. B+span-1 all free on 127.0.0.1 now (below Linux's ephemeral
-    range, 32768+, so outgoing connections do not take them meanwhile)."""
+def free_base_port(span: int = 30, tries: int = 200) -> int:
+    """A base port B with B .. B+span-1 all free on 127.0.0.1 now, drawn at random from
+    `search_range()` (below Linux's ephemeral range, so outgoing connections do not take them
+    meanwhile; random, so clusters started one after another rarely meet)."""
     import random
 
+    low, high = search_range()
     chooser = random.Random()
     for _ in range(tries):
         base = chooser.randrange(low, high - span, 10)
@@ -140,6 +148,7 @@ class Node:
     log_path: Path
     env: dict[str, str] | None = None
     proc: subprocess.Popen[bytes] | None = None
+    http_port: int = 0  # paxosd only: where /v1/status answers
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "node already running"
@@ -273,7 +282,7 @@ class Cluster:
         """Stop every node (SIGTERM, then SIGKILL), by PID. The leader goes first, alone: an
         etcd leader stopped together with its followers waits seconds for a leadership
         transfer that cannot happen (about 7 s)."""
-        for _ in range(NODES):
+        for _ in range(len(self.nodes)):
             leader = None
             with contextlib.suppress(Exception):
                 leader = self.leader_index()
@@ -293,9 +302,11 @@ class Cluster:
         self.stop()
 
 
-def _launch(cluster: Cluster, ready_timeout_s: float) -> Cluster:
-    base = min(node.client_port for node in cluster.nodes)
-    ports = [port for port in range(base, base + 30) if port - base in PORT_OFFSETS[cluster.name]]
+def _launch(cluster: Cluster, ready_timeout_s: float, ports: list[int] | None = None) -> Cluster:
+    if ports is None:
+        base = min(node.client_port for node in cluster.nodes)
+        offsets = PORT_OFFSETS[cluster.name]
+        ports = [port for port in range(base, base + 30) if port - base in offsets]
     busy = [port for port in ports if not port_free(port)]
     if busy:
         raise RuntimeError(f"{cluster.name}: ports already in use on 127.0.0.1: {busy}")
@@ -558,7 +569,63 @@ def start_pysyncobj(
     return _launch(cluster, ready_timeout_s)
 
 
+# ---------------------------------------------------------------------------------------
+# paxosd
+
+
+def _paxosd_status(node: Node) -> dict[str, object] | None:
+    raw = _http(f"http://127.0.0.1:{node.http_port}/v1/status")
+    try:
+        status = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def _paxosd_is_leader(node: Node) -> bool | None:
+    status = _paxosd_status(node)
+    return None if status is None else status.get("role") == "leader"
+
+
+def _paxosd_ready(node: Node) -> bool:
+    status = _paxosd_status(node)
+    return status is not None and status.get("leader") is not None
+
+
+def start_paxosd(
+    base_dir: str | Path,
+    base_port: int | None = None,
+    ready_timeout_s: float = ready_timeout_s_default,
+    nodes: int = NODES,
+    batch_commands_max: int | None = None,
+    early_accepts: bool = True,
+) -> Cluster:
+    """`nodes` paxosd node processes (fsync on), laid out as `paxosd up` does from a free
+    base port; the cluster's client port is each node's RESP port."""
+    if base_port is None:
+        base_port = free_layout(nodes)
+    data_dir = Path(base_dir) / "paxosd"
+    members = []
+    # A cluster id of its own: a stray node of another cluster that dials these ports is
+    # refused at the handshake.
+    for config in local_cluster(nodes, data_dir, base_port, f"paxosd-bench-{base_port}"):
+        if batch_commands_max is not None:
+            config = replace(config, batch_commands_max=batch_commands_max)
+        config = replace(config, early_accepts=early_accepts)
+        folder = config.data_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder.parent / f"node{config.node_id}.toml"
+        path.write_text(to_toml(config))
+        argv = [sys.executable, "-m", "paxosd", "node", "--config", str(path)]
+        node = Node(config.node_id - 1, argv, config.me.resp[1], folder / "node.log")
+        node.http_port = config.me.http[1]
+        members.append(node)
+    cluster = Cluster("paxosd", members, Path(base_dir), _paxosd_is_leader, _paxosd_ready)
+    return _launch(cluster, ready_timeout_s, layout_ports(nodes, base_port))
+
+
 STARTERS: dict[str, Callable[..., Cluster]] = {
+    "paxosd": start_paxosd,
     "etcd": start_etcd,
     "zk": start_zookeeper,
     "pysyncobj": start_pysyncobj,
@@ -567,7 +634,7 @@ STARTERS: dict[str, Callable[..., Cluster]] = {
 
 @contextlib.contextmanager
 def cluster_of(
-    system: str, base_dir: str | Path, base_port: int, **options: object
+    system: str, base_dir: str | Path, base_port: int | None, **options: object
 ) -> Iterator[Cluster]:
     """`with cluster_of("zk", dir, 21810) as cluster:` - started, then always stopped."""
     cluster = STARTERS[system](base_dir, base_port, **options)

@@ -1,29 +1,24 @@
-"""Measure paxosd's peers (etcd, ZooKeeper, PySyncObj): throughput, latency, CPU, failover.
+"""Measure one cluster: throughput, latency, CPU, failover (the pieces of `paxosd bench`).
 
-Not a test. The helpers drive bench/bin/loadgen (Go; see bench/loadgen/main.go) against a
-cluster from bench/peers.py; `suite` runs the whole comparison (docs/benchmark-peers.md):
-
-    bash bench/setup.sh                                  # packages, pysyncobj, the loadgen
-    .venv/bin/python bench/measure.py suite --out bench/results/peers.jsonl
-    .venv/bin/python bench/measure.py report bench/results/peers.jsonl     # markdown tables
-
-Helpers (import with `sys.path.insert(0, "bench")` or run from the repository root):
+Load generators: bench/bin/loadgen (Go; bench/loadgen/main.go) for etcd, ZooKeeper and
+PySyncObj, and for paxosd's failover runs; `redis-benchmark` for paxosd's throughput and
+latency, through its RESP port. Clusters come from `paxosd.benchmark.peers`.
 
     run_load(cluster_or_endpoints, system, clients, duration_s, op, value_size) -> dict
         one loadgen run; the loadgen's JSON line plus server CPU over the measured window
     cpu_seconds(pids) -> float          utime + stime (+ reaped children) from /proc/PID/stat
     failover(cluster) -> dict           kill -9 the leader under ~1 write/ms; time to first ack
     failover_ms(cluster, system) -> float
-    print_table(results)                a rich table of run_load results
+    run_redis_benchmark(cluster, clients, duration_s, op, value_size) -> dict
+        redis-benchmark against the leader's RESP port, in the same result format
     from_redis_benchmark_csv(text, clients, duration_s) -> list[dict]
-        redis-benchmark --csv output in the same result format (for paxosd's RESP figures)
+        redis-benchmark --csv output in the common result format
 
-Every result is one flat JSON object (see the loadgen's docstring and docs/benchmark-peers.md).
+Every result is one flat JSON object (see the loadgen's docstring and docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import io
@@ -33,9 +28,7 @@ import math
 import os
 import platform
 import shlex
-import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -43,9 +36,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import peers  # bench/ is not a package: imported from its folder
+from paxosd.benchmark import peers
 
 LOADGEN = peers.LOADGEN
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -194,37 +185,21 @@ def run_load(
     op: str = "write",
     value_size: int = 16,
     *,
-    linearizable: bool = True,
-    warmup_s: float = 1.0,
-    keys: int = 1000,
-    rate: float = 0.0,
-    timeout_s: float = 5.0,
-    extra: Sequence[str] = (),
     pids: Sequence[int] | None = None,
     label: str = "",
+    **loadgen_options: Any,
 ) -> dict[str, Any]:
-    """Run the loadgen once and return its JSON result, plus, when server PIDs are known (a
-    Cluster, or `pids`), the servers' CPU over exactly the measured window:
+    """Run the loadgen once (`loadgen_options` as `loadgen_argv` takes them) and return its
+    JSON result, plus, when server PIDs are known (a Cluster, or `pids`), the servers' CPU over
+    exactly the measured window:
 
     server_cpu_s, server_cpu_s_per_1k_ops (seconds per 1000 successful operations),
     machine_busy_cpu_s (all processes on the machine), other_cpu_s (machine minus servers minus
     loadgen: other work sharing the 2 cores), loadavg_1m, command (the exact loadgen command)."""
     endpoints, server_pids = _endpoints_and_pids(cluster_or_endpoints, pids)
-    argv = loadgen_argv(
-        endpoints,
-        system,
-        clients,
-        duration_s,
-        op,
-        value_size,
-        linearizable=linearizable,
-        warmup_s=warmup_s,
-        keys=keys,
-        rate=rate,
-        timeout_s=timeout_s,
-        extra=extra,
-    )
-    return _run_loadgen(argv, server_pids, warmup_s + duration_s, label)
+    argv = loadgen_argv(endpoints, system, clients, duration_s, op, value_size, **loadgen_options)
+    planned_s = loadgen_options.get("warmup_s", 1.0) + duration_s
+    return _run_loadgen(argv, server_pids, planned_s, label)
 
 
 def _run_loadgen(
@@ -277,7 +252,7 @@ def failover(
 
     failover_ms: from the kill to the first acknowledged write that was SENT after the kill;
     write_gap_ms: the longest pause between two consecutive acknowledgements (of any client)
-    from the last one before the kill to the end of the run (ANCHORS.md's "write gap");
+    from the last one before the kill to the end of the run;
     errors_after_kill: failed requests and connection attempts after the kill.
 
     Then the killed node is restarted on its data and the cluster waited on (restart=True)."""
@@ -383,7 +358,8 @@ def from_redis_benchmark_csv(
 
     redis-benchmark reports no p99.9; it is None. ops is rps x duration when given."""
     rows = []
-    for row in csv.DictReader(io.StringIO(text)):
+    lines = [line for line in text.splitlines() if line.startswith('"')]  # not `-e` errors
+    for row in csv.DictReader(io.StringIO("\n".join(lines))):
         test = row.get("test", "")
         op = {"SET": "write", "GET": "read"}.get(test.split()[0].upper() if test else "", test)
         rps = float(row["rps"])
@@ -407,106 +383,106 @@ def from_redis_benchmark_csv(
     return rows
 
 
-COLUMNS = [
-    ("system", "system"),
-    ("label", "run"),
-    ("op", "op"),
-    ("clients", "clients"),
-    ("ops_per_s", "ops/s"),
-    ("p50_ms", "p50 ms"),
-    ("p99_ms", "p99 ms"),
-    ("p999_ms", "p99.9 ms"),
-    ("max_ms", "max ms"),
-    ("errors", "errors"),
-    ("server_cpu_s_per_1k_ops", "server CPU s/1k ops"),
-    ("client_cpu_s", "loadgen CPU s"),
-    ("other_cpu_s", "other CPU s"),
-]
+def run_redis_benchmark(
+    cluster: peers.Cluster,
+    clients: int,
+    duration_s: float,
+    op: str = "write",
+    value_size: int = 16,
+    *,
+    keys: int = 1000,
+    warmup_s: float = 1.0,
+    label: str = "",
+) -> dict[str, Any]:
+    """`redis-benchmark` (SET for writes, GET for reads) against the leader's RESP port for
+    about `duration_s`, after an unmeasured warm-up of about `warmup_s` that also sizes the
+    measured run (redis-benchmark counts requests, not seconds). The result has the common
+    fields plus server CPU over the measured run and the generator's own CPU (client_cpu_s,
+    from wait4's rusage)."""
+    leader = cluster.leader_index()
+    if leader is None:
+        cluster.wait_leader()
+        leader = cluster.leader_index()
+    assert leader is not None
+    port = cluster.nodes[leader].client_port
+    test = {"write": "set", "read": "get"}[op]
+
+    def argv(requests: int) -> list[str]:
+        return [
+            "redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(clients),
+            "-n", str(requests), "-t", test, "-r", str(keys), "-d", str(value_size), "--csv",
+            "-e",  # an error reply is shown (at most one a second), not the end of the run
+        ]  # fmt: skip
+
+    rate = 1000.0 / max(1, clients) + 100.0  # a first guess; the warm-up corrects it
+    warm = max(clients * 4, int(rate * max(0.2, warmup_s) / 2), 50)
+    begin = time.monotonic()
+    _redis_benchmark(argv(warm), warmup_s + 120)
+    rate = warm / max(1e-3, time.monotonic() - begin)
+    if warmup_s > 0.5:  # a second warm-up at the rate just seen, for the rest of the time
+        warm = max(clients, int(rate * (warmup_s - (time.monotonic() - begin))))
+        begin = time.monotonic()
+        _redis_benchmark(argv(warm), warmup_s + 120)
+        rate = warm / max(1e-3, time.monotonic() - begin)
+    requests = max(clients * 4, int(rate * duration_s))
+    command = argv(requests)
+    pids = cluster.pids
+    server_before, machine_before = cpu_seconds(pids), machine_busy_seconds()
+    started = time.monotonic()
+    text, client_cpu = _redis_benchmark(command, duration_s * 5 + 120)
+    elapsed = time.monotonic() - started
+    server = cpu_seconds(pids) - server_before
+    machine = machine_busy_seconds() - machine_before
+    rows = from_redis_benchmark_csv(text, clients, system="paxosd")
+    errors_shown = sum(1 for line in text.splitlines() if line.startswith("Error"))
+    if not rows:
+        raise RuntimeError(f"redis-benchmark printed no result: {shlex.join(command)}\n{text}")
+    result = rows[0]
+    result.update(
+        op=op,
+        duration_s=round(elapsed, 3),
+        ops=requests,
+        errors=errors_shown,  # a lower bound: redis-benchmark shows one error a second
+        value_size=value_size,
+        keys=keys,
+        client_cpu_s=round(client_cpu, 3),
+        server_cpu_s=round(server, 3),
+        server_cpu_s_per_1k_ops=round(server / requests * 1000, 4),
+        machine_busy_cpu_s=round(machine, 3),
+        other_cpu_s=round(max(0.0, machine - server - client_cpu), 3),
+        command=shlex.join(command),
+    )
+    with open("/proc/loadavg") as loadavg:
+        result["loadavg_1m"] = float(loadavg.read().split()[0])
+    if label:
+        result["label"] = label
+    return result
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.1f}" if value >= 100 else f"{value:.3g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def print_table(results: Sequence[dict[str, Any]], title: str = "paxosd's peers") -> None:
-    """Print load results as a rich table (failover rows are summarised separately)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for _, heading in COLUMNS:
-        table.add_column(
-            heading, justify="right" if heading not in ("system", "run", "op") else "left"
+def _redis_benchmark(argv: list[str], timeout_s: float) -> tuple[str, float]:
+    """Run redis-benchmark; its stdout and its own CPU seconds (user + system, from wait4)."""
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
+    assert proc.stdout is not None
+    out: list[bytes] = []
+    stdout_stream = proc.stdout
+    reader = threading.Thread(target=lambda: out.append(stdout_stream.read()), daemon=True)
+    reader.start()
+    timer = threading.Timer(timeout_s, proc.kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join(timeout=5)
+    text = b"".join(out).decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"redis-benchmark failed ({proc.returncode}): {shlex.join(argv)}\n{text}"
         )
-    for row in results:
-        if row.get("op") not in ("write", "read", "mixed"):
-            continue
-        table.add_row(*(_cell(row.get(key)) for key, _ in COLUMNS))
-    console = Console(width=None if sys.stdout.isatty() else 180)
-    console.print(table)
-    failovers = [row for row in results if row.get("op") == "failover"]
-    if failovers:
-        fail = Table(title="failover: kill -9 of the leader under ~1 write/ms")
-        for heading in ("system", "trials", "failover ms (median)", "all trials", "write gap ms"):
-            fail.add_column(heading)
-        for system, rows in _group(failovers).items():
-            values = [r["failover_ms"] for r in rows if r["failover_ms"] is not None]
-            gaps = [r["write_gap_ms"] for r in rows if r["write_gap_ms"] is not None]
-            fail.add_row(
-                system,
-                str(len(rows)),
-                _cell(statistics.median(values)) if values else "-",
-                ", ".join(_cell(v) for v in values),
-                ", ".join(_cell(v) for v in gaps),
-            )
-        console.print(fail)
-
-
-def _group(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(row["system"], []).append(row)
-    return groups
-
-
-def markdown_tables(records: Sequence[dict[str, Any]]) -> str:
-    """The tables of docs/benchmark-peers.md from a suite's JSON Lines."""
-    loads = [r for r in records if r.get("op") in ("write", "read", "mixed")]
-    lines = [
-        "| system | run | op | clients | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | errors "
-        "| server CPU s / 1k ops | loadgen CPU s | other CPU s |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in loads:
-        lines.append("| " + " | ".join(_cell(r.get(key)) for key, _ in COLUMNS) + " |")
-    failovers = [r for r in records if r.get("op") == "failover"]
-    if failovers:
-        lines += [
-            "",
-            "| system | trials | failover ms, median | failover ms, each trial "
-            "| write gap ms, each trial | errors after the kill |",
-            "|---|---:|---:|---|---|---|",
-        ]
-        for system, rows in _group(failovers).items():
-            values = [r["failover_ms"] for r in rows if r["failover_ms"] is not None]
-            lines.append(
-                f"| {system} | {len(rows)} | "
-                + (_cell(statistics.median(values)) if values else "-")
-                + " | "
-                + ", ".join(_cell(r["failover_ms"]) for r in rows)
-                + " | "
-                + ", ".join(_cell(r["write_gap_ms"]) for r in rows)
-                + " | "
-                + ", ".join(_cell(r["errors_after_kill"]) for r in rows)
-                + " |"
-            )
-    return "\n".join(lines)
+    return text, usage.ru_utime + usage.ru_stime
 
 
 # ---------------------------------------------------------------------------------------
@@ -583,169 +559,3 @@ def wait_quiet(max_wait_s: float, threshold_cores: float = 0.3, sample_s: float 
         busy = (machine_busy_seconds() - before) / sample_s
         if busy < threshold_cores or time.monotonic() >= deadline:
             return round(busy, 2)
-
-
-# ---------------------------------------------------------------------------------------
-# The suite
-
-BASE_PORTS = {"etcd": 23790, "zk": 21810, "pysyncobj": 24800}
-
-
-def suite(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The comparison matrix of docs/benchmark-peers.md, bounded in time."""
-    started = time.monotonic()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    records: list[dict[str, Any]] = []
-    root = Path(tempfile.mkdtemp(prefix="paxosd-peers-", dir=args.data_root))
-    if peers.filesystem_of(root) in ("tmpfs", "ramfs"):
-        raise SystemExit(f"{root} is on {peers.filesystem_of(root)}: fsync is free there")
-
-    waited = [0.0]
-
-    def quiet() -> float:
-        # The runs themselves take about 10 minutes; waiting may use the rest of the budget.
-        allowance = max(0.0, args.budget_s - 600.0 - waited[0])
-        begin = time.monotonic()
-        busy = wait_quiet(min(args.quiet_wait_s, allowance))
-        waited[0] += time.monotonic() - begin
-        return busy
-
-    def emit(record: dict[str, Any], busy_before: float | None = None) -> None:
-        if busy_before is not None:
-            record["busy_cores_before"] = busy_before
-        records.append(record)
-        with open(out, "a") as sink:
-            sink.write(json.dumps(record, sort_keys=True) + "\n")
-        brief = {
-            k: record.get(k)
-            for k in (
-                "system",
-                "label",
-                "op",
-                "clients",
-                "ops_per_s",
-                "p50_ms",
-                "p99_ms",
-                "errors",
-                "failover_ms",
-                "write_gap_ms",
-                "server_cpu_s_per_1k_ops",
-            )
-        }
-        print(json.dumps({k: v for k, v in brief.items() if v is not None}), flush=True)
-
-    emit(machine_facts(root))
-
-    def load(cluster: peers.Cluster, clients: int, op: str, label: str, **options: Any) -> None:
-        busy = quiet()
-        result = run_load(
-            cluster,
-            cluster.name,
-            clients,
-            args.duration,
-            op,
-            args.value_size,
-            label=label,
-            **options,
-        )
-        emit(result, busy)
-
-    read_labels = {
-        "etcd": ("linearizable reads", "serializable reads"),
-        "zk": ("sync+read", "local reads (stale)"),
-        "pysyncobj": ("log reads (LGET)", "local reads (stale)"),
-    }
-    for system in args.systems.split(","):
-        reasons = peers.missing(system) + peers.missing("loadgen")
-        if reasons:
-            emit({"system": system, "op": "skipped", "reasons": reasons})
-            continue
-        with peers.cluster_of(system, root / system, BASE_PORTS[system]) as cluster:
-            # Discarded warm-up: the JVM's JIT, Go's and Python's allocators, disk files.
-            run_load(cluster, system, 64, args.warmup_run, "write", warmup_s=0.0)
-            for clients in args.clients:
-                load(cluster, clients, "write", "writes")
-            linearizable, stale = read_labels[system]
-            load(cluster, args.read_clients, "read", linearizable)
-            load(cluster, args.read_clients, "read", stale, linearizable=False)
-            if system == "etcd":
-                for clients, conns in ((64, 1), (256, 16)):
-                    load(
-                        cluster,
-                        clients,
-                        "write",
-                        f"writes, {conns} shared conns",
-                        extra=[f"-conns={conns}"],
-                    )
-            for _ in range(args.failover_trials):
-                busy = quiet()
-                emit(failover(cluster, system), busy)
-        if system == "pysyncobj" and args.variants:
-            for name, options in (("batch", {"batch": True}), ("msync", {"sync_journal": True})):
-                with peers.cluster_of(
-                    system, root / f"{system}-{name}", BASE_PORTS[system], **options
-                ) as cluster:
-                    run_load(cluster, system, 64, args.warmup_run, "write", warmup_s=0.0)
-                    for clients in (1, 64):
-                        load(cluster, clients, "write", f"writes, {name} variant")
-    emit({"op": "suite-end", "elapsed_s": round(time.monotonic() - started, 1)})
-    if not args.keep_data:
-        import shutil
-
-        shutil.rmtree(root, ignore_errors=True)
-    return records
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Benchmark paxosd's peers.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("suite", help="run the whole comparison (about 10 minutes)")
-    run.add_argument("--systems", default="etcd,zk,pysyncobj")
-    run.add_argument("--out", default="bench/results/peers.jsonl")
-    run.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
-    run.add_argument("--warmup-run", type=float, default=5.0, help="discarded run, seconds")
-    run.add_argument(
-        "--clients", type=lambda s: [int(c) for c in s.split(",")], default=[1, 8, 64, 256]
-    )
-    run.add_argument("--read-clients", type=int, default=64)
-    run.add_argument("--value-size", type=int, default=16)
-    run.add_argument("--failover-trials", type=int, default=3)
-    run.add_argument(
-        "--variants",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also PySyncObj with batching on, and with a patched msync journal",
-    )
-    run.add_argument("--data-root", default=None, help="parent of the data dir (not tmpfs)")
-    run.add_argument("--keep-data", action="store_true")
-    run.add_argument(
-        "--quiet-wait-s",
-        type=float,
-        default=15.0,
-        help="before each run, wait up to this long for the machine to be idle (<0.3 cores)",
-    )
-    run.add_argument(
-        "--budget-s",
-        type=float,
-        default=1200.0,
-        help="stop waiting for quiet once the suite nears this total time",
-    )
-    report = commands.add_parser("report", help="markdown tables from a suite's JSON Lines")
-    report.add_argument("path")
-    report.add_argument("--rich", action="store_true", help="a rich table instead")
-    args = parser.parse_args(argv)
-    if args.command == "suite":
-        records = suite(args)
-        print_table(records)
-    else:
-        with open(args.path) as source:
-            records = [json.loads(line) for line in source if line.strip()]
-        if args.rich:
-            print_table(records)
-        else:
-            print(markdown_tables(records))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,1 @@
+"""`paxosd bench`: paxosd and its peers (etcd, ZooKeeper, PySyncObj) measured in one run."""

@@ -1,0 +1,208 @@
+"""`paxosd chaos`: fault testing of a real local cluster (see docs/chaos.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from paxosd.chaos.nemesis import KINDS
+from paxosd.chaos.workloads import WORKLOADS
+from paxosd.core.multi.config import VARIANTS
+
+console = Console(stderr=True)
+
+
+def _choices(text: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
+    if text.strip() == "all":
+        return known
+    chosen = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    unknown = [x for x in chosen if x not in known]
+    if unknown or not chosen:
+        raise click.BadParameter(f"unknown {what} {unknown}; choose from all, {', '.join(known)}")
+    return chosen
+
+
+@click.command()
+@click.option("--nodes", type=click.Choice(["3", "5"]), default="3", show_default=True)
+@click.option(
+    "--duration",
+    type=click.FloatRange(5, 7200),
+    default=60,
+    show_default=True,
+    help="Seconds of faults and clients (recovery and checks come on top).",
+)
+@click.option(
+    "--nemesis",
+    default="all",
+    show_default=True,
+    help="Comma-separated fault kinds, or all: " + ", ".join(KINDS) + ".",
+)
+@click.option(
+    "--workload",
+    default="all",
+    show_default=True,
+    help="Comma-separated, or all: " + ", ".join(WORKLOADS) + ".",
+)
+@click.option("--seed", default=1, show_default=True, help="Names the fault schedule.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the history, results and timeline go [chaos-out/seed-N].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results JSON on stdout.")
+@click.option(
+    "--variant",
+    type=click.Choice(list(VARIANTS)),
+    default="correct",
+    show_default=True,
+    help="Plant a bug in every node, to prove the harness finds it.",
+)
+@click.option(
+    "--first-port",
+    default=21000,
+    show_default=True,
+    help="Look for free ports from here (below 32768).",
+)
+@click.option("--epoch", type=click.FloatRange(2, 600), default=15.0, show_default=True,
+              help="Clients move to fresh keys every so many seconds.")  # fmt: skip
+def command(
+    nodes: str,
+    duration: float,
+    nemesis: str,
+    workload: str,
+    seed: int,
+    out: Path | None,
+    as_json: bool,
+    variant: str,
+    first_port: int,
+    epoch: float,
+) -> None:
+    """Run a real cluster under clients and seeded faults; check what the clients saw.
+
+    Exit status 0: no anomaly; 1: an anomaly (or the cluster did not recover); 2: usage.
+    """
+    from paxosd.chaos.runner import ChaosSpec
+
+    spec = ChaosSpec(
+        nodes=int(nodes),
+        duration_s=duration,
+        nemesis=_choices(nemesis, KINDS, "nemesis kinds"),
+        workloads=_choices(workload, WORKLOADS, "workloads"),
+        seed=seed,
+        variant=variant,
+        first_port=first_port,
+        epoch_s=epoch,
+    )
+    out = (out or Path("chaos-out") / f"seed-{seed}").resolve()
+    # SIGTERM (`timeout`, a CI runner) unwinds like Ctrl-C, so every node is stopped by PID.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        results = execute(spec, out, live=not as_json and console.is_terminal)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted; every node was stopped[/red]")
+        sys.exit(130)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        _print(results, out)
+    sys.exit(0 if results["valid"] else 1)
+
+
+def execute(spec: Any, out: Path, *, live: bool = False) -> dict[str, Any]:
+    """Run, write history.jsonl, results.json and timeline.html into `out`; return results."""
+    from paxosd.chaos import report, timeline
+    from paxosd.chaos.runner import Progress, run_chaos, write_history
+    from paxosd.check.workloads import is_kv
+
+    display = Live(console=console, refresh_per_second=4, transient=True) if live else None
+
+    def show(state: Progress) -> None:
+        if display is not None:
+            display.update(_progress_view(state))
+        elif state.phase != getattr(show, "last", None):
+            console.print(f"chaos: {state.phase}", highlight=False)
+            show.last = state.phase  # type: ignore[attr-defined]
+
+    if display is not None:
+        display.start()
+    try:
+        data = asyncio.run(run_chaos(spec, out, show))
+    finally:
+        if display is not None:
+            display.stop()
+    history_path = out / "history.jsonl"
+    write_history(data.events, history_path)
+    # The kv part alone, in the form `paxosd check` reads (one model per file).
+    write_history([e for e in data.events if is_kv(e.f, e.key)], out / "kv-history.jsonl")
+    (out / "status.jsonl").write_text("".join(json.dumps(s) + "\n" for s in data.samples))
+    if data.stuck:
+        (out / "stuck.jsonl").write_text("".join(json.dumps(s) + "\n" for s in data.stuck))
+    console.print("chaos: checking the history", highlight=False)
+    results = report.build_results(data, history_path, out)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "timeline.html").write_text(timeline.render(data, results))
+    return results
+
+
+def _progress_view(state: Any) -> Table:
+    table = Table.grid(padding=(0, 2))
+    done = min(1.0, state.elapsed_s / state.duration_s) if state.duration_s else 0.0
+    bar = "█" * int(done * 30) + "░" * (30 - int(done * 30))
+    counts = state.counts
+    table.add_row(Text(f"paxosd chaos: {state.phase}", style="bold"))
+    table.add_row(f"{bar} {state.elapsed_s:6.1f} / {state.duration_s:g} s")
+    table.add_row(
+        f"operations: {counts.get('ok', 0)} ok, {counts.get('fail', 0)} fail, "
+        f"{counts.get('info', 0)} info   faults: {state.faults}"
+        + (f"   now: [bold red]{state.current_fault}[/bold red]" if state.current_fault else "")
+    )
+    return table
+
+
+def _print(results: dict[str, Any], out: Path) -> None:
+    ops = results["operations"]
+    faults = results["faults"]
+    console.print(
+        f"[bold]{results['nodes']} nodes, {results['duration_s']:g} s, seed {results['seed']}, "
+        f"variant {results['variant']}[/bold]"
+    )
+    console.print(
+        f"operations: {ops['total']} ({ops['ok']} ok, {ops['fail']} fail, {ops['info']} info); "
+        f"faults: {faults['total']} {faults['by_kind']}",
+        highlight=False,
+    )
+    console.print(
+        f"availability (writes): {results['availability']}; recovered after the last heal in "
+        f"{results['recovered_after_heal_s']} s; full restart: leader after "
+        f"{results['full_restart']['recovery_s']} s",
+        highlight=False,
+    )
+    table = Table("fault", "count", "recovery s (median / max)", "failover s (median / max)")
+    for kind, row in results["recovery"]["by_kind"].items():
+        rec, fail = row["recovery_s"], row["failover_s"]
+        table.add_row(
+            kind,
+            str(results["faults"]["by_kind"].get(kind, 0)),
+            f"{rec['median']} / {rec['max']}" if rec else "-",
+            f"{fail['median']} / {fail['max']}" if fail else "-",
+        )
+    console.print(table)
+    for name, verdict in results["verdicts"].items():
+        mark = "[green]ok[/green]" if verdict["ok"] else "[bold red]VIOLATED[/bold red]"
+        console.print(f"{name}: {mark} ({verdict['checked']} checked)")
+        for problem in verdict["problems"][:3]:
+            console.print("  " + problem, markup=False, highlight=False)
+    console.print(f"history, results.json, timeline.html: {out}", highlight=False)
+    if not results["valid"]:
+        console.print(f"replay: {results['command']}", markup=False, highlight=False)
