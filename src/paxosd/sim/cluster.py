@@ -23,7 +23,7 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -31,6 +31,7 @@ from paxosd.check.history import Event, OpType, build_history
 from paxosd.check.workloads import judge_workloads, problem_lines
 from paxosd.core.effects import Effects
 from paxosd.core.multi.config import EngineConfig
+from paxosd.core.multi.messages import Accept
 from paxosd.core.multi.replica import Applied, Replica
 from paxosd.core.types import Envelope, NodeId
 from paxosd.service import (
@@ -139,6 +140,8 @@ class SimNode:
         )
         self.outbox: list[Envelope] = []
         self.replies: list[Callable[[], None]] = []
+        # chosen_upto as of the last completed sync: all an early Accept may tell (below)
+        self.durable_commit = self.replica.chosen_upto
         self.turn_scheduled = False
         self.syncing = False
         self.pending: dict[tuple[str, int], _Pending] = {}
@@ -241,6 +244,18 @@ class SimNode:
         if self.cluster.variant == "reply-before-fsync":
             self._release(outbox, replies)
             return
+        # As the node process does (runtime/node.py): the leader's Accepts leave before the
+        # turn's sync, their commit point cut to what completed syncs made durable.
+        waiting = []
+        for envelope in outbox:
+            msg = envelope.msg
+            if type(msg) is Accept:
+                if msg.commit > self.durable_commit:
+                    envelope = replace(envelope, msg=replace(msg, commit=self.durable_commit))
+                self.cluster.transmit(envelope)
+            else:
+                waiting.append(envelope)
+        outbox = waiting
         # Group commit: one sync for the whole turn, and nothing leaves before it is done. The
         # sync takes time; a crash meanwhile loses (or tears) the turn's writes, and nothing
         # that depended on them was sent.
@@ -255,6 +270,7 @@ class SimNode:
         if not self.alive:
             return
         self.disk.sync()
+        self.durable_commit = self.replica.chosen_upto
         self._release(outbox, replies)
         if self.outbox or self.replies or self.replica.queue or self.replica.forward_queue:
             self.end_turn_soon()
