@@ -5,30 +5,7 @@ client = Client()            # the local cluster started by `paxosd up`
 client.put("x", 1)
 """
 
-from paxosd.client import (
-    AsyncClient,
-    BadRequest,
-    CasOutcome,
-    Client,
-    KeyValue,
-    LockGrant,
-    NotHolder,
-    OutcomeUnknown,
-    PaxosdError,
-    Registration,
-    Unavailable,
-)
+from paxosd import client as _client
+from paxosd.client import *  # noqa: F403 - the client's public names are the package's
 
-__all__ = [
-    "AsyncClient",
-    "BadRequest",
-    "CasOutcome",
-    "Client",
-    "KeyValue",
-    "LockGrant",
-    "NotHolder",
-    "OutcomeUnknown",
-    "PaxosdError",
-    "Registration",
-    "Unavailable",
-]
+__all__ = _client.__all__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from paxosd import Client, NotHolder
+from paxosd import AsyncClient, Client, NotHolder
 
 from .cluster import Cluster
 
@@ -178,3 +179,22 @@ def test_concurrent_writers_through_every_node(cluster: Cluster) -> None:
     assert not errors
     check = Client(cluster.endpoints())
     assert all(check.get(f"w{n}-49").value == 49 for n in (1, 2, 3))
+
+
+def test_the_async_client_does_what_the_blocking_one_does(cluster: Cluster) -> None:
+    async def scenario() -> None:
+        async with AsyncClient(cluster.endpoints()) as client:
+            revisions = await asyncio.gather(*(client.put(f"a{i}", i) for i in range(20)))
+            assert sorted(revisions) == list(range(min(revisions), min(revisions) + 20))
+            found = await client.get("a7")
+            assert found is not None and found.value == 7
+            assert (await client.cas("a7", 7, 8)).succeeded
+            assert not (await client.cas("a7", 7, 9)).succeeded
+            async with client.lock("job", ttl=1.0) as token:
+                assert token >= 1
+                with pytest.raises(NotHolder):
+                    await client.release("job", "someone-else")
+            assert await client.propose("d", "first") == "first"
+            assert await client.query("d") == "first"
+
+    asyncio.run(scenario())

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,35 +19,20 @@ import httpx
 
 from paxosd.client import operations as ops
 from paxosd.client.core import (
-    Attempts,
     Call,
     CasOutcome,
+    ClientBase,
     KeyValue,
     LockGrant,
     PaxosdError,
     Registration,
-    Sessions,
     Unavailable,
-    judge,
-    normalize,
 )
 
 
-class AsyncClient:
-    def __init__(
-        self,
-        endpoints: str | list[str] | None = None,
-        *,
-        timeout_s: float = 10.0,
-        client_id: str | None = None,
-    ) -> None:
-        self.endpoints = normalize(endpoints)
-        self.timeout_s = timeout_s
-        self.client_id = client_id or uuid.uuid4().hex
-        self._sessions = Sessions(self.client_id)
-        self._rng = random.Random()
-        self._leader: str | None = None
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=1.0))
+class AsyncClient(ClientBase):
+    def _open(self) -> None:
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s, connect=1.0))
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -130,42 +113,18 @@ class AsyncClient:
                 await self.refresh(name, owner, ttl)
 
     async def _do(self, call: Call, convert: Any) -> Any:
-        if not call.write:
-            return await self._send(call, convert, {})
-        session = self._sessions.borrow()
-        try:
-            headers = {"Paxosd-Client-Id": session[0], "Paxosd-Seq": str(session[1])}
-            return await self._send(call, convert, headers)
-        finally:
-            self._sessions.give_back(session)
-
-    async def _send(self, call: Call, convert: Any, headers: dict[str, str]) -> Any:
-        attempts = Attempts(
-            self.endpoints,
-            time.monotonic() + self.timeout_s,
-            self._rng,
-            start=self._rng.randrange(len(self.endpoints)),
-            preferred=self._leader,
-        )
-        while True:
-            endpoint = attempts.next_endpoint()
-            try:
-                response = await self._http.request(
-                    call.method, endpoint + call.path, json=call.body, headers=headers
-                )
-            except httpx.ConnectError as error:
-                attempts.failed(call, f"{endpoint}: {error}", maybe_applied=False)
-            except httpx.HTTPError as error:
-                attempts.failed(call, f"{endpoint}: {error}", maybe_applied=True)
-            else:
-                verdict = judge(call, response.status_code, response.content)
-                if verdict.done:
-                    if verdict.error is not None:
-                        raise verdict.error
-                    return convert(verdict.data)
-                attempts.failed(call, f"{endpoint}: {verdict.why}", verdict.maybe_applied)
-                attempts.preferred = verdict.retry_at
-                self._leader = verdict.retry_at
-            if time.monotonic() >= attempts.deadline:
-                raise attempts.give_up(call)
-            await asyncio.sleep(attempts.backoff_s())
+        with self._headers(call) as headers:
+            attempts = self._attempts()
+            while True:
+                endpoint = attempts.next_endpoint()
+                exchange: httpx.Response | httpx.HTTPError
+                try:
+                    exchange = await self._http.request(
+                        call.method, endpoint + call.path, json=call.body, headers=headers
+                    )
+                except httpx.HTTPError as error:
+                    exchange = error
+                done, result = self._settle(call, convert, attempts, endpoint, exchange)
+                if done:
+                    return result
+                await asyncio.sleep(attempts.backoff_s())

@@ -13,9 +13,15 @@ from __future__ import annotations
 
 import json
 import random
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
+
+import httpx
 
 DEFAULT_ENDPOINTS = ("http://127.0.0.1:7001", "http://127.0.0.1:7002", "http://127.0.0.1:7003")
 backoff_s_min = 0.02
@@ -233,3 +239,78 @@ def to_grant(data: Any) -> LockGrant:
 
 def to_registration(data: Any) -> Registration:
     return Registration(bool(data.get("registered")), data.get("owner"))
+
+
+class ClientBase:
+    """What `Client` and `AsyncClient` share: endpoints, exactly-once sessions, the leader
+    last seen, and how one HTTP exchange (or its failure) settles a call. Only the waiting
+    differs between them - blocking or awaiting - so only the sending loop is theirs."""
+
+    def __init__(
+        self,
+        endpoints: str | list[str] | None = None,
+        *,
+        timeout_s: float = 10.0,
+        client_id: str | None = None,
+    ) -> None:
+        self.endpoints = normalize(endpoints)
+        self.timeout_s = timeout_s
+        self.client_id = client_id or uuid.uuid4().hex
+        self._sessions = Sessions(self.client_id)
+        self._rng = random.Random()
+        self._leader: str | None = None
+        self._open()
+
+    def _open(self) -> None:
+        """Make the HTTP connection pool (blocking or asyncio: the subclass's)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def _headers(self, call: Call) -> Iterator[dict[str, str]]:
+        """The exactly-once headers of a write (a session borrowed for its whole life, retries
+        included); none for a read."""
+        if not call.write:
+            yield {}
+            return
+        session = self._sessions.borrow()
+        try:
+            yield {"Paxosd-Client-Id": session[0], "Paxosd-Seq": str(session[1])}
+        finally:
+            self._sessions.give_back(session)
+
+    def _attempts(self) -> Attempts:
+        return Attempts(
+            self.endpoints,
+            time.monotonic() + self.timeout_s,
+            self._rng,
+            start=self._rng.randrange(len(self.endpoints)),
+            preferred=self._leader,
+        )
+
+    def _settle(
+        self,
+        call: Call,
+        convert: Any,
+        attempts: Attempts,
+        endpoint: str,
+        exchange: httpx.Response | httpx.HTTPError,
+    ) -> tuple[bool, Any]:
+        """(True, result) when the call is answered; raises its definite error; otherwise
+        records the failed attempt and returns (False, None): try again after a backoff."""
+        if isinstance(exchange, httpx.ConnectError):
+            attempts.failed(call, f"{endpoint}: {exchange}", maybe_applied=False)
+        elif isinstance(exchange, httpx.HTTPError):
+            attempts.failed(call, f"{endpoint}: {exchange}", maybe_applied=True)
+        else:
+            verdict = judge(call, exchange.status_code, exchange.content)
+            if verdict.done:
+                self._leader = endpoint if call.write else self._leader
+                if verdict.error is not None:
+                    raise verdict.error
+                return True, convert(verdict.data)
+            attempts.failed(call, f"{endpoint}: {verdict.why}", verdict.maybe_applied)
+            attempts.preferred = verdict.retry_at
+            self._leader = verdict.retry_at
+        if time.monotonic() >= attempts.deadline:
+            raise attempts.give_up(call)
+        return False, None

@@ -12,10 +12,8 @@ with client.lock("jobs/nightly", ttl=10) as token:
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,37 +22,23 @@ import httpx
 
 from paxosd.client import operations as ops
 from paxosd.client.core import (
-    Attempts,
     Call,
     CasOutcome,
+    ClientBase,
     KeyValue,
     LockGrant,
     PaxosdError,
     Registration,
-    Sessions,
     Unavailable,
-    judge,
     normalize,
 )
 
 
-class Client:
+class Client(ClientBase):
     """A connection pool to a paxosd cluster. Thread-safe; reuse one per process."""
 
-    def __init__(
-        self,
-        endpoints: str | list[str] | None = None,
-        *,
-        timeout_s: float = 10.0,
-        client_id: str | None = None,
-    ) -> None:
-        self.endpoints = normalize(endpoints)
-        self.timeout_s = timeout_s
-        self.client_id = client_id or uuid.uuid4().hex
-        self._sessions = Sessions(self.client_id)
-        self._rng = random.Random()
-        self._leader: str | None = None
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=1.0))
+    def _open(self) -> None:
+        self._http = httpx.Client(timeout=httpx.Timeout(self.timeout_s, connect=1.0))
 
     def close(self) -> None:
         self._http.close()
@@ -157,43 +141,18 @@ class Client:
     # -- sending ---------------------------------------------------------------------------
 
     def _do(self, call: Call, convert: Any) -> Any:
-        if not call.write:
-            return self._send(call, convert, {})
-        session = self._sessions.borrow()
-        try:
-            headers = {"Paxosd-Client-Id": session[0], "Paxosd-Seq": str(session[1])}
-            return self._send(call, convert, headers)
-        finally:
-            self._sessions.give_back(session)
-
-    def _send(self, call: Call, convert: Any, headers: dict[str, str]) -> Any:
-        attempts = Attempts(
-            self.endpoints,
-            time.monotonic() + self.timeout_s,
-            self._rng,
-            start=self._rng.randrange(len(self.endpoints)),
-            preferred=self._leader,
-        )
-        while True:
-            endpoint = attempts.next_endpoint()
-            try:
-                response = self._http.request(
-                    call.method, endpoint + call.path, json=call.body, headers=headers
-                )
-            except httpx.ConnectError as error:
-                attempts.failed(call, f"{endpoint}: {error}", maybe_applied=False)
-            except httpx.HTTPError as error:
-                attempts.failed(call, f"{endpoint}: {error}", maybe_applied=True)
-            else:
-                verdict = judge(call, response.status_code, response.content)
-                if verdict.done:
-                    self._leader = endpoint if call.write else self._leader
-                    if verdict.error is not None:
-                        raise verdict.error
-                    return convert(verdict.data)
-                attempts.failed(call, f"{endpoint}: {verdict.why}", verdict.maybe_applied)
-                attempts.preferred = verdict.retry_at
-                self._leader = verdict.retry_at
-            if time.monotonic() >= attempts.deadline:
-                raise attempts.give_up(call)
-            time.sleep(attempts.backoff_s())
+        with self._headers(call) as headers:
+            attempts = self._attempts()
+            while True:
+                endpoint = attempts.next_endpoint()
+                exchange: httpx.Response | httpx.HTTPError
+                try:
+                    exchange = self._http.request(
+                        call.method, endpoint + call.path, json=call.body, headers=headers
+                    )
+                except httpx.HTTPError as error:
+                    exchange = error
+                done, result = self._settle(call, convert, attempts, endpoint, exchange)
+                if done:
+                    return result
+                time.sleep(attempts.backoff_s())
