@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paxosd.core.multi.records import Accepted, Committed, Promised, Record, Snapshot
-from paxosd.core.types import Ballot
+from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 from paxosd.storage import CorruptLog, InvalidRecord, decode_frames, encode_frame
 from paxosd.storage.codec import (
     FORMAT_VERSION,
@@ -34,7 +34,7 @@ SAMPLE: list[Record] = [
     Accepted(2, B, ()),
     Committed(2),
     Snapshot(2, b"\x00state"),
-    Accepted(3, Ballot(2**63 - 1, 2**63 - 1), (bytes(range(256)),)),
+    Accepted(3, Ballot(ballot_round_max, node_id_max), (bytes(range(256)),)),
 ]
 
 
@@ -139,6 +139,8 @@ def test_valid_crc_but_undecodable_payload_is_corrupt_even_at_the_end() -> None:
         [1, [1, 1], "extra"],  # wrong arity
         [4, 1, "text"],  # snapshot data as str
         [3, 2**64 - 1],  # out of the signed range
+        [1, [ballot_round_max + 1, 1]],  # a round the protocol cannot carry
+        [1, [1, node_id_max + 1]],  # a node id the protocol cannot carry
         [9, 1],  # unknown tag
         ["2", 1],  # tag as str
         {"tag": 2},  # not an array

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paxosd.core.multi.records import Accepted, Committed, Promised, Record, Snapshot
-from paxosd.core.types import Ballot
+from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 from paxosd.storage import (
     CompactionPolicy,
     CorruptLog,
@@ -208,6 +208,8 @@ def test_invalid_records_are_refused_whole(harness: Harness, store: Store) -> No
         Accepted(True, B1, ()),
         Promised((1, 1)),  # type: ignore[arg-type]
         Promised(Ballot(2**63, 0)),
+        Promised(Ballot(ballot_round_max + 1, 1)),  # the wire could not carry it
+        Accepted(1, Ballot(1, node_id_max + 1), ()),
         Snapshot(1, bytearray(b"x")),  # type: ignore[arg-type]
         "not a record",
     ]

@@ -17,7 +17,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 
 from paxosd.core.multi import messages as m
-from paxosd.core.types import Ballot
+from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 
 protocol_version = 1
 frame_bytes_max = 128 << 20
@@ -113,9 +113,15 @@ def _int(value: Any) -> int:
 
 
 def _ballot(value: Any) -> Ballot:
+    """Every ballot in the protocol's range (core/types.py), and nothing else."""
     if not isinstance(value, list) or len(value) != 2:
-        raise WireError(f"expected a ballot, got {value!r}")
-    return Ballot(_int(value[0]), _int(value[1]))
+        raise WireError(f"expected a ballot, got {value!r:.60}")
+    round_, node = value
+    if type(round_) is not int or not 0 <= round_ <= ballot_round_max:
+        raise WireError(f"ballot round {round_!r:.40} is outside 0..{ballot_round_max}")
+    if type(node) is not int or not 0 <= node <= node_id_max:
+        raise WireError(f"ballot node {node!r:.40} is outside 0..{node_id_max}")
+    return Ballot(round_, node)
 
 
 def _batch(value: Any) -> tuple[bytes, ...]:

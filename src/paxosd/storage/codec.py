@@ -46,7 +46,7 @@ from typing import Any, Final
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
 
 from paxosd.core.multi.records import Accepted, Batch, Committed, Promised, Record, Snapshot
-from paxosd.core.types import Ballot
+from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 
 from .errors import CorruptLog, InvalidRecord
 
@@ -146,6 +146,11 @@ def _check_ballot(ballot: object) -> None:
         raise InvalidRecord(f"ballot must be a Ballot, got {type(ballot).__name__}")
     _check_int(ballot.round, "ballot.round")
     _check_int(ballot.node, "ballot.node")
+    if not ballot.in_range:  # the protocol's range (core/types.py): nothing else is stored
+        raise InvalidRecord(
+            f"ballot {ballot.round}.{ballot.node} is outside rounds 0..{ballot_round_max} "
+            f"and nodes 0..{node_id_max}"
+        )
 
 
 def check_record(record: Record) -> None:
@@ -231,7 +236,10 @@ def _int_field(value: object, what: str) -> int:
 def _ballot_field(value: object) -> Ballot:
     if type(value) is not list or len(value) != 2:
         raise BadPayload("ballot is not [round, node]")
-    return Ballot(_int_field(value[0], "ballot round"), _int_field(value[1], "ballot node"))
+    ballot = Ballot(_int_field(value[0], "ballot round"), _int_field(value[1], "ballot node"))
+    if not ballot.in_range:
+        raise BadPayload(f"ballot {ballot} is outside the protocol's range")
+    return ballot
 
 
 def decode_batch(value: object) -> Batch:

@@ -366,8 +366,7 @@ class SqliteLog:
                     and type(ballot_round) is int
                     and type(ballot_node) is int
                     and 0 <= slot <= int_max
-                    and 0 <= ballot_round <= int_max
-                    and 0 <= ballot_node <= int_max
+                    and Ballot(ballot_round, ballot_node).in_range
                     and type(blob) is bytes
                     and type(crc) is int
                     and _log_crc(slot, ballot_round, ballot_node, blob) == crc
@@ -382,6 +381,8 @@ class SqliteLog:
         finally:
             db.execute("COMMIT")
         promised = None if promised_raw is None else Ballot(promised_raw[0], promised_raw[1])
+        if promised is not None and not promised.in_range:
+            raise CorruptLog(-1, f"meta 'promised': ballot {promised} out of range", where)
         commit = 0 if commit_raw is None else commit_raw[0]
         return Recovered(
             promised=promised,
