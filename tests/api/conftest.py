@@ -91,7 +91,7 @@ class FakeNode:
 
     def _apply(self, command: Any) -> Any:
         self.slot += 1
-        return self.machine.apply(self.slot, encode(command))
+        return self.machine.apply(self.slot, encode(command))[0]
 
     def submit(
         self, op: Any, *, client_id: str | None = None, seq: int | None = None

@@ -200,7 +200,7 @@ class RespFakeNode:
 
     def _apply(self, payload: bytes) -> Any:
         self.slot += 1
-        return self.machine.apply(self.slot, payload)
+        return self.machine.apply(self.slot, payload)[0]
 
 
 def _resolve(future: asyncio.Future[Any], result: Any) -> None:

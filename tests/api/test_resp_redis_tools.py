@@ -59,7 +59,7 @@ def test_redis_cli(server: ServerThread, resp_node: RespFakeNode) -> None:
     assert cli(port, "SET", "x", "1") == "OK\n"
     assert cli(port, "GET", "x") == "1\n"
     assert cli(port, "GET", "missing") == "\n"  # nil, as redis-cli prints it without a tty
-    assert cli(port, "LOCK", "job", "worker-1", "5000") == "1\nworker-1\n1\n1005000\n"
+    assert cli(port, "LOCK", "job", "worker-1", "5000") == "1\nworker-1\n1\n5000\n"
     assert cli(port, "PROPOSE", "leader", "n1") == "n1\n"
     assert cli(port, "-3", "GET", "x") == "1\n"  # RESP3 (HELLO 3) as well
     assert "role:leader" in cli(port, "INFO")

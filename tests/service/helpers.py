@@ -20,7 +20,8 @@ class Log:
 
     def apply_bytes(self, payload: bytes) -> Result:
         self.slot += 1
-        return self.machine.apply(self.slot, payload)
+        result, _ = self.machine.apply(self.slot, payload)
+        return result
 
     def run(self, command: Any) -> Result:
         return self.apply_bytes(encode(command))

@@ -56,7 +56,7 @@ class Model:
         self.locks: dict[str, dict[str, Any]] = {}  # holder None when free
         self.names: dict[str, str] = {}
         self.decisions: dict[str, Any] = {}
-        self.sessions: list[list[Any]] = []  # [client_id, seq, answer], oldest first
+        self.sessions: list[list[Any]] = []  # [client_id, seq, request, answer], oldest first
 
     # The log ------------------------------------------------------------------------------
     def log(self, command: Any) -> dict[str, Any] | None:
@@ -79,12 +79,14 @@ class Model:
             if request.seq < session[1]:
                 return {"error": "stale_request"}
             if request.seq == session[1]:
+                if repr(request) != repr(session[2]):  # repr tells true from 1, as bytes do
+                    return {"error": "request_mismatch"}
                 self.sessions.remove(session)
                 self.sessions.append(session)
-                return session[2]
+                return session[3]
             self.sessions.remove(session)
         answer = self.op(request.op)
-        self.sessions.append([request.client_id, request.seq, answer])
+        self.sessions.append([request.client_id, request.seq, request, answer])
         if len(self.sessions) > self.clients_max:
             self.sessions.pop(0)
         return answer
@@ -151,21 +153,21 @@ class Model:
         if isinstance(op, LockStatus):
             if holder is None:
                 return self.lock_json(False, None, None, None)
-            return self.lock_json(True, holder, lock["token"], lock["until"])
+            return self.lock_json(True, holder, lock["token"], lock["until"] - self.time)
         if isinstance(op, LockAcquire):
             if holder is not None and holder != op.owner:
-                return self.lock_json(False, holder, lock["token"], lock["until"])
+                return self.lock_json(False, holder, lock["token"], lock["until"] - self.time)
             if holder is None:
                 self.tokens += 1
                 lock = self.locks[op.name] = {"holder": op.owner, "last": op.owner}
                 lock["token"] = self.tokens
             lock["until"] = self.time + op.ttl_ms
-            return self.lock_json(True, op.owner, lock["token"], lock["until"])
+            return self.lock_json(True, op.owner, lock["token"], op.ttl_ms)
         if isinstance(op, LockRefresh):
             if holder != op.owner:
                 return {"error": "not_holder"}
             lock["until"] = self.time + op.ttl_ms
-            return self.lock_json(True, op.owner, lock["token"], lock["until"])
+            return self.lock_json(True, op.owner, lock["token"], op.ttl_ms)
         assert isinstance(op, LockRelease)
         if holder == op.owner:
             lock["holder"] = None
@@ -180,5 +182,5 @@ class Model:
             "acquired": acquired,
             "owner": owner,
             "fencing_token": token,
-            "expires_at_ms": until,
+            "expires_in_ms": until,
         }

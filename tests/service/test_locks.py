@@ -21,32 +21,33 @@ def acquire(log: Log, owner: str, ttl_ms: int = 1000, name: str = "L") -> object
     return log.run(LockAcquire(name=name, owner=owner, ttl_ms=ttl_ms))
 
 
-def held(owner: str, token: int, expires_at_ms: int, name: str = "L") -> LockResult:
+def held(owner: str, token: int, expires_in_ms: int, name: str = "L") -> LockResult:
     return LockResult(
-        acquired=True, name=name, owner=owner, fencing_token=token, expires_at_ms=expires_at_ms
+        acquired=True, name=name, owner=owner, fencing_token=token, expires_in_ms=expires_in_ms
     )
 
 
 def test_acquire_of_free_lock_grants_a_token_and_lease() -> None:
-    """A free lock is granted with the next fencing token, expiring at now + ttl."""
+    """A free lock is granted with the next fencing token and its whole lease, ttl."""
     log = Log()
     log.run(AdvanceTime(now_ms=5000))
     result = acquire(log, "o1")
-    assert result == held("o1", 1, 6000)
+    assert result == held("o1", 1, 1000)
     assert result.to_json() == {
         "acquired": True,
         "owner": "o1",
         "fencing_token": 1,
-        "expires_at_ms": 6000,
+        "expires_in_ms": 1000,
     }
 
 
 def test_acquire_of_held_lock_fails_and_names_the_holder() -> None:
-    """Contenders get acquired=False with the current holder's lease."""
+    """Contenders get acquired=False with the current holder and the lease it has left."""
     log = Log()
     acquire(log, "o1")
+    log.run(AdvanceTime(now_ms=300))
     assert acquire(log, "o2") == LockResult(
-        acquired=False, name="L", owner="o1", fencing_token=1, expires_at_ms=1000
+        acquired=False, name="L", owner="o1", fencing_token=1, expires_in_ms=700
     )
 
 
@@ -55,7 +56,7 @@ def test_reentrant_acquire_refreshes_and_keeps_the_token() -> None:
     log = Log()
     acquire(log, "o1")
     log.run(AdvanceTime(now_ms=500))
-    assert acquire(log, "o1", ttl_ms=2000) == held("o1", 1, 2500)
+    assert acquire(log, "o1", ttl_ms=2000) == held("o1", 1, 2000)
 
 
 def test_lease_expires_just_after_expires_at_on_log_time() -> None:
@@ -64,10 +65,10 @@ def test_lease_expires_just_after_expires_at_on_log_time() -> None:
     log = Log()
     acquire(log, "o1", ttl_ms=1000)
     log.run(AdvanceTime(now_ms=1000))
-    assert log.machine.read(LockStatus(name="L")) == held("o1", 1, 1000)
+    assert log.machine.read(LockStatus(name="L")) == held("o1", 1, 0)
     log.run(AdvanceTime(now_ms=1001))
     assert log.machine.read(LockStatus(name="L")) == LockResult(
-        acquired=False, name="L", owner=None, fencing_token=None, expires_at_ms=None
+        acquired=False, name="L", owner=None, fencing_token=None, expires_in_ms=None
     )
 
 
@@ -78,7 +79,7 @@ def test_only_advance_time_moves_the_clock() -> None:
     for _ in range(1000):
         log.run(LockStatus(name="L"))
     assert acquire(log, "o2") == LockResult(
-        acquired=False, name="L", owner="o1", fencing_token=1, expires_at_ms=100
+        acquired=False, name="L", owner="o1", fencing_token=1, expires_in_ms=100
     )
 
 
@@ -97,9 +98,9 @@ def test_grant_after_expiry_gets_a_new_larger_token_even_for_the_same_owner() ->
     log = Log()
     acquire(log, "o1", ttl_ms=100)
     log.run(AdvanceTime(now_ms=101))
-    assert acquire(log, "o1") == held("o1", 2, 1101)
+    assert acquire(log, "o1") == held("o1", 2, 1000)
     log.run(AdvanceTime(now_ms=1102))
-    assert acquire(log, "o2") == held("o2", 3, 2102)
+    assert acquire(log, "o2") == held("o2", 3, 1000)
 
 
 def test_fencing_tokens_are_global_across_locks() -> None:
@@ -116,7 +117,9 @@ def test_refresh_by_holder_extends_the_lease() -> None:
     log = Log()
     acquire(log, "o1")
     log.run(AdvanceTime(now_ms=900))
-    assert log.run(LockRefresh(name="L", owner="o1", ttl_ms=500)) == held("o1", 1, 1400)
+    assert log.run(LockRefresh(name="L", owner="o1", ttl_ms=500)) == held("o1", 1, 500)
+    log.run(AdvanceTime(now_ms=1300))  # past the first lease, inside the refreshed one
+    assert log.machine.read(LockStatus(name="L")) == held("o1", 1, 100)
 
 
 def test_refresh_by_non_holder_is_not_holder() -> None:

@@ -30,9 +30,9 @@ def test_empty_payload_is_a_noop() -> None:
     """Slots with payload b"" are accepted, change nothing but applied_slot, and answer None."""
     machine = StateMachine()
     before = machine.snapshot()
-    assert machine.apply(0, b"") is None
+    assert machine.apply(0, b"") == (None, None)
     assert machine.applied_slot == 0
-    assert machine.apply(1, encode(Noop())) is None
+    assert machine.apply(1, encode(Noop())) == (None, None)
     assert StateMachine.restore(before).snapshot() != machine.snapshot()  # only the slot moved
     fresh = StateMachine()
     fresh.apply(1, b"x" * 0)
@@ -62,7 +62,8 @@ def test_slots_must_strictly_increase(slot: int) -> None:
 def test_undecodable_payload_answers_bad_command_and_changes_nothing_else() -> None:
     """A chosen payload that does not decode is a deterministic Error, never an exception."""
     machine = StateMachine()
-    result = machine.apply(3, b"\xc1garbage")
+    result, request = machine.apply(3, b"\xc1garbage")
+    assert request is None
     assert isinstance(result, Error) and result.code == "bad_command"
     assert result.to_json()["error"] == "bad_command"
     assert machine.applied_slot == 3

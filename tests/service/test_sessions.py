@@ -25,14 +25,6 @@ def test_retry_of_last_seq_returns_cached_answer_without_reapplying() -> None:
     assert log.machine.revision == 1
 
 
-def test_seq_identifies_the_request_not_its_op() -> None:
-    """A repeated seq answers the first op's result even if the op differs (client bug)."""
-    log = Log()
-    log.request("c1", 1, Put(key="k", value="v"))
-    assert log.request("c1", 1, Put(key="other", value="w")) == Written(key="k", revision=1)
-    assert log.run(Get(key="other")).__class__.__name__ == "NotFound"
-
-
 def test_older_seq_is_stale() -> None:
     """A seq below the last applied one is refused with Error("stale_request") and no effect."""
     log = Log()
@@ -112,12 +104,55 @@ def test_anonymous_requests_keep_no_session() -> None:
     from paxosd.service import Get, Put, Request, StateMachine, encode
 
     machine = StateMachine(clients_max=2)
-    machine.apply(1, encode(Request(client_id="real", seq=1, op=Put(key="a", value=1))))
+    request = Request(client_id="real", seq=1, op=Put(key="a", value=1))
+    first, _ = machine.apply(1, encode(request))
     for slot in range(2, 10):
         anonymous = Request(client_id=f"~anon{slot}", seq=1, op=Put(key="b", value=slot))
         machine.apply(slot, encode(anonymous))
     assert machine.sessions == 1
-    retry = Request(client_id="real", seq=1, op=Put(key="a", value=99))
-    machine.apply(10, encode(retry))  # recognised as a retry: not applied again
+    revision = machine.revision
+    retry, _ = machine.apply(10, encode(request))  # recognised as a retry: not applied again
+    assert retry == first and machine.revision == revision
     found = machine.read(Get(key="a"))
     assert getattr(found, "value", None) == 1
+
+
+def test_a_seq_reused_for_a_different_request_is_refused() -> None:
+    """The same (client id, seq) on another operation is a client bug (or two processes
+    sharing an id): it is refused with request_mismatch and nothing is applied. Answering with
+    the first request's cached result would claim an operation ran that never did."""
+    from paxosd.service import (
+        Error,
+        Get,
+        LockAcquire,
+        NameLookup,
+        NameRegister,
+        Put,
+        Request,
+        StateMachine,
+        encode,
+    )
+
+    machine = StateMachine()
+    first, request = machine.apply(
+        1, encode(Request(client_id="c", seq=1, op=Put(key="a", value=1)))
+    )
+    assert request == ("c", 1)
+    for slot, op in enumerate(
+        [
+            LockAcquire(name="a", owner="o", ttl_ms=1000),
+            NameRegister(name="n", owner="o"),
+            Put(key="b", value=2),
+            Put(key="a", value=True),  # JSON true is not 1
+        ],
+        start=2,
+    ):
+        answer, _ = machine.apply(slot, encode(Request(client_id="c", seq=1, op=op)))
+        assert isinstance(answer, Error) and answer.code == "request_mismatch", op
+    assert machine.read(Get(key="b")).to_json()["value"] is None
+    assert machine.read(NameLookup(name="n")).to_json()["owner"] is None
+    again, _ = machine.apply(9, encode(Request(client_id="c", seq=1, op=Put(key="a", value=1))))
+    assert again == first  # the true retry still gets its answer
+    restored = StateMachine.restore(machine.snapshot())
+    answer, _ = restored.apply(10, encode(Request(client_id="c", seq=1, op=Put(key="z", value=0))))
+    assert isinstance(answer, Error) and answer.code == "request_mismatch"

@@ -330,13 +330,13 @@ def _render_ok_many(results: list[Any], nil: bytes) -> bytes:
 
 
 def _render_lock(result: LockResult, nil: bytes) -> bytes:
-    """[acquired 1/0, owner, fencing_token, expires_at_ms]; nil fields for a free lock."""
+    """[acquired 1/0, owner, fencing_token, expires_in_ms]; nil fields for a free lock."""
     owner = nil if result.owner is None else bulk_text(result.owner)
     return b"*4\r\n%b%b%b%b" % (
         ONE if result.acquired else ZERO,
         owner,
         _int_or_nil(result.fencing_token, nil),
-        _int_or_nil(result.expires_at_ms, nil),
+        _int_or_nil(result.expires_in_ms, nil),
     )
 
 

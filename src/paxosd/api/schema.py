@@ -109,7 +109,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
             "name": _STR,
             "owner": _NULL_STR,
             "fencing_token": _NULL_INT,
-            "expires_at_ms": _NULL_INT,
+            "expires_in_ms": _NULL_INT,
         }
     ),
     "Released": _object({"released": _BOOL, "name": _STR, "owner": _STR}),

@@ -153,7 +153,7 @@ def lock(
     grant = _run(endpoints, timeout, lambda c: c.acquire(name, owner, ttl))
     data = {
         "acquired": grant.acquired, "owner": grant.owner, "fencing_token": grant.fencing_token,
-        "expires_at_ms": grant.expires_at_ms,
+        "expires_in_ms": grant.expires_in_ms,
     }  # fmt: skip
     if grant.acquired:
         _emit(as_json, data, f"acquired {name} as {owner}: fencing token {grant.fencing_token}")

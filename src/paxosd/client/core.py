@@ -68,7 +68,7 @@ class LockGrant:
     acquired: bool
     owner: str | None
     fencing_token: int | None
-    expires_at_ms: int | None
+    expires_in_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +233,7 @@ def to_grant(data: Any) -> LockGrant:
         bool(data.get("acquired")),
         data.get("owner"),
         data.get("fencing_token"),
-        data.get("expires_at_ms"),
+        data.get("expires_in_ms"),
     )
 
 

@@ -7,8 +7,13 @@ dict iteration order of anything but its own inputs. Three consequences shape th
 
 * Time is data. Lock leases are measured against `now_ms`, the largest `AdvanceTime` the leader
   proposed into the log, never against a replica's own clock; otherwise two replicas could
-  disagree about whether a lease had expired. Expiry is lazy: a lease is live while
-  `now_ms <= expires_at_ms`, checked whenever the lock is touched, so no replica needs a timer.
+  disagree about whether a lease had expired. Log time is not wall time: each leader stamps the
+  log time it found when it took over plus what its monotonic clock measured since (see
+  runtime/driver.py), so log time never runs faster than real time, a skewed or jumping wall
+  clock changes nothing, and a leader change can only lengthen leases, never shorten them.
+  Answers therefore give a lease's remaining length (`expires_in_ms`), never a date. Expiry is
+  lazy: a lease is live while `now_ms <= expires_at_ms`, checked whenever the lock is touched,
+  so no replica needs a timer.
   The lease includes its last millisecond on purpose: log time comes in whole milliseconds
   (truncated), so a grant stamped at ms T may really have happened up to 1 ms later; ending
   the lease only once log time passes T + ttl makes sure no other owner is granted the lock
@@ -24,10 +29,13 @@ dict iteration order of anything but its own inputs. Three consequences shape th
   skip seqs). The table is bounded by `clients_max` (default 100_000) sessions, evicting the
   least recently used by slot: a client that stays idle while `clients_max` other clients send
   requests loses its exactly-once protection (a retry of its last request would apply again).
-  A retry that reuses a seq with a different op still gets the first op's answer: seq
-  identifies the request. Cached answers share values with the store, so memory grows only
-  when a cached answer outlives its value; the worst case is `clients_max` answers each
-  carrying a value of up to `value_bytes_max`.
+  A session also keeps a digest of the request's bytes: a seq reused for a different request
+  (a client bug, or two processes sharing one client id) is refused with
+  Error("request_mismatch") instead of getting the first request's answer, which would claim
+  an operation took effect that never ran. A retry must therefore repeat its request byte for
+  byte, which every paxosd client does. Cached answers share values with the store, so memory
+  grows only when a cached answer outlives its value; the worst case is `clients_max` answers
+  each carrying a value of up to `value_bytes_max`.
 
 Data model and complexity (n = number of keys/locks/names/decisions, s = payload size):
 
@@ -50,6 +58,7 @@ values exactly as clients stored them.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable
@@ -83,6 +92,7 @@ from .errors import BadCommand, CorruptSnapshot, SlotOrderError
 from .results import (
     BAD_COMMAND,
     NOT_HOLDER,
+    REQUEST_MISMATCH,
     STALE_REQUEST,
     CasResult,
     DecisionResult,
@@ -107,7 +117,10 @@ clients_max: Final = 100_000
 _Entry: TypeAlias = tuple[Any, int, int]  # (value, create_revision, mod_revision)
 ANONYMOUS_PREFIX: Final = "~"  # client ids without exactly-once sessions (see _apply_request)
 _Lease: TypeAlias = tuple[str, int, int, bool]  # (owner, fencing_token, expires_at_ms, held)
-_Session: TypeAlias = tuple[int, int, Result]  # (last seq, last touch slot, cached answer)
+# (last seq, last touch slot, digest of that request's bytes, cached answer)
+_Session: TypeAlias = tuple[int, int, bytes, Result]
+RequestId: TypeAlias = tuple[str, int]  # (client id, seq): who waits for an answer
+digest_bytes: Final = 8
 
 
 class StateMachine:
@@ -125,18 +138,14 @@ class StateMachine:
         "_now_ms",
         "_revision",
         "_sessions",
-        "last_request",
     )
 
     _HANDLERS: ClassVar[dict[type, Callable[[StateMachine, Any], Result]]]
     _READERS: ClassVar[dict[type, Callable[[StateMachine, Any], Result]]]
 
-    last_request: tuple[str, int] | None  # identity of the command applied last
-
     def __init__(self, *, clients_max: int = clients_max) -> None:
         if type(clients_max) is not int or clients_max < 1:
             raise ValueError(f"clients_max must be a positive int, got {clients_max!r}")
-        self.last_request = None
         self._clients_max = clients_max
         self._applied_slot = -1  # nothing applied yet; the engine may start at slot 0 or 1
         self._now_ms = 0
@@ -194,35 +203,34 @@ class StateMachine:
     # -----------------------------------------------------------------------------------------
     # The engine's entry points
 
-    def apply(self, slot: int, payload: bytes) -> Result:
+    def apply(self, slot: int, payload: bytes) -> tuple[Result, RequestId | None]:
         """Apply the payload chosen for `slot`; slots must strictly increase.
 
-        Returns the answer for the client (None for b"", Noop and AdvanceTime). Never raises for
-        any payload; raises `SlotOrderError` if the engine repeats or reorders slots.
+        Returns the answer for the client (None for b"", Noop and AdvanceTime) and, for a
+        `Request`, its (client id, seq), by which whoever waits for the answer finds it without
+        decoding the payload a second time. Never raises for any payload; raises
+        `SlotOrderError` if the engine repeats or reorders slots.
         """
         if slot <= self._applied_slot:
             raise SlotOrderError(f"slot {slot} applied after slot {self._applied_slot}")
         self._applied_slot = slot
-        self.last_request = None
         if not payload:
-            return None
+            return None, None
         try:
             command = decode(payload)
         except BadCommand as exc:
-            return Error(code=BAD_COMMAND, message=str(exc))
+            return Error(code=BAD_COMMAND, message=str(exc)), None
         if isinstance(command, Request):
-            # Whoever waits for this answer finds it by (client id, seq), without decoding the
-            # payload a second time.
-            self.last_request = (command.client_id, command.seq)
-            return self._apply_request(slot, command)
+            request = (command.client_id, command.seq)
+            return self._apply_request(slot, command, payload), request
         if isinstance(command, AdvanceTime):
             # Monotone: a stale leader's older timestamp must not move leases backwards.
             if command.now_ms > self._now_ms:
                 self._now_ms = command.now_ms
-            return None
+            return None, None
         if isinstance(command, Noop):
-            return None
-        return self._HANDLERS[type(command)](self, command)
+            return None, None
+        return self._HANDLERS[type(command)](self, command), None
 
     def read(self, query: object) -> Result:
         """Answer a read-only query (Get, LockStatus, NameLookup, DecisionGet) from this state.
@@ -237,7 +245,7 @@ class StateMachine:
         validate(query)
         return reader(self, query)
 
-    def _apply_request(self, slot: int, request: Request) -> Result:
+    def _apply_request(self, slot: int, request: Request, payload: bytes) -> Result:
         client_id = request.client_id
         if client_id.startswith(ANONYMOUS_PREFIX):
             # A request nobody will retry (a node made its id): apply it, keep no session, so
@@ -245,19 +253,28 @@ class StateMachine:
             return self._HANDLERS[type(request.op)](self, request.op)
         sessions = self._sessions
         session = sessions.get(client_id)
+        digest = hashlib.blake2b(payload, digest_size=digest_bytes).digest()
         if session is not None:
-            last_seq, _, cached = session
+            last_seq, _, last_digest, cached = session
             if request.seq < last_seq:
                 return Error(
                     code=STALE_REQUEST,
                     message=f"seq {request.seq} is older than this client's last seq {last_seq}",
                 )
             if request.seq == last_seq:
-                sessions[client_id] = (last_seq, slot, cached)
+                if digest != last_digest:
+                    return Error(
+                        code=REQUEST_MISMATCH,
+                        message=(
+                            f"client {client_id!r} already used seq {last_seq} for a different "
+                            "request; nothing was applied: use a new seq for a new request"
+                        ),
+                    )
+                sessions[client_id] = (last_seq, slot, last_digest, cached)
                 sessions.move_to_end(client_id)
                 return cached
         answer = self._HANDLERS[type(request.op)](self, request.op)
-        sessions[client_id] = (request.seq, slot, answer)
+        sessions[client_id] = (request.seq, slot, digest, answer)
         if session is not None:
             sessions.move_to_end(client_id)
         elif len(sessions) > self._clients_max:
@@ -324,7 +341,7 @@ class StateMachine:
                     name=op.name,
                     owner=owner,
                     fencing_token=token,
-                    expires_at_ms=old_expiry,
+                    expires_in_ms=old_expiry - self._now_ms,
                 )
             # Re-entrant: the holder keeps its token, so fenced resources keep accepting it.
         else:
@@ -339,7 +356,7 @@ class StateMachine:
             name=op.name,
             owner=op.owner,
             fencing_token=token,
-            expires_at_ms=expires_at_ms,
+            expires_in_ms=op.ttl_ms,
         )
 
     def _lock_refresh(self, op: LockRefresh) -> Result:
@@ -354,7 +371,7 @@ class StateMachine:
             name=op.name,
             owner=op.owner,
             fencing_token=lease[1],
-            expires_at_ms=expires_at_ms,
+            expires_in_ms=op.ttl_ms,
         )
 
     def _lock_release(self, op: LockRelease) -> Result:
@@ -379,14 +396,14 @@ class StateMachine:
         lease = self._live_lease(op.name)
         if lease is None:
             return LockResult(
-                acquired=False, name=op.name, owner=None, fencing_token=None, expires_at_ms=None
+                acquired=False, name=op.name, owner=None, fencing_token=None, expires_in_ms=None
             )
         return LockResult(
             acquired=True,
             name=op.name,
             owner=lease[0],
             fencing_token=lease[1],
-            expires_at_ms=lease[2],
+            expires_in_ms=lease[2] - self._now_ms,
         )
 
     # -----------------------------------------------------------------------------------------
@@ -409,13 +426,13 @@ class StateMachine:
     # -----------------------------------------------------------------------------------------
     # Snapshots
     #
-    # Body (msgpack array, version 1):
+    # Body (msgpack array, snapshot version 2):
     #   [applied_slot, now_ms, revision, fencing_token, clients_max,
     #    kv:        [[key, value, create_revision, mod_revision], ...]   sorted by key
     #    locks:     [[name, owner, fencing_token, expires_at_ms, held], ...] sorted by name
     #    names:     [[name, owner], ...]                                  sorted by name
     #    decisions: [[id, value], ...]                                    sorted by id
-    #    sessions:  [[client_id, seq, slot, result], ...]                 LRU order]
+    #    sessions:  [[client_id, seq, slot, digest, result], ...]         LRU order]
 
     def snapshot(self) -> bytes:
         """The whole state as deterministic, checksummed bytes (equal states, equal bytes)."""
@@ -431,8 +448,8 @@ class StateMachine:
             [[name, names[name]] for name in sorted(names)],
             [[id_, decisions[id_]] for id_ in sorted(decisions)],
             [
-                [client_id, seq, slot, result_to_raw(answer)]
-                for client_id, (seq, slot, answer) in self._sessions.items()
+                [client_id, seq, slot, digest, result_to_raw(answer)]
+                for client_id, (seq, slot, digest, answer) in self._sessions.items()
             ],
         ]
         return seal(pack(body))
@@ -519,13 +536,15 @@ class _Restorer:
 
         previous_slot = -1
         for row in self._list(body[9], "sessions"):
-            row = self._list(row, "session", 4)
+            row = self._list(row, "session", 5)
             client_id = self._str(row[0], "client id", owner_bytes_max)
             seq = self._int(row[1], "session seq", high=seq_max)
             slot = self._int(row[2], "session slot", low=previous_slot + 1, high=applied_slot)
+            if type(row[3]) is not bytes or len(row[3]) != digest_bytes:
+                raise CorruptSnapshot(f"session {client_id!r}: digest is not {digest_bytes} bytes")
             if client_id in machine._sessions:
                 raise CorruptSnapshot(f"duplicate session {client_id!r}")
-            machine._sessions[client_id] = (seq, slot, result_from_raw(row[3]))
+            machine._sessions[client_id] = (seq, slot, row[3], result_from_raw(row[4]))
             previous_slot = slot
         if len(machine._sessions) > sessions_max:
             raise CorruptSnapshot("more sessions than clients_max")

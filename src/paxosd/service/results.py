@@ -13,7 +13,8 @@ JSON shapes:
 * `Written`: {"key", "revision"}; `Deleted`: {"key", "existed", "revision"};
 * `CasResult`: {"succeeded", "key", "value", "revision"}, with the key's value and revision after
   the operation (on failure: the current ones, null/0 if absent, so the client can retry);
-* `LockResult`: {"acquired", "owner", "fencing_token", "expires_at_ms"};
+* `LockResult`: {"acquired", "owner", "fencing_token", "expires_in_ms"}, the lease left, in
+  milliseconds of log time, when the answer was made;
   `Released`: {"released", "name", "owner"};
 * `NameResult`: {"registered", "name", "owner"}; `DecisionResult`: {"id", "chosen"};
 * `Error`: {"error": code, "message"}.
@@ -36,6 +37,7 @@ from .values import JsonValue, check_value
 # Error codes (Error.code).
 NOT_HOLDER: Final = "not_holder"
 STALE_REQUEST: Final = "stale_request"
+REQUEST_MISMATCH: Final = "request_mismatch"
 BAD_COMMAND: Final = "bad_command"
 
 
@@ -115,14 +117,14 @@ class LockResult:
     name: str
     owner: str | None
     fencing_token: int | None
-    expires_at_ms: int | None
+    expires_in_ms: int | None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "acquired": self.acquired,
             "owner": self.owner,
             "fencing_token": self.fencing_token,
-            "expires_at_ms": self.expires_at_ms,
+            "expires_in_ms": self.expires_in_ms,
         }
 
 

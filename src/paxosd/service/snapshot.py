@@ -8,7 +8,7 @@ a replica restored from a bad snapshot would diverge from the others forever.
 Frame layout (all big-endian):
 
     magic    4 bytes   b"PXSM"
-    version  2 bytes   format version of the body (currently 1)
+    version  2 bytes   format version of the body (currently 2)
     digest  32 bytes   SHA-256 over magic, version and body
     body     rest      msgpack document, see machine.py
 
@@ -25,7 +25,7 @@ from typing import Final
 from .errors import CorruptSnapshot
 
 snapshot_magic: Final = b"PXSM"
-snapshot_version: Final = 1
+snapshot_version: Final = 2
 _HEADER: Final = struct.Struct(">4sH")
 _DIGEST_BYTES: Final = 32
 header_bytes: Final = _HEADER.size + _DIGEST_BYTES
@@ -48,7 +48,9 @@ def unseal(data: bytes) -> bytes:
     if magic != snapshot_magic:
         raise CorruptSnapshot(f"not a paxosd state-machine snapshot (magic {magic!r})")
     if version != snapshot_version:
-        raise CorruptSnapshot(f"unsupported snapshot version {version} (this code reads 1)")
+        raise CorruptSnapshot(
+            f"unsupported snapshot version {version} (this code reads {snapshot_version})"
+        )
     head = data[: _HEADER.size]
     digest = data[_HEADER.size : header_bytes]
     body = data[header_bytes:]

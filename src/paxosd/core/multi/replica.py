@@ -81,7 +81,7 @@ batch_commands_cap = 1 << batch_shift
 class Machine(Protocol):
     """The replicated state machine, as the engine sees it (see paxosd.service)."""
 
-    def apply(self, slot: int, payload: bytes) -> Any: ...
+    def apply(self, slot: int, payload: bytes) -> tuple[Any, Any]: ...
 
     def read(self, query: Any) -> Any: ...
 
@@ -553,8 +553,7 @@ class Replica:
             base = slot << batch_shift
             decided = effects.decided
             for position, payload in enumerate(batch):
-                result = machine.apply(base | position, payload)
-                request = getattr(machine, "last_request", None)
+                result, request = machine.apply(base | position, payload)
                 decided.append(Applied(slot, payload, result, request))
             self.applied = slot
         self._answer_reads(effects)
