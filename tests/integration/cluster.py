@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from paxosd.runtime.config import NodeConfig, local_cluster, to_toml
+from paxosd.runtime.datadir import initialise
 from tests.ports import free_layout
 
 start_timeout_s = 20.0
@@ -42,10 +43,15 @@ class Cluster:
         # A cluster id of its own: a stray node of another test's cluster that dials these
         # ports is refused at the handshake instead of joining.
         cluster = cls(root, local_cluster(nodes, root, base, f"test-{os.getpid()}-{base}"))
-        for config in cluster.configs:
-            (root / f"node{config.node_id}.toml").write_text(to_toml(config))
-            cluster.launch(config.node_id)
-        cluster.wait_for_leader()
+        try:
+            for config in cluster.configs:
+                (root / f"node{config.node_id}.toml").write_text(to_toml(config))
+                initialise(config)
+                cluster.launch(config.node_id)
+            cluster.wait_for_leader()
+        except BaseException:
+            cluster.stop()  # a cluster that failed to start leaves no node behind
+            raise
         return cluster
 
     def launch(self, node: int) -> None:

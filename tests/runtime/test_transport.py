@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from paxosd.core.multi.messages import Accept
-from paxosd.core.types import Ballot
+from paxosd.core.types import Ballot, Envelope
 from paxosd.runtime.codec import FrameReader, decode
 from paxosd.runtime.config import local_cluster
 from paxosd.runtime.transport import PeerTransport
@@ -33,38 +34,44 @@ class Healthy(ClosedHandle):
         self.written.append(data)
 
 
+def _accept(slot: int = 12) -> Envelope:
+    return Envelope(1, 2, Accept(ballot=Ballot(4, 1), slot=slot, batch=(b"put",), commit=11))
+
+
 def test_a_dead_connection_drops_its_frames_and_the_next_turn_still_sends(tmp_path: Path) -> None:
     config = local_cluster(3, tmp_path)[0]
     transport = PeerTransport(config, lambda peer, msg: None)
     good = Healthy(closing=False)
+    message = _accept().msg
     for dead in (ClosedHandle(closing=True), ClosedHandle(closing=False)):
         transport.connections = {2: dead, 3: good}  # type: ignore[dict-item]
-        transport.out[2].append(b"to-2")
-        transport.out[3].append(b"to-3")
-        transport.flush()  # must not raise
-        assert transport.out == {2: [], 3: []}
-    assert good.written == [b"to-3", b"to-3"]
+        transport.send([Envelope(1, 2, message), Envelope(1, 3, message)])  # must not raise
+    assert [decode(f) for f in FrameReader().feed(b"".join(good.written))] == [message] * 2
     assert transport.stats["dropped_messages"] == 2
 
 
-def test_an_accept_sent_before_its_turn_is_durable_tells_only_the_durable_commit_point(
-    tmp_path: Path,
-) -> None:
-    """The leader's Accepts leave while its own fsync runs; the commit point they carry must
-    not include slots whose choice counted a vote not yet on disk."""
+def test_one_write_per_peer_per_call_and_one_encoding_per_message(tmp_path: Path) -> None:
     config = local_cluster(3, tmp_path)[0]
     transport = PeerTransport(config, lambda peer, msg: None)
     peers = {2: Healthy(closing=False), 3: Healthy(closing=False)}
     transport.connections = peers  # type: ignore[assignment]
-    accept = Accept(ballot=Ballot(4, 1), slot=12, batch=(b"put",), commit=11)
-    for peer in peers:
-        transport.send_early(peer, accept)
-    transport.flush_early(commit=9)
-    for handle in peers.values():
-        (frame,) = FrameReader().feed(b"".join(handle.written))
-        sent = decode(frame)
-        assert sent == Accept(ballot=Ballot(4, 1), slot=12, batch=(b"put",), commit=9)
-    transport.send_early(2, accept)
-    transport.flush_early(commit=11)  # nothing to cut
-    (_, frame) = FrameReader().feed(b"".join(peers[2].written))
-    assert decode(frame) == accept
+    shared = _accept().msg
+    own = _accept(13).msg
+    transport.send([Envelope(1, 2, shared), Envelope(1, 3, shared), Envelope(1, 2, own)])
+    assert len(peers[2].written) == 1 and len(peers[3].written) == 1
+    assert [decode(f) for f in FrameReader().feed(peers[2].written[0])] == [shared, own]
+
+
+def test_a_message_over_the_frame_limit_is_never_sent(tmp_path: Path, monkeypatch: Any) -> None:
+    """The receiver would drop the connection and the same frame would come again forever."""
+    from paxosd.runtime import codec
+
+    monkeypatch.setattr(codec, "frame_bytes_max", 1000)
+    config = local_cluster(3, tmp_path)[0]
+    transport = PeerTransport(config, lambda peer, msg: None)
+    peer = Healthy(closing=False)
+    transport.connections = {2: peer}  # type: ignore[dict-item]
+    big = Accept(ballot=Ballot(4, 1), slot=1, batch=(b"x" * 2000,), commit=0)
+    transport.send([Envelope(1, 2, big), _accept()])
+    assert [decode(f) for f in FrameReader().feed(b"".join(peer.written))] == [_accept().msg]
+    assert transport.stats["oversized_messages"] == 1

@@ -16,7 +16,7 @@ from typing import Any
 import msgpack
 from hypothesis import strategies as st
 
-from paxosd.core.multi.records import Accepted, Committed, Promised, Record, Snapshot
+from paxosd.core.multi.records import Accepted, Promised, Rebuilding, Record, Snapshot
 from paxosd.core.types import Ballot
 from paxosd.storage import CompactionPolicy, FileLog, MemoryLog, Recovered, SqliteLog
 from paxosd.storage.codec import encode_frame
@@ -29,7 +29,7 @@ Store = Any  # FileLog | SqliteLog | MemoryLog; the tests use the LogStore metho
 
 def state(recovered: Recovered) -> tuple[object, ...]:
     """The state in a `Recovered`, without the repair report."""
-    return (recovered.promised, recovered.accepted, recovered.commit, recovered.snapshot)
+    return (recovered.promised, recovered.accepted, recovered.rebuilding, recovered.snapshot)
 
 
 class Harness:
@@ -178,7 +178,7 @@ records: st.SearchStrategy[Record] = st.one_of(
     st.builds(Promised, ballots),
     st.builds(Accepted, slots, ballots, batches),
     st.builds(Accepted, slots, ballots, batches),  # twice: the common record
-    st.builds(Committed, slots),
+    st.builds(Rebuilding, st.booleans()),
     st.builds(Snapshot, slots, st.binary(max_size=8)),
 )
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paxosd.core.multi.records import Accepted, Committed, Promised, Record, Snapshot
+from paxosd.core.multi.records import Accepted, Promised, Rebuilding, Record, Snapshot
 from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 from paxosd.storage import CorruptLog, InvalidRecord, decode_frames, encode_frame
 from paxosd.storage.codec import (
@@ -32,7 +32,7 @@ SAMPLE: list[Record] = [
     Promised(B),
     Accepted(1, B, (b"put k v", b"")),
     Accepted(2, B, ()),
-    Committed(2),
+    Rebuilding(True),
     Snapshot(2, b"\x00state"),
     Accepted(3, Ballot(ballot_round_max, node_id_max), (bytes(range(256)),)),
 ]
@@ -50,11 +50,11 @@ def test_frames_round_trip() -> None:
 
 
 def test_frame_layout_is_length_crc_msgpack() -> None:
-    frame = encode_frame(Committed(5))
+    frame = encode_frame(Rebuilding(False))
     length, crc = struct.unpack_from("<II", frame)
     payload = frame[8:]
     assert length == len(payload) and crc == zlib.crc32(payload)
-    assert msgpack.unpackb(payload) == [3, 5]
+    assert msgpack.unpackb(payload) == [5, False]
     assert msgpack.unpackb(encode_record(Accepted(4, B, (b"x",)))) == [2, 4, [7, 2], [b"x"]]
     assert msgpack.unpackb(encode_record(Promised(B))) == [1, [7, 2]]
     assert msgpack.unpackb(encode_record(Snapshot(9, b"s"))) == [4, 9, b"s"]
@@ -238,7 +238,7 @@ def test_random_bytes_decode_cleanly_or_raise_corrupt_log(blob: bytes) -> None:
     except CorruptLog:
         return
     assert 0 <= valid <= len(blob) and torn == (valid < len(blob))
-    assert all(type(record) in (Promised, Accepted, Committed, Snapshot) for record in got)
+    assert all(type(record) in (Promised, Accepted, Rebuilding, Snapshot) for record in got)
 
 
 @settings(max_examples=500, deadline=None)

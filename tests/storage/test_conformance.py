@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paxosd.core.multi.records import Accepted, Committed, Promised, Record, Snapshot
+from paxosd.core.multi.records import Accepted, Promised, Rebuilding, Record, Snapshot
 from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 from paxosd.storage import (
     CompactionPolicy,
@@ -52,7 +52,7 @@ def store(harness: Harness) -> Iterator[Store]:
 
 def test_fresh_store_is_empty(store: Store) -> None:
     recovered = store.load()
-    assert state(recovered) == (None, {}, 0, None)
+    assert state(recovered) == (None, {}, False, None)
     assert recovered.repaired_tail_bytes == 0
     assert recovered.records() == []
 
@@ -62,7 +62,7 @@ def test_round_trip_through_reopen(harness: Harness, store: Store) -> None:
         Promised(B1),
         Accepted(1, B1, (b"put a 1", b"")),
         Accepted(2, B1, ()),
-        Committed(1),
+        Rebuilding(True),
         Snapshot(0, b""),
     ]
     store.write(written)
@@ -71,7 +71,7 @@ def test_round_trip_through_reopen(harness: Harness, store: Store) -> None:
     recovered = reopened.load()
     assert recovered.promised == B1
     assert recovered.accepted == {1: (B1, (b"put a 1", b"")), 2: (B1, ())}
-    assert recovered.commit == 1
+    assert recovered.rebuilding
     assert recovered.snapshot == Snapshot(0, b"")
     assert state(fold(recovered.records())) == state(recovered)
     reopened.close()
@@ -101,17 +101,23 @@ def test_promised_never_goes_backwards(harness: Harness, store: Store) -> None:
     reopened.close()
 
 
-def test_commit_keeps_the_max_and_never_below_snapshot(harness: Harness, store: Store) -> None:
-    store.write([Committed(9), Committed(4)])
+def test_the_latest_rebuilding_flag_wins_and_survives(harness: Harness, store: Store) -> None:
+    """A node that lost its state must stay a non-voter across restarts until its rebuild is
+    complete: the flag is durable, survives compaction, and the latest record decides."""
+    store.write([Rebuilding(True)])
     store.sync()
     reopened = harness.reopen(store)
-    assert reopened.load().commit == 9
-    reopened.write([Snapshot(12, b"s")])
+    assert reopened.load().rebuilding
+    reopened.write([Promised(B2), Accepted(3, B2, (b"x",)), Snapshot(2, b"s")])
     reopened.sync()
-    assert reopened.load().commit == 12
     again = harness.reopen(reopened)
-    assert again.load().commit == 12
-    again.close()
+    assert again.load().rebuilding
+    again.write([Rebuilding(False)])
+    again.sync()
+    assert not again.load().rebuilding
+    last = harness.reopen(again)
+    assert not last.load().rebuilding and last.load().promised == B2
+    last.close()
 
 
 def test_snapshot_supersedes_entries_and_older_snapshots(harness: Harness, store: Store) -> None:
@@ -246,7 +252,7 @@ def test_disk_bytes_bounded_over_10k_slots(tmp_path: Path, backend: str) -> None
     peak = 0
     for slot in range(1, 10_001):
         batch = (command, command, command, command)
-        store.write([Accepted(slot, B1, batch), Committed(slot - 1)])
+        store.write([Accepted(slot, B1, batch), Promised(B1)])
         written += 4 * len(command)
         if slot % 500 == 0:
             store.write([Snapshot(slot, bytes(20_000))])

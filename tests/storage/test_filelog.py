@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import paxosd.storage.filelog as filelog_module
-from paxosd.core.multi.records import Accepted, Committed, Promised, Snapshot
+from paxosd.core.multi.records import Accepted, Promised, Snapshot
 from paxosd.core.types import Ballot
 from paxosd.storage import (
     CompactionPolicy,
@@ -91,7 +91,7 @@ def test_compaction_keeps_state_and_shrinks_the_file(tmp_path: Path) -> None:
     policy = CompactionPolicy(garbage_ratio=1.0, garbage_bytes_min=10_000)
     store = FileLog(tmp_path, IDENTITY, policy=policy, fsync=False)  # 400 syncs: space, not speed
     for slot in range(1, 401):
-        store.write([Accepted(slot, B, (b"v" * 100,)), Committed(slot)])
+        store.write([Accepted(slot, B, (b"v" * 100,)), Promised(B)])
         if slot % 100 == 0:
             store.write([Snapshot(slot - 50, b"snap")])
         store.sync()

@@ -16,6 +16,7 @@ from paxosd.storage import (
     FileLog,
     ForeignDataDir,
     MemoryLog,
+    MissingStore,
     SqliteLog,
     make_identity,
     open_store,
@@ -95,3 +96,20 @@ def test_open_store_picks_the_backend(tmp_path: Path) -> None:
         open_store(tmp_path / "x", "rocks", identity=identity)  # type: ignore[arg-type]
     with pytest.raises(FileNotFoundError):
         open_store(tmp_path / "missing", identity=identity, create=False)
+
+
+@pytest.mark.parametrize("backend", ["file", "sqlite"])
+def test_create_false_never_makes_a_store_where_one_is_missing(
+    tmp_path: Path, backend: str
+) -> None:
+    """A node that was a member must not quietly start over: with create=False a missing store
+    (its directory present, its log deleted) is MissingStore, and nothing is created."""
+    identity = b"c/node-1"
+    store = open_store(tmp_path, backend, identity=identity)  # type: ignore[arg-type]
+    store.write([Promised(Ballot(3, 1))])
+    store.close()
+    for name in ("paxos.log", "paxos.sqlite", "paxos.sqlite-wal", "paxos.sqlite-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    with pytest.raises(MissingStore):
+        open_store(tmp_path, backend, identity=identity, create=False)  # type: ignore[arg-type]
+    assert not (tmp_path / "paxos.log").exists() and not (tmp_path / "paxos.sqlite").exists()

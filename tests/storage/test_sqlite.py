@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from paxosd.core.multi.records import Accepted, Committed, Promised, Snapshot
+from paxosd.core.multi.records import Accepted, Promised, Rebuilding, Snapshot
 from paxosd.core.types import Ballot
 from paxosd.storage import CorruptLog, DataDirLocked, SqliteLog
 
@@ -22,7 +22,7 @@ def _db(path: Path) -> sqlite3.Connection:
 
 def test_schema_and_pragmas(tmp_path: Path) -> None:
     store = SqliteLog(tmp_path, IDENTITY)
-    store.write([Promised(B), Accepted(1, B, (b"a", b"b")), Committed(1), Snapshot(0, b"s")])
+    store.write([Promised(B), Accepted(1, B, (b"a", b"b")), Rebuilding(True), Snapshot(0, b"s")])
     store.sync()
     db = _db(tmp_path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -33,7 +33,7 @@ def test_schema_and_pragmas(tmp_path: Path) -> None:
     assert {row[0] for row in db.execute("SELECT key FROM meta")} == {
         "identity",
         "promised",
-        "commit",
+        "rebuilding",
     }
     db.close()
     store.close()
@@ -45,7 +45,7 @@ def test_one_transaction_per_sync(tmp_path: Path) -> None:
     assert store._db is not None
     store._db.set_trace_callback(statements.append)
     for slot in range(1, 51):
-        store.write([Accepted(slot, B, (b"x",)), Committed(slot)])
+        store.write([Accepted(slot, B, (b"x",)), Promised(B)])
     assert statements == []  # write() does no I/O
     store.sync()
     assert statements.count("COMMIT") == 1 and store.fsyncs == 1
@@ -76,13 +76,13 @@ def test_snapshot_deletes_covered_rows(tmp_path: Path) -> None:
         "UPDATE log SET crc = crc + 1 WHERE slot = 3",
         "UPDATE snapshot SET data = x'00'",
         "UPDATE meta SET value = x'920203' WHERE key = 'promised'",
-        "UPDATE meta SET value = x'c1', crc = 0 WHERE key = 'commit'",
+        "UPDATE meta SET value = x'c1', crc = 0 WHERE key = 'rebuilding'",
         "DELETE FROM meta WHERE key = 'identity'",
     ],
 )
 def test_row_damage_is_corrupt_log(tmp_path: Path, damage: str) -> None:
     store = SqliteLog(tmp_path, IDENTITY)
-    store.write([Promised(B), Committed(4), Snapshot(1, b"snap")])
+    store.write([Promised(B), Rebuilding(True), Snapshot(1, b"snap")])
     store.write([Accepted(slot, B, (b"cmd-%d" % slot,)) for slot in range(2, 6)])
     store.close()
     db = _db(tmp_path)

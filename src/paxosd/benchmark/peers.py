@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from paxosd.runtime.config import local_cluster, to_toml
+from paxosd.runtime.datadir import has_store, initialise
 from paxosd.runtime.ports import all_free, free_layout, layout_ports, port_free, search_range
 
 # The repository's bench/ folder (the loadgen binary, the PySyncObj server): this package runs
@@ -616,6 +617,8 @@ def start_paxosd(
         folder.mkdir(parents=True, exist_ok=True)
         path = folder.parent / f"node{config.node_id}.toml"
         path.write_text(to_toml(config))
+        if not has_store(config):
+            initialise(config)
         argv = [sys.executable, "-m", "paxosd", "node", "--config", str(path)]
         node = Node(config.node_id - 1, argv, config.me.resp[1], folder / "node.log")
         node.http_port = config.me.http[1]

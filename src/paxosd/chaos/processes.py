@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from paxosd.runtime.config import NodeConfig, Timeouts, local_cluster, to_toml
+from paxosd.runtime.datadir import has_store, initialise
 
 if TYPE_CHECKING:
     from paxosd.chaos.proxy import Address, ProxyMesh
@@ -105,6 +106,8 @@ def write_configs(
         proxied.validate()  # e.g. a proxy port equal to some HTTP port is caught here
         path = base_dir / f"node{config.node_id}.toml"
         path.write_text(to_toml(proxied))
+        if not has_store(proxied):  # a brand-new cluster
+            initialise(proxied)
         paths.append(path)
     return paths
 

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from paxosd.chaos.nemesis import KINDS
 from paxosd.chaos.workloads import WORKLOADS
-from paxosd.core.multi.config import VARIANTS
+from paxosd.runtime.variants import VARIANTS
 
 console = Console(stderr=True)
 

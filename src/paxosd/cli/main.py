@@ -12,6 +12,7 @@ SUBCOMMANDS = {
     "lab": ("paxosd.cli.lab", "lab", "The book's algorithms in a deterministic simulator."),
     "check": ("paxosd.cli.check", "command", "Check a recorded history for linearizability."),
     "sim": ("paxosd.cli.sim", "command", "The Multi-Paxos engine in the simulator, under faults."),
+    "init": ("paxosd.cli.init", "command", "Make the stores of a new cluster's nodes."),
     "node": ("paxosd.cli.node", "command", "Run one node of a cluster."),
     "up": ("paxosd.cli.up", "command", "Start a local cluster of separate processes."),
     "chaos": ("paxosd.cli.chaos", "command", "Fault-test a real local cluster; check histories."),

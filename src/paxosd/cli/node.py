@@ -22,8 +22,19 @@ from paxosd.runtime.config import ConfigError, NodeConfig, load
 @click.option("--node-id", type=int, help="Override node_id from the file.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Override.")
 @click.option("--log-level", default="info", show_default=True)
-def command(config_path: Path, node_id: int | None, data_dir: Path | None, log_level: str) -> None:
-    """Run one paxosd node."""
+@click.option(
+    "--reinitialize", is_flag=True,
+    help="This node lost (or damaged) its store: move what is left aside and rebuild from "
+    "every other member before voting (docs/operations.md).",
+)  # fmt: skip
+def command(
+    config_path: Path,
+    node_id: int | None,
+    data_dir: Path | None,
+    log_level: str,
+    reinitialize: bool,
+) -> None:
+    """Run one paxosd node (its store must exist: `paxosd init` makes a new cluster's)."""
     logging.basicConfig(
         level=log_level.upper(),
         format=f"%(asctime)s node{node_id or ''} %(levelname)s %(name)s: %(message)s",
@@ -43,10 +54,28 @@ def command(config_path: Path, node_id: int | None, data_dir: Path | None, log_l
         uvloop.install()
     except ImportError:
         pass
+    if reinitialize:
+        _reinitialize(config)
     try:
         asyncio.run(_run(config))
     except OSError as error:
         raise click.ClickException(f"node {config.node_id} could not start: {error}") from None
+
+
+def _reinitialize(config: NodeConfig) -> None:
+    from paxosd.runtime import datadir
+    from paxosd.storage.errors import StorageError
+
+    try:
+        kept = datadir.reinitialize(config)
+    except (StorageError, OSError) as error:
+        raise click.ClickException(f"node {config.node_id} cannot reinitialize: {error}") from None
+    where = f"; what was left is in {kept}" if kept is not None else ""
+    click.echo(
+        f"node {config.node_id}: new store in {config.data_dir}, rebuilding from every other "
+        f"member before it votes{where}",
+        err=True,
+    )
 
 
 async def _run(config: NodeConfig) -> None:

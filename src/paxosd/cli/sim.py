@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from paxosd.core.multi.config import VARIANTS
+from paxosd.runtime.variants import VARIANTS
 from paxosd.sim.cluster import FAULTS, SimResult
 from paxosd.sim.engine_swarm import spec_for, swarm
 

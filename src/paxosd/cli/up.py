@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from paxosd.runtime.config import NodeConfig, local_cluster, to_toml
+from paxosd.runtime.datadir import has_store, initialise
 from paxosd.runtime.ports import port_free
 
 console = Console()
@@ -45,6 +46,7 @@ def command(nodes: str, data_dir: Path, base_port: int, wait: bool) -> None:
             f"ports already in use: {', '.join(busy)}. Is a cluster already running? "
             "Stop it, or pick other ports with --base-port."
         )
+    _initialise_if_new(configs)
     processes: list[subprocess.Popen[bytes]] = []
     for config in configs:
         folder = data_dir / f"node{config.node_id}"
@@ -97,6 +99,15 @@ def command(nodes: str, data_dir: Path, base_port: int, wait: bool) -> None:
         console.print("stopping...")
     finally:
         _stop(processes)
+
+
+def _initialise_if_new(configs: list[NodeConfig]) -> None:
+    """A brand-new local cluster (no node has a store yet) is initialised; an existing one
+    never is: a node whose store went missing is refused at start, as any member's would be."""
+    if any(has_store(config) for config in configs):
+        return
+    for config in configs:
+        initialise(config)
 
 
 def _wait_for_leader(

@@ -19,13 +19,17 @@ import msgpack  # type: ignore[import-untyped]
 from paxosd.core.multi import messages as m
 from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 
-protocol_version = 1
+protocol_version = 2
 frame_bytes_max = 128 << 20
 _length = struct.Struct(">I")
 
 
 class WireError(ValueError):
     """A peer sent something that is not a valid frame or message."""
+
+
+class FrameTooLarge(WireError):
+    """A message whose frame would be over `frame_bytes_max`: it cannot be sent."""
 
 
 HANDSHAKE = 0
@@ -46,6 +50,8 @@ _TAGS: dict[type, int] = {
     m.ReadIndexReply: 14,
     m.PreVote: 15,
     m.PreVoteReply: 16,
+    m.StateQuery: 17,
+    m.StateReport: 18,
 }
 
 
@@ -71,12 +77,12 @@ def _fields(msg: Any) -> tuple[Any, ...]:
             return (_b(b), c)
         case m.Ack(ballot=b, read_round=r, applied=a):
             return (_b(b), r, a)
-        case m.CatchUp(from_slot=f):
-            return (f,)
+        case m.CatchUp(from_slot=f, snapshot_slot=s, snapshot_offset=o):
+            return (f, s, o)
         case m.Entries(ballot=b, entries=entries, commit=c):
             return (_b(b), [(slot, list(batch)) for slot, batch in entries], c)
-        case m.SnapshotInstall(ballot=b, slot=s, data=d):
-            return (_b(b), s, d)
+        case m.SnapshotInstall(ballot=b, slot=s, offset=o, total_bytes=t, data=d):
+            return (_b(b), s, o, t, d)
         case m.Forward(commands=commands):
             return (list(commands),)
         case m.ReadIndex(read_id=r):
@@ -87,12 +93,22 @@ def _fields(msg: Any) -> tuple[Any, ...]:
             return (_b(b),)
         case m.PreVoteReply(ballot=b, granted=g):
             return (_b(b), g)
+        case m.StateQuery():
+            return ()
+        case m.StateReport(whole=w, promised=p, accepted=acc, snapshot_slot=s):
+            report = [(slot, _b(ab), list(batch)) for slot, ab, batch in acc]
+            return (w, None if p is None else _b(p), report, s)
     raise TypeError(f"cannot encode {msg!r}")
 
 
 def encode(msg: Any) -> bytes:
-    """One message as a complete frame (length prefix included)."""
+    """One message as a complete frame (length prefix included); `FrameTooLarge` if the frame
+    would be over the limit every receiver enforces."""
     payload = msgpack.packb((_TAGS[type(msg)], *_fields(msg)), use_bin_type=True)
+    if len(payload) > frame_bytes_max:
+        raise FrameTooLarge(
+            f"a frame of {len(payload)} bytes is over the {frame_bytes_max}-byte limit"
+        )
     return _length.pack(len(payload)) + payload
 
 
@@ -140,7 +156,7 @@ _DECODERS: dict[int, Callable[[list[Any]], Any]] = {
     1: lambda f: m.Prepare(ballot=_ballot(f[0]), from_slot=_int(f[1])),
     2: lambda f: m.Promise(
         ballot=_ballot(f[0]),
-        accepted=tuple((_int(e[0]), _ballot(e[1]), _batch(e[2])) for e in map(_list, _list(f[1]))),
+        accepted=_accepted(f[1]),
         snapshot_slot=_int(f[2]),
         commit=_int(f[3]),
     ),
@@ -152,19 +168,44 @@ _DECODERS: dict[int, Callable[[list[Any]], Any]] = {
     6: lambda f: m.Heartbeat(ballot=_ballot(f[0]), commit=_int(f[1]), read_round=_int(f[2])),
     7: lambda f: m.Commit(ballot=_ballot(f[0]), commit=_int(f[1])),
     8: lambda f: m.Ack(ballot=_ballot(f[0]), read_round=_int(f[1]), applied=_int(f[2])),
-    9: lambda f: m.CatchUp(from_slot=_int(f[0])),
+    9: lambda f: m.CatchUp(
+        from_slot=_int(f[0]), snapshot_slot=_int(f[1]), snapshot_offset=_int(f[2])
+    ),
     10: lambda f: m.Entries(
         ballot=_ballot(f[0]),
         entries=tuple((_int(e[0]), _batch(e[1])) for e in map(_list, _list(f[1]))),
         commit=_int(f[2]),
     ),
-    11: lambda f: m.SnapshotInstall(ballot=_ballot(f[0]), slot=_int(f[1]), data=_bytes(f[2])),
+    11: lambda f: m.SnapshotInstall(
+        ballot=_ballot(f[0]),
+        slot=_int(f[1]),
+        offset=_int(f[2]),
+        total_bytes=_int(f[3]),
+        data=_bytes(f[4]),
+    ),
     12: lambda f: m.Forward(commands=_batch(f[0])),
     13: lambda f: m.ReadIndex(read_id=_int(f[0])),
     14: lambda f: m.ReadIndexReply(read_id=_int(f[0]), index=_int(f[1])),
     15: lambda f: m.PreVote(ballot=_ballot(f[0])),
     16: lambda f: m.PreVoteReply(ballot=_ballot(f[0]), granted=_bool(f[1])),
+    17: lambda f: _empty(f, m.StateQuery()),
+    18: lambda f: m.StateReport(
+        whole=_bool(f[0]),
+        promised=None if f[1] is None else _ballot(f[1]),
+        accepted=_accepted(f[2]),
+        snapshot_slot=_int(f[3]),
+    ),
 }
+
+
+def _empty(fields: list[Any], message: Any) -> Any:
+    if fields:
+        raise WireError("expected no fields")
+    return message
+
+
+def _accepted(value: Any) -> tuple[tuple[int, Ballot, tuple[bytes, ...]], ...]:
+    return tuple((_int(e[0]), _ballot(e[1]), _batch(e[2])) for e in map(_list, _list(value)))
 
 
 def _bool(value: Any) -> bool:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from paxosd.core.multi.config import VARIANTS
+from paxosd.runtime.variants import VARIANTS
 
 
 class ConfigError(ValueError):
@@ -69,15 +69,18 @@ class NodeConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     storage: str = "file"
     fsync: bool = True
-    # A planted bug (see paxosd.core.multi.config.VARIANTS) for proving that the fault tests
+    # A planted bug (see paxosd.runtime.variants) for proving that the fault tests
     # catch it; never set in production.
     variant: str = "correct"
     # Client commands per slot at most; 1 turns batching off, for benchmarks that show what
     # batching buys.
     batch_commands_max: int = 2048
-    # The leader sends its Accepts while its own fsync runs (runtime/node.py); false waits for
-    # the fsync first, for benchmarks that show what that overlap buys.
+    # The leader sends its Accepts while its own fsync runs (core/multi/replica.py); false
+    # waits for the fsync first, for benchmarks that show what that overlap buys.
     early_accepts: bool = True
+    # For fault tests only: a JSON file {"wall_offset_ms": N} the node re-reads every second
+    # and adds to its wall clock (the system clock is shared by every node on a machine).
+    clock_file: Path | None = None
 
     @property
     def me(self) -> Member:
@@ -162,6 +165,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         "variant",
         "batch_commands_max",
         "early_accepts",
+        "clock_file",
     }
     unknown = set(raw) - known
     if unknown:
@@ -199,6 +203,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         variant=str(raw.get("variant", "correct")),
         batch_commands_max=raw.get("batch_commands_max", 2048),
         early_accepts=bool(raw.get("early_accepts", True)),
+        clock_file=None if raw.get("clock_file") is None else Path(str(raw["clock_file"])),
     )
     return config.validate()
 
@@ -244,6 +249,7 @@ def to_toml(config: NodeConfig) -> str:
         f'variant = "{config.variant}"',
         f"batch_commands_max = {config.batch_commands_max}",
         f"early_accepts = {'true' if config.early_accepts else 'false'}",
+        *([f'clock_file = "{config.clock_file}"'] if config.clock_file is not None else []),
         "",
         "[timeouts]",
         f"tick_ms = {t.tick_ms}",

@@ -7,11 +7,16 @@ protocol versions, and closes the connection on any invalid frame - garbage on t
 costs a log line, never a crash. Messages to a peer that is not connected are dropped: the
 protocol retransmits what matters, and buffering for a dead peer would only grow memory.
 
-Writes are coalesced: `send` encodes into a per-peer list and `flush` (called once per turn
-of the node's event loop, after the turn's records are synced) hands each connection all of
-its frames in one write. `send_early` / `flush_early` are a second such list for the leader's
-Accept messages, which the node sends while its own fsync runs (see runtime/node.py). Sockets
-use TCP_NODELAY: batching is ours, not Nagle's.
+`send` is the driver's peer sink: it encodes a batch of messages (a message for several peers
+is encoded once) and hands each connection all of its frames in one write. The driver calls it
+at most twice per turn (before and after the sync), so writes are coalesced; sockets use
+TCP_NODELAY, since batching is ours, not Nagle's. A frame larger than the wire's limit is
+never sent (the receiver would drop the connection and the same frame would come again).
+
+Before a connection has named itself, it costs little and not for long: frames up to
+`handshake_frame_bytes_max`, `handshake_timeout_ms` to complete the handshake, and at most
+`unnamed_connections_max` such connections at once. A peer that connects again replaces its
+older connection, so each peer holds at most one inbound connection.
 """
 
 from __future__ import annotations
@@ -21,19 +26,22 @@ import contextlib
 import functools
 import logging
 import socket
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from paxosd.core.multi.messages import Accept
+from paxosd.core.types import Envelope
 from paxosd.runtime import codec
 from paxosd.runtime.config import NodeConfig
+from paxosd.runtime.logs import event
 
 log = logging.getLogger("paxosd.transport")
 
 reconnect_ms_min = 20
 reconnect_ms_max = 1_000
 peer_write_buffer_bytes_max = 64 << 20
+handshake_frame_bytes_max = 4096
+handshake_timeout_ms = 5_000
+unnamed_connections_max = 16
 
 
 def _nodelay(transport: asyncio.BaseTransport) -> None:
@@ -48,28 +56,58 @@ class _Inbound(asyncio.Protocol):
 
     def __init__(self, owner: PeerTransport) -> None:
         self.owner = owner
-        self.reader = codec.FrameReader()
+        self.reader = codec.FrameReader(handshake_frame_bytes_max)
         self.peer: int | None = None
         self.transport: asyncio.Transport | None = None
+        self.deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not subclasses of asyncio.Transport, only look like one.
         self.transport = cast(asyncio.Transport, transport)
         _nodelay(transport)
+        owner = self.owner
+        if len(owner.unnamed) >= unnamed_connections_max:
+            owner.stats["rejected_connections"] += 1
+            self.transport.abort()
+            return
+        owner.unnamed.add(self)
+        loop = asyncio.get_running_loop()
+        self.deadline = loop.call_later(handshake_timeout_ms / 1000, self._too_slow)
+
+    def _too_slow(self) -> None:
+        if self.peer is None:
+            self._refuse(f"no handshake within {handshake_timeout_ms} ms")
 
     def data_received(self, data: bytes) -> None:
         try:
             for payload in self.reader.feed(data):
                 if self.peer is None:
-                    self.peer = self.owner.accept_handshake(payload)
+                    self._named(self.owner.accept_handshake(payload))
                 else:
                     self.owner.deliver(self.peer, codec.decode(payload))
         except codec.WireError as error:
-            self.owner.stats["rejected_connections"] += 1
-            address = self.transport.get_extra_info("peername") if self.transport else None
-            log.warning("closing peer connection from %s: %s", address, error)
-            if self.transport is not None:
-                self.transport.abort()
+            self._refuse(str(error))
+
+    def _named(self, peer: int) -> None:
+        self.peer = peer
+        self.reader.limit = codec.frame_bytes_max
+        if self.deadline is not None:
+            self.deadline.cancel()
+        self.owner.named(self, peer)
+
+    def _refuse(self, reason: str) -> None:
+        self.owner.stats["rejected_connections"] += 1
+        address = self.transport.get_extra_info("peername") if self.transport else None
+        log.warning("closing peer connection from %s: %s", address, reason)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+        self.owner.unnamed.discard(self)
+        if self.peer is not None and self.owner.inbound.get(self.peer) is self:
+            del self.owner.inbound[self.peer]
 
 
 class _Outbound(asyncio.Protocol):
@@ -92,14 +130,19 @@ class PeerTransport:
         self.config = config
         self.on_message = on_message
         self.peers = [m for m in config.members if m.id != config.node_id]
-        self.out: dict[int, list[bytes]] = {m.id: [] for m in self.peers}
-        self.early: dict[int, list[Any]] = {m.id: [] for m in self.peers}
         self.connections: dict[int, asyncio.Transport] = {}
+        self.inbound: dict[int, _Inbound] = {}
+        self.unnamed: set[_Inbound] = set()
         self.server: asyncio.Server | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.closing = False
         self.handshake = codec.encode_handshake(config.cluster_id, config.node_id)
-        self.stats = {"dropped_messages": 0, "rejected_connections": 0, "frames_sent": 0}
+        self.stats = {
+            "dropped_messages": 0,
+            "rejected_connections": 0,
+            "frames_sent": 0,
+            "oversized_messages": 0,
+        }
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -111,6 +154,7 @@ class PeerTransport:
     async def _dial(self, peer: int, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         delay_ms = reconnect_ms_min
+        was_up = False
         while not self.closing:
             lost: asyncio.Future[None] = loop.create_future()
             try:
@@ -123,11 +167,15 @@ class PeerTransport:
                 continue
             transport.write(self.handshake)
             self.connections[peer] = transport
+            event(log, "peer_connected", node=self.config.node_id, peer=peer)
+            was_up = True
             delay_ms = reconnect_ms_min
             try:
                 await lost
             finally:
                 self.connections.pop(peer, None)
+            if was_up and not self.closing:
+                event(log, "peer_lost", logging.WARNING, node=self.config.node_id, peer=peer)
             if not self.closing:
                 await asyncio.sleep(delay_ms / 1000)
 
@@ -145,57 +193,54 @@ class PeerTransport:
             raise codec.WireError(f"node id {node} is not a peer in this cluster")
         return node
 
+    def named(self, connection: _Inbound, peer: int) -> None:
+        """A connection completed its handshake as `peer`: it replaces any older one."""
+        self.unnamed.discard(connection)
+        older = self.inbound.get(peer)
+        self.inbound[peer] = connection
+        if older is not None and older.transport is not None:
+            older.transport.close()
+
     def deliver(self, peer: int, msg: Any) -> None:
         self.on_message(peer, msg)
 
-    def send(self, dst: int, msg: Any) -> None:
-        queue = self.out.get(dst)
-        if queue is None:
+    def send(self, envelopes: Sequence[Envelope]) -> None:
+        """Encode and write these messages now, one write per peer (the driver's peer sink)."""
+        frames: dict[int, list[bytes]] = {}
+        encoded: dict[int, bytes | None] = {}  # one message to several peers: encode it once
+        for envelope in envelopes:
+            msg = envelope.msg
+            data = encoded.get(id(msg), b"")
+            if data == b"":
+                try:
+                    data = encoded[id(msg)] = codec.encode(msg)
+                except codec.FrameTooLarge as error:
+                    data = encoded[id(msg)] = None
+                    self.stats["oversized_messages"] += 1
+                    log.error(
+                        "not sending %s to node %s: %s", type(msg).__name__, envelope.dst, error
+                    )
+            if data is not None:
+                frames.setdefault(envelope.dst, []).append(data)
+        for peer, queue in frames.items():
+            self._write(peer, queue)
+
+    def _write(self, peer: int, frames: list[bytes]) -> None:
+        transport = self.connections.get(peer)
+        count = len(frames)
+        if (
+            transport is None
+            or transport.is_closing()  # closed, but its dialer has not noticed yet
+            or transport.get_write_buffer_size() > peer_write_buffer_bytes_max
+        ):
+            self.stats["dropped_messages"] += count
             return
-        queue.append(codec.encode(msg))
-
-    def send_early(self, dst: int, msg: Accept) -> None:
-        queue = self.early.get(dst)
-        if queue is None:
+        try:
+            transport.write(b"".join(frames) if count > 1 else frames[0])
+        except (RuntimeError, OSError):  # uvloop: "the handler is closed"
+            self.stats["dropped_messages"] += count
             return
-        queue.append(msg)  # encoded by flush_early, once the durable commit point is known
-
-    def flush_early(self, commit: int) -> None:
-        """Encode the queued Accepts, their commit point cut to `commit` (what synced turns
-        had chosen), and send them now."""
-        encoded: dict[int, bytes] = {}  # one Accept goes to every peer: encode it once
-        for frames in self.early.values():
-            for index, frame in enumerate(frames):
-                data = encoded.get(id(frame))
-                if data is None:
-                    message = frame if frame.commit <= commit else replace(frame, commit=commit)
-                    data = encoded[id(frame)] = codec.encode(message)
-                frames[index] = data
-        self._write(self.early)
-
-    def flush(self) -> None:
-        self._write(self.out)
-
-    def _write(self, queues: dict[int, list[bytes]]) -> None:
-        for peer, frames in queues.items():
-            if not frames:
-                continue
-            transport = self.connections.get(peer)
-            data, count = b"".join(frames), len(frames)
-            frames.clear()  # first: whatever happens below, no frame is sent twice
-            if (
-                transport is None
-                or transport.is_closing()  # closed, but its dialer has not noticed yet
-                or transport.get_write_buffer_size() > peer_write_buffer_bytes_max
-            ):
-                self.stats["dropped_messages"] += count
-                continue
-            try:
-                transport.write(data)
-            except (RuntimeError, OSError):  # uvloop: "the handler is closed"
-                self.stats["dropped_messages"] += count
-                continue
-            self.stats["frames_sent"] += count
+        self.stats["frames_sent"] += count
 
     def connected(self) -> list[int]:
         return sorted(self.connections)
@@ -206,6 +251,9 @@ class PeerTransport:
             task.cancel()
         for transport in list(self.connections.values()):
             transport.close()
+        for connection in [*self.inbound.values(), *self.unnamed]:
+            if connection.transport is not None:
+                connection.transport.close()
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()

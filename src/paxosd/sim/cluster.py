@@ -1,19 +1,23 @@
-"""A simulated paxosd cluster: Multi-Paxos replicas, state machines, disks and clients.
+"""A simulated paxosd cluster: Multi-Paxos replicas, state machines, disks, clocks and clients.
 
-Theory of operation. One seeded run drives N `Replica` cores exactly as the real node does:
-each node works in turns; in a turn it handles what arrived, calls `flush()`, then writes and
-syncs its records ONCE (group commit) and only then sends messages and answers clients. A
-crash loses the turn's unsynced records and everything not yet sent. Clients invoke
-operations (put, get, cas, delete, lock acquire / use / release, name registration, decision
-proposals and reads), time out, retry under the same request id (exactly-once), and record
-every operation as invoke, then ok, fail (certainly did not happen) or info (unknown).
+Theory of operation. One seeded run drives N `Replica` cores through the SAME driver the node
+process runs (runtime/driver.py), over simulated peers, disks and clocks: each node works in
+turns; in a turn the driver sends the leader's early Accepts, writes and syncs the turn's
+records ONCE (group commit; the sync takes virtual time), and only then sends the rest and
+answers clients. A crash loses the turn's unsynced records and everything not yet sent.
+Clients invoke operations (put, get, cas, delete, lock acquire / use / release, name
+registration, decision proposals and reads), time out, retry under the same request id
+(exactly-once), and record every operation as invoke, then ok, fail (certainly did not
+happen) or info (unknown).
 
 A run has a safety phase, in which faults strike on a seeded schedule - crashes and
 restarts, partitions, an isolated leader, loss, duplication, reordering, long delays, a slow
-node, torn disk writes - and a liveness phase: faults stop, every node comes back, and every
-client must complete its operations within a bound. Then the checkers judge the history:
-linearizability per key, fencing tokens and mutual exclusion for locks, one owner per name,
-one value per decision, and one batch per slot across all replicas' logs.
+node, torn disk writes, a lost disk (the node rebuilds from its peers, as `paxosd node
+--reinitialize` does), skewed and jumping wall clocks - and a liveness phase: faults stop,
+every node comes back, and every client must complete its operations within a bound. Then the
+checkers judge the history: linearizability per key, fencing tokens and mutual exclusion for
+locks, one owner per name, one value per decision, and one batch per slot across all
+replicas' logs.
 """
 
 from __future__ import annotations
@@ -22,18 +26,21 @@ import hashlib
 import heapq
 import itertools
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from paxosd.check.history import Event, OpType, build_history
 from paxosd.check.workloads import judge_workloads, problem_lines
-from paxosd.core.effects import Effects
 from paxosd.core.multi.config import EngineConfig
-from paxosd.core.multi.messages import Accept
-from paxosd.core.multi.replica import Applied, Replica
+from paxosd.core.multi.ready import Applied, Note
+from paxosd.core.multi.records import Rebuilding
+from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope, NodeId
+from paxosd.runtime.driver import Driver, DriverOptions
+from paxosd.runtime.errors import NotLeader, ServiceError
+from paxosd.runtime.variants import Variant
 from paxosd.service import (
     AdvanceTime,
     Cas,
@@ -48,9 +55,9 @@ from paxosd.service import (
     Put,
     Request,
     StateMachine,
-    decode,
     encode,
 )
+from paxosd.service.commands import READ_OPS
 from paxosd.service.results import (
     CasResult,
     DecisionResult,
@@ -73,16 +80,21 @@ FAULTS = {
     "delay": "some messages take 20 to 60 times longer",
     "slow": "a node runs 5 to 10 times slower for a while",
     "torn-write": "a crash tears the last unsynced record",
+    "disk-loss": "a node loses its whole disk while others are down, and rebuilds",
+    "clock-skew": "wall clocks are up to 10 minutes off",
+    "clock-jump": "the leader's wall clock jumps forward or back by seconds",
 }
 WORKLOADS = ("kv", "locks", "names", "decisions")
 
 tick_ms = 10.0
 turn_ms = 0.05  # how long a node's event-loop turn takes before it syncs and sends
 fsync_ms = (0.1, 1.0)  # how long a sync takes
-time_advance_ms = 50.0  # how often the leader proposes log time (lock leases)
+time_advance_ms = 50.0  # how often the idle leader proposes log time (lock leases)
+node_request_timeout_ms = 300.0  # the driver's deadline for a request at a node
 client_timeout_ms = 400.0
 client_attempts_max = 6
 lock_ttl_ms = 300
+wall_skew_ms_max = 600_000.0
 REDIRECT = object()  # "not here: try the leader" (the node names it when it knows)
 
 
@@ -116,19 +128,39 @@ class SimResult:
 # -- nodes ----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Pending:
-    client: SimClient
-    attempt: int
+class _SimClock:
+    """A node's clocks: its monotonic clock runs at the simulator's rate from its own origin
+    (monotonic readings of two nodes never compare); its wall clock may be skewed or jump."""
+
+    def __init__(self, cluster: Cluster, node_id: NodeId) -> None:
+        self.cluster = cluster
+        self.node_id = node_id
+        self.origin_ms = cluster.rng.uniform(0, 1e9)
+
+    def monotonic_ms(self) -> float:
+        return self.origin_ms + self.cluster.now
+
+    def wall_ms(self) -> float:
+        return self.cluster.now + self.cluster.wall_offset_ms[self.node_id]
+
+
+class _SimPeers:
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def send(self, envelopes: Sequence[Envelope]) -> None:
+        for envelope in envelopes:
+            self.cluster.transmit(envelope)
 
 
 class SimNode:
-    """The driver of one replica: turns, group commit, client requests."""
+    """One simulated node process: the shared driver, hosted on virtual time."""
 
     def __init__(self, cluster: Cluster, node_id: NodeId, disk: MemoryLog) -> None:
         self.cluster = cluster
         self.node_id = node_id
         self.disk = disk
+        self.alive = True
         self.replica = Replica(
             node_id,
             cluster.members,
@@ -138,148 +170,72 @@ class SimNode:
             StateMachine.restore,
             disk.load().records(),
         )
-        self.outbox: list[Envelope] = []
-        self.replies: list[Callable[[], None]] = []
-        # chosen_upto as of the last completed sync: all an early Accept may tell (below)
-        self.durable_commit = self.replica.chosen_upto
-        self.turn_scheduled = False
-        self.syncing = False
-        self.pending: dict[tuple[str, int], _Pending] = {}
-        self.reads: dict[int, tuple[SimClient, Any, int]] = {}
-        self.read_ids = itertools.count(1)
-        self.alive = True
+        options = DriverOptions(
+            request_timeout_ms=node_request_timeout_ms,
+            time_advance_ms=time_advance_ms,
+            time_command=_time_command,
+            variant=cluster.variant.driver,
+        )
+        self.driver = Driver(
+            self.replica, disk, cluster.peers, cluster.clocks[node_id], self, options
+        )
         self.position = (0, 0)  # (slot, commands of it applied so far)
-        self.ticks = 0
-        self.next_time_advance = 0.0
 
     # inputs
     def deliver(self, envelope: Envelope) -> None:
-        self.absorb(self.replica.step(envelope))
+        self.driver.deliver(envelope.src, envelope.msg)
 
     def tick(self) -> None:
-        self.absorb(self.replica.tick())
-        self.ticks += 1
-        if self.cluster.variant == "reply-before-fsync" and self.ticks % 10 == 0:
-            # The planted bug: replies go out at once, a background flusher syncs every
-            # 100 ms (as stores that "fsync periodically" do).
-            self.disk.sync()
-        if self.replica.is_leader and self.cluster.now >= self.next_time_advance:
-            # Keep log time moving while idle, so leases expire without traffic.
-            self.next_time_advance = self.cluster.now + time_advance_ms
-            self.absorb(self.replica.propose(self.clock()))
-        self.end_turn_soon()
-
-    def clock(self) -> bytes:
-        return encode(AdvanceTime(now_ms=int(self.cluster.now)))
+        self.driver.tick()
 
     def request(self, client: SimClient, request: Request, attempt: int) -> None:
-        if isinstance(request.op, Get | NameLookup | DecisionGet):
-            read_id = next(self.read_ids)
-            self.reads[read_id] = (client, request.op, attempt)
-            self.absorb(self.replica.read(read_id))
+        token = (client, attempt)
+        if isinstance(request.op, READ_OPS):
+            self.driver.submit_read(request.op, token)
         else:
-            self.pending[(request.client_id, request.seq)] = _Pending(client, attempt)
-            if not self.replica.is_leader and self.replica.leader_hint is None:
-                self.replies.append(partial(client.answer, attempt, REDIRECT, None))
-            self.absorb(self.replica.propose(encode(request)))
-        self.end_turn_soon()
+            key = (request.client_id, request.seq)
+            self.driver.submit_write(key, encode(request), token, retry_safe=True)
 
-    def absorb(self, effects: Effects) -> None:
-        self.disk.write(effects.persist)
-        self.outbox.extend(effects.send)
-        for applied in effects.decided:
-            self._applied(applied)
-        for read_id, ready in effects.reads:
-            self._read_ready(read_id, ready)
-        self.end_turn_soon()
+    # the driver's host
+    def schedule_turn(self) -> None:
+        cluster = self.cluster
+        cluster.at(cluster.now + turn_ms * cluster.slowness[self.node_id], self._turn)
 
-    def _applied(self, applied: Applied) -> None:
+    def _turn(self) -> None:
+        if self.alive:
+            self.driver.end_turn()
+
+    def sync(self, done: Callable[[], None]) -> None:
+        # The sync takes time; a crash meanwhile loses (or tears) the turn's writes, and
+        # nothing that depended on them was sent.
+        cluster = self.cluster
+        cluster.at(cluster.now + cluster.rng.uniform(*fsync_ms), partial(self._synced, done))
+
+    def _synced(self, done: Callable[[], None]) -> None:
+        if self.alive:
+            self.disk.sync()
+            done()
+
+    def answer(self, token: Any, result: Any) -> None:
+        client, attempt = token
+        self.cluster.to_client(partial(client.answer, attempt, result, self.node_id))
+
+    def fail(self, token: Any, error: ServiceError) -> None:
+        client, attempt = token
+        hint = error.leader if isinstance(error, NotLeader) else None
+        self.cluster.to_client(partial(client.answer, attempt, REDIRECT, hint))
+
+    def event(self, event: Note) -> None:
+        pass  # the simulator judges histories, not logs
+
+    def applied(self, entry: Applied) -> None:
         slot, count = self.position
-        self.position = (applied.slot, count + 1 if slot == applied.slot else 1)
-        self.cluster.record_slot(self.node_id, applied, self.position[1])
-        try:
-            request = decode(applied.payload)
-        except Exception:
-            return
-        if not isinstance(request, Request):
-            return
-        waiting = self.pending.pop((request.client_id, request.seq), None)
-        if waiting is not None:
-            self.replies.append(
-                partial(waiting.client.answer, waiting.attempt, applied.result, self.node_id)
-            )
+        self.position = (entry.slot, count + 1 if slot == entry.slot else 1)
+        self.cluster.record_slot(self.node_id, entry, self.position[1])
 
-    def _read_ready(self, read_id: int, ready: bool) -> None:
-        entry = self.reads.pop(read_id, None)
-        if entry is None:
-            return
-        client, op, attempt = entry
-        if ready:
-            self.replies.append(
-                partial(client.answer, attempt, self.replica.machine.read(op), self.node_id)
-            )
-        else:
-            hint = self.replica.leader_hint
-            self.replies.append(partial(client.answer, attempt, REDIRECT, hint))
 
-    def end_turn_soon(self) -> None:
-        if not self.turn_scheduled and not self.syncing and self.alive:
-            self.turn_scheduled = True
-            self.cluster.at(self.cluster.now + turn_ms, self.end_turn)
-
-    def end_turn(self) -> None:
-        self.turn_scheduled = False
-        if not self.alive:
-            return
-        effects = self.replica.flush(self.clock() if self.replica.is_leader else None)
-        self.disk.write(effects.persist)
-        self.outbox.extend(effects.send)
-        for applied in effects.decided:
-            self._applied(applied)
-        for read_id, ready in effects.reads:
-            self._read_ready(read_id, ready)
-        self.replica.invariants()
-        outbox, self.outbox = self.outbox, []
-        replies, self.replies = self.replies, []
-        if self.cluster.variant == "reply-before-fsync":
-            self._release(outbox, replies)
-            return
-        # As the node process does (runtime/node.py): the leader's Accepts leave before the
-        # turn's sync, their commit point cut to what completed syncs made durable.
-        waiting = []
-        for envelope in outbox:
-            msg = envelope.msg
-            if type(msg) is Accept:
-                if msg.commit > self.durable_commit:
-                    envelope = replace(envelope, msg=replace(msg, commit=self.durable_commit))
-                self.cluster.transmit(envelope)
-            else:
-                waiting.append(envelope)
-        outbox = waiting
-        # Group commit: one sync for the whole turn, and nothing leaves before it is done. The
-        # sync takes time; a crash meanwhile loses (or tears) the turn's writes, and nothing
-        # that depended on them was sent.
-        self.syncing = True
-        self.cluster.at(
-            self.cluster.now + self.cluster.rng.uniform(*fsync_ms),
-            partial(self._synced, outbox, replies),
-        )
-
-    def _synced(self, outbox: list[Envelope], replies: list[Callable[[], None]]) -> None:
-        self.syncing = False
-        if not self.alive:
-            return
-        self.disk.sync()
-        self.durable_commit = self.replica.chosen_upto
-        self._release(outbox, replies)
-        if self.outbox or self.replies or self.replica.queue or self.replica.forward_queue:
-            self.end_turn_soon()
-
-    def _release(self, outbox: list[Envelope], replies: list[Callable[[], None]]) -> None:
-        for envelope in outbox:
-            self.cluster.transmit(envelope)
-        for reply in replies:
-            self.cluster.to_client(reply)
+def _time_command(now_ms: int) -> bytes:
+    return encode(AdvanceTime(now_ms=now_ms))
 
 
 # -- clients --------------------------------------------------------------------------------
@@ -388,7 +344,7 @@ class SimClient:
     def answer(self, attempt: int, result: Any, node: NodeId | None) -> None:
         if self.current is None or attempt != self.attempt:
             return  # a late answer to an earlier attempt; the retry will get the same one
-        if result is REDIRECT:  # certainly not done by this attempt
+        if result is REDIRECT:  # not done by this attempt, or not known: retry, same request id
             self._retry(node)
             return
         assert node is not None
@@ -396,12 +352,17 @@ class SimClient:
         self.target = node
         outcome, output = self._outcome(f, value, result)
         self.cluster.log(self.name, outcome, f, key, output, node)
+        pause_ms = self.rng.uniform(1, 20)
         if f == "acquire" and outcome == OpType.OK:
             self.holding[key] = output["token"]
             self._use(key, output["token"])
+            if self.rng.random() < 0.5:
+                # Work under the lock, sometimes past the lease (a holder that overruns):
+                # only the fencing token protects the resource then.
+                pause_ms = self.rng.uniform(0, 1.5 * lock_ttl_ms)
         if f == "release":
             self.holding.pop(key, None)
-        self._finish()
+        self._finish(pause_ms)
 
     def _use(self, lock: str, token: int) -> None:
         """Act on the protected resource with the fencing token (the resource checks it)."""
@@ -435,10 +396,11 @@ class SimClient:
                 return OpType.OK, chosen
         return OpType.OK, value  # put, delete: the input is the record
 
-    def _finish(self) -> None:
+    def _finish(self, pause_ms: float | None = None) -> None:
         self.current = None
         self.done += 1
-        self.cluster.at(self.cluster.now + self.rng.uniform(1, 20), self.start)
+        pause_ms = self.rng.uniform(1, 20) if pause_ms is None else pause_ms
+        self.cluster.at(self.cluster.now + pause_ms, self.start)
 
 
 def _request(client: SimClient, request: Request, attempt: int, node: SimNode) -> None:
@@ -448,26 +410,24 @@ def _request(client: SimClient, request: Request, attempt: int, node: SimNode) -
 # -- the cluster ----------------------------------------------------------------------------
 
 
-@dataclass(order=True, slots=True)
-class _Scheduled:
-    time: float
-    seq: int
-    action: Callable[[], None] = field(compare=False)
-
-
 class Cluster:
     def __init__(self, spec: SimSpec, seed: int) -> None:
         self.spec = spec
         self.seed = seed
         self.rng = random.Random(seed)
-        self.variant = spec.variant
+        self.variant = Variant(spec.variant)
         self.members = tuple(range(1, spec.nodes + 1))
         self.now = 0.0
-        self._queue: list[_Scheduled] = []
+        # (virtual time, sequence number, action): the sequence number orders equal times
+        # deterministically and keeps actions from ever being compared.
+        self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         # The file backend's exact format on simulated disks: recovery after a crash, torn
         # last record included, is the code a real node runs.
         self.disks = {n: MemoryLog(make_identity("sim", n)) for n in self.members}
+        self.wall_offset_ms = dict.fromkeys(self.members, 0.0)
+        self.clocks = {n: _SimClock(self, n) for n in self.members}
+        self.peers = _SimPeers(self)
         self.nodes: dict[NodeId, SimNode | None] = {}
         self.blocked: set[tuple[NodeId, NodeId]] = set()
         self.slowness = dict.fromkeys(self.members, 1.0)
@@ -489,13 +449,13 @@ class Cluster:
 
     # scheduling
     def at(self, time: float, action: Callable[[], None]) -> None:
-        heapq.heappush(self._queue, _Scheduled(time, next(self._seq), action))
+        heapq.heappush(self._queue, (time, next(self._seq), action))
 
     def run_until(self, until: float) -> None:
-        while self._queue and self._queue[0].time <= until:
-            item = heapq.heappop(self._queue)
-            self.now = item.time
-            item.action()
+        queue = self._queue
+        while queue and queue[0][0] <= until:
+            self.now, _, action = heapq.heappop(queue)
+            action()
         self.now = until
 
     def _tick_chain(self, node: NodeId, delay: float) -> None:
@@ -591,6 +551,19 @@ class Cluster:
         if torn and lost:
             self.count("torn_write")
 
+    def lose_disk(self, node_id: NodeId) -> None:
+        """The node's disk is gone: it crashes, and comes back (at its next restart) on an empty
+        store that the operator made with `paxosd node --reinitialize`, which marks it as
+        rebuilding. The planted `amnesia` variant gives it a plain empty store instead, as a
+        node that creates whatever store is missing would."""
+        self.crash(node_id)
+        disk = MemoryLog(make_identity("sim", node_id))
+        if not self.variant.amnesia:
+            disk.write([Rebuilding(True)])
+            disk.sync()
+        self.disks[node_id] = disk
+        self.count("disk_loss")
+
     def restart(self, node_id: NodeId) -> None:
         if self.nodes[node_id] is not None:
             return
@@ -606,7 +579,7 @@ class Cluster:
 
     def leader(self) -> NodeId | None:
         for node_id, node in self.nodes.items():
-            if node is not None and node.replica.is_leader:
+            if node is not None and node.replica.status().is_leader:
                 return node_id
         return None
 
@@ -666,6 +639,47 @@ def schedule_faults(cluster: Cluster) -> None:
         start = rng.uniform(0, horizon * 0.5)
         cluster.at(start, partial(_slow, cluster, node, rng.uniform(5, 10)))
         cluster.at(rng.uniform(start, horizon), partial(_slow, cluster, node, 1.0))
+    if "disk-loss" in faults and len(members) >= 3:
+        _schedule_disk_loss(cluster, members)
+    if "clock-skew" in faults:
+        for node in members:
+            cluster.wall_offset_ms[node] = rng.uniform(-wall_skew_ms_max, wall_skew_ms_max)
+        cluster.count("clock_skew")
+    if "clock-jump" in faults:
+        for _ in range(rng.randint(2, 6)):
+            jump = rng.choice((-1, 1)) * rng.uniform(1_000, 10_000)
+            cluster.at(rng.uniform(0, horizon), partial(_jump_leader, cluster, jump))
+
+
+def _schedule_disk_loss(cluster: Cluster, members: list[NodeId]) -> None:
+    """A disk is lost at the worst moment: some nodes fall behind (down), the victim and the
+    nodes that shared its writes go down, the victim's disk is gone, and it comes back with the
+    nodes that fell behind, which together make a quorum, while the others are still down.
+    A node that voted on an empty store here would let that quorum forget acknowledged writes."""
+    rng = cluster.rng
+    victim, *others = rng.sample(members, len(members))
+    holders = others[: (len(members) - 1) // 2]  # with the victim: a quorum that has the writes
+    laggers = others[len(holders) :]
+    start = rng.uniform(200, cluster.spec.safety_ms * 0.5)
+    wiped = start + rng.uniform(100, 300)
+    back = wiped + rng.uniform(10, 50)
+    for node in laggers:
+        cluster.at(start, partial(cluster.crash, node))
+        cluster.at(back, partial(cluster.restart, node))
+    for node in holders:
+        cluster.at(wiped, partial(cluster.crash, node))
+        cluster.at(back + rng.uniform(200, 500), partial(cluster.restart, node))
+    cluster.at(wiped, partial(cluster.lose_disk, victim))
+    cluster.at(back, partial(cluster.restart, victim))
+
+
+def _jump_leader(cluster: Cluster, jump_ms: float) -> None:
+    """The leader's wall clock jumps (NTP stepping it, an operator setting it): the clock
+    whose reading would matter if anything used it."""
+    leader = cluster.leader()
+    if leader is not None:
+        cluster.wall_offset_ms[leader] += jump_ms
+        cluster.count("clock_jump")
 
 
 def _cut(cluster: Cluster, side: set[NodeId]) -> None:
@@ -712,7 +726,9 @@ def run(spec: SimSpec, seed: int) -> SimResult:
     pending = sum(1 for c in cluster.clients if c.current is not None)
     if pending:
         operations["pending"] = pending
-    status = {n: node.replica.status() for n, node in cluster.nodes.items() if node is not None}
+    status = {
+        n: node.replica.status().to_json() for n, node in cluster.nodes.items() if node is not None
+    }
     return SimResult(seed, operations, dict(cluster.faults), violations, cluster.history, status)
 
 

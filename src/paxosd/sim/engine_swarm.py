@@ -7,22 +7,19 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from paxosd.core.multi.config import VARIANTS, EngineConfig
+from paxosd.core.multi.config import EngineConfig
+from paxosd.runtime.variants import Variant
 from paxosd.sim.cluster import SimResult, SimSpec, run
-
-DRIVER_VARIANTS = {"reply-before-fsync"}  # bugs in the driver, not the core
 
 
 def spec_for(nodes: int, faults: frozenset[str], variant: str, clients: int = 6) -> SimSpec:
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of: {', '.join(VARIANTS)}")
-    core_variant = "correct" if variant in DRIVER_VARIANTS else variant
+    """A run's spec; `ValueError` for an unknown variant (the message lists them)."""
     return SimSpec(
         nodes=nodes,
         clients=clients,
         faults=faults,
         variant=variant,
-        config=EngineConfig(variant=core_variant),
+        config=EngineConfig(variant=Variant(variant).core),
     )
 
 

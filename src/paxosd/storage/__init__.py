@@ -28,6 +28,7 @@ from .errors import (
     DataDirLocked,
     ForeignDataDir,
     InvalidRecord,
+    MissingStore,
     StorageError,
     StoreClosed,
     StoreFailed,
@@ -65,8 +66,8 @@ def open_store(
 
     `identity` names the owner (e.g. `make_identity(cluster, node)`); a directory stamped with
     another identity raises `ForeignDataDir`, one holding the other backend's store
-    `BackendMismatch`. `create=False` makes a missing store an error (`FileNotFoundError`)
-    instead of a fresh, empty one: a node that rejoins must not silently forget its promises.
+    `BackendMismatch`. `create=False` makes a missing store an error (`MissingStore`) instead
+    of a fresh, empty one: a node that rejoins must not silently forget its promises.
     `fsync=False` is for tests only.
     """
     if backend == "file":
@@ -88,6 +89,7 @@ __all__ = [
     "InvalidRecord",
     "LogStore",
     "MemoryLog",
+    "MissingStore",
     "Recovered",
     "SqliteLog",
     "StorageError",

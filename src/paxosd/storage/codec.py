@@ -12,8 +12,10 @@ A log is a header followed by frames::
 
     [1, [round, node]]                   Promised(ballot)
     [2, slot, [round, node], [bin, ...]]  Accepted(slot, ballot, batch)
-    [3, slot]                            Committed(slot)
     [4, slot, bin]                       Snapshot(slot, data)
+    [5, active]                          Rebuilding(active)
+
+(Tag 3 is retired: it never reached a disk.)
 
 Recovery rule. Frames are read front to back. The first frame that is not whole (too few bytes
 for its header or its payload, a zero length, a CRC mismatch) is either the torn tail a crash
@@ -45,7 +47,7 @@ from typing import Any, Final
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
 
-from paxosd.core.multi.records import Accepted, Batch, Committed, Promised, Record, Snapshot
+from paxosd.core.multi.records import Accepted, Batch, Promised, Rebuilding, Record, Snapshot
 from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 
 from .errors import CorruptLog, InvalidRecord
@@ -55,8 +57,8 @@ FORMAT_VERSION: Final = 1
 
 TAG_PROMISED: Final = 1
 TAG_ACCEPTED: Final = 2
-TAG_COMMITTED: Final = 3
 TAG_SNAPSHOT: Final = 4
+TAG_REBUILDING: Final = 5
 
 _HEADER_FIXED: Final = struct.Struct("<8sHH")  # magic, version, identity length
 _HEADER_CRC: Final = struct.Struct("<I")
@@ -66,7 +68,7 @@ FRAME_OVERHEAD: Final = _FRAME.size
 # Every payload is a msgpack fixarray of 2 to 4 elements, so its first byte is 0x92..0x94. The
 # torn-tail check uses this to jump between candidate frame starts instead of trying every byte.
 _PAYLOAD_FIRST_BYTE: Final = re.compile(rb"[\x92-\x94]")
-# The smallest payload: [3, 0] is three bytes.
+# The smallest payload: [5, true] is three bytes.
 _PAYLOAD_BYTES_MIN: Final = 3
 
 # Ballot rounds, node ids and slots are stored as msgpack integers and as SQLite INTEGERs, both
@@ -173,9 +175,10 @@ def check_record(record: Record) -> None:
     elif kind is Promised:
         assert isinstance(record, Promised)
         _check_ballot(record.ballot)
-    elif kind is Committed:
-        assert isinstance(record, Committed)
-        _check_int(record.slot, "Committed.slot")
+    elif kind is Rebuilding:
+        assert isinstance(record, Rebuilding)
+        if type(record.active) is not bool:
+            raise InvalidRecord(f"Rebuilding.active must be a bool, got {record.active!r:.40}")
     elif kind is Snapshot:
         assert isinstance(record, Snapshot)
         _check_int(record.slot, "Snapshot.slot")
@@ -193,8 +196,8 @@ def encode_record(record: Record) -> bytes:
         payload = _pack((TAG_ACCEPTED, record.slot, (ballot.round, ballot.node), record.batch))
     elif type(record) is Promised:
         payload = _pack((TAG_PROMISED, (record.ballot.round, record.ballot.node)))
-    elif type(record) is Committed:
-        payload = _pack((TAG_COMMITTED, record.slot))
+    elif type(record) is Rebuilding:
+        payload = _pack((TAG_REBUILDING, record.active))
     else:
         assert type(record) is Snapshot
         payload = _pack((TAG_SNAPSHOT, record.slot, record.data))
@@ -262,8 +265,10 @@ def _decode_payload(payload: memoryview) -> Record:
         return Accepted(_int_field(raw[1], "slot"), _ballot_field(raw[2]), decode_batch(raw[3]))
     if type(tag) is int and tag == TAG_PROMISED and size == 2:
         return Promised(_ballot_field(raw[1]))
-    if type(tag) is int and tag == TAG_COMMITTED and size == 2:
-        return Committed(_int_field(raw[1], "slot"))
+    if type(tag) is int and tag == TAG_REBUILDING and size == 2:
+        if type(raw[1]) is not bool:
+            raise BadPayload("rebuilding flag is not a bool")
+        return Rebuilding(raw[1])
     if type(tag) is int and tag == TAG_SNAPSHOT and size == 3:
         if type(raw[2]) is not bytes:
             raise BadPayload("snapshot data is not bytes")

@@ -14,6 +14,11 @@ class StorageError(Exception):
     """Base class of every error raised by `paxosd.storage`."""
 
 
+class MissingStore(StorageError, FileNotFoundError):
+    """There is no store where one was expected (opened with `create=False`): a node that was a
+    member must never quietly start over with an empty one, which would forget its promises."""
+
+
 class CorruptLog(StorageError):
     """Stored bytes are damaged, truncated in the middle, foreign or of an unknown version.
 

@@ -31,7 +31,7 @@ from typing import Final
 from paxosd.core.multi.records import Record
 
 from .codec import encode_frame, encode_header
-from .errors import StoreClosed, StoreFailed
+from .errors import MissingStore, StoreClosed, StoreFailed
 from .framed import CompactionPolicy, compacted_image, replay
 from .fsutil import (
     LOG_NAME,
@@ -67,6 +67,7 @@ class FileLog:
         self.identity = identity
         self.policy = policy or CompactionPolicy()
         self._fsync = fsync
+        self._create = create
         self._buffer: list[bytes] = []
         self._fd = -1
         self._closed = False
@@ -91,6 +92,8 @@ class FileLog:
             tmp.unlink()
             self._sync_dir()
         if not self.path.exists():
+            if not self._create:
+                raise MissingStore(f"{self.path}: no store")
             # Created by renaming a synced header into place, so no crash leaves a log without
             # a complete header (which `decode_header` would rightly call corrupt).
             self._install(encode_header(self.identity))

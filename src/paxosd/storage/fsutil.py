@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from .errors import BackendMismatch, DataDirLocked
+from .errors import BackendMismatch, DataDirLocked, MissingStore
 
 LOG_NAME: Final = "paxos.log"
 SQLITE_NAME: Final = "paxos.sqlite"
@@ -57,7 +57,7 @@ def ensure_dir(path: Path, create: bool, fsync: bool) -> None:
     if path.is_dir():
         return
     if not create:
-        raise FileNotFoundError(f"{path}: no data directory (and create=False)")
+        raise MissingStore(f"{path}: no data directory")
     missing: list[Path] = []
     probe = path
     while not probe.exists():

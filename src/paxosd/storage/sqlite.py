@@ -3,12 +3,12 @@
 Theory of operation. The data directory holds `paxos.sqlite` (plus SQLite's `-wal`/`-shm`) and
 the `LOCK` file. The tables hold the *folded* state (`state.LogState`), not a record history:
 
-    meta(key PRIMARY KEY, value, crc)           identity, promised [round, node], commit
+    meta(key PRIMARY KEY, value, crc)           identity, promised [round, node], rebuilding [0|1]
     log(slot PRIMARY KEY, ballot_round, ballot_node, batch, crc)   batch: msgpack list of bytes
     snapshot(slot PRIMARY KEY, data, crc)       at most one row, the latest snapshot
 
 `write` validates and folds records into a small pending delta in memory (the dirty slots, a
-new promise, commit hint or snapshot); `sync` applies the delta in ONE transaction
+new promise, rebuilding flag or snapshot); `sync` applies the delta in ONE transaction
 (`executemany` upserts, a snapshot deletes the rows it covers) and commits, which in WAL mode
 with synchronous=FULL appends to the WAL and fsyncs it once. SQLite's own recovery makes each
 commit all-or-nothing across a crash, so there is no torn tail to repair here.
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from paxosd.core.multi.records import Accepted, Committed, Promised, Record, Snapshot
+from paxosd.core.multi.records import Accepted, Promised, Rebuilding, Record, Snapshot
 from paxosd.core.types import Ballot
 
 from .codec import (
@@ -50,7 +50,7 @@ from .codec import (
     pack,
     unpack,
 )
-from .errors import CorruptLog, ForeignDataDir, StoreClosed, StoreFailed
+from .errors import CorruptLog, ForeignDataDir, MissingStore, StoreClosed, StoreFailed
 from .fsutil import SQLITE_NAME, check_backend, ensure_dir, fsync_dir, lock_dir
 from .state import Recovered
 
@@ -115,7 +115,7 @@ class SqliteLog:
         # The pending delta (see the module docstring) and the folded scalars it is judged by.
         self._dirty: dict[int, LogRow] = {}
         self._new_promised: Ballot | None = None
-        self._new_commit: int | None = None
+        self._new_rebuilding: bool | None = None
         self._new_snapshot: Snapshot | None = None
         encode_header(identity)  # validates the identity exactly as the file backend does
         ensure_dir(self.directory, create, fsync)
@@ -139,7 +139,7 @@ class SqliteLog:
         where = str(self.path)
         fresh = not self.path.exists()
         if fresh and not create:
-            raise FileNotFoundError(f"{where}: no store (and create=False)")
+            raise MissingStore(f"{where}: no store")
         # isolation_level=None: no implicit transactions; sync() issues BEGIN/COMMIT itself.
         # check_same_thread=False: a driver may sync from a worker thread (one at a time).
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -174,7 +174,7 @@ class SqliteLog:
         # The folded scalars `write` judges new records by.
         recovered = self._read()
         self._promised = recovered.promised
-        self._commit = recovered.commit
+        self._rebuilding = recovered.rebuilding
         self._snapshot_slot = None if recovered.snapshot is None else recovered.snapshot.slot
 
     def _initialize(self, db: sqlite3.Connection) -> None:
@@ -215,10 +215,8 @@ class SqliteLog:
             elif type(record) is Promised:
                 if self._promised is None or record.ballot > self._promised:
                     self._promised = self._new_promised = record.ballot
-            elif type(record) is Committed:
-                if record.slot > self._commit:
-                    self._commit = record.slot
-                    self._new_commit = record.slot
+            elif type(record) is Rebuilding:
+                self._rebuilding = self._new_rebuilding = record.active
             elif type(record) is Snapshot and (
                 self._snapshot_slot is None or record.slot >= self._snapshot_slot
             ):
@@ -230,7 +228,12 @@ class SqliteLog:
     def sync(self) -> None:
         """Commit the pending delta in one transaction (one WAL fsync). Durable on return."""
         self._check_usable()
-        if not (self._dirty or self._new_promised or self._new_commit or self._new_snapshot):
+        if not (
+            self._dirty
+            or self._new_promised
+            or self._new_rebuilding is not None
+            or self._new_snapshot
+        ):
             return
         db = self._db
         assert db is not None
@@ -249,9 +252,9 @@ class SqliteLog:
             if self._new_promised is not None:
                 value = pack((self._new_promised.round, self._new_promised.node))
                 db.execute(_UPSERT_META, ("promised", value, _meta_crc("promised", value)))
-            if self._new_commit is not None:
-                value = pack((self._new_commit,))
-                db.execute(_UPSERT_META, ("commit", value, _meta_crc("commit", value)))
+            if self._new_rebuilding is not None:
+                value = pack((int(self._new_rebuilding),))
+                db.execute(_UPSERT_META, ("rebuilding", value, _meta_crc("rebuilding", value)))
             db.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             self._failed = exc
@@ -260,7 +263,7 @@ class SqliteLog:
                 db.execute("ROLLBACK")
             raise StoreFailed(f"{self.path}: commit failed: {exc}") from exc
         self._dirty.clear()
-        self._new_promised = self._new_commit = self._new_snapshot = None
+        self._new_promised = self._new_rebuilding = self._new_snapshot = None
         self.fsyncs += 1
         if self._fsync and not self._dir_synced:
             # SQLite may have (re)created the WAL on this first commit since open; make its
@@ -295,7 +298,7 @@ class SqliteLog:
     def abandon(self) -> None:
         """Drop the pending delta and release everything without committing: a crash, for tests."""
         self._dirty.clear()
-        self._new_promised = self._new_commit = self._new_snapshot = None
+        self._new_promised = self._new_rebuilding = self._new_snapshot = None
         self._release()
 
     def __enter__(self) -> SqliteLog:
@@ -339,7 +342,7 @@ class SqliteLog:
         db.execute("BEGIN")
         try:
             promised_raw = self._meta_ints(db, "promised", 2)
-            commit_raw = self._meta_ints(db, "commit", 1)
+            rebuilding_raw = self._meta_ints(db, "rebuilding", 1)
             snapshot: Snapshot | None = None
             for slot, data, crc in db.execute(
                 "SELECT slot, data, crc FROM snapshot ORDER BY slot DESC LIMIT 1"
@@ -383,11 +386,10 @@ class SqliteLog:
         promised = None if promised_raw is None else Ballot(promised_raw[0], promised_raw[1])
         if promised is not None and not promised.in_range:
             raise CorruptLog(-1, f"meta 'promised': ballot {promised} out of range", where)
-        commit = 0 if commit_raw is None else commit_raw[0]
         return Recovered(
             promised=promised,
             accepted=accepted,
-            commit=max(commit, 0 if snapshot is None else snapshot.slot),
+            rebuilding=rebuilding_raw is not None and rebuilding_raw[0] == 1,
             snapshot=snapshot,
         )
 

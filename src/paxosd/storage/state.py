@@ -9,7 +9,8 @@ keeping its tables equal to its result):
   a store that let a stale record win could make it forget a promise it already made.
 - `Accepted(slot, ...)`: the latest record for a slot replaces the older ones, unless the slot
   is covered by the snapshot (then it is chosen, applied and forgotten).
-- `Committed`: keep the highest; it is a hint and never lower than the snapshot's slot.
+- `Rebuilding`: the latest one says whether the node is rebuilding its state from its peers
+  (and so must not vote).
 - `Snapshot`: keep the one with the highest slot (the latest written among equals); it drops
   every `Accepted` at or below its slot. A snapshot with a lower slot than the current one is
   ignored rather than obeyed: obeying it would resurrect nothing and lose the snapshot that
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from paxosd.core.multi.records import Accepted, Batch, Committed, Promised, Record, Snapshot
+from paxosd.core.multi.records import Accepted, Batch, Promised, Rebuilding, Record, Snapshot
 from paxosd.core.types import Ballot
 
 
@@ -36,8 +37,8 @@ class Recovered:
     promised: Ballot | None = None
     # slot -> latest accepted (ballot, batch), only for slots above the snapshot's slot.
     accepted: dict[int, tuple[Ballot, Batch]] = field(default_factory=dict)
-    # Highest Committed hint, 0 if none; never below the snapshot's slot.
-    commit: int = 0
+    # The node lost its state and is rebuilding it from its peers: it must not vote yet.
+    rebuilding: bool = False
     snapshot: Snapshot | None = None
     # Bytes of a torn tail (a crash mid-append) cut off when the store was opened.
     repaired_tail_bytes: int = 0
@@ -49,6 +50,8 @@ class Recovered:
     def records(self) -> list[Record]:
         """The same state as a minimal record list, in an order that replays to it."""
         out: list[Record] = []
+        if self.rebuilding:
+            out.append(Rebuilding(True))
         if self.snapshot is not None:
             out.append(self.snapshot)
         if self.promised is not None:
@@ -56,8 +59,6 @@ class Recovered:
         for slot in sorted(self.accepted):
             ballot, batch = self.accepted[slot]
             out.append(Accepted(slot, ballot, batch))
-        if self.commit > self.snapshot_slot:
-            out.append(Committed(self.commit))
         return out
 
 
@@ -90,23 +91,23 @@ class LogState:
 
     __slots__ = (
         "_accepted_bytes",
-        "_commit_bytes",
         "_promised_bytes",
+        "_rebuilding_bytes",
         "_slot_bytes",
         "_snapshot_bytes",
         "accepted",
-        "commit",
         "promised",
+        "rebuilding",
         "snapshot",
     )
 
     def __init__(self) -> None:
         self.promised: Ballot | None = None
         self.accepted: dict[int, tuple[Ballot, Batch]] = {}
-        self.commit = 0
+        self.rebuilding = False
         self.snapshot: Snapshot | None = None
         self._promised_bytes = 0
-        self._commit_bytes = 0
+        self._rebuilding_bytes = 0
         self._snapshot_bytes = 0
         self._accepted_bytes = 0
         self._slot_bytes: dict[int, int] = {}  # frame size of each live slot's record
@@ -119,7 +120,10 @@ class LogState:
     def live_bytes(self) -> int:
         """Bytes of the frames that describe the current state (what compaction would keep)."""
         return (
-            self._promised_bytes + self._commit_bytes + self._snapshot_bytes + self._accepted_bytes
+            self._promised_bytes
+            + self._rebuilding_bytes
+            + self._snapshot_bytes
+            + self._accepted_bytes
         )
 
     def apply(self, record: Record, frame_bytes: int = 0) -> None:
@@ -138,11 +142,10 @@ class LogState:
             if self.promised is None or record.ballot > self.promised:
                 self.promised = record.ballot
                 self._promised_bytes = frame_bytes
-        elif kind is Committed:
-            assert isinstance(record, Committed)
-            if record.slot > self.commit:
-                self.commit = record.slot
-                self._commit_bytes = frame_bytes
+        elif kind is Rebuilding:
+            assert isinstance(record, Rebuilding)
+            self.rebuilding = record.active
+            self._rebuilding_bytes = frame_bytes if record.active else 0
         elif kind is Snapshot:
             assert isinstance(record, Snapshot)
             if self.snapshot is not None and record.slot < self.snapshot.slot:
@@ -161,7 +164,7 @@ class LogState:
         return Recovered(
             promised=self.promised,
             accepted=dict(self.accepted),
-            commit=max(self.commit, self.snapshot_slot),
+            rebuilding=self.rebuilding,
             snapshot=self.snapshot,
             repaired_tail_bytes=repaired_tail_bytes,
         )

@@ -1,5 +1,9 @@
 """A hand-driven network of Multi-Paxos replicas for unit tests: nothing moves unless the test
-says so, so each test can set up exactly the interleaving it is about."""
+says so, so each test can set up exactly the interleaving it is about.
+
+Inputs (`call`) only change a replica; a `turn` takes its `Ready` and carries it out the way
+the driver's contract says (records to the node's disk, then every message into the network,
+then the answers), with a sync that always completes at once."""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from paxosd.core.effects import Effects
 from paxosd.core.multi.config import EngineConfig
-from paxosd.core.multi.replica import Applied, Replica
+from paxosd.core.multi.ready import Applied, ReadDone, Ready, Role
+from paxosd.core.multi.records import Record
+from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope
 from paxosd.service import Put, Request, StateMachine, encode
 
@@ -23,7 +28,7 @@ class Net:
         self.config = config or EngineConfig()
         self.members = tuple(range(1, nodes + 1))
         self.rng = random.Random(seed)
-        self.disks: dict[int, list[Any]] = {n: [] for n in self.members}
+        self.disks: dict[int, list[Record]] = {n: [] for n in self.members}
         self.replicas = {n: self._make(n) for n in self.members}
         self.inbox: list[Envelope] = []
         self.applied: dict[int, list[Applied]] = {n: [] for n in self.members}
@@ -36,16 +41,26 @@ class Net:
             list(self.disks[node]),
         )  # fmt: skip
 
-    def absorb(self, node: int, effects: Effects) -> Effects:
-        self.disks[node].extend(effects.persist)
-        self.inbox.extend(effects.send)
-        self.applied[node].extend(effects.decided)
-        self.reads[node].extend(effects.reads)
-        self.replicas[node].invariants()
-        return effects
+    def call(self, node: int, action: Callable[[Replica], Any]) -> Any:
+        """One input to `node` (its output waits for the node's next turn)."""
+        return action(self.replicas[node])
 
-    def call(self, node: int, action: Callable[[Replica], Effects]) -> Effects:
-        return self.absorb(node, action(self.replicas[node]))
+    def turn(self, node: int, stamp: bytes | None = None) -> Ready:
+        """End `node`'s turn: persist, sync, send, answer - and return what it handed over."""
+        replica = self.replicas[node]
+        ready = replica.ready(stamp)
+        self.disks[node].extend(ready.records)
+        replica.synced(ready)
+        self.inbox.extend(ready.send_now + ready.send_after_sync)
+        self.applied[node].extend(ready.applied)
+        self.reads[node].extend((r.read_id, isinstance(r, ReadDone)) for r in ready.reads)
+        replica.invariants(full=True)
+        return ready
+
+    def step(self, node: int, envelope: Envelope) -> Ready:
+        """Deliver one message to `node` and end its turn."""
+        self.call(node, lambda r: r.step(envelope))
+        return self.turn(node)
 
     def elect(self, node: int) -> None:
         """Make `node` time out and win, delivering everything. The others are taken to have
@@ -53,26 +68,27 @@ class Net:
         for other in self.members:
             self.replicas[other].quiet_ticks = self.config.election_ticks_min
         replica = self.replicas[node]
-        while replica.role == "follower" and replica.prevote is None:
+        while replica.status().role is Role.FOLLOWER and replica.prevote is None:
             self.call(node, lambda r: r.tick())
+        self.turn(node)
         self.deliver_all()
-        assert replica.is_leader, replica.status()
+        assert replica.status().is_leader, replica.status()
 
     def deliver(self, match: Callable[[Envelope], bool] = lambda e: True) -> int:
-        """Deliver the messages in flight that match (in order); return how many."""
+        """Deliver the messages in flight that match (in order), each in its own turn of its
+        destination; return how many."""
         taken = [e for e in self.inbox if match(e)]
         self.inbox = [e for e in self.inbox if not match(e)]
         for envelope in taken:
-            if envelope.dst in self.down:
-                continue
-            self.call(envelope.dst, lambda r, e=envelope: r.step(e))
+            if envelope.dst not in self.down:
+                self.step(envelope.dst, envelope)
         return len(taken)
 
     def deliver_all(self, rounds: int = 50) -> None:
         for _ in range(rounds):
             for node in self.members:
                 if node not in self.down:
-                    self.call(node, lambda r: r.flush())
+                    self.turn(node)
             if not self.deliver():
                 return
 

@@ -8,6 +8,9 @@ new leader finish whatever its predecessors may have chosen. An Accept for any s
 its ballot is at least the promise. Slots up to the snapshot are chosen and applied; their
 entries are dropped, and a Promise says so with `snapshot_slot`.
 
+Only ballots with a successor are promised or accepted (`Ballot.has_successor`): a promise at
+the very top of the ballot range would leave no higher ballot anyone could lead with.
+
 Every change MUST be durable BEFORE the reply that reveals it: the caller persists the records
 this module returns and the driver syncs them before sending.
 """
@@ -34,10 +37,10 @@ class AcceptorLog:
         return [Promised(ballot)]
 
     def can_promise(self, ballot: Ballot) -> bool:
-        return self.promised is None or ballot > self.promised
+        return ballot.has_successor and (self.promised is None or ballot > self.promised)
 
     def can_accept(self, ballot: Ballot) -> bool:
-        return self.promised is None or ballot >= self.promised
+        return ballot.has_successor and (self.promised is None or ballot >= self.promised)
 
     def accept(self, ballot: Ballot, slot: int, batch: Batch) -> list[Record]:
         assert self.can_accept(ballot), "accept above the promise only"
@@ -47,6 +50,16 @@ class AcceptorLog:
         self.entries[slot] = (ballot, batch)
         records.append(Accepted(slot, ballot, batch))
         return records
+
+    def adopt(self, slot: int, ballot: Ballot, batch: Batch) -> list[Record]:
+        """Take a peer's acceptance as this acceptor's own (rebuilding a lost store, see
+        replica.py "Amnesia"): kept only if higher than what is here for the slot."""
+        assert self.promised is not None and ballot <= self.promised
+        current = self.entries.get(slot)
+        if slot <= self.snapshot_slot or (current is not None and current[0] >= ballot):
+            return []
+        self.entries[slot] = (ballot, batch)
+        return [Accepted(slot, ballot, batch)]
 
     def report(self, from_slot: int) -> tuple[tuple[int, Ballot, Batch], ...]:
         """Everything accepted from `from_slot` on, for a Promise."""
@@ -64,7 +77,11 @@ class AcceptorLog:
         for slot in [s for s in self.entries if s <= upto]:
             del self.entries[slot]
 
-    def invariants(self) -> None:
-        for slot, (ballot, _) in self.entries.items():
-            assert slot > self.snapshot_slot, "entries below the snapshot are dropped"
-            assert self.promised is not None and ballot <= self.promised
+    def invariants(self, full: bool = False) -> None:
+        """Every entry is above the snapshot and at most the promise. `accept` and `adopt`
+        keep that as they go, so the walk over every entry is for `full` checks only."""
+        assert self.promised is not None or not self.entries
+        if full:
+            for slot, (ballot, _) in self.entries.items():
+                assert slot > self.snapshot_slot, "entries below the snapshot are dropped"
+                assert self.promised is not None and ballot <= self.promised

@@ -1,13 +1,18 @@
-"""Limits and timers of the Multi-Paxos engine, in logical ticks, slots, commands and bytes."""
+"""Limits and timers of the Multi-Paxos engine, in logical ticks, slots, commands and bytes.
+
+Every queue and buffer of the engine is bounded here, with the unit last in its name. Past a
+bound a proposal is refused (`Proposal.QUEUE_FULL`) rather than held: the client is told at
+once and may retry, where an unbounded queue would only turn overload into memory exhaustion.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-VARIANTS = {
+# Planted bugs of the engine core (the driver's own are in runtime/variants.py).
+CORE_VARIANTS = {
     "correct": "Multi-Paxos as designed",
     "unconfirmed-reads": "the leader answers reads without confirming it still leads",
-    "reply-before-fsync": "acceptors answer before their records are durable",
 }
 
 
@@ -19,15 +24,31 @@ class EngineConfig:
     batch_commands_max: int = 2048
     batch_bytes_max: int = 1 << 20
     pipeline_slots_max: int = 64
+    # Commands waiting at the leader for a slot, or at a follower for the next Forward.
+    queue_commands_max: int = 100_000
+    queue_bytes_max: int = 64 << 20
+    # One Forward message carries at most this many bytes of commands (more go in the next).
+    forward_bytes_max: int = 4 << 20
     catchup_slots_max: int = 256
+    catchup_bytes_max: int = 8 << 20
     catchup_timeout_ticks: int = 10
     retransmit_ticks: int = 6
     snapshot_every_slots: int = 1000
-    read_through_log: bool = False
+    # Snapshots travel in chunks of this size; a larger snapshot than the max is never taken
+    # (the storage format could not hold it either).
+    snapshot_chunk_bytes: int = 1 << 20
+    snapshot_bytes_max: int = 256 << 20
+    # The leader's Accepts leave while its own fsync runs (they reveal no unsynced vote: see
+    # replica.py, "Durability"); False makes them wait for the sync like every other message.
+    early_accepts: bool = True
     variant: str = "correct"
 
     def __post_init__(self) -> None:
         assert 0 < self.heartbeat_ticks < self.election_ticks_min <= self.election_ticks_max
         assert self.batch_commands_max > 0 and self.batch_bytes_max > 0
         assert self.pipeline_slots_max > 0 and self.snapshot_every_slots > 0
-        assert self.variant in VARIANTS, f"unknown engine variant {self.variant!r}"
+        assert self.queue_commands_max > 0 and self.queue_bytes_max >= self.batch_bytes_max
+        assert self.forward_bytes_max >= self.batch_bytes_max
+        assert 0 < self.snapshot_chunk_bytes <= self.snapshot_bytes_max
+        assert self.catchup_slots_max > 0 and self.catchup_bytes_max > 0
+        assert self.variant in CORE_VARIANTS, f"unknown engine variant {self.variant!r}"

@@ -4,8 +4,10 @@ Phase 1 runs once per leadership for every slot from `from_slot` on: Prepare / P
 everything the acceptor accepted from that slot on) or Nack. Phase 2 runs per batch: Accept /
 Accepted, or Nack. The leader's Heartbeat carries the commit point; an Ack answers it and, for
 linearizable reads, confirms the leader still leads (`read_round`). A node that lacks chosen
-values asks with CatchUp and gets Entries, or a SnapshotInstall when the leader has truncated
-the slots it needs. A follower forwards client commands to the leader with Forward.
+values asks with CatchUp and gets Entries, or a SnapshotInstall (in chunks, each asked for by
+the next CatchUp) when the leader has truncated the slots it needs. A follower forwards client
+commands to the leader with Forward. A node rebuilding a lost store asks every peer for its
+acceptor state with StateQuery and gets a StateReport from each (see replica.py, "Amnesia").
 """
 
 from __future__ import annotations
@@ -144,9 +146,16 @@ class ReadIndexReply:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CatchUp:
+    """Send me the chosen values from `from_slot` on. While a snapshot arrives in chunks,
+    `snapshot_slot` names it and `snapshot_offset` is how many of its bytes are here."""
+
     from_slot: int
+    snapshot_slot: int = 0
+    snapshot_offset: int = 0
 
     def describe(self) -> str:
+        if self.snapshot_slot:
+            return f"CatchUp(snapshot {self.snapshot_slot} from byte {self.snapshot_offset})"
         return f"CatchUp(from {self.from_slot})"
 
 
@@ -162,12 +171,44 @@ class Entries:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SnapshotInstall:
+    """One chunk of the snapshot at `slot`: `data` is bytes `offset` onwards of `total_bytes`."""
+
     ballot: Ballot
     slot: int
+    offset: int
+    total_bytes: int
     data: bytes
 
     def describe(self) -> str:
-        return f"SnapshotInstall(slot {self.slot})"
+        end = self.offset + len(self.data)
+        return (
+            f"SnapshotInstall(slot {self.slot}, bytes {self.offset}..{end} of {self.total_bytes})"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateQuery:
+    """A node rebuilding a lost store asks a peer for its acceptor state."""
+
+    def describe(self) -> str:
+        return "StateQuery()"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateReport:
+    """A peer's durable acceptor state: its promise, what it accepted above its snapshot, and
+    the snapshot's slot. `whole` is False when the peer is rebuilding too (it then reports
+    nothing it could vouch for)."""
+
+    whole: bool
+    promised: Ballot | None
+    accepted: tuple[tuple[int, Ballot, Batch], ...]
+    snapshot_slot: int
+
+    def describe(self) -> str:
+        if not self.whole:
+            return "StateReport(rebuilding)"
+        return f"StateReport(promised {self.promised}, {len(self.accepted)} accepted)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,4 +222,5 @@ class Forward:
 Message = (
     Prepare | Promise | Accept | Accepted | Nack | Heartbeat | Commit | Ack | CatchUp | Entries
     | SnapshotInstall | Forward | ReadIndex | ReadIndexReply | PreVote | PreVoteReply
+    | StateQuery | StateReport
 )  # fmt: skip

@@ -6,8 +6,9 @@ restart. Each record replaces what an older record of the same kind said:
 - `Promised(ballot)`: the highest ballot this acceptor promised; later ones supersede it.
 - `Accepted(slot, ballot, batch)`: the value this acceptor accepted for `slot`, in `ballot`;
   a later record for the same slot supersedes it.
-- `Committed(slot)`: a hint that slots up to `slot` are chosen (lets a restarted node apply
-  its own log at once); losing it is harmless, the node re-learns.
+- `Rebuilding(active)`: `active=True` says this node lost its durable state and is
+  rebuilding it from its peers, so it must not vote (see replica.py, "Amnesia"); a later
+  `Rebuilding(active=False)` says the rebuild is complete and durable.
 - `Snapshot(slot, data)`: the state machine after applying every slot up to `slot`; it
   supersedes every `Accepted` record for slots up to `slot` and every older snapshot.
 
@@ -37,8 +38,8 @@ class Accepted:
 
 
 @dataclass(frozen=True, slots=True)
-class Committed:
-    slot: int
+class Rebuilding:
+    active: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,4 +48,4 @@ class Snapshot:
     data: bytes
 
 
-Record = Promised | Accepted | Committed | Snapshot
+Record = Promised | Accepted | Rebuilding | Snapshot

@@ -1,0 +1,60 @@
+"""What a Multi-Paxos replica holds only while it campaigns or leads.
+
+Theory of operation. A node is a follower unless one of these objects exists: a `Campaign`
+while it runs phase 1 (Prepare / Promise) for a ballot, a `Leadership` once a quorum promised
+it. Each is created when its role begins and dropped when it ends, so no field of a role
+outlives the role and none needs an "am I the leader?" guard: code that runs only while
+leading takes a `Leadership`, whose ballot is never missing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from paxosd.core.multi.messages import Promise
+from paxosd.core.multi.read_index import ReadIndex
+from paxosd.core.multi.records import Batch
+from paxosd.core.types import Ballot, NodeId
+
+
+@dataclass(slots=True)
+class PreVote:
+    """Asking first whether a quorum would follow this node, before raising its promise."""
+
+    ballot: Ballot
+    granted: set[NodeId]
+
+
+@dataclass(slots=True)
+class Campaign:
+    """Phase 1 for `ballot`: the promises gathered so far (this node's own included)."""
+
+    ballot: Ballot
+    promises: dict[NodeId, Promise]
+
+
+@dataclass(slots=True)
+class Inflight:
+    """A slot this leader proposed and has not seen chosen yet."""
+
+    batch: Batch
+    acks: set[NodeId]
+    age_ticks: int = 0
+
+
+@dataclass(slots=True)
+class Leadership:
+    """This node leads in `ballot`: phase 2 for each batch, heartbeats, read confirmation."""
+
+    ballot: Ballot
+    next_slot: int
+    read_index: ReadIndex
+    # Reads wait until every slot a predecessor may have chosen (up to here) is chosen again.
+    recovered_upto: int = 0
+    queue: deque[bytes] = field(default_factory=deque)
+    queue_bytes: int = 0
+    inflight: dict[int, Inflight] = field(default_factory=dict)
+    heartbeat_ticks_left: int = 0
+    commit_sent: int = 0  # the chosen point followers were last told of
+    heard: dict[NodeId, int] = field(default_factory=dict)  # peer -> ticks since its last reply

@@ -1,0 +1,168 @@
+"""The driver contract of the Multi-Paxos replica: what it hands over, and what it is told back.
+
+Theory of operation. The replica is a pure object. Its inputs (`propose`, `read`, `step`,
+`tick`) change its state and accumulate work; `ready()` hands all of that work over as ONE
+frozen `Ready` value, and `synced(ready)` tells the replica that the value's records are
+durable. Every driver (the node process and the simulator run the same one, runtime/driver.py)
+MUST carry out a `Ready` in this order:
+
+1. send `send_now` (it may leave at once, even before the records below are durable);
+2. write `records` and make them durable (fsync);
+3. call `replica.synced(ready)`;
+4. send `send_after_sync`, then hand over `applied` and `reads` to whoever waits for them.
+
+Nothing in `send_after_sync`, `applied` or `reads` may leave the node before step 2 returns:
+those messages reveal promises and acceptances (a Promise, an Accepted) and those answers
+reveal state that may depend on this very turn's records. An acceptor that replied before its
+promise was durable could forget the promise in a crash and let two values be chosen. The
+replica itself decides what may go early (`send_now`: only the leader's own Accept requests,
+whose commit point it cuts to what an earlier `synced` confirmed), so no driver ever has to
+look inside a message to decide.
+
+The teaching cores (core/lessons, core/synod) keep the simpler `core.effects.Effects`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from paxosd.core.multi.records import Record
+from paxosd.core.types import Ballot, Envelope, NodeId
+
+
+class Role(enum.Enum):
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+class Proposal(enum.Enum):
+    """What `Replica.propose` did with a command."""
+
+    QUEUED = "queued"  # this node leads: the command waits for a slot here
+    FORWARDED = "forwarded"  # queued for the leader this node knows
+    NO_LEADER = "no_leader"  # dropped: no leader known (retry once one is)
+    QUEUE_FULL = "queue_full"  # dropped: the queue is at its limit (retry later)
+
+    @property
+    def taken(self) -> bool:
+        return self in (Proposal.QUEUED, Proposal.FORWARDED)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One command applied at `slot`: the state machine's answer and, for a client request,
+    the request's identity (whoever waits for the answer looks it up by that)."""
+
+    slot: int
+    payload: bytes
+    result: Any
+    request: Hashable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadDone:
+    """A linearizable read, answered: `result` is the state machine's answer at a point no
+    earlier than the read's arrival."""
+
+    read_id: int
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRefused:
+    """A read this node could not get confirmed (no leader, or the leader changed): ask again."""
+
+    read_id: int
+    leader: NodeId | None
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something an operator would want in the log: `event` names it, `fields` give the facts."""
+
+    event: str
+    fields: tuple[tuple[str, Any], ...] = ()
+
+    def __str__(self) -> str:
+        return " ".join([self.event, *(f"{key}={value}" for key, value in self.fields)])
+
+
+def note(event: str, **fields: Any) -> Note:
+    return Note(event, tuple(fields.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Everything one turn of the replica produced; see the module docstring for the order."""
+
+    # MUST be durable BEFORE anything in send_after_sync, applied or reads leaves the node.
+    records: tuple[Record, ...]
+    # May leave at once, before the sync: the leader's Accepts (they reveal no unsynced vote).
+    send_now: tuple[Envelope, ...]
+    # Leave only after `records` are durable.
+    send_after_sync: tuple[Envelope, ...]
+    # Applied commands, in log order, with their answers: handed over after the sync.
+    applied: tuple[Applied, ...]
+    # Reads that were answered or refused: handed over after the sync.
+    reads: tuple[ReadDone | ReadRefused, ...]
+    notes: tuple[Note, ...]
+    # The chosen point when this value was made: once `synced(ready)` is called, early
+    # Accepts may tell followers everything up to it.
+    commit: int
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.records
+            or self.send_now
+            or self.send_after_sync
+            or self.applied
+            or self.reads
+            or self.notes
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What the replica is, as a value: drivers, operators and tests read this, never fields."""
+
+    node_id: NodeId
+    role: Role
+    leader: NodeId | None  # this node if it leads, else the leader it follows (if known)
+    ballot: Ballot | None  # the ballot it leads or campaigns with
+    promised: Ballot | None
+    highest_seen: Ballot | None
+    chosen_upto: int
+    applied: int
+    next_slot: int
+    inflight_slots: int
+    queued_commands: int
+    forward_commands: int
+    snapshot_slot: int
+    elections: int
+    rebuilding: bool
+    log_time_ms: int  # the state machine's log time (lock leases)
+    wants_log_time: bool  # some lease may be live: the leader should keep log time moving
+
+    @property
+    def is_leader(self) -> bool:
+        return self.role is Role.LEADER
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "role": self.role.value,
+            "leader": self.leader,
+            "ballot": None if self.ballot is None else str(self.ballot),
+            "promised": None if self.promised is None else str(self.promised),
+            "chosen_upto": self.chosen_upto,
+            "applied": self.applied,
+            "next_slot": self.next_slot,
+            "inflight_slots": self.inflight_slots,
+            "queued_commands": self.queued_commands,
+            "snapshot_slot": self.snapshot_slot,
+            "elections": self.elections,
+            "rebuilding": self.rebuilding,
+        }
