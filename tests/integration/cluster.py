@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from paxosd.runtime.config import NodeConfig, local_cluster, to_toml
 from paxosd.runtime.datadir import initialise
 from tests.ports import free_layout
 
-start_timeout_s = 20.0
+start_timeout_s = 60.0  # an upper bound: a loaded machine imports slowly
 _launched: list[subprocess.Popen[bytes]] = []
 
 
@@ -38,11 +39,17 @@ class Cluster:
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, root: Path, nodes: int = 3) -> Cluster:
+    def start(
+        cls,
+        root: Path,
+        nodes: int = 3,
+        configure: Callable[[NodeConfig], NodeConfig] = lambda config: config,
+    ) -> Cluster:
         base = free_layout(nodes)
         # A cluster id of its own: a stray node of another test's cluster that dials these
         # ports is refused at the handshake instead of joining.
-        cluster = cls(root, local_cluster(nodes, root, base, f"test-{os.getpid()}-{base}"))
+        layout = local_cluster(nodes, root, base, f"test-{os.getpid()}-{base}")
+        cluster = cls(root, [configure(config) for config in layout])
         try:
             for config in cluster.configs:
                 (root / f"node{config.node_id}.toml").write_text(to_toml(config))
@@ -54,22 +61,20 @@ class Cluster:
             raise
         return cluster
 
-    def launch(self, node: int) -> None:
+    def launch(self, node: int, *args: str) -> None:
         folder = self.root / f"node{node}"
         folder.mkdir(parents=True, exist_ok=True)
         log = open(folder / "node.log", "ab")  # noqa: SIM115 - the child owns it
+        config = str(self.root / f"node{node}.toml")
         self.processes[node] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "paxosd",
-                "node",
-                "--config",
-                str(self.root / f"node{node}.toml"),
-            ],
+            [sys.executable, "-m", "paxosd", "node", "--config", config, *args],
             stdout=log,
             stderr=log,
         )
+        _launched.append(self.processes[node])
+
+    def log(self, node: int) -> str:
+        return (self.root / f"node{node}" / "node.log").read_text()
 
     def http(self, node: int) -> str:
         host, port = self.configs[node - 1].me.http
