@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -50,9 +50,11 @@ __all__ = [
     "show",
     "tidy",
     "timeout_option",
+    "timeout_option_for",
     "wants_json",
 ]
 
+F = TypeVar("F", bound=Callable[..., Any])
 DONE, NO, ERROR, UNKNOWN = 0, 1, 2, 3
 _JSON = "paxosd.json"  # in click's context meta: the user asked for --json
 _ARGV = "paxosd.argv"  # the raw arguments, for errors raised before --json was parsed
@@ -199,13 +201,16 @@ json_option = click.option(
     callback=_remember_json,
     help="Machine-readable output; errors too are JSON (on stdout).",
 )
-timeout_option = click.option(
-    "--timeout",
-    default=10.0,
-    show_default=True,
-    type=Seconds(positive=True, maximum=3600),
-    help="Seconds to wait for an answer.",
-)
+
+
+def timeout_option_for(default_s: float, help: str) -> Callable[[F], F]:
+    return click.option(
+        "--timeout", default=default_s, show_default=True,
+        type=Seconds(positive=True, maximum=3600), help=help,
+    )  # fmt: skip
+
+
+timeout_option = timeout_option_for(10.0, "Seconds to wait for an answer.")
 
 
 class _NotJson(ValueError):

@@ -26,12 +26,12 @@ from paxosd.cli.common import (
     NO,
     NOT_RUNNING_HINT,
     Failure,
-    Seconds,
     connected,
     emit,
     endpoints_option,
     json_option,
     tidy,
+    timeout_option_for,
 )
 from paxosd.client import Client, PaxosdError, Unavailable
 
@@ -39,13 +39,7 @@ __all__ = ["Summary", "endpoint", "health", "status", "summarize"]
 
 T = TypeVar("T")
 
-node_timeout_option = click.option(
-    "--timeout",
-    default=2.0,
-    show_default=True,
-    type=Seconds(positive=True, maximum=3600),
-    help="Seconds to wait for each node.",
-)
+node_timeout_option = timeout_option_for(2.0, "Seconds to wait for each node.")
 
 
 def _ask_each(client: Client, ask: Callable[[str], T]) -> list[T | PaxosdError]:
