@@ -42,10 +42,14 @@ class Cluster:
         # A cluster id of its own: a stray node of another test's cluster that dials these
         # ports is refused at the handshake instead of joining.
         cluster = cls(root, local_cluster(nodes, root, base, f"test-{os.getpid()}-{base}"))
-        for config in cluster.configs:
-            (root / f"node{config.node_id}.toml").write_text(to_toml(config))
-            cluster.launch(config.node_id)
-        cluster.wait_for_leader()
+        try:
+            for config in cluster.configs:
+                (root / f"node{config.node_id}.toml").write_text(to_toml(config))
+                cluster.launch(config.node_id)
+            cluster.wait_for_leader()
+        except BaseException:
+            cluster.stop()  # a cluster that did not come up must not run on behind the test
+            raise
         return cluster
 
     def launch(self, node: int) -> None:
