@@ -144,7 +144,9 @@ def test_a_stopped_cluster_fails_at_once_with_a_hint() -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("error: every endpoint refused the connection")
     assert "hint: is the cluster running? `make up` starts one" in done.stderr
-    assert elapsed_s - baseline_s < 0.5, f"{elapsed_s:.2f} s, of which start-up {baseline_s:.2f}"
+    # In the process the failure takes milliseconds (tests/client); here start-up noise on a
+    # busy machine is allowed for, but not the 10 s a call that waited its timeout would take.
+    assert elapsed_s - baseline_s < 2.0, f"{elapsed_s:.2f} s, of which start-up {baseline_s:.2f}"
     as_json = paxosd(nowhere, "get", "x", "--json")
     error = json.loads(as_json.stdout)
     assert (
