@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
+
+from paxosd.cli.common import ERROR, Failure, remember_argv, wants_json
 
 # Subcommands live in their own modules and are imported only when used, so `paxosd --help`
 # stays fast and one broken subcommand cannot take the others down.
@@ -15,17 +18,21 @@ SUBCOMMANDS = {
     "init": ("paxosd.cli.init", "command", "Make the stores of a new cluster's nodes."),
     "node": ("paxosd.cli.node", "command", "Run one node of a cluster."),
     "up": ("paxosd.cli.up", "command", "Start a local cluster of separate processes."),
+    "logs": ("paxosd.cli.logs", "command", "Print or follow the logs of `paxosd up`'s nodes."),
     "chaos": ("paxosd.cli.chaos", "command", "Fault-test a real local cluster; check histories."),
     "get": ("paxosd.cli.verbs", "get", "Print a key's value (linearizable)."),
     "put": ("paxosd.cli.verbs", "put", "Set a key."),
     "delete": ("paxosd.cli.verbs", "delete", "Delete a key."),
     "cas": ("paxosd.cli.verbs", "cas", "Compare and set a key."),
-    "lock": ("paxosd.cli.verbs", "lock", "Take a lock (optionally while a command runs)."),
-    "unlock": ("paxosd.cli.verbs", "unlock", "Release a lock."),
+    "lock": ("paxosd.cli.locks", "lock", "Take a lock (optionally while a command runs)."),
+    "unlock": ("paxosd.cli.locks", "unlock", "Release a lock."),
+    "lock-status": ("paxosd.cli.locks", "lock_status", "Who holds a lock, and its token."),
     "register": ("paxosd.cli.verbs", "register", "Claim a unique name."),
+    "lookup": ("paxosd.cli.verbs", "lookup", "Who owns a name."),
     "propose": ("paxosd.cli.verbs", "propose", "The book's propose(): offer a value."),
     "query": ("paxosd.cli.verbs", "query", "The book's query(): the chosen value."),
-    "status": ("paxosd.cli.verbs", "status", "Every node's role, leader, ballot, slots."),
+    "status": ("paxosd.cli.status", "status", "Every node's role, leader, ballot, slots."),
+    "endpoint": ("paxosd.cli.status", "endpoint", "Per-endpoint checks: `endpoint health`."),
     "bench": ("paxosd.cli.bench", "command", "Benchmark against etcd, ZooKeeper, PySyncObj."),
 }
 
@@ -47,6 +54,26 @@ class LazyGroup(click.Group):
         rows = [(name, SUBCOMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        remember_argv(ctx, args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Every usage error of every verb as one line, `error: ...` (JSON with --json), exit
+        2; Ctrl-C ends quietly with 130, as a shell reports an interrupted command."""
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            where = error.ctx.command_path if error.ctx is not None else ctx.command_path
+            raise Failure(
+                f"{error.format_message()} (see '{where} --help')",
+                code="usage",
+                exit_code=ERROR,
+                as_json=wants_json(ctx),
+            ) from None
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(130) from None
 
 
 @click.group(cls=LazyGroup)

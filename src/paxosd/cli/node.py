@@ -1,9 +1,15 @@
-"""`paxosd node`: run one node of a cluster until SIGTERM or Ctrl-C."""
+"""`paxosd node`: run one node of a cluster until SIGTERM or Ctrl-C.
+
+Exit codes: 0 after a clean shutdown, 1 when the node cannot start (its data directory is
+refused, a port is taken), 2 for a bad config file or option; the node itself uses 70 when
+a failed fsync stops it. Logs go to stderr, one line per event (`runtime/logs.py`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -11,7 +17,25 @@ from pathlib import Path
 
 import click
 
+from paxosd.runtime import logs
 from paxosd.runtime.config import ConfigError, NodeConfig, load
+
+log = logging.getLogger("paxosd.node")
+
+log_level_option = click.option(
+    "--log-level",
+    type=click.Choice(logs.LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="The least severe log lines to write.",
+)
+log_format_option = click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="kv",
+    show_default=True,
+    help="kv: `key=value` lines; json: one JSON object per line.",
+)
 
 
 @click.command()
@@ -21,7 +45,8 @@ from paxosd.runtime.config import ConfigError, NodeConfig, load
 )  # fmt: skip
 @click.option("--node-id", type=int, help="Override node_id from the file.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Override.")
-@click.option("--log-level", default="info", show_default=True)
+@log_level_option
+@log_format_option
 @click.option(
     "--reinitialize", is_flag=True,
     help="This node lost (or damaged) its store: move what is left aside and rebuild from "
@@ -32,14 +57,10 @@ def command(
     node_id: int | None,
     data_dir: Path | None,
     log_level: str,
+    log_format: str,
     reinitialize: bool,
 ) -> None:
     """Run one paxosd node (its store must exist: `paxosd init` makes a new cluster's)."""
-    logging.basicConfig(
-        level=log_level.upper(),
-        format=f"%(asctime)s node{node_id or ''} %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     try:
         config = load(config_path)
         if node_id is not None:
@@ -48,18 +69,20 @@ def command(
             config = replace(config, data_dir=data_dir)
     except ConfigError as error:
         raise click.UsageError(f"{config_path}: {error}") from None
+    logs.setup(log_level, log_format, node_id=config.node_id)
+    if reinitialize:
+        _reinitialize(config)
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    if reinitialize:
-        _reinitialize(config)
     try:
         asyncio.run(_run(config))
     except OSError as error:
-        raise click.ClickException(f"node {config.node_id} could not start: {error}") from None
+        logs.event(log, "start_failed", logging.ERROR, reason=str(error))
+        sys.exit(1)
 
 
 def _reinitialize(config: NodeConfig) -> None:
@@ -69,13 +92,13 @@ def _reinitialize(config: NodeConfig) -> None:
     try:
         kept = datadir.reinitialize(config)
     except (StorageError, OSError) as error:
-        raise click.ClickException(f"node {config.node_id} cannot reinitialize: {error}") from None
-    where = f"; what was left is in {kept}" if kept is not None else ""
-    click.echo(
-        f"node {config.node_id}: new store in {config.data_dir}, rebuilding from every other "
-        f"member before it votes{where}",
-        err=True,
-    )
+        logs.event(log, "reinitialize_refused", logging.ERROR, reason=str(error))
+        sys.exit(1)
+    logs.event(
+        log, "store_reinitialized", logging.WARNING, data_dir=config.data_dir,
+        old_store=kept if kept is not None else "none",
+        detail="rebuilding from every other member before voting",
+    )  # fmt: skip
 
 
 async def _run(config: NodeConfig) -> None:
@@ -84,19 +107,35 @@ async def _run(config: NodeConfig) -> None:
 
     node = Node(config)
     stop = asyncio.Event()
+    cause: list[str] = []
     loop = asyncio.get_running_loop()
+
+    def asked_to_stop(signum: signal.Signals) -> None:
+        if not cause:
+            logs.event(log, "shutdown_requested", signal=signum.name)
+        cause.append(signum.name)
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, asked_to_stop, signum)
     try:
         await node.start()
     except StorageError as error:
-        raise click.ClickException(
-            f"node {config.node_id} refuses its data directory {config.data_dir}: {error}"
-        ) from None
+        logs.event(
+            log, "start_refused", logging.ERROR, data_dir=config.data_dir,
+            reason=f"node {config.node_id} refuses its data directory: {error}",
+        )  # fmt: skip
+        sys.exit(1)
     me = config.me
-    logging.getLogger("paxosd").info(
-        "node %s of %s up: http %s:%s resp %s:%s peers %s:%s data %s",
-        config.node_id, config.cluster_id, *me.http, *me.resp, *me.peer, config.data_dir,
+    logs.event(
+        log, "node_started", cluster=config.cluster_id, pid=os.getpid(),
+        http=_address(me.http), resp=_address(me.resp), peer=_address(me.peer),
+        data_dir=config.data_dir,
     )  # fmt: skip
     await stop.wait()
-    await node.stop()
+    await node.stop(cause[0] if cause else "unknown")
+    logs.event(log, "node_stopped", cause=cause[0] if cause else "unknown")
+
+
+def _address(pair: tuple[str, int]) -> str:
+    return f"{pair[0]}:{pair[1]}"

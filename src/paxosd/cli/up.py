@@ -1,37 +1,112 @@
-"""`paxosd up`: a local cluster of separate node processes, the README's first command."""
+"""`paxosd up`: a local cluster of separate node processes, the README's first command.
+
+In the foreground it supervises the nodes (`cli/supervisor.py`): a node that dies is
+reported and restarted after a pause while the others keep serving. Exit codes: 130 after
+Ctrl-C, 143 after SIGTERM (asked to stop), 1 when it cannot go on (a node fails at start, or
+no node is left running and none will be restarted), 2 for bad options or taken ports.
+"""
 
 from __future__ import annotations
 
 import json
-import os
+import logging
+import shutil
 import signal
-import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from paxosd.cli.common import Failure, Seconds
+from paxosd.cli.node import log_format_option, log_level_option
+from paxosd.cli.supervisor import Backoff, NodeProcess, Supervisor
+from paxosd.runtime import logs
 from paxosd.runtime.config import NodeConfig, local_cluster, to_toml
 from paxosd.runtime.datadir import has_store, initialise
 from paxosd.runtime.ports import port_free
 
+__all__ = ["NodeOptions", "command", "node_command", "prepare"]
+
 console = Console()
+log = logging.getLogger("paxosd.up")
+DEFAULT_DATA_DIR = Path("paxosd-data")
+DEFAULT_BASE_PORT = 7000  # the CLI's and the client's default endpoints are its ports
+leader_wait_s = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    """What `paxosd up` passes on to every `paxosd node` it starts."""
+
+    log_level: str = "info"
+    log_format: str = "kv"
+
+
+def node_command(config_path: Path, options: NodeOptions) -> list[str]:
+    """The command line that starts (and restarts) one node."""
+    return [
+        sys.executable, "-m", "paxosd", "node", "--config", str(config_path),
+        "--log-level", options.log_level, "--log-format", options.log_format,
+    ]  # fmt: skip
+
+
+def prepare(configs: list[NodeConfig], data_dir: Path, options: NodeOptions) -> list[NodeProcess]:
+    """Write each node's config file and make its folder: everything to do before the first
+    start. A brand-new cluster (no node has a store yet) is initialised; an existing one never
+    is: a node whose store went missing is refused at start, as any member's would be.
+    Returns the nodes, not yet started."""
+    new_cluster = not any(has_store(config) for config in configs)
+    nodes = []
+    for config in configs:
+        folder = data_dir / f"node{config.node_id}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = data_dir / f"node{config.node_id}.toml"
+        path.write_text(to_toml(config))
+        if new_cluster:
+            initialise(config)
+        nodes.append(
+            NodeProcess(
+                config.node_id, node_command(path, options), folder / "node.log", config.me.http
+            )
+        )
+    return nodes
 
 
 @click.command()
 @click.option("--nodes", type=click.Choice(["1", "3", "5", "7"]), default="3", show_default=True)
 @click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path),
-    default=Path("paxosd-data"), show_default=True, help="Data survives a restart.",
+    default=DEFAULT_DATA_DIR, show_default=True, help="Data survives a restart.",
 )  # fmt: skip
-@click.option("--base-port", default=7000, show_default=True, help="HTTP of node i: base+i.")
-@click.option("--wait/--no-wait", default=True, help="Stay in the foreground until Ctrl-C.")
-def command(nodes: str, data_dir: Path, base_port: int, wait: bool) -> None:
-    """Start a local cluster (separate processes on 127.0.0.1); Ctrl-C stops it cleanly."""
+@click.option(
+    "--base-port", default=DEFAULT_BASE_PORT, show_default=True,
+    type=click.IntRange(700, 65000), help="HTTP of node i: base+i.",
+)  # fmt: skip
+@click.option("--wait/--no-wait", default=True, help="Stay in the foreground, supervising.")
+@click.option(
+    "--restart/--no-restart", default=True, show_default=True,
+    help="Restart a node that dies (after --restart-delay, doubling while it keeps failing).",
+)  # fmt: skip
+@click.option(
+    "--restart-delay", default=5.0, show_default=True, type=Seconds(0, 3600),
+    help="Seconds before the first restart of a node that died.",
+)  # fmt: skip
+@log_level_option
+@log_format_option
+def command(
+    nodes: str, data_dir: Path, base_port: int, wait: bool, restart: bool, restart_delay: float,
+    log_level: str, log_format: str,
+) -> None:  # fmt: skip
+    """Start a local cluster (separate processes on 127.0.0.1). In the foreground a node
+    that dies is restarted while the others serve; Ctrl-C stops the cluster cleanly."""
+    logs.setup(log_level, log_format)
     count = int(nodes)
     data_dir = data_dir.resolve()
     configs = local_cluster(count, data_dir, base_port)
@@ -42,104 +117,156 @@ def command(nodes: str, data_dir: Path, base_port: int, wait: bool) -> None:
         if not port_free(port, host)
     ]
     if busy:
-        raise click.ClickException(
-            f"ports already in use: {', '.join(busy)}. Is a cluster already running? "
-            "Stop it, or pick other ports with --base-port."
+        raise Failure(
+            f"ports already in use: {', '.join(busy)}",
+            hint="is a cluster already running? Stop it, or pick other ports with --base-port",
         )
-    _initialise_if_new(configs)
-    processes: list[subprocess.Popen[bytes]] = []
-    for config in configs:
-        folder = data_dir / f"node{config.node_id}"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = data_dir / f"node{config.node_id}.toml"
-        path.write_text(to_toml(config))
-        log = open(folder / "node.log", "ab")  # noqa: SIM115 - owned by the child process
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "paxosd", "node", "--config", str(path)],
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        )
-    (data_dir / "cluster.pids").write_text("\n".join(str(p.pid) for p in processes) + "\n")
-    leader = _wait_for_leader(configs, processes)
-    table = Table(title=f"paxosd: {count}-node cluster on 127.0.0.1", show_lines=False)
+    options = NodeOptions(log_level, log_format)
+    processes = prepare(configs, data_dir, options)
+    supervisor = Supervisor(
+        processes,
+        restart=restart,
+        backoff=Backoff(delay_s=restart_delay),
+        log_format=log_format,
+        pids_path=data_dir / "cluster.pids",
+    )
+    supervisor.start_all()
+    try:
+        leader = _wait_for_leader(configs, processes)
+    except Failure:
+        supervisor.stop_all()
+        supervisor.close()
+        raise
+    _banner(configs, processes, leader, data_dir, base_port, wait)
+    logs.event(log, "cluster_up", nodes=count, leader=leader, data_dir=data_dir)
+    if not wait:
+        supervisor.close()
+        return
+    sys.exit(_supervise(supervisor))
+
+
+def _supervise(supervisor: Supervisor) -> int:
+    """Run the supervisor until asked to stop; the exit code."""
+    stop = threading.Event()
+    asked: list[int] = []
+
+    def asked_to_stop(signum: int, frame: FrameType | None) -> None:
+        asked.append(signum)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, asked_to_stop)
+    try:
+        outcome = supervisor.run(stop)
+    finally:
+        cause = signal.Signals(asked[0]).name if asked else "no node left"
+        logs.event(log, "cluster_stopping", cause=cause)
+        supervisor.stop_all()
+        logs.event(log, "cluster_stopped")
+        supervisor.close()
+        # Their processes are gone; a pid left in the file could be reused by another one.
+        if supervisor.pids_path is not None:
+            supervisor.pids_path.unlink(missing_ok=True)
+    if outcome == "no node":
+        return 1
+    return 128 + asked[0]
+
+
+def _banner(
+    configs: list[NodeConfig], processes: list[NodeProcess], leader: int | None,
+    data_dir: Path, base_port: int, wait: bool,
+) -> None:  # fmt: skip
+    table = Table(title=f"paxosd: {len(configs)}-node cluster on 127.0.0.1", show_lines=False)
     for column in ("node", "pid", "HTTP (API, dashboard)", "RESP"):
         table.add_column(column, no_wrap=True)
-    for config, process in zip(configs, processes, strict=True):
+    for config, node in zip(configs, processes, strict=True):
         me = config.me
         table.add_row(
             str(config.node_id) + (" (leader)" if config.node_id == leader else ""),
-            str(process.pid),
+            str(node.process.pid if node.process else "-"),
             f"{me.http[0]}:{me.http[1]}",
             f"{me.resp[0]}:{me.resp[1]}",
         )
     console.print(table)
-    console.print(f"logs: {data_dir}/node<i>/node.log")
     first = configs[0].me.http
     console.print(f"dashboard: [bold]http://{first[0]}:{first[1]}/[/bold]")
-    if base_port != 7000:  # the CLI's default endpoints are the default ports
-        endpoints = ",".join(f"{c.me.http[0]}:{c.me.http[1]}" for c in configs)
-        console.print(f"for the CLI:  export PAXOSD_ENDPOINTS={endpoints}")
+    logs_command = "paxosd logs -f"
+    if data_dir != DEFAULT_DATA_DIR.resolve():
+        logs_command += f" --data-dir {_shown(data_dir)}"
     console.print(
-        "try:  paxosd put x 1  &&  paxosd get x     |  "
-        f"redis-cli -p {configs[0].me.resp[1]} SET y 2"
+        f"logs: {_shown(data_dir)}/node<i>/node.log; follow them all: {logs_command}",
+        soft_wrap=True,
+        highlight=False,
     )
+    console.print("in another terminal:")
+    activate = _activate_line()
+    if activate:
+        console.print(f"  {activate}", soft_wrap=True, highlight=False)
+    if base_port != DEFAULT_BASE_PORT:
+        endpoints = ",".join(f"{c.me.http[0]}:{c.me.http[1]}" for c in configs)
+        console.print(f"  export PAXOSD_ENDPOINTS={endpoints}", soft_wrap=True)
+    console.print(
+        "  paxosd put x 1  &&  paxosd get x  &&  paxosd status", soft_wrap=True, highlight=False
+    )
+    console.print(f"  redis-cli -p {configs[0].me.resp[1]} SET y 2", highlight=False)
     if not wait:
-        console.print(f"running in the background; stop with: kill $(cat {data_dir}/cluster.pids)")
+        console.print(
+            f"running in the background; stop with: kill $(cat {_shown(data_dir)}/cluster.pids)",
+            soft_wrap=True,
+        )
         return
-    console.print("Ctrl-C stops the cluster (data stays in " + str(data_dir) + ")")
+    console.print(
+        "a node that dies is restarted; Ctrl-C stops the cluster "
+        f"(data stays in {_shown(data_dir)})",
+        soft_wrap=True,
+    )
+
+
+def _activate_line() -> str | None:
+    """How to put this `paxosd` on PATH, if it is not there: activate its virtualenv."""
+    here = Path(sys.executable).parent
+    found = shutil.which("paxosd")
+    if found is not None and Path(found).parent.resolve() == here.resolve():
+        return None
+    if (here / "activate").exists():
+        return f". {_shown(here / 'activate')}          # once per terminal: paxosd on PATH"
+    return None
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the current directory when inside it."""
     try:
-        while all(p.poll() is None for p in processes):
-            time.sleep(0.5)
-        dead = [c.node_id for c, p in zip(configs, processes, strict=True) if p.poll() is not None]
-        console.print(f"[red]node(s) {dead} exited; see their logs. Stopping the others.[/red]")
-    except KeyboardInterrupt:
-        console.print("stopping...")
-    finally:
-        _stop(processes)
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
-def _initialise_if_new(configs: list[NodeConfig]) -> None:
-    """A brand-new local cluster (no node has a store yet) is initialised; an existing one
-    never is: a node whose store went missing is refused at start, as any member's would be."""
-    if any(has_store(config) for config in configs):
-        return
-    for config in configs:
-        initialise(config)
-
-
-def _wait_for_leader(
-    configs: list[NodeConfig], processes: list[subprocess.Popen[bytes]]
-) -> int | None:
-    deadline = time.monotonic() + 15
+def _wait_for_leader(configs: list[NodeConfig], processes: list[NodeProcess]) -> int | None:
+    """The leader's id once one is elected (None after `leader_wait_s`). A node that exits
+    before it ever answered failed at start: a Failure, with the end of its log. One that
+    exits after answering is an ordinary death, left to the supervisor."""
+    answered: set[int] = set()
+    deadline = time.monotonic() + leader_wait_s
     while time.monotonic() < deadline:
-        for config, process in zip(configs, processes, strict=True):
-            if process.poll() is not None:
-                _stop(processes)
-                log = config.data_dir / "node.log"
-                tail = log.read_text()[-2000:] if log.exists() else ""
-                raise click.ClickException(f"node {config.node_id} exited at start:\n{tail}")
+        for config, node in zip(configs, processes, strict=True):
+            if not node.running:
+                if config.node_id in answered:
+                    continue
+                tail = node.log_path.read_text()[-2000:] if node.log_path.exists() else ""
+                raise Failure(
+                    f"node {config.node_id} exited at start; the end of its log "
+                    f"({_shown(node.log_path)}):\n{tail}",
+                    code="start_failed",
+                    exit_code=1,
+                )
             host, port = config.me.http
             try:
                 with urllib.request.urlopen(f"http://{host}:{port}/v1/status", timeout=1) as r:
                     status = json.loads(r.read())
-                if status.get("role") == "leader":
-                    return int(status["node_id"])
-            except OSError:
+            except (OSError, ValueError):
                 continue
+            answered.add(config.node_id)
+            if status.get("role") == "leader":
+                return int(status["node_id"])
         time.sleep(0.2)
     return None
-
-
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()

@@ -6,12 +6,16 @@ from paxosd.client.core import (
     CasOutcome,
     KeyValue,
     LockGrant,
+    LockHeld,
+    LockLost,
     NotHolder,
     OutcomeUnknown,
     PaxosdError,
     Registration,
+    RequestMismatch,
     Unavailable,
 )
+from paxosd.client.lease import Lease
 from paxosd.client.sync import Client
 
 __all__ = [
@@ -20,10 +24,14 @@ __all__ = [
     "CasOutcome",
     "Client",
     "KeyValue",
+    "Lease",
     "LockGrant",
+    "LockHeld",
+    "LockLost",
     "NotHolder",
     "OutcomeUnknown",
     "PaxosdError",
     "Registration",
+    "RequestMismatch",
     "Unavailable",
 ]

@@ -2,14 +2,16 @@
 
 async with AsyncClient() as client:
     await client.put("x", 1)
-    async with client.lock("jobs", ttl=10) as token:
-        ...
+    async with client.lock("jobs", ttl=10, on_lost=stop_the_job) as token:
+        ...                                    # token.lost: is the lease gone?
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,13 +28,17 @@ from paxosd.client.core import (
     LockGrant,
     PaxosdError,
     Registration,
-    Unavailable,
+    normalize,
+    ttl_ms,
 )
+from paxosd.client.lease import Acquisition, Lease, LeaseKeeper, OnLost
 
 
 class AsyncClient(ClientBase):
     def _open(self) -> None:
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s, connect=1.0))
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout_s, connect=1.0), verify=self._verify()
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -56,10 +62,10 @@ class AsyncClient(ClientBase):
         return await self._do(*ops.cas(key, expected, value))
 
     async def acquire(self, name: str, owner: str, ttl_s: float) -> LockGrant:
-        return await self._do(*ops.acquire(name, owner, int(ttl_s * 1000)))
+        return await self._do(*ops.acquire(name, owner, ttl_ms(ttl_s)))
 
     async def refresh(self, name: str, owner: str, ttl_s: float) -> LockGrant:
-        return await self._do(*ops.refresh(name, owner, int(ttl_s * 1000)))
+        return await self._do(*ops.refresh(name, owner, ttl_ms(ttl_s)))
 
     async def release(self, name: str, owner: str) -> bool:
         return await self._do(*ops.release(name, owner))
@@ -79,48 +85,99 @@ class AsyncClient(ClientBase):
     async def query(self, decision: str) -> Any:
         return await self._do(*ops.query(decision))
 
-    async def status(self) -> dict[str, Any]:
-        return await self._do(*ops.status())
+    async def status(
+        self, endpoint: str | None = None, *, timeout_s: float | None = None
+    ) -> dict[str, Any]:
+        if endpoint is None:
+            return await self._do(*ops.status(), timeout_s=timeout_s)
+        return await self._at(endpoint, *ops.status(), timeout_s=timeout_s)
+
+    async def health(self, endpoint: str, *, timeout_s: float | None = None) -> dict[str, Any]:
+        return await self._at(endpoint, *ops.health(), timeout_s=timeout_s)
+
+    async def _at(self, endpoint: str, call: Call, convert: Any, timeout_s: float | None) -> Any:
+        url = normalize([endpoint])[0]
+        attempts = self._attempts(timeout_s)
+        attempts.endpoints = [url]
+        try:
+            exchange: httpx.Response | httpx.HTTPError = await self._http.request(
+                call.method, url + call.path, **self._request(call, attempts, {})
+            )
+        except httpx.HTTPError as error:
+            exchange = error
+        attempts.deadline = 0.0  # one try: a failure settles the call
+        return self._settle(call, convert, attempts, url, exchange)[1]
 
     @asynccontextmanager
     async def lock(
-        self, name: str, *, ttl: float = 10.0, owner: str | None = None, wait_s: float = 30.0
-    ) -> AsyncIterator[int]:
-        """Hold a lock for the block (refreshed by a background task); yields its token."""
-        owner = owner or f"{self.client_id}-{id(asyncio.current_task())}"
-        deadline = time.monotonic() + wait_s
+        self,
+        name: str,
+        *,
+        ttl: float = 10.0,
+        owner: str | None = None,
+        wait_s: float = 30.0,
+        on_lost: OnLost | None = None,
+    ) -> AsyncIterator[Lease]:
+        """Hold a lock for the block (refreshed by a background task); yields its fencing
+        token, a `Lease`. As `Client.lock()`: `on_lost` (a function or a coroutine function)
+        is called when the lease is lost, `token.lost` turns True, and the block raises
+        LockLost at its end."""
+        attempt = Acquisition(
+            name, owner or f"{self.client_id}-{id(asyncio.current_task())}", ttl, wait_s, self._rng
+        )
         while True:
-            grant = await self.acquire(name, owner, ttl)
-            if grant.acquired and grant.fencing_token is not None:
+            attempt.sending()
+            lease = attempt.settle(await self.acquire(name, attempt.owner, ttl))
+            if lease is not None:
                 break
-            if time.monotonic() >= deadline:
-                raise Unavailable(f"lock {name!r} is held by {grant.owner!r}; gave up waiting")
-            await asyncio.sleep(min(0.2, ttl / 10) * (0.5 + self._rng.random()))
-        refresher = asyncio.create_task(self._keep_alive(name, owner, ttl))
+            await asyncio.sleep(attempt.pause_s())
+        keeper = LeaseKeeper(lease, on_lost)
+        refresher = asyncio.create_task(self._keep_alive(keeper))
         try:
-            yield grant.fencing_token
-        finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
-            with contextlib.suppress(PaxosdError):
-                await self.release(name, owner)
+            yield lease
+        except BaseException:
+            await self._end_lock(keeper, refresher)
+            raise  # the block's own error comes first
+        await self._end_lock(keeper, refresher)
+        if lease.lost:
+            raise lease.error()
 
-    async def _keep_alive(self, name: str, owner: str, ttl: float) -> None:
+    async def _end_lock(self, keeper: LeaseKeeper, refresher: asyncio.Task[None]) -> None:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        keeper.expired(time.monotonic())  # a block that ran past the lease lost it
+        await _settled(keeper.take_pending())
+        with contextlib.suppress(PaxosdError):
+            await self.release(keeper.lease.name, keeper.lease.owner)
+
+    async def _keep_alive(self, keeper: LeaseKeeper) -> None:
+        lease = keeper.lease
         while True:
-            await asyncio.sleep(ttl / 3)
-            with contextlib.suppress(PaxosdError):
-                await self.refresh(name, owner, ttl)
+            await asyncio.sleep(keeper.wait_s())
+            sent_at = time.monotonic()
+            if keeper.expired(sent_at):
+                await _settled(keeper.take_pending())
+                return
+            try:
+                call, convert = ops.refresh(lease.name, lease.owner, ttl_ms(lease.ttl_s))
+                await self._do(call, convert, timeout_s=keeper.time_left_s(sent_at))
+            except PaxosdError as error:
+                if keeper.failed(error):
+                    await _settled(keeper.take_pending())
+                    return
+                continue
+            keeper.refreshed(sent_at)
 
-    async def _do(self, call: Call, convert: Any) -> Any:
+    async def _do(self, call: Call, convert: Any, timeout_s: float | None = None) -> Any:
         with self._headers(call) as headers:
-            attempts = self._attempts()
+            attempts = self._attempts(timeout_s)
             while True:
                 endpoint = attempts.next_endpoint()
                 exchange: httpx.Response | httpx.HTTPError
                 try:
                     exchange = await self._http.request(
-                        call.method, endpoint + call.path, json=call.body, headers=headers
+                        call.method, endpoint + call.path, **self._request(call, attempts, headers)
                     )
                 except httpx.HTTPError as error:
                     exchange = error
@@ -128,3 +185,13 @@ class AsyncClient(ClientBase):
                 if done:
                     return result
                 await asyncio.sleep(attempts.backoff_s())
+
+
+async def _settled(result: Any) -> None:
+    """Await what an `on_lost` coroutine function returned; a plain function's result is
+    ignored."""
+    if inspect.isawaitable(result):
+        try:
+            await result
+        except Exception:
+            logging.getLogger("paxosd.client").exception("on_lost callback failed")

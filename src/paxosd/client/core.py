@@ -12,6 +12,7 @@ call's deadline. A write that may have reached a node and got no definite answer
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 import uuid
@@ -19,11 +20,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 DEFAULT_ENDPOINTS = ("http://127.0.0.1:7001", "http://127.0.0.1:7002", "http://127.0.0.1:7003")
+ENDPOINTS_VARIABLE = "PAXOSD_ENDPOINTS"
 backoff_s_min = 0.02
 backoff_s_max = 0.5
 
@@ -32,16 +34,44 @@ class PaxosdError(Exception):
     """Base class of the client's errors."""
 
 
-class BadRequest(PaxosdError):
-    """The cluster refused the request as malformed; fix it, retrying will not help."""
+class BadRequest(PaxosdError, ValueError):
+    """The request is malformed (refused by the client before sending, or by the cluster):
+    nothing was applied; fix it, retrying will not help."""
+
+
+class RequestMismatch(BadRequest):
+    """The cluster has already applied another request under this exactly-once id (client id
+    and sequence number): two clients share an id. Nothing was applied; give each process a
+    client id of its own."""
 
 
 class NotHolder(PaxosdError):
     """A lock operation by an owner that does not hold the lock."""
 
 
+class LockHeld(PaxosdError):
+    """The lock stayed held by another owner for as long as the caller would wait (a
+    definite no: nothing was applied). `owner` names the holder."""
+
+    def __init__(self, message: str, owner: str | None = None) -> None:
+        super().__init__(message)
+        self.owner = owner
+
+
+class LockLost(PaxosdError):
+    """A lock held with `Client.lock()` was lost while the block ran: a refresh was refused
+    (another owner has it) or none got through before the lease ended. Work done since then
+    may have overlapped another holder's; only the fencing token protected it."""
+
+
 class Unavailable(PaxosdError):
-    """No node could serve the request in time. For a write, nothing was applied."""
+    """No node could serve the request in time. For a write, nothing was applied.
+    `refused` is True when every endpoint refused the connection: nothing is listening
+    there (the cluster is not running, or the endpoints are wrong)."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class OutcomeUnknown(Unavailable):
@@ -68,6 +98,9 @@ class LockGrant:
     acquired: bool
     owner: str | None
     fencing_token: int | None
+    # How much of the lease was left when the cluster answered, in milliseconds of the
+    # cluster's log time (None: the lock is free). The cluster states no date: its lease
+    # clock is the leader's monotonic clock, not a wall clock.
     expires_in_ms: int | None
 
 
@@ -112,19 +145,59 @@ class Call:
     write: bool
     ok_statuses: tuple[int, ...] = (200, 201)
     absent_statuses: tuple[int, ...] = ()  # answers that mean "nothing there" (404)
+    content: bytes | None = None  # the body as sent; `encode_body` makes it
+
+    def __post_init__(self) -> None:
+        if self.body is not None and self.content is None:
+            object.__setattr__(self, "content", encode_body(self.body))
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """The JSON a request carries; a value JSON cannot carry (NaN, infinity, a set, an
+    object) is the caller's mistake, refused here as BadRequest before anything is sent."""
+    try:
+        return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+    except ValueError:
+        raise BadRequest(
+            "NaN and infinity are not JSON values; send a number or a string"
+        ) from None
+    except TypeError as error:
+        raise BadRequest(f"the value is not JSON: {error}") from None
 
 
 def kv_path(key: str) -> str:
-    return "/v1/kv/" + quote(key, safe="")
+    return "/v1/kv/" + quote(_nonempty(key, "key"), safe="")
 
 
 def named(prefix: str, name: str, suffix: str = "") -> str:
-    return f"/v1/{prefix}/{quote(name, safe='')}{suffix}"
+    what = {"locks": "lock name", "names": "name", "decisions": "decision id"}.get(prefix, "name")
+    return f"/v1/{prefix}/{quote(_nonempty(name, what), safe='')}{suffix}"
+
+
+def _nonempty(text: str, what: str) -> str:
+    if not isinstance(text, str):
+        raise BadRequest(f"the {what} must be a string, not {type(text).__name__}")
+    if not text:
+        raise BadRequest(f"the {what} must not be empty")
+    return text
+
+
+def ttl_ms(ttl_s: float) -> int:
+    """A lease in seconds, checked against the cluster's limits, in milliseconds."""
+    # Imported here: the service package costs tens of milliseconds, every CLI start.
+    from paxosd.service.commands import ttl_ms_max, ttl_ms_min
+
+    low, high = ttl_ms_min / 1000, ttl_ms_max / 1000
+    if not isinstance(ttl_s, int | float) or not low <= ttl_s <= high:  # also refuses NaN
+        raise BadRequest(f"the lock ttl must be between {low:g} and {high:g} seconds, not {ttl_s}")
+    return round(ttl_s * 1000)
 
 
 def normalize(endpoints: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """Endpoints as base URLs. None: $PAXOSD_ENDPOINTS, else the local cluster's. Each is
+    HOST:PORT or http://HOST:PORT; anything else is a BadRequest naming it."""
     if endpoints is None:
-        return list(DEFAULT_ENDPOINTS)
+        endpoints = os.environ.get(ENDPOINTS_VARIABLE) or list(DEFAULT_ENDPOINTS)
     if isinstance(endpoints, str):
         endpoints = [e for e in endpoints.split(",") if e.strip()]
     result = []
@@ -132,9 +205,17 @@ def normalize(endpoints: str | list[str] | tuple[str, ...] | None) -> list[str]:
         endpoint = endpoint.strip().rstrip("/")
         if "://" not in endpoint:
             endpoint = "http://" + endpoint
+        parts = urlsplit(endpoint)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+            shown = endpoint.removeprefix("http://")
+            raise BadRequest(f"bad endpoint {shown!r}: expected HOST:PORT, e.g. 127.0.0.1:7001")
         result.append(endpoint)
     if not result:
-        raise ValueError("no endpoints given")
+        raise BadRequest("no endpoints given: expected HOST:PORT,HOST:PORT,...")
     return result
 
 
@@ -150,6 +231,9 @@ class Attempts:
     reached: bool = False  # some node may have received this write
     preferred: str | None = None
     errors: list[str] = field(default_factory=list)
+    refused: set[str] = field(default_factory=set)  # endpoints that refused the connection
+    answered: bool = False  # some endpoint took the connection (or sent an answer)
+    just_refused: bool = False  # the last try's connection was refused
 
     def next_endpoint(self) -> str:
         if self.preferred is not None:
@@ -159,16 +243,39 @@ class Attempts:
         return endpoint
 
     def backoff_s(self) -> float:
+        if self.just_refused and len(self.refused) < len(self.endpoints):
+            return 0.0  # nothing listens there; the next endpoint costs nobody anything
         base = min(backoff_s_max, backoff_s_min * (2 ** min(self.tries, 8)))
         return base * (0.5 + self.rng.random())
 
+    def remaining_s(self, now: float) -> float:
+        return max(0.0, self.deadline - now)
+
     def failed(self, call: Call, why: str, maybe_applied: bool) -> None:
         self.tries += 1
+        self.just_refused = False
         self.errors.append(why)
         if call.write and maybe_applied:
             self.reached = True
 
+    def refused_by(self, call: Call, endpoint: str, why: str) -> None:
+        """The endpoint refused the connection: nothing listens there, so it saw nothing."""
+        self.failed(call, f"{endpoint}: {why}", maybe_applied=False)
+        self.refused.add(endpoint)
+        self.just_refused = True
+
+    def refused_everywhere(self) -> bool:
+        """Every endpoint refused the connection and none ever took one: nothing is
+        listening, and waiting out the deadline would only make the caller wait."""
+        return not self.answered and self.refused >= set(self.endpoints)
+
     def give_up(self, call: Call) -> PaxosdError:
+        if self.refused_everywhere():
+            where = ", ".join(e.removeprefix("http://") for e in self.endpoints)
+            message = f"every endpoint refused the connection ({where})"
+            if call.write and self.reached:
+                return OutcomeUnknown(message)
+            return Unavailable(message, refused=True)
         detail = "; ".join(self.errors[-3:])
         if call.write and self.reached:
             return OutcomeUnknown(f"no definite answer from the cluster ({detail})")
@@ -201,6 +308,8 @@ def judge(call: Call, status: int, body: bytes) -> Verdict:
     message = data.get("message", "") if isinstance(data, dict) else ""
     if status == 409 and code == "not_holder":
         return Verdict(True, error=NotHolder(message))
+    if code == "request_mismatch":
+        return Verdict(True, error=RequestMismatch(f"{code}: {message}"))
     if code == "stale_request":  # a session used by two requests at once: our bug
         return Verdict(True, error=PaxosdError(f"session reused concurrently: {message}"))
     if status == 409:
@@ -265,6 +374,11 @@ class ClientBase:
         """Make the HTTP connection pool (blocking or asyncio: the subclass's)."""
         raise NotImplementedError
 
+    def _verify(self) -> bool:
+        """Whether the pool needs certificates: only for https endpoints (loading them costs
+        about 0.2 s, which a command-line call would pay every time)."""
+        return any(e.startswith("https://") for e in self.endpoints)
+
     @contextmanager
     def _headers(self, call: Call) -> Iterator[dict[str, str]]:
         """The exactly-once headers of a write (a session borrowed for its whole life, retries
@@ -278,14 +392,26 @@ class ClientBase:
         finally:
             self._sessions.give_back(session)
 
-    def _attempts(self) -> Attempts:
+    def _attempts(self, timeout_s: float | None = None) -> Attempts:
         return Attempts(
             self.endpoints,
-            time.monotonic() + self.timeout_s,
+            time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s),
             self._rng,
             start=self._rng.randrange(len(self.endpoints)),
             preferred=self._leader,
         )
+
+    def _request(self, call: Call, attempts: Attempts, headers: dict[str, str]) -> dict[str, Any]:
+        """The keyword arguments of one try's HTTP request: its body, and a timeout that ends
+        with the call's deadline (a slow node cannot hold the call past it)."""
+        remaining = max(0.001, attempts.remaining_s(time.monotonic()))
+        if call.content is not None:
+            headers = {**headers, "Content-Type": "application/json"}
+        return {
+            "content": call.content,
+            "headers": headers,
+            "timeout": httpx.Timeout(remaining, connect=min(1.0, remaining)),
+        }
 
     def _settle(
         self,
@@ -298,10 +424,17 @@ class ClientBase:
         """(True, result) when the call is answered; raises its definite error; otherwise
         records the failed attempt and returns (False, None): try again after a backoff."""
         if isinstance(exchange, httpx.ConnectError):
-            attempts.failed(call, f"{endpoint}: {exchange}", maybe_applied=False)
+            attempts.refused_by(call, endpoint, str(exchange))
+            if attempts.refused_everywhere():
+                raise attempts.give_up(call)
+        elif isinstance(exchange, httpx.ConnectTimeout):  # no connection: nothing was sent
+            attempts.failed(call, f"{endpoint}: connect timeout", maybe_applied=False)
         elif isinstance(exchange, httpx.HTTPError):
-            attempts.failed(call, f"{endpoint}: {exchange}", maybe_applied=True)
+            attempts.answered = True
+            why = str(exchange) or type(exchange).__name__
+            attempts.failed(call, f"{endpoint}: {why}", maybe_applied=True)
         else:
+            attempts.answered = True
             verdict = judge(call, exchange.status_code, exchange.content)
             if verdict.done:
                 self._leader = endpoint if call.write else self._leader

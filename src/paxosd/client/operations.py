@@ -82,6 +82,11 @@ def status() -> Operation:
     return Call("GET", "/v1/status", None, False), lambda d: d
 
 
+def health() -> Operation:
+    # 503 is an answer here, not a failure: the node is up and says it is unhealthy.
+    return Call("GET", "/healthz", None, False, ok_statuses=(200, 503)), lambda d: d
+
+
 __all__ = [
     "CasOutcome",
     "KeyValue",
@@ -92,6 +97,7 @@ __all__ = [
     "cas",
     "delete",
     "get",
+    "health",
     "lock_status",
     "lookup",
     "propose",

@@ -7,6 +7,7 @@ client.put("config/mode", {"fast": True})
 client.get("config/mode").value           # {'fast': True}
 with client.lock("jobs/nightly", ttl=10) as token:
     storage.write(data, fencing_token=token)   # the resource refuses older tokens
+    token.check()                              # raises LockLost if the lease is gone
 """
 
 from __future__ import annotations
@@ -29,16 +30,19 @@ from paxosd.client.core import (
     LockGrant,
     PaxosdError,
     Registration,
-    Unavailable,
     normalize,
+    ttl_ms,
 )
+from paxosd.client.lease import Acquisition, Lease, LeaseKeeper, OnLost
 
 
 class Client(ClientBase):
     """A connection pool to a paxosd cluster. Thread-safe; reuse one per process."""
 
     def _open(self) -> None:
-        self._http = httpx.Client(timeout=httpx.Timeout(self.timeout_s, connect=1.0))
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(self.timeout_s, connect=1.0), verify=self._verify()
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -68,10 +72,12 @@ class Client(ClientBase):
         return self._do(*ops.cas(key, expected, value))
 
     def acquire(self, name: str, owner: str, ttl_s: float) -> LockGrant:
-        return self._do(*ops.acquire(name, owner, int(ttl_s * 1000)))
+        """Take the lock for `ttl_s` seconds if it is free (or already `owner`'s)."""
+        return self._do(*ops.acquire(name, owner, ttl_ms(ttl_s)))
 
     def refresh(self, name: str, owner: str, ttl_s: float) -> LockGrant:
-        return self._do(*ops.refresh(name, owner, int(ttl_s * 1000)))
+        """Extend `owner`'s lease to `ttl_s` from now; NotHolder if it no longer holds it."""
+        return self._do(*ops.refresh(name, owner, ttl_ms(ttl_s)))
 
     def release(self, name: str, owner: str) -> bool:
         return self._do(*ops.release(name, owner))
@@ -94,61 +100,112 @@ class Client(ClientBase):
         """The book's query(): the chosen value, or None if nothing was proposed yet."""
         return self._do(*ops.query(decision))
 
-    def status(self, endpoint: str | None = None) -> dict[str, Any]:
-        call, convert = ops.status()
+    def status(
+        self, endpoint: str | None = None, *, timeout_s: float | None = None
+    ) -> dict[str, Any]:
+        """A node's view of the cluster (`endpoint`'s, else any node's); Unavailable if it
+        does not answer within `timeout_s`."""
         if endpoint is None:
-            return self._do(call, convert)
-        response = self._http.get(normalize([endpoint])[0] + call.path)
-        return convert(response.json())
+            return self._do(*ops.status(), timeout_s=timeout_s)
+        return self._at(endpoint, *ops.status(), timeout_s=timeout_s)
+
+    def health(self, endpoint: str, *, timeout_s: float | None = None) -> dict[str, Any]:
+        """`endpoint`'s health check: {"ok": bool, "node_id", "leader", ...}."""
+        return self._at(endpoint, *ops.health(), timeout_s=timeout_s)
+
+    def _at(self, endpoint: str, call: Call, convert: Any, timeout_s: float | None) -> Any:
+        """One request to one node, no retries (a question about that node)."""
+        url = normalize([endpoint])[0]
+        attempts = self._attempts(timeout_s)
+        attempts.endpoints = [url]
+        try:
+            exchange: httpx.Response | httpx.HTTPError = self._http.request(
+                call.method, url + call.path, **self._request(call, attempts, {})
+            )
+        except httpx.HTTPError as error:
+            exchange = error
+        attempts.deadline = 0.0  # one try: a failure settles the call
+        return self._settle(call, convert, attempts, url, exchange)[1]
 
     @contextmanager
     def lock(
-        self, name: str, *, ttl: float = 10.0, owner: str | None = None, wait_s: float = 30.0
-    ) -> Iterator[int]:
-        """Hold a lock for the block and hand out its fencing token. The lease is refreshed
-        in the background; pass the token to whatever you protect, and have it refuse older
-        tokens - a paused holder whose lease lapsed then cannot do harm."""
-        owner = owner or f"{self.client_id}-{threading.get_ident()}"
-        deadline = time.monotonic() + wait_s
+        self,
+        name: str,
+        *,
+        ttl: float = 10.0,
+        owner: str | None = None,
+        wait_s: float = 30.0,
+        on_lost: OnLost | None = None,
+    ) -> Iterator[Lease]:
+        """Hold a lock for the block and hand out its fencing token (a `Lease`, an int).
+
+        The lease is refreshed in the background every ttl/3. Pass the token to whatever you
+        protect and have it refuse older tokens: a paused holder whose lease lapsed then
+        cannot do harm. If the lease is lost (a refresh refused, or none got through before
+        it could end), `on_lost(LockLost)` is called at once from the refresher's thread,
+        `token.lost` turns True (`token.check()` raises), and the block, if it ends normally,
+        raises LockLost. Waits up to `wait_s` for a held lock, then raises LockHeld."""
+        attempt = Acquisition(
+            name, owner or f"{self.client_id}-{threading.get_ident()}", ttl, wait_s, self._rng
+        )
         while True:
-            grant = self.acquire(name, owner, ttl)
-            if grant.acquired and grant.fencing_token is not None:
+            attempt.sending()
+            lease = attempt.settle(self.acquire(name, attempt.owner, ttl))
+            if lease is not None:
                 break
-            if time.monotonic() >= deadline:
-                raise Unavailable(f"lock {name!r} is held by {grant.owner!r}; gave up waiting")
-            time.sleep(min(0.2, ttl / 10) * (0.5 + self._rng.random()))
+            time.sleep(attempt.pause_s())
+        keeper = LeaseKeeper(lease, on_lost)
         stop = threading.Event()
         refresher = threading.Thread(
-            target=self._keep_alive, args=(name, owner, ttl, stop), daemon=True
+            target=self._keep_alive, args=(keeper, stop), daemon=True, name=f"lock-{name}"
         )
         refresher.start()
         try:
-            yield grant.fencing_token
-        finally:
-            stop.set()
-            refresher.join()
-            # Expired or unreachable: the lease ends on its own.
-            with contextlib.suppress(PaxosdError):
-                self.release(name, owner)
+            yield lease
+        except BaseException:
+            self._end_lock(keeper, stop, refresher)
+            raise  # the block's own error comes first
+        self._end_lock(keeper, stop, refresher)
+        if lease.lost:
+            raise lease.error()
 
-    def _keep_alive(self, name: str, owner: str, ttl: float, stop: threading.Event) -> None:
-        while not stop.wait(ttl / 3):
+    def _end_lock(
+        self, keeper: LeaseKeeper, stop: threading.Event, refresher: threading.Thread
+    ) -> None:
+        stop.set()
+        refresher.join()
+        lease = keeper.lease
+        keeper.expired(time.monotonic())  # a block that ran past the lease lost it
+        # Expired or unreachable: the lease ends on its own.
+        with contextlib.suppress(PaxosdError):
+            self.release(lease.name, lease.owner)
+
+    def _keep_alive(self, keeper: LeaseKeeper, stop: threading.Event) -> None:
+        lease = keeper.lease
+        while not stop.wait(keeper.wait_s()):
+            sent_at = time.monotonic()
+            if keeper.expired(sent_at):
+                return
             try:
-                self.refresh(name, owner, ttl)
-            except PaxosdError:
-                continue  # try again; if the lease lapses, the fencing token protects
+                call, convert = ops.refresh(lease.name, lease.owner, ttl_ms(lease.ttl_s))
+                self._do(call, convert, timeout_s=keeper.time_left_s(sent_at))
+            except PaxosdError as error:
+                if keeper.failed(error):
+                    return
+                continue
+            keeper.refreshed(sent_at)
 
     # -- sending ---------------------------------------------------------------------------
 
-    def _do(self, call: Call, convert: Any) -> Any:
+    def _do(self, call: Call, convert: Any, timeout_s: float | None = None) -> Any:
         with self._headers(call) as headers:
-            attempts = self._attempts()
+            attempts = self._attempts(timeout_s)
             while True:
                 endpoint = attempts.next_endpoint()
                 exchange: httpx.Response | httpx.HTTPError
                 try:
                     exchange = self._http.request(
-                        call.method, endpoint + call.path, json=call.body, headers=headers
+                        call.method, endpoint + call.path, **self._request(call, attempts, headers)
                     )
                 except httpx.HTTPError as error:
                     exchange = error

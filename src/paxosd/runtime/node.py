@@ -182,7 +182,7 @@ class Node:
             self.driver = Driver(replica, self.store, self.transport, self.clock, self, options)
             await self.transport.start()
             self._tick_handle = self.loop.call_later(self.tick_s, self._tick)
-        self._event("started", version=self.version, data=self.config.data_dir)
+        self._remember("started", version=self.version, data=str(self.config.data_dir))
         if serve_clients:
             await self._serve_clients()
 
@@ -201,7 +201,7 @@ class Node:
         if self.stopping:
             return
         self.stopping = True
-        self._event("stopping", cause=cause)
+        self._remember("stopping", cause=cause)
         for server in self.servers:
             cleanup = getattr(server, "cleanup", None)
             if cleanup is not None:
@@ -358,8 +358,13 @@ class Node:
     # -- observation ----------------------------------------------------------------------
 
     def _event(self, kind: str, level: int = logging.INFO, **fields: Any) -> None:
-        self.events.append({"at": _iso(time.time()), "event": kind, **_jsonable(fields)})
+        """An event for the log and for the status page's recent events."""
+        self._remember(kind, **fields)
         event(log, kind, level, node=self.node_id, **fields)
+
+    def _remember(self, kind: str, **fields: Any) -> None:
+        """An event for the status page only (cli/node.py logs starting and stopping)."""
+        self.events.append({"at": _iso(time.time()), "event": kind, **_jsonable(fields)})
 
     def _observe(self) -> None:
         driver = self.driver
