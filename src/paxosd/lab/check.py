@@ -14,12 +14,12 @@ from typing import Any
 
 from paxosd.check.consensus import PROPERTIES, Verdict
 from paxosd.core.protocol import CoreConfig
-from paxosd.core.types import Envelope, describe
+from paxosd.core.types import Envelope
 from paxosd.lab.algorithms import Algorithm
 from paxosd.lab.values import values as value_names
 from paxosd.sim.explorer import Budget, Explorer, Step
 from paxosd.sim.swarm import FAULTS, RunSpec, swarm
-from paxosd.sim.trace import Event
+from paxosd.sim.trace import Event, message_fields
 
 EXPLORE_FAULTS = {"crash", "restart", "partition", "asymmetric", "loss", "duplicate", "reorder"}
 DEFAULT_TIMING = {"leader": "bounded", "failover": "bounded", "majority": "bounded"}
@@ -216,8 +216,7 @@ def steps_as_trace(steps: list[Step]) -> list[Event]:
         events.append({"t": t, "seq": len(events), "ev": ev, **fields})
 
     def fields(env: Envelope) -> dict[str, Any]:
-        ident = message_ids.setdefault(env, len(message_ids) + 1)
-        return {"src": env.src, "dst": env.dst, "msg": describe(env.msg), "id": ident}
+        return message_fields(env, message_ids.setdefault(env, len(message_ids) + 1))
 
     for number, step in enumerate(steps, 1):
         env = step.envelope

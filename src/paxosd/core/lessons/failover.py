@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from paxosd.core.effects import Effects
 from paxosd.core.lessons.base import LessonCore
@@ -26,6 +26,7 @@ from paxosd.core.types import Envelope, NodeId
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat:
+    family: ClassVar[str] = "heartbeat"
     value: Any = None
 
     def describe(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from paxosd.core.effects import Effects
 from paxosd.core.lessons.base import LessonCore
@@ -22,6 +22,7 @@ from paxosd.core.types import Envelope, NodeId
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetRequest:
+    family: ClassVar[str] = "client"
     value: Any
 
     def describe(self) -> str:
@@ -30,12 +31,15 @@ class SetRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GetRequest:
+    family: ClassVar[str] = "client"
+
     def describe(self) -> str:
         return "Get"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Value:
+    family: ClassVar[str] = "client"
     value: Any
 
     def describe(self) -> str:

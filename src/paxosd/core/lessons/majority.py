@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from paxosd.core.effects import Effects
 from paxosd.core.lessons.base import LessonCore
@@ -32,6 +32,7 @@ VARIANTS = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Propose:
+    family: ClassVar[str] = "vote"
     value: Any
 
     def describe(self) -> str:
@@ -40,6 +41,7 @@ class Propose:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Vote:
+    family: ClassVar[str] = "vote"
     value: Any
 
     def describe(self) -> str:
