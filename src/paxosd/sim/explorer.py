@@ -592,7 +592,7 @@ class Explorer:
         shape of an earlier undecided state after a proposal. Fair: every message in flight at
         the start of the loop is delivered within it, so the loop starves no one. Under
         asynchronous timing the shortest such loop is usually a proposer whose timer keeps
-        firing just before the promises it waits for arrive; duelling proposers, which pre-empt
+        firing just before the promises it waits for arrive; dueling proposers, which pre-empt
         each other, are the same story told with two nodes (see the `dueling-proposers`
         scenario)."""
         quiet = Explorer(
