@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from paxosd.lab.check import (
     CheckRequest,
     run_check,
 )
+from paxosd.sim.explorer import memory_mb_max_default, states_max_default
 from paxosd.sim.swarm import FAULTS
 from paxosd.sim.trace import render
 
@@ -74,7 +76,20 @@ def lab() -> None:
     default=None,
     help="Explorer timing model (default: bounded for the lessons, async for paxos).",
 )
-@click.option("--max-states", default=2_000_000, show_default=True, help="Explorer limit.")
+@click.option(
+    "--max-states", default=states_max_default, show_default=True, help="Explorer state limit."
+)
+@click.option(
+    "--max-memory-mb",
+    default=memory_mb_max_default,
+    show_default=True,
+    help="Explorer memory limit: stop (and report) once the process uses this much.",
+)
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="Explore on after the first Agreement or Validity violation, to judge Termination.",
+)
 @click.option("--trace-out", type=click.Path(dir_okay=False), help="Write counterexamples here.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def check(
@@ -90,15 +105,23 @@ def check(
     ballots: int,
     timing: str | None,
     max_states: int,
+    max_memory_mb: int,
+    keep_going: bool,
     trace_out: str | None,
     as_json: bool,
 ) -> None:
-    """Judge ALGORITHM on Agreement, Validity, Termination and Fault tolerance."""
+    """Judge ALGORITHM on Agreement, Validity, Termination and Fault tolerance.
+
+    \b
+    Exit status: 0 fault tolerant (as far as checked), 1 a property it needs is violated,
+    2 usage error, 3 no violation found but the search stopped early (limit or Ctrl-C).
+    Ctrl-C during --explore stops the search and reports what was explored."""
     fault_set = frozenset(f.strip() for f in faults.split(",") if f.strip())
     request = CheckRequest(
         algorithms.get(algorithm), nodes=nodes, values=values, crashes=crashes,
         faults=fault_set, variant=variant, explore=explore, runs=runs, seed=seed,
-        rounds=ballots, timing=timing, states_max=max_states,
+        rounds=ballots, timing=timing, states_max=max_states, memory_mb_max=max_memory_mb,
+        keep_going=keep_going,
     )  # fmt: skip
     try:
         request.validate()
@@ -111,12 +134,26 @@ def check(
         click.echo(json.dumps(report.to_json(), indent=2, default=str))
     else:
         _print_report(report)
-    sys.exit(0)
+    sys.exit(report.exit_code)
+
+
+progress_interval_s = 10.0  # without a terminal, a progress line this often (on stderr)
 
 
 def _run_with_progress(request: CheckRequest, quiet: bool) -> CheckReport:
-    if quiet or not console.is_terminal:
+    if quiet:
         return run_check(request)
+    if not console.is_terminal:
+        last = time.monotonic()
+
+        def note(count: int) -> None:
+            nonlocal last
+            if time.monotonic() - last >= progress_interval_s:
+                last = time.monotonic()
+                what = "states" if request.explore else "runs"
+                click.echo(f"... {count:,} {what} so far", err=True)
+
+        return run_check(request, note)
     if request.explore:
         with Progress(
             TextColumn("exploring"), TextColumn("{task.completed:,} states"),
@@ -150,6 +187,7 @@ def _print_report(report: CheckReport) -> None:
             f"timing: {config['timing']}, network: {config['network']}, "
             f"ballots per proposer: {config['ballots_per_proposer']}"
         )
+        console.print(report.summary, highlight=False, soft_wrap=True)
     table = Table(show_header=True, header_style="bold")
     table.add_column("Property")
     table.add_column("Verdict")

@@ -31,6 +31,8 @@ in order) with no decision, a loop that can repeat without end.
 from __future__ import annotations
 
 import random
+import resource
+import sys
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field, replace
@@ -40,8 +42,12 @@ from paxosd.check.consensus import Verdict
 from paxosd.core.protocol import Core, CoreConfig, CoreFactory
 from paxosd.core.types import Ballot, Envelope, NodeId, describe
 
-states_max_default = 2_000_000
+# Limits. About 3.5 KB of memory per explored state for Paxos with every fault, so the state
+# limit and the memory limit meet near 600,000 states: either one stops the search on a laptop.
+states_max_default = 1_000_000
+memory_mb_max_default = 2_048
 livelock_states_max = 200_000
+check_every_states = 2_000  # progress reports and the memory check, every this many states
 
 TIMINGS = {
     "async": "any timer may fire at any moment, even while messages are on their way",
@@ -71,6 +77,7 @@ class Budget:
     timing: str = "async"
     network: str = "consume"
     states_max: int = states_max_default
+    memory_mb_max: int | None = memory_mb_max_default
 
     def __post_init__(self) -> None:
         assert self.timing in TIMINGS, f"unknown timing {self.timing!r}"
@@ -221,6 +228,28 @@ class Exploration:
     states: list[ExState] | None = None
     index: dict[Hashable, int] | None = None
     livelock_states: int = 0
+    # Why the search ended before visiting every state: "state limit", "memory limit",
+    # "interrupted" (Ctrl-C) or "violation" (a `stop_on` property broke); None if complete.
+    stopped: str | None = None
+
+    @property
+    def depth(self) -> int:
+        """The deepest level reached: every state up to this many steps away was visited."""
+        return self.graph.depth[-1] if len(self.graph) else 0
+
+    def summary(self) -> str:
+        """One line on how far the search got, for a run that stopped early."""
+        safety = [p for p in ("agreement", "validity") if self.verdicts[p].status == "violated"]
+        quiet = "no violation so far" if self.stopped else "no violation"
+        found = f"{' and '.join(safety)} violated" if safety else quiet
+        how = {
+            None: "explored every state",
+            "state limit": "stopped at the state limit (--max-states)",
+            "memory limit": "stopped at the memory limit (--max-memory-mb)",
+            "interrupted": "interrupted (Ctrl-C)",
+            "violation": "stopped at the first violation",
+        }[self.stopped]
+        return f"{how}: {len(self.graph):,} states, depth {self.depth} reached; {found}"
 
 
 class Explorer:
@@ -474,39 +503,52 @@ class Explorer:
             queue.append((number, state))
             return number
 
-        add(self.initial(), -1, None)
-        complete = stopped = False
-        while queue:
-            if stop_on & verdicts.keys():
-                stopped = True
-                break
-            if len(graph) >= self.budget.states_max:
-                break
-            number, state = queue.popleft()
-            edges = graph.edges[number]
-            for step, successor in self.successors(state):
-                edges.append((add(successor, number, step), step.fault))
-            graph.expanded[number] = True
-            if progress is not None and number % 5000 == 0:
-                progress(len(graph))
-        else:
-            complete = True
+        stopped: str | None = None
+        try:
+            add(self.initial(), -1, None)
+            while queue:
+                if stop_on & verdicts.keys():
+                    stopped = "violation"
+                    break
+                if len(graph) >= self.budget.states_max:
+                    stopped = "state limit"
+                    break
+                number, state = queue.popleft()
+                edges = graph.edges[number]
+                for step, successor in self.successors(state):
+                    edges.append((add(successor, number, step), step.fault))
+                graph.expanded[number] = True
+                if number % check_every_states == 0:
+                    if progress is not None:
+                        progress(len(graph))
+                    if _over_memory(self.budget.memory_mb_max):
+                        stopped = "memory limit"
+                        break
+        except KeyboardInterrupt:
+            # Ctrl-C: keep what was found, to report it. Termination is not judged on a graph
+            # that may end in a half-added state.
+            stopped = "interrupted"
         if progress is not None:
             progress(len(graph))
+        complete = stopped is None
         for prop in ("agreement", "validity"):
             if prop not in verdicts:
-                where = (
-                    f"in all {len(graph):,} reachable states"
-                    if complete
-                    else f"in the {len(graph):,} states explored before the state limit"
-                )
+                if stopped is None:
+                    where = f"in all {len(graph):,} reachable states"
+                elif stopped == "violation":
+                    where = "not judged: the search ended at the first violation"
+                else:
+                    where = f"in the {len(graph):,} states explored before {_ENDED[stopped]}"
                 verdicts[prop] = Verdict(prop, "holds" if complete else "unknown", where)
         exploration = Exploration(
             graph, verdicts, counterexamples, complete,
             kept if self.keep_states else None, index if self.keep_states else None,
+            stopped=stopped,
         )  # fmt: skip
-        if stopped:
-            verdicts["termination"] = Verdict("termination", "unknown", "search stopped early")
+        if stopped in ("violation", "interrupted", "memory limit"):
+            verdicts["termination"] = Verdict(
+                "termination", "unknown", f"not judged: the search ended at {_ENDED[stopped]}"
+            )
         else:
             self._judge_termination(exploration)
         return exploration
@@ -565,7 +607,14 @@ class Explorer:
                 )
                 exploration.counterexamples["termination"] = graph.path(state)
                 return
-        lasso, searched = self.find_livelock()
+        try:
+            lasso, searched = self.find_livelock()
+        except KeyboardInterrupt:
+            exploration.stopped = exploration.stopped or "interrupted"
+            exploration.verdicts["termination"] = Verdict(
+                "termination", "unknown", "interrupted during the search for a livelock"
+            )
+            return
         exploration.livelock_states = searched
         if lasso is not None:
             exploration.verdicts["termination"] = Verdict(
@@ -670,6 +719,24 @@ def _loop_back(
             path.reverse()
             return path
     return None
+
+
+_ENDED = {
+    "state limit": "the state limit",
+    "memory limit": "the memory limit",
+    "interrupted": "Ctrl-C",
+    "violation": "the first violation",
+}
+
+
+def _over_memory(memory_mb_max: int | None) -> bool:
+    """Whether this process has grown past the budget (its peak resident size, which the
+    kernel counts in kilobytes on Linux and in bytes on macOS)."""
+    if memory_mb_max is None:
+        return False
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_mb = peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+    return peak_mb > memory_mb_max
 
 
 def reach_backwards(graph: Graph, goal: Callable[[int], bool]) -> list[bool]:
