@@ -254,8 +254,12 @@ def steps_as_trace(steps: list[Step]) -> list[Event]:
     for number, step in enumerate(steps, 1):
         env = step.envelope
         match step.kind:
-            case "deliver" | "duplicate":
+            case "deliver":
                 assert env is not None
+                log(number, "recv", **fields(env))
+            case "duplicate":  # delivered, and the network keeps a copy to deliver again
+                assert env is not None
+                log(number, "dup", **fields(env))
                 log(number, "recv", **fields(env))
             case "drop":
                 assert env is not None
@@ -268,6 +272,8 @@ def steps_as_trace(steps: list[Step]) -> list[Event]:
                 log(number, "cut", links=sorted(list(link) for link in step.links))
             case "heal":
                 log(number, "heal", links=[])
+            case "tick":
+                log(number, "tick")
         for node, note in step.notes:
             if note.startswith("decides "):
                 log(number, "decide", node=node, value=note.removeprefix("decides "))

@@ -341,7 +341,7 @@ class Explorer:
         yield from self._deliveries(state)
         if self.budget.timing == "bounded":
             if not any(self._deliverable(state, e) for e in state.network):
-                yield from self._tick_all(state)
+                yield from self.tick_all(state)
         else:
             yield from self._tick_each(state)
         yield from self._faults(state)
@@ -373,7 +373,7 @@ class Explorer:
                 lost = state.but(network=state.network - {envelope})
                 yield Step("drop", envelope=envelope, fault=True), lost
 
-    def _tick_all(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
+    def tick_all(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
         """Bounded timing: one unit of time passes for every live node together."""
         new = state
         notes: list[tuple[NodeId, str]] = []
@@ -470,11 +470,15 @@ class Explorer:
         self,
         progress: Callable[[int], None] | None = None,
         stop_on: frozenset[str] = frozenset(),
+        start: ExState | None = None,
+        livelock: bool = True,
     ) -> Exploration:
         """Visit every reachable state; judge agreement, validity and termination.
 
         `stop_on` names safety properties whose first (shortest) violation ends the search
-        early; the other verdicts are then "unknown"."""
+        early; the other verdicts are then "unknown". `start` explores from a given state
+        instead of the initial one (the lab's coach asks "from here, what can happen?");
+        `livelock=False` skips the search for a livelock (which starts from the initial state)."""
         graph = Graph()
         index: dict[Hashable, int] = {}
         verdicts: dict[str, Verdict] = {}
@@ -505,7 +509,7 @@ class Explorer:
 
         stopped: str | None = None
         try:
-            add(self.initial(), -1, None)
+            add(self.initial() if start is None else start, -1, None)
             while queue:
                 if stop_on & verdicts.keys():
                     stopped = "violation"
@@ -550,7 +554,7 @@ class Explorer:
                 "termination", "unknown", f"not judged: the search ended at {_ENDED[stopped]}"
             )
         else:
-            self._judge_termination(exploration)
+            self._judge_termination(exploration, livelock)
         return exploration
 
     def _check_safety(
@@ -594,7 +598,7 @@ class Explorer:
             return True
         return all(state.cores[self.proposer_of(i) - 1] is None for i in range(len(self.values)))
 
-    def _judge_termination(self, exploration: Exploration) -> None:
+    def _judge_termination(self, exploration: Exploration, livelock: bool = True) -> None:
         graph = exploration.graph
         hopeful = reach_backwards(graph, lambda s: graph.goal[s] or not graph.expanded[s])
         for state in range(len(graph)):
@@ -607,6 +611,13 @@ class Explorer:
                 )
                 exploration.counterexamples["termination"] = graph.path(state)
                 return
+        if not livelock:
+            exploration.verdicts["termination"] = Verdict(
+                "termination",
+                "holds" if exploration.complete else "unknown",
+                "never stuck (no search for a livelock was made)",
+            )
+            return
         try:
             lasso, searched = self.find_livelock()
         except KeyboardInterrupt:

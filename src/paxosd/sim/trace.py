@@ -18,6 +18,8 @@ Event kinds and their extra fields:
 - `slow`     node, factor             node runs `factor` times slower
 - `timeout`  node                     a timer fired (explored runs show it; simulated runs log
                                       only ticks that did something, as notes)
+- `tick`                              time passes for every node at once (explored runs under
+                                      bounded timing)
 - `phase`    name                     the run enters the "safety" or "liveness" phase
 
 Message events (send, recv, drop, dup) also carry `family`, the message's kind for drawing
@@ -135,6 +137,8 @@ def render(event: Event) -> str:
             return f"{event['node']} becomes {event['factor']}x slower"
         case "timeout":
             return f"{event['node']} times out"
+        case "tick":
+            return "time passes (every node's timer ticks)"
         case "phase":
             return f"--- {event['name']} phase ---"
         case _:

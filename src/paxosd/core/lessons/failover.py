@@ -99,6 +99,18 @@ class FailoverNode(LessonCore):
             self._offer(effects)
         return effects
 
+    def view(self) -> list[tuple[str, str]]:
+        quiet = ", ".join(
+            f"{m}:{q}" for m, q in zip(self.members, self.silence, strict=True) if m != self.node_id
+        )
+        waiting = "-" if self.pending is None else str(self.pending)
+        return [
+            ("follows", f"leader {self.leader}"),
+            ("ticks since heard", quiet),
+            ("asked to set", waiting),
+            *super().view(),
+        ]
+
     def _offer(self, effects: Effects) -> None:
         if self.leader == self.node_id:
             self._accept(effects, self.pending)

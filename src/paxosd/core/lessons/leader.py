@@ -104,6 +104,11 @@ class LeaderNode(LessonCore):
                 self.send(effects, self.leader, GetRequest())
         return effects
 
+    def view(self) -> list[tuple[str, str]]:
+        role = "leader" if self.is_leader else f"follower of {self.leader}"
+        waiting = "-" if self.pending is None else str(self.pending)
+        return [("role", role), ("asked to set", waiting), *super().view()]
+
     def _set(self, effects: Effects, value: Any) -> None:
         if self.decided is None:
             self.decide(effects, value)

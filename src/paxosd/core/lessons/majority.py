@@ -96,6 +96,14 @@ class MajorityNode(LessonCore):
             self._tally(effects)
         return effects
 
+    def view(self) -> list[tuple[str, str]]:
+        tally = ", ".join(f"{value} {count}" for value, count in self.counts().items())
+        rows = [("own vote", "-" if self.vote is None else str(self.vote))]
+        rows.append(("votes heard", tally or "-"))
+        if self.config.variant == "tiebreak":
+            rows.append(("quiet ticks", str(self.quiet_ticks)))
+        return [*rows, *super().view()]
+
     def _hear(self, effects: Effects, value: Any) -> None:
         """Vote for the first value heard of; votes are durable and never change."""
         if self.vote is not None:

@@ -208,7 +208,10 @@ class Renderer:
         kind = event["ev"]
         y = self.y(index)
         if kind == "phase":
-            self.draw_phase(index, event, y)
+            self.draw_phase(index, event, y, f"{event['name']} phase", "#495057")
+            return
+        if kind == "tick":
+            self.draw_phase(index, event, y, "time passes", LIFELINE)
             return
         if kind in ("cut", "heal", "send", "recv", "drop", "dup"):
             return  # drawn with the partitions or the messages
@@ -246,13 +249,13 @@ class Renderer:
                 self.mark(index, dot(x, y, 2.2, MUTED), x, y, 3)
                 self.fixed_label(index, x + 8, y, truncate(text, note_max_chars), "n", MUTED)
 
-    def draw_phase(self, index: int, event: Event, y: float) -> None:
+    def draw_phase(self, index: int, event: Event, y: float, text: str, colour: str) -> None:
+        """A dashed line across every lifeline: a new phase of the run, or time passing."""
         x0 = margin_px + gutter_width_px
         x1 = self.geo.width - margin_px
-        body = line(x0, y, x1, y, "#495057", 'stroke-width="1.2" stroke-dasharray="8 5"')
+        body = line(x0, y, x1, y, colour, 'stroke-width="1.2" stroke-dasharray="8 5"')
         self.layers.back.append(group(self.seq(index), full_title(event), body))
-        text = f"{event['name']} phase"
-        self.fixed_label(index, x1 - 4, y - 8, text, "kb", "#495057", anchor="end")
+        self.fixed_label(index, x1 - 4, y - 8, text, "kb", colour, anchor="end")
         self.placer.take(Box(x0, y - 2, x1, y + 2))
 
     def draw_lifelines(self) -> None:
