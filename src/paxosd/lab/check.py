@@ -15,6 +15,7 @@ from typing import Any
 from paxosd.check.consensus import PROPERTIES, Verdict
 from paxosd.core.protocol import CoreConfig
 from paxosd.core.types import Envelope
+from paxosd.lab import tracefile
 from paxosd.lab.algorithms import Algorithm
 from paxosd.lab.values import values as value_names
 from paxosd.sim.explorer import (
@@ -82,6 +83,31 @@ class CheckReport:
     depth: int | None = None  # explored runs: the deepest level reached
     stopped: str | None = None  # explored runs: why the search ended early, if it did
     summary: str = ""  # explored runs: how far the search got, in one line
+    # Each counterexample in the lab's trace format (what --trace-out writes).
+    event_traces: dict[str, list[Event]] = field(default_factory=dict)
+    request: CheckRequest | None = None
+
+    def trace_document(self) -> dict[str, Any]:
+        """The counterexamples as the lab's one trace file (see `paxosd.lab.tracefile`)."""
+        request = self.request
+        assert request is not None
+        config = {
+            "algorithm": self.algorithm,
+            "nodes": request.nodes,
+            "values": request.values,
+            "variant": request.variant,
+            "crashes": request.crashes,
+            "faults": sorted(request.faults),
+            "ballots": request.rounds,
+            "timing": request.timing,
+        }
+        model = "explored" if request.explore else "simulated"
+        if not request.explore:
+            config["seed"] = request.seed
+        return tracefile.document(
+            model, config, title=f"{self.algorithm}: counterexamples",
+            counterexamples=self.event_traces,
+        )  # fmt: skip
 
     @property
     def exit_code(self) -> int:
@@ -180,8 +206,10 @@ def _explore(request: CheckRequest, progress: Callable[[int], None] | None) -> C
         depth=exploration.depth,
         stopped=exploration.stopped,
         summary=exploration.summary(),
+        request=request,
     )
     for prop, steps in exploration.counterexamples.items():
+        report.event_traces[prop] = steps_as_trace(steps)
         report.counterexamples[prop] = {
             "steps": len(steps),
             "trace": [step.to_json() for step in steps],
@@ -226,8 +254,10 @@ def _swarm(request: CheckRequest, progress: Callable[[int], None] | None) -> Che
         },
         result.verdicts,
         runs=request.runs,
+        request=request,
     )
     for prop, run in result.counterexamples.items():
+        report.event_traces[prop] = run.trace
         report.counterexamples[prop] = {
             "steps": len(run.trace),
             "seed": run.seed,

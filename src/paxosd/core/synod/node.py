@@ -265,7 +265,8 @@ class SynodNode(LessonCore):
         if acceptor.accepted_ballot is not None:
             accepted = f"{acceptor.accepted_ballot}: {acceptor.accepted_value}"
         rows = [("promised", shown(acceptor.promised)), ("accepted", accepted)]
-        rows.append(("proposer", f"{proposer.phase} {shown(proposer.ballot)}".strip()))
+        ballot = "" if proposer.ballot is None else f" {proposer.ballot}"
+        rows.append(("proposer", f"{proposer.phase}{ballot}"))
         if proposer.value is not None:
             rows.append(("proposing", str(proposer.value)))
         if proposer.phase == P.PREPARING:
