@@ -30,6 +30,7 @@ in order) with no decision, a loop that can repeat without end.
 
 from __future__ import annotations
 
+import copy
 import random
 import resource
 import sys
@@ -84,9 +85,42 @@ class Budget:
         assert self.network in NETWORKS, f"unknown network model {self.network!r}"
 
 
+class Frozen:
+    """A hashable value whose hash is computed once. A core's state key is hashed every time
+    a state containing it is looked up, and most successors share all but one core with
+    their parent, so caching the hash of each core's key saves most of the hashing."""
+
+    __slots__ = ("_hash", "value")
+
+    def __init__(self, value: Hashable) -> None:
+        self.value = value
+        self._hash = hash(value)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (
+            isinstance(other, Frozen) and self._hash == other._hash and self.value == other.value
+        )
+
+    def __repr__(self) -> str:
+        return f"Frozen({self.value!r})"
+
+
+_DOWN = Frozen(("down",))
+
+
+def core_key(core: Core | None) -> Frozen:
+    return _DOWN if core is None else Frozen(core.state_key())
+
+
 @dataclass(slots=True)
 class ExState:
-    """One global state of the explored system (cores are live objects, never shared)."""
+    """One global state of the explored system (cores are live objects, never shared).
+
+    `core_keys` holds each core's state key (see `Frozen`); it MUST be updated whenever a core
+    is replaced, which `with_core` does."""
 
     cores: tuple[Core | None, ...]
     disks: tuple[Any, ...]
@@ -96,10 +130,15 @@ class ExState:
     partitions_left: int
     blocked: frozenset[tuple[NodeId, NodeId]]
     decided: frozenset[tuple[NodeId, Any]]
+    core_keys: tuple[Frozen, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.core_keys) != len(self.cores):
+            self.core_keys = tuple(core_key(core) for core in self.cores)
 
     def key(self) -> Hashable:
         return (
-            tuple(("down",) if core is None else core.state_key() for core in self.cores),
+            self.core_keys,
             self.disks,
             self.network,
             self.proposed,
@@ -110,7 +149,22 @@ class ExState:
         )
 
     def but(self, **changes: Any) -> ExState:
-        return replace(self, **changes)
+        """A copy with some fields changed (not `cores`: use `with_core`)."""
+        assert "cores" not in changes and "core_keys" not in changes
+        new = copy.copy(self)
+        for name, value in changes.items():
+            setattr(new, name, value)
+        return new
+
+    def with_core(
+        self, index: int, core: Core | None, key: Frozen | None = None, **changes: Any
+    ) -> ExState:
+        """A copy with node `index`'s core replaced (and other fields, as `but`)."""
+        new = self.but(**changes)
+        new.cores = self.cores[:index] + (core,) + self.cores[index + 1 :]
+        fresh = core_key(core) if key is None else key
+        new.core_keys = self.core_keys[:index] + (fresh,) + self.core_keys[index + 1 :]
+        return new
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +327,8 @@ class Explorer:
         # only here because cores expect one; explored configs use backoff bounds of 1.
         self.rng = random.Random(0)
         self.keep_states = keep_states
-        self._memo: dict[Hashable, tuple[Core, Any]] = {}
+        self._memo: dict[Hashable, tuple[Core, Any, Frozen]] = {}
+        self._order: dict[Envelope, tuple[int, int, str]] = {}
 
     def proposer_of(self, index: int) -> NodeId:
         """Value number `index` is proposed by a client at this node."""
@@ -306,29 +361,33 @@ class Explorer:
         states, which is safe because every input is applied to a fresh clone."""
         core = state.cores[index]
         assert core is not None
-        cache_key = (index, core.state_key(), memo)
+        cache_key = (index, state.core_keys[index], memo)
         cached = self._memo.get(cache_key)
         if cached is None:
             clone = core.clone()
             effects = call(clone)
             clone.invariants()
-            cached = (clone, effects)
+            cached = (clone, effects, core_key(clone))
             self._memo[cache_key] = cached
-        clone, effects = cached
+        clone, effects, key = cached
         disks = state.disks
         if effects.persist:
             disks = disks[:index] + (effects.persist[-1],) + disks[index + 1 :]
         decided = state.decided
         if effects.decided:
             decided = decided | {(self.members[index], v) for v in effects.decided}
-        new = state.but(
-            cores=state.cores[:index] + (clone,) + state.cores[index + 1 :],
-            disks=disks,
-            network=state.network | frozenset(effects.send),
+        new = state.with_core(
+            index, clone, key, disks=disks, network=state.network | frozenset(effects.send),
             decided=decided,
-        )
+        )  # fmt: skip
         node = self.members[index]
         return new, Outputs(tuple((node, note) for note in effects.notes), tuple(effects.send))
+
+    def _envelope_order(self, envelope: Envelope) -> tuple[int, int, str]:
+        known = self._order.get(envelope)
+        if known is None:
+            known = self._order[envelope] = _envelope_order(envelope)
+        return known
 
     def _deliverable(self, state: ExState, envelope: Envelope) -> bool:
         return (
@@ -357,7 +416,7 @@ class Explorer:
 
     def _deliveries(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
         grow = self.budget.network == "grow"
-        for envelope in sorted(state.network, key=_envelope_order):
+        for envelope in sorted(state.network, key=self._envelope_order):
             if not self._deliverable(state, envelope):
                 continue
             new, out = self._run(state, envelope.dst - 1, _stepping(envelope), envelope)
@@ -398,9 +457,7 @@ class Explorer:
             if core is None or self.members[i] in waiting:
                 continue
             new, out = self._run(state, i, lambda c: c.tick(), "tick")
-            after = new.cores[i]
-            assert after is not None
-            if after.state_key() != core.state_key() or new.network != state.network:
+            if new.core_keys[i] != state.core_keys[i] or new.network != state.network:
                 yield Step("timeout", node=self.members[i], notes=out.notes, sent=out.sent), new
 
     def _faults(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
@@ -426,11 +483,7 @@ class Explorer:
                     network = frozenset(e for e in network if e.dst != node)
                 yield (
                     Step("crash", node=node, fault=True),
-                    state.but(
-                        cores=state.cores[:i] + (None,) + state.cores[i + 1 :],
-                        network=network,
-                        crashes_left=state.crashes_left - 1,
-                    ),
+                    state.with_core(i, None, network=network, crashes_left=state.crashes_left - 1),
                 )
         if budget.restarts:
             for i, core in enumerate(state.cores):
@@ -442,7 +495,7 @@ class Explorer:
                 revived = self.factory(node, self.members, self.rng, self.config, durable)
                 yield (
                     Step("restart", node=node),
-                    state.but(cores=state.cores[:i] + (revived,) + state.cores[i + 1 :]),
+                    state.with_core(i, revived),
                 )
         if state.blocked:
             yield Step("heal"), state.but(blocked=frozenset())
@@ -793,6 +846,8 @@ def _kind(value: Any) -> tuple[int, tuple[str, ...]]:
         return known
     if klass is Ballot:
         kind: tuple[int, tuple[str, ...]] = (_BALLOT, ())
+    elif klass is Frozen:
+        kind = (_RECORD, ("value",))
     elif issubclass(klass, tuple | list):
         kind = (_SEQUENCE, ())
     elif issubclass(klass, frozenset | set):
