@@ -359,7 +359,6 @@ def make_app(lab: Lab | None = None) -> web.Application:
     app.router.add_post("/api/sessions/{sid}/tour/next", mutation(do_next))
     app.router.add_post("/api/sessions/{sid}/tour/show", mutation(do_show))
     app.router.add_post("/api/sessions/{sid}/coach", coach)
-    app["lab"] = lab
     return app
 
 

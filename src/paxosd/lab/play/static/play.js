@@ -2,7 +2,7 @@
   "use strict";
   // The page holds no state of its own beyond the last view the server sent: every button
   // posts to the server with the version it saw, and every answer is a fresh view.
-  var view = null, advice = null, busy = false;
+  var view = null, advice = null, busy = false, coachHint = "";
   var $ = function (id) { return document.getElementById(id); };
   var params = new URLSearchParams(location.search);
 
@@ -230,7 +230,8 @@
 
   function renderCoach() {
     var body = $("coach-body");
-    if (!advice) return;
+    if (!coachHint) coachHint = body.innerHTML;
+    if (!advice) { body.innerHTML = coachHint; return; }
     body.innerHTML = "";
     var stale = advice.step !== view.step;
     var outlook = {
