@@ -125,19 +125,6 @@ class Browser:
             await end_process(self.process)
         self._profile.cleanup()
 
-
-async def _end(process: asyncio.subprocess.Process) -> None:
-    """Stop a Chromium we started, with its helper processes (its own process group)."""
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-
     async def size(self, width: int, height: int) -> None:
         """Set the page's viewport, in CSS pixels."""
         await self.send(
@@ -154,7 +141,7 @@ async def _end(process: asyncio.subprocess.Process) -> None:
         """Click the first element matching a CSS selector (an AssertionError if none)."""
         found = await self.evaluate(
             f"(function () {{ var e = document.querySelector({json.dumps(selector)});"
-            " if (!e) return false; e.click(); return true; }})()"
+            " if (!e) return false; e.click(); return true; })()"
         )
         assert found, f"nothing on the page matches {selector}"
 
