@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paxosd.check.consensus import PROPERTIES
-from paxosd.lab.flp import BEYOND, valences
+from paxosd.lab.flp import valences, value_names_of
 from paxosd.lab.play.session import Session, coach_nodes_max
 from paxosd.sim.explorer import Step
 
@@ -79,13 +79,6 @@ class Advice:
         }
 
 
-def _names(mask: int, values: list[Any]) -> list[str]:
-    names = [str(v) for i, v in enumerate(values) if mask >> i & 1]
-    if mask >> len(values) & 1:
-        names.append(BEYOND)
-    return names
-
-
 def advise(session: Session, states_max: int = coach_states_max) -> Advice:
     """Explore every continuation of the session's current state (within `states_max`).
 
@@ -119,7 +112,7 @@ def advise(session: Session, states_max: int = coach_states_max) -> Advice:
         version=session.version,
         states=len(graph),
         complete=exploration.complete,
-        valence=_names(masks[0], values),
+        valence=value_names_of(masks[0], values),
         outlook=outlook,
         verdicts={
             prop: {"status": v.status, "detail": v.detail, "kind": v.kind}
@@ -163,8 +156,8 @@ def _critical(
                 message=session.message_id(step.envelope),
                 receiver=receiver,
                 text=step.render(),
-                after=_names(mask, values),
-                after_crash=None if crash is None else _names(masks[crash], values),
+                after=value_names_of(mask, values),
+                after_crash=None if crash is None else value_names_of(masks[crash], values),
             )
         )
     found.sort(key=lambda c: (not c.fatal, c.message))
