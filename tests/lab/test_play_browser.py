@@ -184,3 +184,31 @@ def test_every_tour_runs_to_its_end(tmp_path: Path) -> None:
             await browser.screenshot(folder / f"lab-tour-{key}.png")
 
     with_lab(body)
+
+
+def test_a_scenario_page_opens_at_step_0_with_all_seven_nodes_in_view(tmp_path: Path) -> None:
+    """`lab scenario split-vote --html`: at 1400x1000 every lifeline header is on screen."""
+    from paxosd.cli.lab import _write_diagrams
+    from paxosd.lab import scenarios
+
+    page = tmp_path / "split-vote.html"
+    _write_diagrams(scenarios.SCENARIOS["split-vote"][0](1), None, str(page))
+
+    async def scenario() -> None:
+        browser = Browser()
+        try:
+            await browser.start()
+            await browser.size(1400, 1000)
+            await browser.send("Page.navigate", url=page.as_uri())
+            await until(browser, "document.body.dataset.step", "0")
+            rights = await browser.evaluate(
+                "Array.prototype.filter.call(document.querySelectorAll('#pxd-diagram text.h'),"
+                " function (t) { return /^node \\d+$/.test(t.textContent); })"
+                ".map(function (t) { return t.getBoundingClientRect().right; })"
+            )
+            assert len(rights) == 14, rights  # a header above and below each of 7 lifelines
+            assert max(rights) <= 1400, rights
+        finally:
+            await browser.close()
+
+    asyncio.run(scenario())
