@@ -17,7 +17,7 @@ def run(*args: str) -> object:
 
 def test_check_json_has_the_documented_shape() -> None:
     result = run("lab", "check", "majority", "--explore", "--json")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # stuck: not fault tolerant
     report = json.loads(result.output)
     assert set(report) >= {
         "algorithm", "config", "properties", "counterexamples", "states_explored", "runs",
@@ -31,7 +31,7 @@ def test_check_json_has_the_documented_shape() -> None:
 
 def test_check_prints_the_verdict_table_and_a_numbered_trace() -> None:
     result = run("lab", "check", "leader", "--explore")
-    assert result.exit_code == 0
+    assert result.exit_code == 1
     for word in ("Agreement", "Validity", "Termination", "Fault tolerance", "violated"):
         assert word in result.output
     assert "1. 1 crashes" in result.output
@@ -39,7 +39,7 @@ def test_check_prints_the_verdict_table_and_a_numbered_trace() -> None:
 
 def test_a_swarm_violation_prints_its_seed_and_replay_command() -> None:
     result = run("lab", "check", "failover", "--faults", "partition", "--runs", "30")
-    assert result.exit_code == 0
+    assert result.exit_code == 1
     assert "replay with:" in result.output and "--runs 1 --seed" in result.output
     seed = result.output.split("--runs 1 --seed ")[1].split()[0]
     replay = run(
@@ -76,3 +76,54 @@ def test_flp_majority_names_the_critical_configuration() -> None:
     assert result.exit_code == 0
     assert "Critical configuration" in result.output
     assert "stuck forever" in result.output
+
+
+def test_exit_status_says_whether_the_algorithm_is_fault_tolerant() -> None:
+    """0 fault tolerant, 1 a needed property violated, 3 stopped before an answer."""
+    split_brain = run("lab", "check", "failover", "--explore", "--faults", "partition",
+                      "--crashes", "0")  # fmt: skip
+    assert split_brain.exit_code == 1, split_brain.output
+    assert "stopped at the first violation" in split_brain.output
+    calm = run("lab", "check", "failover", "--explore", "--faults", "", "--crashes", "0")
+    assert calm.exit_code == 0, calm.output
+    cut_short = run("lab", "check", "majority", "--explore", "--max-states", "50")
+    assert cut_short.exit_code == 3, cut_short.output
+    assert "stopped at the state limit (--max-states): 5" in cut_short.output
+    assert "no violation so far" in cut_short.output
+
+
+def test_the_memory_limit_stops_the_search_and_says_so() -> None:
+    result = run("lab", "check", "paxos", "--explore", "--max-memory-mb", "1", "--json")
+    assert result.exit_code == 3, result.output
+    report = json.loads(result.output)
+    assert report["stopped"] == "memory limit"
+    assert report["properties"]["agreement"] == "unknown"
+    assert report["states_explored"] >= 1 and report["depth"] >= 1
+
+
+def test_ctrl_c_reports_what_was_explored(tmp_path: Path) -> None:
+    """A long exploration interrupted with SIGINT prints its states, depth and verdict."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "paxosd", "lab", "check", "paxos", "--explore",
+               "--faults", "restart,loss,duplicate,reorder"]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    try:
+        time.sleep(4)  # well into the search, which takes minutes
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 3, out
+    assert "interrupted (Ctrl-C):" in out and "depth" in out, out
+    assert "no violation so far" in out
+    assert "Traceback" not in out and "Aborted" not in out

@@ -13,6 +13,13 @@ from paxosd.lab.diagram import Highlight, render_html, render_svg, write
 
 SVG = "{http://www.w3.org/2000/svg}"
 
+# What the simulator records as each message's family (it takes it from the message object).
+FAMILY_OF = {
+    "Prepare": "phase1", "Promise": "phase1", "Accept": "phase2", "Accepted": "phase2",
+    "Nack": "nack", "Decided": "learn", "Query": "learn", "Vote": "vote",
+    "Heartbeat": "heartbeat",
+}  # fmt: skip
+
 
 class TraceBuilder:
     """Writes traces the way the simulator does: one event per call, seq counting up."""
@@ -35,23 +42,25 @@ class TraceBuilder:
     def send(self, src: int, dst: int, msg: str) -> int:
         self._ids += 1
         self._messages[self._ids] = (src, dst, msg)
-        self.log("send", src=src, dst=dst, msg=msg, id=self._ids)
+        self.log("send", **self._fields(self._ids))
         return self._ids
+
+    def _fields(self, message_id: int) -> dict[str, Any]:
+        src, dst, msg = self._messages[message_id]
+        family = FAMILY_OF[msg.split("(")[0]]
+        return {"src": src, "dst": dst, "msg": msg, "family": family, "id": message_id}
 
     def broadcast(self, src: int, dsts: list[int], msg: str) -> list[int]:
         return [self.send(src, dst, msg) for dst in dsts]
 
     def recv(self, message_id: int) -> dict[str, Any]:
-        src, dst, msg = self._messages[message_id]
-        return self.log("recv", src=src, dst=dst, msg=msg, id=message_id)
+        return self.log("recv", **self._fields(message_id))
 
     def drop(self, message_id: int, why: str) -> dict[str, Any]:
-        src, dst, msg = self._messages[message_id]
-        return self.log("drop", src=src, dst=dst, msg=msg, id=message_id, why=why)
+        return self.log("drop", why=why, **self._fields(message_id))
 
     def dup(self, message_id: int) -> dict[str, Any]:
-        src, dst, msg = self._messages[message_id]
-        return self.log("dup", src=src, dst=dst, msg=msg, id=message_id)
+        return self.log("dup", **self._fields(message_id))
 
     def note(self, node: int, text: str) -> None:
         self.log("note", node=node, text=text)
@@ -530,3 +539,57 @@ def test_two_thousand_events_render_quickly() -> None:
     root = parse(svg)
     assert len([g for g in root.iter(f"{SVG}g") if "data-seq" in g.attrib]) >= 2000
     assert len(html) < 5_000_000
+
+
+def test_every_message_of_every_core_has_its_own_family() -> None:
+    """The engine's messages (CatchUp, Entries, ReadIndex, PreVote, Commit, Forward, ...) and
+    the teaching cores' each get a family from their class, never "other"."""
+    import typing
+
+    from paxosd.core.lessons import failover, leader, majority
+    from paxosd.core.multi import messages as multi
+    from paxosd.core.synod import messages as synod
+    from paxosd.sim.trace import FAMILIES, family_of
+
+    classes = [*typing.get_args(multi.Message), *typing.get_args(synod.Message)]
+    classes += [leader.SetRequest, leader.GetRequest, leader.Value, failover.Heartbeat]
+    classes += [majority.Propose, majority.Vote]
+    assert len(classes) >= 16 + 7 + 6
+    for klass in classes:
+        family = family_of(klass.__new__(klass))
+        assert family in FAMILIES and family != "other", klass.__name__
+    assert family_of(object()) == "other"
+    assert {family_of(c.__new__(c)) for c in (multi.CatchUp, multi.Entries)} == {"catchup"}
+
+
+def test_colour_comes_from_the_recorded_family_not_from_the_text() -> None:
+    b = TraceBuilder()
+    sent = b.send(1, 2, "Prepare(1.1)")
+    b.recv(sent)
+    b.events[0]["family"] = b.events[1]["family"] = "catchup"  # say it is a CatchUp
+    root = parse(render_svg(b.events))
+    stroke = next(
+        p.attrib["stroke"]
+        for g in delivered_arrows(root)
+        for p in g.iter(f"{SVG}path")
+        if "stroke" in p.attrib
+    )
+    from paxosd.lab.diagram.svg import FAMILY_BY_KEY
+
+    assert stroke == FAMILY_BY_KEY["catchup"].colour
+    assert "CatchUp / Entries / SnapshotInstall" in texts(root)
+
+
+def test_the_page_opens_at_step_0_with_controls_every_default_font_has() -> None:
+    import re
+
+    trace, highlight = paxos_duel()
+    page = render_html(trace, highlight=highlight)
+    assert f'id="pxd-slider" min="0" max="{len(trace)}" value="0"' in page
+    assert f"step 0 / {len(trace)}: nothing has happened yet" in page
+    controls = page.split('<nav class="pxd-controls"')[1].split("</nav>")[0]
+    shown = re.sub(r"<[^>]+>", "", controls)
+    # DejaVu Sans and Liberation have ASCII and the two triangles; media symbols are boxes.
+    assert set(shown) <= set(map(chr, range(32, 127))) | {"\n"}, shown
+    assert "&#9664;" in controls and "&#9654;" in controls
+    assert "⏮" not in page and "⏭" not in page

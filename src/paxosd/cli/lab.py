@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from paxosd.lab.check import (
     CheckRequest,
     run_check,
 )
+from paxosd.sim.explorer import memory_mb_max_default, states_max_default
 from paxosd.sim.swarm import FAULTS
 from paxosd.sim.trace import render
 
@@ -40,6 +42,7 @@ def lab() -> None:
     """The book's algorithms in a deterministic simulator, checked by machine.
 
     \b
+    Play it yourself:          paxosd lab play paxos
     Start with the stories:    paxosd lab tour
     Check an algorithm:        paxosd lab check majority --explore
     Replay a scenario:         paxosd lab scenario split-vote --html split-vote.html
@@ -74,7 +77,20 @@ def lab() -> None:
     default=None,
     help="Explorer timing model (default: bounded for the lessons, async for paxos).",
 )
-@click.option("--max-states", default=2_000_000, show_default=True, help="Explorer limit.")
+@click.option(
+    "--max-states", default=states_max_default, show_default=True, help="Explorer state limit."
+)
+@click.option(
+    "--max-memory-mb",
+    default=memory_mb_max_default,
+    show_default=True,
+    help="Explorer memory limit: stop (and report) once the process uses this much.",
+)
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="Explore on after the first Agreement or Validity violation, to judge Termination.",
+)
 @click.option("--trace-out", type=click.Path(dir_okay=False), help="Write counterexamples here.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def check(
@@ -90,15 +106,23 @@ def check(
     ballots: int,
     timing: str | None,
     max_states: int,
+    max_memory_mb: int,
+    keep_going: bool,
     trace_out: str | None,
     as_json: bool,
 ) -> None:
-    """Judge ALGORITHM on Agreement, Validity, Termination and Fault tolerance."""
+    """Judge ALGORITHM on Agreement, Validity, Termination and Fault tolerance.
+
+    \b
+    Exit status: 0 fault tolerant (as far as checked), 1 a property it needs is violated,
+    2 usage error, 3 no violation found but the search stopped early (limit or Ctrl-C).
+    Ctrl-C during --explore stops the search and reports what was explored."""
     fault_set = frozenset(f.strip() for f in faults.split(",") if f.strip())
     request = CheckRequest(
         algorithms.get(algorithm), nodes=nodes, values=values, crashes=crashes,
         faults=fault_set, variant=variant, explore=explore, runs=runs, seed=seed,
-        rounds=ballots, timing=timing, states_max=max_states,
+        rounds=ballots, timing=timing, states_max=max_states, memory_mb_max=max_memory_mb,
+        keep_going=keep_going,
     )  # fmt: skip
     try:
         request.validate()
@@ -106,17 +130,32 @@ def check(
         _fail(str(error))
     report = _run_with_progress(request, as_json)
     if trace_out:
-        Path(trace_out).write_text(json.dumps(report.counterexamples, indent=1, default=str))
+        document = report.trace_document()
+        Path(trace_out).write_text(json.dumps(document, indent=1, default=str))
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, default=str))
     else:
         _print_report(report)
-    sys.exit(0)
+    sys.exit(report.exit_code)
+
+
+progress_interval_s = 10.0  # without a terminal, a progress line this often (on stderr)
 
 
 def _run_with_progress(request: CheckRequest, quiet: bool) -> CheckReport:
-    if quiet or not console.is_terminal:
+    if quiet:
         return run_check(request)
+    if not console.is_terminal:
+        last = time.monotonic()
+
+        def note(count: int) -> None:
+            nonlocal last
+            if time.monotonic() - last >= progress_interval_s:
+                last = time.monotonic()
+                what = "states" if request.explore else "runs"
+                click.echo(f"... {count:,} {what} so far", err=True)
+
+        return run_check(request, note)
     if request.explore:
         with Progress(
             TextColumn("exploring"), TextColumn("{task.completed:,} states"),
@@ -150,6 +189,7 @@ def _print_report(report: CheckReport) -> None:
             f"timing: {config['timing']}, network: {config['network']}, "
             f"ballots per proposer: {config['ballots_per_proposer']}"
         )
+        console.print(report.summary, highlight=False, soft_wrap=True)
     table = Table(show_header=True, header_style="bold")
     table.add_column("Property")
     table.add_column("Verdict")
@@ -204,6 +244,11 @@ def _trace_lines(trace: list[dict[str, Any]]) -> list[str]:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--randomized", is_flag=True, help="dueling-proposers: randomized backoff.")
 @click.option("--sweep", type=int, default=0, help="dueling-proposers: N randomized seeds.")
+@click.option(
+    "--trace-out",
+    type=click.Path(dir_okay=False),
+    help="Write the run as a lab trace file (lab play --open FILE steps through it).",
+)
 def scenario(
     name: str,
     seed: int,
@@ -212,6 +257,7 @@ def scenario(
     as_json: bool,
     randomized: bool,
     sweep: int,
+    trace_out: str | None,
 ) -> None:
     """Replay one of the book's stories (`list` shows them)."""
     from paxosd.lab import scenarios
@@ -230,6 +276,8 @@ def scenario(
     else:
         result = scenarios.SCENARIOS[name][0](seed)
     _write_diagrams(result, svg_path, html_path)
+    if trace_out:
+        Path(trace_out).write_text(json.dumps(scenario_document(result), indent=1, default=str))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, default=str))
         return
@@ -249,6 +297,17 @@ def scenario(
         )
     if not (svg_path or html_path):
         console.print("\n(see it as a diagram: add --html FILE or --svg FILE)")
+
+
+def scenario_document(result: Any) -> dict[str, Any]:
+    """A scenario run as the lab's one trace file."""
+    from paxosd.lab import tracefile
+
+    config = {"algorithm": result.algorithm, "nodes": result.nodes, "seed": result.seed,
+              "scenario": result.name}  # fmt: skip
+    return tracefile.document(
+        "simulated", config, result.trace, title=result.title, story=result.story
+    )
 
 
 def _write_diagrams(result: Any, svg_path: str | None, html_path: str | None) -> None:
@@ -369,3 +428,101 @@ def tour(out: str) -> None:
         "Next: [bold]paxosd lab check paxos --explore[/bold] proves what the stories show, "
         "and [bold]paxosd lab flp majority[/bold] explains why."
     )
+
+
+# -- play --------------------------------------------------------------------------------------
+
+play_port_default = 8470
+
+
+@lab.command()
+@click.argument("algorithm", type=click.Choice(sorted(algorithms.ALGORITHMS)), default="paxos")
+@click.option("--nodes", default=3, show_default=True, help="Cluster size (at most 7).")
+@click.option("--values", default=2, show_default=True, help="Distinct values proposed.")
+@click.option("--variant", default="correct", show_default=True, help="A planted bug to play.")
+@click.option("--crashes", default=1, show_default=True, help="The coach's crash budget.")
+@click.option("--faults", default="crash", show_default=True, help="The coach's faults.")
+@click.option("--ballots", default=2, show_default=True, help="Ballots per proposer.")
+@click.option(
+    "--timing", type=click.Choice(["async", "bounded"]), default=None,
+    help="The coach's timing model (as lab check).",
+)  # fmt: skip
+@click.option("--tour", "tour_name", help="Open a guided tour instead (see the page's list).")
+@click.option("--scenario", "scenario_name", type=click.Choice(SCENARIO_NAMES),
+              help="Open a recorded scenario run at step 0.")  # fmt: skip
+@click.option("--open", "open_path", type=click.Path(exists=True, dir_okay=False),
+              help="Open a lab trace file (lab check/scenario --trace-out).")  # fmt: skip
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=play_port_default, show_default=True, help="0: any free port.")
+def play(
+    algorithm: str,
+    nodes: int,
+    values: int,
+    variant: str,
+    crashes: int,
+    faults: str,
+    ballots: int,
+    timing: str | None,
+    tour_name: str | None,
+    scenario_name: str | None,
+    open_path: str | None,
+    host: str,
+    port: int,
+) -> None:
+    """You are the network: drive ALGORITHM's real cores from a web page.
+
+    Deliver, drop or duplicate any message, crash and restart nodes, partition, fire timers,
+    step back and fork, and ask the coach (the explorer) what can still happen. The coach
+    judges the configuration `paxosd lab check ALGORITHM --explore` would, with the same
+    options. Serves until Ctrl-C; every asset comes from paxosd itself (no internet needed).
+    """
+    import asyncio
+
+    from paxosd.lab.play.server import Lab, new_session, open_trace, serve
+    from paxosd.lab.play.session import PlayConfig
+
+    lab = Lab()
+    try:
+        if open_path:
+            try:
+                data = json.loads(Path(open_path).read_text())
+            except (OSError, json.JSONDecodeError) as error:
+                _fail(f"cannot read {open_path}: {error}")
+            run: Any = open_trace(data)
+        elif scenario_name:
+            from paxosd.lab import scenarios
+
+            result = scenarios.SCENARIOS[scenario_name][0](1)
+            run = open_trace(scenario_document(result))
+        else:
+            fault_set = frozenset(f.strip() for f in faults.split(",") if f.strip())
+            config = PlayConfig(algorithm, nodes=nodes, values=values, variant=variant,
+                                crashes=crashes, faults=fault_set, ballots=ballots,
+                                timing=timing)  # fmt: skip
+            run = new_session(config, tour_name)
+    except ValueError as error:
+        _fail(str(error))
+    ident = lab.add(run)
+
+    async def main() -> None:
+        try:
+            runner = await serve(lab, host, port)
+        except OSError as error:
+            raise click.ClickException(
+                f"cannot listen on {host}:{port} ({error.strerror}); try --port 0"
+            ) from None
+        bound = runner.addresses[0][1]
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"paxosd lab play: http://{shown}:{bound}/?session={ident}")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo("  listening beyond this machine: anyone who can reach it can use the lab")
+        click.echo("  Ctrl-C stops it")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        click.echo("stopped")

@@ -46,7 +46,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         "paxos",
         SynodNode,
         "single-decree Paxos: ballots, promises that report accepted values, quorums",
-        "none for safety; termination is not guaranteed (duelling proposers), as FLP predicts",
+        "none for safety; termination is not guaranteed (dueling proposers), as FLP predicts",
         dict(PAXOS_VARIANTS),
     ),
 }

@@ -14,12 +14,19 @@ from typing import Any
 
 from paxosd.check.consensus import PROPERTIES, Verdict
 from paxosd.core.protocol import CoreConfig
-from paxosd.core.types import Envelope, describe
+from paxosd.core.types import Envelope
+from paxosd.lab import tracefile
 from paxosd.lab.algorithms import Algorithm
 from paxosd.lab.values import values as value_names
-from paxosd.sim.explorer import Budget, Explorer, Step
+from paxosd.sim.explorer import (
+    Budget,
+    Explorer,
+    Step,
+    memory_mb_max_default,
+    states_max_default,
+)
 from paxosd.sim.swarm import FAULTS, RunSpec, swarm
-from paxosd.sim.trace import Event
+from paxosd.sim.trace import Event, message_fields
 
 EXPLORE_FAULTS = {"crash", "restart", "partition", "asymmetric", "loss", "duplicate", "reorder"}
 DEFAULT_TIMING = {"leader": "bounded", "failover": "bounded", "majority": "bounded"}
@@ -38,7 +45,11 @@ class CheckRequest:
     seed: int = 1
     rounds: int = 1
     timing: str | None = None
-    states_max: int = 2_000_000
+    states_max: int = states_max_default
+    memory_mb_max: int | None = memory_mb_max_default
+    # Explore on after the first Agreement or Validity violation (to judge Termination too);
+    # by default the search ends there, with the shortest counterexample in hand.
+    keep_going: bool = True
 
     def validate(self) -> None:
         if self.variant not in self.algorithm.variants:
@@ -57,6 +68,8 @@ class CheckRequest:
             raise ValueError("--nodes and --values must be at least 1, --crashes at least 0")
         if self.explore and self.nodes > 5:
             raise ValueError("exhaustive exploration is for small clusters: use --nodes 5 or fewer")
+        if self.states_max < 1 or (self.memory_mb_max is not None and self.memory_mb_max < 1):
+            raise ValueError("--max-states and --max-memory-mb must be at least 1")
 
 
 @dataclass(slots=True)
@@ -67,6 +80,45 @@ class CheckReport:
     counterexamples: dict[str, dict[str, Any]] = field(default_factory=dict)
     states_explored: int | None = None
     runs: int | None = None
+    depth: int | None = None  # explored runs: the deepest level reached
+    stopped: str | None = None  # explored runs: why the search ended early, if it did
+    summary: str = ""  # explored runs: how far the search got, in one line
+    # Each counterexample in the lab's trace format (what --trace-out writes).
+    event_traces: dict[str, list[Event]] = field(default_factory=dict)
+    request: CheckRequest | None = None
+
+    def trace_document(self) -> dict[str, Any]:
+        """The counterexamples as the lab's one trace file (see `paxosd.lab.tracefile`)."""
+        request = self.request
+        assert request is not None
+        config = {
+            "algorithm": self.algorithm,
+            "nodes": request.nodes,
+            "values": request.values,
+            "variant": request.variant,
+            "crashes": request.crashes,
+            "faults": sorted(request.faults),
+            "ballots": request.rounds,
+            "timing": request.timing,
+        }
+        model = "explored" if request.explore else "simulated"
+        if not request.explore:
+            config["seed"] = request.seed
+        return tracefile.document(
+            model, config, title=f"{self.algorithm}: counterexamples",
+            counterexamples=self.event_traces,
+        )  # fmt: skip
+
+    @property
+    def exit_code(self) -> int:
+        """0: fault tolerant as far as checked; 1: a property it needs is violated (a safety
+        violation, or stuck); 3: no violation, but the search stopped before an answer."""
+        for verdict in self.verdicts.values():
+            if verdict.status == "violated" and verdict.kind != "livelock":
+                return 1
+        if any(verdict.status == "unknown" for verdict in self.verdicts.values()):
+            return 3
+        return 0
 
     @property
     def fault_tolerant(self) -> bool:
@@ -86,6 +138,8 @@ class CheckReport:
             "fault_tolerance": "holds" if self.fault_tolerant else "violated",
             "counterexamples": self.counterexamples,
             "states_explored": self.states_explored,
+            "depth": self.depth,
+            "stopped": self.stopped,
             "runs": self.runs,
         }
 
@@ -106,6 +160,7 @@ def explore_budget(request: CheckRequest) -> tuple[Budget, CoreConfig]:
         timing=timing,
         network="grow" if {"loss", "duplicate"} <= faults else "consume",
         states_max=request.states_max,
+        memory_mb_max=request.memory_mb_max,
     )
     # One tick is one timeout: timers are nondeterministic in the explorer anyway.
     config = CoreConfig(
@@ -130,7 +185,8 @@ def run_check(request: CheckRequest, progress: Callable[[int], None] | None = No
 def _explore(request: CheckRequest, progress: Callable[[int], None] | None) -> CheckReport:
     budget, config = explore_budget(request)
     explorer = Explorer(request.algorithm.factory, budget, config, value_names(request.values))
-    exploration = explorer.explore(progress)
+    stop_on = frozenset() if request.keep_going else frozenset({"agreement", "validity"})
+    exploration = explorer.explore(progress, stop_on=stop_on)
     report = CheckReport(
         request.algorithm.name,
         {
@@ -147,8 +203,13 @@ def _explore(request: CheckRequest, progress: Callable[[int], None] | None) -> C
         },
         exploration.verdicts,
         states_explored=len(exploration.graph),
+        depth=exploration.depth,
+        stopped=exploration.stopped,
+        summary=exploration.summary(),
+        request=request,
     )
     for prop, steps in exploration.counterexamples.items():
+        report.event_traces[prop] = steps_as_trace(steps)
         report.counterexamples[prop] = {
             "steps": len(steps),
             "trace": [step.to_json() for step in steps],
@@ -193,8 +254,10 @@ def _swarm(request: CheckRequest, progress: Callable[[int], None] | None) -> Che
         },
         result.verdicts,
         runs=request.runs,
+        request=request,
     )
     for prop, run in result.counterexamples.items():
+        report.event_traces[prop] = run.trace
         report.counterexamples[prop] = {
             "steps": len(run.trace),
             "seed": run.seed,
@@ -216,14 +279,17 @@ def steps_as_trace(steps: list[Step]) -> list[Event]:
         events.append({"t": t, "seq": len(events), "ev": ev, **fields})
 
     def fields(env: Envelope) -> dict[str, Any]:
-        ident = message_ids.setdefault(env, len(message_ids) + 1)
-        return {"src": env.src, "dst": env.dst, "msg": describe(env.msg), "id": ident}
+        return message_fields(env, message_ids.setdefault(env, len(message_ids) + 1))
 
     for number, step in enumerate(steps, 1):
         env = step.envelope
         match step.kind:
-            case "deliver" | "duplicate":
+            case "deliver":
                 assert env is not None
+                log(number, "recv", **fields(env))
+            case "duplicate":  # delivered, and the network keeps a copy to deliver again
+                assert env is not None
+                log(number, "dup", **fields(env))
                 log(number, "recv", **fields(env))
             case "drop":
                 assert env is not None
@@ -236,6 +302,8 @@ def steps_as_trace(steps: list[Step]) -> list[Event]:
                 log(number, "cut", links=sorted(list(link) for link in step.links))
             case "heal":
                 log(number, "heal", links=[])
+            case "tick":
+                log(number, "tick")
         for node, note in step.notes:
             if note.startswith("decides "):
                 log(number, "decide", node=node, value=note.removeprefix("decides "))

@@ -115,7 +115,8 @@ def valences(graph: Graph, values: list[Any]) -> list[int]:
     return masks
 
 
-def _names(mask: int, values: list[Any]) -> list[str]:
+def value_names_of(mask: int, values: list[Any]) -> list[str]:
+    """The values a valence mask allows, by name (and the beyond-the-bound marker)."""
     names = [str(v) for i, v in enumerate(values) if mask >> i & 1]
     if mask >> len(values) & 1:
         names.append(BEYOND)
@@ -176,9 +177,9 @@ def analyse(
                 path=graph.path(state) + [step],
                 message=describe(step.envelope.msg),
                 receiver=receiver,
-                before=_names(masks[state], values),
-                after=_names(masks[target], values),
-                after_crash=[] if crash is None else _names(masks[crash], values),
+                before=value_names_of(masks[state], values),
+                after=value_names_of(masks[target], values),
+                after_crash=[] if crash is None else value_names_of(masks[crash], values),
             )
             if settles:
                 critical += 1
@@ -188,7 +189,7 @@ def analyse(
                 fatal = found
     report = FlpReport(
         algorithm.name, nodes, len(graph), bivalent, univalent, stuck,
-        _names(masks[0], values), critical, crash_checks, example, fatal,
+        value_names_of(masks[0], values), critical, crash_checks, example, fatal,
     )  # fmt: skip
     if fatal is None and algorithm.name == "paxos":
         report.livelock, _ = explorer.find_livelock()

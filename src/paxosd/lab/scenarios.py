@@ -241,7 +241,7 @@ def dueling_proposers(seed: int, randomized: bool = False) -> ScenarioResult:
     kind = "randomized" if randomized else "fixed"
     result = _result(
         "dueling-proposers",
-        f"Duelling proposers, {kind} retry delay",
+        f"Dueling proposers, {kind} retry delay",
         "paxos",
         world,
         seed,

@@ -30,7 +30,10 @@ in order) with no decision, a loop that can repeat without end.
 
 from __future__ import annotations
 
+import copy
 import random
+import resource
+import sys
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field, replace
@@ -40,8 +43,12 @@ from paxosd.check.consensus import Verdict
 from paxosd.core.protocol import Core, CoreConfig, CoreFactory
 from paxosd.core.types import Ballot, Envelope, NodeId, describe
 
-states_max_default = 2_000_000
+# Limits. About 3.5 KB of memory per explored state for Paxos with every fault, so the state
+# limit and the memory limit meet near 600,000 states: either one stops the search on a laptop.
+states_max_default = 1_000_000
+memory_mb_max_default = 2_048
 livelock_states_max = 200_000
+check_every_states = 2_000  # progress reports and the memory check, every this many states
 
 TIMINGS = {
     "async": "any timer may fire at any moment, even while messages are on their way",
@@ -71,15 +78,49 @@ class Budget:
     timing: str = "async"
     network: str = "consume"
     states_max: int = states_max_default
+    memory_mb_max: int | None = memory_mb_max_default
 
     def __post_init__(self) -> None:
         assert self.timing in TIMINGS, f"unknown timing {self.timing!r}"
         assert self.network in NETWORKS, f"unknown network model {self.network!r}"
 
 
+class Frozen:
+    """A hashable value whose hash is computed once. A core's state key is hashed every time
+    a state containing it is looked up, and most successors share all but one core with
+    their parent, so caching the hash of each core's key saves most of the hashing."""
+
+    __slots__ = ("_hash", "value")
+
+    def __init__(self, value: Hashable) -> None:
+        self.value = value
+        self._hash = hash(value)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (
+            isinstance(other, Frozen) and self._hash == other._hash and self.value == other.value
+        )
+
+    def __repr__(self) -> str:
+        return f"Frozen({self.value!r})"
+
+
+_DOWN = Frozen(("down",))
+
+
+def core_key(core: Core | None) -> Frozen:
+    return _DOWN if core is None else Frozen(core.state_key())
+
+
 @dataclass(slots=True)
 class ExState:
-    """One global state of the explored system (cores are live objects, never shared)."""
+    """One global state of the explored system (cores are live objects, never shared).
+
+    `core_keys` holds each core's state key (see `Frozen`); it MUST be updated whenever a core
+    is replaced, which `with_core` does."""
 
     cores: tuple[Core | None, ...]
     disks: tuple[Any, ...]
@@ -89,10 +130,15 @@ class ExState:
     partitions_left: int
     blocked: frozenset[tuple[NodeId, NodeId]]
     decided: frozenset[tuple[NodeId, Any]]
+    core_keys: tuple[Frozen, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.core_keys) != len(self.cores):
+            self.core_keys = tuple(core_key(core) for core in self.cores)
 
     def key(self) -> Hashable:
         return (
-            tuple(("down",) if core is None else core.state_key() for core in self.cores),
+            self.core_keys,
             self.disks,
             self.network,
             self.proposed,
@@ -103,7 +149,22 @@ class ExState:
         )
 
     def but(self, **changes: Any) -> ExState:
-        return replace(self, **changes)
+        """A copy with some fields changed (not `cores`: use `with_core`)."""
+        assert "cores" not in changes and "core_keys" not in changes
+        new = copy.copy(self)
+        for name, value in changes.items():
+            setattr(new, name, value)
+        return new
+
+    def with_core(
+        self, index: int, core: Core | None, key: Frozen | None = None, **changes: Any
+    ) -> ExState:
+        """A copy with node `index`'s core replaced (and other fields, as `but`)."""
+        new = self.but(**changes)
+        new.cores = self.cores[:index] + (core,) + self.cores[index + 1 :]
+        fresh = core_key(core) if key is None else key
+        new.core_keys = self.core_keys[:index] + (fresh,) + self.core_keys[index + 1 :]
+        return new
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +282,28 @@ class Exploration:
     states: list[ExState] | None = None
     index: dict[Hashable, int] | None = None
     livelock_states: int = 0
+    # Why the search ended before visiting every state: "state limit", "memory limit",
+    # "interrupted" (Ctrl-C) or "violation" (a `stop_on` property broke); None if complete.
+    stopped: str | None = None
+
+    @property
+    def depth(self) -> int:
+        """The deepest level reached: every state up to this many steps away was visited."""
+        return self.graph.depth[-1] if len(self.graph) else 0
+
+    def summary(self) -> str:
+        """One line on how far the search got, for a run that stopped early."""
+        safety = [p for p in ("agreement", "validity") if self.verdicts[p].status == "violated"]
+        quiet = "no violation so far" if self.stopped else "no violation"
+        found = f"{' and '.join(safety)} violated" if safety else quiet
+        how = {
+            None: "explored every state",
+            "state limit": "stopped at the state limit (--max-states)",
+            "memory limit": "stopped at the memory limit (--max-memory-mb)",
+            "interrupted": "interrupted (Ctrl-C)",
+            "violation": "stopped at the first violation",
+        }[self.stopped]
+        return f"{how}: {len(self.graph):,} states, depth {self.depth} reached; {found}"
 
 
 class Explorer:
@@ -244,7 +327,8 @@ class Explorer:
         # only here because cores expect one; explored configs use backoff bounds of 1.
         self.rng = random.Random(0)
         self.keep_states = keep_states
-        self._memo: dict[Hashable, tuple[Core, Any]] = {}
+        self._memo: dict[Hashable, tuple[Core, Any, Frozen]] = {}
+        self._order: dict[Envelope, tuple[int, int, str]] = {}
 
     def proposer_of(self, index: int) -> NodeId:
         """Value number `index` is proposed by a client at this node."""
@@ -277,29 +361,33 @@ class Explorer:
         states, which is safe because every input is applied to a fresh clone."""
         core = state.cores[index]
         assert core is not None
-        cache_key = (index, core.state_key(), memo)
+        cache_key = (index, state.core_keys[index], memo)
         cached = self._memo.get(cache_key)
         if cached is None:
             clone = core.clone()
             effects = call(clone)
             clone.invariants()
-            cached = (clone, effects)
+            cached = (clone, effects, core_key(clone))
             self._memo[cache_key] = cached
-        clone, effects = cached
+        clone, effects, key = cached
         disks = state.disks
         if effects.persist:
             disks = disks[:index] + (effects.persist[-1],) + disks[index + 1 :]
         decided = state.decided
         if effects.decided:
             decided = decided | {(self.members[index], v) for v in effects.decided}
-        new = state.but(
-            cores=state.cores[:index] + (clone,) + state.cores[index + 1 :],
-            disks=disks,
-            network=state.network | frozenset(effects.send),
+        new = state.with_core(
+            index, clone, key, disks=disks, network=state.network | frozenset(effects.send),
             decided=decided,
-        )
+        )  # fmt: skip
         node = self.members[index]
         return new, Outputs(tuple((node, note) for note in effects.notes), tuple(effects.send))
+
+    def _envelope_order(self, envelope: Envelope) -> tuple[int, int, str]:
+        known = self._order.get(envelope)
+        if known is None:
+            known = self._order[envelope] = _envelope_order(envelope)
+        return known
 
     def _deliverable(self, state: ExState, envelope: Envelope) -> bool:
         return (
@@ -312,7 +400,7 @@ class Explorer:
         yield from self._deliveries(state)
         if self.budget.timing == "bounded":
             if not any(self._deliverable(state, e) for e in state.network):
-                yield from self._tick_all(state)
+                yield from self.tick_all(state)
         else:
             yield from self._tick_each(state)
         yield from self._faults(state)
@@ -328,7 +416,7 @@ class Explorer:
 
     def _deliveries(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
         grow = self.budget.network == "grow"
-        for envelope in sorted(state.network, key=_envelope_order):
+        for envelope in sorted(state.network, key=self._envelope_order):
             if not self._deliverable(state, envelope):
                 continue
             new, out = self._run(state, envelope.dst - 1, _stepping(envelope), envelope)
@@ -344,7 +432,7 @@ class Explorer:
                 lost = state.but(network=state.network - {envelope})
                 yield Step("drop", envelope=envelope, fault=True), lost
 
-    def _tick_all(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
+    def tick_all(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
         """Bounded timing: one unit of time passes for every live node together."""
         new = state
         notes: list[tuple[NodeId, str]] = []
@@ -369,9 +457,7 @@ class Explorer:
             if core is None or self.members[i] in waiting:
                 continue
             new, out = self._run(state, i, lambda c: c.tick(), "tick")
-            after = new.cores[i]
-            assert after is not None
-            if after.state_key() != core.state_key() or new.network != state.network:
+            if new.core_keys[i] != state.core_keys[i] or new.network != state.network:
                 yield Step("timeout", node=self.members[i], notes=out.notes, sent=out.sent), new
 
     def _faults(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
@@ -397,11 +483,7 @@ class Explorer:
                     network = frozenset(e for e in network if e.dst != node)
                 yield (
                     Step("crash", node=node, fault=True),
-                    state.but(
-                        cores=state.cores[:i] + (None,) + state.cores[i + 1 :],
-                        network=network,
-                        crashes_left=state.crashes_left - 1,
-                    ),
+                    state.with_core(i, None, network=network, crashes_left=state.crashes_left - 1),
                 )
         if budget.restarts:
             for i, core in enumerate(state.cores):
@@ -413,7 +495,7 @@ class Explorer:
                 revived = self.factory(node, self.members, self.rng, self.config, durable)
                 yield (
                     Step("restart", node=node),
-                    state.but(cores=state.cores[:i] + (revived,) + state.cores[i + 1 :]),
+                    state.with_core(i, revived),
                 )
         if state.blocked:
             yield Step("heal"), state.but(blocked=frozenset())
@@ -441,11 +523,15 @@ class Explorer:
         self,
         progress: Callable[[int], None] | None = None,
         stop_on: frozenset[str] = frozenset(),
+        start: ExState | None = None,
+        livelock: bool = True,
     ) -> Exploration:
         """Visit every reachable state; judge agreement, validity and termination.
 
         `stop_on` names safety properties whose first (shortest) violation ends the search
-        early; the other verdicts are then "unknown"."""
+        early; the other verdicts are then "unknown". `start` explores from a given state
+        instead of the initial one (the lab's coach asks "from here, what can happen?");
+        `livelock=False` skips the search for a livelock (which starts from the initial state)."""
         graph = Graph()
         index: dict[Hashable, int] = {}
         verdicts: dict[str, Verdict] = {}
@@ -474,41 +560,54 @@ class Explorer:
             queue.append((number, state))
             return number
 
-        add(self.initial(), -1, None)
-        complete = stopped = False
-        while queue:
-            if stop_on & verdicts.keys():
-                stopped = True
-                break
-            if len(graph) >= self.budget.states_max:
-                break
-            number, state = queue.popleft()
-            edges = graph.edges[number]
-            for step, successor in self.successors(state):
-                edges.append((add(successor, number, step), step.fault))
-            graph.expanded[number] = True
-            if progress is not None and number % 5000 == 0:
-                progress(len(graph))
-        else:
-            complete = True
+        stopped: str | None = None
+        try:
+            add(self.initial() if start is None else start, -1, None)
+            while queue:
+                if stop_on & verdicts.keys():
+                    stopped = "violation"
+                    break
+                if len(graph) >= self.budget.states_max:
+                    stopped = "state limit"
+                    break
+                number, state = queue.popleft()
+                edges = graph.edges[number]
+                for step, successor in self.successors(state):
+                    edges.append((add(successor, number, step), step.fault))
+                graph.expanded[number] = True
+                if number % check_every_states == 0:
+                    if progress is not None:
+                        progress(len(graph))
+                    if _over_memory(self.budget.memory_mb_max):
+                        stopped = "memory limit"
+                        break
+        except KeyboardInterrupt:
+            # Ctrl-C: keep what was found, to report it. Termination is not judged on a graph
+            # that may end in a half-added state.
+            stopped = "interrupted"
         if progress is not None:
             progress(len(graph))
+        complete = stopped is None
         for prop in ("agreement", "validity"):
             if prop not in verdicts:
-                where = (
-                    f"in all {len(graph):,} reachable states"
-                    if complete
-                    else f"in the {len(graph):,} states explored before the state limit"
-                )
+                if stopped is None:
+                    where = f"in all {len(graph):,} reachable states"
+                elif stopped == "violation":
+                    where = "not judged: the search ended at the first violation"
+                else:
+                    where = f"in the {len(graph):,} states explored before {_ENDED[stopped]}"
                 verdicts[prop] = Verdict(prop, "holds" if complete else "unknown", where)
         exploration = Exploration(
             graph, verdicts, counterexamples, complete,
             kept if self.keep_states else None, index if self.keep_states else None,
+            stopped=stopped,
         )  # fmt: skip
-        if stopped:
-            verdicts["termination"] = Verdict("termination", "unknown", "search stopped early")
+        if stopped in ("violation", "interrupted", "memory limit"):
+            verdicts["termination"] = Verdict(
+                "termination", "unknown", f"not judged: the search ended at {_ENDED[stopped]}"
+            )
         else:
-            self._judge_termination(exploration)
+            self._judge_termination(exploration, livelock)
         return exploration
 
     def _check_safety(
@@ -552,7 +651,7 @@ class Explorer:
             return True
         return all(state.cores[self.proposer_of(i) - 1] is None for i in range(len(self.values)))
 
-    def _judge_termination(self, exploration: Exploration) -> None:
+    def _judge_termination(self, exploration: Exploration, livelock: bool = True) -> None:
         graph = exploration.graph
         hopeful = reach_backwards(graph, lambda s: graph.goal[s] or not graph.expanded[s])
         for state in range(len(graph)):
@@ -565,7 +664,21 @@ class Explorer:
                 )
                 exploration.counterexamples["termination"] = graph.path(state)
                 return
-        lasso, searched = self.find_livelock()
+        if not livelock:
+            exploration.verdicts["termination"] = Verdict(
+                "termination",
+                "holds" if exploration.complete else "unknown",
+                "never stuck (no search for a livelock was made)",
+            )
+            return
+        try:
+            lasso, searched = self.find_livelock()
+        except KeyboardInterrupt:
+            exploration.stopped = exploration.stopped or "interrupted"
+            exploration.verdicts["termination"] = Verdict(
+                "termination", "unknown", "interrupted during the search for a livelock"
+            )
+            return
         exploration.livelock_states = searched
         if lasso is not None:
             exploration.verdicts["termination"] = Verdict(
@@ -592,7 +705,7 @@ class Explorer:
         shape of an earlier undecided state after a proposal. Fair: every message in flight at
         the start of the loop is delivered within it, so the loop starves no one. Under
         asynchronous timing the shortest such loop is usually a proposer whose timer keeps
-        firing just before the promises it waits for arrive; duelling proposers, which pre-empt
+        firing just before the promises it waits for arrive; dueling proposers, which pre-empt
         each other, are the same story told with two nodes (see the `dueling-proposers`
         scenario)."""
         quiet = Explorer(
@@ -672,6 +785,24 @@ def _loop_back(
     return None
 
 
+_ENDED = {
+    "state limit": "the state limit",
+    "memory limit": "the memory limit",
+    "interrupted": "Ctrl-C",
+    "violation": "the first violation",
+}
+
+
+def _over_memory(memory_mb_max: int | None) -> bool:
+    """Whether this process has grown past the budget (its peak resident size, which the
+    kernel counts in kilobytes on Linux and in bytes on macOS)."""
+    if memory_mb_max is None:
+        return False
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_mb = peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+    return peak_mb > memory_mb_max
+
+
 def reach_backwards(graph: Graph, goal: Callable[[int], bool]) -> list[bool]:
     """States from which a goal state is reachable along fault-free edges."""
     reverse: list[list[int]] = [[] for _ in range(len(graph))]
@@ -715,6 +846,8 @@ def _kind(value: Any) -> tuple[int, tuple[str, ...]]:
         return known
     if klass is Ballot:
         kind: tuple[int, tuple[str, ...]] = (_BALLOT, ())
+    elif klass is Frozen:
+        kind = (_RECORD, ("value",))
     elif issubclass(klass, tuple | list):
         kind = (_SEQUENCE, ())
     elif issubclass(klass, frozenset | set):

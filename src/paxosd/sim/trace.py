@@ -18,7 +18,13 @@ Event kinds and their extra fields:
 - `slow`     node, factor             node runs `factor` times slower
 - `timeout`  node                     a timer fired (explored runs show it; simulated runs log
                                       only ticks that did something, as notes)
+- `tick`                              time passes for every node at once (explored runs under
+                                      bounded timing)
 - `phase`    name                     the run enters the "safety" or "liveness" phase
+
+Message events (send, recv, drop, dup) also carry `family`, the message's kind for drawing
+and grouping ("phase1", "phase2", "nack", ...; see `FAMILIES`), taken from the message object
+when it is sent, so no reader ever has to parse `msg` to know what a message is.
 
 The same seed gives the same list, and `dumps` gives the same bytes.
 """
@@ -29,7 +35,67 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from paxosd.core.multi import messages as multi
+from paxosd.core.types import Envelope, describe
+
+__all__ = ["FAMILIES", "Event", "dumps", "family_of", "loads", "message_fields", "render"]
+
 Event = dict[str, Any]
+
+# Every message family, with what it groups. The teaching cores' messages name their family
+# in a `family` class attribute; the engine's are listed in `_ENGINE_FAMILIES` below.
+FAMILIES: dict[str, str] = {
+    "phase1": "Prepare / Promise (phase 1)",
+    "phase2": "Accept / Accepted (phase 2)",
+    "nack": "Nack",
+    "learn": "Decided / Query / Commit",
+    "vote": "Propose / Vote",
+    "election": "PreVote / PreVoteReply",
+    "heartbeat": "Heartbeat / Ack",
+    "catchup": "CatchUp / Entries / SnapshotInstall",
+    "read": "ReadIndex / ReadIndexReply",
+    "forward": "Forward",
+    "client": "Set / Get / Value",
+    "other": "other messages",
+}
+
+_ENGINE_FAMILIES: dict[type, str] = {
+    multi.Prepare: "phase1",
+    multi.Promise: "phase1",
+    multi.Accept: "phase2",
+    multi.Accepted: "phase2",
+    multi.Nack: "nack",
+    multi.Commit: "learn",
+    multi.PreVote: "election",
+    multi.PreVoteReply: "election",
+    multi.Heartbeat: "heartbeat",
+    multi.Ack: "heartbeat",
+    multi.CatchUp: "catchup",
+    multi.Entries: "catchup",
+    multi.SnapshotInstall: "catchup",
+    multi.ReadIndex: "read",
+    multi.ReadIndexReply: "read",
+    multi.Forward: "forward",
+}
+
+
+def family_of(msg: Any) -> str:
+    """The family of a message object: its class's `family`, the engine table's, or "other"."""
+    declared = getattr(type(msg), "family", None)
+    if isinstance(declared, str) and declared in FAMILIES:
+        return declared
+    return _ENGINE_FAMILIES.get(type(msg), "other")
+
+
+def message_fields(envelope: Envelope, message_id: int) -> dict[str, Any]:
+    """The fields every message event of `envelope` carries."""
+    return {
+        "src": envelope.src,
+        "dst": envelope.dst,
+        "msg": describe(envelope.msg),
+        "family": family_of(envelope.msg),
+        "id": message_id,
+    }
 
 
 def dumps(events: Iterable[Event]) -> str:
@@ -71,6 +137,8 @@ def render(event: Event) -> str:
             return f"{event['node']} becomes {event['factor']}x slower"
         case "timeout":
             return f"{event['node']} times out"
+        case "tick":
+            return "time passes (every node's timer ticks)"
         case "phase":
             return f"--- {event['name']} phase ---"
         case _:

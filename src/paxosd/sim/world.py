@@ -23,9 +23,9 @@ from typing import Any
 
 from paxosd.core.effects import Effects
 from paxosd.core.protocol import Core, CoreConfig, CoreFactory
-from paxosd.core.types import Envelope, NodeId, describe
+from paxosd.core.types import Envelope, NodeId
 from paxosd.sim.disk import MemoryDisk
-from paxosd.sim.trace import Event
+from paxosd.sim.trace import Event, message_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +144,7 @@ class World:
         self._schedule_tick(node, self.network.tick_ms * self.slowness[node])
 
     def _deliver(self, envelope: Envelope, message_id: int) -> None:
-        fields = self._message_fields(envelope, message_id)
+        fields = message_fields(envelope, message_id)
         core = self.cores[envelope.dst]
         if core is None:
             self._log("drop", why="crashed", **fields)
@@ -174,17 +174,9 @@ class World:
         assert core is not None
         core.invariants()
 
-    def _message_fields(self, envelope: Envelope, message_id: int) -> dict[str, Any]:
-        return {
-            "src": envelope.src,
-            "dst": envelope.dst,
-            "msg": describe(envelope.msg),
-            "id": message_id,
-        }
-
     def _transmit(self, envelope: Envelope) -> None:
         message_id = next(self._message_ids)
-        fields = self._message_fields(envelope, message_id)
+        fields = message_fields(envelope, message_id)
         self._log("send", **fields)
         if envelope.src == envelope.dst:
             self.at(self.now, lambda: self._deliver(envelope, message_id))

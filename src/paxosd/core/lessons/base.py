@@ -13,6 +13,10 @@ from paxosd.core.quorum import Majority
 from paxosd.core.types import Envelope, NodeId
 
 
+def _shown(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
 class LessonCore:
     """Common state of a single-decree core: who we are, who the others are, what we decided."""
 
@@ -41,6 +45,11 @@ class LessonCore:
 
     def invariants(self) -> None:
         assert self.node_id in self.members
+
+    def view(self) -> list[tuple[str, str]]:
+        """What a learner watching this node should see, as (name, value) pairs. Display
+        only: nothing reads it back."""
+        return [("decided", _shown(self.decided))]
 
     def peers(self) -> tuple[NodeId, ...]:
         return tuple(m for m in self.members if m != self.node_id)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from paxosd.core.effects import Effects
 from paxosd.core.lessons.base import LessonCore
@@ -26,6 +26,7 @@ from paxosd.core.types import Envelope, NodeId
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat:
+    family: ClassVar[str] = "heartbeat"
     value: Any = None
 
     def describe(self) -> str:
@@ -97,6 +98,18 @@ class FailoverNode(LessonCore):
         if self.pending is not None and self.decided is None:
             self._offer(effects)
         return effects
+
+    def view(self) -> list[tuple[str, str]]:
+        quiet = ", ".join(
+            f"{m}:{q}" for m, q in zip(self.members, self.silence, strict=True) if m != self.node_id
+        )
+        waiting = "-" if self.pending is None else str(self.pending)
+        return [
+            ("follows", f"leader {self.leader}"),
+            ("ticks since heard", quiet),
+            ("asked to set", waiting),
+            *super().view(),
+        ]
 
     def _offer(self, effects: Effects) -> None:
         if self.leader == self.node_id:

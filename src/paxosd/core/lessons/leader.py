@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from paxosd.core.effects import Effects
 from paxosd.core.lessons.base import LessonCore
@@ -22,6 +22,7 @@ from paxosd.core.types import Envelope, NodeId
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetRequest:
+    family: ClassVar[str] = "client"
     value: Any
 
     def describe(self) -> str:
@@ -30,12 +31,15 @@ class SetRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GetRequest:
+    family: ClassVar[str] = "client"
+
     def describe(self) -> str:
         return "Get"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Value:
+    family: ClassVar[str] = "client"
     value: Any
 
     def describe(self) -> str:
@@ -99,6 +103,11 @@ class LeaderNode(LessonCore):
             else:
                 self.send(effects, self.leader, GetRequest())
         return effects
+
+    def view(self) -> list[tuple[str, str]]:
+        role = "leader" if self.is_leader else f"follower of {self.leader}"
+        waiting = "-" if self.pending is None else str(self.pending)
+        return [("role", role), ("asked to set", waiting), *super().view()]
 
     def _set(self, effects: Effects, value: Any) -> None:
         if self.decided is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from paxosd.core.effects import Effects
 from paxosd.core.lessons.base import LessonCore
@@ -32,6 +32,7 @@ VARIANTS = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Propose:
+    family: ClassVar[str] = "vote"
     value: Any
 
     def describe(self) -> str:
@@ -40,6 +41,7 @@ class Propose:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Vote:
+    family: ClassVar[str] = "vote"
     value: Any
 
     def describe(self) -> str:
@@ -93,6 +95,14 @@ class MajorityNode(LessonCore):
             self.quiet_ticks = min(self.quiet_ticks + 1, self.config.suspect_after_ticks)
             self._tally(effects)
         return effects
+
+    def view(self) -> list[tuple[str, str]]:
+        tally = ", ".join(f"{value} {count}" for value, count in self.counts().items())
+        rows = [("own vote", "-" if self.vote is None else str(self.vote))]
+        rows.append(("votes heard", tally or "-"))
+        if self.config.variant == "tiebreak":
+            rows.append(("quiet ticks", str(self.quiet_ticks)))
+        return [*rows, *super().view()]
 
     def _hear(self, effects: Effects, value: Any) -> None:
         """Vote for the first value heard of; votes are durable and never change."""

@@ -11,13 +11,14 @@ Query/Decided let a learner that missed the outcome (after a restart, say) ask t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from paxosd.core.types import Ballot
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Prepare:
+    family: ClassVar[str] = "phase1"
     ballot: Ballot
 
     def describe(self) -> str:
@@ -26,6 +27,7 @@ class Prepare:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Promise:
+    family: ClassVar[str] = "phase1"
     ballot: Ballot
     accepted_ballot: Ballot | None
     accepted_value: Any
@@ -38,6 +40,7 @@ class Promise:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Accept:
+    family: ClassVar[str] = "phase2"
     ballot: Ballot
     value: Any
 
@@ -47,6 +50,7 @@ class Accept:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Accepted:
+    family: ClassVar[str] = "phase2"
     ballot: Ballot
     value: Any
 
@@ -56,6 +60,7 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Nack:
+    family: ClassVar[str] = "nack"
     ballot: Ballot
     promised: Ballot
 
@@ -65,12 +70,15 @@ class Nack:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Query:
+    family: ClassVar[str] = "learn"
+
     def describe(self) -> str:
         return "Query"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Decided:
+    family: ClassVar[str] = "learn"
     value: Any
 
     def describe(self) -> str:

@@ -255,6 +255,28 @@ class SynodNode(LessonCore):
     def bound_reached(self) -> bool:
         return self.proposer.phase == P.EXHAUSTED
 
+    def view(self) -> list[tuple[str, str]]:
+        acceptor, proposer = self.acceptor, self.proposer
+
+        def shown(value: Any) -> str:
+            return "-" if value is None else str(value)
+
+        accepted = "-"
+        if acceptor.accepted_ballot is not None:
+            accepted = f"{acceptor.accepted_ballot}: {acceptor.accepted_value}"
+        rows = [("promised", shown(acceptor.promised)), ("accepted", accepted)]
+        ballot = "" if proposer.ballot is None else f" {proposer.ballot}"
+        rows.append(("proposer", f"{proposer.phase}{ballot}"))
+        if proposer.value is not None:
+            rows.append(("proposing", str(proposer.value)))
+        if proposer.phase == P.PREPARING:
+            heard = sorted(node for node, _, _ in proposer.promises)
+            rows.append(("promises from", ", ".join(map(str, heard)) or "none yet"))
+        if proposer.highest_seen is not None:
+            rows.append(("highest ballot seen", str(proposer.highest_seen)))
+        rows.append(("decided", shown(self.decided)))
+        return rows
+
     def state_key(self) -> Hashable:
         proposer = self.proposer
         return (

@@ -5,7 +5,7 @@ to promise it (phase 1), and from a quorum of promises takes the value of the hi
 ballot - only if no acceptor in the quorum accepted anything may it offer its own value. Then it
 asks the acceptors to accept that value (phase 2). If an acceptor answers with a Nack, a higher
 ballot is about: the proposer waits a randomized backoff and tries again with a higher ballot.
-The randomness is what makes duelling proposers stop duelling; with a fixed backoff they can
+The randomness is what makes dueling proposers stop dueling; with a fixed backoff they can
 pre-empt each other forever (the book's FLP chapter: termination is not guaranteed).
 
 The last ballot used is durable, so a proposer never reuses a ballot after a restart. Rounds are
