@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test lint typecheck unit clean
+.PHONY: up test lint typecheck unit slow clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -n 2 --durations=15
+	$(BIN)/pytest -n 2 --durations=15 -m "not slow"
+
+# Long sweeps and exhaustive searches, outside the CI run (minutes each).
+slow: $(STAMP)
+	$(BIN)/pytest -n 2 --durations=15 -m slow
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

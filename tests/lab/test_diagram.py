@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -529,13 +528,11 @@ def test_bad_field_types_are_value_errors() -> None:
         render_svg([{"t": "soon", "seq": 0, "ev": "crash", "node": 1}], time_axis="t")
 
 
-def test_two_thousand_events_render_quickly() -> None:
+def test_two_thousand_events_render_every_event_in_a_bounded_page() -> None:
+    """Every event gets its mark, and the page stays small (its speed: bench/diagram_render.py)."""
     trace = synthetic(2000)
-    start = time.perf_counter()
     svg = render_svg(trace, time_axis="seq")
     html = render_html(trace)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, elapsed
     root = parse(svg)
     assert len([g for g in root.iter(f"{SVG}g") if "data-seq" in g.attrib]) >= 2000
     assert len(html) < 5_000_000

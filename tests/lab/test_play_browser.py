@@ -48,8 +48,11 @@ def js(selector: str, tail: str = "textContent") -> str:
     return f"(function () {{ var e = {found}; return e ? e.{tail} : null; }})()"
 
 
+STEP = "(document.body ? document.body.dataset.step : null)"  # null while still loading
+
+
 async def step_is(browser: Browser, step: int) -> None:
-    await until(browser, "document.body.dataset.step", str(step))
+    await until(browser, STEP, str(step))
 
 
 async def open_page(browser: Browser, url: str) -> None:
@@ -200,7 +203,7 @@ def test_a_scenario_page_opens_at_step_0_with_all_seven_nodes_in_view(tmp_path: 
             await browser.start()
             await browser.size(1400, 1000)
             await browser.send("Page.navigate", url=page.as_uri())
-            await until(browser, "document.body.dataset.step", "0")
+            await until(browser, STEP, "0")
             rights = await browser.evaluate(
                 "Array.prototype.filter.call(document.querySelectorAll('#pxd-diagram text.h'),"
                 " function (t) { return /^node \\d+$/.test(t.textContent); })"

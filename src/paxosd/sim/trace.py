@@ -35,15 +35,14 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from paxosd.core.multi import messages as multi
 from paxosd.core.types import Envelope, describe
 
 __all__ = ["FAMILIES", "Event", "dumps", "family_of", "loads", "message_fields", "render"]
 
 Event = dict[str, Any]
 
-# Every message family, with what it groups. The teaching cores' messages name their family
-# in a `family` class attribute; the engine's are listed in `_ENGINE_FAMILIES` below.
+# Every message family, with what it groups. Messages name their family in a `family` class
+# attribute, the teaching cores' and the engine's alike.
 FAMILIES: dict[str, str] = {
     "phase1": "Prepare / Promise (phase 1)",
     "phase2": "Accept / Accepted (phase 2)",
@@ -55,36 +54,18 @@ FAMILIES: dict[str, str] = {
     "catchup": "CatchUp / Entries / SnapshotInstall",
     "read": "ReadIndex / ReadIndexReply",
     "forward": "Forward",
+    "rebuild": "StateQuery / StateReport (rebuilding a lost store)",
     "client": "Set / Get / Value",
     "other": "other messages",
 }
 
-_ENGINE_FAMILIES: dict[type, str] = {
-    multi.Prepare: "phase1",
-    multi.Promise: "phase1",
-    multi.Accept: "phase2",
-    multi.Accepted: "phase2",
-    multi.Nack: "nack",
-    multi.Commit: "learn",
-    multi.PreVote: "election",
-    multi.PreVoteReply: "election",
-    multi.Heartbeat: "heartbeat",
-    multi.Ack: "heartbeat",
-    multi.CatchUp: "catchup",
-    multi.Entries: "catchup",
-    multi.SnapshotInstall: "catchup",
-    multi.ReadIndex: "read",
-    multi.ReadIndexReply: "read",
-    multi.Forward: "forward",
-}
-
 
 def family_of(msg: Any) -> str:
-    """The family of a message object: its class's `family`, the engine table's, or "other"."""
+    """The family a message's class declares (`family`), or "other"."""
     declared = getattr(type(msg), "family", None)
     if isinstance(declared, str) and declared in FAMILIES:
         return declared
-    return _ENGINE_FAMILIES.get(type(msg), "other")
+    return "other"
 
 
 def message_fields(envelope: Envelope, message_id: int) -> dict[str, Any]:

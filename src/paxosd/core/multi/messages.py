@@ -8,11 +8,13 @@ values asks with CatchUp and gets Entries, or a SnapshotInstall (in chunks, each
 the next CatchUp) when the leader has truncated the slots it needs. A follower forwards client
 commands to the leader with Forward. A node rebuilding a lost store asks every peer for its
 acceptor state with StateQuery and gets a StateReport from each (see replica.py, "Amnesia").
+Each message class names its `family`, which is how diagrams group and colour messages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from paxosd.core.multi.records import Batch
 from paxosd.core.types import Ballot
@@ -20,6 +22,7 @@ from paxosd.core.types import Ballot
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Prepare:
+    family: ClassVar[str] = "phase1"
     ballot: Ballot
     from_slot: int
 
@@ -33,6 +36,7 @@ class PreVote:
     node cut off from the others cannot inflate its ballot and disrupt the leader on its
     return. Nothing is persisted or promised by either side."""
 
+    family: ClassVar[str] = "election"
     ballot: Ballot
 
     def describe(self) -> str:
@@ -41,6 +45,7 @@ class PreVote:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PreVoteReply:
+    family: ClassVar[str] = "election"
     ballot: Ballot
     granted: bool
 
@@ -50,6 +55,7 @@ class PreVoteReply:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Promise:
+    family: ClassVar[str] = "phase1"
     ballot: Ballot
     # (slot, accepted ballot, batch) for every slot >= the Prepare's from_slot
     accepted: tuple[tuple[int, Ballot, Batch], ...]
@@ -63,6 +69,7 @@ class Promise:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Accept:
+    family: ClassVar[str] = "phase2"
     ballot: Ballot
     slot: int
     batch: Batch
@@ -74,6 +81,7 @@ class Accept:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Accepted:
+    family: ClassVar[str] = "phase2"
     ballot: Ballot
     slot: int
 
@@ -83,6 +91,7 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Nack:
+    family: ClassVar[str] = "nack"
     ballot: Ballot
     promised: Ballot
 
@@ -92,6 +101,7 @@ class Nack:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat:
+    family: ClassVar[str] = "heartbeat"
     ballot: Ballot
     commit: int
     read_round: int
@@ -105,6 +115,7 @@ class Commit:
     """The chosen point moved and no Accept is going out to say so: tell the followers now,
     so that they apply (and answer their clients) without waiting for the next heartbeat."""
 
+    family: ClassVar[str] = "learn"
     ballot: Ballot
     commit: int
 
@@ -114,6 +125,7 @@ class Commit:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ack:
+    family: ClassVar[str] = "heartbeat"
     ballot: Ballot
     read_round: int
     applied: int
@@ -126,6 +138,7 @@ class Ack:
 class ReadIndex:
     """A follower asks the leader for a confirmed read index (reads on any node)."""
 
+    family: ClassVar[str] = "read"
     read_id: int
 
     def describe(self) -> str:
@@ -137,6 +150,7 @@ class ReadIndexReply:
     """The leader confirmed it leads after the request arrived: reads may be answered once
     applied up to `index`. `index` is -1 when the node asked is not the leader."""
 
+    family: ClassVar[str] = "read"
     read_id: int
     index: int
 
@@ -149,6 +163,7 @@ class CatchUp:
     """Send me the chosen values from `from_slot` on. While a snapshot arrives in chunks,
     `snapshot_slot` names it and `snapshot_offset` is how many of its bytes are here."""
 
+    family: ClassVar[str] = "catchup"
     from_slot: int
     snapshot_slot: int = 0
     snapshot_offset: int = 0
@@ -161,6 +176,7 @@ class CatchUp:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Entries:
+    family: ClassVar[str] = "catchup"
     ballot: Ballot
     entries: tuple[tuple[int, Batch], ...]  # chosen values, in slot order
     commit: int
@@ -173,6 +189,7 @@ class Entries:
 class SnapshotInstall:
     """One chunk of the snapshot at `slot`: `data` is bytes `offset` onwards of `total_bytes`."""
 
+    family: ClassVar[str] = "catchup"
     ballot: Ballot
     slot: int
     offset: int
@@ -190,6 +207,8 @@ class SnapshotInstall:
 class StateQuery:
     """A node rebuilding a lost store asks a peer for its acceptor state."""
 
+    family: ClassVar[str] = "rebuild"
+
     def describe(self) -> str:
         return "StateQuery()"
 
@@ -200,6 +219,7 @@ class StateReport:
     the snapshot's slot. `whole` is False when the peer is rebuilding too (it then reports
     nothing it could vouch for)."""
 
+    family: ClassVar[str] = "rebuild"
     whole: bool
     promised: Ballot | None
     accepted: tuple[tuple[int, Ballot, Batch], ...]
@@ -213,6 +233,7 @@ class StateReport:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Forward:
+    family: ClassVar[str] = "forward"
     commands: Batch
 
     def describe(self) -> str:

@@ -53,6 +53,7 @@ _COLOURS = {
     "catchup": "#d9480f",
     "read": "#087f5b",
     "forward": "#364fc7",
+    "rebuild": "#e67700",
     "client": "#5c940d",
     "other": "#495057",
 }
