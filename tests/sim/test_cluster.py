@@ -36,10 +36,10 @@ PLANTED = ("unconfirmed-reads", "reply-before-fsync", "amnesia", "wall-clock-lea
 @pytest.mark.parametrize(
     ("variant", "seed"),
     [
-        ("unconfirmed-reads", 10),
-        ("reply-before-fsync", 5),
-        ("amnesia", 5),
-        ("wall-clock-leases", 6),
+        ("unconfirmed-reads", 1),
+        ("reply-before-fsync", 1),
+        ("amnesia", 2),
+        ("wall-clock-leases", 3),
     ],
 )
 def test_a_known_failing_seed_of_each_planted_bug_is_still_caught(variant: str, seed: int) -> None:
@@ -58,5 +58,5 @@ def test_each_planted_bug_is_caught_within_the_default_budget(variant: str) -> N
 
 def test_the_correct_engine_survives_the_seeds_that_catch_the_bugs() -> None:
     spec = spec_for(3, ALL, "correct")
-    for seed in (5, 6, 10):
+    for seed in (1, 2, 3):
         assert run(spec, seed).ok, replay_command(spec, seed)

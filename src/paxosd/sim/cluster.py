@@ -88,7 +88,12 @@ WORKLOADS = ("kv", "locks", "names", "decisions")
 
 tick_ms = 10.0
 turn_ms = 0.05  # how long a node's event-loop turn takes before it syncs and sends
-fsync_ms = (0.1, 1.0)  # how long a sync takes
+# A datacenter: a peer message takes about as long as an fsync, so whatever leaves a node
+# before its sync has often been acted on before the sync is done.
+peer_delay_ms = (0.05, 1.0)
+fsync_ms = (0.2, 2.0)  # how long a sync usually takes ...
+fsync_stall_ms = (2.0, 20.0)  # ... and when the disk stalls (one sync in `fsync_stall_odds`)
+fsync_stall_odds = 10
 time_advance_ms = 50.0  # how often the idle leader proposes log time (lock leases)
 node_request_timeout_ms = 300.0  # the driver's deadline for a request at a node
 client_timeout_ms = 400.0
@@ -209,7 +214,14 @@ class SimNode:
         # The sync takes time; a crash meanwhile loses (or tears) the turn's writes, and
         # nothing that depended on them was sent.
         cluster = self.cluster
-        cluster.at(cluster.now + cluster.rng.uniform(*fsync_ms), partial(self._synced, done))
+        rng = cluster.rng
+        took = rng.uniform(*(fsync_stall_ms if rng.randrange(fsync_stall_odds) == 0 else fsync_ms))
+        cluster.at(cluster.now + took, partial(self._synced, done))
+        armed = cluster.armed_crashes.pop(self.node_id, None)
+        if armed is None and not self.replica.status().is_leader:
+            armed = cluster.armed_crashes.pop(0, None)  # a power failure, during a vote's sync
+        if armed is not None:
+            cluster.at(cluster.now + cluster.rng.uniform(0, took), armed)
 
     def _synced(self, done: Callable[[], None]) -> None:
         if self.alive:
@@ -428,11 +440,13 @@ class Cluster:
         self.wall_offset_ms = dict.fromkeys(self.members, 0.0)
         self.clocks = {n: _SimClock(self, n) for n in self.members}
         self.peers = _SimPeers(self)
+        # Crashes waiting for a sync to start, to strike while it runs: by node (0: a follower).
+        self.armed_crashes: dict[NodeId, Callable[[], None]] = {}
         self.nodes: dict[NodeId, SimNode | None] = {}
         self.blocked: set[tuple[NodeId, NodeId]] = set()
         self.slowness = dict.fromkeys(self.members, 1.0)
         self.loss = self.duplicate = 0.0
-        self.delay_max = 3.0
+        self.delay_max = peer_delay_ms[1]
         self.long_delays = False
         self.history: list[Event] = []
         self.faults: dict[str, int] = {}
@@ -481,7 +495,7 @@ class Cluster:
             return
         copies = 2 if self.duplicate and self.rng.random() < self.duplicate else 1
         for _ in range(copies):
-            delay = self.rng.uniform(0.2, self.delay_max)
+            delay = self.rng.uniform(peer_delay_ms[0], self.delay_max)
             if self.long_delays and self.rng.random() < 0.02:
                 delay *= self.rng.uniform(20, 60)
             delay *= self.slowness[envelope.dst]
@@ -611,18 +625,19 @@ def schedule_faults(cluster: Cluster) -> None:
     if "delay" in faults:
         cluster.long_delays = True
     if "crash" in faults:
-        if rng.random() < 0.5:
-            # A power failure: every node at once. Only what was synced survives anywhere.
+        for _ in range(rng.choice((0, 1, 1, 2))):
+            # A power failure: every node at once, while a follower's fsync runs (the moment a
+            # vote sent before its sync would be lost). Only what was synced survives anywhere.
             down = rng.uniform(200, horizon * 0.8)
-            for victim in members:
-                torn = "torn-write" in faults and rng.random() < 0.5
-                cluster.at(down, partial(cluster.crash, victim, torn))
-                cluster.at(down + rng.uniform(20, 200), partial(cluster.restart, victim))
+            tears = {victim: "torn-write" in faults and rng.random() < 0.5 for victim in members}
+            failure = partial(_power_failure, cluster, tears, rng.uniform(20, 200))
+            cluster.at(down, partial(cluster.armed_crashes.__setitem__, 0, failure))
         for _ in range(rng.randint(1, 4)):
             victim = rng.choice(members)
             down = rng.uniform(100, horizon * 0.9)
             torn = "torn-write" in faults and rng.random() < 0.5
-            cluster.at(down, partial(cluster.crash, victim, torn))
+            crash = partial(cluster.crash, victim, torn)
+            cluster.at(down, partial(_crash_now_or_mid_sync, cluster, victim, crash))
             cluster.at(rng.uniform(down, horizon), partial(cluster.restart, victim))
     if "partition" in faults:
         for _ in range(rng.randint(1, 2)):
@@ -682,6 +697,21 @@ def _jump_leader(cluster: Cluster, jump_ms: float) -> None:
         cluster.count("clock_jump")
 
 
+def _crash_now_or_mid_sync(cluster: Cluster, node: NodeId, crash: Callable[[], None]) -> None:
+    """Half the crashes strike while an fsync runs (`node`'s, or any follower's for 0): the
+    moment when anything sent before its records were durable would be revealed as forgotten."""
+    if cluster.rng.random() < 0.5:
+        cluster.armed_crashes[node] = crash
+    else:
+        crash()
+
+
+def _power_failure(cluster: Cluster, tears: dict[NodeId, bool], down_ms: float) -> None:
+    for victim, torn in tears.items():
+        cluster.crash(victim, torn)
+        cluster.at(cluster.now + down_ms, partial(cluster.restart, victim))
+
+
 def _cut(cluster: Cluster, side: set[NodeId]) -> None:
     cluster.partition(side)
     cluster.count("partition")
@@ -701,10 +731,11 @@ def _slow(cluster: Cluster, node: NodeId, factor: float) -> None:
 
 
 def _heal_everything(cluster: Cluster) -> None:
+    cluster.armed_crashes.clear()
     cluster.heal()
     cluster.loss = cluster.duplicate = 0.0
     cluster.long_delays = False
-    cluster.delay_max = 3.0
+    cluster.delay_max = peer_delay_ms[1]
     for node in cluster.members:
         cluster.slowness[node] = 1.0
         cluster.restart(node)
