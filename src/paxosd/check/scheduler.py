@@ -116,7 +116,13 @@ def run_interleaved(
             if turn is None:
                 continue
             started = time.monotonic()
-            verdict = turn.search.run(steps)
+            try:
+                verdict = turn.search.run(steps)
+            except MemoryError:
+                # The allocator said no before the budget did (a ulimit, say): this key is
+                # unknown, its memory goes back, and the others go on.
+                turn.search.stop(Reason.MEMORY)
+                verdict = turn.search.verdict
             turn.elapsed_s += time.monotonic() - started
             if verdict is not None:
                 done(index)
