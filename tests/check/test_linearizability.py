@@ -231,15 +231,23 @@ def test_out_of_memory_key_gives_way_and_the_others_are_decided() -> None:
     assert result.verdict is Verdict.UNKNOWN
 
 
-def test_an_easy_failing_key_is_not_stuck_behind_a_hard_one() -> None:
+@pytest.mark.parametrize("dead_from_the_start", [False, True])
+def test_an_easy_failing_key_is_not_stuck_behind_a_hard_one(dead_from_the_start: bool) -> None:
     """Keys are interleaved: the easy violation is found although the hard key comes first
-    and could never finish; with stop_at_violation the hard key is then not finished."""
+    and could never finish; with stop_at_violation the hard key is then not finished. The
+    easy key is refuted by the search, or (reduction 4) before it starts."""
     hard = [
         Operation(o.index, o.process, o.f, "a-hard", o.input, o.output, o.call, o.ret, o.known)
         for o in _exponential_history()
     ]
-    bad = [op(100, "add", 1, 1, call=0, ret=1, key="b-bad")]
-    bad.append(op(101, "contains", 1, False, call=2, ret=3, key="b-bad"))
+    bad = [op(100, "add", 2, 2, call=0, ret=1, key="b-bad")]
+    if dead_from_the_start:  # nobody ever adds 1
+        bad.append(op(101, "contains", 1, True, call=2, ret=3, key="b-bad"))
+    else:
+        bad += [
+            op(101, "add", 1, 1, call=0, ret=1, key="b-bad"),
+            op(102, "contains", 1, False, call=2, ret=3, key="b-bad"),
+        ]
     result = check([*hard, *bad], SET, time_limit_s=30, stop_at_violation=True)
     assert result.verdict is Verdict.NOT_LINEARIZABLE
     assert result.elapsed_s < 10

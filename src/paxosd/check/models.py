@@ -35,6 +35,7 @@ how to write a new model.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
@@ -347,6 +348,39 @@ class SetModel:
 
     def is_read_only(self, op: Operation) -> bool:
         return op.f in ("contains", "read")
+
+    @staticmethod
+    def _presence(op: Operation) -> bool | None:
+        """Whether completed ``op`` needs its element present (True) or absent (False)."""
+        if op.known and op.f in ("contains", "remove") and isinstance(op.output, bool):
+            return op.output
+        return None
+
+    def reachable(self, state: State, op: Operation) -> bool:
+        """Without an add (or remove) of x left, x stays absent (or present)."""
+        needed = self._presence(op)
+        return needed is None or (op.input in state) == needed  # type: ignore[operator]
+
+    def enablers(self, ops: Sequence[Operation]) -> list[list[int] | None]:
+        """Per contains/remove that says whether x was there: the adds (or removes) of x."""
+        changes: dict[tuple[str, Value], list[int]] = {}
+        for j, other in enumerate(ops):
+            if other.f in ("add", "remove"):
+                with contextlib.suppress(TypeError):
+                    changes.setdefault((other.f, other.input), []).append(j)
+        out: list[list[int] | None] = []
+        for op in ops:
+            needed = self._presence(op)
+            try:
+                found = (
+                    None
+                    if needed is None
+                    else changes.get(("add" if needed else "remove", op.input), _NONE)
+                )
+            except TypeError:
+                found = None
+            out.append(found)
+        return out
 
     def prune_unknown(self, ops: Sequence[Operation]) -> list[Operation]:
         """Drop unknown adds of an element no completed operation ever saw present."""

@@ -15,7 +15,8 @@ undecided key is "unknown". When the memory runs out, the search holding the mos
 gives up ("unknown", memory) and frees it, and the others go on.
 
 With ``stop_at_violation`` the first key found not linearizable ends the others
-("unknown": not finished), since the history's verdict is then known.
+("unknown": not finished) after one more short slice each, since the history's verdict
+is then known.
 
 With ``jobs > 1`` the keys are dealt to that many worker processes (largest first, to the
 least loaded), each interleaving its own keys with ``1/jobs`` of the memory budget; results
@@ -25,6 +26,7 @@ Workers are forked, so the operations and the model are inherited, not pickled.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import queue
 import time
@@ -107,8 +109,14 @@ def run_interleaved(
             running[index].search.stop(reason)
             done(index)
 
-    for index in [i for i, item in running.items() if item.search.verdict is not None]:
-        done(index)
+    decided = [i for i, item in running.items() if item.search.verdict is not None]
+    for index in decided:
+        done(index)  # decided while being set up (a dead end from the start, say)
+    # Once a key failed (and stop_at_violation), the others get one short slice more, so
+    # small keys still get their verdicts, and then stop.
+    violated = stop_at_violation and any(
+        result is not None and result.verdict is Verdict.NOT_LINEARIZABLE for result in results
+    )
     steps = SLICE_STEPS_FIRST
     while running:
         for index in list(running):
@@ -117,7 +125,7 @@ def run_interleaved(
                 continue
             started = time.monotonic()
             try:
-                verdict = turn.search.run(steps)
+                verdict = turn.search.run(SLICE_STEPS_FIRST if violated else steps)
             except MemoryError:
                 # The allocator said no before the budget did (a ulimit, say): this key is
                 # unknown, its memory goes back, and the others go on.
@@ -127,9 +135,9 @@ def run_interleaved(
             if verdict is not None:
                 done(index)
                 if verdict is Verdict.NOT_LINEARIZABLE and stop_at_violation:
-                    stop_all(Reason.STOPPED)
-                elif verdict is Verdict.UNKNOWN:  # the time is up, for every key
-                    stop_all(turn.search.reason)
+                    violated = True
+                elif verdict is Verdict.UNKNOWN and turn.search.reason is Reason.TIME:
+                    stop_all(Reason.TIME)  # the time is up, for every key
                 continue
             if turn.search.over_memory:
                 biggest = max(running, key=lambda i: running[i].search.memory_bytes)
@@ -137,6 +145,8 @@ def run_interleaved(
                 done(biggest)
             if should_stop is not None and should_stop():
                 stop_all(Reason.STOPPED)
+        if violated:
+            stop_all(Reason.STOPPED)
         steps = min(steps * 2, SLICE_STEPS_MAX)
     return [r for r in results if r is not None]
 
@@ -195,8 +205,15 @@ def run_parallel(
                 failure = message
     finally:
         stop.set()
-        for worker in workers:
-            worker.join()
+        # A worker exits only once what it queued is read: keep reading while they stop.
+        while any(worker.is_alive() for worker in workers):
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    late = results_queue.get_nowait()
+                    if late[0] == "result" and late[1] not in results:
+                        results[late[1]] = late[2]
+            for worker in workers:
+                worker.join(timeout=WORKER_POLL_S)
     if failure is not None:
         kind, text, line = failure
         if kind == "history":
