@@ -53,18 +53,19 @@ def vector_cases(family: str) -> list[object]:
     return cases
 
 
-def brute_force_linearizable(ops: Sequence[Operation], model: Model) -> bool:
+def brute_force_linearizable(ops: Sequence[Operation], model: Model, keyed: bool = False) -> bool:
     """The definition, checked literally: some subset of the unknown-outcome operations,
     together with all completed ones, has an order that respects real time (A before B
     whenever A returned before B was invoked) and that the model accepts step by step.
-    Exponential; for histories of a handful of operations only."""
+    With ``keyed`` the model describes one key and every key has its own state (the kv
+    models); no partitioning is done. Exponential; for a handful of operations only."""
     known = [op for op in ops if op.known]
     unknown = [op for op in ops if not op.known]
     for size in range(len(unknown) + 1):
         for extra in itertools.combinations(unknown, size):
             chosen = known + list(extra)
             for order in itertools.permutations(chosen):
-                if _respects_real_time(order) and _legal(order, model):
+                if _respects_real_time(order) and _legal(order, model, keyed):
                     return True
     return False
 
@@ -77,10 +78,11 @@ def _respects_real_time(order: Sequence[Operation]) -> bool:
     return True
 
 
-def _legal(order: Sequence[Operation], model: Model) -> bool:
-    state = model.init()
+def _legal(order: Sequence[Operation], model: Model, keyed: bool) -> bool:
+    states: dict[object, object] = {}
     for op in order:
-        ok, state = model.step(state, op)
+        key = op.key if keyed else None
+        ok, states[key] = model.step(states.get(key, model.init()), op)
         if not ok:
             return False
     return True

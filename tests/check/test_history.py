@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from pathlib import Path
@@ -17,11 +18,13 @@ from paxosd.check.history import (
     build_history,
     detect_format,
     dump_jsonl,
+    dump_porcupine,
     load_history,
     parse_edn,
     parse_history,
     parse_jepsen,
     parse_jsonl,
+    parse_porcupine,
     read_edn,
 )
 
@@ -248,3 +251,90 @@ def test_every_kv_vector_parses(path: Path, expected: bool) -> None:
     assert h.source_format == "edn"
     assert {o.f for o in h.operations} <= {"get", "put", "append"}
     assert len(h.keys()) > 1
+
+
+# ---------------------------------------------------------------------------- porcupine
+
+PORCUPINE = [
+    {"ClientId": 0, "Input": {"Op": "put", "Key": "x", "Value": 1}, "Call": 0,
+     "Output": {"Value": None}, "Return": 10},
+    {"ClientId": 1, "Input": {"Op": "get", "Key": "x", "Value": None}, "Call": 5,
+     "Output": {"Value": 1}, "Return": 12},
+    {"ClientId": 2, "Input": {"Op": "put", "Key": "x", "Value": 2}, "Call": 11,
+     "Output": None, "Return": None},
+]  # fmt: skip
+
+
+def test_porcupine_array_and_lines() -> None:
+    for text in (json.dumps(PORCUPINE), "\n".join(json.dumps(o) for o in PORCUPINE)):
+        h = parse_history(text)
+        assert h.source_format == "porcupine"
+        put, get, lost = h.operations
+        assert (put.f, put.key, put.input, put.call, put.ret) == ("put", "x", 1, 0.0, 10.0)
+        assert (get.f, get.output, get.process) == ("get", 1, 1)
+        assert (lost.known, lost.ret) == (False, math.inf)
+
+
+def test_porcupine_codes_of_its_own_test_models() -> None:
+    kv = [{"ClientId": 0, "Input": {"op": 2, "key": "k", "value": "a"}, "Call": 1,
+           "Output": {"value": ""}, "Return": 2}]  # fmt: skip
+    (append,) = parse_porcupine(json.dumps(kv)).operations
+    assert (append.f, append.input) == ("append", "a")
+    register = [{"ClientId": 0, "Input": {"Op": True, "Value": 0}, "Call": 1,
+                 "Output": 3, "Return": 2}]  # fmt: skip
+    (read,) = parse_porcupine(json.dumps(register)).operations
+    assert (read.f, read.output) == ("read", 3)
+
+
+def test_porcupine_round_trip() -> None:
+    h = parse_jsonl(
+        '{"process": "a", "type": "invoke", "f": "put", "key": "x", "value": 1, "time": 0.5}\n'
+        '{"process": "b", "type": "invoke", "f": "get", "key": "x", "time": 0.75}\n'
+        '{"process": "a", "type": "ok", "f": "put", "key": "x", "value": 1, "time": 1.0}\n'
+        '{"process": "b", "type": "info", "f": "get", "key": "x", "time": 2.0}\n'
+    )
+    again = parse_porcupine(dump_porcupine(h))
+    assert [(o.f, o.key, o.input, o.known) for o in again.operations] == [
+        (o.f, o.key, o.input, o.known) for o in h.operations
+    ]
+    assert again.operations[0].call == 500_000_000  # nanoseconds, as porcupine counts
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[{"ClientId": 0, "Call": 1}]', r"^line 1: operation 1 has no Input"),
+        (
+            '{"ClientId": 0, "Input": {"Op": "get"}, "Call": 1, "Return": 2, "Output": 1}\n'
+            '{"ClientId": 0, "Input": 5, "Call": 3}\n',
+            r"^line 2: Input must be an object",
+        ),
+        ('[{"ClientId": 0, "Input": {}, "Call": 1}]', r"Input needs an Op"),
+        ('[{"ClientId": 0, "Input": {"Op": 7}, "Call": 1}]', r"unknown Op code 7"),
+        ('[{"ClientId": 0, "Input": {"Op": "get"}, "Call": "soon"}]', r"Call must be a number"),
+        (
+            '[{"ClientId": 0, "Input": {"Op": "get"}, "Call": 5, "Return": 1, "Output": 1}]',
+            r"Return 1 is before Call 5",
+        ),
+        ('[{"ClientId": 0,\n "Input": }]', r"^line 2: invalid JSON"),
+    ],
+)
+def test_porcupine_errors_name_the_line(text: str, message: str) -> None:
+    with pytest.raises(HistoryError, match=message):
+        parse_porcupine(text)
+
+
+def test_gzip_histories(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"process": 0, "type": "invoke", "f": "get", "key": "k"}\n'))
+    assert load_history(path).operations[0].f == "get"
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"not gzip at all")
+    with pytest.raises(HistoryError, match="cannot read the file"):
+        load_history(broken)
+
+
+def test_edn_errors_name_the_line() -> None:
+    text = '{:process 0, :type :invoke, :f :get, :key "0"}\n{:process 0, :type :ok :f}\n'
+    with pytest.raises(HistoryError, match=r"^line 2: map with an odd number of forms"):
+        parse_edn(text)

@@ -1,4 +1,4 @@
-"""Histories of client operations, and parsers for the three formats we read.
+"""Histories of client operations, and parsers for the four formats we read.
 
 Theory of operation
 -------------------
@@ -50,17 +50,31 @@ object per line::
   - ``time`` (optional, seconds as a float): if any event has it, every event must.
   - ``node`` (optional): the server that answered; informational only.
 
+``porcupine``: Porcupine's operations (``porcupine.Operation``) as Go's encoding/json
+writes them, in a JSON array or one per line. Input says what was asked, Output what came
+back; an operation without Return (or Output) has an unknown outcome::
+
+    [{"ClientId": 0, "Input": {"Op": "put", "Key": "x", "Value": "1"}, "Call": 0,
+      "Output": {"Value": "1"}, "Return": 10},
+     {"ClientId": 1, "Input": {"Op": "get", "Key": "x"}, "Call": 5,
+      "Output": {"Value": "1"}, "Return": 12}]
+
+  Op is a name (``get``, ``put``, ``append``, ``cas``, ...), a code of Porcupine's own
+  key-value test model (0 get, 1 put, 2 append) or, as in its register test, a boolean
+  (true read, false write). Field names are matched without regard to case.
+
 Values are frozen on the way in (lists become tuples, maps become sorted item tuples) so
 models can keep them in hashable states.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import re
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -88,6 +102,7 @@ class Format(StrEnum):
     JEPSEN = "jepsen"
     EDN = "edn"
     JSONL = "jsonl"
+    PORCUPINE = "porcupine"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +134,10 @@ class Event:
         return json.dumps(obj)
 
 
+READ_VERBS = frozenset({"read", "get", "lookup", "learn", "decide", "contains", "dequeue"})
+"""Operations whose output is what they read: described as ``get -> 3`` even when 3 is nil."""
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
     """An invocation paired with its completion.
@@ -147,12 +166,15 @@ class Operation:
             head += f" {_show(self.input)}"
         if not self.known:
             tail = "-> ?"
-        elif self.input is None or (self.output is not None and self.output != self.input):
+        elif self.f in READ_VERBS or (self.output is not None and self.output != self.input):
             tail = f"-> {_show(self.output)}"  # a read, or an answer that says something new
         else:
             tail = "-> ok"
+        if not self.invoke_line:  # built from events, not read from a file: say when
+            end = "?" if self.ret == math.inf else f"{self.ret:g}"
+            return f"{head} {tail} [t {self.call:g}-{end}]"
         where = f"line {self.invoke_line}"
-        if self.complete_line is not None:
+        if self.complete_line is not None and self.complete_line != self.invoke_line:
             where = f"lines {self.invoke_line}-{self.complete_line}"
         return f"{head} {tail} [{where}]"
 
@@ -200,7 +222,9 @@ def build_history(events: Iterable[Event], source_format: str = "events") -> His
         return float(e.time) if e.time is not None else float(position)
 
     pending: dict[Hashable, tuple[Event, float, int]] = {}
-    slots: list[Operation | None] = []  # one per invoke, in invocation order; None = failed
+    # One per invoke, in invocation order: (invoke, its time, completion, its time); None
+    # once it failed.
+    slots: list[tuple[Event, float, Event | None, float] | None] = []
     failed = 0
     for position, e in enumerate(events):
         t = when(e, position)
@@ -213,7 +237,7 @@ def build_history(events: Iterable[Event], source_format: str = "events") -> His
                     e.line,
                 )
             pending[e.process] = (e, t, len(slots))
-            slots.append(None)
+            slots.append((e, t, None, math.inf))
             continue
         if e.process not in pending:
             raise HistoryError(f"{e.type} for process {e.process} with no pending invoke", e.line)
@@ -227,19 +251,19 @@ def build_history(events: Iterable[Event], source_format: str = "events") -> His
             raise HistoryError(f"completes at {t}, before its invoke at {t0}", e.line)
         if e.type is OpType.FAIL:
             failed += 1
+            slots[slot] = None
             continue
-        slots[slot] = _operation(inv, t0, e, t)
-    for inv, t0, slot in pending.values():
-        slots[slot] = _operation(inv, t0, None, math.inf)
-    ops = (op for op in slots if op is not None)
-    return History(tuple(replace(op, index=i) for i, op in enumerate(ops)), source_format, failed)
+        slots[slot] = (inv, t0, e, t)
+    paired = (slot for slot in slots if slot is not None)  # never completed: unknown outcome
+    ops = tuple(_operation(i, *slot) for i, slot in enumerate(paired))
+    return History(ops, source_format, failed)
 
 
-def _operation(inv: Event, t0: float, done: Event | None, t: float) -> Operation:
+def _operation(index: int, inv: Event, t0: float, done: Event | None, t: float) -> Operation:
     """An operation from its invoke and its ``ok``/``info`` completion (None: never came)."""
     known = done is not None and done.type is OpType.OK
     return Operation(
-        index=0,
+        index=index,
         process=inv.process,
         f=inv.f,
         key=inv.key,
@@ -446,7 +470,7 @@ def parse_jsonl(text: str) -> History:
         if time is not None and (isinstance(time, bool) or not isinstance(time, int | float)):
             raise HistoryError(f"'time' must be a number, not {time!r}", number)
         node = obj.get("node")
-        fields = {k: _freeze(v) for k, v in obj.items()}
+        fields = {k: v if type(v) in _SCALARS else _freeze(v) for k, v in obj.items()}
         events.append(_event(fields, number, time, None if node is None else str(node)))
     return build_history(events, Format.JSONL)
 
@@ -485,12 +509,124 @@ def _plain(name: Value) -> str:
     return text[1:] if text.startswith(":") else text
 
 
+# ---------------------------------------------------------------------------- porcupine
+
+_PORCUPINE_OPS = {0: "get", 1: "put", 2: "append"}
+"""Operation codes of Porcupine's own key-value test model."""
+
+
+def parse_porcupine(text: str) -> History:
+    """Porcupine's operations as JSON: an array of ``porcupine.Operation`` objects (or one
+    per line), as Go's encoding/json writes them. See the module docstring."""
+    stripped = text.lstrip()
+    items: list[tuple[int, Any]] = []
+    if stripped.startswith("["):
+        try:
+            array = json.loads(text)
+        except json.JSONDecodeError as exc:
+            message = f"invalid JSON: {exc.msg} (column {exc.colno})"
+            raise HistoryError(message, exc.lineno) from None
+        if not isinstance(array, list):
+            raise HistoryError("expected a JSON array of operations", 1)
+        items = [(0, obj) for obj in array]
+    else:
+        for number, raw in enumerate(text.splitlines(), start=1):
+            if raw.strip():
+                try:
+                    items.append((number, json.loads(raw)))
+                except json.JSONDecodeError as exc:
+                    raise HistoryError(
+                        f"invalid JSON: {exc.msg} (column {exc.colno})", number
+                    ) from None
+    events: list[Event] = []
+    for position, (number, obj) in enumerate(items, start=1):
+        where = number or position  # the line, or the operation's position in the array
+        events += _porcupine_events(obj, where, position)
+    events.sort(key=lambda e: (e.time, e.type is not OpType.INVOKE))
+    return build_history(events, Format.PORCUPINE)
+
+
+def _porcupine_events(obj: Any, where: int, position: int) -> list[Event]:
+    if not isinstance(obj, dict):
+        raise HistoryError("expected an operation {ClientId, Input, Call, Output, Return}", where)
+    fields = {k.lower().replace("_", ""): v for k, v in obj.items()}
+    for name in ("input", "call"):
+        if name not in fields:
+            raise HistoryError(f"operation {position} has no {name.capitalize()}", where)
+    call, ret = fields["call"], fields.get("return")
+    for label, t in (("Call", call), ("Return", ret)):
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float)):
+            raise HistoryError(f"{label} must be a number, not {t!r}", where)
+    inp = fields["input"]
+    if not isinstance(inp, dict):
+        raise HistoryError(
+            f"Input must be an object {{Op, Key, Value}}, not {json.dumps(inp)}", where
+        )
+    inp = {k.lower(): v for k, v in inp.items()}
+    op = inp.get("op")
+    if isinstance(op, bool):  # Porcupine's register test: true reads, false writes
+        f = "read" if op else "write"
+    elif isinstance(op, int):
+        if op not in _PORCUPINE_OPS:
+            raise HistoryError(f"unknown Op code {op} (0 get, 1 put, 2 append)", where)
+        f = _PORCUPINE_OPS[op]
+    elif isinstance(op, str) and op:
+        f = op
+    else:
+        raise HistoryError('Input needs an Op (a name such as "get", or a code)', where)
+    process = fields.get("clientid", 0)
+    if not isinstance(process, Hashable) or isinstance(process, list | dict):
+        raise HistoryError(f"ClientId must be a number or a name, not {process!r}", where)
+    key = _freeze(inp.get("key"))
+    value = _freeze(inp.get("value"))
+    invoke = Event(process, OpType.INVOKE, f, key, value, float(call), None, where)
+    output = fields.get("output")
+    if ret is None or output is None:  # no return: the outcome is unknown
+        return [invoke]
+    if float(ret) < float(call):
+        raise HistoryError(f"Return {ret} is before Call {call}", where)
+    if isinstance(output, dict):
+        lowered = {k.lower(): v for k, v in output.items()}
+        output = lowered.get("value", lowered.get("output"))
+    result = value if f in ("put", "write", "append", "cas") else _freeze(output)
+    return [invoke, Event(process, OpType.OK, f, key, result, float(ret), None, where)]
+
+
+def dump_porcupine(history: History) -> str:
+    """The completed and unknown operations as Porcupine operation JSON (the format
+    `parse_porcupine` reads and a Go program can hand to porcupine as []Operation).
+    Clients become 0-based integers; times become integers (nanoseconds when the history
+    has real times, else positions)."""
+    clients: dict[Hashable, int] = {}
+    integral = all(
+        float(op.call).is_integer() and (not op.known or float(op.ret).is_integer())
+        for op in history.operations
+    )
+    scale = 1 if integral else 1_000_000_000
+
+    def stamp(t: float) -> int:
+        return round(t * scale)
+
+    out = []
+    for op in history.operations:
+        obj: dict[str, Any] = {
+            "ClientId": clients.setdefault(op.process, len(clients)),
+            "Input": {"Op": op.f, "Key": _thaw(op.key), "Value": _thaw(op.input)},
+            "Call": stamp(op.call),
+            "Output": {"Value": _thaw(op.output)} if op.known else None,
+            "Return": stamp(op.ret) if op.known else None,
+        }
+        out.append(json.dumps(obj))
+    return "[\n" + ",\n".join(out) + "\n]\n"
+
+
 # ---------------------------------------------------------------------------- entry points
 
 PARSERS: dict[Format, Callable[[str], History]] = {
     Format.JEPSEN: parse_jepsen,
     Format.EDN: parse_edn,
     Format.JSONL: parse_jsonl,
+    Format.PORCUPINE: parse_porcupine,
 }
 
 
@@ -501,13 +637,17 @@ def detect_format(text: str) -> Format:
         line = raw.strip()
         if not line:
             continue
+        if line.startswith("[") or re.match(r'\{\s*"(ClientId|Input|Call)"', line):
+            return Format.PORCUPINE
         if re.match(r'\{\s*"', line) or line == "{}":
             return Format.JSONL
         if re.match(r"\{\s*:", line):
             return Format.EDN
         if "jepsen" in line or re.search(r"\s:(invoke|ok|fail|info)\s", line):
             return Format.JEPSEN
-        raise HistoryError("cannot tell the format (expected jepsen, edn or jsonl)", number)
+        raise HistoryError(
+            "cannot tell the format (expected jepsen, edn, jsonl or porcupine)", number
+        )
     raise HistoryError("the history is empty")
 
 
@@ -518,10 +658,15 @@ def parse_history(text: str, fmt: Format | str | None = None) -> History:
 
 
 def load_history(path: str | Path, fmt: Format | str | None = None) -> History:
-    """Read and parse a history file; OS errors become `HistoryError`."""
+    """Read and parse a history file (gzip-compressed if its name ends in ``.gz``); OS
+    errors become `HistoryError`."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        if str(path).endswith(".gz"):
+            with gzip.open(path, "rt", encoding="utf-8") as compressed:
+                text = compressed.read()
+        else:
+            text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise HistoryError(f"cannot read the file: {reason}") from None
     return parse_history(text, fmt)
@@ -535,7 +680,12 @@ def dump_jsonl(events: Iterable[Event]) -> str:
 # ---------------------------------------------------------------------------- values
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _freeze(value: Any) -> Value:
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, list | tuple):
         return tuple(_freeze(v) for v in value)
     if isinstance(value, dict):
@@ -604,11 +754,13 @@ __all__ = [
     "build_history",
     "detect_format",
     "dump_jsonl",
+    "dump_porcupine",
     "load_history",
     "parse_edn",
     "parse_history",
     "parse_jepsen",
     "parse_jsonl",
+    "parse_porcupine",
     "process_label",
     "read_edn",
     "show_value",

@@ -1,22 +1,28 @@
 """The verdicts on a coordination-service history: kv, locks, names, decisions.
 
-One function judges a history of the four workloads the simulator (`paxosd.sim.cluster`) and
-the chaos harness (`paxosd.chaos`) both record, so the two can never judge differently.
-Operations are told apart by name and key, the convention both recorders follow:
+One function judges a history of the four workloads the simulator (`paxosd.sim.cluster`),
+the chaos harness (`paxosd.chaos`) and ``paxosd check`` all read, so the three can never
+judge differently. Operations are told apart by name and key, the convention both
+recorders follow:
 
 - kv: ``put``/``get``/``cas``/``delete`` on keys starting with ``k``: linearizability
-  (`paxosd.check.linearizability`, the register model per key);
+  (`paxosd.check.linearizability`, the ``kv`` model: a cas-register per key);
 - locks: ``acquire``/``release``/``use``: fencing tokens and mutual exclusion
   (`check_locks`, per lock: a re-entrant acquire by a holder that lost the first answer
   returns its existing, older token, so tokens need not rise across locks);
 - names: ``register``/``lookup``: one owner forever (`check_names`);
 - decisions: keys starting with ``decision:``: one chosen value (`check_decisions`).
+
+Anything else (the chaos harness's ``probe-`` writes, which measure availability) belongs
+to no workload and is not judged here.
 """
 
 from __future__ import annotations
 
-from paxosd.check.history import History
-from paxosd.check.linearizability import CheckResult
+from collections.abc import Iterable
+
+from paxosd.check.history import History, Operation
+from paxosd.check.linearizability import CheckResult, Reason, Verdict
 from paxosd.check.linearizability import check as check_linearizable
 from paxosd.check.locks import SafetyResult, check_decisions, check_locks, check_names
 from paxosd.check.models import get_model
@@ -25,6 +31,7 @@ KV_FUNCTIONS = frozenset({"put", "get", "cas", "delete"})
 LOCK_FUNCTIONS = frozenset({"acquire", "release", "use"})
 NAME_FUNCTIONS = frozenset({"register", "lookup"})
 DECISION_PREFIX = "decision:"
+WORKLOADS = ("kv", "locks", "names", "decisions")
 PROBLEMS_SHOWN = 3
 EXPLANATION_CHARS = 400
 
@@ -34,12 +41,63 @@ def is_kv(f: str, key: object) -> bool:
     return f in KV_FUNCTIONS and str(key).startswith("k")
 
 
-def kv_result(history: History, time_limit_s: float) -> CheckResult | None:
+def workload_of(op: Operation) -> str | None:
+    """The workload an operation belongs to, or None."""
+    if str(op.key).startswith(DECISION_PREFIX):
+        return "decisions"
+    if op.f in LOCK_FUNCTIONS:
+        return "locks"
+    if op.f in NAME_FUNCTIONS:
+        return "names"
+    if is_kv(op.f, op.key):
+        return "kv"
+    return None
+
+
+def is_workload_history(ops: Iterable[Operation]) -> bool:
+    """True for a history of paxosd's workloads (locks, names or decisions in it): one
+    that no single sequential model describes, so each workload needs its own checker."""
+    return any(workload_of(op) in ("locks", "names", "decisions") for op in ops)
+
+
+def kv_operations(history: History | Iterable[Operation]) -> list[Operation]:
+    ops = history.operations if isinstance(history, History) else history
+    return [op for op in ops if is_kv(op.f, op.key)]
+
+
+def kv_result(
+    history: History,
+    time_limit_s: float,
+    *,
+    memory_limit_bytes: int | None = None,
+    jobs: int = 1,
+    stop_at_violation: bool = False,
+) -> CheckResult | None:
     """Linearizability of the kv operations (None if there are none)."""
-    ops = [op for op in history.operations if is_kv(op.f, op.key)]
+    ops = kv_operations(history)
     if not ops:
         return None
-    return check_linearizable(ops, get_model("kv"), time_limit_s=time_limit_s)
+    return check_linearizable(
+        ops,
+        get_model("kv"),
+        time_limit_s=time_limit_s,
+        memory_limit_bytes=memory_limit_bytes,
+        jobs=jobs,
+        stop_at_violation=stop_at_violation,
+    )
+
+
+def kv_safety(kv: CheckResult) -> SafetyResult:
+    """The kv verdict in the same shape as the other workloads'. An unknown verdict is
+    not a violation, but it is not ok either: the check could not finish."""
+    problems = []
+    if kv.verdict is Verdict.NOT_LINEARIZABLE:
+        problems.append("kv history is not linearizable: " + kv.explain()[:EXPLANATION_CHARS])
+    elif kv.verdict is Verdict.UNKNOWN:
+        reasons = sorted({str(k.reason) for k in kv.keys if k.verdict is Verdict.UNKNOWN})
+        why = ", ".join(r for r in reasons if r != str(Reason.NONE)) or "unknown"
+        problems.append(f"kv linearizability check could not finish ({why}): unknown")
+    return SafetyResult("kv", not problems, problems, kv.operations)
 
 
 def judge_workloads(
@@ -53,21 +111,15 @@ def judge_workloads(
     results: dict[str, SafetyResult] = {}
     kv = kv if kv is not None else kv_result(history, time_limit_s)
     if kv is not None:
-        verdict = str(kv.verdict)
-        problems = []
-        if verdict == "not linearizable":
-            problems.append("kv history is not linearizable: " + kv.explain()[:EXPLANATION_CHARS])
-        elif verdict == "unknown":
-            problems.append("kv linearizability check ran out of time (unknown)")
-        results["kv"] = SafetyResult("kv", not problems, problems, kv.operations)
+        results["kv"] = kv_safety(kv)
     ops = history.operations
-    locks = [op for op in ops if op.f in LOCK_FUNCTIONS]
+    locks = [op for op in ops if workload_of(op) == "locks"]
     if locks:
         results["locks"] = check_locks(locks)
-    names = [op for op in ops if op.f in NAME_FUNCTIONS]
+    names = [op for op in ops if workload_of(op) == "names"]
     if names:
         results["names"] = check_names(names)
-    decisions = [op for op in ops if str(op.key).startswith(DECISION_PREFIX)]
+    decisions = [op for op in ops if workload_of(op) == "decisions"]
     if decisions:
         results["decisions"] = check_decisions(decisions)
     return results
@@ -81,3 +133,20 @@ def problem_lines(results: dict[str, SafetyResult]) -> list[str]:
         shown = result.problems[:PROBLEMS_SHOWN]
         lines.extend(shown if name == "kv" else (f"{name}: {p}" for p in shown))
     return lines
+
+
+__all__ = [
+    "DECISION_PREFIX",
+    "KV_FUNCTIONS",
+    "LOCK_FUNCTIONS",
+    "NAME_FUNCTIONS",
+    "WORKLOADS",
+    "is_kv",
+    "is_workload_history",
+    "judge_workloads",
+    "kv_operations",
+    "kv_result",
+    "kv_safety",
+    "problem_lines",
+    "workload_of",
+]
