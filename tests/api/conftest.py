@@ -59,12 +59,13 @@ class FakeNode:
         self.clock_ms = 1_000_000  # log time stamped before every write (tests move it)
         self.calls: list[Call] = []
         self.fail: Exception | None = None  # raised by execute() instead of running the op
+        self.fail_result: Any = None  # answered by execute() instead (a results.Error)
         self.leader: int | None = node_id
         self.ballot: Any = f"1.{node_id}"  # the real node shows Ballot as "round.node"
         self.ops_total = 0
         self.status_extra: dict[str, Any] = {}  # merged over status(), last
         self.member_list: list[dict[str, Any]] = [
-            {"id": node_id, "http": None, "resp": None, "peer": None}
+            {"id": node_id, "http": None, "resp": None, "peer": None, "connected": True}
         ]
         self.registry = CollectorRegistry()
         self.http_metrics = HttpMetrics(self.registry)
@@ -81,6 +82,8 @@ class FakeNode:
         self.calls.append(Call(op, client_id, seq))
         if self.fail is not None:
             raise self.fail
+        if self.fail_result is not None:
+            return self.fail_result
         self.ops_total += 1
         if isinstance(op, READ_OPS):
             return self.machine.read(op)
@@ -111,6 +114,8 @@ class FakeNode:
             "applied": self.slot,
             "members": self.members(),
             "ops_total": self.ops_total,
+            "uptime_s": 3725.0,
+            "disk_bytes": 5 * 1024 * 1024 + 300 * 1024,
             "latency_ms": self.http_metrics.latency_ms(),
             "leader_changes": [
                 {"at": "2024-01-01T00:00:00Z", "leader": self.leader, "ballot": self.ballot}

@@ -14,8 +14,6 @@ errors.
 `ServerThread` runs `serve_resp` on an event loop in a background thread, so tests can use
 blocking sockets, redis-cli, and `asyncio.run` with redis.asyncio side by side. `close()` stops
 the listener, the connections and the loop.
-
-`FakeTransport` captures what a `RespProtocol` writes, for tests that drive it directly.
 """
 
 from __future__ import annotations
@@ -252,44 +250,3 @@ class ServerThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(thread_timeout_s)
         self.loop.close()
-
-
-class FakeTransport(asyncio.Transport):
-    """Collects writes; records pause/resume/close. For driving RespProtocol without sockets."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.chunks: list[bytes] = []
-        self.reading = True
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.chunks.append(bytes(data))
-
-    def output(self) -> bytes:
-        data = b"".join(self.chunks)
-        self.chunks.clear()
-        return data
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-    def is_reading(self) -> bool:
-        return self.reading
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name in ("peername", "sockname"):
-            return ("127.0.0.1", 6401 if name == "sockname" else 50000)
-        return default

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from paxosd.api.http import ROUTES, make_app, serve_http
+from paxosd.api.http import ROUTES, HttpLimits, make_app, serve_http
 from paxosd.api.openapi import openapi_path
 from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, Overloaded, Unavailable
 from paxosd.service import Get, LockAcquire, Put, value_bytes_max
@@ -299,7 +299,7 @@ def test_body_over_the_limit_is_413_and_the_server_survives(api: Api) -> None:
 
 def test_value_too_large_for_the_log_is_400_when_the_body_fits() -> None:
     node = FakeNode()
-    harness = Api(node, body_bytes_max=4 << 20)
+    harness = Api(node, limits=HttpLimits(body_bytes_max=4 << 20))
     try:
         body = error(
             harness.put("/v1/kv/k", {"value": "v" * (value_bytes_max + 10)}), 400, "bad_command"
@@ -559,7 +559,7 @@ def test_serve_http_listens_and_cleanup_stops_it() -> None:
 
 def test_make_app_takes_a_smaller_body_limit() -> None:
     node = FakeNode()
-    harness = Api(node, body_bytes_max=64)
+    harness = Api(node, limits=HttpLimits(body_bytes_max=64))
     try:
         error(harness.put("/v1/kv/k", {"value": "x" * 100}), 413, "too_large")
         assert harness.put("/v1/kv/k", {"value": "x"}).status == 200

@@ -11,10 +11,12 @@ have taken effect: nothing reaches the node before it is fully checked.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
+from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
@@ -24,13 +26,15 @@ from paxosd.service.errors import BadCommand
 from paxosd.service.results import Error as ErrorResult
 
 from .failures import ApiError, from_bad_command, from_result
-from .schema import BAD_HEADER, BAD_JSON, BAD_REQUEST, Field, FieldKind
+from .schema import BAD_HEADER, BAD_JSON, BAD_REQUEST, REQUEST_TIMEOUT, Field, FieldKind
 
 CLIENT_ID_HEADER: Final = "Paxosd-Client-Id"
 SEQ_HEADER: Final = "Paxosd-Seq"
 
 # A decimal sequence number: digits only (no sign, no spaces); at most 19 digits fits seq_max.
 _SEQ_PATTERN: Final = re.compile(r"[0-9]{1,19}")
+# A "%" that does not start a %XX escape.
+_BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 # Exact type checks: bool is an int subclass in Python but not a JSON integer.
 _KIND_TYPES: Final[dict[FieldKind, type | None]] = {"string": str, "integer": int, "json": None}
@@ -91,14 +95,56 @@ def _bad_header(message: str) -> NoReturn:
     raise ApiError(400, BAD_HEADER, message)
 
 
-async def read_body(request: web.Request, fields: tuple[Field, ...]) -> dict[str, Any]:
+def check_path_encoding(request: web.Request) -> None:
+    """Refuse a path whose percent-escapes are malformed or do not decode to UTF-8.
+
+    aiohttp keeps such escapes literally, so `/v1/kv/a%FFb` would name the key `a%FFb`, the
+    same key as `/v1/kv/a%25FFb`: two spellings of one key, and a key nobody meant.
+    """
+    raw = request.rel_url.raw_path
+    if "%" not in raw and raw.isascii():
+        return
+    bad = _BAD_ESCAPE.search(raw)
+    if bad is not None:
+        raise ApiError(
+            400,
+            BAD_REQUEST,
+            f"the path has a '%' at offset {bad.start()} that does not start a %XX escape "
+            "(write '%' itself as %25)",
+            field="path",
+        )
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        raise ApiError(
+            400,
+            BAD_REQUEST,
+            "the path's percent-escapes do not decode to UTF-8: keys and names are UTF-8 "
+            "text, each byte of it written as %XX (e.g. 'é' is %C3%A9)",
+            field="path",
+        ) from None
+
+
+async def read_body(
+    request: web.Request, fields: tuple[Field, ...], timeout_s: float
+) -> dict[str, Any]:
     """The request body as a JSON object holding exactly `fields` with their types.
 
-    Raises ApiError 400 for anything else, and aiohttp's 413 (turned into JSON by the
-    middleware) for a body over the application's client_max_size. An empty body is read as
-    {} so that the answer names the first missing field rather than complaining about JSON.
+    Raises ApiError 400 for anything else, 408 if the body takes longer than `timeout_s` to
+    arrive, and aiohttp's 413 (turned into JSON by the middleware) for a body over the
+    application's client_max_size. An empty body is read as {} so that the answer names the
+    first missing field rather than complaining about JSON.
     """
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()
+    except TimeoutError:
+        raise ApiError(
+            408,
+            REQUEST_TIMEOUT,
+            f"the request body did not arrive within {round(timeout_s * 1000)} ms",
+            close=True,
+        ) from None
     if raw.strip():
         try:
             document = json.loads(raw, parse_constant=_refuse_constant)

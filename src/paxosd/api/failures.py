@@ -30,10 +30,17 @@ from paxosd.runtime.errors import ServiceError as NodeError
 from paxosd.runtime.service_api import NodeService
 from paxosd.service.errors import BadCommand
 from paxosd.service.results import BAD_COMMAND as RESULT_BAD_COMMAND
-from paxosd.service.results import NOT_HOLDER, STALE_REQUEST
+from paxosd.service.results import NOT_HOLDER, REQUEST_MISMATCH, STALE_REQUEST
 from paxosd.service.results import Error as ErrorResult
 
-from .schema import BAD_COMMAND, BAD_REQUEST, INTERNAL, METHOD_NOT_ALLOWED, NOT_FOUND, TOO_LARGE
+from .schema import (
+    BAD_COMMAND,
+    BAD_REQUEST,
+    INTERNAL,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    TOO_LARGE,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +53,14 @@ retry_after_s: Final = 1
 _RESULT_STATUS: Final[dict[str, int]] = {
     NOT_HOLDER: 409,
     STALE_REQUEST: 409,
+    REQUEST_MISMATCH: 409,
     RESULT_BAD_COMMAND: 400,
+}
+# What a client should do, added to the state machine's message.
+_RESULT_HINTS: Final[dict[str, str]] = {
+    REQUEST_MISMATCH: "this Paxosd-Client-Id and Paxosd-Seq were already used for a different "
+    "request, so this one was not applied; send every new request with a new Paxosd-Seq "
+    "(reuse a pair only to retry the very same request)",
 }
 
 
@@ -61,6 +75,7 @@ class ApiError(Exception):
         *,
         outcome: str = "failed",
         headers: dict[str, str] | None = None,
+        close: bool = False,
         **details: Any,
     ) -> None:
         super().__init__(message)
@@ -69,6 +84,7 @@ class ApiError(Exception):
         self.message = message
         self.outcome = outcome
         self.headers = headers
+        self.close = close  # end the connection after this answer
         self.details = details
 
     def response(self) -> web.Response:
@@ -78,7 +94,10 @@ class ApiError(Exception):
             "outcome": self.outcome,
         }
         body.update(self.details)
-        return web.json_response(body, status=self.status, headers=self.headers)
+        response = web.json_response(body, status=self.status, headers=self.headers)
+        if self.close:
+            response.force_close()
+        return response
 
 
 def from_bad_command(exc: BadCommand) -> ApiError:
@@ -88,8 +107,10 @@ def from_bad_command(exc: BadCommand) -> ApiError:
 
 
 def from_result(result: ErrorResult) -> ApiError:
-    """A state-machine Error answer (not_holder, stale_request, ...)."""
-    return ApiError(_RESULT_STATUS.get(result.code, 409), result.code, result.message)
+    """A state-machine Error answer (not_holder, stale_request, request_mismatch, ...)."""
+    hint = _RESULT_HINTS.get(result.code)
+    message = f"{result.message}; {hint}" if hint and result.message else hint or result.message
+    return ApiError(_RESULT_STATUS.get(result.code, 409), result.code, message)
 
 
 def from_node_error(exc: NodeError, node: NodeService) -> ApiError:

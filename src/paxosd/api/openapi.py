@@ -17,7 +17,8 @@ from typing import Any, Final
 from paxosd.service.commands import key_bytes_max, owner_bytes_max
 
 from .calls import CLIENT_ID_HEADER, SEQ_HEADER
-from .schema import FIELD_SCHEMAS, JSON_TYPE, SCHEMAS, Reply, Route
+from .routes import Route
+from .schema import FIELD_SCHEMAS, JSON_TYPE, SCHEMAS, Reply
 
 openapi_version: Final = "3.1.0"
 api_version: Final = "1.0.0"

@@ -1,52 +1,47 @@
 """RESP, the Redis serialization protocol, as a second client front end beside HTTP.
 
 Every node listens for RESP (RESP2, and RESP3 after `HELLO 3`) so redis-cli, redis-benchmark
-and Redis client libraries can use paxosd's KV store, locks, names and decisions. The command
-semantics live in `resp_commands`; this module moves bytes.
+and Redis client libraries can use paxosd's KV store, locks, names and decisions. Framing is
+`resp_wire.RespScanner` (bytes in, commands out, no I/O); command semantics live in
+`resp_commands`; this module owns the connection: the order of replies, flow control, limits.
 
 Theory of operation, per connection (`RespProtocol`, one asyncio.Protocol, no Task):
 
-1. **Scan, then parse.** `data_received` first walks the RESP framing of the new bytes in
-   Python (`*N`, then N times `$L` + skip L bytes), enforcing the limits below, and only then
-   feeds the checked bytes to the C `hiredis.Reader`, which builds the argument lists and
-   decodes UTF-8. Why not hand hiredis the raw bytes: it allocates a `*N` array as soon as it
-   reads the header (`*2147483647\\r\\n` asks for 16 GiB), accepts nested aggregates, and keeps
-   reading a `$L` bulk of any length, so a hostile or broken client could exhaust memory. The
-   scan costs about 0.5 µs for a SET (1-2 digit headers are read by byte arithmetic). Inline
-   commands (`PING\\r\\n`, as telnet and redis-benchmark's PING_INLINE send them) are
-   converted to RESP arrays and fed the same way, so every command goes through one queue in
-   arrival order.
+1. **Scan.** `data_received` feeds the bytes to the connection's scanner, which checks the
+   framing and the size limits and hands out complete commands in arrival order.
 2. **Submit.** Each command goes to its handler, which builds the state-machine operation
-   and calls `node.submit(op, client_id=..., seq=...)`: a Future, not a coroutine (the node
-   validates the op; multi-key commands are validated here first, all keys or none). Writes
-   carry this connection's client id (uuid4 hex) and the next sequence number, so the node
-   applies each exactly once however often it retries internally.
-3. **Reply in order.** A per-connection FIFO holds, in arrival order, reply bytes and
-   unresolved futures. Only the HEAD gets a done-callback; when it fires, every completed entry
-   at the front is rendered and the lot goes out in ONE `transport.write`. When the FIFO is
-   empty and a future is already done (a node that answers at once), the reply skips the FIFO.
-   Replies are collected for a whole `data_received` and written once, so a pipeline of N
-   commands costs one write, not N.
+   and calls the node's `submit(op, client_id=..., seq=...)`: a Future, not a coroutine (the
+   node validates the op; multi-key commands are validated here first, all keys or none).
+   Writes carry this connection's client id (uuid4 hex) and the next sequence number, so the
+   node applies each exactly once however often it retries internally.
+3. **Reply in order.** A per-connection FIFO of `_Entry` values holds, in command order, the
+   replies owed: known bytes, or the operations whose answers make them. Only the HEAD's
+   future gets a done-callback; when it fires, every completed entry at the front is rendered
+   and the lot goes out in ONE `transport.write`. When the FIFO is empty and a future is
+   already done (a node that answers at once), the reply skips the FIFO. Replies are
+   collected for a whole `data_received` and written once, so a pipeline of N commands costs
+   one write, not N.
 4. **Program order.** Reads and writes in flight together are concurrent for the node (a
    read-index read does not wait for an uncommitted write), but a connection's commands must
    take effect in the order sent, as in Redis. So runs of reads, or of writes, are submitted
-   together, and an operation of the other kind waits in the FIFO (`_Deferred`) until it
+   together, and an operation of the other kind waits in the FIFO (a deferred entry) until it
    reaches the head, that is until everything before it has completed.
 5. **Backpressure.** Reading stops (`pause_reading`) while the FIFO holds
    `pending_replies_max` entries, while the transport's write buffer is over its high-water
    mark (a client that sends but does not read), or while the connection is closing; parsed
-   commands wait in the hiredis reader and run when the pressure is gone. The FIFO must drain
-   to `pending_replies_resume` before reading resumes, so the connection does not flap.
+   commands wait in the scanner and run when the pressure is gone. The FIFO must drain to
+   `pending_replies_resume` before reading resumes, so the connection does not flap.
 6. **Errors.** Framing errors (`-ERR Protocol error: ...`) are answered after the replies of
    the commands before them, then the connection closes; nothing a client sends can raise out
    of the protocol. Node errors become `-NOTLEADER`, `-UNKNOWN` (a write's outcome is unknown),
    `-TRYAGAIN` (a read got no answer), `-BUSY`; see `resp_commands.exception_reply`.
-
-Limits (`RespLimits`), with units last: `bulk_bytes_max` (one argument), `command_bytes_max`
-(all arguments of one command), `command_args_max` (arguments of one command),
-`inline_bytes_max` (one inline command line), `pending_replies_max` (FIFO entries before
-reading pauses), `connections_max` (open connections per server; the next gets
-`-ERR max number of clients reached`).
+7. **Limits on time and connections** (`limits.RespLimits`). At `connections_max` open
+   connections a new one is answered `-ERR max number of clients reached` and closed; the
+   open ones are served as before. A connection with no command in progress and no reply
+   owed for `idle_timeout_ms` is closed; a command that is still incomplete
+   `command_timeout_ms` after it began (a client trickling bytes) is answered
+   `-ERR Protocol error: ...` and the connection closed. One timer per connection, re-armed
+   lazily, keeps both.
 """
 
 from __future__ import annotations
@@ -60,13 +55,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
-import hiredis
-
 from paxosd.runtime.service_api import NodeService
 from paxosd.service.commands import validate
 from paxosd.service.errors import BadCommand
 from paxosd.service.results import Error as ResultError
 
+from .limits import RespLimits, rejected_linger_s, rejected_lingering_max
 from .resp_commands import (
     DISPATCH,
     ERR_MAX_CLIENTS,
@@ -82,45 +76,16 @@ from .resp_commands import (
     unknown_command,
     wrong_arity,
 )
+from .resp_wire import BEGAN, VIOLATED, InvalidUtf8, RespProtocolError, RespScanner
 
 __all__ = ["RespLimits", "RespProtocol", "close_resp_clients", "serve_resp"]
 
 log = logging.getLogger("paxosd.api.resp")
 
-# Defaults of RespLimits. A bulk may exceed the state machine's value limit (1 MiB) so that a
-# slightly-too-large value gets a per-command error from validation instead of a protocol error
-# that closes the connection; anything past these is not a command paxosd could accept.
-bulk_bytes_max: Final = 4 * 1024 * 1024
-command_bytes_max: Final = 8 * 1024 * 1024
-command_args_max: Final = 65_536
-inline_bytes_max: Final = 64 * 1024  # Redis's PROTO_INLINE_MAX_SIZE
-pending_replies_max: Final = 10_000
-connections_max: Final = 10_000
-# How long a connection refused for connections_max may linger before it is aborted, in seconds.
-rejected_linger_s: Final = 5.0
-# A `*N` / `$L` header line is the type byte, at most 20 digits and CRLF; longer is garbage.
-header_bytes_max: Final = 24
 # Replies gathered while running a pipeline are written once this many bytes accumulate, so
 # the transport's write-buffer limit (and thus pause_writing) sees them before the whole
 # pipeline has been rendered in memory.
 out_flush_bytes: Final = 256 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class RespLimits:
-    """Per-server limits; see the module docstring. Units are in the names."""
-
-    bulk_bytes_max: int = bulk_bytes_max
-    command_bytes_max: int = command_bytes_max
-    command_args_max: int = command_args_max
-    inline_bytes_max: int = inline_bytes_max
-    pending_replies_max: int = pending_replies_max
-    connections_max: int = connections_max
-
-    @property
-    def pending_replies_resume(self) -> int:
-        """Reading resumes once the FIFO has drained to this many entries."""
-        return self.pending_replies_max // 2
 
 
 @dataclass(slots=True)
@@ -130,6 +95,7 @@ class _Shared:
     node: NodeService
     limits: RespLimits
     connections: set[RespProtocol] = field(default_factory=set)
+    rejected: int = 0  # refused connections still lingering (see RespProtocol._reject)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
@@ -164,46 +130,80 @@ def close_resp_clients(server: asyncio.AbstractServer) -> int:
     return len(connections)
 
 
-class _Deferred:
-    """An operation (or several, `many`) waiting in the FIFO until all before it completed."""
+class _Entry:
+    """One reply the connection owes, in command order.
 
-    __slots__ = ("many", "op", "render", "waitable", "write")
+    `reply` is its bytes once known (at once for local answers such as PING or a syntax
+    error). Otherwise it waits for `waitable`: the future of one operation, or, when `many`,
+    the list of futures of a multi-key command, rendered together by `render`. A `deferred`
+    entry has not reached the node yet (`op` is its operation, or list of operations): it is
+    submitted when everything before it has completed (see "Program order").
+    """
 
-    def __init__(self, op: Any, render: Any, write: bool, many: bool) -> None:
-        self.op = op
+    __slots__ = ("deferred", "many", "op", "render", "reply", "waitable", "write")
+
+    def __init__(
+        self,
+        waitable: Any,
+        render: Any,
+        write: bool,
+        many: bool = False,
+        reply: bytes | None = None,
+    ) -> None:
+        self.waitable = waitable
         self.render = render
         self.write = write
         self.many = many
-        self.waitable: Any = None  # the future (or futures) once submitted
+        self.reply = reply
+        self.deferred = False
+        self.op: Any = None
+
+    @classmethod
+    def known(cls, reply: bytes) -> _Entry:
+        return cls(None, None, False, False, reply)
+
+    @classmethod
+    def later(cls, op: Any, render: Any, write: bool, many: bool) -> _Entry:
+        entry = cls(None, render, write, many)
+        entry.deferred = True
+        entry.op = op
+        return entry
+
+    def unfinished(self) -> asyncio.Future[Any] | None:
+        """A future this entry still waits for, or None once it can be rendered."""
+        if self.many:
+            return next((f for f in self.waitable if not f.done()), None)
+        return None if self.waitable.done() else cast("asyncio.Future[Any]", self.waitable)
 
 
 class RespProtocol(asyncio.Protocol):
     """One RESP client connection. See the module docstring for how it works."""
 
     __slots__ = (
+        "_active_at",
         "_backlog",
-        "_carry",
         "_client_id",
         "_closing",
         "_deferred",
         "_eof",
-        "_left",
         "_limits",
         "_lost",
-        "_need",
         "_nil",
+        "_node_submit",
         "_out",
         "_out_bytes",
+        "_partial_since",
         "_phase_writes",
-        "_problem",
         "_queue",
-        "_reader",
         "_reading_paused",
+        "_rejected",
+        "_scanner",
         "_seq",
         "_shared",
-        "_size",
         "_stop",
-        "_submit",
+        "_time",
+        "_timer",
+        "_timer_at",
         "_transport",
         "_waiting",
         "_writing_paused",
@@ -227,7 +227,8 @@ class RespProtocol(asyncio.Protocol):
         self._shared = shared
         self._limits = shared.limits
         self.node = node
-        self._submit = node.submit
+        # The one call into the node, bound once: it runs for every command.
+        self._node_submit = node.submit
         self.conn_id = next(shared.ids)
         self.name: str | None = None
         self.lib_name = ""
@@ -237,32 +238,32 @@ class RespProtocol(asyncio.Protocol):
         self._client_id = uuid.uuid4().hex
         self._seq = 0
         self._transport: asyncio.Transport | None = None
-        # Strict UTF-8: a command with undecodable bytes raises UnicodeDecodeError from gets()
-        # and is skipped whole, the stream stays in sync (checked by the tests).
-        self._reader = hiredis.Reader(encoding="utf-8", errors="strict")
-        # Scanner state across chunks: bytes of the current bulk (and its CRLF) still to pass,
-        # bulk headers still due in the current command, argument bytes of it so far, and an
-        # incomplete header or inline line held back until the rest arrives.
-        self._need = 0
-        self._left = 0
-        self._size = 0
-        self._carry = b""
-        # Reply FIFO: bytes, (future, render, is_write), ([futures], render_many, is_write), or
-        # a _Deferred operation waiting for its turn (see "Program order" below).
-        self._queue: deque[Any] = deque()
+        self._scanner = RespScanner(self._limits)
+        self._queue: deque[_Entry] = deque()  # replies owed, in command order
         self._out: list[bytes] = []  # replies ready to go out in the next write
         self._out_bytes = 0
         self._waiting: asyncio.Future[Any] | None = None  # the head future we have a callback on
         self._phase_writes = False  # what the operations in flight are: writes or reads
-        self._deferred = 0  # _Deferred entries in the FIFO not submitted yet
-        self._backlog = False  # the reader may hold parsed commands that have not run yet
+        self._deferred = 0  # deferred entries in the FIFO not submitted yet
+        self._backlog = False  # the scanner may hold commands that have not run yet
         self._stop = False  # commands must not run now (backpressure or closing)
         self._reading_paused = False
         self._writing_paused = False
         self._closing = False  # QUIT or a protocol error: answer what came before, then close
-        self._problem: bytes | None = None  # reply to send when the reader reaches the error
         self._eof = False  # the client half-closed: answer what it sent, then close
         self._lost = False
+        # Counted from the moment the listener makes the protocol: a burst of accepts makes
+        # several before any connection_made runs.
+        self._rejected = len(shared.connections) >= self._limits.connections_max
+        if not self._rejected:
+            shared.connections.add(self)
+        # Deadlines (see "Limits on time"): loop time of the last bytes heard, and
+        # since when the scanner holds an incomplete command (None: it holds none).
+        self._time = time_of_loop
+        self._active_at = 0.0
+        self._partial_since: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     # -----------------------------------------------------------------------------------------
     # asyncio.Protocol
@@ -272,21 +273,29 @@ class RespProtocol(asyncio.Protocol):
         # the Transport methods without subclassing asyncio.Transport.
         transport = cast(asyncio.Transport, transport)
         self._transport = transport
-        connections = self._shared.connections
-        if len(connections) >= self._limits.connections_max:
+        if self._rejected:
             self._reject(transport)
             return
-        connections.add(self)
+        self._time = asyncio.get_running_loop().time
+        self._active_at = self._time()
+        self._arm(self._limits.idle_timeout_ms / 1000)
 
     def _reject(self, transport: asyncio.Transport) -> None:
         """Answer a connection over the limit with an error and end it gently.
 
         Closing at once would reset the socket if the client's first commands had arrived
         unread (Linux sends RST, and the client loses the error reply), so: write the error,
-        half-close, discard what comes in until the client closes, abort after a while.
+        half-close, discard what comes in until the client closes, abort after a while. Only
+        `rejected_lingering_max` refused connections linger at a time; past that they are
+        aborted at once, so a flood of connections cannot hold descriptors by lingering.
         """
         self._closing = self._stop = True
-        self._problem = b""  # data_received discards everything
+        shared = self._shared
+        log.debug("RESP connection refused: %d connections open", len(shared.connections))
+        shared.rejected += 1  # until connection_lost
+        if shared.rejected > rejected_lingering_max:
+            transport.abort()
+            return
         transport.write(ERR_MAX_CLIENTS)
         if transport.can_write_eof():
             transport.write_eof()
@@ -294,18 +303,25 @@ class RespProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = self._closing = self._stop = True
+        if self._rejected:
+            self._shared.rejected -= 1
+            return
         self._shared.connections.discard(self)
         self._queue.clear()
         self._out.clear()
         self._waiting = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def eof_received(self) -> bool:
-        if self._problem == b"" and self._closing:  # a rejected connection: see _reject
+        if self._rejected:
             return False
         # `printf 'SET a 1\r\nGET a\r\n' | nc -N host port` half-closes after sending: run
         # and answer everything received, then close (returning True keeps the write side).
         self._eof = True
-        self._carry = b""  # an incomplete command can never complete now
+        self._scanner.end_of_input()
+        self._partial_since = None
         self._pump()
         return True
 
@@ -318,134 +334,25 @@ class RespProtocol(asyncio.Protocol):
         self._pump()
 
     def data_received(self, data: bytes) -> None:
-        if self._closing or self._problem is not None:
-            return
-        reader = self._reader
-        n = len(data)
-        need = self._need
-        if need >= n:  # all of it is the middle of one long argument
-            self._need = need - n
-            reader.feed(data)
-            if need == n:
-                self._backlog = True
-                self._pump()
-            return
-        if self._carry:
-            data = self._carry + data
-            n = len(data)
-            self._carry = b""
-        limits = self._limits
-        find = data.find
-        pos = need  # scan position: the next header
-        fed = 0  # data[:fed] has been fed to the reader (or converted, for inline lines)
-        left = self._left
-        size = self._size
-        problem: bytes | None = None
-        incomplete = False
-        while pos < n:
-            if left:
-                if data[pos] != 36:  # "$"
-                    problem = error(f"ERR Protocol error: expected '$', got '{chr(data[pos])}'")
-                    break
-                # Lengths under 100 (most keys and small values) by byte arithmetic, which
-                # halves the cost of a scan. A non-digit there gives a wrong length, but hiredis
-                # rejects that same header before it reads anything after it, so the stream
-                # still ends at the error.
-                if pos + 3 < n and data[pos + 2] == 13:
-                    length = data[pos + 1] - 48
-                    following = pos + 6 + length
-                elif pos + 4 < n and data[pos + 3] == 13:
-                    length = data[pos + 1] * 10 + data[pos + 2] - 528
-                    following = pos + 7 + length
-                else:
-                    end = find(b"\r\n", pos + 1, pos + header_bytes_max)
-                    if end < 0:
-                        if n - pos < header_bytes_max:
-                            incomplete = True
-                        else:
-                            problem = _ERR_BULK_LENGTH
-                        break
-                    try:
-                        length = int(data[pos + 1 : end])
-                    except ValueError:
-                        problem = _ERR_BULK_LENGTH
-                        break
-                    following = end + 4 + length
-                if length < 0 or length > limits.bulk_bytes_max:
-                    problem = _ERR_BULK_LENGTH
-                    break
-                size += length
-                if size > limits.command_bytes_max:
-                    problem = _ERR_TOO_LARGE
-                    break
-                left -= 1
-                pos = following  # may pass n: the argument continues in the next chunk
-                continue
-            if data[pos] == 42:  # "*"
-                if pos + 3 < n and data[pos + 2] == 13:
-                    count = data[pos + 1] - 48
-                    following = pos + 4
-                else:
-                    end = find(b"\r\n", pos + 1, pos + header_bytes_max)
-                    if end < 0:
-                        if n - pos < header_bytes_max:
-                            incomplete = True
-                        else:
-                            problem = _ERR_MULTIBULK_LENGTH
-                        break
-                    try:
-                        count = int(data[pos + 1 : end])
-                    except ValueError:
-                        problem = _ERR_MULTIBULK_LENGTH
-                        break
-                    following = end + 2
-                if count < 0 or count > limits.command_args_max:
-                    problem = _ERR_MULTIBULK_LENGTH
-                    break
-                left = count
-                size = 0
-                pos = following
-                continue
-            # An inline command: one line of space-separated words, converted to RESP so it
-            # takes its turn in the reader like any other command.
-            end = find(b"\n", pos, pos + limits.inline_bytes_max)
-            if end < 0:
-                if n - pos < limits.inline_bytes_max:
-                    incomplete = True
-                else:
-                    problem = error("ERR Protocol error: too big inline request")
-                break
-            words = data[pos:end].split()
-            if words and words[0].upper() in (b"POST", b"HOST:"):
-                # Someone speaks HTTP to this port (perhaps a browser tricked into it): close
-                # without running anything more, as Redis does.
-                log.warning("a RESP connection sent an HTTP request; closing it")
-                problem = b""
-                break
-            if fed < pos:
-                reader.feed(data, fed, pos - fed)
-            fed = pos = end + 1
-            if words:
-                body = b"".join(b"$%d\r\n%b\r\n" % (len(word), word) for word in words)
-                reader.feed(b"*%d\r\n%b" % (len(words), body))
-        if pos > n:
-            need = pos - n
-            pos = n
-        else:
-            need = 0
-        self._need = need
-        self._left = left
-        self._size = size
-        if fed < pos:
-            reader.feed(data, fed, pos - fed)
-        if incomplete:
-            self._carry = data[pos:]  # a header or inline line that ends in the next chunk
-        elif problem is not None:
-            # Everything before the error runs and is answered; nothing after it is read.
-            self._problem = problem
-            self._pause_reading()
+        if self._closing:
+            return  # closing (a rejected connection, QUIT, an error): nothing more runs
+        state = self._scanner.feed(data)
+        self._active_at = self._time()
+        if state:
+            self._fed_unevenly(state)
+        elif self._partial_since is not None:
+            self._partial_since = None
         self._backlog = True
         self._pump()
+
+    def _fed_unevenly(self, state: int) -> None:
+        """The bytes did not end where a command ends: a command is incomplete, or broken."""
+        if state & VIOLATED:
+            self._partial_since = None
+            self._pause_reading()  # nothing after the error is read
+        elif state & BEGAN or self._partial_since is None:
+            self._partial_since = self._active_at
+            self._arm(self._limits.command_timeout_ms / 1000)
 
     # -----------------------------------------------------------------------------------------
     # Running commands and writing replies
@@ -462,35 +369,37 @@ class RespProtocol(asyncio.Protocol):
                 return
             if self._stop and self._can_resume():
                 self._stop = False
-                continue  # run what waited in the reader
+                continue  # run what waited in the scanner
             break
-        if not self._stop and self._reading_paused and self._problem is None:
+        if not self._stop and self._reading_paused and not self._scanner.violated:
             self._reading_paused = False
+            if self._partial_since is not None:
+                # The client could not send while we paused: its command's clock restarts.
+                self._partial_since = self._time()
             if self._transport is not None:
                 self._transport.resume_reading()
 
     def _drain(self) -> None:
-        """Run the complete commands the reader holds, in order, until empty or told to stop."""
-        gets = self._reader.gets
+        """Run the complete commands the scanner holds, in order, until empty or told to stop."""
+        next_command = self._scanner.next_command
         execute = self._execute
         while not self._stop:
             try:
-                args = gets()
-            except UnicodeDecodeError:
+                args = next_command()
+            except InvalidUtf8:
                 self.reply(ERR_UTF8)
                 continue
-            except hiredis.HiredisError as exc:
-                # The scan admits only well-framed input, but hiredis is stricter about digits
-                # ("$ 3"); its verdict ends the connection like any protocol error.
-                self._fail(error(f"ERR Protocol error: {exc}"))
+            except RespProtocolError as exc:
+                if not exc.reply:
+                    log.warning("closing a RESP connection: %s", exc.reason)
+                else:
+                    log.debug("closing a RESP connection: %s", exc.reason)
+                self._fail(exc.reply)
                 return
-            if args is False:
+            if args is None:
                 self._backlog = False
-                if self._problem is not None:
-                    self._fail(self._problem)
                 return
-            if args:  # `*0` is an empty command: no reply, as in Redis
-                execute(args)
+            execute(args)
 
     def _execute(self, args: list[str]) -> None:
         entry = DISPATCH.get(args[0])
@@ -513,37 +422,31 @@ class RespProtocol(asyncio.Protocol):
     def _flush(self) -> None:
         """Move completed entries from the FIFO head to the output, then write the output."""
         queue = self._queue
-        out = self._out
         while queue and not self._writing_paused:
             entry = queue[0]
-            kind = type(entry)
-            if kind is bytes:
-                data = entry
-            else:
-                if kind is _Deferred:
-                    if entry.waitable is None:
-                        # Everything before it has completed: its turn to reach the node.
-                        self._release()
-                    waitable, render, write = entry.waitable, entry.render, entry.write
+            data = entry.reply
+            if data is None:
+                if entry.deferred:
+                    # Everything before it has completed: its turn to reach the node.
+                    self._release()
+                waiting = entry.unfinished()
+                if waiting is not None:
+                    self._wait(waiting)
+                    break
+                if entry.many:
+                    data = self._render_many(entry.waitable, entry.render, entry.write)
                 else:
-                    waitable, render, write = entry
-                if type(waitable) is list:
-                    pending = next((f for f in waitable if not f.done()), None)
-                    if pending is not None:
-                        self._wait(pending)
-                        break
-                    data = self._render_many(waitable, render, write)
-                else:
-                    if not waitable.done():
-                        self._wait(waitable)
-                        break
-                    data = self._render(waitable, render, write)
+                    data = self._render(entry.waitable, entry.render, entry.write)
             queue.popleft()
-            out.append(data)
-            self._out_bytes += len(data)
-            if self._out_bytes >= out_flush_bytes:
-                self._write_out()
+            self._emit(data)
         self._write_out()
+
+    def _emit(self, data: bytes) -> None:
+        """Add a reply to the next write; write at once past `out_flush_bytes`."""
+        self._out.append(data)
+        self._out_bytes += len(data)
+        if self._out_bytes >= out_flush_bytes:
+            self._write_out()
 
     def _write_out(self) -> None:
         out = self._out
@@ -618,7 +521,6 @@ class RespProtocol(asyncio.Protocol):
 
     def _fail(self, reply: bytes) -> None:
         """Answer `reply` after everything before it, then close."""
-        self._problem = None
         if reply:
             self.reply(reply)
         self._closing = True
@@ -631,16 +533,61 @@ class RespProtocol(asyncio.Protocol):
             self._transport.abort()
 
     # -----------------------------------------------------------------------------------------
+    # Deadlines: idle connections and slow commands
+
+    def _arm(self, delay_s: float) -> None:
+        """Make sure a deadline check runs within `delay_s` seconds."""
+        at = self._time() + delay_s
+        timer = self._timer
+        if timer is not None:
+            if self._timer_at <= at:
+                return  # an earlier check is due; it re-arms for what remains
+            timer.cancel()
+        self._timer_at = at
+        self._timer = asyncio.get_running_loop().call_at(at, self._check_deadlines)
+
+    def _check_deadlines(self) -> None:
+        self._timer = None
+        if self._closing or self._lost:
+            return
+        limits = self._limits
+        now = self._time()
+        due = now + limits.idle_timeout_ms / 1000  # the next check, at the latest
+        since = self._partial_since
+        if since is not None and not self._reading_paused:
+            command_due = since + limits.command_timeout_ms / 1000
+            if now >= command_due:
+                log.debug("closing a RESP connection: a command incomplete for %.1f s", now - since)
+                self._fail(
+                    error(
+                        f"ERR Protocol error: command not complete {limits.command_timeout_ms}"
+                        " ms after it began; closing the connection"
+                    )
+                )
+                self._pump()
+                return
+            due = min(due, command_due)
+        owed = (self._queue or self._backlog) and not self._writing_paused
+        if since is None and not owed:
+            # Idle: nothing arriving, nothing owed (or a client that stopped reading replies).
+            idle_due = self._active_at + limits.idle_timeout_ms / 1000
+            if now >= idle_due:
+                log.debug("closing a RESP connection idle for %.1f s", now - self._active_at)
+                self._closing = self._stop = True
+                if self._transport is not None:
+                    self._transport.close()
+                return
+            due = min(due, idle_due)
+        self._arm(due - now)
+
+    # -----------------------------------------------------------------------------------------
     # resp_commands.Connection: what handlers use
 
     def reply(self, data: bytes) -> None:
         if self._queue:
-            self._queue.append(data)
+            self._queue.append(_Entry.known(data))
         else:
-            self._out.append(data)
-            self._out_bytes += len(data)
-            if self._out_bytes >= out_flush_bytes:
-                self._write_out()
+            self._emit(data)
 
     # A single operation is not validated here: `NodeService.submit` validates every op and
     # answers BadRequest (-ERR) for a bad one, and doing it twice cost 0.8 µs of the ~3.5 µs
@@ -653,16 +600,16 @@ class RespProtocol(asyncio.Protocol):
     # take effect in order (`SET k v` then `GET k` in one pipeline must see v), so a
     # connection submits in phases: consecutive reads together, consecutive writes together,
     # and an operation of the other kind only once everything before it has completed (it
-    # waits in the FIFO as a `_Deferred` until it reaches the head). Pure read or pure write
-    # pipelines keep full concurrency; alternating ones pay one round trip per switch.
+    # waits in the FIFO as a deferred entry until it reaches the head). Pure read or pure
+    # write pipelines keep full concurrency; alternating ones pay one round trip per switch.
 
     def read(self, op: Any, render: Render) -> None:
         if self._deferred or (self._phase_writes and self._queue):
-            self._defer(_Deferred(op, render, False, False))
+            self._defer(_Entry.later(op, render, False, False))
             return
         self._phase_writes = False
         try:
-            future = self._submit(op)
+            future = self._node_submit(op)
         except Exception as exc:  # the contract says "a future", but never trust a neighbour
             self.reply(exception_reply(self.node, exc, False))
             return
@@ -670,12 +617,12 @@ class RespProtocol(asyncio.Protocol):
 
     def write(self, op: Any, render: Render) -> None:
         if self._deferred or (not self._phase_writes and self._queue):
-            self._defer(_Deferred(op, render, True, False))
+            self._defer(_Entry.later(op, render, True, False))
             return
         self._phase_writes = True
         self._seq += 1
         try:
-            future = self._submit(op, client_id=self._client_id, seq=self._seq)
+            future = self._node_submit(op, client_id=self._client_id, seq=self._seq)
         except Exception as exc:
             self.reply(exception_reply(self.node, exc, True))
             return
@@ -684,13 +631,9 @@ class RespProtocol(asyncio.Protocol):
     def _push(self, future: asyncio.Future[Any], render: Render, write: bool) -> None:
         queue = self._queue
         if not queue and future.done():
-            data = self._render(future, render, write)
-            self._out.append(data)
-            self._out_bytes += len(data)
-            if self._out_bytes >= out_flush_bytes:
-                self._write_out()
+            self._emit(self._render(future, render, write))
             return
-        queue.append((future, render, write))
+        queue.append(_Entry(future, render, write))
         if len(queue) >= self._limits.pending_replies_max:
             self._halt()
 
@@ -708,10 +651,11 @@ class RespProtocol(asyncio.Protocol):
             self.reply(error(f"ERR {exc}"))
             return
         if self._deferred or (self._phase_writes != write and self._queue):
-            self._defer(_Deferred(ops, render, write, True))
+            self._defer(_Entry.later(ops, render, write, True))
             return
         self._phase_writes = write
-        self._queue.append(([self._submit_one(op, write) for op in ops], render, write))
+        futures = [self._submit_one(op, write) for op in ops]
+        self._queue.append(_Entry(futures, render, write, True))
         if len(self._queue) >= self._limits.pending_replies_max:
             self._halt()
 
@@ -719,14 +663,14 @@ class RespProtocol(asyncio.Protocol):
         try:
             if write:
                 self._seq += 1
-                return self._submit(op, client_id=self._client_id, seq=self._seq)
-            return self._submit(op)
+                return self._node_submit(op, client_id=self._client_id, seq=self._seq)
+            return self._node_submit(op)
         except Exception as exc:
             failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             failed.set_exception(exc)
             return failed
 
-    def _defer(self, entry: _Deferred) -> None:
+    def _defer(self, entry: _Entry) -> None:
         self._queue.append(entry)
         self._deferred += 1
         if len(self._queue) >= self._limits.pending_replies_max:
@@ -736,7 +680,7 @@ class RespProtocol(asyncio.Protocol):
         """Submit the run of same-kind deferred operations that starts at the FIFO head."""
         write: bool | None = None
         for entry in self._queue:
-            if type(entry) is not _Deferred or entry.waitable is not None:
+            if not entry.deferred:
                 continue
             if write is None:
                 write = entry.write
@@ -746,6 +690,8 @@ class RespProtocol(asyncio.Protocol):
                 entry.waitable = [self._submit_one(op, write) for op in entry.op]
             else:
                 entry.waitable = self._submit_one(entry.op, write)
+            entry.deferred = False
+            entry.op = None
             self._deferred -= 1
         if write is not None:
             self._phase_writes = write
@@ -778,12 +724,12 @@ class RespProtocol(asyncio.Protocol):
         return int(sock[1]) if isinstance(sock, tuple) and len(sock) >= 2 else 0
 
 
+def time_of_loop() -> float:
+    """The running loop's clock, for a protocol used before `connection_made`."""
+    return asyncio.get_running_loop().time()
+
+
 def _address(address: object) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"
     return "?"
-
-
-_ERR_BULK_LENGTH: Final = error("ERR Protocol error: invalid bulk length")
-_ERR_MULTIBULK_LENGTH: Final = error("ERR Protocol error: invalid multibulk length")
-_ERR_TOO_LARGE: Final = error("ERR Protocol error: command too large")

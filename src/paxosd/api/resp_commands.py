@@ -30,7 +30,6 @@ import fnmatch
 import logging
 import os
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from typing import Any, Final, Protocol, TypeAlias
 
 from paxosd.runtime.errors import (
@@ -59,6 +58,7 @@ from paxosd.service.commands import (
 from paxosd.service.errors import BadCommand
 from paxosd.service.results import (
     NOT_HOLDER,
+    REQUEST_MISMATCH,
     STALE_REQUEST,
     CasResult,
     DecisionResult,
@@ -70,17 +70,10 @@ from paxosd.service.results import (
 )
 from paxosd.service.results import Error as ResultError
 
+from .version import VERSION
+
 log = logging.getLogger("paxosd.api.resp")
 
-
-def _version() -> str:
-    try:
-        return metadata.version("paxosd")
-    except metadata.PackageNotFoundError:  # a source tree that was never installed
-        return "0.0.0"
-
-
-VERSION: Final = _version()
 
 # The Redis version paxosd tells clients to assume in INFO, for libraries that gate features
 # on it. 7.0 is the first version whose COMMAND DOCS / HELLO / CLIENT SETINFO clients expect.
@@ -266,6 +259,13 @@ def result_error_reply(result: ResultError, write: bool) -> bytes:
         # A newer request of this connection was applied first; this one was not applied
         # now, and only the node knows whether an earlier copy was.
         return unavailable_reply(f"stale request ({result.message})", write)
+    if result.code == REQUEST_MISMATCH:
+        # The connection numbers its own writes, so this is paxosd's bug, not the client's.
+        return error(
+            f"ERR request_mismatch: {result.message}; this connection's request id was used "
+            "for another command, so this one was not applied (a bug in paxosd: please report "
+            "it); sending it again is safe"
+        )
     return error(f"ERR {result.code}: {result.message}")
 
 

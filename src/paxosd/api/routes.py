@@ -8,10 +8,43 @@ resources in registration order and falls through on a method mismatch, so the `
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+
+from aiohttp import web
 
 from . import handlers as h
-from .schema import HTML_TYPE, METRICS_TYPE, Field, Reply, Route
+from .calls import Call
+from .schema import HTML_TYPE, JSON_TYPE, METRICS_TYPE, Field, Reply
+
+__all__ = ["ROUTES", "Handler", "Route"]
+
+Handler: TypeAlias = Callable[[Call], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One operation of the API.
+
+    `path` is an aiohttp pattern; `{key:.+}` lets keys and names contain "/" (OpenAPI shows it
+    as `{key}`). `body` None means the request body is never read. `service` routes call the
+    node's `execute`: they take the exactly-once headers and can meet 429/503.
+    """
+
+    name: str
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    replies: tuple[Reply, ...]
+    body: tuple[Field, ...] | None = None
+    service: bool = True
+    cors: bool = False
+    content_type: str = JSON_TYPE
+    description: str = ""
+
 
 _OWNER = Field("owner", "string", "who takes, holds or releases the lock (1-256 UTF-8 bytes)")
 _TTL = Field("ttl_ms", "integer", "lease length in milliseconds of log time (100-3600000)")

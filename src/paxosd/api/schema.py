@@ -5,22 +5,16 @@ for the API. `http.py` registers every route from it and parses request bodies w
 `Field`s; `openapi.py` renders the same table as an OpenAPI 3.1 document. Nothing about a
 route is written twice, so the document cannot drift from what the server does.
 
-This module holds only data and the types of the table; it imports nothing from aiohttp, so
-the OpenAPI generator and the tests can use it without a server.
+This module holds only data (error codes, body fields, documented replies, JSON Schemas) and
+imports nothing, not even the rest of the package: every other module of the API may import
+it, and it imports none of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
-if TYPE_CHECKING:
-    from aiohttp import web
-
-    from .calls import Call
-
-Handler: TypeAlias = "Callable[[Call], Awaitable[web.StreamResponse]]"
 FieldKind: TypeAlias = Literal["string", "integer", "json"]
 
 JSON_TYPE: Final = "application/json"
@@ -36,7 +30,11 @@ BAD_HEADER: Final = "bad_header"  # malformed exactly-once headers
 TOO_LARGE: Final = "too_large"  # body over body_bytes_max
 NOT_FOUND: Final = "not_found"  # no such key/name, or no such route
 METHOD_NOT_ALLOWED: Final = "method_not_allowed"
+REQUEST_TIMEOUT: Final = "request_timeout"  # the body did not arrive within body_timeout_ms
+FORBIDDEN_HOST: Final = "forbidden_host"  # a Host the cluster does not use (DNS rebinding)
+CROSS_ORIGIN: Final = "cross_origin"  # a state change sent by another site's web page
 INTERNAL: Final = "internal"
+# (too_many_connections, the answer at the connection cap, is written by http_connections.)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,29 +54,6 @@ class Reply:
     status: int
     schema: str
     doc: str
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """One operation of the API.
-
-    `path` is an aiohttp pattern; `{key:.+}` lets keys and names contain "/" (OpenAPI shows it
-    as `{key}`). `body` None means the request body is never read. `service` routes call the
-    node's `execute`: they take the exactly-once headers and can meet 429/503.
-    """
-
-    name: str
-    method: str
-    path: str
-    handler: Handler
-    summary: str
-    tag: str
-    replies: tuple[Reply, ...]
-    body: tuple[Field, ...] | None = None
-    service: bool = True
-    cors: bool = False
-    content_type: str = JSON_TYPE
-    description: str = ""
 
 
 # ---------------------------------------------------------------------------------------------

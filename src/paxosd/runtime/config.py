@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from paxosd.api.limits import ClientLimits
 from paxosd.runtime.variants import VARIANTS
 
 
@@ -81,6 +82,8 @@ class NodeConfig:
     # For fault tests only: a JSON file {"wall_offset_ms": N} the node re-reads every second
     # and adds to its wall clock (the system clock is shared by every node on a machine).
     clock_file: Path | None = None
+    # Connection caps and timeouts of the HTTP and RESP ports (the `[limits]` table).
+    limits: ClientLimits = field(default_factory=ClientLimits)
 
     @property
     def me(self) -> Member:
@@ -166,6 +169,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         "batch_commands_max",
         "early_accepts",
         "clock_file",
+        "limits",
     }
     unknown = set(raw) - known
     if unknown:
@@ -204,8 +208,16 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         batch_commands_max=raw.get("batch_commands_max", 2048),
         early_accepts=bool(raw.get("early_accepts", True)),
         clock_file=None if raw.get("clock_file") is None else Path(str(raw["clock_file"])),
+        limits=_limits(raw.get("limits", {})),
     )
     return config.validate()
+
+
+def _limits(table: Any) -> ClientLimits:
+    try:
+        return ClientLimits.from_toml(table)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def load(path: Path) -> NodeConfig:

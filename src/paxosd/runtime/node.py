@@ -31,14 +31,17 @@ import json
 import logging
 import os
 import random
+import resource
 import time
 import uuid
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
+from dataclasses import replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from paxosd.api.limits import ClientLimits
+from paxosd.api.version import VERSION
 from paxosd.core.multi.config import EngineConfig
 from paxosd.core.multi.ready import Applied, Note
 from paxosd.core.multi.replica import Replica
@@ -66,13 +69,6 @@ fsync_slow_ms = 100
 # readings has jumped; the node does not use it, but an operator should know.
 clock_jump_ms = 1_000
 clock_check_ms = 1_000
-
-
-def _version() -> str:
-    try:
-        return version("paxosd")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 class SystemClock:
@@ -132,7 +128,7 @@ class Node:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.servers: list[Any] = []
         self.started = time.time()
-        self.version = _version()
+        self.version = VERSION
         self.leader_changes: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=events_kept)
         self.latencies: collections.deque[float] = collections.deque(maxlen=latency_window)
@@ -192,8 +188,10 @@ class Node:
         from paxosd.api.resp import serve_resp
 
         me = self.config.me
-        self.servers.append(await serve_http(self, *me.http, metrics=HttpMetrics(self.registry)))
-        self.servers.append(await serve_resp(self, *me.resp))
+        limits = fit_open_files(self.config.limits)
+        metrics = HttpMetrics(self.registry)
+        self.servers.append(await serve_http(self, *me.http, limits=limits.http, metrics=metrics))
+        self.servers.append(await serve_resp(self, *me.resp, limits=limits.resp))
 
     async def stop(self, cause: str = "asked to stop") -> None:
         """Graceful shutdown: stop taking requests, finish the turn, fail what is pending,
@@ -461,6 +459,29 @@ _WARNINGS = frozenset(
         "forward_dropped",
     }
 )
+
+
+# Open files a node keeps for itself (its store, peers, logs) beside the client connections.
+files_reserved = 256
+
+
+def fit_open_files(limits: ClientLimits) -> ClientLimits:
+    """The limits, with each client port's connection cap lowered so that both fit the
+    process's open-file limit: at the cap a node refuses new connections and goes on serving,
+    where running out of file descriptors would stop it opening its own files."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return limits
+    share = max(16, (soft - files_reserved) // 2)
+    http, resp = limits.http, limits.resp
+    if http.connections_max <= share and resp.connections_max <= share:
+        return limits
+    event(log, "connection_caps_lowered", logging.WARNING, open_files=soft, per_port=share)
+    return replace(
+        limits,
+        http=replace(http, connections_max=min(http.connections_max, share)),
+        resp=replace(resp, connections_max=min(resp.connections_max, share)),
+    )
 
 
 def _time_command(now_ms: int) -> bytes:
