@@ -33,12 +33,18 @@ class Example:
 
 
 def shell_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, command line) of each fenced shell block, continuations joined."""
+    """(line number, command line) of each fenced shell block, continuations joined. In a
+    `console` block only the `$ ` lines are commands; the rest is what they print."""
     found = []
     for block in FENCE.finditer(text):
         first = text.count("\n", 0, block.start(2)) + 1
+        console = block.group(1) == "console"
         pending, start = "", first
         for offset, raw in enumerate(block.group(2).splitlines()):
+            if console and not pending:
+                if not raw.startswith("$ "):
+                    continue
+                raw = raw[2:]
             if not pending:
                 start = first + offset
             if raw.rstrip().endswith("\\"):

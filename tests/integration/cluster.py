@@ -56,6 +56,7 @@ class Cluster:
                 initialise(config)
                 cluster.launch(config.node_id)
             cluster.wait_for_leader()
+            cluster.wait_until_all_answer()  # a test may talk to any node first
         except BaseException:
             cluster.stop()  # a cluster that failed to start leaves no node behind
             raise
@@ -113,6 +114,21 @@ class Cluster:
                     raise AssertionError(f"node {node} exited:\n{log}")
             time.sleep(0.05)
         raise AssertionError(f"no leader within {timeout_s} s")
+
+    def wait_until_all_answer(self, timeout_s: float = start_timeout_s) -> None:
+        """Every running node's client port answers (a leader can be elected by two nodes
+        while the third, on a busy machine, is still starting)."""
+        deadline = time.monotonic() + timeout_s
+        waiting = set(self.processes)
+        while waiting:
+            waiting = {node for node in waiting if self.status(node) is None}
+            for node in waiting:
+                if self.processes[node].poll() is not None:
+                    raise AssertionError(f"node {node} exited:\n{self.log(node)[-3000:]}")
+            if waiting and time.monotonic() > deadline:
+                raise AssertionError(f"nodes {sorted(waiting)} not answering after {timeout_s} s")
+            if waiting:
+                time.sleep(0.05)
 
     def kill9(self, node: int) -> None:
         process = self.processes.pop(node)

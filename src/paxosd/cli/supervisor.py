@@ -164,7 +164,9 @@ class Supervisor:
                 self._watch(node)
 
     def can_go_on(self) -> bool:
-        return any(n.running or n.restart_at is not None for n in self.nodes)
+        # `process is not None`, not `running`: a process that exited since `step` looked is
+        # still to be reported (and perhaps restarted) by the next `step`.
+        return any(n.process is not None or n.restart_at is not None for n in self.nodes)
 
     def run(self, stop: threading.Event, poll_s: float = 0.2) -> str:
         """Supervise until `stop` is set (returns "asked") or nothing is left ("no node")."""
