@@ -1,9 +1,10 @@
 """`paxosd chaos` end to end: the real command, real node processes, real faults.
 
-Two short runs (about 30-40 s each; pytest -n 2 runs them side by side): a correct cluster
-under process and network faults must come out with no anomaly and every output file; the
-planted bug `unconfirmed-reads` (a leader answers reads without confirming it still leads)
-must be caught. A failure prints the command that replays the run.
+Short runs (20-40 s each; pytest -n 2 runs two side by side): a correct cluster under
+process, network and clock faults must come out with no anomaly and every output file; the
+planted bugs `unconfirmed-reads` (a leader answers reads without confirming it still leads)
+and `wall-clock-leases` (leases measured by the leader's wall clock) must be caught.
+A failure prints the command that replays the run.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def test_correct_cluster_survives_faults_with_no_anomaly(tmp_path: Path) -> None
     seed = 7
     status, results, replay = chaos(
         out, "--nodes", "3", "--duration", "24", "--seed", str(seed),
-        "--nemesis", "kill-leader,partition,pause,loss",
+        "--nemesis", "kill-leader,partition,pause,loss,clock-jump-leader",
     )  # fmt: skip
     problems = {k: v["problems"] for k, v in results["verdicts"].items() if not v["ok"]}
     assert status == 0 and results["valid"], f"seed {seed}: {problems}\n{replay}"
@@ -63,7 +64,9 @@ def test_correct_cluster_survives_faults_with_no_anomaly(tmp_path: Path) -> None
     faults = results["faults"]
     assert faults["total"] >= 2 and faults["unexpected_exits"] == []
     assert sum(faults["by_kind"].values()) == faults["total"]
-    assert set(faults["by_kind"]) <= {"kill-leader", "partition", "pause", "loss"}
+    assert set(faults["by_kind"]) <= {
+        "kill-leader", "partition", "pause", "loss", "clock-jump-leader",
+    }  # fmt: skip
     for row in results["recovery"]["faults"]:
         assert row["end"] > row["start"] and row["recovery_s"] >= 0, row
     assert 0 < results["availability"] <= 1
@@ -97,6 +100,20 @@ def test_planted_bug_unconfirmed_reads_is_caught(tmp_path: Path) -> None:
             return
         missed.append(replay)
     raise AssertionError("the planted bug went unnoticed:\n" + "\n".join(missed))
+
+
+def test_planted_bug_wall_clock_leases_is_caught(tmp_path: Path) -> None:
+    """Leases measured by the leader's wall clock end early when that clock jumps forward:
+    another client is granted a lock its holder still relies on."""
+    out = tmp_path / "bug"
+    status, results, replay = chaos(
+        out, "--nodes", "3", "--duration", "20", "--seed", "1", "--nemesis",
+        "clock-jump-leader", "--workload", "locks", "--variant", "wall-clock-leases",
+    )  # fmt: skip
+    assert no_nodes_left(out)
+    locks = results["verdicts"]["locks"]
+    assert status == 1 and not locks["ok"], f"the planted bug went unnoticed\n{replay}"
+    assert any("certainly held it" in problem for problem in locks["problems"]), locks
 
 
 @pytest.mark.skipif(os.name != "posix", reason="signals")

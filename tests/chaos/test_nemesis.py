@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import random
 import time
 import urllib.request
@@ -60,8 +61,12 @@ def test_schedules_are_deterministic_separated_and_within_duration() -> None:
                 assert len(majority) > len(minority) >= 1
             if event.kind == "bridge":
                 assert [len(g) for g in event.targets] == [2, 1, 2]
-            if event.kind in ("kill", "pause", "failing-write"):
+            if event.kind in ("kill", "pause", "failing-write", "clock-skew"):
                 assert len(event.targets) == 1 and len(event.targets[0]) == 1
+            if event.kind == "clock-skew":
+                assert 5_000 <= abs(event.params["offset_ms"]) <= 600_000
+            if event.kind == "clock-jump-leader":
+                assert 5_000 <= event.params["offset_ms"] <= 120_000
             if event.kind == "loss":
                 assert 0 < event.params["loss"] < 1
             if event.kind == "delay":
@@ -205,6 +210,22 @@ def test_runner_against_three_real_nodes(tmp_path: Path) -> None:
             assert "event=storage_failed" in nodes[follower].log_tail(20_000)
             await wait_for_leader(runner, everyone)
 
+            # The leader's wall clock jumps ahead ten minutes: the node notices (its log says
+            # so within its one-second clock check) and, leases being monotonic, goes on.
+            record = await runner.begin(
+                FaultEvent(0, 1, "clock-jump-leader", (), {"offset_ms": 600_000})
+            )
+            jumped = nodes[record["targets"][0][0]]
+            assert jumped.clock_file is not None
+            assert json.loads(jumped.clock_file.read_text()) == {"wall_offset_ms": 600_000}
+            deadline = time.monotonic() + 5
+            while "event=clock_jumped" not in jumped.log_tail(20_000):
+                assert time.monotonic() < deadline, jumped.log_tail()
+                await asyncio.sleep(0.1)
+            await runner.end()
+            assert json.loads(jumped.clock_file.read_text()) == {"wall_offset_ms": 0}
+            await wait_for_leader(runner, everyone)
+
             # A short generated schedule of the other kinds, healed at the end.
             schedule = make_schedule(
                 ["isolate-leader", "bridge", "one-way", "delay", "loss", "duplicate", "reset"],
@@ -221,8 +242,14 @@ def test_runner_against_three_real_nodes(tmp_path: Path) -> None:
 
             assert runner.unexpected_exits == []
             kinds = [r["kind"] for r in runner.events]
-            assert kinds[:4] == ["partition", "kill-leader", "pause", "failing-write"]
-            assert kinds[4:] == [e.kind for e in schedule]
+            assert kinds[:5] == [
+                "partition",
+                "kill-leader",
+                "pause",
+                "failing-write",
+                "clock-jump-leader",
+            ]
+            assert kinds[5:] == [e.kind for e in schedule]
             for record in runner.events:
                 assert set(record) == {"kind", "start", "end", "targets", "detail"}
                 assert record["start"] < record["end"] <= time.time()

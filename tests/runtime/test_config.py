@@ -46,6 +46,17 @@ def test_what_local_cluster_writes_reads_back_unchanged(tmp_path: Path) -> None:
         assert load(path) == config
 
 
+def test_limits_are_read_and_written_back(tmp_path: Path) -> None:
+    limits = {"http": {"body_bytes_max": 4096, "allowed_hosts": ["paxosd.internal"]}}
+    config = from_mapping(raw_config(limits=limits), tmp_path)
+    assert config.limits.http.body_bytes_max == 4096
+    assert config.limits.http.allowed_hosts == ("paxosd.internal",)
+    assert config.limits.resp.connections_max == 4096  # the default
+    path = tmp_path / "node1.toml"
+    path.write_text(to_toml(config))
+    assert load(path) == config
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -60,6 +71,9 @@ def test_what_local_cluster_writes_reads_back_unchanged(tmp_path: Path) -> None:
         ({"storage": "floppy"}, "storage must be file or sqlite"),
         ({"variant": "sloppy"}, "variant must be one of"),
         ({"cluster_id": ""}, "cluster_id must be 1 to 64 characters"),
+        ({"limits": {"http": {"body_bytes_max": "1MB"}}}, "limits.http.body_bytes_max must be"),
+        ({"limits": {"resp": {"speed": 1}}}, "limits.resp.speed is not a known limit"),
+        ({"limits": {"grpc": {}}}, "limits: unknown table 'grpc'"),
     ],
 )
 def test_a_wrong_setting_names_what_to_fix(changes: dict[str, Any], message: str) -> None:

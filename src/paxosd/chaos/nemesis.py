@@ -37,6 +37,12 @@ Kinds (`KINDS`):
   log's size: EFBIG). paxosd must stop rather than acknowledge: it exits with code 70
   (`Node._end_turn`), recorded as `detail.exit_code`. The node is started again at the end,
   with normal limits, and recovers from its log.
+- `clock-skew`: one node's wall clock runs `offset_ms` ahead or behind (seconds to ten
+  minutes) through its clock file, then is set right (a jump back). paxosd measures leases
+  with the leader's monotonic clock, so nothing may change but log lines.
+- `clock-jump-leader`: the leader's wall clock jumps forward by `offset_ms`, then back at
+  the end: what makes a lease measured in wall time expire early (the `wall-clock-leases`
+  variant) while its holder still relies on it.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ KINDS = (
     "duplicate",
     "reset",
     "failing-write",
+    "clock-skew",
+    "clock-jump-leader",
 )
 NETWORK_KINDS = frozenset(
     {"partition", "isolate-leader", "bridge", "one-way", "delay", "loss", "duplicate", "reset"}
@@ -84,6 +92,8 @@ jitter_ms_range = (0.0, 100.0)
 loss_range = (0.05, 0.3)
 duplicate_range = (0.05, 0.3)
 reset_every_s = 0.5
+skew_ms_range = (5_000.0, 600_000.0)  # a node's wall clock this far off, either way
+jump_ms_range = (5_000.0, 120_000.0)  # the leader's wall clock jumps this far forward
 stall_wake_s = 1.0  # a stalled leader runs this long, still cut off, before the heal
 exit_poll_s = 0.02
 status_timeout_s = 1.0
@@ -127,7 +137,7 @@ def _check_kinds(kinds: Sequence[str], nodes: Sequence[int]) -> None:
 
 
 def _targets(kind: str, nodes: list[int], rng: random.Random) -> Groups:
-    if kind in ("kill", "pause", "failing-write"):
+    if kind in ("kill", "pause", "failing-write", "clock-skew"):
         return ((rng.choice(nodes),),)
     if kind == "partition":
         shuffled = rng.sample(nodes, len(nodes))
@@ -158,6 +168,10 @@ def _params(kind: str, rng: random.Random) -> dict[str, float]:
         return {"duplicate": round(rng.uniform(*duplicate_range), 3)}
     if kind == "reset":
         return {"every_s": reset_every_s}
+    if kind == "clock-skew":
+        return {"offset_ms": round(rng.choice((-1, 1)) * rng.uniform(*skew_ms_range))}
+    if kind == "clock-jump-leader":
+        return {"offset_ms": round(rng.uniform(*jump_ms_range))}
     return {}
 
 
@@ -243,6 +257,8 @@ class NemesisRunner:
             "duplicate": self._frames,
             "reset": self._reset,
             "failing-write": self._failing_write,
+            "clock-skew": self._clock,
+            "clock-jump-leader": self._clock,
         }
 
     # -- running a schedule -----------------------------------------------------------------
@@ -309,6 +325,8 @@ class NemesisRunner:
             await self.end()
         await self.mesh.heal()
         for node_id, process in sorted(self.nodes.items()):
+            if process.clock_file is not None and process.clock_file.exists():
+                process.set_wall_offset(0)
             if node_id in self._limits:
                 process.restore_file_size(self._limits.pop(node_id))
             if process.paused:
@@ -465,6 +483,20 @@ class NemesisRunner:
                 await asyncio.sleep(every_s)
 
         active.tasks.append(asyncio.create_task(again()))
+
+    async def _clock(self, active: _Active) -> None:
+        if active.event.kind == "clock-jump-leader":
+            victim = await self._leader_or_random(active)
+        else:
+            victim = self._victim(active)
+        process = self.nodes[victim]
+        active.record["start"] = time.time()
+        process.set_wall_offset(active.event.params["offset_ms"])
+
+        async def set_right() -> None:
+            process.set_wall_offset(0)
+
+        active.undo = set_right
 
     async def _failing_write(self, active: _Active) -> None:
         victim = self._victim(active)

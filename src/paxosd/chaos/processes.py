@@ -100,7 +100,10 @@ def write_configs(
             m if m.id == config.node_id else replace(m, peer=mesh.address_for(config.node_id, m.id))
             for m in config.members
         )
-        proxied = replace(config, members=members, storage=storage, variant=variant)
+        proxied = replace(
+            config, members=members, storage=storage, variant=variant,
+            clock_file=base_dir / f"node{config.node_id}.clock.json",  # the clock nemesis's
+        )  # fmt: skip
         if timeouts is not None:
             proxied = replace(proxied, timeouts=timeouts)
         proxied.validate()  # e.g. a proxy port equal to some HTTP port is caught here
@@ -143,8 +146,10 @@ class NodeProcess:
         http: Address | None = None,
         data_dir: Path | None = None,
         env: dict[str, str] | None = None,
+        clock_file: Path | None = None,
     ) -> None:
         self.node_id = node_id
+        self.clock_file = clock_file
         self.config_path = Path(config_path)
         self.log_path = Path(log_path)
         self.http = http
@@ -168,6 +173,7 @@ class NodeProcess:
             Path(log_dir) / f"node{config.node_id}.log",
             http=config.me.http,
             data_dir=config.data_dir,
+            clock_file=config.clock_file,
         )
 
     @property
@@ -277,6 +283,15 @@ class NodeProcess:
                 self._log_pump.join(log_drain_timeout_s)  # the exit's last words, in the file
                 self._log_pump = None
         return code
+
+    def set_wall_offset(self, offset_ms: float) -> None:
+        """Skew the node's wall clock by `offset_ms` (it re-reads its clock file every
+        second; the machine's clock is shared by every node, so the skew goes through here)."""
+        if self.clock_file is None:
+            raise ValueError(f"node {self.node_id} has no clock_file in its config")
+        temporary = self.clock_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"wall_offset_ms": offset_ms}))
+        os.replace(temporary, self.clock_file)
 
     def limit_file_size(self, limit_bytes: int) -> tuple[int, int]:
         """Lower RLIMIT_FSIZE of the running process: any write to a regular file at or beyond

@@ -23,6 +23,8 @@ resp = "127.0.0.1:6401"
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -279,4 +281,22 @@ def to_toml(config: NodeConfig) -> str:
             f'http = "{_show(member.http)}"',
             f'resp = "{_show(member.resp)}"',
         ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _limits_toml(config.limits)) + "\n"
+
+
+def _limits_toml(limits: ClientLimits) -> list[str]:
+    """The `[limits]` tables, with only the limits that differ from their defaults."""
+    lines: list[str] = []
+    for name, table, default in (
+        ("http", limits.http, type(limits.http)()),
+        ("resp", limits.resp, type(limits.resp)()),
+    ):
+        changed = {
+            f.name: getattr(table, f.name)
+            for f in dataclasses.fields(table)
+            if getattr(table, f.name) != getattr(default, f.name)
+        }
+        if changed:
+            lines += ["", f"[limits.{name}]"]
+            lines += [f"{key} = {json.dumps(value)}" for key, value in changed.items()]
+    return lines
