@@ -176,6 +176,7 @@ class Driver:
         self._turn_wanted = False
         self._ticks = 0
         self._status = replica.status()
+        self._seen = (self._status.leader, self._status.role)
         # Log time: (the leadership it belongs to, log time then, monotonic time then).
         self._time_base: tuple[Ballot, int, float] | None = None
         self._last_stamp_ms = 0
@@ -270,8 +271,9 @@ class Driver:
         if self.syncing or self.stopped:
             return  # the sync in progress starts the next turn when it is done
         replica = self.replica
-        status = replica.status()
-        ready = replica.ready(self._stamp(status) if status.is_leader else None)
+        # A Status is built only where it is needed: a leader's turn stamps its log time.
+        stamp = self._stamp(replica.status()) if replica.leader == replica.node_id else None
+        ready = replica.ready(stamp)
         self.stats.turns += 1
         for event in ready.notes:
             self.host.event(event)
@@ -307,8 +309,10 @@ class Driver:
         self.replica.invariants(
             full=self.stats.turns % self.options.full_invariants_every_turns == 0
         )
-        self._observe(self.replica.status())
-        if self.replica.has_ready():
+        replica = self.replica
+        if (replica.leader, replica.role) != self._seen:
+            self._observe(replica.status())  # a new leader or role: worth a full status
+        if replica.has_ready():
             self._schedule()
 
     def _deliver(self, ready: Ready) -> None:
@@ -344,7 +348,7 @@ class Driver:
         outcome = self.replica.propose(write.payload)
         if outcome.taken:
             write.proposed = True
-            write.sent_to = self.replica.status().leader
+            write.sent_to = self.replica.leader
 
     def _ask(self, read_id: int) -> None:
         read = self.reads[read_id]
@@ -403,6 +407,7 @@ class Driver:
     def _observe(self, status: Status) -> None:
         before = self._status
         self._status = status
+        self._seen = (status.leader, status.role)
         if status.leader != before.leader or status.role is not before.role:
             ballot = status.ballot if status.is_leader else status.highest_seen
             self.host.event(
@@ -417,5 +422,6 @@ class Driver:
 
     @property
     def status(self) -> Status:
-        """The replica's status as of the last turn or tick."""
-        return self._status
+        """The replica's status now (a turn builds one only when the leader or role changed;
+        `_status` is what the last change note was made from)."""
+        return self.replica.status()

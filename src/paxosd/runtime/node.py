@@ -133,6 +133,7 @@ class Node:
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=events_kept)
         self.latencies: collections.deque[float] = collections.deque(maxlen=latency_window)
         self.ops_total = 0
+        self._ops_counted = 0  # of ops_total, how many the ok counter has seen
         self.stopping = False
         self._started_at: dict[int, float] = {}  # id(future) -> when the request came
         self._clock_check = (0.0, 0.0)  # (monotonic, wall) at the last check
@@ -232,23 +233,24 @@ class Node:
         if self.stopping:
             future.set_exception(NotLeader("the node is shutting down"))
             return future
-        try:
-            validate(op)
-        except BadCommand as error:
-            future.set_exception(BadRequest(str(error)))
-            return future
-        self._started_at[id(future)] = loop.time()
         if isinstance(op, READ_OPS):
+            try:
+                validate(op)
+            except BadCommand as error:
+                future.set_exception(BadRequest(str(error)))
+                return future
+            self._started_at[id(future)] = loop.time()
             driver.submit_read(op, future)
             return future
         if client_id is None or seq is None:
             client_id, seq = self.client_id, next(self.seqs)
         try:
+            # Encoding checks the op as `validate` would (and that it is a client op).
             payload = encode(Request(client_id=client_id, seq=seq, op=op))
         except BadCommand as error:
-            self._started_at.pop(id(future), None)
             future.set_exception(BadRequest(str(error)))
             return future
+        self._started_at[id(future)] = loop.time()
         retry_safe = not client_id.startswith(ANONYMOUS_PREFIX)
         driver.submit_write((client_id, seq), payload, future, retry_safe=retry_safe)
         return future
@@ -304,8 +306,7 @@ class Node:
             future.set_result(result)
         if started is not None and self.loop is not None:
             self.latencies.append(self.loop.time() - started)
-        self.ops_total += 1
-        self.m_ok.inc()
+        self.ops_total += 1  # the ok counter catches up in _observe: one inc per tick
 
     def fail(self, token: Any, error: ServiceError) -> None:
         future: asyncio.Future[Any] = token
@@ -369,6 +370,9 @@ class Node:
         if driver is None:
             return
         status = driver.status
+        if self.ops_total != self._ops_counted:
+            self.m_ok.inc(self.ops_total - self._ops_counted)
+            self._ops_counted = self.ops_total
         self.g_role.set({"follower": 0, "candidate": 1, "leader": 2}[status.role.value])
         self.g_chosen.set(status.chosen_upto)
         self.g_applied.set(status.applied)

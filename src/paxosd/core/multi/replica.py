@@ -346,14 +346,27 @@ class Replica:
             )
         return bool(self.forward_queue) and self.leader_hint not in (None, self.node_id)
 
+    @property
+    def leader(self) -> NodeId | None:
+        """The leader as `status()` reports it (this node while it leads, None while it
+        campaigns), without building the whole status: drivers ask on every proposal."""
+        if self.leading is not None:
+            return self.node_id
+        return None if self.campaign is not None else self.leader_hint
+
+    @property
+    def role(self) -> Role:
+        if self.leading is not None:
+            return Role.LEADER
+        return Role.CANDIDATE if self.campaign is not None else Role.FOLLOWER
+
     def status(self) -> Status:
         lead, campaign = self.leading, self.campaign
+        role, leader = self.role, self.leader
         if lead is not None:
-            role, ballot, leader = Role.LEADER, lead.ballot, self.node_id
-        elif campaign is not None:
-            role, ballot, leader = Role.CANDIDATE, campaign.ballot, None
+            ballot: Ballot | None = lead.ballot
         else:
-            role, ballot, leader = Role.FOLLOWER, None, self.leader_hint
+            ballot = campaign.ballot if campaign is not None else None
         machine = self.learner.machine
         return Status(
             node_id=self.node_id,
