@@ -40,7 +40,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from paxosd.core.multi.ready import Applied, Note, ReadDone, Ready, Status, note
+from paxosd.core.multi.ready import Applied, Note, ReadDone, Ready, Role, Status, note
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Ballot, Envelope, NodeId
 from paxosd.runtime.errors import NotLeader, Overloaded, ServiceError, Unavailable
@@ -176,7 +176,6 @@ class Driver:
         self._turn_wanted = False
         self._ticks = 0
         self._status = replica.status()
-        self._seen = (self._status.leader, self._status.role)
         # Log time: (the leadership it belongs to, log time then, monotonic time then).
         self._time_base: tuple[Ballot, int, float] | None = None
         self._last_stamp_ms = 0
@@ -272,7 +271,7 @@ class Driver:
             return  # the sync in progress starts the next turn when it is done
         replica = self.replica
         # A Status is built only where it is needed: a leader's turn stamps its log time.
-        stamp = self._stamp(replica.status()) if replica.leader == replica.node_id else None
+        stamp = self._stamp(replica.status()) if replica.role is Role.LEADER else None
         ready = replica.ready(stamp)
         self.stats.turns += 1
         for event in ready.notes:
@@ -310,7 +309,8 @@ class Driver:
             full=self.stats.turns % self.options.full_invariants_every_turns == 0
         )
         replica = self.replica
-        if (replica.leader, replica.role) != self._seen:
+        seen = self._status
+        if replica.leader != seen.leader or replica.role is not seen.role:
             self._observe(replica.status())  # a new leader or role: worth a full status
         if replica.has_ready():
             self._schedule()
@@ -407,7 +407,6 @@ class Driver:
     def _observe(self, status: Status) -> None:
         before = self._status
         self._status = status
-        self._seen = (status.leader, status.role)
         if status.leader != before.leader or status.role is not before.role:
             ballot = status.ballot if status.is_leader else status.highest_seen
             self.host.event(
