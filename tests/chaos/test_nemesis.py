@@ -67,6 +67,7 @@ def test_schedules_are_deterministic_separated_and_within_duration() -> None:
                 assert 5_000 <= abs(event.params["offset_ms"]) <= 600_000
             if event.kind == "clock-jump-leader":
                 assert 5_000 <= event.params["offset_ms"] <= 120_000
+                assert event.params["every_s"] == 1.0  # jumps again each second
             if event.kind == "loss":
                 assert 0 < event.params["loss"] < 1
             if event.kind == "delay":

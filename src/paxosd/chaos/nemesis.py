@@ -40,9 +40,11 @@ Kinds (`KINDS`):
 - `clock-skew`: one node's wall clock runs `offset_ms` ahead or behind (seconds to ten
   minutes) through its clock file, then is set right (a jump back). paxosd measures leases
   with the leader's monotonic clock, so nothing may change but log lines.
-- `clock-jump-leader`: the leader's wall clock jumps forward by `offset_ms`, then back at
+- `clock-jump-leader`: the leader's wall clock jumps forward by `offset_ms`, and again by as
+  much every `every_s` while the fault lasts (a clock stepped again and again), then back at
   the end: what makes a lease measured in wall time expire early (the `wall-clock-leases`
-  variant) while its holder still relies on it.
+  variant) while its holder still relies on it. One jump expires only the leases held at that
+  instant; repeated jumps make it likely that some lock was just granted and is wanted.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ duplicate_range = (0.05, 0.3)
 reset_every_s = 0.5
 skew_ms_range = (5_000.0, 600_000.0)  # a node's wall clock this far off, either way
 jump_ms_range = (5_000.0, 120_000.0)  # the leader's wall clock jumps this far forward
+jump_every_s = 1.0  # ... and as far again this often (a node re-reads its clock file each second)
 stall_wake_s = 1.0  # a stalled leader runs this long, still cut off, before the heal
 exit_poll_s = 0.02
 status_timeout_s = 1.0
@@ -171,7 +174,7 @@ def _params(kind: str, rng: random.Random) -> dict[str, float]:
     if kind == "clock-skew":
         return {"offset_ms": round(rng.choice((-1, 1)) * rng.uniform(*skew_ms_range))}
     if kind == "clock-jump-leader":
-        return {"offset_ms": round(rng.uniform(*jump_ms_range))}
+        return {"offset_ms": round(rng.uniform(*jump_ms_range)), "every_s": jump_every_s}
     return {}
 
 
@@ -490,8 +493,21 @@ class NemesisRunner:
         else:
             victim = self._victim(active)
         process = self.nodes[victim]
+        offset_ms = active.event.params["offset_ms"]
         active.record["start"] = time.time()
-        process.set_wall_offset(active.event.params["offset_ms"])
+        process.set_wall_offset(offset_ms)
+        every_s = active.event.params.get("every_s")
+        if active.event.kind == "clock-jump-leader" and every_s:
+            detail = active.record["detail"]
+            detail["jumps"] = 1
+
+            async def again() -> None:
+                while True:
+                    await asyncio.sleep(every_s)
+                    detail["jumps"] += 1
+                    process.set_wall_offset(offset_ms * detail["jumps"])
+
+            active.tasks.append(asyncio.create_task(again()))
 
         async def set_right() -> None:
             process.set_wall_offset(0)
