@@ -40,7 +40,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from paxosd.core.multi.ready import Applied, Note, ReadDone, Ready, Role, Status, note
+from paxosd.core.multi.ready import Applied, Note, ReadDone, Ready, Status, note
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Ballot, Envelope, NodeId
 from paxosd.runtime.errors import NotLeader, Overloaded, ServiceError, Unavailable
@@ -178,7 +178,6 @@ class Driver:
         self._status = replica.status()
         # Log time: (the leadership it belongs to, log time then, monotonic time then).
         self._time_base: tuple[Ballot, int, float] | None = None
-        self._last_stamp_ms = 0
         self._last_time_advance_ms = -float("inf")
 
     # -- client requests ------------------------------------------------------------------
@@ -244,7 +243,7 @@ class Driver:
         ):
             # Keep log time moving while idle, so that leases expire without traffic.
             self._last_time_advance_ms = now
-            stamp = self._stamp(status)
+            stamp = self._stamp(status.ballot)
             if stamp is not None:
                 replica.propose(stamp)
         self._observe(status)
@@ -270,8 +269,9 @@ class Driver:
         if self.syncing or self.stopped:
             return  # the sync in progress starts the next turn when it is done
         replica = self.replica
-        # A Status is built only where it is needed: a leader's turn stamps its log time.
-        stamp = self._stamp(replica.status()) if replica.role is Role.LEADER else None
+        # Log time goes at the head of each batch this turn forms, and only then: most of a
+        # busy leader's turns (an Accepted, a read) form none.
+        stamp = self._stamp(replica.batch_ballot)
         ready = replica.ready(stamp)
         self.stats.turns += 1
         for event in ready.notes:
@@ -388,20 +388,21 @@ class Driver:
 
     # -- log time and observation -------------------------------------------------------------
 
-    def _stamp(self, status: Status) -> bytes | None:
-        """The leader's log time, as the state machine's time command (module docstring)."""
+    def _stamp(self, ballot: Ballot | None) -> bytes | None:
+        """The leader's log time under `ballot`, as the state machine's time command (module
+        docstring)."""
         command = self.options.time_command
-        if command is None or status.ballot is None:
+        if command is None or ballot is None:
             return None
         clock = self.clock
         if self.options.variant == "wall-clock-leases":
             now = max(0, int(clock.wall_ms()))  # the planted bug
         else:
             base = self._time_base
-            if base is None or base[0] != status.ballot:
-                base = self._time_base = (status.ballot, status.log_time_ms, clock.monotonic_ms())
+            if base is None or base[0] != ballot:
+                base = (ballot, self.replica.log_time_ms, clock.monotonic_ms())
+                self._time_base = base
             now = base[1] + int(clock.monotonic_ms() - base[2])
-        self._last_stamp_ms = now
         return command(now)
 
     def _observe(self, status: Status) -> None:

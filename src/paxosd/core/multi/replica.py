@@ -360,6 +360,20 @@ class Replica:
             return Role.LEADER
         return Role.CANDIDATE if self.campaign is not None else Role.FOLLOWER
 
+    @property
+    def batch_ballot(self) -> Ballot | None:
+        """The ballot under which the next `ready()` forms a batch; None if it forms none (not
+        leading, nothing queued, or the pipeline full). The driver stamps log time only then."""
+        lead = self.leading
+        if lead is None or not lead.queue or len(lead.inflight) >= self.config.pipeline_slots_max:
+            return None
+        return lead.ballot
+
+    @property
+    def log_time_ms(self) -> int:
+        """The log time of everything applied here (the state machine's clock)."""
+        return self.learner.machine.now_ms
+
     def status(self) -> Status:
         lead, campaign = self.leading, self.campaign
         role, leader = self.role, self.leader
@@ -384,7 +398,7 @@ class Replica:
             snapshot_slot=self.acceptor.snapshot_slot,
             elections=self.elections,
             rebuilding=self.rebuild is not None,
-            log_time_ms=machine.now_ms,
+            log_time_ms=self.log_time_ms,
             wants_log_time=machine.leases_may_be_live,
         )
 

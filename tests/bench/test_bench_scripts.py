@@ -1,0 +1,31 @@
+"""The micro-benchmarks in bench/ still run against this tree, at a size that takes seconds.
+
+They are not tests of speed (their figures go to docs/benchmarks.md); this only keeps a
+documented command from breaking silently when the code under it changes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "expected"),
+    [
+        ("engine_core.py", ["--commands", "400", "--gc"], "of which GC"),
+        ("service_apply.py", ["--n", "300"], "apply put"),
+        ("resp_micro.py", ["--rounds", "300"], "µs per command"),
+    ],
+)
+def test_bench_script_runs(script: str, args: list[str], expected: str) -> None:
+    command = [sys.executable, str(BENCH / script), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    replay = " ".join(["python", f"bench/{script}", *args])
+    assert done.returncode == 0, f"{replay} failed:\n{done.stdout}\n{done.stderr}"
+    assert expected in done.stdout, f"{replay} printed:\n{done.stdout}"
