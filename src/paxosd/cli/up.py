@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import shutil
 import signal
 import sys
@@ -28,17 +29,20 @@ from paxosd.cli.common import Failure, Seconds
 from paxosd.cli.node import log_format_option, log_level_option
 from paxosd.cli.supervisor import Backoff, NodeProcess, Supervisor
 from paxosd.runtime import logs
-from paxosd.runtime.config import NodeConfig, local_cluster, to_toml
+from paxosd.runtime.config import ConfigError, NodeConfig, load, local_cluster, to_toml
 from paxosd.runtime.datadir import has_store, initialise
 from paxosd.runtime.ports import port_free
 
-__all__ = ["NodeOptions", "command", "node_command", "prepare"]
+__all__ = ["NodeOptions", "cluster_id_for", "command", "node_command", "prepare"]
 
 console = Console()
 log = logging.getLogger("paxosd.up")
 DEFAULT_DATA_DIR = Path("paxosd-data")
 DEFAULT_BASE_PORT = 7000  # the CLI's and the client's default endpoints are its ports
 leader_wait_s = 15.0
+# The id every `paxosd up` cluster had before each new one drew its own: a data directory
+# with stores but no config files is taken to be such a cluster (its stores are stamped so).
+LEGACY_CLUSTER_ID = "paxosd-local"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,21 @@ def node_command(config_path: Path, options: NodeOptions) -> list[str]:
         sys.executable, "-m", "paxosd", "node", "--config", str(config_path),
         "--log-level", options.log_level, "--log-format", options.log_format,
     ]  # fmt: skip
+
+
+def cluster_id_for(data_dir: Path, count: int, base_port: int) -> str:
+    """The id of the cluster in `data_dir`: the one its config files name. A brand-new cluster
+    draws one of its own, so that a node of another local cluster (a stale process, an old
+    data directory started on the same ports) is refused at the peer handshake instead of
+    joining this one's quorums."""
+    for path in sorted(data_dir.glob("node*.toml")):
+        try:
+            return load(path).cluster_id
+        except ConfigError:
+            continue  # a damaged file: the others still say; the node itself will refuse it
+    if any(has_store(config) for config in local_cluster(count, data_dir, base_port)):
+        return LEGACY_CLUSTER_ID
+    return f"{LEGACY_CLUSTER_ID}-{secrets.token_hex(4)}"
 
 
 def prepare(configs: list[NodeConfig], data_dir: Path, options: NodeOptions) -> list[NodeProcess]:
@@ -109,7 +128,7 @@ def command(
     logs.setup(log_level, log_format)
     count = int(nodes)
     data_dir = data_dir.resolve()
-    configs = local_cluster(count, data_dir, base_port)
+    configs = local_cluster(count, data_dir, base_port, cluster_id_for(data_dir, count, base_port))
     busy = [
         f"{host}:{port}"
         for config in configs
