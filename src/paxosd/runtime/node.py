@@ -145,7 +145,8 @@ class Node:
     async def start(self, serve_clients: bool = True) -> None:
         self.loop = asyncio.get_running_loop()
         if self.variant.name != "correct":
-            log.warning("running the planted bug %r: this node is NOT safe", self.variant.name)
+            self._event("unsafe_variant", logging.WARNING, variant=self.variant.name,
+                        detail="a planted bug: this node is NOT safe")  # fmt: skip
         try:
             self.store = datadir.open_existing(self.config, create=self.variant.amnesia)
             recovered = self.store.load()

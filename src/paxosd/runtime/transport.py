@@ -97,8 +97,9 @@ class _Inbound(asyncio.Protocol):
 
     def _refuse(self, reason: str) -> None:
         self.owner.stats["rejected_connections"] += 1
-        address = self.transport.get_extra_info("peername") if self.transport else None
-        log.warning("closing peer connection from %s: %s", address, reason)
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else peer
+        event(log, "peer_refused", logging.WARNING, address=address, reason=reason)
         if self.transport is not None:
             self.transport.abort()
 
@@ -217,9 +218,10 @@ class PeerTransport:
                 except codec.FrameTooLarge as error:
                     data = encoded[id(msg)] = None
                     self.stats["oversized_messages"] += 1
-                    log.error(
-                        "not sending %s to node %s: %s", type(msg).__name__, envelope.dst, error
-                    )
+                    event(
+                        log, "message_not_sent", logging.ERROR,
+                        message=type(msg).__name__, to=envelope.dst, reason=str(error),
+                    )  # fmt: skip
             if data is not None:
                 frames.setdefault(envelope.dst, []).append(data)
         for peer, queue in frames.items():
