@@ -1,0 +1,77 @@
+"""Who takes part in the log: the voters whose majorities are the quorums, and the learners
+who receive what is chosen but never vote.
+
+Theory of operation. A configuration is a value, not a list passed around: every question
+about membership ("is this a quorum?", "whom do I send Accepts to?", "may this node vote?")
+is asked of one `Configuration`, so that changing membership later (one epoch after another,
+each with its own configuration) changes one value rather than code spread over the replica.
+Within one epoch the configuration never changes; the engine runs unchanged inside it.
+
+A configuration is durable: a store records the configuration it was made for, and a node
+whose config file names other members than its store refuses to start (a member list changed
+by hand could make two disjoint majorities, and lose what one of them chose).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from paxosd.core.quorum import Majority
+from paxosd.core.types import NodeId, node_id_max
+
+
+@dataclass(frozen=True, slots=True)
+class Configuration:
+    """The members of one epoch: `voters` (sorted, unique, at least one) and `learners`
+    (sorted, unique, disjoint from the voters)."""
+
+    voters: tuple[NodeId, ...]
+    learners: tuple[NodeId, ...] = ()
+    epoch: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.voters:
+            raise ValueError("a configuration needs at least one voter")
+        for name, ids in (("voters", self.voters), ("learners", self.learners)):
+            if list(ids) != sorted(set(ids)):
+                raise ValueError(f"{name} must be sorted and unique, got {ids!r}")
+            if any(type(i) is not int or not 0 <= i <= node_id_max for i in ids):
+                raise ValueError(f"{name} must be node ids in [0, {node_id_max}], got {ids!r}")
+        if set(self.voters) & set(self.learners):
+            raise ValueError("a node is either a voter or a learner, not both")
+        if type(self.epoch) is not int or self.epoch < 0:
+            raise ValueError(f"epoch must be a non-negative int, got {self.epoch!r}")
+
+    @classmethod
+    def of(cls, voters: Iterable[NodeId], learners: Iterable[NodeId] = ()) -> Configuration:
+        """A configuration of epoch 0 from unsorted ids."""
+        return cls(tuple(sorted(set(voters))), tuple(sorted(set(learners))))
+
+    @property
+    def members(self) -> tuple[NodeId, ...]:
+        """Everyone who receives the log: voters and learners, sorted."""
+        return tuple(sorted(self.voters + self.learners))
+
+    @property
+    def quorum(self) -> Majority:
+        """The quorum system of this configuration: majorities of the voters."""
+        return Majority(self.voters)
+
+    def is_voter(self, node: NodeId) -> bool:
+        return node in self.voters
+
+    def peers_of(self, node: NodeId) -> tuple[NodeId, ...]:
+        """Every member but `node`, voters first (whom `node` sends to)."""
+        return tuple(m for m in self.voters + self.learners if m != node)
+
+    def voting_peers_of(self, node: NodeId) -> tuple[NodeId, ...]:
+        """Every voter but `node` (whose promises and acceptances count)."""
+        return tuple(m for m in self.voters if m != node)
+
+    def describe(self) -> str:
+        """For operators: 'voters 1,2,3' or 'voters 1,2,3; learners 4'."""
+        text = "voters " + ",".join(map(str, self.voters))
+        if self.learners:
+            text += "; learners " + ",".join(map(str, self.learners))
+        return text
