@@ -199,6 +199,7 @@ class Replica:
         self.quiet_ticks = 0  # ticks since this node last heard a leader
         self.catchup_ticks_left = 0
         self.catchup_target: int | None = None  # the commit point a catch-up is heading for
+        self.catchup_source: NodeId | None = None  # the peer asked last
         self.forward_queue: list[bytes] = []
         self.forward_bytes = 0
         self.remote_reads: dict[int, NodeId] = {}  # read id -> the leader asked
@@ -563,7 +564,8 @@ class Replica:
         if snapshot_slot > chosen_upto:
             # Someone truncated slots we never learned: they are chosen; fetch them.
             holder = max(campaign.promises.items(), key=lambda item: item[1].snapshot_slot)[0]
-            self._send(holder, CatchUp(from_slot=chosen_upto + 1))
+            self.catchup_ticks_left = 0
+            self._catch_up(holder, snapshot_slot)  # retried by `_leader_tick` until done
         top = max(merged, default=chosen_upto)
         start = max(chosen_upto, snapshot_slot) + 1
         lead = Leadership(
@@ -791,6 +793,7 @@ class Replica:
         if self.catchup_target is None:
             self._note("catchup_started", from_slot=self.learner.chosen_upto + 1, to=target)
         self.catchup_target = max(target, self.catchup_target or 0)
+        self.catchup_source = source
         self.catchup_ticks_left = self.config.catchup_timeout_ticks
         incoming = self.incoming_snapshot
         self._send(
@@ -892,6 +895,17 @@ class Replica:
         if lead.heartbeat_ticks_left <= 0:
             self._heartbeat_round(lead)
         self._retransmit(lead)
+        self._retry_catch_up()
+
+    def _retry_catch_up(self) -> None:
+        """A leader that lacks chosen slots (truncated into its peers' snapshots) asks again,
+        the next peer each time, until it has them: nothing it proposes is applied before.
+        (A follower asks again at its leader's next heartbeat.)"""
+        if self.catchup_target is None or self.catchup_ticks_left > 0 or not self.peers:
+            return
+        peers = self.peers
+        last = peers.index(self.catchup_source) if self.catchup_source in peers else -1
+        self._catch_up(peers[(last + 1) % len(peers)], self.catchup_target)
 
     def _retransmit(self, lead: Leadership) -> None:
         """Messages get lost: an Accept unanswered for a while goes out again to the acceptors
