@@ -3,7 +3,8 @@
 Theory of operation. The data directory holds `paxos.sqlite` (plus SQLite's `-wal`/`-shm`) and
 the `LOCK` file. The tables hold the *folded* state (`state.LogState`), not a record history:
 
-    meta(key PRIMARY KEY, value, crc)           identity, promised [round, node], rebuilding [0|1]
+    meta(key PRIMARY KEY, value, crc)           identity, promised [round, node], rebuilding [0|1],
+                                                configuration [epoch, [voters], [learners]]
     log(slot PRIMARY KEY, ballot_round, ballot_node, batch, crc)   batch: msgpack list of bytes
     snapshot(slot PRIMARY KEY, data, crc)       at most one row, the latest snapshot
 
@@ -35,7 +36,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from paxosd.core.multi.records import Accepted, Promised, Rebuilding, Record, Snapshot
+from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.records import (
+    Accepted,
+    Configured,
+    Promised,
+    Rebuilding,
+    Record,
+    Snapshot,
+)
 from paxosd.core.types import Ballot
 
 from .codec import (
@@ -43,7 +52,9 @@ from .codec import (
     BadPayload,
     check_record,
     check_size,
+    configuration_fields,
     decode_batch,
+    decode_configuration,
     encode_batch,
     encode_header,
     int_max,
@@ -117,6 +128,7 @@ class SqliteLog:
         self._new_promised: Ballot | None = None
         self._new_rebuilding: bool | None = None
         self._new_snapshot: Snapshot | None = None
+        self._new_configuration: Configuration | None = None
         encode_header(identity)  # validates the identity exactly as the file backend does
         ensure_dir(self.directory, create, fsync)
         check_backend(self.directory, "sqlite")
@@ -175,6 +187,7 @@ class SqliteLog:
         recovered = self._read()
         self._promised = recovered.promised
         self._rebuilding = recovered.rebuilding
+        self._configuration = recovered.configuration
         self._snapshot_slot = None if recovered.snapshot is None else recovered.snapshot.slot
 
     def _initialize(self, db: sqlite3.Connection) -> None:
@@ -224,6 +237,12 @@ class SqliteLog:
                 self._new_snapshot = record
                 for slot in [s for s in self._dirty if s <= record.slot]:
                     del self._dirty[slot]
+            elif type(record) is Configured:
+                configuration = record.configuration
+                if self._configuration is None or (
+                    configuration.epoch >= self._configuration.epoch
+                ):
+                    self._configuration = self._new_configuration = configuration
 
     def sync(self) -> None:
         """Commit the pending delta in one transaction (one WAL fsync). Durable on return."""
@@ -233,6 +252,7 @@ class SqliteLog:
             or self._new_promised
             or self._new_rebuilding is not None
             or self._new_snapshot
+            or self._new_configuration
         ):
             return
         db = self._db
@@ -255,6 +275,10 @@ class SqliteLog:
             if self._new_rebuilding is not None:
                 value = pack((int(self._new_rebuilding),))
                 db.execute(_UPSERT_META, ("rebuilding", value, _meta_crc("rebuilding", value)))
+            if self._new_configuration is not None:
+                value = pack(configuration_fields(self._new_configuration))
+                crc = _meta_crc("configuration", value)
+                db.execute(_UPSERT_META, ("configuration", value, crc))
             db.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             self._failed = exc
@@ -264,6 +288,7 @@ class SqliteLog:
             raise StoreFailed(f"{self.path}: commit failed: {exc}") from exc
         self._dirty.clear()
         self._new_promised = self._new_rebuilding = self._new_snapshot = None
+        self._new_configuration = None
         self.fsyncs += 1
         if self._fsync and not self._dir_synced:
             # SQLite may have (re)created the WAL on this first commit since open; make its
@@ -299,6 +324,7 @@ class SqliteLog:
         """Drop the pending delta and release everything without committing: a crash, for tests."""
         self._dirty.clear()
         self._new_promised = self._new_rebuilding = self._new_snapshot = None
+        self._new_configuration = None
         self._release()
 
     def __enter__(self) -> SqliteLog:
@@ -343,6 +369,7 @@ class SqliteLog:
         try:
             promised_raw = self._meta_ints(db, "promised", 2)
             rebuilding_raw = self._meta_ints(db, "rebuilding", 1)
+            configuration = self._meta_configuration(db)
             snapshot: Snapshot | None = None
             for slot, data, crc in db.execute(
                 "SELECT slot, data, crc FROM snapshot ORDER BY slot DESC LIMIT 1"
@@ -391,7 +418,20 @@ class SqliteLog:
             accepted=accepted,
             rebuilding=rebuilding_raw is not None and rebuilding_raw[0] == 1,
             snapshot=snapshot,
+            configuration=configuration,
         )
+
+    def _meta_configuration(self, db: sqlite3.Connection) -> Configuration | None:
+        value = self._meta(db, "configuration")
+        if value is None:
+            return None
+        try:
+            raw: Any = unpack(value)
+            if type(raw) is not list or len(raw) != 3:
+                raise BadPayload("not [epoch, voters, learners]")
+            return decode_configuration(raw[0], raw[1], raw[2])
+        except BadPayload as exc:
+            raise CorruptLog(-1, f"meta 'configuration': {exc}", f"{self.path} meta") from None
 
     # -- internals -----------------------------------------------------------------------------
 
