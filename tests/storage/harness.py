@@ -51,6 +51,10 @@ class Harness:
     def open(self, identity: bytes = IDENTITY) -> Store:
         raise NotImplementedError
 
+    def create(self, initial: Sequence[Record]) -> Store:
+        """A NEW store holding `initial` from its first appearance."""
+        raise NotImplementedError
+
     def reopen(self, store: Store, identity: bytes = IDENTITY) -> Store:
         store.close()
         self.unsynced.clear()
@@ -79,6 +83,9 @@ class FileHarness(Harness):
 
     def open(self, identity: bytes = IDENTITY) -> Store:
         return FileLog(self.root, identity, fsync=self.fsync, policy=self.policy)
+
+    def create(self, initial: Sequence[Record]) -> Store:
+        return FileLog(self.root, IDENTITY, fsync=self.fsync, policy=self.policy, initial=initial)
 
     @property
     def log_path(self) -> Path:
@@ -119,6 +126,9 @@ class SqliteHarness(Harness):
     def open(self, identity: bytes = IDENTITY) -> Store:
         return SqliteLog(self.root, identity, fsync=self.fsync)
 
+    def create(self, initial: Sequence[Record]) -> Store:
+        return SqliteLog(self.root, IDENTITY, fsync=self.fsync, initial=initial)
+
     def crash(self, store: Store, rng: random.Random | None = None) -> Store:
         store.abandon()  # the pending delta never reached SQLite
         self.unsynced.clear()
@@ -142,6 +152,9 @@ class MemoryHarness(Harness):
     def open(self, identity: bytes = IDENTITY) -> Store:
         image = getattr(self, "_image", None)
         return MemoryLog(identity, image=image, policy=self.policy)
+
+    def create(self, initial: Sequence[Record]) -> Store:
+        return MemoryLog(IDENTITY, policy=self.policy, initial=initial)
 
     def reopen(self, store: Store, identity: bytes = IDENTITY) -> Store:
         store.close()

@@ -148,6 +148,19 @@ def test_the_configuration_of_the_highest_epoch_wins_and_survives(
     last.close()
 
 
+def test_a_new_store_holds_its_initial_records_from_the_start(harness: Harness) -> None:
+    """`paxosd init` and `--reinitialize` make a store that holds its membership (and, for a
+    rebuilding member, its mark) from the moment it exists: nothing to write afterwards."""
+    three = Configuration.of([1, 2, 3])
+    created = harness.create([Configured(three), Rebuilding(True)])
+    assert created.load().configuration == three and created.load().rebuilding
+    reopened = harness.reopen(created)
+    recovered = reopened.load()
+    assert recovered.configuration == three and recovered.rebuilding
+    assert state(recovered) == (None, {}, True, None, three)
+    reopened.close()
+
+
 def test_snapshot_supersedes_entries_and_older_snapshots(harness: Harness, store: Store) -> None:
     store.write([Accepted(slot, B1, (bytes([slot]),)) for slot in range(1, 11)])
     store.write([Snapshot(3, b"three")])
