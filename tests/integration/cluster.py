@@ -51,9 +51,10 @@ class Cluster:
         layout = local_cluster(nodes, root, base, f"test-{os.getpid()}-{base}")
         cluster = cls(root, [configure(config) for config in layout])
         try:
-            for config in cluster.configs:
+            for config in cluster.configs:  # every store first, as `paxosd init` does
                 (root / f"node{config.node_id}.toml").write_text(to_toml(config))
                 initialise(config)
+            for config in cluster.configs:
                 cluster.launch(config.node_id)
             cluster.wait_for_leader()
             cluster.wait_until_all_answer()  # a test may talk to any node first
@@ -62,7 +63,7 @@ class Cluster:
             raise
         return cluster
 
-    def launch(self, node: int, *args: str) -> None:
+    def launch(self, node: int, *args: str, env: dict[str, str] | None = None) -> None:
         folder = self.root / f"node{node}"
         folder.mkdir(parents=True, exist_ok=True)
         log = open(folder / "node.log", "ab")  # noqa: SIM115 - the child owns it
@@ -71,6 +72,7 @@ class Cluster:
             [sys.executable, "-m", "paxosd", "node", "--config", config, *args],
             stdout=log,
             stderr=log,
+            env=None if env is None else {**os.environ, **env},
         )
         _launched.append(self.processes[node])
 

@@ -104,10 +104,17 @@ def _reinitialize(config: NodeConfig) -> None:
     except (StorageError, OSError) as error:
         logs.event(log, "reinitialize_refused", logging.ERROR, reason=str(error))
         sys.exit(1)
+    if kept is None:
+        detail = "no old store was left; rebuilding from every other member before voting"
+    else:
+        detail = (
+            f"the old store is kept in {kept}; rebuilding from every other member before "
+            f"voting. Once this node logs rebuild_finished, the old store is not needed: "
+            f"remove it with: rm -r {kept}"
+        )
     logs.event(
         log, "store_reinitialized", logging.WARNING, data_dir=config.data_dir,
-        old_store=kept if kept is not None else "none",
-        detail="rebuilding from every other member before voting",
+        old_store=kept if kept is not None else "none", detail=detail,
     )  # fmt: skip
 
 

@@ -151,12 +151,26 @@ class Node:
         try:
             self.store = datadir.open_existing(self.config, create=self.variant.amnesia)
             recovered = self.store.load()
+            settled = datadir.settle_configuration(self.config, self.store, recovered)
         except CorruptLog as error:
             # Damaged durable state: voting with it could break agreement. Stay up so an
             # operator can see why, but take no part in the protocol.
             self.damage = str(error)
             self._event("damaged", logging.ERROR, detail=self.damage)
+        except datadir.MembershipMismatch:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+            raise
         else:
+            recovered = settled.recovered
+            if settled.adopted:
+                self._event(
+                    "configuration_adopted", logging.WARNING,
+                    configuration=_describe(recovered.configuration),
+                    detail="this store was made before stores recorded their members: it "
+                    "now holds the members of its config file, and refuses any other",
+                )  # fmt: skip
             if recovered.repaired_tail_bytes:
                 self._event("storage_repaired", torn_tail_bytes=recovered.repaired_tail_bytes)
             if recovered.rebuilding:
@@ -492,6 +506,10 @@ def fit_open_files(limits: ClientLimits) -> ClientLimits:
         http=replace(http, connections_max=min(http.connections_max, share)),
         resp=replace(resp, connections_max=min(resp.connections_max, share)),
     )
+
+
+def _describe(configuration: Any) -> str:
+    return "none" if configuration is None else str(configuration.describe())
 
 
 def _time_command(now_ms: int) -> bytes:

@@ -24,6 +24,18 @@ LOG_NAME: Final = "paxos.log"
 SQLITE_NAME: Final = "paxos.sqlite"
 LOCK_NAME: Final = "LOCK"
 BACKEND_FILES: Final = {"file": LOG_NAME, "sqlite": SQLITE_NAME}
+# A store is made under this suffix and renamed into place once it is whole.
+TMP_SUFFIX: Final = ".tmp"
+# Every file a store of either backend may leave in its directory (LOCK aside).
+STORE_FILES: Final = (
+    LOG_NAME,
+    LOG_NAME + TMP_SUFFIX,
+    SQLITE_NAME,
+    f"{SQLITE_NAME}-wal",
+    f"{SQLITE_NAME}-shm",
+    SQLITE_NAME + TMP_SUFFIX,
+    f"{SQLITE_NAME}{TMP_SUFFIX}-journal",
+)
 
 
 def datasync(fd: int) -> None:
