@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.records import Record
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope
@@ -58,7 +59,12 @@ def _one_node(tmp_path: Path, log: list[tuple[str, Any]]) -> Node:
     store = RecordingStore(log)
     node.store = store  # type: ignore[assignment]
     replica = Replica(
-        1, [1], random.Random(1), node.engine_config, StateMachine(), StateMachine.restore
+        1,
+        Configuration((1,)),
+        random.Random(1),
+        node.engine_config,
+        StateMachine(),
+        StateMachine.restore,
     )
     options = DriverOptions(request_timeout_ms=5000)
     node.driver = Driver(replica, store, NoPeers(), node.clock, node, options)
