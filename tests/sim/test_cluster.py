@@ -80,16 +80,23 @@ def test_the_same_seeds_give_the_same_bytes_in_processes_with_other_hash_seeds()
     assert len(outputs) == 1
 
 
-PLANTED = ("unconfirmed-reads", "reply-before-fsync", "amnesia", "wall-clock-leases")
+PLANTED = (
+    "unconfirmed-reads",
+    "reply-before-fsync",
+    "amnesia",
+    "wall-clock-leases",
+    "reinit-unmarked",
+)
 
 
 @pytest.mark.parametrize(
     ("variant", "seed"),
     [
-        ("unconfirmed-reads", 5),
-        ("reply-before-fsync", 3),
-        ("amnesia", 7),
-        ("wall-clock-leases", 3),
+        ("unconfirmed-reads", 1),
+        ("reply-before-fsync", 1),
+        ("amnesia", 3),
+        ("wall-clock-leases", 6),
+        ("reinit-unmarked", 20),
     ],
 )
 def test_a_known_failing_seed_of_each_planted_bug_is_still_caught(variant: str, seed: int) -> None:
@@ -108,8 +115,19 @@ def test_each_planted_bug_is_caught_within_the_default_budget(variant: str) -> N
 
 def test_the_correct_engine_survives_the_seeds_that_catch_the_bugs() -> None:
     spec = spec_for(3, ALL, "correct")
-    for seed in (3, 5, 7):
+    for seed in (1, 3, 6, 20):
         assert run(spec, seed).ok, replay_command(spec, seed)
+
+
+def test_an_operator_reinitialising_a_member_and_crashing_at_any_step_loses_nothing() -> None:
+    """`--reinitialize` dies after each of its steps in some run: the node's next ordinary
+    start finds its old store, none (refused: the operator runs it again) or the new one,
+    marked; the node also crashes in the middle of its rebuild. Nothing is ever lost."""
+    spec = spec_for(3, frozenset({"reinit", "crash"}), "correct")
+    report, failing = swarm(spec, range(1, 31), jobs=1)
+    assert not failing, _failures(spec, failing)
+    assert {"reinit", "reinit_crash", "start_refused", "rebuild_crash"} <= set(report.faults)
+    assert report.reached("rebuilds_finished") >= 5
 
 
 def test_fixed_runs_use_every_fault_and_the_engines_own_limits() -> None:

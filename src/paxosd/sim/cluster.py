@@ -41,7 +41,7 @@ from paxosd.core.multi.config import EngineConfig
 from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.messages import Promise, SnapshotInstall
 from paxosd.core.multi.ready import Applied, Note
-from paxosd.core.multi.records import Rebuilding
+from paxosd.core.multi.records import Configured, Rebuilding
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope, NodeId
 from paxosd.runtime.driver import Driver, DriverOptions
@@ -56,6 +56,7 @@ from paxosd.sim.nemesis import (
     SnapshotCrash,
     crash_after_promise,
     crash_after_snapshot,
+    crash_while_rebuilding,
     heal_everything,
     links,
     schedule_faults,
@@ -275,6 +276,13 @@ class Cluster:
         # A crash armed for a node's next snapshot; nodes a fault keeps down until it is done.
         self.snapshot_crash: SnapshotCrash | None = None
         self.held_down: set[NodeId] = set()
+        # Nodes whose store was moved aside by a `--reinitialize` that has not made the new one.
+        self.storeless: set[NodeId] = set()
+        self.store_plan_active = False  # a lost disk or re-initialisation is under way
+        # A node to crash once while it rebuilds: armed when its store is lost, set when it
+        # restarts rebuilding, struck when it has merged its peers' reports.
+        self.rebuild_crash: NodeId | None = None
+        self.crash_mid_rebuild: NodeId | None = None
         self.nodes: dict[NodeId, SimNode | None] = {}
         self.blocked: set[tuple[NodeId, NodeId]] = set()
         self.slowness = dict.fromkeys(self.members, 1.0)
@@ -307,8 +315,12 @@ class Cluster:
             self.nodes[node] = SimNode(self, node, self.disks[node])
             self._tick_chain(node, self.rng.uniform(0, tick_ms))
 
-    def _new_disk(self, node: NodeId) -> SimDisk:
-        disk = SimDisk(make_identity("sim", node), self.policy)
+    def _new_disk(self, node_id: NodeId, rebuilding: bool = False) -> SimDisk:
+        """A store as `paxosd init` (or, rebuilding, `--reinitialize`) makes it: appearing
+        whole, holding its configuration (and its rebuilding mark) from the start."""
+        disk = SimDisk(make_identity("sim", node_id), self.policy)
+        disk.write([Configured(self.configuration), *([Rebuilding(True)] if rebuilding else [])])
+        disk.sync()
         return disk
 
     # scheduling
@@ -437,8 +449,12 @@ class Cluster:
             self.disks[node].snapshot_noted(int(dict(note.fields)["slot"]))
             if note.event == "snapshot_taken":
                 crash_after_snapshot(self, node)
-        elif note.event == "rebuild_merged" and int(dict(note.fields)["catch_up_to"]) > 0:
-            self.count_mechanism("rebuilds_behind_a_snapshot")
+        elif note.event == "rebuild_merged":
+            if int(dict(note.fields)["catch_up_to"]) > 0:
+                self.count_mechanism("rebuilds_behind_a_snapshot")
+            if self.crash_mid_rebuild == node:
+                self.crash_mid_rebuild = None
+                crash_while_rebuilding(self, node)
         elif note.event == "leader_elected":
             ballot = dict(note.fields)["ballot"]
             if any(n != node and self._leads_below(n, ballot) for n in self.members):
@@ -501,12 +517,22 @@ class Cluster:
         node that creates whatever store is missing would."""
         self.crash(node_id)
         self.compactions_lost += self.disks[node_id].compactions
-        disk = self._new_disk(node_id)
-        if not self.variant.amnesia:
-            disk.write([Rebuilding(True)])
-            disk.sync()
-        self.disks[node_id] = disk
+        self.disks[node_id] = self._new_disk(node_id, rebuilding=not self.variant.amnesia)
         self.count("disk_loss")
+        self.rebuild_crash = node_id
+
+    def move_store_aside(self, node_id: NodeId) -> None:
+        """`--reinitialize`, first step: the node's store is moved aside; until a new one is
+        made, an ordinary start finds none (and is refused, unless the planted `amnesia`
+        variant makes whatever store is missing)."""
+        self.compactions_lost += self.disks[node_id].compactions
+        self.storeless.add(node_id)
+
+    def make_store(self, node_id: NodeId, rebuilding: bool) -> None:
+        """`--reinitialize`, last step: a new store, marked rebuilding (the planted
+        `reinit-unmarked` variant makes it unmarked first, and marks it in a second step)."""
+        self.disks[node_id] = self._new_disk(node_id, rebuilding)
+        self.storeless.discard(node_id)
 
     def restart(self, node_id: NodeId, release: bool = False) -> None:
         """Start the node again from its disk (unless a fault holds it down; `release` ends
@@ -515,6 +541,11 @@ class Cluster:
             self.held_down.discard(node_id)
         if self.nodes[node_id] is not None or node_id in self.held_down:
             return
+        if node_id in self.storeless:
+            if not self.variant.amnesia:
+                self.count("start_refused")  # no store: `paxosd node` refuses, and exits
+                return
+            self.make_store(node_id, rebuilding=False)  # the planted bug: a new empty voter
         disk = self.disks[node_id]
         node = SimNode(self, node_id, disk)
         self.nodes[node_id] = node
@@ -523,6 +554,9 @@ class Cluster:
         status = node.replica.status()
         if status.rebuilding:
             self.count_mechanism("rebuilds_started")
+            if self.rebuild_crash == node_id:  # crash it once mid-rebuild (sim/nemesis.py)
+                self.rebuild_crash = None
+                self.crash_mid_rebuild = node_id
         if status.snapshot_slot:
             self.count_mechanism("restarts_from_snapshot")
         if status.snapshot_slot < disk.snapshot_durable:

@@ -48,10 +48,11 @@ FAULTS = {
     "slow": "a node runs 5 to 10 times slower for a while",
     "torn-write": "a crash tears the last unsynced record",
     "disk-loss": "a node loses its whole disk while others are down, and rebuilds",
+    "reinit": "an operator re-initialises a member (--reinitialize), crashing at any step",
     "clock-skew": "wall clocks are up to 10 minutes off",
     "clock-jump": "the leader's wall clock jumps forward or back by seconds",
 }
-NEEDS_PEERS = frozenset({"partition", "isolate-leader", "stale-leader", "disk-loss"})
+NEEDS_PEERS = frozenset({"partition", "isolate-leader", "stale-leader", "disk-loss", "reinit"})
 
 wall_skew_ms_max = 600_000.0
 retry_ms = 50.0  # a fault waiting for the right moment looks again this often
@@ -122,7 +123,9 @@ def schedule_faults(cluster: Cluster) -> None:
         cluster.at(start, partial(_slow, cluster, node, rng.uniform(5, 10)))
         cluster.at(rng.uniform(start, horizon), partial(_slow, cluster, node, 1.0))
     if "disk-loss" in faults and len(members) >= 3:
-        _schedule_disk_loss(cluster, members)
+        _schedule_disk_loss(cluster, members, reinit=False)
+    if "reinit" in faults and len(members) >= 3:
+        _schedule_disk_loss(cluster, members, reinit=True)
     if "clock-skew" in faults:
         for node in members:
             cluster.wall_offset_ms[node] = rng.uniform(-wall_skew_ms_max, wall_skew_ms_max)
@@ -168,9 +171,13 @@ class DiskLoss:
     holders_back_ms: float  # from then to the holders' restart
     cut_ms: float  # the holders are cut off from the laggers this long (0: not at all)
     deadline_ms: float  # the disk is lost by then, ahead or not
+    # Not lost, re-initialised by an operator (`--reinitialize`), whose command dies at this
+    # point of its steps (0 to 1: see `_reinitialize`); None: the disk is lost.
+    reinit_crash: float | None = None
+    rerun_ms: float = 0.0  # the operator runs `--reinitialize` again this long after
 
 
-def _schedule_disk_loss(cluster: Cluster, members: list[NodeId]) -> None:
+def _schedule_disk_loss(cluster: Cluster, members: list[NodeId], reinit: bool) -> None:
     """A disk is lost at the worst moment: some nodes fall behind (down), the victim and the
     nodes that shared its writes go on until they have snapshotted past what the laggers hold,
     then go down too; the victim's disk is gone, and it comes back with the laggers, which
@@ -190,18 +197,28 @@ def _schedule_disk_loss(cluster: Cluster, members: list[NodeId]) -> None:
         holders_back_ms=rng.uniform(200, 500),
         cut_ms=rng.uniform(300, 800) if rng.random() < 0.5 else 0.0,
         deadline_ms=0.0,  # set when the laggers go down
+        reinit_crash=rng.random() if reinit else None,
+        rerun_ms=rng.uniform(50, 300),
     )
     start = rng.uniform(200, cluster.spec.safety_ms * 0.4)
     cluster.at(start, partial(_laggers_down, cluster, plan, cluster.spec.safety_ms * 0.5))
 
 
 def _laggers_down(cluster: Cluster, plan: DiskLoss, start_by_ms: float) -> None:
-    """Start when every node is up under a leader (or when it is time anyway)."""
+    """Start when every node is up under a leader (or when it is time anyway), and never
+    while another node rebuilds: two rebuilding nodes wait for each other's report forever
+    (by design: a rebuild needs every peer; two lost stores need an operator)."""
     up = all(cluster.nodes[n] is not None for n in cluster.members) and not cluster.held_down
+    later = partial(_laggers_down, cluster, plan, start_by_ms)
+    if _rebuilding(cluster):
+        if cluster.now < cluster.spec.safety_ms * 0.6:
+            cluster.at(cluster.now + retry_ms, later)
+        return  # too late now: this run loses no second store
     if (not up or cluster.leader() is None) and cluster.now < start_by_ms:
-        cluster.at(cluster.now + retry_ms, partial(_laggers_down, cluster, plan, start_by_ms))
+        cluster.at(cluster.now + retry_ms, later)
         return
     plan = replace(plan, deadline_ms=cluster.now + plan.gap_ms + disk_loss_wait_ms_max)
+    cluster.store_plan_active = True
     behind = 0
     for node in plan.laggers:
         sim = cluster.nodes[node]
@@ -223,7 +240,12 @@ def _lose_when_ahead(cluster: Cluster, plan: DiskLoss, behind: int) -> None:
         return
     for node in plan.holders:
         cluster.crash(node)
-    cluster.lose_disk(plan.victim)
+    if plan.reinit_crash is None:
+        cluster.lose_disk(plan.victim)
+    else:
+        cluster.crash(plan.victim)  # the operator stops it
+        _reinitialize(cluster, plan)
+    cluster.store_plan_active = False  # from now on, the victim's store says it rebuilds
     cluster.held_down.update((*plan.holders, plan.victim))
     back = cluster.now + plan.back_ms
     for node in (*plan.laggers, plan.victim):
@@ -235,6 +257,62 @@ def _lose_when_ahead(cluster: Cluster, plan: DiskLoss, behind: int) -> None:
         cluster.at(holders_back, partial(cluster.cut_links, plan.holders, plan.laggers))
         mend = partial(cluster.mend_links, plan.holders, plan.laggers)
         cluster.at(holders_back + plan.cut_ms, mend)
+
+
+def _rebuilding(cluster: Cluster) -> bool:
+    """Whether some node is rebuilding, or will be (its store lost or being re-made)."""
+    if cluster.store_plan_active or cluster.storeless or cluster.rebuild_crash is not None:
+        return True
+    for node in cluster.members:
+        sim = cluster.nodes[node]
+        if sim is None:
+            if cluster.disks[node].load().rebuilding:
+                return True
+        elif sim.replica.status().rebuilding:
+            return True
+    return False
+
+
+def _reinitialize(cluster: Cluster, plan: DiskLoss) -> None:
+    """`paxosd node --reinitialize` on the stopped victim: its store moved aside, then a new
+    one made, whole, with its rebuilding mark (in the planted `reinit-unmarked` variant: made
+    empty, then marked, two steps). The command dies after a step drawn by the plan; the next
+    ordinary start then finds the old store (nothing moved yet), none (refused: the operator
+    runs the command again, in full, a little later), or the new one."""
+    node = plan.victim
+    cluster.count("reinit")
+    unmarked = cluster.variant.reinit_unmarked
+    steps = ["nothing moved yet", "store moved aside", *(["made, unmarked"] if unmarked else [])]
+    assert plan.reinit_crash is not None
+    died_after = int(plan.reinit_crash * (len(steps) + 1))  # len(steps): it never died
+    if died_after < len(steps):
+        cluster.count("reinit_crash")
+    if died_after >= 1:
+        cluster.move_store_aside(node)
+    if died_after >= 2:
+        cluster.make_store(node, rebuilding=not unmarked)
+    if died_after > len(steps) - 1 and unmarked:
+        cluster.make_store(node, rebuilding=True)  # the mark, written second
+    if died_after >= 1:
+        cluster.rebuild_crash = node
+    if node in cluster.storeless:
+        rerun = partial(_reinitialize_again, cluster, node)
+        cluster.at(cluster.now + plan.back_ms + plan.rerun_ms, rerun)
+
+
+def _reinitialize_again(cluster: Cluster, node: NodeId) -> None:
+    """The node was refused for want of a store: the operator runs `--reinitialize` again."""
+    if node in cluster.storeless and cluster.nodes[node] is None:
+        cluster.make_store(node, rebuilding=True)
+        cluster.restart(node)
+
+
+def crash_while_rebuilding(cluster: Cluster, node: NodeId) -> None:
+    """`node` merged its peers' reports (its adopted state being synced now): crash it, and
+    bring it back, still rebuilding."""
+    crash_at = cluster.now + cluster.rng.uniform(0, 2.0)
+    cluster.at(crash_at, partial(_crash_counted, cluster, node, "rebuild_crash"))
+    cluster.at(crash_at + cluster.rng.uniform(20, 100), partial(cluster.restart, node))
 
 
 # -- a stale leader ---------------------------------------------------------------------------
@@ -368,6 +446,9 @@ def heal_everything(cluster: Cluster) -> None:
     cluster.paused_until.clear()
     cluster.held_down.clear()
     cluster.snapshot_crash = None
+    cluster.rebuild_crash = cluster.crash_mid_rebuild = None
+    for node in sorted(cluster.storeless):  # an operator finishes what was started
+        cluster.make_store(node, rebuilding=True)
     cluster.heal()
     cluster.loss = cluster.duplicate = 0.0
     cluster.long_delays = False
