@@ -721,6 +721,52 @@ def test_at_the_connection_cap_new_connections_are_refused_and_old_ones_served(
         harness.close()
 
 
+def test_one_address_cannot_take_every_connection(resp_node: RespFakeNode, loop_kind: str) -> None:
+    harness = limited_server(
+        resp_node, loop_kind, connections_max=50, connections_per_address_max=2
+    )
+    opened: list[socket.socket] = []
+
+    def connect(source: str) -> socket.socket:
+        return socket.create_connection(
+            ("127.0.0.1", harness.port), timeout=wait_s, source_address=(source, 0)
+        )
+
+    try:
+        for _ in range(2):
+            sock = connect("127.0.0.2")
+            opened.append(sock)
+            sock.sendall(command("PING"))
+            assert sock.recv(100) == b"+PONG\r\n"
+        with connect("127.0.0.2") as refused:
+            refused.sendall(command("SET", "k", "v"))  # sent before the answer is read
+            time.sleep(0.2)
+            answer = refused.recv(200)
+        assert answer.startswith(b"-ERR max number of clients reached from 127.0.0.2")
+        assert harness.call(lambda: resp_node.stored("k")) is None
+        with connect("127.0.0.3") as other:
+            other.sendall(command("PING"))
+            assert other.recv(100) == b"+PONG\r\n"
+    finally:
+        for sock in opened:
+            sock.close()
+        harness.close()
+
+
+def test_a_connection_that_sends_nothing_is_closed_soon(
+    resp_node: RespFakeNode, loop_kind: str
+) -> None:
+    harness = limited_server(resp_node, loop_kind, first_byte_timeout_ms=300)
+    try:
+        with socket.create_connection(("127.0.0.1", harness.port), timeout=5) as silent:
+            started = time.monotonic()
+            assert silent.recv(100) == b""
+            assert time.monotonic() - started < 3.0
+        assert ping_works(harness.port)
+    finally:
+        harness.close()
+
+
 def test_idle_connections_are_closed(resp_node: RespFakeNode, loop_kind: str) -> None:
     harness = limited_server(resp_node, loop_kind, idle_timeout_ms=300)
     try:

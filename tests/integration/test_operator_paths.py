@@ -5,9 +5,11 @@ store (`init`, `--reinitialize`), forced at every step by a fault hook, not by t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -300,3 +302,129 @@ def _paxosd_node_briefly(cluster: Cluster, config: str) -> str:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
+
+
+# -- N5: one client cannot fill a node's connection cap ---------------------------------------
+
+
+def _limited(config: NodeConfig) -> NodeConfig:
+    http = replace(
+        config.limits.http,
+        connections_max=64,
+        connections_per_address_max=16,
+        reserved_connections=4,
+        first_byte_timeout_ms=1_000,
+        body_timeout_ms=2_000,
+    )
+    resp = replace(config.limits.resp, connections_per_address_max=16)
+    return replace(config, limits=replace(config.limits, http=http, resp=resp))
+
+
+def _connect(port: int, source: str) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
+
+
+def _http_answer(sock: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before an answer: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk
+        body += chunk
+    return int(head.split(b" ")[1]), body
+
+
+def _put(port: int, source: str, key: str) -> tuple[int, bytes]:
+    """A PUT sent whole before its answer is read, as Python's http.client sends one."""
+    body = b'{"value": "' + b"x" * 2000 + b'"}'
+    request = (
+        f"PUT /v1/kv/{key} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with _connect(port, source) as sock:
+        sock.sendall(request)
+        time.sleep(0.2)
+        return _http_answer(sock)
+
+
+def test_one_client_cannot_fill_a_node_s_connections(tmp_path: Path) -> None:
+    """Idle sockets from one address once locked every other client out of a node, health
+    checks included. Now an address gets its share, the rest get a 503 (not a reset), a
+    silent socket is closed after its first-byte deadline, and a full port still answers
+    /healthz and /v1/status."""
+    cluster = Cluster.start(tmp_path, configure=_limited)
+    held: list[socket.socket] = []
+    try:
+        http_port = cluster.configs[0].me.http[1]
+        resp_port = cluster.resp_port(1)
+        for _ in range(16):  # one client's share of the HTTP port, kept busy and open
+            sock = _connect(http_port, "127.0.0.2")
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert _http_answer(sock)[0] == 200
+            held.append(sock)
+        status, body = _put(http_port, "127.0.0.2", "over-its-share")
+        assert status == 503 and b"from 127.0.0.2" in body, body
+        assert _put(http_port, "127.0.0.3", "another-client")[0] == 200
+
+        for _ in range(16):  # the same on the RESP port
+            sock = _connect(resp_port, "127.0.0.2")
+            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+            assert sock.recv(100) == b"+PONG\r\n"
+            held.append(sock)
+        with _connect(resp_port, "127.0.0.2") as refused:
+            refused.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+            assert refused.recv(200).startswith(b"-ERR max number of clients reached from")
+        with _connect(resp_port, "127.0.0.3") as other:
+            other.sendall(b"*1\r\n$4\r\nPING\r\n")
+            assert other.recv(100) == b"+PONG\r\n"
+
+        # Many clients fill the HTTP port up to its reserved slots: watching still works.
+        for index in range(60 - 16):  # 16 held already; 60 = 64 less the 4 reserved
+            sock = _connect(http_port, f"127.0.{4 + index // 15}.{1 + index % 15}")
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert _http_answer(sock)[0] == 200
+            held.append(sock)
+        _wait(
+            lambda: _put(http_port, "127.0.9.1", "full")[0] == 503,
+            30,
+            "the port to be full but for its reserved slots",
+        )
+        for path in ("/healthz", "/v1/status"):
+            with _connect(http_port, "127.0.9.2") as watcher:
+                watcher.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                assert _http_answer(watcher)[0] == 200, path
+
+        # A socket that says nothing is closed after the first-byte deadline (1 s here).
+        for sock in held:
+            sock.close()
+        held.clear()
+        with _connect(http_port, "127.0.10.1") as silent:
+            started = time.monotonic()
+            assert silent.recv(100) == b""
+            assert time.monotonic() - started < 10
+
+        # A trickled body is answered 408 when body_timeout_ms (2 s here) says.
+        with _connect(http_port, "127.0.10.2") as slow:
+            slow.sendall(
+                b"PUT /v1/kv/slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
+            )
+            started = time.monotonic()
+            slow.setblocking(False)
+            answer = b""
+            while not answer and time.monotonic() - started < 20:
+                with contextlib.suppress(OSError):
+                    slow.send(b"x")
+                with contextlib.suppress(BlockingIOError):
+                    answer = slow.recv(200) or b"closed"
+                time.sleep(0.2)
+            took = time.monotonic() - started
+            assert answer.startswith(b"HTTP/1.1 408"), answer
+            assert 1.9 < took < 6, f"408 after {took:.1f} s for a 2 s body timeout"
+    finally:
+        for sock in held:
+            sock.close()
+        cluster.stop()
