@@ -25,17 +25,23 @@ module wraps aiohttp's per-connection protocol in a thin guard:
 
 The middleware in `http.py` tells the guard when a request starts and when its response is
 ready (`request_started` / `request_finished`); everything else is the byte stream.
+
+What aiohttp refuses before any handler runs (a header line over 8190 bytes, a control
+character in a header, a request line that is not HTTP) is answered in paxosd's JSON shape
+too (`JsonErrorsRequestHandler`), as every other refusal is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Callable
 from typing import Final, cast
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from .limits import Admission, HttpLimits, Verdict, rejected_linger_s, source_address
 
@@ -285,6 +291,32 @@ class _Guarded(asyncio.Protocol):
         transport.abort()  # nothing is owed: no request is in progress
 
 
+class JsonErrorsRequestHandler(RequestHandler):
+    """aiohttp's protocol, answering its own refusals (bad request lines and headers) as
+    `{"error": "bad_request", "message": ..., "outcome": "failed"}` instead of plain text.
+    A client's malformed request is logged at debug level, not as an error of the node."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500:
+            log.error("error answering a request from %s", request.remote, exc_info=exc)
+            code, text = "internal", "internal error; the details are in the node's log"
+        else:
+            log.debug("refused a malformed request from %s: %s", request.remote, message)
+            code, text = "bad_request", f"not a request this node can read: {message or exc}"
+        if request.writer.output_size > 0:  # as aiohttp's own: an answer already began
+            raise ConnectionError("a response was sent already; cannot send the error")
+        body = {"error": code, "message": text[:500], "outcome": "failed"}
+        response = web.json_response(body, status=status)
+        response.force_close()
+        return response
+
+
 class GuardedSite(web.TCPSite):
     """aiohttp's TCPSite, listening with a `ConnectionGuard` around the runner's protocols."""
 
@@ -298,7 +330,13 @@ class GuardedSite(web.TCPSite):
         await web.BaseSite.start(self)
         server = self._runner.server
         assert server is not None
-        self._guard.inner = server
+        # web.Server's own factory, with our handler class (aiohttp pinned: see pyproject).
+        self._guard.inner = functools.partial(
+            JsonErrorsRequestHandler,
+            server,
+            loop=server._loop,
+            **server._kwargs,
+        )
         self._server = await asyncio.get_running_loop().create_server(
             self._guard,
             self._host,

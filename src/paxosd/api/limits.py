@@ -37,6 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from paxosd.service import value_bytes_max
+
 __all__ = [
     "Admission",
     "ClientLimits",
@@ -58,6 +60,8 @@ rejected_lingering_max: Final = 64
 # ... and at most this many from one source address: a client that floods the port with
 # connections fills its own share, and the refusals of everyone else still linger.
 rejected_lingering_per_address_max: Final = 8
+# How far a RESP bulk may exceed the state machine's value limit (see RespLimits).
+bulk_slack_bytes: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,10 +106,11 @@ class RespLimits:
     """Limits of one node's RESP port. The first four bound what the scanner accepts
     (`resp_wire.RespScanner`); over them the connection gets `-ERR Protocol error` and closes."""
 
-    # A bulk may exceed the state machine's value limit (1 MiB) so that a slightly-too-large
-    # value gets a per-command error from validation instead of a protocol error that closes
-    # the connection; anything past these is not a command paxosd could accept.
-    bulk_bytes_max: int = 4 * 1024 * 1024
+    # A bulk may exceed the state machine's value limit a little (`bulk_slack_bytes`), so that
+    # a slightly-too-large value gets a per-command error from validation instead of a
+    # protocol error that closes the connection; a larger one is not a value paxosd could
+    # ever store ("too large", and the connection closes: its bytes are not read).
+    bulk_bytes_max: int = value_bytes_max + bulk_slack_bytes
     command_bytes_max: int = 8 * 1024 * 1024
     command_args_max: int = 65_536
     inline_bytes_max: int = 64 * 1024  # Redis's PROTO_INLINE_MAX_SIZE

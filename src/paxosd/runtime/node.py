@@ -153,9 +153,10 @@ class Node:
             settled = datadir.settle_configuration(self.config, self.store, recovered)
         except CorruptLog as error:
             # Damaged durable state: voting with it could break agreement. Stay up so an
-            # operator can see why, but take no part in the protocol.
-            self.damage = str(error)
-            self._event("damaged", logging.ERROR, detail=self.damage)
+            # operator can see why, but take no part in the protocol. Clients (status, error
+            # answers) get the damage without the node's paths; its log has them.
+            self.damage = _without(str(error), self.config.data_dir)
+            self._event("damaged", logging.ERROR, detail=str(error))
         except datadir.MembershipMismatch:
             if self.store is not None:
                 self.store.close()
@@ -501,6 +502,16 @@ def fit_open_files(limits: ClientLimits) -> ClientLimits:
         http=replace(http, connections_max=min(http.connections_max, share)),
         resp=replace(resp, connections_max=min(resp.connections_max, share)),
     )
+
+
+def _without(text: str, data_dir: os.PathLike[str]) -> str:
+    """`text` with the data directory's path taken out ("paxos.log at offset 120: ..."): what
+    a client is told must not reveal where the node keeps its files."""
+    where = os.fspath(data_dir)
+    absolute = os.path.abspath(where)
+    for path in sorted({absolute, where}, key=len, reverse=True):
+        text = text.replace(path + os.sep, "").replace(path, "the data directory")
+    return text
 
 
 def _describe(configuration: Any) -> str:
