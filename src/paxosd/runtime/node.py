@@ -43,7 +43,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from paxosd.api.limits import ClientLimits
 from paxosd.api.version import VERSION
 from paxosd.core.multi.config import EngineConfig
-from paxosd.core.multi.ready import Applied, Note
+from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.ready import Applied, Note, Role
 from paxosd.core.multi.replica import Replica
 from paxosd.runtime import datadir
 from paxosd.runtime.config import NodeConfig
@@ -177,7 +178,7 @@ class Node:
                 self._event("rebuilding", detail="rebuilding a lost store from every peer")
             replica = Replica(
                 self.node_id,
-                [m.id for m in self.config.members],
+                Configuration.of(m.id for m in self.config.members),
                 random.Random(),
                 self.engine_config,
                 StateMachine(),
@@ -389,7 +390,7 @@ class Node:
         if self.ops_total != self._ops_counted:
             self.m_ok.inc(self.ops_total - self._ops_counted)
             self._ops_counted = self.ops_total
-        self.g_role.set({"follower": 0, "candidate": 1, "leader": 2}[status.role.value])
+        self.g_role.set(_ROLE_GAUGE[status.role])
         self.g_chosen.set(status.chosen_upto)
         self.g_applied.set(status.applied)
         self.g_ballot.set(status.promised.round if status.promised else 0)
@@ -458,7 +459,9 @@ class Node:
             buckets=(0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
             registry=r,
         )
-        self.g_role = Gauge("paxosd_role", "0 follower, 1 candidate, 2 leader", registry=r)
+        self.g_role = Gauge(
+            "paxosd_role", "0 follower, 1 candidate, 2 leader, 3 rebuilding", registry=r
+        )
         self.g_chosen = Gauge("paxosd_chosen_slot", "Highest slot known chosen", registry=r)
         self.g_applied = Gauge("paxosd_applied_slot", "Highest slot applied", registry=r)
         self.g_ballot = Gauge("paxosd_ballot_round", "Round of the promised ballot", registry=r)
@@ -467,6 +470,8 @@ class Node:
         self._observe()
         return generate_latest(self.registry)
 
+
+_ROLE_GAUGE = {Role.FOLLOWER: 0, Role.CANDIDATE: 1, Role.LEADER: 2, Role.REBUILDING: 3}
 
 # Core notes an operator should see as warnings rather than information.
 _WARNINGS = frozenset(

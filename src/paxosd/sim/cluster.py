@@ -34,6 +34,7 @@ from typing import Any
 from paxosd.check.history import Event, OpType, build_history
 from paxosd.check.workloads import judge_workloads, problem_lines
 from paxosd.core.multi.config import EngineConfig
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.ready import Applied, Note
 from paxosd.core.multi.records import Rebuilding
 from paxosd.core.multi.replica import Replica
@@ -168,7 +169,7 @@ class SimNode:
         self.alive = True
         self.replica = Replica(
             node_id,
-            cluster.members,
+            cluster.configuration,
             cluster.rng,
             cluster.spec.config,
             StateMachine(),
@@ -429,6 +430,7 @@ class Cluster:
         self.rng = random.Random(seed)
         self.variant = Variant(spec.variant)
         self.members = tuple(range(1, spec.nodes + 1))
+        self.configuration = Configuration(self.members)
         self.now = 0.0
         # (virtual time, sequence number, action): the sequence number orders equal times
         # deterministically and keeps actions from ever being compared.

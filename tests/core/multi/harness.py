@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from paxosd.core.multi.config import EngineConfig
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.ready import Applied, ReadDone, Ready, Role
 from paxosd.core.multi.records import Record
 from paxosd.core.multi.replica import Replica
@@ -37,8 +38,8 @@ class Net:
 
     def _make(self, node: int) -> Replica:
         return Replica(
-            node, self.members, self.rng, self.config, StateMachine(), StateMachine.restore,
-            list(self.disks[node]),
+            node, Configuration(self.members), self.rng, self.config, StateMachine(),
+            StateMachine.restore, list(self.disks[node]),
         )  # fmt: skip
 
     def call(self, node: int, action: Callable[[Replica], Any]) -> Any:

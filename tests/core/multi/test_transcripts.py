@@ -129,7 +129,8 @@ def run_command(net: TracedNet, line: str) -> None:
         net.out.append(
             f"n{status.node_id} {status.role.value} leader={status.leader} "
             f"ballot={status.ballot} promised={status.promised} chosen={status.chosen_upto} "
-            f"applied={status.applied} rebuilding={status.rebuilding}"
+            f"applied={status.applied}"
+            + "".join(f" waits for n{p}: {why.value}" for p, why in status.rebuild_waiting_for)
         )
     else:
         raise ValueError(f"unknown command {line!r}")
