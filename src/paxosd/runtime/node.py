@@ -43,7 +43,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from paxosd.api.limits import ClientLimits
 from paxosd.api.version import VERSION
 from paxosd.core.multi.config import EngineConfig
-from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.ready import Applied, Note, Role
 from paxosd.core.multi.replica import Replica
 from paxosd.runtime import datadir
@@ -178,7 +177,7 @@ class Node:
                 self._event("rebuilding", detail="rebuilding a lost store from every peer")
             replica = Replica(
                 self.node_id,
-                Configuration.of(m.id for m in self.config.members),
+                datadir.configuration_of(self.config),
                 random.Random(),
                 self.engine_config,
                 StateMachine(),

@@ -34,9 +34,9 @@ from typing import Any
 from paxosd.check.history import Event, OpType, build_history
 from paxosd.check.workloads import judge_workloads, problem_lines
 from paxosd.core.multi.config import EngineConfig
-from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.configuration import Configuration, ConfigurationMismatch
 from paxosd.core.multi.ready import Applied, Note
-from paxosd.core.multi.records import Rebuilding
+from paxosd.core.multi.records import Configured, Rebuilding
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope, NodeId
 from paxosd.runtime.driver import Driver, DriverOptions
@@ -438,7 +438,7 @@ class Cluster:
         self._seq = itertools.count()
         # The file backend's exact format on simulated disks: recovery after a crash, torn
         # last record included, is the code a real node runs.
-        self.disks = {n: MemoryLog(make_identity("sim", n)) for n in self.members}
+        self.disks = {n: self._new_disk(n) for n in self.members}
         self.wall_offset_ms = dict.fromkeys(self.members, 0.0)
         self.clocks = {n: _SimClock(self, n) for n in self.members}
         self.peers = _SimPeers(self)
@@ -573,17 +573,25 @@ class Cluster:
         rebuilding. The planted `amnesia` variant gives it a plain empty store instead, as a
         node that creates whatever store is missing would."""
         self.crash(node_id)
-        disk = MemoryLog(make_identity("sim", node_id))
-        if not self.variant.amnesia:
-            disk.write([Rebuilding(True)])
-            disk.sync()
-        self.disks[node_id] = disk
+        self.disks[node_id] = self._new_disk(node_id, rebuilding=not self.variant.amnesia)
         self.count("disk_loss")
+
+    def _new_disk(self, node_id: NodeId, rebuilding: bool = False) -> MemoryLog:
+        """A store as `paxosd init` (or, rebuilding, `--reinitialize`) makes it: holding the
+        configuration it belongs to from the start."""
+        disk = MemoryLog(make_identity("sim", node_id))
+        disk.write([Configured(self.configuration), *([Rebuilding(True)] if rebuilding else [])])
+        disk.sync()
+        return disk
 
     def restart(self, node_id: NodeId) -> None:
         if self.nodes[node_id] is not None:
             return
-        self.nodes[node_id] = SimNode(self, node_id, self.disks[node_id])
+        try:
+            self.nodes[node_id] = SimNode(self, node_id, self.disks[node_id])
+        except ConfigurationMismatch:
+            self.count("start_refused")  # the node stays down, as `paxosd node` exits
+            return
         self._tick_chain(node_id, self.rng.uniform(0, tick_ms))
         self.count("restart")
 
