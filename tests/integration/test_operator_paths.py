@@ -428,3 +428,70 @@ def test_one_client_cannot_fill_a_node_s_connections(tmp_path: Path) -> None:
         for sock in held:
             sock.close()
         cluster.stop()
+
+
+# -- N7: a rebuild that waits says for whom; two lost stores have a way out ---------------------
+
+
+def _waiting_for(cluster: Cluster, node: int) -> dict[str, str] | None:
+    status = cluster.status(node)
+    if not status or status.get("role") != "rebuilding":
+        return None
+    waiting = status.get("rebuild_waiting_for")
+    return waiting if isinstance(waiting, dict) else None
+
+
+def test_a_waiting_rebuild_says_for_whom_and_two_lost_stores_can_be_reseeded(
+    tmp_path: Path,
+) -> None:
+    """A rebuild waits for every other member; whom it waits for, and why (unreachable,
+    damaged, rebuilding), is in /v1/status, in `paxosd status` and in the log. Two lost stores
+    in a 3-node cluster wait for each other for ever; `paxosd reseed --i-accept-data-loss`
+    copies the survivor to one of them, and the other then rebuilds."""
+    cluster = Cluster.start(tmp_path)
+    try:
+        client = Client(cluster.endpoints())
+        revisions = {f"k{i}": client.put(f"k{i}", i) for i in range(20)}
+        for node in (1, 2, 3):
+            cluster.terminate(node)
+
+        cluster.launch(2, "--reinitialize")
+        cluster.launch(1)
+        _wait(lambda: _waiting_for(cluster, 2) == {"3": "unreachable"}, 60, "3 unreachable")
+
+        log3 = tmp_path / "node3" / "paxos.log"
+        data = bytearray(log3.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        log3.write_bytes(bytes(data))
+        cluster.launch(3)
+        _wait(lambda: _waiting_for(cluster, 2) == {"3": "damaged"}, 60, "3 damaged")
+        _wait(lambda: "event=rebuild_waiting" in cluster.log(2), 60, "the log line")
+        cluster.terminate(3)
+
+        log3.unlink()  # node 3's disk is lost too: two lost stores
+        cluster.launch(3, "--reinitialize")
+        _wait(lambda: _waiting_for(cluster, 2) == {"3": "rebuilding"}, 60, "2 waits for 3")
+        _wait(lambda: _waiting_for(cluster, 3) == {"2": "rebuilding"}, 60, "3 waits for 2")
+        _wait(lambda: 'waiting_for="3 (rebuilding)"' in cluster.log(2), 60, "the log says")
+        shown = _paxosd("status", "--endpoints", ",".join(cluster.endpoints()))
+        assert "node 2 is rebuilding and waits for node 3 (rebuilding)" in shown.stdout, shown
+
+        for node in (1, 2, 3):
+            cluster.terminate(node)
+        node2, node1 = str(tmp_path / "node2.toml"), str(tmp_path / "node1.toml")
+        unsaid = _paxosd("reseed", "--config", node2, "--from", node1)
+        assert unsaid.returncode == 2 and "--i-accept-data-loss" in unsaid.stderr
+        reseeded = _paxosd("reseed", "--config", node2, "--from", node1, "--i-accept-data-loss")
+        assert reseeded.returncode == 0, reseeded.stderr
+        assert "event=store_reseeded" in reseeded.stderr
+        for node in (1, 2, 3):  # node 3's store is still marked: it rebuilds from 1 and 2
+            cluster.launch(node)
+        _wait(lambda: (cluster.status(3) or {}).get("rebuilding") is False, 90, "3 rebuilt")
+        cluster.wait_for_leader()
+        for node in (1, 2, 3):
+            for key, revision in revisions.items():
+                found = Client(cluster.endpoints([node])).get(key)
+                assert found is not None and found.revision == revision, (node, key)
+        Client(cluster.endpoints()).put("after-the-reseed", 1)
+    finally:
+        cluster.stop()

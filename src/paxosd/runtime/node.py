@@ -50,6 +50,7 @@ from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, ServiceError
 from paxosd.runtime.logs import event
+from paxosd.runtime.rebuild_report import RebuildReport
 from paxosd.runtime.transport import PeerTransport
 from paxosd.runtime.variants import Variant
 from paxosd.service import AdvanceTime, BadCommand, Request, StateMachine, encode, validate
@@ -69,6 +70,8 @@ fsync_slow_ms = 100
 # readings has jumped; the node does not use it, but an operator should know.
 clock_jump_ms = 1_000
 clock_check_ms = 1_000
+# How often a rebuilding node looks at whom it waits for (runtime/rebuild_report.py).
+rebuild_check_ms = 1_000
 
 
 class SystemClock:
@@ -138,6 +141,8 @@ class Node:
         self._started_at: dict[int, float] = {}  # id(future) -> when the request came
         self._clock_check = (0.0, 0.0)  # (monotonic, wall) at the last check
         self._tick_handle: asyncio.TimerHandle | None = None
+        self.rebuild_report = RebuildReport(config, time.monotonic)
+        self._rebuild_checked_ms = 0.0
         self._metrics()
 
     # -- life cycle -------------------------------------------------------------------------
@@ -356,6 +361,11 @@ class Node:
         driver.tick()
         self._watch_clock()
         self._observe()
+        now = self.clock.monotonic_ms()
+        if now - self._rebuild_checked_ms >= rebuild_check_ms:
+            self._rebuild_checked_ms = now
+            connected = self.transport.connected() if self.transport else []
+            self.rebuild_report.tick(driver.replica.status(), connected)
 
     def _watch_clock(self) -> None:
         """Warn when the wall clock jumps (it is only ever read for logs)."""
@@ -440,6 +450,9 @@ class Node:
             rebuilding=core.rebuilding,
             disk_bytes=self.store.disk_bytes() if self.store is not None else 0,
         )
+        if core.rebuilding:
+            reasons = self.rebuild_report.reasons(core, connected)
+            status["rebuild_waiting_for"] = {str(peer): why for peer, why in reasons.items()}
         return status
 
     def _metrics(self) -> None:
