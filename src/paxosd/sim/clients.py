@@ -181,7 +181,12 @@ class SimClient:
     def _route(self, request: Request) -> NodeId:
         """Where this attempt goes: where the client last heard from, except while a leader is
         stale: then writes go to the new leader, and the read of a write just made goes to
-        the stale one (other reads go as usual, so clients are not all left waiting there)."""
+        the stale one (other reads go as usual, so clients are not all left waiting there);
+        and while nodes run with a wrong config, half the attempts go to them."""
+        misconfigured = self.cluster.misconfigured
+        if misconfigured and self.rng.random() < 0.5:
+            # Clients of the nodes an operator restarted with a wrong config talk to them.
+            return self.rng.choice(sorted(misconfigured))
         stale = self.cluster.stale_leader
         if stale is None:
             return self.target

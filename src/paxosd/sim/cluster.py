@@ -38,7 +38,7 @@ from typing import Any
 from paxosd.check.history import Event, OpType, build_history
 from paxosd.check.workloads import judge_workloads, problem_lines
 from paxosd.core.multi.config import EngineConfig
-from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.configuration import Configuration, ConfigurationMismatch
 from paxosd.core.multi.messages import Promise, SnapshotInstall
 from paxosd.core.multi.ready import Applied, Note
 from paxosd.core.multi.records import Configured, Rebuilding
@@ -157,7 +157,7 @@ class SimNode:
         self.alive = True
         self.replica = Replica(
             node_id,
-            cluster.configuration,
+            cluster.configuration_of(node_id),
             cluster.rng,
             cluster.config,
             StateMachine(),
@@ -256,6 +256,8 @@ class Cluster:
         self.variant = Variant(spec.variant)
         self.members = tuple(range(1, spec.nodes + 1))
         self.configuration = Configuration(self.members)
+        # Nodes an operator starts with a config file naming other members (sim/nemesis.py).
+        self.misconfigured: dict[NodeId, Configuration] = {}
         self.now = 0.0
         # (virtual time, sequence number, action): the sequence number orders equal times
         # deterministically and keeps actions from ever being compared.
@@ -314,6 +316,10 @@ class Cluster:
         for node in self.members:
             self.nodes[node] = SimNode(self, node, self.disks[node])
             self._tick_chain(node, self.rng.uniform(0, tick_ms))
+
+    def configuration_of(self, node_id: NodeId) -> Configuration:
+        """The members a node is started with: the cluster's, unless its config is wrong."""
+        return self.misconfigured.get(node_id, self.configuration)
 
     def _new_disk(self, node_id: NodeId, rebuilding: bool = False) -> SimDisk:
         """A store as `paxosd init` (or, rebuilding, `--reinitialize`) makes it: appearing
@@ -547,7 +553,11 @@ class Cluster:
                 return
             self.make_store(node_id, rebuilding=False)  # the planted bug: a new empty voter
         disk = self.disks[node_id]
-        node = SimNode(self, node_id, disk)
+        try:
+            node = SimNode(self, node_id, disk)
+        except ConfigurationMismatch:
+            self.count("start_refused")  # the node stays down, as `paxosd node` exits
+            return
         self.nodes[node_id] = node
         self._tick_chain(node_id, self.rng.uniform(0, tick_ms))
         self.count("restart")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.types import NodeId
 
 if TYPE_CHECKING:
@@ -49,10 +50,13 @@ FAULTS = {
     "torn-write": "a crash tears the last unsynced record",
     "disk-loss": "a node loses its whole disk while others are down, and rebuilds",
     "reinit": "an operator re-initialises a member (--reinitialize), crashing at any step",
+    "other-members": "an operator restarts nodes with a config naming too few members",
     "clock-skew": "wall clocks are up to 10 minutes off",
     "clock-jump": "the leader's wall clock jumps forward or back by seconds",
 }
-NEEDS_PEERS = frozenset({"partition", "isolate-leader", "stale-leader", "disk-loss", "reinit"})
+NEEDS_PEERS = frozenset(
+    {"partition", "isolate-leader", "stale-leader", "disk-loss", "reinit", "other-members"}
+)
 
 wall_skew_ms_max = 600_000.0
 retry_ms = 50.0  # a fault waiting for the right moment looks again this often
@@ -117,6 +121,14 @@ def schedule_faults(cluster: Cluster) -> None:
             )
             start = rng.uniform(200, horizon * 0.7)
             cluster.at(start, partial(_stale_leader, cluster, plan, horizon * 0.8))
+    if "other-members" in faults:
+        # As `paxosd up --nodes 3` on a 5-node data directory did: some nodes restarted with a
+        # config naming only them, the others not started, after those fell behind.
+        named = tuple(sorted(rng.sample(members, max(1, (len(members) - 1) // 2))))
+        behind_ms, fix_ms = rng.uniform(100, 300), rng.uniform(200, 600)
+        start = rng.uniform(200, horizon * 0.6)
+        plan = partial(_restart_with_other_members, cluster, named, behind_ms, fix_ms)
+        cluster.at(start, partial(_named_fall_behind, cluster, named, plan))
     if "slow" in faults:
         node = rng.choice(members)
         start = rng.uniform(0, horizon * 0.5)
@@ -307,6 +319,51 @@ def _reinitialize_again(cluster: Cluster, node: NodeId) -> None:
         cluster.restart(node)
 
 
+def _named_fall_behind(
+    cluster: Cluster, named: tuple[NodeId, ...], then: Callable[[], None]
+) -> None:
+    """The nodes `named` go down (and fall behind the others, a majority), unless a store is
+    being rebuilt (a restart with other members then would only stall it)."""
+    if _rebuilding(cluster):
+        return
+    for node in named:
+        cluster.crash(node)
+        cluster.held_down.add(node)
+    then()
+
+
+def _restart_with_other_members(
+    cluster: Cluster, named: tuple[NodeId, ...], behind_ms: float, fix_ms: float
+) -> None:
+    """After `behind_ms`, the operator stops every node and starts only those `named`, with a
+    config file naming only them: each replica must refuse to run with other members than its
+    store's (it stays down). A majority of that config need not meet a majority of the real
+    one, so nodes that ran with it could choose other values for slots the others chose.
+    After `fix_ms` the operator puts the right config back and starts every node."""
+    now = cluster.now + behind_ms
+    cluster.at(now, partial(_start_named_only, cluster, named))
+    cluster.at(now + fix_ms, partial(_restart_with_right_members, cluster, named))
+
+
+def _start_named_only(cluster: Cluster, named: tuple[NodeId, ...]) -> None:
+    other = Configuration(named)
+    for node in cluster.members:
+        cluster.crash(node)
+        cluster.held_down.add(node)
+    for node in named:
+        cluster.misconfigured[node] = other
+        cluster.restart(node, release=True)
+    cluster.count("other_members")
+
+
+def _restart_with_right_members(cluster: Cluster, named: tuple[NodeId, ...]) -> None:
+    for node in named:
+        cluster.misconfigured.pop(node, None)
+        cluster.crash(node)
+    for node in cluster.members:
+        cluster.restart(node, release=True)
+
+
 def crash_while_rebuilding(cluster: Cluster, node: NodeId) -> None:
     """`node` merged its peers' reports (its adopted state being synced now): crash it, and
     bring it back, still rebuilding."""
@@ -445,6 +502,7 @@ def heal_everything(cluster: Cluster) -> None:
     cluster.stale_leader = None
     cluster.paused_until.clear()
     cluster.held_down.clear()
+    cluster.misconfigured.clear()  # the operator put the right config files back
     cluster.snapshot_crash = None
     cluster.rebuild_crash = cluster.crash_mid_rebuild = None
     for node in sorted(cluster.storeless):  # an operator finishes what was started

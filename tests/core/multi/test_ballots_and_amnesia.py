@@ -15,7 +15,7 @@ from paxosd.core.multi.messages import (
     StateReport,
 )
 from paxosd.core.multi.ready import RebuildWait, Role
-from paxosd.core.multi.records import Rebuilding
+from paxosd.core.multi.records import Configured, Rebuilding
 from paxosd.core.types import (
     Ballot,
     Envelope,
@@ -119,7 +119,8 @@ def _wipe(net: Net, node: int, rebuilding: bool = True) -> None:
     """The node's disk is gone; the operator restarts it on a new store (marked rebuilding
     by `paxosd node --reinitialize`, unless `rebuilding` is False: the planted bug)."""
     net.crash(node)
-    net.disks[node] = [Rebuilding(True)] if rebuilding else []
+    made = [Configured(net.configuration)]
+    net.disks[node] = [*made, Rebuilding(True)] if rebuilding else made
     net.restart(node)
 
 

@@ -91,3 +91,28 @@ def test_a_read_id_that_is_already_outstanding_is_a_bug_of_the_caller() -> None:
     net.call(1, lambda r: r.read(5, Get(key="x")))
     with pytest.raises(AssertionError, match="already outstanding"):
         net.call(1, lambda r: r.read(5, Get(key="x")))
+
+
+def test_a_replica_refuses_a_store_made_for_other_members_naming_both() -> None:
+    """The store says who the cluster is; a replica started with another member list (a
+    config file edited by hand) refuses to run, in the node and in the simulator alike."""
+    import random
+
+    from paxosd.core.multi.configuration import ConfigurationMismatch
+    from paxosd.core.multi.records import Configured
+    from paxosd.core.multi.replica import Replica
+    from paxosd.service import StateMachine
+
+    stored = Configuration((1, 2, 3, 4, 5))
+    for given in (Configuration((1, 2, 3)), Configuration((1, 2, 3, 4, 5), learners=(6,))):
+        with pytest.raises(ConfigurationMismatch) as refused:
+            Replica(
+                1, given, random.Random(0), EngineConfig(), StateMachine(), StateMachine.restore,
+                [Configured(stored)],
+            )  # fmt: skip
+        assert stored.describe() in str(refused.value) and given.describe() in str(refused.value)
+    same = Configuration((1, 2, 3, 4, 5), epoch=0)
+    Replica(
+        1, same, random.Random(0), EngineConfig(), StateMachine(), StateMachine.restore,
+        [Configured(stored)],
+    )  # fmt: skip

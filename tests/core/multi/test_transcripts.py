@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from paxosd.core.multi.ready import ReadDone, Ready
-from paxosd.core.multi.records import Rebuilding
+from paxosd.core.multi.records import Configured, Rebuilding
 from paxosd.core.types import Envelope, describe
 from paxosd.service import Get, Request, decode
 
@@ -122,7 +122,7 @@ def run_command(net: TracedNet, line: str) -> None:
     elif verb == "wipe":
         node = int(args[0])
         net.crash(node)
-        net.disks[node] = [Rebuilding(True)]
+        net.disks[node] = [Configured(net.configuration), Rebuilding(True)]
         net.restart(node)
     elif verb == "status":
         status = net.replicas[int(args[0])].status()

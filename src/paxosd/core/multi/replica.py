@@ -71,7 +71,7 @@ from paxosd.core.multi import ballots, catchup, reads, rebuild
 from paxosd.core.multi.acceptor import AcceptorLog
 from paxosd.core.multi.catchup import Catchup
 from paxosd.core.multi.config import EngineConfig
-from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.configuration import Configuration, ConfigurationMismatch
 from paxosd.core.multi.leader import Campaign, Inflight, Leadership, PreVote
 from paxosd.core.multi.learner import Learner, Machine, batch_commands_cap
 from paxosd.core.multi.messages import (
@@ -100,7 +100,7 @@ from paxosd.core.multi.reads import Reads
 from paxosd.core.multi.ready import Outbox, Proposal, Ready, Role, Status
 from paxosd.core.multi.rebuild import Rebuild
 from paxosd.core.multi.records import Accepted as AcceptedRecord
-from paxosd.core.multi.records import Batch, Promised, Rebuilding, Record, Snapshot
+from paxosd.core.multi.records import Batch, Configured, Promised, Rebuilding, Record, Snapshot
 from paxosd.core.types import Ballot, Envelope, NodeId
 
 NOOP: Batch = ()
@@ -154,8 +154,14 @@ class Replica:
     # -- restart ----------------------------------------------------------------------------
 
     def _replay(self, record: Record) -> None:
-        """Rebuild durable state from one record (in the order they were written)."""
+        """Rebuild durable state from one record (in the order they were written).
+        `ConfigurationMismatch` if the store was made for other members than this replica's
+        configuration: the one check every host (node and simulator) runs."""
         match record:
+            case Configured(configuration=stored):
+                unchecked = self.config.variant == "members-unchecked"  # (the planted bug)
+                if not stored.same_members(self.configuration) and not unchecked:
+                    raise ConfigurationMismatch(self.node_id, stored, self.configuration)
             case Promised(ballot=ballot):
                 self.acceptor.promise(ballot)
             case AcceptedRecord(slot=slot, ballot=ballot, batch=batch):
