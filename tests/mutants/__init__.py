@@ -42,7 +42,7 @@ class Mutant:
             text = path.read_text()
             found = text.count(edit.find)
             if found != 1:
-                raise LookupError(f"{self.id}: {edit.file}: the text to mutate is found {found} times")
+                raise LookupError(f"{self.id}: {edit.file}: the text to mutate is found {found}x")
             path.write_text(text.replace(edit.find, edit.replace))
 
 

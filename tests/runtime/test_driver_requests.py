@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from paxosd.core.multi.messages import Accept, Accepted, Commit, Forward, Heartbeat
 from paxosd.core.types import Ballot
 from paxosd.runtime.driver import Driver, DriverOptions
@@ -144,5 +146,5 @@ def test_log_time_follows_the_monotonic_clock_not_the_wall_clock() -> None:
         for command in batch
         if isinstance(decode(command), AdvanceTime)
     ]
-    steps = [later - earlier for earlier, later in zip(stamps, stamps[1:], strict=False)]
+    steps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
     assert len(stamps) == 4 and all(0 <= step <= 60 for step in steps), stamps
