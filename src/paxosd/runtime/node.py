@@ -35,6 +35,7 @@ import resource
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -45,7 +46,7 @@ from paxosd.api.version import VERSION
 from paxosd.core.multi.config import EngineConfig
 from paxosd.core.multi.ready import Applied, Note, Role
 from paxosd.core.multi.replica import Replica
-from paxosd.runtime import datadir
+from paxosd.runtime import datadir, recovery
 from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, ServiceError
@@ -115,6 +116,7 @@ class Node:
             # The leader's clock stamp heads every batch: room for it beside the commands.
             batch_commands_max=config.batch_commands_max + 1,
             early_accepts=config.early_accepts,
+            snapshot_every_slots=config.snapshot_every_slots,
         )
         self.clock = SystemClock(config.clock_file)
         self.driver: Driver | None = None
@@ -138,6 +140,7 @@ class Node:
         self._started_at: dict[int, float] = {}  # id(future) -> when the request came
         self._clock_check = (0.0, 0.0)  # (monotonic, wall) at the last check
         self._tick_handle: asyncio.TimerHandle | None = None
+        self.snapshot_thread = ThreadPoolExecutor(1, thread_name_prefix="paxosd-snapshot")
         self._metrics()
 
     # -- life cycle -------------------------------------------------------------------------
@@ -151,6 +154,10 @@ class Node:
             self.store = datadir.open_existing(self.config, create=self.variant.amnesia)
             recovered = self.store.load()
             settled = datadir.settle_configuration(self.config, self.store, recovered)
+            started = time.perf_counter()
+            machine, recovered = recovery.recover(
+                self.store, settled.recovered, StateMachine.restore, StateMachine
+            )
         except CorruptLog as error:
             # Damaged durable state: voting with it could break agreement. Stay up so an
             # operator can see why, but take no part in the protocol.
@@ -162,7 +169,9 @@ class Node:
                 self.store = None
             raise
         else:
-            recovered = settled.recovered
+            if recovered.snapshot is not None:
+                took_ms = round((time.perf_counter() - started) * 1000)
+                self._event("snapshot_loaded", slot=recovered.snapshot.slot, ms=took_ms)
             if settled.adopted:
                 self._event(
                     "configuration_adopted", logging.WARNING,
@@ -179,8 +188,7 @@ class Node:
                 datadir.configuration_of(self.config),
                 random.Random(),
                 self.engine_config,
-                StateMachine(),
-                StateMachine.restore,
+                machine,
                 recovered.records(),
             )
             self.transport = PeerTransport(self.config, self._on_peer_message)
@@ -190,6 +198,7 @@ class Node:
                 time_command=_time_command,
                 full_invariants_every_turns=1000,
                 variant=self.variant.driver,
+                restore=StateMachine.restore,
             )
             self.driver = Driver(replica, self.store, self.transport, self.clock, self, options)
             await self.transport.start()
@@ -230,6 +239,9 @@ class Node:
             driver.stop()
         if self.transport is not None:
             await self.transport.close()
+        # A snapshot still being written is abandoned: nothing names its file, which the next
+        # start removes (the interpreter waits for the thread before the process exits).
+        self.snapshot_thread.shutdown(wait=False, cancel_futures=True)
         if self.store is not None:
             self.store.close()
 
@@ -341,6 +353,20 @@ class Node:
 
     def applied(self, entry: Applied) -> None:
         pass  # watchers of the applied stream hook in here
+
+    def background(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """Snapshot work, in the node's one snapshot thread: one snapshot is written or
+        restored at a time, while the event loop goes on with the protocol."""
+        assert self.loop is not None
+
+        def finished(future: asyncio.Future[Any]) -> None:
+            try:
+                result = future.result()
+            except BaseException as error:  # reported to the replica, which notes it
+                result = error
+            done(result)
+
+        self.loop.run_in_executor(self.snapshot_thread, work).add_done_callback(finished)
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -478,7 +504,8 @@ _WARNINGS = frozenset(
         "ballot_refused",
         "ballot_space_exhausted",
         "snapshot_refused",
-        "snapshot_too_large",
+        "snapshot_failed",
+        "snapshot_unreadable",
         "forward_dropped",
     }
 )

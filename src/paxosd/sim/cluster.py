@@ -41,6 +41,7 @@ from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope, NodeId
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import NotLeader, ServiceError
+from paxosd.runtime.recovery import recover
 from paxosd.runtime.variants import Variant
 from paxosd.service import (
     AdvanceTime,
@@ -69,7 +70,7 @@ from paxosd.service.results import (
     Released,
     Value,
 )
-from paxosd.storage import MemoryLog, make_identity
+from paxosd.storage import CorruptLog, MemoryLog, make_identity
 
 FAULTS = {
     "crash": "nodes are killed and restarted (unsynced writes are lost)",
@@ -95,6 +96,7 @@ peer_delay_ms = (0.05, 1.0)
 fsync_ms = (0.2, 2.0)  # how long a sync usually takes ...
 fsync_stall_ms = (2.0, 20.0)  # ... and when the disk stalls (one sync in `fsync_stall_odds`)
 fsync_stall_odds = 10
+snapshot_work_ms = (1.0, 30.0)  # writing, or checking and restoring, a (small) snapshot
 time_advance_ms = 50.0  # how often the idle leader proposes log time (lock leases)
 node_request_timeout_ms = 300.0  # the driver's deadline for a request at a node
 client_timeout_ms = 400.0
@@ -167,20 +169,23 @@ class SimNode:
         self.node_id = node_id
         self.disk = disk
         self.alive = True
+        # The node process's start: the state machine from the store's snapshot file
+        # (DamagedSnapshot if it is missing or damaged: correct code never leaves it so).
+        machine, recovered = recover(disk, disk.load(), StateMachine.restore, StateMachine)
         self.replica = Replica(
             node_id,
             cluster.configuration,
             cluster.rng,
             cluster.spec.config,
-            StateMachine(),
-            StateMachine.restore,
-            disk.load().records(),
+            machine,
+            recovered.records(),
         )
         options = DriverOptions(
             request_timeout_ms=node_request_timeout_ms,
             time_advance_ms=time_advance_ms,
             time_command=_time_command,
             variant=cluster.variant.driver,
+            restore=StateMachine.restore,
         )
         self.driver = Driver(
             self.replica, disk, cluster.peers, cluster.clocks[node_id], self, options
@@ -240,6 +245,23 @@ class SimNode:
 
     def event(self, event: Note) -> None:
         pass  # the simulator judges histories, not logs
+
+    def background(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """Snapshot work takes virtual time, and runs at its end: a view written then shows
+        whether it really captured the state of when it was taken, and a crash meanwhile
+        loses the work (nothing was durable yet), as it would in the node's thread."""
+        cluster = self.cluster
+
+        def finish() -> None:
+            if not self.alive:
+                return
+            try:
+                result = work()
+            except Exception as error:  # reported to the replica, which notes it
+                result = error
+            done(result)
+
+        cluster.at(cluster.now + cluster.rng.uniform(*snapshot_work_ms), finish)
 
     def applied(self, entry: Applied) -> None:
         slot, count = self.position
@@ -454,6 +476,7 @@ class Cluster:
         self.faults: dict[str, int] = {}
         self.slots: dict[tuple[int, int], bytes] = {}
         self.slot_conflicts: list[str] = []
+        self.damaged: list[str] = []  # stores correct code must never leave damaged
         self.resource: dict[str, int] = {}
         self.heal_at = spec.safety_ms
         self.stop_at = spec.safety_ms + spec.liveness_ms * 0.5
@@ -591,6 +614,9 @@ class Cluster:
             self.nodes[node_id] = SimNode(self, node_id, self.disks[node_id])
         except ConfigurationMismatch:
             self.count("start_refused")  # the node stays down, as `paxosd node` exits
+            return
+        except CorruptLog as damage:  # a store the engine itself left damaged
+            self.damaged.append(f"node {node_id} cannot restart: {damage}")
             return
         self._tick_chain(node_id, self.rng.uniform(0, tick_ms))
         self.count("restart")
@@ -774,7 +800,7 @@ def run(spec: SimSpec, seed: int) -> SimResult:
 
 
 def judge(cluster: Cluster) -> list[str]:
-    problems = list(dict.fromkeys(cluster.slot_conflicts))
+    problems = list(dict.fromkeys(cluster.slot_conflicts)) + cluster.damaged
     history = build_history(cluster.history, "sim")
     problems += problem_lines(judge_workloads(history, time_limit_s=20))
     stuck = [c.name for c in cluster.clients if c.current is not None]

@@ -24,6 +24,7 @@ from paxosd.core.types import (
     node_id_max,
 )
 from paxosd.runtime import codec
+from paxosd.storage.snapshots import MemorySnapshots
 
 from .harness import Net, put
 
@@ -121,6 +122,7 @@ def _wipe(net: Net, node: int, rebuilding: bool = True) -> None:
     net.crash(node)
     made = [Configured(net.configuration)]
     net.disks[node] = [*made, Rebuilding(True)] if rebuilding else made
+    net.files[node] = MemorySnapshots()
     net.restart(node)
 
 
