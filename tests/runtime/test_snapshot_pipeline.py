@@ -34,7 +34,7 @@ def single(io: Recorder | None = None, **config: Any) -> tuple[Driver, Recorder]
     """A one-node cluster: it leads and chooses on its own, so a test drives every slot."""
     io = io or Recorder()
     machine, recovered = recover(io.disk, io.disk.load(), StateMachine.restore, StateMachine)
-    engine = EngineConfig(snapshot_every_slots=every, **config)
+    engine = EngineConfig(**{"snapshot_every_slots": every, **config})
     replica = Replica(
         1, Configuration((1,)), random.Random(1), engine, machine, recovered.records()
     )
@@ -229,3 +229,29 @@ def test_a_snapshot_damaged_on_the_way_is_refused_and_nothing_changes() -> None:
     assert "snapshot_refused" in [n.event for n in io.notes]
     assert driver.replica.status().applied == 0 and io.disk.load().snapshot is None
     assert io.disk.snapshots.slots() == []
+
+
+def test_in_a_one_node_cluster_no_answer_leaves_before_the_turns_sync() -> None:
+    """With one node, the leader's own Accept chooses the slot in the very turn that writes
+    it: the write is applied and answered by that turn. Its answer (and a read's) must still
+    wait for the turn's sync, or a crash could forget an acknowledged write."""
+    driver, io = single(snapshot_every_slots=1000)
+    request = Request(client_id="c", seq=1, op=Put(key="x", value=1))
+    driver.submit_write(("c", 1), encode(request), "w1", retry_safe=True)
+    driver.end_turn()
+    assert io.pending_sync is not None, "the answering turn has records"
+    assert io.answers == [], "no answer before the sync returns"
+    io.finish_sync()
+    assert [token for token, _ in io.answers] == ["w1"]
+    driver.submit_read(Get(key="x"), "r1")
+    driver.submit_write(
+        ("c", 2),
+        encode(Request(client_id="c", seq=2, op=Put(key="y", value=2))),
+        "w2",
+        retry_safe=True,
+    )
+    driver.end_turn()
+    if io.pending_sync is not None:
+        assert [token for token, _ in io.answers] == ["w1"]
+        io.finish_sync()
+    assert {token for token, _ in io.answers} >= {"w1", "w2"}

@@ -530,7 +530,7 @@ class StateView:
 # Keys are sorted in slices of this many, merged one key at a time: no single call holds the
 # interpreter for long while a worker thread writes a snapshot (sorting a million keys at
 # once would stall the node's event loop for a noticeable time).
-sort_slice_keys: Final = 1 << 16
+sort_slice_keys: Final = 1 << 12
 
 
 def _sorted_keys(table: dict[str, Any]) -> Iterator[str]:

@@ -23,7 +23,14 @@ This module keeps the files:
 
 The checksum is BLAKE2b with a 16-byte digest over the whole file (it releases the GIL on
 large buffers, at about 1 GB/s). The state machine's own format carries its own checks too.
-Memory: a chunk and a write buffer (`buffer_bytes`), never a whole snapshot.
+Memory: a chunk and a buffer (`buffer_bytes`), never a whole snapshot.
+
+Sharing the interpreter. A snapshot is written and read by a worker thread, mostly running
+Python code, while the event loop runs the protocol. CPython hands the interpreter between
+threads only every few milliseconds unless a thread gives it up, and the loop needs it
+several times per timer tick; so every `buffer_bytes` written or read, the worker gives it up
+(`time.sleep(0)`), which keeps the loop's delays to a few milliseconds (bench/snapshot_bench.py
+measures them).
 
 `DirSnapshots` keeps them in a directory (`snapshots/` in the data directory); `MemorySnapshots`
 in memory, for tests and the simulator, where a crash loses a staged file (it is not synced
@@ -37,6 +44,7 @@ import hashlib
 import io
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol, cast
@@ -48,7 +56,7 @@ from .errors import CorruptLog
 from .fsutil import fsync_dir
 
 SNAPSHOTS_DIR: Final = "snapshots"
-buffer_bytes: Final = 1 << 20
+buffer_bytes: Final = 64 << 10
 _NAME: Final = re.compile(r"snapshot-(\d{20})\.(snap|tmp|staged)")
 
 
@@ -107,6 +115,7 @@ class _HashingRaw(io.RawIOBase):
         buffer[:count] = data
         self.hasher.update(data)
         self.size += count
+        time.sleep(0)  # the event loop's turn (see "Sharing the interpreter")
         return count
 
     def close(self) -> None:
@@ -128,6 +137,7 @@ class _HashingWriter(io.RawIOBase):
         self.hasher.update(data)
         count = len(data)
         self.size += count
+        time.sleep(0)  # the event loop's turn (see "Sharing the interpreter")
         return count
 
 
