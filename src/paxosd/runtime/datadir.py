@@ -48,6 +48,7 @@ from pathlib import Path
 from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.records import Configured, Rebuilding, Record
 from paxosd.runtime.config import NodeConfig
+from paxosd.runtime.variants import Variant
 from paxosd.storage import (
     LogStore,
     MissingStore,
@@ -272,6 +273,15 @@ def reinitialize(config: NodeConfig) -> Path | None:
     kept = _move_aside(config)
     # The mark is IN the new store from its first appearance: no crash leaves it unmarked.
     initial: list[Record] = [Configured(configuration_of(config)), Rebuilding(True)]
+    if Variant(config.variant).reinit_unmarked:
+        # The planted bug: the store appears unmarked and is marked in a second step, so a
+        # crash between the two leaves an empty store that the next start runs as a voter.
+        store = _open(config, create=True, initial=initial[:1])
+        crash_point("reinitialize: new store made, not yet marked (planted bug)")
+        store.write(initial[1:])
+        store.sync()
+        store.close()
+        return kept
     store = _open(config, create=True, initial=initial)
     store.close()
     return kept

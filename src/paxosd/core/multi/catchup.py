@@ -44,6 +44,7 @@ class Catchup:
 
     ticks_left: int = 0
     target: int | None = None  # the commit point a catch-up is heading for
+    source: NodeId | None = None  # the peer asked last
     incoming: IncomingSnapshot | None = None
 
     def tick(self) -> None:
@@ -58,6 +59,7 @@ class Catchup:
         if self.target is None:
             replica.out.note("catchup_started", from_slot=learner.chosen_upto + 1, to=target)
         self.target = max(target, self.target or 0)
+        self.source = source
         self.ticks_left = replica.config.catchup_timeout_ticks
         incoming = self.incoming
         replica.out.send(
@@ -68,6 +70,16 @@ class Catchup:
                 snapshot_offset=len(incoming.data) if incoming else 0,
             ),
         )
+
+    def retry(self, replica: Replica) -> None:
+        """A leader that lacks chosen slots (truncated into its peers' snapshots) asks again,
+        the next peer each time, until it has them: nothing it proposes is applied before.
+        (A follower asks again at its leader's next heartbeat.)"""
+        peers = replica.peers
+        if self.target is None or self.ticks_left > 0 or not peers:
+            return
+        last = peers.index(self.source) if self.source in peers else -1
+        self.ask(replica, peers[(last + 1) % len(peers)], self.target)
 
     def reached(self, replica: Replica) -> None:
         """The chosen point moved: note when it reached the catch-up's target."""

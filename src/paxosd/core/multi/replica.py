@@ -159,7 +159,8 @@ class Replica:
         configuration: the one check every host (node and simulator) runs."""
         match record:
             case Configured(configuration=stored):
-                if not stored.same_members(self.configuration):
+                unchecked = self.config.variant == "members-unchecked"  # (the planted bug)
+                if not stored.same_members(self.configuration) and not unchecked:
                     raise ConfigurationMismatch(self.node_id, stored, self.configuration)
             case Promised(ballot=ballot):
                 self.acceptor.promise(ballot)
@@ -464,7 +465,8 @@ class Replica:
         if snapshot_slot > chosen_upto:
             # Someone truncated slots we never learned: they are chosen; fetch them.
             holder = max(campaign.promises.items(), key=lambda item: item[1].snapshot_slot)[0]
-            self.out.send(holder, CatchUp(from_slot=chosen_upto + 1))
+            self.catchup.ticks_left = 0
+            self.catchup.ask(self, holder, snapshot_slot)  # asked again by `_leader_tick`
         top = max(merged, default=chosen_upto)
         start = max(chosen_upto, snapshot_slot) + 1
         lead = Leadership(
@@ -664,6 +666,7 @@ class Replica:
         if lead.heartbeat_ticks_left <= 0:
             self.heartbeat_round(lead)
         self._retransmit(lead)
+        self.catchup.retry(self)
 
     def _retransmit(self, lead: Leadership) -> None:
         """Messages get lost: an Accept unanswered for a while goes out again to the acceptors
