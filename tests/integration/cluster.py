@@ -37,6 +37,8 @@ class Cluster:
     root: Path
     configs: list[NodeConfig]
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Extra environment of each node's process, at every launch (tests/integration/powerloss).
+    node_env: Callable[[int], dict[str, str]] | None = None
 
     @classmethod
     def start(
@@ -44,12 +46,13 @@ class Cluster:
         root: Path,
         nodes: int = 3,
         configure: Callable[[NodeConfig], NodeConfig] = lambda config: config,
+        node_env: Callable[[int], dict[str, str]] | None = None,
     ) -> Cluster:
         base = free_layout(nodes)
         # A cluster id of its own: a stray node of another test's cluster that dials these
         # ports is refused at the handshake instead of joining.
         layout = local_cluster(nodes, root, base, f"test-{os.getpid()}-{base}")
-        cluster = cls(root, [configure(config) for config in layout])
+        cluster = cls(root, [configure(config) for config in layout], node_env=node_env)
         try:
             for config in cluster.configs:  # every store first, as `paxosd init` does
                 (root / f"node{config.node_id}.toml").write_text(to_toml(config))
@@ -68,6 +71,8 @@ class Cluster:
         folder.mkdir(parents=True, exist_ok=True)
         log = open(folder / "node.log", "ab")  # noqa: SIM115 - the child owns it
         config = str(self.root / f"node{node}.toml")
+        if env is None and self.node_env is not None:
+            env = self.node_env(node)
         self.processes[node] = subprocess.Popen(
             [sys.executable, "-m", "paxosd", "node", "--config", config, *args],
             stdout=log,

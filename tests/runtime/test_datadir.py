@@ -116,3 +116,27 @@ def test_a_store_from_before_configurations_adopts_its_config_once(tmp_path: Pat
     with pytest.raises(datadir.MembershipMismatch):
         datadir.settle_configuration(five, store, store.load())
     store.close()
+
+
+def test_reseed_copies_a_survivor_and_refuses_what_could_not_work(tmp_path: Path) -> None:
+    one, two = _node(tmp_path, node=1), _node(tmp_path, node=2)
+    for config in (one, two):
+        datadir.initialise(config)
+    store = datadir.open_existing(one)
+    store.write([Promised(Ballot(9, 1))])
+    store.close()
+    with pytest.raises(datadir.MembershipMismatch, match="itself"):
+        datadir.reseed(one, one)
+    other = replace(_node(tmp_path / "x", nodes=5, node=1))
+    with pytest.raises(datadir.MembershipMismatch, match="same cluster"):
+        datadir.reseed(two, other)
+    done = datadir.reseed(two, one)
+    assert done.kept is not None and done.promised == "9.1"
+    store = datadir.open_existing(two)
+    recovered = store.load()
+    store.close()
+    assert recovered.promised == Ballot(9, 1) and not recovered.rebuilding
+    assert recovered.configuration == Configuration.of([1, 2, 3])
+    datadir.reinitialize(one)  # a survivor that is itself rebuilding holds nothing complete
+    with pytest.raises(datadir.MembershipMismatch, match="rebuilding"):
+        datadir.reseed(two, one)

@@ -175,7 +175,11 @@ def prepare(configs: list[NodeConfig], data_dir: Path, options: NodeOptions) -> 
             initialise(config, despite_traces=True)  # traces were looked for above
         nodes.append(
             NodeProcess(
-                config.node_id, node_command(path, options), folder / "node.log", config.me.http
+                config.node_id,
+                node_command(path, options),
+                folder / "node.log",
+                config.me.http,
+                data_dir=config.data_dir,
             )
         )
     return nodes
@@ -231,6 +235,8 @@ def command(
         backoff=Backoff(delay_s=restart_delay),
         log_format=log_format,
         pids_path=data_dir / "cluster.pids",
+        # Only a supervisor that stays takes `paxosd rebuild` requests.
+        control_dir=data_dir if wait else None,
     )
     supervisor.start_all()
     try:
@@ -285,7 +291,7 @@ def _banner(
         me = config.me
         table.add_row(
             str(config.node_id) + (" (leader)" if config.node_id == leader else ""),
-            str(node.process.pid if node.process else "-"),
+            str(node.pid or ("- (store lost)" if node.held else "-")),
             f"{me.http[0]}:{me.http[1]}",
             f"{me.resp[0]}:{me.resp[1]}",
         )
@@ -351,6 +357,8 @@ def _wait_for_leader(configs: list[NodeConfig], processes: list[NodeProcess]) ->
     deadline = time.monotonic() + leader_wait_s
     while time.monotonic() < deadline:
         for config, node in zip(configs, processes, strict=True):
+            if node.held is not None or node.elsewhere_since is not None:
+                continue  # not started by this supervisor (it said why)
             if not node.running:
                 if config.node_id in answered:
                     continue

@@ -48,6 +48,7 @@ from pathlib import Path
 from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.records import Configured, Rebuilding, Record
 from paxosd.runtime.config import NodeConfig
+from paxosd.runtime.variants import Variant
 from paxosd.storage import (
     LogStore,
     MissingStore,
@@ -269,6 +270,26 @@ def reinitialize(config: NodeConfig) -> Path | None:
     """A new store, marked `Rebuilding`, for a member that lost (or damaged) its own. What is
     left of the old one is moved into a `lost-<time>` folder beside it, never deleted; the
     folder is returned (None if there was nothing to move)."""
+    kept = _move_aside(config)
+    # The mark is IN the new store from its first appearance: no crash leaves it unmarked.
+    initial: list[Record] = [Configured(configuration_of(config)), Rebuilding(True)]
+    if Variant(config.variant).reinit_unmarked:
+        # The planted bug: the store appears unmarked and is marked in a second step, so a
+        # crash between the two leaves an empty store that the next start runs as a voter.
+        store = _open(config, create=True, initial=initial[:1])
+        crash_point("reinitialize: new store made, not yet marked (planted bug)")
+        store.write(initial[1:])
+        store.sync()
+        store.close()
+        return kept
+    store = _open(config, create=True, initial=initial)
+    store.close()
+    return kept
+
+
+def _move_aside(config: NodeConfig) -> Path | None:
+    """Move what is left of a store into a new `lost-<time>` folder (never delete it); the
+    folder, or None if there was nothing to move."""
     directory = config.data_dir
     directory.mkdir(parents=True, exist_ok=True)
     kept: Path | None = None
@@ -287,10 +308,6 @@ def reinitialize(config: NodeConfig) -> Path | None:
             crash_point("reinitialize: old store moved aside, durably")
     finally:
         os.close(lock)
-    # The mark is IN the new store from its first appearance: no crash leaves it unmarked.
-    initial: list[Record] = [Configured(configuration_of(config)), Rebuilding(True)]
-    store = _open(config, create=True, initial=initial)
-    store.close()
     return kept
 
 
@@ -304,3 +321,56 @@ def _lost_folder(directory: Path) -> Path:
             continue
         return folder
     raise FileExistsError(f"{directory}: too many {LOST_PREFIX}{stamp}* folders")
+
+
+# -- two lost stores: re-seed from a survivor ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reseeded:
+    kept: Path | None  # where what was left of the node's old store went
+    promised: str  # the survivor's promise, as copied
+    snapshot_slot: int
+    top_slot: int  # the highest slot the survivor had accepted (or its snapshot's)
+
+
+def reseed(config: NodeConfig, survivor: NodeConfig) -> Reseeded:
+    """Give `config`'s node a copy of `survivor`'s acceptor state, NOT marked rebuilding:
+    the way out when too many stores are lost for a rebuild (which needs every other member)
+    to ever finish. Whatever was acknowledged by a majority that did not include the
+    survivor can be lost: the operator's explicit choice (`paxosd reseed
+    --i-accept-data-loss`). Both nodes must be stopped (their stores are locked meanwhile).
+
+    Safe for what survives: the copy holds exactly what the survivor promised and accepted,
+    so the two agree with each other, and every later majority meets one of them."""
+    if survivor.node_id == config.node_id:
+        raise MembershipMismatch("a node cannot be re-seeded from itself")
+    if survivor.cluster_id != config.cluster_id or configuration_of(survivor) != (
+        configuration_of(config)
+    ):
+        raise MembershipMismatch(
+            f"node {survivor.node_id}'s config names another cluster or other members than "
+            f"node {config.node_id}'s: re-seed only from a member of the same cluster"
+        )
+    source = open_existing(survivor)
+    try:
+        recovered = source.load()
+        if recovered.rebuilding:
+            raise MembershipMismatch(
+                f"node {survivor.node_id} is itself rebuilding: it holds no complete state to "
+                "copy (choose a member that was not rebuilding when the stores were lost)"
+            )
+        if recovered.configuration is not None and recovered.configuration != configuration_of(
+            config
+        ):
+            raise MembershipMismatch(mismatch_advice(config, recovered.configuration))
+        kept = _move_aside(config)
+        copied: list[Record] = [Configured(configuration_of(config))]
+        copied += [r for r in recovered.records() if not isinstance(r, Configured | Rebuilding)]
+        store = _open(config, create=True, initial=copied)
+        store.close()
+    finally:
+        source.close()
+    top = max(recovered.accepted, default=recovered.snapshot_slot)
+    promised = "none" if recovered.promised is None else str(recovered.promised)
+    return Reseeded(kept, promised, recovered.snapshot_slot, top)

@@ -53,6 +53,7 @@ from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, ServiceError
 from paxosd.runtime.logs import event
+from paxosd.runtime.rebuild_report import RebuildReport
 from paxosd.runtime.transport import PeerTransport
 from paxosd.runtime.variants import Variant
 from paxosd.service import AdvanceTime, BadCommand, Request, StateMachine, encode, validate
@@ -73,6 +74,8 @@ fsync_slow_ms = 100
 # readings has jumped; the node does not use it, but an operator should know.
 clock_jump_ms = 1_000
 clock_check_ms = 1_000
+# How often a rebuilding node looks at whom it waits for (runtime/rebuild_report.py).
+rebuild_check_ms = 1_000
 
 
 class SystemClock:
@@ -144,6 +147,8 @@ class Node:
         self._clock_check = (0.0, 0.0)  # (monotonic, wall) at the last check
         self._tick_handle: asyncio.TimerHandle | None = None
         self.snapshot_thread = ThreadPoolExecutor(1, thread_name_prefix="paxosd-snapshot")
+        self.rebuild_report = RebuildReport(config, time.monotonic)
+        self._rebuild_checked_ms = 0.0
         self._metrics()
 
     # -- life cycle -------------------------------------------------------------------------
@@ -163,9 +168,10 @@ class Node:
             )
         except CorruptLog as error:
             # Damaged durable state: voting with it could break agreement. Stay up so an
-            # operator can see why, but take no part in the protocol.
-            self.damage = str(error)
-            self._event("damaged", logging.ERROR, detail=self.damage)
+            # operator can see why, but take no part in the protocol. Clients (status, error
+            # answers) get the damage without the node's paths; its log has them.
+            self.damage = _without(str(error), self.config.data_dir)
+            self._event("damaged", logging.ERROR, detail=str(error))
         except datadir.MembershipMismatch:
             if self.store is not None:
                 self.store.close()
@@ -385,6 +391,11 @@ class Node:
         driver.tick()
         self._watch_clock()
         self._observe()
+        now = self.clock.monotonic_ms()
+        if now - self._rebuild_checked_ms >= rebuild_check_ms:
+            self._rebuild_checked_ms = now
+            connected = self.transport.connected() if self.transport else []
+            self.rebuild_report.tick(driver.replica.status(), connected)
 
     def _watch_clock(self) -> None:
         """Warn when the wall clock jumps (it is only ever read for logs)."""
@@ -469,6 +480,9 @@ class Node:
             rebuilding=core.rebuilding,
             disk_bytes=self.store.disk_bytes() if self.store is not None else 0,
         )
+        if core.rebuilding:
+            reasons = self.rebuild_report.reasons(core, connected)
+            status["rebuild_waiting_for"] = {str(peer): why for peer, why in reasons.items()}
         return status
 
     def _metrics(self) -> None:
@@ -536,6 +550,16 @@ def fit_open_files(limits: ClientLimits) -> ClientLimits:
         http=replace(http, connections_max=min(http.connections_max, share)),
         resp=replace(resp, connections_max=min(resp.connections_max, share)),
     )
+
+
+def _without(text: str, data_dir: os.PathLike[str]) -> str:
+    """`text` with the data directory's path taken out ("paxos.log at offset 120: ..."): what
+    a client is told must not reveal where the node keeps its files."""
+    where = os.fspath(data_dir)
+    absolute = os.path.abspath(where)
+    for path in sorted({absolute, where}, key=len, reverse=True):
+        text = text.replace(path + os.sep, "").replace(path, "the data directory")
+    return text
 
 
 def _describe(configuration: Any) -> str:

@@ -34,6 +34,8 @@ import copy
 import random
 import resource
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field, replace
@@ -61,6 +63,27 @@ NETWORKS = {
     "grow": "sent messages form a set that only grows; any may be received any number of "
     "times, or never (loss, duplication and reordering at once)",
 }
+
+
+@dataclass(slots=True)
+class Control:
+    """What may end a search besides its state and memory limits: a deadline on the monotonic
+    clock (the coach answers within seconds) and a cancel flag another thread may set. Both
+    are looked at every `check_every` expansions, so a search stops within milliseconds.
+
+    Neither changes what a search finds, only how far it gets: a search that stops says how
+    deep it got (`Exploration.depth_checked`) and judges nothing beyond that."""
+
+    deadline: float | None = None
+    cancel: threading.Event | None = None
+    check_every: int = 64
+
+    def why_stop(self) -> str | None:
+        if self.cancel is not None and self.cancel.is_set():
+            return "cancelled"
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return "time limit"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,12 +306,18 @@ class Exploration:
     index: dict[Hashable, int] | None = None
     livelock_states: int = 0
     # Why the search ended before visiting every state: "state limit", "memory limit",
-    # "interrupted" (Ctrl-C) or "violation" (a `stop_on` property broke); None if complete.
+    # "interrupted" (Ctrl-C), "time limit", "cancelled" or "violation" (a `stop_on` property
+    # broke); None if complete.
     stopped: str | None = None
+    # Every run of up to this many steps from the start was checked: each state it reaches
+    # is in the graph and was judged for Agreement and Validity. For a complete search, the
+    # deepest level; for one that stopped early, the level it was working on.
+    depth_checked: int = 0
 
     @property
     def depth(self) -> int:
-        """The deepest level reached: every state up to this many steps away was visited."""
+        """The deepest level reached (some states at this depth may not have been visited:
+        see `depth_checked` for the level up to which every state was)."""
         return self.graph.depth[-1] if len(self.graph) else 0
 
     def summary(self) -> str:
@@ -301,9 +330,16 @@ class Exploration:
             "state limit": "stopped at the state limit (--max-states)",
             "memory limit": "stopped at the memory limit (--max-memory-mb)",
             "interrupted": "interrupted (Ctrl-C)",
+            "time limit": "stopped at its time limit",
+            "cancelled": "cancelled",
             "violation": "stopped at the first violation",
         }[self.stopped]
-        return f"{how}: {len(self.graph):,} states, depth {self.depth} reached; {found}"
+        if self.stopped is None or self.stopped == "violation":
+            return f"{how}: {len(self.graph):,} states, depth {self.depth} reached; {found}"
+        return (
+            f"{how}: {len(self.graph):,} states, every run of up to {self.depth_checked} "
+            f"steps checked (depth {self.depth} reached); {found}"
+        )
 
 
 class Explorer:
@@ -525,13 +561,15 @@ class Explorer:
         stop_on: frozenset[str] = frozenset(),
         start: ExState | None = None,
         livelock: bool = True,
+        control: Control | None = None,
     ) -> Exploration:
         """Visit every reachable state; judge agreement, validity and termination.
 
         `stop_on` names safety properties whose first (shortest) violation ends the search
         early; the other verdicts are then "unknown". `start` explores from a given state
         instead of the initial one (the lab's coach asks "from here, what can happen?");
-        `livelock=False` skips the search for a livelock (which starts from the initial state)."""
+        `livelock=False` skips the search for a livelock (which starts from the initial state);
+        `control` adds a deadline and a cancel flag."""
         graph = Graph()
         index: dict[Hashable, int] = {}
         verdicts: dict[str, Verdict] = {}
@@ -561,16 +599,24 @@ class Explorer:
             return number
 
         stopped: str | None = None
+        working = 0  # the depth of the state being expanded: every shallower run was checked
+        every = control.check_every if control is not None else check_every_states
         try:
             add(self.initial() if start is None else start, -1, None)
             while queue:
+                number, state = queue[0]
+                working = graph.depth[number]
                 if stop_on & verdicts.keys():
                     stopped = "violation"
                     break
                 if len(graph) >= self.budget.states_max:
                     stopped = "state limit"
                     break
-                number, state = queue.popleft()
+                if control is not None and number % every == 0:
+                    stopped = control.why_stop()
+                    if stopped is not None:
+                        break
+                queue.popleft()
                 edges = graph.edges[number]
                 for step, successor in self.successors(state):
                     edges.append((add(successor, number, step), step.fault))
@@ -588,27 +634,44 @@ class Explorer:
         if progress is not None:
             progress(len(graph))
         complete = stopped is None
-        for prop in ("agreement", "validity"):
-            if prop not in verdicts:
-                if stopped is None:
-                    where = f"in all {len(graph):,} reachable states"
-                elif stopped == "violation":
-                    where = "not judged: the search ended at the first violation"
-                else:
-                    where = f"in the {len(graph):,} states explored before {_ENDED[stopped]}"
-                verdicts[prop] = Verdict(prop, "holds" if complete else "unknown", where)
+        if complete:
+            working = graph.depth[-1] if len(graph) else 0
+        elif stopped == "memory limit" and queue:
+            working = graph.depth[queue[0][0]]
         exploration = Exploration(
             graph, verdicts, counterexamples, complete,
             kept if self.keep_states else None, index if self.keep_states else None,
-            stopped=stopped,
+            stopped=stopped, depth_checked=working,
         )  # fmt: skip
-        if stopped in ("violation", "interrupted", "memory limit"):
+        self._judge_safety(exploration)
+        if stopped in ("violation", "interrupted", "memory limit", "cancelled"):
             verdicts["termination"] = Verdict(
                 "termination", "unknown", f"not judged: the search ended at {_ENDED[stopped]}"
             )
         else:
             self._judge_termination(exploration, livelock)
         return exploration
+
+    @staticmethod
+    def _judge_safety(exploration: Exploration) -> None:
+        """Agreement and Validity where no violation was found: holds if every state was
+        visited; otherwise unknown, with how far the search got."""
+        stopped = exploration.stopped
+        states = len(exploration.graph)
+        for prop in ("agreement", "validity"):
+            if prop in exploration.verdicts:
+                continue
+            if stopped is None:
+                verdict = Verdict(prop, "holds", f"in all {states:,} reachable states")
+            elif stopped == "violation":
+                verdict = Verdict(prop, "unknown", "not judged: the search ended at the first "
+                                  "violation")  # fmt: skip
+            else:
+                verdict = Verdict(
+                    prop, "unknown", f"{checked(exploration)}; the search stopped at "
+                    f"{_ENDED[stopped]}",
+                )  # fmt: skip
+            exploration.verdicts[prop] = verdict
 
     def _check_safety(
         self,
@@ -665,11 +728,15 @@ class Explorer:
                 exploration.counterexamples["termination"] = graph.path(state)
                 return
         if not livelock:
-            exploration.verdicts["termination"] = Verdict(
-                "termination",
-                "holds" if exploration.complete else "unknown",
-                "never stuck (no search for a livelock was made)",
-            )
+            if exploration.complete:
+                verdict = Verdict(
+                    "termination", "holds", "never stuck (no search for a livelock was made)"
+                )
+            else:
+                verdict = Verdict(
+                    "termination", "unknown", f"no stuck state found: {checked(exploration)}"
+                )
+            exploration.verdicts["termination"] = verdict
             return
         try:
             lasso, searched = self.find_livelock()
@@ -681,20 +748,25 @@ class Explorer:
             return
         exploration.livelock_states = searched
         if lasso is not None:
+            never_stuck = (
+                "a decision stays possible from every state, yet "
+                if exploration.complete
+                else f"no stuck state found ({checked(exploration)}), and "
+            )
             exploration.verdicts["termination"] = Verdict(
                 "termination",
                 "violated",
-                "not guaranteed: a decision stays possible from every state, yet this run "
-                "comes back to the same situation with higher ballots and still no decision, "
-                "and can repeat that forever (livelock)",
+                f"not guaranteed: {never_stuck}this run comes back to the same situation with "
+                "higher ballots and still no decision, and can repeat that forever (livelock)",
                 kind="livelock",
             )
             exploration.counterexamples["termination"] = lasso
             return
         if not exploration.complete:
             exploration.verdicts["termination"] = Verdict(
-                "termination", "unknown", "the state limit was reached"
-            )
+                "termination", "unknown", f"no stuck state and no livelock found: "
+                f"{checked(exploration)}",
+            )  # fmt: skip
             return
         exploration.verdicts["termination"] = Verdict(
             "termination", "holds", "a decision stays reachable from every state, no livelock"
@@ -789,8 +861,17 @@ _ENDED = {
     "state limit": "the state limit",
     "memory limit": "the memory limit",
     "interrupted": "Ctrl-C",
+    "time limit": "its time limit",
+    "cancelled": "a cancel",
     "violation": "the first violation",
 }
+
+
+def checked(exploration: Exploration) -> str:
+    """What a search that stopped early covered, in words."""
+    depth = exploration.depth_checked
+    runs = "the start alone" if depth == 0 else f"every run of up to {depth} steps"
+    return f"{runs} checked ({len(exploration.graph):,} states)"
 
 
 def _over_memory(memory_mb_max: int | None) -> bool:

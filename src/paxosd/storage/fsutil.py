@@ -92,6 +92,21 @@ def check_backend(directory: Path, backend: str) -> None:
             )
 
 
+def lock_held(directory: Path) -> bool:
+    """Whether another process holds the directory's lock now (a node runs on it)."""
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock if this call took it
+    return False
+
+
 def lock_dir(directory: Path) -> int:
     """Take the directory's exclusive lock; the returned fd holds it until closed."""
     fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)

@@ -3,17 +3,17 @@
 Theory of operation. A follower learns the commit point from the leader's Accepts, Heartbeats
 and Commits. Where it accepted a slot in the leader's own ballot, its value is the chosen one
 (a leader proposes one value per slot and ballot); any other slot below the commit point it
-asks for with CatchUp, once per `catchup_timeout_ticks`: a request or an answer that is lost is
-asked for again when that time is up, whatever this node's role (a new leader may lag behind a
-peer's snapshot, and no heartbeat would remind it). The peer answers with Entries (chosen
-values, bounded by `catchup_slots_max` and `catchup_bytes_max`), or, when it has truncated
-those slots into a snapshot, with the snapshot, one SnapshotInstall chunk of
-`snapshot_chunk_bytes` per CatchUp: each CatchUp names the snapshot and how many of its bytes
-have arrived, so a lost chunk is asked for again, and a sender whose snapshot moved on starts
-the new one from byte 0. Neither side holds a snapshot in memory: the sender's host reads each
-chunk from its snapshot file, the receiver's host appends it to a staged file (ready.py,
-`SnapshotWork`). A snapshot that arrived whole is checked and installed (snapshots.py: the host
-restores the state machine off the turn loop), and catching up goes on from the slot after it.
+asks for with CatchUp, once per `catchup_timeout_ticks` (a lost request is asked again at the
+leader's next heartbeat; a leader that lags behind its peers' snapshots asks again on its own
+timer, `retry`). The peer answers with Entries (chosen values, bounded by `catchup_slots_max`
+and `catchup_bytes_max`), or, when it has truncated those slots into a snapshot, with the
+snapshot, one SnapshotInstall chunk of `snapshot_chunk_bytes` per CatchUp: each CatchUp names
+the snapshot and how many of its bytes have arrived, so a lost chunk is asked for again, and a
+sender whose snapshot moved on starts the new one from byte 0. Neither side holds a snapshot in
+memory: the sender's host reads each chunk from its snapshot file, the receiver's host appends
+it to a staged file (ready.py, `SnapshotWork`). A snapshot that arrived whole is checked and
+installed (snapshots.py: the host restores the state machine off the turn loop), and catching
+up goes on from the slot after it.
 
 Values learned here go to the learner, never to the acceptor log: an acceptor only ever
 reports what it accepted itself.
@@ -50,20 +50,20 @@ class Catchup:
     snapshot arriving, if any."""
 
     ticks_left: int = 0
-    target: int | None = None  # the commit point a catch-up is heading for ...
-    source: NodeId | None = None  # ... and the peer last asked
+    target: int | None = None  # the commit point a catch-up is heading for
+    source: NodeId | None = None  # the peer asked last
     incoming: IncomingSnapshot | None = None
 
-    def tick(self, replica: Replica) -> None:
-        """Time passes: once the catch-up timeout is up, ask again if still behind."""
+    def tick(self) -> None:
         if self.ticks_left > 0:
             self.ticks_left -= 1
-            if self.ticks_left == 0 and self.target is not None:
-                self.ask(replica, self.source, self.target)
 
     def ask(self, replica: Replica, source: NodeId | None, target: int) -> None:
         """Ask `source` for the chosen values we lack (once per catch-up timeout; not while a
-        snapshot is being installed: that is what we asked for)."""
+        snapshot is being installed: that is what we asked for). A catch-up under way
+        heads for the highest target it was given, asked or not."""
+        if self.target is not None and target > self.target:
+            self.target = target
         if (
             source is None
             or source == replica.node_id
@@ -86,6 +86,16 @@ class Catchup:
                 snapshot_offset=incoming.received_bytes if incoming else 0,
             ),
         )
+
+    def retry(self, replica: Replica) -> None:
+        """A leader that lacks chosen slots (truncated into its peers' snapshots) asks again,
+        the next peer each time, until it has them: nothing it proposes is applied before.
+        (A follower asks again at its leader's next heartbeat.)"""
+        peers = replica.peers
+        if self.target is None or self.ticks_left > 0 or not peers:
+            return
+        last = peers.index(self.source) if self.source in peers else -1
+        self.ask(replica, peers[(last + 1) % len(peers)], self.target)
 
     def reached(self, replica: Replica) -> None:
         """The chosen point moved: note when it reached the catch-up's target."""

@@ -168,7 +168,8 @@ class Replica:
         configuration: the one check every host (node and simulator) runs."""
         match record:
             case Configured(configuration=stored):
-                if not stored.same_members(self.configuration):
+                unchecked = self.config.variant == "members-unchecked"  # (the planted bug)
+                if not stored.same_members(self.configuration) and not unchecked:
                     raise ConfigurationMismatch(self.node_id, stored, self.configuration)
             case Promised(ballot=ballot):
                 self.acceptor.promise(ballot)
@@ -228,7 +229,7 @@ class Replica:
         rebuilding = self.rebuilding
         if rebuilding is not None:
             rebuild.tick(self, rebuilding)
-        self.catchup.tick(self)
+        self.catchup.tick()
         lead = self.leading
         if lead is not None:
             self._leader_tick(lead)
@@ -488,7 +489,7 @@ class Replica:
             # Someone truncated slots we never learned: they are chosen; fetch them now.
             holder = max(campaign.promises.items(), key=lambda item: item[1].snapshot_slot)[0]
             self.catchup.ticks_left = 0
-            self.catchup.ask(self, holder, snapshot_slot)
+            self.catchup.ask(self, holder, snapshot_slot)  # asked again by `_leader_tick`
         top = max(merged, default=chosen_upto)
         start = max(chosen_upto, snapshot_slot) + 1
         lead = Leadership(
@@ -656,6 +657,7 @@ class Replica:
         if lead.heartbeat_ticks_left <= 0:
             self.heartbeat_round(lead)
         self._retransmit(lead)
+        self.catchup.retry(self)
 
     def _retransmit(self, lead: Leadership) -> None:
         """Messages get lost: an Accept unanswered for a while goes out again to the acceptors

@@ -85,7 +85,7 @@ def install(replica: Replica, snapshot: Snapshot, source: NodeId) -> None:
 
 def restored(replica: Replica, snapshot: Snapshot, machine: Machine) -> None:
     """The host restored a state machine from a peer's snapshot: swap it in, name the file in
-    the log, and catch up from the slot after it."""
+    the log, and catch up on whatever chosen slots lie beyond it."""
     state = replica.snapshots
     assert state.installing == snapshot, "the snapshot this replica asked to install"
     source, state.installing, state.source = state.source, None, None
@@ -99,7 +99,9 @@ def restored(replica: Replica, snapshot: Snapshot, machine: Machine) -> None:
         "snapshot_installed", src=source, slot=snapshot.slot, bytes=snapshot.size_bytes
     )
     replica.advance()
-    replica.catchup.ask(replica, replica.leader_hint or source, snapshot.slot + 1)
+    target = replica.catchup.target  # None once reached: the snapshot was all it lacked
+    if target is not None:
+        replica.catchup.ask(replica, replica.leader_hint or source, target)
 
 
 def failed(replica: Replica, slot: int, reason: str) -> None:
