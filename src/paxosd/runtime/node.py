@@ -465,6 +465,9 @@ class Node:
             return status
         core = driver.replica.status()
         ballot = core.ballot if core.ballot is not None else core.promised
+        store = self.store
+        log_bytes = store.disk_bytes() if store is not None else 0
+        snapshot_bytes = store.snapshots.disk_bytes() if store is not None else 0
         status.update(
             role=core.role.value,
             leader=core.leader,
@@ -478,7 +481,9 @@ class Node:
             inflight_slots=core.inflight_slots,
             elections=core.elections,
             rebuilding=core.rebuilding,
-            disk_bytes=self.store.disk_bytes() if self.store is not None else 0,
+            # The log and the snapshot files beside it; snapshot_bytes: the files alone.
+            disk_bytes=log_bytes + snapshot_bytes,
+            snapshot_bytes=snapshot_bytes,
         )
         if core.rebuilding:
             reasons = self.rebuild_report.reasons(core, connected)
