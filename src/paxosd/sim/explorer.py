@@ -30,7 +30,6 @@ in order) with no decision, a loop that can repeat without end.
 
 from __future__ import annotations
 
-import copy
 import random
 import resource
 import sys
@@ -142,8 +141,9 @@ def core_key(core: Core | None) -> Frozen:
 class ExState:
     """One global state of the explored system (cores are live objects, never shared).
 
-    `core_keys` holds each core's state key (see `Frozen`); it MUST be updated whenever a core
-    is replaced, which `with_core` does."""
+    `core_keys` holds each core's state key and `disk_keys` each durable record, wrapped (see
+    `Frozen`) so that their hashes are computed once; they MUST be updated whenever a core or
+    a record is replaced, which `with_core` does."""
 
     cores: tuple[Core | None, ...]
     disks: tuple[Any, ...]
@@ -154,15 +154,18 @@ class ExState:
     blocked: frozenset[tuple[NodeId, NodeId]]
     decided: frozenset[tuple[NodeId, Any]]
     core_keys: tuple[Frozen, ...] = ()
+    disk_keys: tuple[Frozen | None, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.core_keys) != len(self.cores):
             self.core_keys = tuple(core_key(core) for core in self.cores)
+        if len(self.disk_keys) != len(self.disks):
+            self.disk_keys = tuple(disk_key(disk) for disk in self.disks)
 
-    def key(self) -> Hashable:
+    def key(self) -> tuple[Any, ...]:
         return (
             self.core_keys,
-            self.disks,
+            self.disk_keys,
             self.network,
             self.proposed,
             self.crashes_left,
@@ -172,22 +175,46 @@ class ExState:
         )
 
     def but(self, **changes: Any) -> ExState:
-        """A copy with some fields changed (not `cores`: use `with_core`)."""
-        assert "cores" not in changes and "core_keys" not in changes
-        new = copy.copy(self)
+        """A copy with some fields changed (not `cores` or `disks`: use `with_core`)."""
+        assert not changes.keys() & {"cores", "core_keys", "disks", "disk_keys"}
+        new = ExState.__new__(ExState)  # not copy.copy: this runs millions of times
+        new.cores = self.cores
+        new.disks = self.disks
+        new.network = self.network
+        new.proposed = self.proposed
+        new.crashes_left = self.crashes_left
+        new.partitions_left = self.partitions_left
+        new.blocked = self.blocked
+        new.decided = self.decided
+        new.core_keys = self.core_keys
+        new.disk_keys = self.disk_keys
         for name, value in changes.items():
             setattr(new, name, value)
         return new
 
     def with_core(
-        self, index: int, core: Core | None, key: Frozen | None = None, **changes: Any
+        self,
+        index: int,
+        core: Core | None,
+        key: Frozen | None = None,
+        disk: tuple[Any, Frozen | None] | None = None,
+        **changes: Any,
     ) -> ExState:
-        """A copy with node `index`'s core replaced (and other fields, as `but`)."""
+        """A copy with node `index`'s core replaced, and its durable record if `disk` (the
+        record and its key) is given (and other fields, as `but`)."""
         new = self.but(**changes)
         new.cores = self.cores[:index] + (core,) + self.cores[index + 1 :]
         fresh = core_key(core) if key is None else key
         new.core_keys = self.core_keys[:index] + (fresh,) + self.core_keys[index + 1 :]
+        if disk is not None:
+            record, record_key = disk
+            new.disks = self.disks[:index] + (record,) + self.disks[index + 1 :]
+            new.disk_keys = self.disk_keys[:index] + (record_key,) + self.disk_keys[index + 1 :]
         return new
+
+
+def disk_key(record: Any) -> Frozen | None:
+    return None if record is None else Frozen(record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,8 +306,13 @@ class Graph:
     bounded: list[bool] = field(default_factory=list)
     expanded: list[bool] = field(default_factory=list)
     decided_values: list[frozenset[Any]] = field(default_factory=list)
+    # A graph whose edges do not keep their steps (a `sim.search` graph) rebuilds a path by
+    # replaying it from the start state instead.
+    replay: Callable[[int], list[Step]] | None = None
 
     def path(self, state: int) -> list[Step]:
+        if self.replay is not None:
+            return self.replay(state)
         steps: list[Step] = []
         while self.parent[state] >= 0:
             step = self.via[state]
@@ -363,7 +395,11 @@ class Explorer:
         # only here because cores expect one; explored configs use backoff bounds of 1.
         self.rng = random.Random(0)
         self.keep_states = keep_states
-        self._memo: dict[Hashable, tuple[Core, Any, Frozen]] = {}
+        self._memo: dict[Hashable, tuple[Core, Any, Frozen, Any, frozenset[Envelope]]] = {}
+        # One `Frozen` per distinct core state, so that comparing two equal keys is an
+        # identity check rather than a walk through both.
+        self._frozen: dict[Frozen, Frozen] = {}
+        self._judgements: dict[tuple[Frozen, ...], tuple[bool, bool]] = {}
         self._order: dict[Envelope, tuple[int, int, str]] = {}
 
     def proposer_of(self, index: int) -> NodeId:
@@ -403,19 +439,19 @@ class Explorer:
             clone = core.clone()
             effects = call(clone)
             clone.invariants()
-            cached = (clone, effects, core_key(clone))
+            fresh = core_key(clone)
+            record = None
+            if effects.persist:
+                record = (effects.persist[-1], disk_key(effects.persist[-1]))
+            sent = frozenset(effects.send)
+            cached = (clone, effects, self._frozen.setdefault(fresh, fresh), record, sent)
             self._memo[cache_key] = cached
-        clone, effects, key = cached
-        disks = state.disks
-        if effects.persist:
-            disks = disks[:index] + (effects.persist[-1],) + disks[index + 1 :]
+        clone, effects, key, record, sent = cached
         decided = state.decided
         if effects.decided:
             decided = decided | {(self.members[index], v) for v in effects.decided}
-        new = state.with_core(
-            index, clone, key, disks=disks, network=state.network | frozenset(effects.send),
-            decided=decided,
-        )  # fmt: skip
+        network = state.network | sent if sent else state.network
+        new = state.with_core(index, clone, key, record, network=network, decided=decided)
         node = self.members[index]
         return new, Outputs(tuple((node, note) for note in effects.notes), tuple(effects.send))
 
@@ -682,37 +718,46 @@ class Explorer:
         counterexamples: dict[str, list[Step]],
     ) -> None:
         if "agreement" not in verdicts and len({v for _, v in state.decided}) > 1:
-            by_node: dict[NodeId, list[str]] = {}
-            for node, value in sorted(state.decided, key=repr):
-                by_node.setdefault(node, []).append(str(value))
-            detail = ", ".join(
-                f"node {n} decided {' then '.join(vs)}" for n, vs in sorted(by_node.items())
-            )
-            verdicts["agreement"] = Verdict("agreement", "violated", detail)
+            verdicts["agreement"] = Verdict("agreement", "violated", disagreement(state))
             counterexamples["agreement"] = graph.path(number)
         if "validity" not in verdicts:
-            proposed = {self.values[i] for i in state.proposed}
-            for node, value in sorted(state.decided, key=repr):
-                if value not in proposed:
-                    verdicts["validity"] = Verdict(
-                        "validity", "violated", f"node {node} decided {value}, never proposed"
-                    )
-                    counterexamples["validity"] = graph.path(number)
-                    break
+            invalid = self.invalid_decision(state)
+            if invalid:
+                verdicts["validity"] = Verdict("validity", "violated", invalid)
+                counterexamples["validity"] = graph.path(number)
+
+    def invalid_decision(self, state: ExState) -> str:
+        """What breaks Validity in a state ("" if nothing does)."""
+        proposed = {self.values[i] for i in state.proposed}
+        for node, value in sorted(state.decided, key=repr):
+            if value not in proposed:
+                return f"node {node} decided {value}, never proposed"
+        return ""
 
     def _bounded(self, state: ExState) -> bool:
         """A proposer wanted a ballot beyond the explorer's bound: what follows is unexplored."""
-        return any(getattr(c, "bound_reached", lambda: False)() for c in state.cores if c)
+        return self._judged(state)[0]
 
     def _goal(self, state: ExState) -> bool:
         """Every live node knows the decision, or nothing is left that could be decided (no
         live node proposed or will propose), or a core hit the explorer's round bound."""
-        if self._bounded(state):
-            return True
+        return self._judged(state)[1]
+
+    def _judged(self, state: ExState) -> tuple[bool, bool]:
+        """(bounded, goal) for a state; both depend on the cores alone, so they are kept by
+        the cores' keys."""
+        known = self._judgements.get(state.core_keys)
+        if known is not None:
+            return known
+        bounded = any(getattr(c, "bound_reached", lambda: False)() for c in state.cores if c)
         up = [core for core in state.cores if core is not None]
-        if up and all(core.query() is not None for core in up):
-            return True
-        return all(state.cores[self.proposer_of(i) - 1] is None for i in range(len(self.values)))
+        goal = (
+            bounded
+            or (bool(up) and all(core.query() is not None for core in up))
+            or all(state.cores[self.proposer_of(i) - 1] is None for i in range(len(self.values)))
+        )
+        self._judgements[state.core_keys] = (bounded, goal)
+        return bounded, goal
 
     def _judge_termination(self, exploration: Exploration, livelock: bool = True) -> None:
         graph = exploration.graph
@@ -865,6 +910,14 @@ _ENDED = {
     "cancelled": "a cancel",
     "violation": "the first violation",
 }
+
+
+def disagreement(state: ExState) -> str:
+    """Who decided what, in a state that breaks Agreement."""
+    by_node: dict[NodeId, list[str]] = {}
+    for node, value in sorted(state.decided, key=repr):
+        by_node.setdefault(node, []).append(str(value))
+    return ", ".join(f"node {n} decided {' then '.join(vs)}" for n, vs in sorted(by_node.items()))
 
 
 def checked(exploration: Exploration) -> str:
