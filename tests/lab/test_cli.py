@@ -193,16 +193,29 @@ def test_ctrl_c_reports_what_was_explored(tmp_path: Path) -> None:
     import sys
     import time
 
+    from tests.pace import Deadline
+
     command = [sys.executable, "-m", "paxosd", "lab", "check", "paxos", "--explore",
                "--faults", "restart,loss,duplicate,reorder"]  # fmt: skip
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},
+        # Ctrl-C as a terminal delivers it, even if this test runs where SIGINT is ignored
+        # (a background job): an ignored SIGINT would be inherited, and never interrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
-        time.sleep(4)  # well into the search, which takes minutes
+        # Interrupt once the search is running (it takes minutes), however long starting
+        # took on this machine: its first progress line says so.
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "states so far" in first, first
         process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=60)
+        stopping = Deadline(30)
+        while process.poll() is None and not stopping.passed():
+            time.sleep(0.1)
+        out, _ = process.communicate(timeout=5)
+        out = first + out
     finally:
         if process.poll() is None:
             process.kill()

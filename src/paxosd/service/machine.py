@@ -167,12 +167,12 @@ class StateMachine:
         return self._applied_slot
 
     @property
-    def now_ms(self) -> int:
+    def log_time_ms(self) -> int:
         """Log time: the largest AdvanceTime applied so far."""
         return self._now_ms
 
     @property
-    def leases_may_be_live(self) -> bool:
+    def wants_log_time(self) -> bool:
         """Whether some lease may not have expired yet in log time: only then must the leader
         keep moving log time forward while no commands arrive."""
         return self._now_ms <= self._lease_horizon_ms
