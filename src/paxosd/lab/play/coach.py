@@ -21,8 +21,10 @@ line follows the same rule as `lab check`.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,7 +32,7 @@ from paxosd.check.consensus import PROPERTIES
 from paxosd.lab import algorithms
 from paxosd.lab.check import fault_tolerance
 from paxosd.lab.flp import rename_mask, valences, value_names_of
-from paxosd.lab.play.session import Session, coach_nodes_max
+from paxosd.lab.play.session import Session
 from paxosd.sim.explorer import Control, Explorer, ExState, Step
 from paxosd.sim.search import Progress, Result, Store, search
 
@@ -137,6 +139,33 @@ class CoachMemory:
     def states(self) -> int:
         return len(self.store)
 
+    def forget(self) -> None:
+        """Start afresh (the store is full): what is remembered is the explorer's cache of
+        core steps and the store; both are dropped."""
+        self.explorer = Explorer(
+            self.explorer.factory, self.explorer.budget, self.explorer.config,
+            self.explorer.values,
+        )  # fmt: skip
+        self.store = Store(self.explorer, self.store.symmetry, self.store.states_max)
+        self.answers.clear()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while a search runs, then what it built frozen out of the
+    collector's way. A search allocates millions of small objects that live on in the store,
+    and the collector would walk all of them again and again (a third of the search's time,
+    measured, and pauses of seconds once a session remembers much); the store holds no
+    cycles, so reference counting frees it when it is dropped."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
 
 def advise(
     session: Session,
@@ -148,26 +177,23 @@ def advise(
 ) -> Advice:
     """Explore the continuations of the session's current state for up to `seconds` (or until
     `cancel`, a threading.Event, is set, or `states_max` states), remembering what it met in
-    `memory` (the session's own by default).
-
-    ValueError for a cluster too large to explore."""
-    if session.config.nodes > coach_nodes_max:
-        raise ValueError(
-            f"the coach explores every continuation, which is for {coach_nodes_max} nodes or "
-            f"fewer; this session has {session.config.nodes}"
-        )
+    `memory` (the session's own by default). Any cluster the page plays can be coached: a
+    large one gets an answer that says how deep it checked."""
     if memory is None:
         memory = session.coach_memory
-        if memory is None:
+        if memory is None or memory.store.full:
             memory = session.coach_memory = CoachMemory(session)
+    elif memory.store.full:
+        memory.forget()
     start = session.coach_state()
     store = memory.store
     known = store.find(start)
     if known is not None and known in memory.answers:
         return _restamped(memory.answers[known], session)
     control = Control(deadline=time.monotonic() + seconds * search_share, cancel=cancel)
-    result = search(store, start, control, progress, states_max)
-    advice = _advice(session, memory, start, result)
+    with _collector_paused():
+        result = search(store, start, control, progress, states_max)
+        advice = _advice(session, memory, start, result)
     if advice.complete:
         found = store.find(start)
         if found is not None:
