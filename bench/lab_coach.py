@@ -69,9 +69,10 @@ def tour_states(key: str, seconds: float) -> list[dict[str, Any]]:
             session.apply_all(list(stage.show))
             tours.advance(session, progress)
         else:
+            if stage.coach_at is not None:
+                session.goto(stage.coach_at)
             _, advice = timed(session, seconds)
-            progress.coached += 1
-            progress.coach_outlook = advice.outlook
+            tours.heard(progress, session.cursor, advice)
             tours.advance(session, progress)
     ask()
     return found

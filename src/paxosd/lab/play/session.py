@@ -217,7 +217,7 @@ class Session:
         self.config.validate()
         request = self.config.request()
         self.coach_budget, self.core_config = explore_budget(request)
-        self.values = value_names(self.config.values)
+        self.values = value_names(self.config.values, request.algorithm.value_names)
         play_budget = replace(
             self.coach_budget, crashes=fault_budget_play, restarts=True, loss=True,
             duplicate=True, partitions=fault_budget_play, asymmetric=False, timing="async",
