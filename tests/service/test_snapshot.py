@@ -127,8 +127,8 @@ def test_foreign_magic_and_future_version_are_refused() -> None:
     """Another program's file and a future format are CorruptSnapshot with a clear reason."""
     body = msgpack.packb([-1, 0, 0, 0, 10, [], [], [], [], []])
     assert StateMachine.restore(seal(body)).applied_slot == -1
-    with pytest.raises(CorruptSnapshot, match="version 3"):
-        StateMachine.restore(seal(body, version=3))
+    with pytest.raises(CorruptSnapshot, match="version 4"):
+        StateMachine.restore(seal(body, version=4))
     with pytest.raises(CorruptSnapshot, match="version 1"):  # sessions without digests
         StateMachine.restore(seal(body, version=1))
     with pytest.raises(CorruptSnapshot, match="magic"):

@@ -119,6 +119,7 @@ def _reinitialize(config: NodeConfig) -> None:
 
 
 async def _run(config: NodeConfig) -> None:
+    from paxosd.core.multi.configuration import ConfigurationMismatch
     from paxosd.runtime.node import Node
     from paxosd.storage.errors import StorageError
 
@@ -138,7 +139,7 @@ async def _run(config: NodeConfig) -> None:
     try:
         await node.start()
         gc.freeze()  # what recovery loaded (most of the heap, often) leaves full collections
-    except StorageError as error:
+    except (StorageError, ConfigurationMismatch) as error:
         logs.event(
             log, "start_refused", logging.ERROR, data_dir=config.data_dir,
             reason=f"node {config.node_id} refuses its data directory: {error}",

@@ -49,7 +49,13 @@ Data model and complexity (n = number of keys/locks/names/decisions, s = payload
   release stays idempotent.
 * Names: name -> owner, write-once. Decisions: id -> chosen value, write-once.
 * Sessions: an OrderedDict in least-recently-used order; touch and eviction are O(1).
-* `snapshot()` is O(total state · log n) (sorting keys); `restore()` is O(total state).
+* `snapshot_view()` copies the tables' dicts (their entries are immutable tuples, replaced on
+  every write, never changed in place): O(n) on the caller's thread, about the cost of one
+  dict copy per table. Its `write(out)` streams the state (snapshot.py, version 3) and may run
+  in a worker thread while this machine goes on applying: it reads only its copies. It sorts
+  the keys in slices merged one row at a time, and packs 1024 rows a frame, so it never holds
+  the interpreter for long. `restore()` reads a stream frame by frame: O(total state), with
+  one frame in memory beside the machine it builds.
 
 Snapshots are deterministic: equal states give equal bytes. Tables are written sorted by key;
 sessions in LRU order (itself part of the state, and equal to ascending last-touch slot); JSON
@@ -59,10 +65,11 @@ values exactly as clients stored them.
 from __future__ import annotations
 
 import hashlib
-import itertools
+import heapq
+import io
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, ClassVar, Final, TypeAlias
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO, ClassVar, Final, TypeAlias
 
 from .commands import (
     READ_OPS,
@@ -108,8 +115,8 @@ from .results import (
     result_from_raw,
     result_to_raw,
 )
-from .snapshot import seal, unseal
-from .values import check_value, json_equal, pack, unpack
+from .snapshot import StreamReader, StreamWriter, read_header, stream_version, unseal
+from .values import check_value, json_equal, unpack
 
 clients_max: Final = 100_000
 
@@ -426,53 +433,119 @@ class StateMachine:
     # -----------------------------------------------------------------------------------------
     # Snapshots
     #
-    # Body (msgpack array, snapshot version 2):
-    #   [applied_slot, now_ms, revision, fencing_token, clients_max,
-    #    kv:        [[key, value, create_revision, mod_revision], ...]   sorted by key
-    #    locks:     [[name, owner, fencing_token, expires_at_ms, held], ...] sorted by name
-    #    names:     [[name, owner], ...]                                  sorted by name
-    #    decisions: [[id, value], ...]                                    sorted by id
-    #    sessions:  [[client_id, seq, slot, digest, result], ...]         LRU order]
+    # Sections of the streamed format (snapshot.py, version 3), in order:
+    #   0  [[applied_slot, now_ms, revision, fencing_token, clients_max]]
+    #   1  kv:        [key, value, create_revision, mod_revision]          sorted by key
+    #   2  locks:     [name, owner, fencing_token, expires_at_ms, held]    sorted by name
+    #   3  names:     [name, owner]                                       sorted by name
+    #   4  decisions: [id, value]                                         sorted by id
+    #   5  sessions:  [client_id, seq, slot, digest, result]              LRU order
+    # Version 2 (still read) is one msgpack array of the five scalars and the five tables.
+
+    def snapshot_view(self) -> StateView:
+        """The state as it is now, for a snapshot (see the module docstring for the cost)."""
+        return StateView(self)
 
     def snapshot(self) -> bytes:
         """The whole state as deterministic, checksummed bytes (equal states, equal bytes)."""
-        kv, locks, names, decisions = self._kv, self._locks, self._names, self._decisions
-        body = [
-            self._applied_slot,
-            self._now_ms,
-            self._revision,
-            self._fencing_token,
-            self._clients_max,
-            [[key, *kv[key]] for key in sorted(kv)],
-            [[name, *locks[name]] for name in sorted(locks)],
-            [[name, names[name]] for name in sorted(names)],
-            [[id_, decisions[id_]] for id_ in sorted(decisions)],
-            [
-                [client_id, seq, slot, digest, result_to_raw(answer)]
-                for client_id, (seq, slot, digest, answer) in self._sessions.items()
-            ],
-        ]
-        return seal(pack(body))
+        out = io.BytesIO()
+        self.snapshot_view().write(out)
+        return out.getvalue()
 
     @classmethod
-    def restore(cls, data: bytes) -> StateMachine:
-        """A machine in exactly the state `snapshot()` captured.
+    def restore(cls, data: bytes | bytearray | memoryview | BinaryIO) -> StateMachine:
+        """A machine in exactly the state a snapshot captured, from its bytes or a stream.
 
         Raises `CorruptSnapshot` for truncated, damaged, foreign or unsupported bytes, and for
         a well-framed body that breaks any invariant of the state (defence in depth: a
         checksum only proves the bytes are the ones written, not that the writer was right).
         """
-        body = unseal(data)
+        inp = io.BytesIO(bytes(data)) if isinstance(data, bytes | bytearray | memoryview) else data
+        head, version = read_header(inp)
         try:
-            raw = unpack(body)
-        except Exception as exc:  # any msgpack failure means the body is not ours
-            raise CorruptSnapshot(f"body is not msgpack ({type(exc).__name__})") from None
-        try:
-            return _Restorer(raw).machine
+            if version == stream_version:
+                reader = StreamReader(inp, head)
+                machine = _Restorer(
+                    _one(reader.rows(0), "scalars"), *(reader.rows(n) for n in range(1, 6))
+                ).machine
+                reader.finish()
+                return machine
+            if version != 2:
+                raise CorruptSnapshot(
+                    f"unsupported snapshot version {version} (this code reads 2 and 3)"
+                )
+            body = unseal(head + inp.read())
+            try:
+                raw = unpack(body)
+            except Exception as exc:  # any msgpack failure means the body is not ours
+                raise CorruptSnapshot(f"body is not msgpack ({type(exc).__name__})") from None
+            fields = _Restorer._list(raw, "body", 10)
+            tables = (_Restorer._list(table, "table") for table in fields[5:])
+            return _Restorer(fields[:5], *tables).machine
         except CorruptSnapshot:
             raise
         except Exception as exc:  # a shape we did not anticipate: still never garbage
             raise CorruptSnapshot(f"malformed snapshot body: {exc!r:.200}") from None
+
+
+class StateView:
+    """The state of a machine when `snapshot_view` was called: copies of its tables' dicts
+    (sharing their immutable entries), so the machine may go on applying meanwhile."""
+
+    __slots__ = ("decisions", "kv", "locks", "names", "scalars", "sessions")
+
+    def __init__(self, machine: StateMachine) -> None:
+        self.scalars = [
+            machine._applied_slot,
+            machine._now_ms,
+            machine._revision,
+            machine._fencing_token,
+            machine._clients_max,
+        ]
+        self.kv = dict(machine._kv)
+        self.locks = dict(machine._locks)
+        self.names = dict(machine._names)
+        self.decisions = dict(machine._decisions)
+        self.sessions = list(machine._sessions.items())
+
+    def write(self, out: BinaryIO) -> None:
+        """Stream the captured state to `out` (snapshot.py, version 3)."""
+        writer = StreamWriter(out)
+        writer.section(0, [self.scalars])
+        kv, locks, names, decisions = self.kv, self.locks, self.names, self.decisions
+        writer.section(1, ([key, *kv[key]] for key in _sorted_keys(kv)))
+        writer.section(2, ([name, *locks[name]] for name in _sorted_keys(locks)))
+        writer.section(3, ([name, names[name]] for name in _sorted_keys(names)))
+        writer.section(4, ([id_, decisions[id_]] for id_ in _sorted_keys(decisions)))
+        writer.section(
+            5,
+            (
+                [client_id, seq, slot, digest, result_to_raw(answer)]
+                for client_id, (seq, slot, digest, answer) in self.sessions
+            ),
+        )
+        writer.close()
+
+
+# Keys are sorted in slices of this many, merged one key at a time: no single call holds the
+# interpreter for long while a worker thread writes a snapshot (sorting a million keys at
+# once would stall the node's event loop for a noticeable time).
+sort_slice_keys: Final = 1 << 12
+
+
+def _sorted_keys(table: dict[str, Any]) -> Iterator[str]:
+    keys = list(table)
+    if len(keys) <= sort_slice_keys:
+        return iter(sorted(keys))
+    slices = [sorted(keys[i : i + sort_slice_keys]) for i in range(0, len(keys), sort_slice_keys)]
+    return heapq.merge(*slices)
+
+
+def _one(rows: Iterator[Any], what: str) -> Any:
+    first = next(rows, None)
+    if first is None or next(rows, None) is not None:
+        raise CorruptSnapshot(f"the {what} section is not one row")
+    return first
 
 
 StateMachine._HANDLERS = {
@@ -493,10 +566,19 @@ StateMachine._READERS = {kind: StateMachine._HANDLERS[kind] for kind in READ_OPS
 
 
 class _Restorer:
-    """Validates a decoded snapshot body field by field and builds the machine from it."""
+    """Validates a snapshot's scalars and rows field by field and builds the machine from them
+    (the rows of each table as any iterable: a list of version 2, a stream of version 3)."""
 
-    def __init__(self, raw: object) -> None:
-        body = self._list(raw, "body", 10)
+    def __init__(
+        self,
+        scalars: object,
+        kv: Iterable[Any],
+        locks: Iterable[Any],
+        names: Iterable[Any],
+        decisions: Iterable[Any],
+        sessions: Iterable[Any],
+    ) -> None:
+        body = self._list(scalars, "scalars", 5)
         applied_slot = self._int(body[0], "applied_slot", low=-1)
         now_ms = self._int(body[1], "now_ms", high=time_ms_max)
         revision = self._int(body[2], "revision")
@@ -508,13 +590,13 @@ class _Restorer:
         machine._revision = revision
         machine._fencing_token = fencing_token
 
-        for row in self._rows(body[5], "kv", 4):
+        for row in self._rows(kv, "kv", 4):
             key = self._str(row[0], "kv key", key_bytes_max)
             self._json(row[1], "kv value")
             create = self._int(row[2], "create_revision", low=1, high=revision)
             mod = self._int(row[3], "mod_revision", low=create, high=revision)
             machine._kv[key] = (row[1], create, mod)
-        for row in self._rows(body[6], "locks", 5):
+        for row in self._rows(locks, "locks", 5):
             name = self._str(row[0], "lock name", key_bytes_max)
             owner = self._str(row[1], "lock owner", owner_bytes_max)
             token = self._int(row[2], "lock token", low=1, high=fencing_token)
@@ -524,10 +606,10 @@ class _Restorer:
             machine._locks[name] = (owner, token, expires, row[4])
             if row[4]:
                 machine._lease_horizon_ms = max(machine._lease_horizon_ms, expires)
-        for row in self._rows(body[7], "names", 2):
+        for row in self._rows(names, "names", 2):
             name = self._str(row[0], "name", key_bytes_max)
             machine._names[name] = self._str(row[1], "name owner", owner_bytes_max)
-        for row in self._rows(body[8], "decisions", 2):
+        for row in self._rows(decisions, "decisions", 2):
             id_ = self._str(row[0], "decision id", key_bytes_max)
             if row[1] is None:
                 raise CorruptSnapshot("a decision's chosen value is null")
@@ -535,7 +617,7 @@ class _Restorer:
             machine._decisions[id_] = row[1]
 
         previous_slot = -1
-        for row in self._list(body[9], "sessions"):
+        for row in sessions:
             row = self._list(row, "session", 5)
             client_id = self._str(row[0], "client id", owner_bytes_max)
             seq = self._int(row[1], "session seq", high=seq_max)
@@ -556,13 +638,16 @@ class _Restorer:
             raise CorruptSnapshot(f"{what} is not an array of {length or 'any'} items")
         return value
 
-    def _rows(self, value: object, what: str, width: int) -> list[list[Any]]:
+    def _rows(self, rows: Iterable[Any], what: str, width: int) -> Iterator[list[Any]]:
         """Rows of a table sorted strictly by their first column (so keys are unique)."""
-        rows = [self._list(row, f"{what} row", width) for row in self._list(value, what)]
-        for before, after in itertools.pairwise(rows):
-            if type(before[0]) is not str or type(after[0]) is not str or before[0] >= after[0]:
+        before: str | None = None
+        for raw in rows:
+            row = self._list(raw, f"{what} row", width)
+            key = row[0]
+            if type(key) is not str or (before is not None and before >= key):
                 raise CorruptSnapshot(f"{what} rows are not sorted by unique string keys")
-        return rows
+            before = key
+            yield row
 
     @staticmethod
     def _int(value: object, what: str, *, low: int = 0, high: int = 2**64 - 1) -> int:

@@ -127,8 +127,8 @@ def schedule_faults(cluster: Cluster) -> None:
         named = tuple(sorted(rng.sample(members, max(1, (len(members) - 1) // 2))))
         behind_ms, fix_ms = rng.uniform(100, 300), rng.uniform(200, 600)
         start = rng.uniform(200, horizon * 0.6)
-        then = partial(_restart_with_other_members, cluster, named, behind_ms, fix_ms)
-        cluster.at(start, partial(_named_fall_behind, cluster, named, then))
+        restart = partial(_restart_with_other_members, cluster, named, behind_ms, fix_ms)
+        cluster.at(start, partial(_named_fall_behind, cluster, named, restart))
     if "slow" in faults:
         node = rng.choice(members)
         start = rng.uniform(0, horizon * 0.5)

@@ -13,7 +13,7 @@ Planted bugs (`CoreConfig.variant`), each caught by the checkers:
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -267,8 +267,8 @@ class SynodNode(LessonCore):
         rows = [("promised", shown(acceptor.promised)), ("accepted", accepted)]
         ballot = "" if proposer.ballot is None else f" {proposer.ballot}"
         rows.append(("proposer", f"{proposer.phase}{ballot}"))
-        if proposer.value is not None:
-            rows.append(("proposing", str(proposer.value)))
+        if proposer.value is not None and proposer.active:
+            rows.append(("proposing", self._proposing()))
         if proposer.phase == P.PREPARING:
             heard = sorted(node for node, _, _ in proposer.promises)
             rows.append(("promises from", ", ".join(map(str, heard)) or "none yet"))
@@ -276,6 +276,19 @@ class SynodNode(LessonCore):
             rows.append(("highest ballot seen", str(proposer.highest_seen)))
         rows.append(("decided", shown(self.decided)))
         return rows
+
+    def _proposing(self) -> str:
+        """The value this proposer's ballot carries. In phase 2 it is the one its Accept sent,
+        which its own acceptor accepted at once: the client's value, or one a promise
+        reported, which the proposer had to adopt."""
+        proposer, acceptor = self.proposer, self.acceptor
+        own = str(proposer.value)
+        if proposer.phase == P.ACCEPTING and acceptor.accepted_ballot == proposer.ballot:
+            carried = acceptor.accepted_value
+            if carried != proposer.value:
+                return f"{carried} (adopted; its client asked for {own})"
+            return str(carried)
+        return own
 
     def state_key(self) -> Hashable:
         proposer = self.proposer
@@ -287,6 +300,22 @@ class SynodNode(LessonCore):
             self.recovering,
             self.query_timer,
         )
+
+    @staticmethod
+    def rename_nodes(value: Any, nodes: Mapping[NodeId, NodeId]) -> Any:
+        """`value` (a state key, a message or a durable record) with node ids renamed, for
+        the explorer's symmetry reduction. Only nodes that never propose are ever renamed, and
+        they own no ballot, so node ids occur only where an acceptor is named: the promises a
+        proposer collected and the votes a learner counted. Messages and records name none."""
+        if not isinstance(value, tuple) or len(value) != 6:
+            return value
+        acceptor, proposer, learner, decided, recovering, query_timer = value
+        promises = frozenset((nodes.get(a, a), b, v) for a, b, v in proposer.promises)
+        votes = frozenset((b, v, nodes.get(a, a)) for b, v, a in learner.votes)
+        return (
+            acceptor, replace(proposer, promises=promises), LearnerState(votes), decided,
+            recovering, query_timer,
+        )  # fmt: skip
 
     def invariants(self) -> None:
         super().invariants()
