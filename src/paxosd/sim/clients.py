@@ -137,11 +137,6 @@ class SimClient:
         rng, spec = self.rng, self.cluster.spec
         workload = rng.choice(spec.workloads)
         key = f"k{rng.randrange(spec.keys)}"
-        if self.cluster.stale_leader is not None and "kv" in spec.workloads and rng.random() < 0.5:
-            # While a leader is stale, puts (read back next) show a stale read best: names and
-            # decisions are written once, and locks are not read.
-            value = rng.randrange(10)
-            return "put", key, value, Put(key=key, value=value)
         if workload == "kv":
             kind = rng.choice(("put", "get", "cas", "delete", "get", "put"))
             value = rng.randrange(10)
