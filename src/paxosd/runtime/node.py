@@ -579,11 +579,14 @@ def collector_paused(work: Callable[[], T]) -> T:
     interpreter for hundreds of milliseconds at a million keys while the event loop (and the
     heartbeats) wait. Paused, the work's garbage is still freed by reference counting (the
     rows and the state are acyclic); afterwards everything alive is frozen out of later
-    collections, as cli/node.py does after a start, so the state is never walked again."""
+    collections, as cli/node.py does after a start, so the state is never walked again. A
+    young collection first keeps the garbage of the last few milliseconds (an exception's
+    cycle, say) from being frozen with it."""
     gc.disable()
     try:
         return work()
     finally:
+        gc.collect(0)
         gc.freeze()
         gc.enable()
 
