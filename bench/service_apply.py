@@ -1,6 +1,9 @@
 """Micro-benchmark: microseconds per StateMachine.apply for the common commands.
 
-Not a test. Run: python bench/service_apply.py [--n 200000]
+Not a test. Run: python bench/service_apply.py [--n 200000] [--only put]
+
+`--only put` runs the single-key write alone: the figure to compare, old against new, in
+instructions (docs/benchmarks.md: valgrind --tool=callgrind at two sizes, differenced).
 
 Each figure is the best of several rounds of `n` applies of pre-encoded payloads (so it
 measures what a replica pays per chosen slot: decode + dedup check + the operation + the
@@ -60,13 +63,17 @@ def bench_apply(name: str, make_op: Callable[[int], object], n: int, setup: list
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="applies per round")
-    n = parser.parse_args().n
+    parser.add_argument("--only", choices=("put",), help="run one benchmark alone")
+    args = parser.parse_args()
+    n = args.n
     value = {"host": "10.0.0.7", "port": 8080, "tags": ["a", "b"]}
     seeded = [Put(key=f"user/{i % 1000}", value=value) for i in range(1000)]
 
     bench_apply(
         "put (1k keys, small doc)", lambda i: Put(key=f"user/{i % 1000}", value=value), n, []
     )
+    if args.only == "put":
+        return
     bench_apply("get via log (hit)", lambda i: Get(key=f"user/{i % 1000}"), n, seeded)
     bench_apply(
         "cas (match, small doc)",

@@ -31,7 +31,7 @@ import pytest
 from paxosd.api.resp import RespLimits, close_resp_clients, serve_resp
 from paxosd.runtime.errors import BadRequest
 from paxosd.service import AdvanceTime, Get, Request, StateMachine, Value, encode
-from paxosd.service.commands import READ_OPS
+from paxosd.service.commands import is_read
 from paxosd.service.errors import BadCommand
 
 T = TypeVar("T")
@@ -108,12 +108,12 @@ class RespFakeNode:
         if self.fail is not None:
             future.set_exception(self.fail)
             return future
-        if self.commit_delay_s is not None and not isinstance(op, READ_OPS):
+        if self.commit_delay_s is not None and not is_read(op):
             self._uncommitted.append((future, op, client_id, seq))
             loop.call_later(self.commit_delay_s, self._commit_oldest)
             return future
         try:
-            if isinstance(op, READ_OPS):
+            if is_read(op):
                 result = self.machine.read(op)
                 delay = self.read_delay
             else:

@@ -52,9 +52,16 @@ from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, ServiceError
 from paxosd.runtime.logs import event
 from paxosd.runtime.transport import PeerTransport
 from paxosd.runtime.variants import Variant
-from paxosd.service import AdvanceTime, BadCommand, Request, StateMachine, encode, validate
-from paxosd.service.commands import READ_OPS
-from paxosd.service.machine import ANONYMOUS_PREFIX
+from paxosd.service import (
+    ANONYMOUS_PREFIX,
+    AdvanceTime,
+    BadCommand,
+    Request,
+    StateMachine,
+    encode,
+    is_read,
+    validate,
+)
 from paxosd.storage import CorruptLog, LogStore
 
 log = logging.getLogger("paxosd.node")
@@ -234,7 +241,7 @@ class Node:
         if self.stopping:
             future.set_exception(NotLeader("the node is shutting down"))
             return future
-        if isinstance(op, READ_OPS):
+        if is_read(op):
             try:
                 validate(op)
             except BadCommand as error:

@@ -56,8 +56,8 @@ from paxosd.service import (
     Request,
     StateMachine,
     encode,
+    is_read,
 )
-from paxosd.service.commands import READ_OPS
 from paxosd.service.results import (
     CasResult,
     DecisionResult,
@@ -195,7 +195,7 @@ class SimNode:
 
     def request(self, client: SimClient, request: Request, attempt: int) -> None:
         token = (client, attempt)
-        if isinstance(request.op, READ_OPS):
+        if is_read(request.op):
             self.driver.submit_read(request.op, token)
         else:
             key = (request.client_id, request.seq)
