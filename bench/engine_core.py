@@ -26,6 +26,7 @@ from rich.table import Table
 
 from paxosd.cli.node import gc_thresholds
 from paxosd.core.multi.config import EngineConfig
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.ready import Applied, Note
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope, NodeId
@@ -97,6 +98,7 @@ def run(commands: int, outstanding: int, batch_max: int) -> tuple[float, float, 
     """(commands/s, CPU µs per command, of which garbage collection)."""
     config = EngineConfig(batch_commands_max=batch_max, pipeline_slots_max=64)
     members: tuple[NodeId, ...] = (1, 2, 3)
+    configuration = Configuration(members)
     rng = random.Random(1)
     clock = _Clock()
     inbox: deque[Envelope] = deque()
@@ -104,7 +106,7 @@ def run(commands: int, outstanding: int, batch_max: int) -> tuple[float, float, 
     drivers = {}
     for n in members:
         disk = MemoryLog(make_identity("bench", n))
-        replica = Replica(n, members, rng, config, StateMachine(), StateMachine.restore)
+        replica = Replica(n, configuration, rng, config, StateMachine(), StateMachine.restore)
         drivers[n] = Driver(replica, disk, hosts[n], clock, hosts[n], DriverOptions())
     # Node 1 is the first whose election timer runs out.
     for n in (2, 3):

@@ -43,13 +43,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from paxosd.api.limits import ClientLimits
 from paxosd.api.version import VERSION
 from paxosd.core.multi.config import EngineConfig
-from paxosd.core.multi.ready import Applied, Note
+from paxosd.core.multi.ready import Applied, Note, Role
 from paxosd.core.multi.replica import Replica
 from paxosd.runtime import datadir
 from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, ServiceError
 from paxosd.runtime.logs import event
+from paxosd.runtime.rebuild_report import RebuildReport
 from paxosd.runtime.transport import PeerTransport
 from paxosd.runtime.variants import Variant
 from paxosd.service import (
@@ -76,6 +77,8 @@ fsync_slow_ms = 100
 # readings has jumped; the node does not use it, but an operator should know.
 clock_jump_ms = 1_000
 clock_check_ms = 1_000
+# How often a rebuilding node looks at whom it waits for (runtime/rebuild_report.py).
+rebuild_check_ms = 1_000
 
 
 class SystemClock:
@@ -145,6 +148,8 @@ class Node:
         self._started_at: dict[int, float] = {}  # id(future) -> when the request came
         self._clock_check = (0.0, 0.0)  # (monotonic, wall) at the last check
         self._tick_handle: asyncio.TimerHandle | None = None
+        self.rebuild_report = RebuildReport(config, time.monotonic)
+        self._rebuild_checked_ms = 0.0
         self._metrics()
 
     # -- life cycle -------------------------------------------------------------------------
@@ -157,19 +162,34 @@ class Node:
         try:
             self.store = datadir.open_existing(self.config, create=self.variant.amnesia)
             recovered = self.store.load()
+            settled = datadir.settle_configuration(self.config, self.store, recovered)
         except CorruptLog as error:
             # Damaged durable state: voting with it could break agreement. Stay up so an
-            # operator can see why, but take no part in the protocol.
-            self.damage = str(error)
-            self._event("damaged", logging.ERROR, detail=self.damage)
+            # operator can see why, but take no part in the protocol. Clients (status, error
+            # answers) get the damage without the node's paths; its log has them.
+            self.damage = _without(str(error), self.config.data_dir)
+            self._event("damaged", logging.ERROR, detail=str(error))
+        except datadir.MembershipMismatch:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+            raise
         else:
+            recovered = settled.recovered
+            if settled.adopted:
+                self._event(
+                    "configuration_adopted", logging.WARNING,
+                    configuration=_describe(recovered.configuration),
+                    detail="this store was made before stores recorded their members: it "
+                    "now holds the members of its config file, and refuses any other",
+                )  # fmt: skip
             if recovered.repaired_tail_bytes:
                 self._event("storage_repaired", torn_tail_bytes=recovered.repaired_tail_bytes)
             if recovered.rebuilding:
                 self._event("rebuilding", detail="rebuilding a lost store from every peer")
             replica = Replica(
                 self.node_id,
-                [m.id for m in self.config.members],
+                datadir.configuration_of(self.config),
                 random.Random(),
                 self.engine_config,
                 StateMachine(),
@@ -348,6 +368,11 @@ class Node:
         driver.tick()
         self._watch_clock()
         self._observe()
+        now = self.clock.monotonic_ms()
+        if now - self._rebuild_checked_ms >= rebuild_check_ms:
+            self._rebuild_checked_ms = now
+            connected = self.transport.connected() if self.transport else []
+            self.rebuild_report.tick(driver.replica.status(), connected)
 
     def _watch_clock(self) -> None:
         """Warn when the wall clock jumps (it is only ever read for logs)."""
@@ -381,7 +406,7 @@ class Node:
         if self.ops_total != self._ops_counted:
             self.m_ok.inc(self.ops_total - self._ops_counted)
             self._ops_counted = self.ops_total
-        self.g_role.set({"follower": 0, "candidate": 1, "leader": 2}[status.role.value])
+        self.g_role.set(_ROLE_GAUGE[status.role])
         self.g_chosen.set(status.chosen_upto)
         self.g_applied.set(status.applied)
         self.g_ballot.set(status.promised.round if status.promised else 0)
@@ -432,6 +457,9 @@ class Node:
             rebuilding=core.rebuilding,
             disk_bytes=self.store.disk_bytes() if self.store is not None else 0,
         )
+        if core.rebuilding:
+            reasons = self.rebuild_report.reasons(core, connected)
+            status["rebuild_waiting_for"] = {str(peer): why for peer, why in reasons.items()}
         return status
 
     def _metrics(self) -> None:
@@ -450,7 +478,9 @@ class Node:
             buckets=(0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
             registry=r,
         )
-        self.g_role = Gauge("paxosd_role", "0 follower, 1 candidate, 2 leader", registry=r)
+        self.g_role = Gauge(
+            "paxosd_role", "0 follower, 1 candidate, 2 leader, 3 rebuilding", registry=r
+        )
         self.g_chosen = Gauge("paxosd_chosen_slot", "Highest slot known chosen", registry=r)
         self.g_applied = Gauge("paxosd_applied_slot", "Highest slot applied", registry=r)
         self.g_ballot = Gauge("paxosd_ballot_round", "Round of the promised ballot", registry=r)
@@ -459,6 +489,8 @@ class Node:
         self._observe()
         return generate_latest(self.registry)
 
+
+_ROLE_GAUGE = {Role.FOLLOWER: 0, Role.CANDIDATE: 1, Role.LEADER: 2, Role.REBUILDING: 3}
 
 # Core notes an operator should see as warnings rather than information.
 _WARNINGS = frozenset(
@@ -494,6 +526,20 @@ def fit_open_files(limits: ClientLimits) -> ClientLimits:
         http=replace(http, connections_max=min(http.connections_max, share)),
         resp=replace(resp, connections_max=min(resp.connections_max, share)),
     )
+
+
+def _without(text: str, data_dir: os.PathLike[str]) -> str:
+    """`text` with the data directory's path taken out ("paxos.log at offset 120: ..."): what
+    a client is told must not reveal where the node keeps its files."""
+    where = os.fspath(data_dir)
+    absolute = os.path.abspath(where)
+    for path in sorted({absolute, where}, key=len, reverse=True):
+        text = text.replace(path + os.sep, "").replace(path, "the data directory")
+    return text
+
+
+def _describe(configuration: Any) -> str:
+    return "none" if configuration is None else str(configuration.describe())
 
 
 def _time_command(now_ms: int) -> bytes:

@@ -15,6 +15,8 @@ from paxosd.runtime.driver import DRIVER_VARIANTS
 
 STARTUP_VARIANTS = {
     "amnesia": "a node whose store is lost starts again as an empty voter",
+    "reinit-unmarked": "--reinitialize makes the new store durable before its rebuilding "
+    "mark: a crash between leaves an empty voter",
 }
 VARIANTS: dict[str, str] = {**CORE_VARIANTS, **DRIVER_VARIANTS, **STARTUP_VARIANTS}
 
@@ -42,3 +44,7 @@ class Variant:
     @property
     def amnesia(self) -> bool:
         return self.name == "amnesia"
+
+    @property
+    def reinit_unmarked(self) -> bool:
+        return self.name == "reinit-unmarked"
