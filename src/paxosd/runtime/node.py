@@ -154,7 +154,7 @@ class Node:
         self._tick_handle: asyncio.TimerHandle | None = None
         # What the node configures in its state machines ([kv] limits), and the leader's
         # automatic compaction of the key-value store's history (service/kv/compaction.py).
-        self.machine_options = Options(kv_limits=config.kv)
+        self.machine_options = Options(kv_limits=config.kv, variant=self.variant.service)
         self.compactor = AutoCompactor(config.kv)
         self.rebuild_report = RebuildReport(config, time.monotonic)
         self._rebuild_checked_ms = 0.0

@@ -32,31 +32,37 @@ from typing import TYPE_CHECKING, Any
 from paxosd.check.history import OpType
 from paxosd.core.types import NodeId
 from paxosd.service import (
-    Cas,
     DecisionGet,
     DecisionPropose,
-    Delete,
-    Get,
     LockAcquire,
     LockRelease,
     NameLookup,
     NameRegister,
-    Put,
     Request,
     encode,
 )
 from paxosd.service.commands import is_read
+from paxosd.service.kv import (
+    Compare,
+    CompareTarget,
+    DeleteRange,
+    KvError,
+    Put,
+    Range,
+    RangeResponse,
+    Txn,
+    TxnResponse,
+)
 from paxosd.service.results import (
     REQUEST_MISMATCH,
-    CasResult,
     DecisionResult,
     Error,
     LockResult,
     NameResult,
-    NotFound,
     Released,
-    Value,
 )
+from paxosd.service.values import from_json_text, json_text
+from paxosd.sim.mvcc_workload import MvccClient
 
 if TYPE_CHECKING:
     from paxosd.sim.cluster import Cluster
@@ -68,6 +74,8 @@ lock_ttl_ms = 300
 # often (a buggy client; the state machine must refuse it).
 seq_reuse_odds = 0.04
 REDIRECT = object()  # "not here: try the leader" (the node names it when it knows)
+# The key the mvcc workload's operations are recorded under (they touch many keys).
+MVCC_KEY = "mvcc"
 REFUSED = object()  # the node refused the request itself (a bad request): it did not happen
 
 
@@ -96,6 +104,7 @@ class SimClient:
         self.reusing = False  # the current request reuses `applied_seq` for another write
         self.read_back: tuple[str, Any, Any, Any] | None = None  # the next op: read a write
         self.reading_back = False  # the current op is such a read
+        self.mvcc = MvccClient(self.name, cluster.spec.keys + 1, self.rng)
 
     def start(self) -> None:
         if self.cluster.now >= self.cluster.stop_at or self.current is not None:
@@ -105,7 +114,7 @@ class SimClient:
             # A buggy client: a different write under the seq of one that was applied.
             key = f"k{rng.randrange(self.cluster.spec.keys)}"
             value = 10 + rng.randrange(10)  # no earlier put wrote it: it differs
-            f, op = "put", Put(key=key, value=value)
+            f, op = "put", Put(key=key.encode(), value=json_text(value))
             request = Request(client_id=self.name, seq=self.applied_seq, op=op)
             self.reusing = True
             self.cluster.count_mechanism("seq_reuses")
@@ -120,6 +129,8 @@ class SimClient:
         self.current = (f, key, value, request)
         self.tries = 0
         self.cluster.log(self.name, OpType.INVOKE, f, key, value)
+        if key == MVCC_KEY:
+            self.cluster.mvcc_invoked(self.name, request, is_read(request.op))
         self._send()
 
     def _choose(self) -> tuple[str, Any, Any, Any]:
@@ -130,18 +141,26 @@ class SimClient:
             # While a leader is stale, puts (read back next) show a stale read best: names and
             # decisions are written once, and locks are not read.
             value = rng.randrange(10)
-            return "put", key, value, Put(key=key, value=value)
+            return "put", key, value, Put(key=key.encode(), value=json_text(value))
+        if workload == "mvcc":
+            kind, op = self.mvcc.choose(self.seq)
+            return f"mvcc-{kind}", MVCC_KEY, None, op
         if workload == "kv":
+            # The register of each key, on etcd's model: values are JSON text, a get is a
+            # range of one key, a cas a transaction comparing the value.
             kind = rng.choice(("put", "get", "cas", "delete", "get", "put"))
             value = rng.randrange(10)
+            data = key.encode()
             if kind == "put":
-                return "put", key, value, Put(key=key, value=value)
+                return "put", key, value, Put(key=data, value=json_text(value))
             if kind == "get":
-                return "get", key, None, Get(key=key)
+                return "get", key, None, Range(key=data)
             if kind == "delete":
-                return "delete", key, None, Delete(key=key)
+                return "delete", key, None, DeleteRange(key=data)
             expected = rng.randrange(10)
-            return "cas", key, (expected, value), Cas(key=key, expected=expected, value=value)
+            compare = Compare(key=data, target=CompareTarget.VALUE, value=json_text(expected))
+            swap = Txn(compare=(compare,), success=(Put(key=data, value=json_text(value)),))
+            return "cas", key, (expected, value), swap
         if workload == "locks":
             name = f"lock{rng.randrange(2)}"
             if name in self.holding:  # release first: re-acquiring would refresh, not grant
@@ -206,6 +225,8 @@ class SimClient:
         if self.tries >= client_attempts_max and self.cluster.now < self.cluster.heal_at:
             f, key, _, _ = self.current
             self.cluster.log(self.name, OpType.INFO, f, key, None)
+            if key == MVCC_KEY:
+                self.mvcc.gave_up(f.removeprefix("mvcc-"))
             self._finish()
             return
         self.target = hint if hint is not None else self.rng.choice(self.cluster.members)
@@ -230,6 +251,9 @@ class SimClient:
             return
         if not is_read(request.op):
             self._answered_write(request, result)
+        if key == MVCC_KEY:
+            self.cluster.mvcc_completed(self.name, request.seq, result)
+            self.mvcc.answered(f.removeprefix("mvcc-"), request.op, result)
         outcome, output = self._outcome(f, value, result)
         self.cluster.log(self.name, outcome, f, key, output, node)
         pause_ms = self.rng.uniform(1, 20)
@@ -260,6 +284,9 @@ class SimClient:
     def _refused(self, f: str, key: Any) -> None:
         if self.reusing:
             self.cluster.count_mechanism("seq_reuses_refused")
+        if key == MVCC_KEY and self.current is not None:
+            self.cluster.mvcc_refused(self.name, self.current[3].seq)
+            self.mvcc.gave_up(f.removeprefix("mvcc-"))
         self.cluster.log(self.name, OpType.FAIL, f, key, None)
         self._finish()
 
@@ -270,14 +297,17 @@ class SimClient:
         self.cluster.log(self.name, OpType.OK if accepted else OpType.FAIL, "use", lock, token)
 
     def _outcome(self, f: str, value: Any, result: Any) -> tuple[OpType, Any]:
-        if isinstance(result, Error):
+        if isinstance(result, Error | KvError):
             return OpType.FAIL, None
+        if f.startswith("mvcc-"):
+            return OpType.OK, getattr(result, "revision", None)  # judged by check.mvcc
         match result:
-            case Value(value=v):
-                return OpType.OK, v
-            case NotFound():
-                return OpType.OK, None
-            case CasResult(succeeded=succeeded):
+            case RangeResponse(kvs=kvs):
+                if not kvs:
+                    return OpType.OK, None
+                _, stored = from_json_text(kvs[0].value)
+                return OpType.OK, stored
+            case TxnResponse(succeeded=succeeded):
                 return (OpType.OK if succeeded else OpType.FAIL), value
             case LockResult(acquired=acquired, fencing_token=token):
                 if not acquired:
@@ -304,9 +334,13 @@ class SimClient:
 
 def _read_of(op: Any, key: Any) -> tuple[str, Any, Any, Any] | None:
     """The read that observes what the write `op` (recorded under `key`) did, if any."""
+    if key == MVCC_KEY:
+        return None
     match op:
-        case Put(key=name) | Cas(key=name) | Delete(key=name):
-            return "get", key, None, Get(key=name)
+        case Put(key=name) | DeleteRange(key=name):
+            return "get", key, None, Range(key=name)
+        case Txn(success=(Put(key=name),)):
+            return "get", key, None, Range(key=name)
         case NameRegister(name=name):
             return "lookup", key, None, NameLookup(name=name)
         case DecisionPropose(id=decision):
