@@ -48,9 +48,10 @@ from typing import Final
 from .index import FrozenKeys, KeyIndex
 from .types import KeyValue
 
-# What one version costs beyond its key and value bytes, measured (docs/data-model.md): the
-# KeyValue tuple, its int objects, its slot in the key's version list and its accounting entry.
-version_bytes: Final = 200
+# What one version costs beyond its key and value bytes, measured (bench/mvcc_store.py,
+# docs/data-model.md): the KeyValue tuple, its int objects, the value's bytes object header,
+# its slot in the key's version list and its accounting entry.
+version_bytes: Final = 350
 # How many keys one housekeeping step compacts physically (bounds the pause it causes).
 housekeeping_keys_max: Final = 512
 
