@@ -64,7 +64,6 @@ def _one_node(tmp_path: Path, log: list[tuple[str, Any]]) -> Node:
         random.Random(1),
         node.engine_config,
         StateMachine(),
-        StateMachine.restore,
     )
     options = DriverOptions(request_timeout_ms=5000)
     node.driver = Driver(replica, store, NoPeers(), node.clock, node, options)
