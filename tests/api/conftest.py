@@ -128,6 +128,9 @@ class FakeNode:
     def members(self) -> list[dict[str, Any]]:
         return [dict(member) for member in self.member_list]
 
+    def term(self) -> int:
+        return int(str(self.ballot).split(".")[0]) if self.ballot else 0
+
     def metrics_text(self) -> bytes:
         data: bytes = generate_latest(self.registry)
         return data

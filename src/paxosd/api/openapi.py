@@ -137,6 +137,13 @@ def _operation(route: Route) -> dict[str, Any]:
             "required": any(field.required for field in route.body),
             "content": {JSON_TYPE: {"schema": _body_schema(route)}},
         }
+    elif route.request_schema is not None:
+        operation["requestBody"] = {
+            "required": False,
+            "content": {
+                JSON_TYPE: {"schema": {"$ref": f"#/components/schemas/{route.request_schema}"}}
+            },
+        }
     return operation
 
 

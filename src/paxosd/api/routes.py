@@ -16,6 +16,7 @@ from aiohttp import web
 
 from . import handlers as h
 from .calls import Call
+from .etcd import gateway as etcd
 from .schema import HTML_TYPE, JSON_TYPE, METRICS_TYPE, Field, Reply
 
 __all__ = ["ROUTES", "Handler", "Route"]
@@ -44,12 +45,30 @@ class Route:
     cors: bool = False
     content_type: str = JSON_TYPE
     description: str = ""
+    # The schema (a key of schema.SCHEMAS) of a body the handler reads itself (body None).
+    request_schema: str | None = None
 
 
 _OWNER = Field("owner", "string", "who takes, holds or releases the lock (1-256 UTF-8 bytes)")
 _TTL = Field("ttl_ms", "integer", "lease length in milliseconds of log time (100-3600000)")
 _NO_KEY = Reply(404, "Error", "error not_found: the key does not exist")
 _NOT_HOLDER = Reply(409, "Error", "error not_holder: the owner does not hold the lock")
+
+_ETCD_ERRORS: Final = (
+    Reply(400, "EtcdError", "code 3 (InvalidArgument) or 11 (OutOfRange: a compacted or "
+          "future revision), with etcd's message"),
+    Reply(404, "EtcdError", "code 5 (NotFound): a lease that does not exist"),
+    Reply(429, "EtcdError", "code 8 (ResourceExhausted): too many requests, or an answer "
+          "over the node's range limits"),
+    Reply(503, "EtcdError", "code 14 (Unavailable): no leader, or no answer in time (a "
+          "write's outcome is then unknown: paxosd.outcome says so)"),
+)  # fmt: skip
+_ETCD_DOC: Final = (
+    "The body and the answer are etcd 3.4's, as its JSON gateway reads and writes them: keys "
+    "and values in base64, int64 as strings, enums by name, fields at their default left "
+    "out. Errors are {error, message, code} with etcd's gRPC code and message, and a "
+    "paxosd member with paxosd's own code and explanation."
+)
 
 ROUTES: Final[tuple[Route, ...]] = (
     # Key-value store
@@ -181,6 +200,94 @@ ROUTES: Final[tuple[Route, ...]] = (
         "Read a decision (linearizable)",
         "decisions",
         (Reply(200, "DecisionResult", "chosen is null while undecided"),),
+    ),
+    # etcd's v3 API, as its JSON gateway serves it (docs/etcd-api.md)
+    *(
+        Route(
+            f"etcd_{name}",
+            "POST",
+            f"/v3/{path}",
+            handler,
+            summary,
+            "etcd",
+            (Reply(200, answer, "etcd's answer, with the answering node's header"), *_ETCD_ERRORS),
+            service=False,
+            request_schema=request,
+            description=_ETCD_DOC,
+        )
+        for name, path, handler, summary, request, answer in (
+            (
+                "range",
+                "kv/range",
+                etcd.range_,
+                "KV.Range: read a key or a range",
+                "EtcdRangeRequest",
+                "EtcdRangeResponse",
+            ),
+            ("put", "kv/put", etcd.put, "KV.Put: write a key", "EtcdPutRequest", "EtcdPutResponse"),
+            (
+                "deleterange",
+                "kv/deleterange",
+                etcd.delete_range,
+                "KV.DeleteRange: delete a key or a range",
+                "EtcdDeleteRangeRequest",
+                "EtcdDeleteRangeResponse",
+            ),
+            (
+                "txn",
+                "kv/txn",
+                etcd.txn,
+                "KV.Txn: compares, then one of two lists of requests",
+                "EtcdTxnRequest",
+                "EtcdTxnResponse",
+            ),
+            (
+                "compaction",
+                "kv/compaction",
+                etcd.compaction,
+                "KV.Compact: forget the history before a revision",
+                "EtcdCompactionRequest",
+                "EtcdCompactionResponse",
+            ),
+            (
+                "status",
+                "maintenance/status",
+                etcd.status,
+                "Maintenance.Status: this member's status",
+                "EtcdEmptyRequest",
+                "EtcdStatusResponse",
+            ),
+            (
+                "member_list",
+                "cluster/member/list",
+                etcd.member_list,
+                "Cluster.MemberList: every member",
+                "EtcdEmptyRequest",
+                "EtcdMemberListResponse",
+            ),
+        )
+    ),
+    Route(
+        "etcd_unimplemented",
+        "POST",
+        "/v3/{path:.+}",
+        etcd.unimplemented,
+        "Any other path of etcd's API: Unimplemented",
+        "etcd",
+        (Reply(501, "EtcdError", "code 12: paxosd does not serve this part of etcd's API"),),
+        service=False,
+        description="Watch, Lease, Auth, the other Maintenance and Cluster calls and the "
+        "lock and election services are not served (yet); each answers etcd's Unimplemented.",
+    ),
+    Route(
+        "etcd_version",
+        "GET",
+        "/version",
+        etcd.version,
+        "The etcd API version this node serves (etcd 3.4's), and paxosd's own",
+        "etcd",
+        (Reply(200, "EtcdVersion", "etcdserver and etcdcluster as etcd 3.4 answers, and paxosd"),),
+        service=False,
     ),
     # Operations
     Route(

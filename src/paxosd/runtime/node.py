@@ -286,6 +286,13 @@ class Node:
     def members(self) -> list[dict[str, Any]]:
         return [m.to_json() for m in self.config.members]
 
+    def term(self) -> int:
+        driver = self.driver
+        if driver is None:
+            return 0
+        promised = driver.replica.status().promised
+        return promised.round if promised is not None else 0
+
     # -- the driver's host ------------------------------------------------------------------
 
     def schedule_turn(self) -> None:

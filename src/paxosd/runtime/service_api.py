@@ -50,6 +50,11 @@ class NodeService(Protocol):
         """[{"id", "http", "resp", "peer"}] for every member, this node included."""
         ...
 
+    def term(self) -> int:
+        """The round of the highest ballot this node has promised (0 before any): what the
+        etcd API reports as raft_term. Cheap: read on every etcd API answer."""
+        ...
+
     def metrics_text(self) -> bytes:
         """Prometheus exposition of this node's metrics."""
         ...
