@@ -520,6 +520,7 @@ def fuzz_api() -> Iterator[Api]:
         harness.close()
 
 
+@needs_store
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     path=st.sampled_from(["range", "put", "deleterange", "txn", "compaction"]),
