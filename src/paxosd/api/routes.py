@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from aiohttp import web
 
 from . import handlers as h
+from . import kv_handlers as kv
 from .calls import Call
 from .etcd import gateway as etcd
 from .schema import HTML_TYPE, JSON_TYPE, METRICS_TYPE, Field, Reply
@@ -47,6 +48,10 @@ class Route:
     description: str = ""
     # The schema (a key of schema.SCHEMAS) of a body the handler reads itself (body None).
     request_schema: str | None = None
+    # Query parameters the handler reads (all optional; documented, not parsed generically).
+    query: tuple[Field, ...] = ()
+    # An example for the document: {"query": {...}, "body": {...}, "response": {...}}.
+    example: dict[str, Any] | None = None
 
 
 _OWNER = Field("owner", "string", "who takes, holds or releases the lock (1-256 UTF-8 bytes)")
@@ -54,6 +59,26 @@ _TTL = Field("ttl_ms", "integer", "lease length in milliseconds of log time (100
 _NO_KEY = Reply(404, "Error", "error not_found: the key does not exist")
 _NOT_HOLDER = Reply(409, "Error", "error not_holder: the owner does not hold the lock")
 
+_SELECT_QUERY: Final = (
+    Field("key", "string", "one key", False),
+    Field("prefix", "string", 'every key that starts with it ("": every key)', False),
+    Field("start", "string", "the first key of [start, end)", False),
+    Field("end", "string", "the end of [start, end), not included (absent: no end)", False),
+)
+_RANGE_QUERY: Final = (
+    *_SELECT_QUERY,
+    Field("limit", "integer", "at most this many keys (0: no limit)", False),
+    Field("revision", "integer", "read the store as it was then (0: now)", False),
+    Field("sort", "string", "key (default), version, create, mod or value", False),
+    Field("order", "string", "ascend or descend (a sort other than key alone: ascend)", False),
+    Field("keys_only", "string", "true: no values", False),
+    Field("count_only", "string", "true: only the count", False),
+    Field("serializable", "string", "true: this node's own state, without a quorum", False),
+    Field("min_mod_revision", "integer", "only keys last changed at or after it", False),
+    Field("max_mod_revision", "integer", "only keys last changed at or before it", False),
+    Field("min_create_revision", "integer", "only keys created at or after it", False),
+    Field("max_create_revision", "integer", "only keys created at or before it", False),
+)
 _ETCD_ERRORS: Final = (
     Reply(400, "EtcdError", "code 3 (InvalidArgument) or 11 (OutOfRange: a compacted or "
           "future revision), with etcd's message"),
@@ -114,6 +139,148 @@ ROUTES: Final[tuple[Route, ...]] = (
         "Delete a key",
         "kv",
         (Reply(200, "Deleted", "existed is false if there was nothing to delete"),),
+    ),
+    Route(
+        "kv_range",
+        "GET",
+        "/v1/kv",
+        kv.range_,
+        "Read a range of keys: a prefix, or [start, end) (linearizable unless serializable)",
+        "kv",
+        (
+            Reply(200, "KvRange", "the keys, count (all that passed the filters) and more"),
+            Reply(
+                400,
+                "KvError",
+                "compacted, future_revision (the revision asked is gone or "
+                "not there yet), answer_too_large, bad_request (a malformed parameter)",
+            ),
+        ),
+        query=_RANGE_QUERY,
+        description="Give one of key, prefix and start (with an optional end: without it, "
+        "every key from start on). The store filters (min/max_*_revision), then sorts, then "
+        "cuts at limit. To page through a large range consistently, read page after page at "
+        "the first page's revision, each starting after the last key of the one before.",
+        example={
+            "query": {"prefix": "config/", "limit": "2"},
+            "response": {
+                "revision": 7,
+                "count": 3,
+                "more": True,
+                "kvs": [
+                    {
+                        "key": "config/a",
+                        "value": {"on": True},
+                        "create_revision": 2,
+                        "mod_revision": 5,
+                        "version": 2,
+                        "lease": 0,
+                    },
+                    {
+                        "key": "config/b",
+                        "value": 3,
+                        "create_revision": 3,
+                        "mod_revision": 3,
+                        "version": 1,
+                        "lease": 0,
+                    },
+                ],
+            },
+        },
+    ),
+    Route(
+        "kv_delete_range",
+        "DELETE",
+        "/v1/kv",
+        kv.delete_range,
+        "Delete a range of keys (a prefix, or [start, end)) in one revision",
+        "kv",
+        (Reply(200, "KvDeleted", "deleted counts the keys; prev_kvs if prev_kv was asked"),),
+        query=(*_SELECT_QUERY, Field("prev_kv", "string", "true: answer the deleted keys", False)),
+        example={
+            "query": {"prefix": "tmp/", "prev_kv": "true"},
+            "response": {
+                "revision": 9,
+                "deleted": 1,
+                "prev_kvs": [
+                    {
+                        "key": "tmp/x",
+                        "value": "y",
+                        "create_revision": 8,
+                        "mod_revision": 8,
+                        "version": 1,
+                        "lease": 0,
+                    }
+                ],
+            },
+        },
+    ),
+    Route(
+        "txn",
+        "POST",
+        "/v1/txn",
+        kv.txn,
+        "A transaction: if every compare holds, the success ops, else the failure ops, at one "
+        "revision",
+        "kv",
+        (
+            Reply(200, "KvTxn", "succeeded says which list ran; responses are its answers"),
+            Reply(
+                400,
+                "KvError",
+                "too_many_ops, duplicate_key, request_too_large, compacted, "
+                "future_revision, empty_key",
+            ),
+        ),
+        body=(
+            Field(
+                "compare",
+                "json",
+                "[{key|prefix|start+end, target (value, version, create, "
+                "mod, lease), result (=, !=, <, >), and the operand: value (JSON), "
+                "value_base64, version, create_revision, mod_revision or lease}]",
+                False,
+            ),
+            Field(
+                "success",
+                "json",
+                "[{put|range|delete|txn: {...}}]: run if every compare holds",
+                False,
+            ),
+            Field("failure", "json", "the same, run otherwise", False),
+        ),
+        description="Compares read the state before the transaction; each op sees the writes "
+        "before it; a transaction that writes is one revision. A key may be written once per "
+        "list. At most 128 compares, and 128 ops per list (a nested transaction gets what its "
+        "parent left).",
+        example={
+            "body": {
+                "compare": [
+                    {"key": "jobs/7", "target": "create", "result": "=", "create_revision": 0}
+                ],
+                "success": [{"put": {"key": "jobs/7", "value": {"owner": "w1"}}}],
+                "failure": [{"range": {"key": "jobs/7"}}],
+            },
+            "response": {
+                "revision": 12,
+                "succeeded": True,
+                "responses": [{"put": {"revision": 12}}],
+            },
+        },
+    ),
+    Route(
+        "compact",
+        "POST",
+        "/v1/compact",
+        kv.compact,
+        "Forget the history before a revision (reads below it are refused from then on)",
+        "kv",
+        (
+            Reply(200, "KvCompacted", "the store's revision and the new compacted revision"),
+            Reply(400, "KvError", "compacted (already at or past it), future_revision"),
+        ),
+        body=(Field("revision", "integer", "the oldest revision to keep readable"),),
+        example={"body": {"revision": 10}, "response": {"revision": 12, "compact_revision": 10}},
     ),
     # Locks
     Route(

@@ -129,6 +129,62 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The key-value store over many keys (/v1/kv ranges, /v1/txn, /v1/compact)
+
+_KV_REF: Final = "#/components/schemas/"
+SCHEMAS.update(
+    {
+        "KvKeyValue": _object(
+            {"create_revision": _INT, "mod_revision": _INT, "version": _INT, "lease": _INT},
+            {
+                "key": {**_STR, "description": "the key, if it is UTF-8"},
+                "key_base64": {**_STR, "description": "the key's bytes, if it is not UTF-8"},
+                "value": {**_ANY, "description": "the value, if it is JSON text"},
+                "value_base64": {**_STR, "description": "the value's bytes, if not JSON"},
+            },
+        ),
+        "KvRange": _object(
+            {
+                "revision": _INT,
+                "count": _INT,
+                "more": _BOOL,
+                "kvs": {"type": "array", "items": {"$ref": _KV_REF + "KvKeyValue"}},
+            }
+        ),
+        "KvDeleted": _object(
+            {"revision": _INT, "deleted": _INT},
+            {"prev_kvs": {"type": "array", "items": {"$ref": _KV_REF + "KvKeyValue"}}},
+        ),
+        "KvTxn": _object(
+            {
+                "revision": _INT,
+                "succeeded": _BOOL,
+                "responses": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "description": "one of {range: KvRange}, {put: {revision, prev_kv?}}, "
+                        "{delete: KvDeleted}, {txn: KvTxn}",
+                    },
+                },
+            }
+        ),
+        "KvCompacted": _object({"revision": _INT, "compact_revision": _INT}),
+        "KvError": _object(
+            {
+                "error": _STR,
+                "message": _STR,
+                "outcome": {"type": "string", "enum": ["failed", "unknown"]},
+            },
+            {
+                "etcd_message": {**_STR, "description": "etcd's text for the same refusal"},
+                "field": _STR,
+            },
+        ),
+    }
+)
+
+# ---------------------------------------------------------------------------------------------
 # etcd's v3 API (as its JSON gateway writes it: base64 bytes, int64 as strings, enum names)
 
 _B64: Final[dict[str, Any]] = {"type": "string", "contentEncoding": "base64"}
