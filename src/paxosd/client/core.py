@@ -45,6 +45,15 @@ class RequestMismatch(BadRequest):
     client id of its own."""
 
 
+class RevisionCompacted(BadRequest):
+    """A read (or a compaction) asked for a revision the store has compacted away: read at
+    the oldest revision it holds (the message names it) or later."""
+
+
+class FutureRevision(BadRequest):
+    """A read (or a compaction) asked for a revision the store has not reached yet."""
+
+
 class NotHolder(PaxosdError):
     """A lock operation by an owner that does not hold the lock."""
 
@@ -81,9 +90,20 @@ class OutcomeUnknown(Unavailable):
 
 @dataclass(frozen=True, slots=True)
 class KeyValue:
+    """A key as the store holds it: its value (a JSON value, or `bytes` if it is not JSON
+    text), `revision` the revision of its last change (etcd's mod_revision), the revision
+    that created it, its version (1 at creation, +1 per change) and its lease (0: none)."""
+
     key: str
     value: Any
     revision: int
+    create_revision: int = 0
+    version: int = 0
+    lease: int = 0
+
+    @property
+    def mod_revision(self) -> int:
+        return self.revision
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +183,13 @@ def encode_body(body: dict[str, Any]) -> bytes:
         ) from None
     except TypeError as error:
         raise BadRequest(f"the value is not JSON: {error}") from None
+
+
+def key_text(key: str | None) -> str:
+    """A single key the caller must have given."""
+    if key is None:
+        raise BadRequest("give a key (or prefix=... for every key that starts with it)")
+    return key
 
 
 def kv_path(key: str) -> str:
@@ -294,6 +321,13 @@ class Verdict:
     why: str = ""
 
 
+# The store's refusals that have a type of their own.
+_REFUSALS: dict[str, type[BadRequest]] = {
+    "compacted": RevisionCompacted,
+    "future_revision": FutureRevision,
+}
+
+
 def judge(call: Call, status: int, body: bytes) -> Verdict:
     """Interpret one HTTP answer."""
     try:
@@ -314,6 +348,8 @@ def judge(call: Call, status: int, body: bytes) -> Verdict:
         return Verdict(True, error=PaxosdError(f"session reused concurrently: {message}"))
     if status == 409:
         return Verdict(True, data)
+    if code in _REFUSALS:
+        return Verdict(True, error=_REFUSALS[code](f"{code}: {message}"))
     if 400 <= status < 500 and status != 429:
         return Verdict(True, error=BadRequest(f"{code}: {message}"))
     if code == "not_leader":
