@@ -118,15 +118,16 @@ class AsyncClient(ClientBase):
         end: str | None = None,
         *,
         prefix: str | None = None,
+        key: str | None = None,
         **options: Any,
     ) -> RangeResult:
         """The keys of a `prefix`, or in [start, end) (without `end`: every key from `start`
         on; without either: every key). Options: limit, revision, sort_by (key, version,
         create, mod, value), order (ascend, descend), keys_only, count_only, serializable,
         min_mod_revision, max_mod_revision, min_create_revision, max_create_revision. The
-        filters apply first, then the sort, then the limit."""
-        if prefix is not None:
-            keys = kv.selector(prefix=prefix)
+        filters apply first, then the sort, then the limit. `key`: that key alone."""
+        if key is not None or prefix is not None:
+            keys = kv.selector(key, prefix=prefix)
         else:
             keys = kv.selector(start=start if start is not None else "", end=end)
         return await self._do(*ops.range_(keys, kv.range_query(**options)))

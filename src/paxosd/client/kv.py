@@ -398,11 +398,21 @@ R = TypeVar("R")
 
 
 class BoundTxn(Txn, Generic[R]):
-    """A transaction built on a client: `.commit()` sends it (for `AsyncClient`, await it)."""
+    """A transaction built on a client: `.commit()` sends it (for `AsyncClient`, await it).
+    With `request` (/v1/txn's JSON), what it builds is added to that."""
 
-    def __init__(self, send: Any) -> None:
+    def __init__(self, send: Any, request: dict[str, Any] | None = None) -> None:
         super().__init__()
         self._send = send
+        self._request = request or {}
+
+    def to_json(self) -> dict[str, Any]:
+        built = super().to_json()
+        return {
+            name: [*self._request.get(name, []), *built[name]]
+            for name in ("compare", "success", "failure")
+        } | {name: value for name, value in self._request.items()
+             if name not in ("compare", "success", "failure")}  # fmt: skip
 
     def commit(self) -> R:
         result: R = self._send(self.to_json())

@@ -131,15 +131,16 @@ class Client(ClientBase):
         end: str | None = None,
         *,
         prefix: str | None = None,
+        key: str | None = None,
         **options: Any,
     ) -> RangeResult:
         """The keys of a `prefix`, or in [start, end) (without `end`: every key from `start`
         on; without either: every key). Options: limit, revision, sort_by (key, version,
         create, mod, value), order (ascend, descend), keys_only, count_only, serializable,
         min_mod_revision, max_mod_revision, min_create_revision, max_create_revision. The
-        filters apply first, then the sort, then the limit."""
-        if prefix is not None:
-            keys = kv.selector(prefix=prefix)
+        filters apply first, then the sort, then the limit. `key`: that key alone."""
+        if key is not None or prefix is not None:
+            keys = kv.selector(key, prefix=prefix)
         else:
             keys = kv.selector(start=start if start is not None else "", end=end)
         return self._do(*ops.range_(keys, kv.range_query(**options)))
@@ -172,9 +173,10 @@ class Client(ClientBase):
         keys = kv.selector(key, prefix=prefix, start=start, end=end)
         return self._do(*ops.delete_range(keys, prev_kv))
 
-    def txn(self) -> kv.BoundTxn[TxnResult]:
-        """A transaction to build and `.commit()`: see paxosd.client.kv."""
-        return kv.BoundTxn(lambda body: self._do(*ops.txn(body)))
+    def txn(self, request: dict[str, Any] | None = None) -> kv.BoundTxn[TxnResult]:
+        """A transaction to build and `.commit()` (see paxosd.client.kv), or `request` as
+        /v1/txn's JSON."""
+        return kv.BoundTxn(lambda body: self._do(*ops.txn(body)), request)
 
     def compact(self, revision: int) -> int:
         """Forget the history before `revision` (reads below it are refused from then on);
