@@ -70,6 +70,7 @@ from paxosd.service.results import (
 )
 from paxosd.service.results import Error as ResultError
 
+from .resp_kv import KV_COMMANDS, MultiState
 from .version import VERSION
 
 log = logging.getLogger("paxosd.api.resp")
@@ -185,6 +186,8 @@ RenderMany: TypeAlias = Callable[[list[Any], bytes], bytes]
 class Connection(Protocol):
     node: NodeService
     resp3: bool
+    multi: MultiState | None
+    watched: dict[bytes, int]
     conn_id: int
     name: str | None
     lib_name: str
@@ -195,6 +198,7 @@ class Connection(Protocol):
     def write(self, op: Any, render: Render) -> None: ...
     def read_many(self, ops: list[Any], render: RenderMany) -> None: ...
     def write_many(self, ops: list[Any], render: RenderMany) -> None: ...
+    def when_done(self, build: Any, render: Render) -> None: ...
     def set_protocol(self, version: int) -> None: ...
     def quit(self) -> None: ...
     def describe(self) -> str: ...
@@ -599,6 +603,8 @@ def cmd_auth(conn: Connection, args: list[str]) -> None:
 def cmd_reset(conn: Connection, args: list[str]) -> None:
     conn.set_protocol(2)
     conn.name = None
+    conn.multi = None
+    conn.watched = {}
     conn.reply(b"+RESET\r\n")
 
 
@@ -759,6 +765,7 @@ COMMANDS: Final[dict[str, tuple[Handler, int]]] = {
     "CONFIG": (cmd_config, -2),
     "INFO": (cmd_info, -1),
     "DBSIZE": (cmd_dbsize, 1),
+    **KV_COMMANDS,
 }
 
 # Dispatch table keyed by the spellings clients actually send (upper and lower case), so the
