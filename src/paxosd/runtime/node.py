@@ -245,7 +245,7 @@ class Node:
             try:
                 validate(op)
             except BadCommand as error:
-                future.set_exception(BadRequest(str(error)))
+                future.set_exception(BadRequest(str(error), getattr(error, "error", None)))
                 return future
             self._started_at[id(future)] = loop.time()
             driver.submit_read(op, future)
@@ -256,7 +256,8 @@ class Node:
             # Encoding checks the op as `validate` would (and that it is a client op).
             payload = encode(Request(client_id=client_id, seq=seq, op=op))
         except BadCommand as error:
-            future.set_exception(BadRequest(str(error)))
+            # The key-value store's refusals carry etcd's error for it (kv/errors.py).
+            future.set_exception(BadRequest(str(error), getattr(error, "error", None)))
             return future
         self._started_at[id(future)] = loop.time()
         retry_safe = not client_id.startswith(ANONYMOUS_PREFIX)
