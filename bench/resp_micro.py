@@ -26,8 +26,10 @@ import time
 from typing import Any
 
 from paxosd.api.resp import RespProtocol, serve_resp
-from paxosd.service import AdvanceTime, Get, Request, StateMachine, Value, Written, encode
+from paxosd.service import AdvanceTime, Get, Request, StateMachine, Value, encode
 from paxosd.service.commands import is_read
+from paxosd.service.kv.checks import DEFAULT_LIMITS
+from paxosd.service.kv.types import PutResponse
 
 ROUNDS = 7
 KEY = "key:000000000042"
@@ -44,8 +46,9 @@ class _Node:
         self.slot = 0
         if self.machine is not None:
             self._apply(encode(AdvanceTime(now_ms=1)))
-        self._written = Written(key=KEY, revision=1)
-        self._value = Value(key=KEY, value="xxx", revision=1, create_revision=1)
+        # What the store answers SET and GET (the RESP layer's renderers read these).
+        self._written = PutResponse(revision=2)
+        self._value = Value(key=KEY, value="xxx", revision=2, create_revision=2)
 
     def _apply(self, payload: bytes) -> Any:
         assert self.machine is not None
@@ -74,6 +77,11 @@ class _Node:
 
     def members(self) -> list[dict[str, Any]]:
         return []
+
+    kv_limits = DEFAULT_LIMITS  # the node's [kv] limits
+
+    def term(self) -> int:
+        return 1
 
     def metrics_text(self) -> bytes:
         return b""

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis.exceptions import ExecAbortError, ResponseError, WatchError
 
 from paxosd.api.resp_kv import _cursor, _cursor_of, _pattern, keys_max
@@ -295,3 +297,12 @@ def test_redis_cli_multi_and_scan(server: ServerThread) -> None:
         check=True,
     )
     assert done.stdout.split() == ["OK", "QUEUED", "QUEUED", "OK", "OK", "0", "x", "y", "2"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_resp_values_are_stored_as_their_json_text(text: str) -> None:
+    from paxosd.api.resp_commands import _stored
+    from paxosd.service.values import json_text
+
+    assert _stored(text) == json_text(text)

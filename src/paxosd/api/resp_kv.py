@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from paxosd.runtime.service_api import NodeService
 from paxosd.service.commands import validate
 from paxosd.service.errors import BadCommand
 from paxosd.service.kv.checks import txn_ops_max_default
@@ -110,6 +111,7 @@ class MultiState:
 
 
 class KvConnection(Protocol):
+    node: NodeService
     resp3: bool
     multi: MultiState | None
     watched: dict[bytes, int]
@@ -572,7 +574,7 @@ def cmd_exec(conn: KvConnection, args: list[str]) -> None:
         ops = tuple(op for queued in multi.queued for op in queued.ops)
         txn = Txn(compare=compares, success=ops)
         try:
-            validate(txn)
+            validate(txn, conn.node.kv_limits)
         except InvalidRequest as exc:
             return _error(f"EXECABORT {exc.error.code}: {exc.error.detail}")
         except BadCommand as exc:

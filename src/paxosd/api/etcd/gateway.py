@@ -107,7 +107,7 @@ async def _document(call: Call) -> Any:
 async def _run(call: Call, op: Any) -> Any:
     """Check `op` and run it on the node: its answer, never an error value."""
     try:
-        validate(op)
+        validate(op, call.node.kv_limits)
     except InvalidRequest as exc:
         raise EtcdError.from_kv(exc.error) from None
     except BadCommand as exc:
