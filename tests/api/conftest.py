@@ -123,6 +123,7 @@ class FakeNode:
                 {"at": "2024-01-01T00:00:00Z", "leader": self.leader, "ballot": self.ballot}
             ],
             "recent_events": [{"at": "2024-01-01T00:00:00Z", "event": "started", "pid": 1}],
+            "kv": {"revision": self.machine.revision, "compact_revision": 1},
         }
         status.update(self.status_extra)
         return status
