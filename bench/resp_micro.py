@@ -26,10 +26,10 @@ import time
 from typing import Any
 
 from paxosd.api.resp import RespProtocol, serve_resp
-from paxosd.service import AdvanceTime, Get, Request, StateMachine, Value, encode
+from paxosd.service import AdvanceTime, Request, StateMachine, encode
 from paxosd.service.commands import is_read
 from paxosd.service.kv.checks import DEFAULT_LIMITS
-from paxosd.service.kv.types import PutResponse
+from paxosd.service.kv.types import KeyValue, PutResponse, Range, RangeResponse
 
 ROUNDS = 7
 KEY = "key:000000000042"
@@ -48,7 +48,8 @@ class _Node:
             self._apply(encode(AdvanceTime(now_ms=1)))
         # What the store answers SET and GET (the RESP layer's renderers read these).
         self._written = PutResponse(revision=2)
-        self._value = Value(key=KEY, value="xxx", revision=2, create_revision=2)
+        stored = KeyValue(KEY.encode(), 2, 2, 1, b"xxx", 0)
+        self._value = RangeResponse(revision=2, kvs=(stored,), count=1)
 
     def _apply(self, payload: bytes) -> Any:
         assert self.machine is not None
@@ -60,7 +61,7 @@ class _Node:
     ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.machine is None:
-            future.set_result(self._value if isinstance(op, Get) else self._written)
+            future.set_result(self._value if isinstance(op, Range) else self._written)
         elif is_read(op):
             future.set_result(self.machine.read(op))
         elif client_id is not None and seq is not None:
