@@ -27,7 +27,7 @@ from typing import Any
 
 from paxosd.api.resp import RespProtocol, serve_resp
 from paxosd.service import AdvanceTime, Get, Request, StateMachine, Value, Written, encode
-from paxosd.service.commands import READ_OPS
+from paxosd.service.commands import is_read
 
 ROUNDS = 7
 KEY = "key:000000000042"
@@ -58,7 +58,7 @@ class _Node:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.machine is None:
             future.set_result(self._value if isinstance(op, Get) else self._written)
-        elif isinstance(op, READ_OPS):
+        elif is_read(op):
             future.set_result(self.machine.read(op))
         elif client_id is not None and seq is not None:
             future.set_result(self._apply(encode(Request(client_id=client_id, seq=seq, op=op))))

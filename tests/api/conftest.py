@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from paxosd.api.http import make_app
 from paxosd.api.metrics import HttpMetrics
 from paxosd.service import AdvanceTime, Request, StateMachine, encode
-from paxosd.service.commands import READ_OPS
+from paxosd.service.commands import is_read
 
 # How long a test waits for one request before calling the server hung, in seconds.
 request_timeout_s = 30.0
@@ -85,7 +85,7 @@ class FakeNode:
         if self.fail_result is not None:
             return self.fail_result
         self.ops_total += 1
-        if isinstance(op, READ_OPS):
+        if is_read(op):
             return self.machine.read(op)
         self._apply(AdvanceTime(now_ms=self.clock_ms))
         if client_id is None or seq is None:

@@ -67,7 +67,6 @@ from .limits import Admission, RespLimits, Verdict, rejected_linger_s, source_ad
 from .resp_commands import (
     DISPATCH,
     ERR_MAX_CLIENTS,
-    ERR_UTF8,
     NIL2,
     NIL3,
     OK,
@@ -79,7 +78,7 @@ from .resp_commands import (
     unknown_command,
     wrong_arity,
 )
-from .resp_wire import BEGAN, VIOLATED, InvalidUtf8, RespProtocolError, RespScanner
+from .resp_wire import BEGAN, VIOLATED, RespProtocolError, RespScanner
 
 __all__ = ["RespLimits", "RespProtocol", "close_resp_clients", "serve_resp"]
 
@@ -415,9 +414,6 @@ class RespProtocol(asyncio.Protocol):
         while not self._stop:
             try:
                 args = next_command()
-            except InvalidUtf8:
-                self.reply(ERR_UTF8)
-                continue
             except RespProtocolError as exc:
                 if not exc.reply:
                     log.warning("closing a RESP connection: %s", exc.reason)
