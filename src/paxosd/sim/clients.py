@@ -357,7 +357,9 @@ class TwinRequest:
         self.key = f"k{client.rng.randrange(cluster.spec.keys)}"
         self.value = 20 + client.rng.randrange(10)  # no other put writes it
         self.request = Request(
-            client_id=client.name, seq=seq, op=Put(key=self.key, value=self.value)
+            client_id=client.name,
+            seq=seq,
+            op=Put(key=self.key.encode(), value=json_text(self.value)),
         )
         self.done = False
         cluster.count_mechanism("seq_twins")
