@@ -21,6 +21,7 @@ import aiohttp
 from paxosd.lab.algorithms import get
 from paxosd.lab.check import CheckRequest, run_check
 from paxosd.lab.play import tours
+from paxosd.lab.play.coach import coach_seconds_default
 from paxosd.lab.play.server import Lab, serve
 from tests.browser import Browser, requires_chromium
 
@@ -158,10 +159,11 @@ def test_the_coach_gives_lab_checks_shortest_counterexample() -> None:
     with_lab(body, Lab(coach_seconds=600))  # the whole search, whatever the machine's load
 
 
-# The default page's first answer: the coach searches for `coach_seconds_default` (3 s), then
-# judges what it found; docs/lab.md gives the measured times (p50 and max, wall time on a
-# shared 2-core machine). This bound is that measured maximum with room for a loaded machine.
-first_answer_s_max = 8.0
+# The default page's first answer: the coach searches for 85% of `coach_seconds_default`
+# (3 s) by the wall clock, then judges what it found; docs/lab.md gives the measured times
+# (p50 2.66 s, max 3.2 s, wall time on a shared 2-core machine). The bound is that budget
+# plus room for the judging and the page's round trip on a loaded machine.
+first_answer_s_max = coach_seconds_default + 2.0
 
 
 def test_the_default_pages_first_coach_answer_has_a_valence_within_seconds() -> None:

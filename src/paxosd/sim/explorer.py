@@ -818,7 +818,8 @@ class Explorer:
             exploration.verdicts["termination"] = verdict
             return
         try:
-            lasso, searched = self.find_livelock()
+            # The user's state limit bounds this search too: a short check stays short.
+            lasso, searched = self.find_livelock(min(livelock_states_max, self.budget.states_max))
         except KeyboardInterrupt:
             exploration.stopped = exploration.stopped or "interrupted"
             exploration.verdicts["termination"] = Verdict(
