@@ -32,7 +32,8 @@ from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope, NodeId
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import ServiceError
-from paxosd.service import Put, Request, StateMachine, encode
+from paxosd.service import Request, StateMachine, encode
+from paxosd.service.kv import Put
 from paxosd.storage import MemoryLog, make_identity
 
 rounds = 3
@@ -134,7 +135,11 @@ def run(commands: int, outstanding: int, batch_max: int) -> tuple[float, float, 
         drivers[1].tick()
         settle()
     requests = [
-        Request(client_id=f"c{i % outstanding}", seq=i + 1, op=Put(key=f"k{i % 1000}", value=i))
+        Request(
+            client_id=f"c{i % outstanding}",
+            seq=i + 1,
+            op=Put(key=b"k%d" % (i % 1000), value=b"%d" % i),
+        )
         for i in range(commands)
     ]
     payloads = [encode(request) for request in requests]

@@ -30,9 +30,11 @@ import pytest
 
 from paxosd.api.resp import RespLimits, close_resp_clients, serve_resp
 from paxosd.runtime.errors import BadRequest
-from paxosd.service import AdvanceTime, Get, Request, StateMachine, Value, encode
-from paxosd.service.commands import READ_OPS
+from paxosd.service import AdvanceTime, Request, StateMachine, encode
+from paxosd.service.commands import is_read
 from paxosd.service.errors import BadCommand
+from paxosd.service.kv import Put, Range
+from paxosd.service.kv.checks import DEFAULT_LIMITS
 
 T = TypeVar("T")
 
@@ -108,12 +110,12 @@ class RespFakeNode:
         if self.fail is not None:
             future.set_exception(self.fail)
             return future
-        if self.commit_delay_s is not None and not isinstance(op, READ_OPS):
+        if self.commit_delay_s is not None and not is_read(op):
             self._uncommitted.append((future, op, client_id, seq))
             loop.call_later(self.commit_delay_s, self._commit_oldest)
             return future
         try:
-            if isinstance(op, READ_OPS):
+            if is_read(op):
                 result = self.machine.read(op)
                 delay = self.read_delay
             else:
@@ -153,6 +155,11 @@ class RespFakeNode:
     def members(self) -> list[dict[str, Any]]:
         return [dict(member) for member in self.member_list]
 
+    kv_limits = DEFAULT_LIMITS  # the node's [kv] limits
+
+    def term(self) -> int:
+        return 1
+
     def metrics_text(self) -> bytes:
         return b""
 
@@ -177,16 +184,16 @@ class RespFakeNode:
             return
         _resolve(future, result)
 
-    def stored(self, key: str) -> Any:
-        """The value the state machine holds for `key` (None if absent)."""
-        result = self.machine.read(Get(key=key))
-        return result.value if isinstance(result, Value) else None
+    def stored(self, key: str) -> str | None:
+        """The value the state machine holds for `key`, as RESP text (None if absent)."""
+        result = self.machine.read(Range(key=key.encode()))
+        if not result.kvs:
+            return None
+        return result.kvs[0].value.decode("utf-8", "surrogateescape")
 
-    def put_raw(self, key: str, value: Any) -> None:
-        """Store any JSON value, as an HTTP client could."""
-        from paxosd.service import Put
-
-        self._write(Put(key=key, value=value), None, None)
+    def put_raw(self, key: str, value: bytes) -> None:
+        """Store `value`'s bytes, as any interface could."""
+        self._write(Put(key=key.encode(), value=value), None, None)
 
     def _write(self, op: Any, client_id: str | None, seq: int | None) -> Any:
         if self._stamped_ms != self.clock_ms:

@@ -1,4 +1,7 @@
-"""Snapshots: deterministic bytes, exact round trips, and loud failure on any damage."""
+"""Snapshots: deterministic bytes, exact round trips, and loud failure on any damage.
+
+The snapshots written are version 3 (a stream); `seal` builds version-2 bodies, which this
+code still restores (test_kv_snapshot.py checks how they are converted)."""
 
 from __future__ import annotations
 

@@ -15,12 +15,11 @@ Renderers only ever see their operation's success types: the connection turns ex
 `exception_reply` / `result_error_reply` before calling them. A renderer takes the result and
 the connection's null reply (`$-1` in RESP2, `_` in RESP3), so the hot path needs no closure.
 
-Values: paxosd stores JSON; a RESP value is a byte string stored as a JSON *string*. Bytes
-that are not UTF-8 are refused (hiredis decodes strictly; see resp.md), because a JSON string
-cannot carry them and base64 would make keys written over RESP unreadable over HTTP. A value
-written over HTTP that is not a string (a number, an object, ...) cannot be shown as a RESP
-string without ambiguity, so reading it answers `-WRONGTYPE` (MGET answers nil for it, as
-Redis does for a key of another type).
+Keys and values are byte strings, as in Redis and in the key-value store (etcd's model): any
+bytes, stored as they are. Arguments arrive as text whose undecodable bytes are kept as lone
+surrogates (hiredis with `surrogateescape`, resp_wire.py), so `_bytes` gives back the exact
+bytes sent. A value written over HTTP as JSON is its JSON text (`"x"` with its quotes), and
+bytes written here that are not JSON text read on /v1 as `value_base64`.
 """
 
 from __future__ import annotations
@@ -42,34 +41,40 @@ from paxosd.runtime.errors import (
 )
 from paxosd.runtime.service_api import NodeService
 from paxosd.service.commands import (
-    Cas,
     DecisionGet,
     DecisionPropose,
-    Delete,
-    Get,
     LockAcquire,
     LockRefresh,
     LockRelease,
     LockStatus,
     NameLookup,
     NameRegister,
-    Put,
 )
 from paxosd.service.errors import BadCommand
+from paxosd.service.kv import (
+    Compare,
+    CompareTarget,
+    DeleteRange,
+    DeleteRangeResponse,
+    KvError,
+    Put,
+    Range,
+    RangeResponse,
+    Txn,
+    TxnResponse,
+)
 from paxosd.service.results import (
     NOT_HOLDER,
     REQUEST_MISMATCH,
     STALE_REQUEST,
-    CasResult,
     DecisionResult,
-    Deleted,
     LockResult,
     NameResult,
     Released,
-    Value,
 )
 from paxosd.service.results import Error as ResultError
 
+from .resp_kv import KV_COMMANDS, MultiState
 from .version import VERSION
 
 log = logging.getLogger("paxosd.api.resp")
@@ -91,10 +96,6 @@ NIL3: Final = b"_\r\n"
 EMPTY_ARRAY: Final = b"*0\r\n"
 ERR_SYNTAX: Final = b"-ERR syntax error\r\n"
 ERR_NOT_INTEGER: Final = b"-ERR value is not an integer or out of range\r\n"
-ERR_UTF8: Final = (
-    b"-ERR invalid UTF-8 in the command's arguments: paxosd keys and values are UTF-8 text "
-    b"(they are stored as JSON strings)\r\n"
-)
 ERR_MAX_CLIENTS: Final = b"-ERR max number of clients reached\r\n"
 
 
@@ -163,14 +164,6 @@ def wrongtype(value: Any) -> bytes:
     )
 
 
-def _text_or_nil(value: Any, nil: bytes) -> bytes:
-    """A string value as a bulk string; anything else (null, absent, another JSON type) nil."""
-    if type(value) is str:
-        data = value.encode()
-        return b"$%d\r\n%b\r\n" % (len(data), data)
-    return nil
-
-
 def _int_or_nil(value: int | None, nil: bytes) -> bytes:
     return nil if value is None else integer(value)
 
@@ -185,6 +178,8 @@ RenderMany: TypeAlias = Callable[[list[Any], bytes], bytes]
 class Connection(Protocol):
     node: NodeService
     resp3: bool
+    multi: MultiState | None
+    watched: dict[bytes, int]
     conn_id: int
     name: str | None
     lib_name: str
@@ -195,6 +190,7 @@ class Connection(Protocol):
     def write(self, op: Any, render: Render) -> None: ...
     def read_many(self, ops: list[Any], render: RenderMany) -> None: ...
     def write_many(self, ops: list[Any], render: RenderMany) -> None: ...
+    def when_done(self, build: Any, render: Render) -> None: ...
     def set_protocol(self, version: int) -> None: ...
     def quit(self) -> None: ...
     def describe(self) -> str: ...
@@ -215,6 +211,8 @@ def exception_reply(node: NodeService, exc: BaseException, write: bool) -> bytes
         return unavailable_reply(str(exc) or "no answer", write)
     if isinstance(exc, Overloaded):
         return error(f"BUSY overloaded: {exc}; the command was not accepted, retry later")
+    if isinstance(exc, BadRequest) and isinstance(exc.error, KvError):
+        return error(f"ERR {exc.error.detail}")  # paxosd's sentence: names the limit
     if isinstance(exc, BadRequest | BadCommand):
         return error(f"ERR {exc}")
     if isinstance(exc, Damaged):
@@ -277,52 +275,55 @@ def _render_ok(result: Any, nil: bytes) -> bytes:
     return OK
 
 
-def _render_get(result: Any, nil: bytes) -> bytes:
-    if type(result) is Value:
-        value = result.value
-        if type(value) is str:
-            data = value.encode()
-            return b"$%d\r\n%b\r\n" % (len(data), data)
-        return wrongtype(value)
-    return nil  # NotFound
+def _value_or_nil(result: RangeResponse, nil: bytes) -> bytes:
+    """The key's value as a bulk string, nil if it does not exist."""
+    if result.kvs:
+        data = result.kvs[0].value
+        return b"$%d\r\n%b\r\n" % (len(data), data)
+    return nil
 
 
-def _render_set_nx(result: CasResult, nil: bytes) -> bytes:
+def _render_get(result: RangeResponse, nil: bytes) -> bytes:
+    return _value_or_nil(result, nil)
+
+
+def _render_set_nx(result: TxnResponse, nil: bytes) -> bytes:
     return OK if result.succeeded else nil
 
 
-def _render_succeeded(result: CasResult, nil: bytes) -> bytes:
+def _render_succeeded(result: TxnResponse, nil: bytes) -> bytes:
     return ONE if result.succeeded else ZERO
 
 
-def _render_cas(result: CasResult, nil: bytes) -> bytes:
-    value = result.value
-    if value is not None and type(value) is not str:
-        return wrongtype(value)
-    current = nil if value is None else bulk_text(value)
+def _render_cas(result: TxnResponse, nil: bytes) -> bytes:
+    """[1 if swapped else 0, the value now (nil if the key does not exist)]."""
+    (answer,) = result.responses
+    if result.succeeded:
+        assert isinstance(answer, TxnResponse)  # the put and its read-back, nested
+        current = _value_or_nil(answer.responses[1], nil)  # type: ignore[arg-type]
+    else:
+        current = _value_or_nil(answer, nil)  # type: ignore[arg-type]
     return b"*2\r\n%b%b" % (ONE if result.succeeded else ZERO, current)
 
 
-def _render_deleted(result: Deleted, nil: bytes) -> bytes:
-    return ONE if result.existed else ZERO
+def _render_deleted(result: DeleteRangeResponse, nil: bytes) -> bytes:
+    return integer(result.deleted)
 
 
 def _render_deleted_many(results: list[Any], nil: bytes) -> bytes:
-    return integer(sum(1 for result in results if result.existed))
+    return integer(sum(result.deleted for result in results))
 
 
-def _render_exists(result: Any, nil: bytes) -> bytes:
-    return ONE if type(result) is Value else ZERO
+def _render_exists(result: RangeResponse, nil: bytes) -> bytes:
+    return integer(result.count)
 
 
 def _render_exists_many(results: list[Any], nil: bytes) -> bytes:
-    return integer(sum(1 for result in results if type(result) is Value))
+    return integer(sum(result.count for result in results))
 
 
 def _render_mget(results: list[Any], nil: bytes) -> bytes:
-    return array(
-        [_text_or_nil(result.value, nil) if type(result) is Value else nil for result in results]
-    )
+    return array([_value_or_nil(result, nil) for result in results])
 
 
 def _render_ok_many(results: list[Any], nil: bytes) -> bytes:
@@ -377,8 +378,30 @@ def _ms_arg(text: str) -> int | None:
 # Key-value commands
 
 
+def _bytes(arg: str) -> bytes:
+    """The exact bytes a client sent as this argument (module docstring)."""
+    return arg.encode("utf-8", "surrogateescape")
+
+
+def _create(key: bytes, value: bytes) -> Txn:
+    """Put `value` only if `key` does not exist (SET NX, SETNX)."""
+    absent = Compare(key=key, target=CompareTarget.CREATE, create_revision=0)
+    return Txn(compare=(absent,), success=(Put(key=key, value=value),))
+
+
+def _swap(key: bytes, expected: bytes | None, value: bytes) -> Txn:
+    """CAS / CASNX: put `value` if the key holds `expected` (None: does not exist); the answer
+    holds the key's value after it, either way."""
+    if expected is None:
+        condition = Compare(key=key, target=CompareTarget.CREATE, create_revision=0)
+    else:
+        condition = Compare(key=key, target=CompareTarget.VALUE, value=expected)
+    swapped = Txn(success=(Put(key=key, value=value), Range(key=key)))
+    return Txn(compare=(condition,), success=(swapped,), failure=(Range(key=key),))
+
+
 def cmd_get(conn: Connection, args: list[str]) -> None:
-    conn.read(Get(key=args[1]), _render_get)
+    conn.read(Range(key=_bytes(args[1])), _render_get)
 
 
 # SET options paxosd recognises but does not implement: refused by name, not as syntax errors.
@@ -386,7 +409,7 @@ _SET_UNSUPPORTED: Final = frozenset({"XX", "GET", "EX", "PX", "EXAT", "PXAT", "K
 
 
 def cmd_set(conn: Connection, args: list[str]) -> None:
-    key, value = args[1], args[2]
+    key, value = _bytes(args[1]), _bytes(args[2])
     if len(args) == 3:
         conn.write(Put(key=key, value=value), _render_ok)
         return
@@ -404,47 +427,49 @@ def cmd_set(conn: Connection, args: list[str]) -> None:
             conn.reply(ERR_SYNTAX)
             return
     if nx:
-        conn.write(Cas(key=key, expected=None, value=value), _render_set_nx)
+        conn.write(_create(key, value), _render_set_nx)
     else:
         conn.write(Put(key=key, value=value), _render_ok)
 
 
 def cmd_setnx(conn: Connection, args: list[str]) -> None:
-    conn.write(Cas(key=args[1], expected=None, value=args[2]), _render_succeeded)
+    conn.write(_create(_bytes(args[1]), _bytes(args[2])), _render_succeeded)
 
 
 def cmd_del(conn: Connection, args: list[str]) -> None:
     if len(args) == 2:
-        conn.write(Delete(key=args[1]), _render_deleted)
+        conn.write(DeleteRange(key=_bytes(args[1])), _render_deleted)
     else:
-        conn.write_many([Delete(key=key) for key in args[1:]], _render_deleted_many)
+        ops = [DeleteRange(key=_bytes(key)) for key in args[1:]]
+        conn.write_many(ops, _render_deleted_many)
 
 
 def cmd_exists(conn: Connection, args: list[str]) -> None:
     if len(args) == 2:
-        conn.read(Get(key=args[1]), _render_exists)
+        conn.read(Range(key=_bytes(args[1]), count_only=True), _render_exists)
     else:
-        conn.read_many([Get(key=key) for key in args[1:]], _render_exists_many)
+        ops = [Range(key=_bytes(key), count_only=True) for key in args[1:]]
+        conn.read_many(ops, _render_exists_many)
 
 
 def cmd_mget(conn: Connection, args: list[str]) -> None:
-    conn.read_many([Get(key=key) for key in args[1:]], _render_mget)
+    conn.read_many([Range(key=_bytes(key)) for key in args[1:]], _render_mget)
 
 
 def cmd_mset(conn: Connection, args: list[str]) -> None:
     if len(args) % 2 != 1:
         conn.reply(wrong_arity(args[0]))
         return
-    ops = [Put(key=args[i], value=args[i + 1]) for i in range(1, len(args), 2)]
+    ops = [Put(key=_bytes(args[i]), value=_bytes(args[i + 1])) for i in range(1, len(args), 2)]
     conn.write_many(ops, _render_ok_many)
 
 
 def cmd_cas(conn: Connection, args: list[str]) -> None:
-    conn.write(Cas(key=args[1], expected=args[2], value=args[3]), _render_cas)
+    conn.write(_swap(_bytes(args[1]), _bytes(args[2]), _bytes(args[3])), _render_cas)
 
 
 def cmd_casnx(conn: Connection, args: list[str]) -> None:
-    conn.write(Cas(key=args[1], expected=None, value=args[2]), _render_cas)
+    conn.write(_swap(_bytes(args[1]), None, _bytes(args[2])), _render_cas)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -599,6 +624,8 @@ def cmd_auth(conn: Connection, args: list[str]) -> None:
 def cmd_reset(conn: Connection, args: list[str]) -> None:
     conn.set_protocol(2)
     conn.name = None
+    conn.multi = None
+    conn.watched = {}
     conn.reply(b"+RESET\r\n")
 
 
@@ -759,6 +786,7 @@ COMMANDS: Final[dict[str, tuple[Handler, int]]] = {
     "CONFIG": (cmd_config, -2),
     "INFO": (cmd_info, -1),
     "DBSIZE": (cmd_dbsize, 1),
+    **KV_COMMANDS,
 }
 
 # Dispatch table keyed by the spellings clients actually send (upper and lower case), so the

@@ -117,6 +117,10 @@ class LabLog:
         return _LogView(self.applied)
 
     @property
+    def events(self) -> tuple[Any, ...]:
+        return ()
+
+    @property
     def log_time_ms(self) -> int:
         return 0
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from paxosd.api.limits import ClientLimits
 from paxosd.runtime.variants import VARIANTS
+from paxosd.service.kv import KvLimits
 
 snapshot_every_slots_max = 1_000_000_000
 
@@ -91,6 +92,9 @@ class NodeConfig:
     clock_file: Path | None = None
     # Connection caps and timeouts of the HTTP and RESP ports (the `[limits]` table).
     limits: ClientLimits = field(default_factory=ClientLimits)
+    # The key-value store's limits on requests, answers and history (the `[kv]` table;
+    # docs/data-model.md).
+    kv: KvLimits = field(default_factory=KvLimits)
 
     @property
     def me(self) -> Member:
@@ -183,6 +187,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         "snapshot_every_slots",
         "clock_file",
         "limits",
+        "kv",
     }
     unknown = set(raw) - known
     if unknown:
@@ -223,6 +228,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         snapshot_every_slots=raw.get("snapshot_every_slots", 1000),
         clock_file=None if raw.get("clock_file") is None else Path(str(raw["clock_file"])),
         limits=_limits(raw.get("limits", {})),
+        kv=_kv(raw.get("kv", {})),
     )
     return config.validate()
 
@@ -232,6 +238,21 @@ def _limits(table: Any) -> ClientLimits:
         return ClientLimits.from_toml(table)
     except ValueError as error:
         raise ConfigError(str(error)) from None
+
+
+def _kv(table: Any) -> KvLimits:
+    if not isinstance(table, dict):
+        raise ConfigError("kv must be a table ([kv])")
+    names = set(KvLimits.__dataclass_fields__)
+    unknown = set(table) - names
+    if unknown:
+        raise ConfigError(
+            f"unknown kv limits: {', '.join(sorted(unknown))} (known: {sorted(names)})"
+        )
+    try:
+        return KvLimits(**table)
+    except ValueError as error:
+        raise ConfigError(f"kv.{error}") from None
 
 
 def load(path: Path) -> NodeConfig:
@@ -294,7 +315,18 @@ def to_toml(config: NodeConfig) -> str:
             f'http = "{_show(member.http)}"',
             f'resp = "{_show(member.resp)}"',
         ]
-    return "\n".join(lines + _limits_toml(config.limits)) + "\n"
+    return "\n".join(lines + _limits_toml(config.limits) + _kv_toml(config.kv)) + "\n"
+
+
+def _kv_toml(kv: KvLimits) -> list[str]:
+    """The `[kv]` table, with only the limits that differ from their defaults."""
+    default = KvLimits()
+    changed = [
+        f"{f.name} = {getattr(kv, f.name)}"
+        for f in dataclasses.fields(kv)
+        if getattr(kv, f.name) != getattr(default, f.name)
+    ]
+    return ["", "[kv]", *changed] if changed else []
 
 
 def _limits_toml(limits: ClientLimits) -> list[str]:

@@ -56,9 +56,20 @@ from paxosd.runtime.logs import event
 from paxosd.runtime.rebuild_report import RebuildReport
 from paxosd.runtime.transport import PeerTransport
 from paxosd.runtime.variants import Variant
-from paxosd.service import AdvanceTime, BadCommand, Request, StateMachine, encode, validate
-from paxosd.service.commands import READ_OPS
-from paxosd.service.machine import ANONYMOUS_PREFIX
+from paxosd.service import (
+    ANONYMOUS_PREFIX,
+    AdvanceTime,
+    BadCommand,
+    Request,
+    StateMachine,
+    encode,
+    is_read,
+    validate,
+)
+from paxosd.service.kv import InvalidRequest, Range, Txn
+from paxosd.service.kv.checks import KvLimits
+from paxosd.service.kv.compaction import AutoCompactor
+from paxosd.service.namespace import Options
 from paxosd.storage import CorruptLog, LogStore
 
 log = logging.getLogger("paxosd.node")
@@ -146,10 +157,22 @@ class Node:
         self._started_at: dict[int, float] = {}  # id(future) -> when the request came
         self._clock_check = (0.0, 0.0)  # (monotonic, wall) at the last check
         self._tick_handle: asyncio.TimerHandle | None = None
+        # What the node configures in its state machines ([kv] limits), and the leader's
+        # automatic compaction of the key-value store's history (service/kv/compaction.py).
+        self.machine_options = Options(kv_limits=config.kv, variant=self.variant.service)
+        self.compactor = AutoCompactor(config.kv)
         self.snapshot_thread = ThreadPoolExecutor(1, thread_name_prefix="paxosd-snapshot")
         self.rebuild_report = RebuildReport(config, time.monotonic)
         self._rebuild_checked_ms = 0.0
         self._metrics()
+
+    def _new_machine(self) -> StateMachine:
+        """An empty state machine with this node's options ([kv] limits)."""
+        return StateMachine(options=self.machine_options)
+
+    def _restore_machine(self, inp: Any) -> StateMachine:
+        """A state machine from a snapshot, with this node's options."""
+        return StateMachine.restore(inp, options=self.machine_options)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -164,7 +187,7 @@ class Node:
             settled = datadir.settle_configuration(self.config, self.store, recovered)
             started = time.perf_counter()
             machine, recovered = recovery.recover(
-                self.store, settled.recovered, StateMachine.restore, StateMachine
+                self.store, settled.recovered, self._restore_machine, self._new_machine
             )
         except CorruptLog as error:
             # Damaged durable state: voting with it could break agreement. Stay up so an
@@ -207,7 +230,7 @@ class Node:
                 time_command=_time_command,
                 full_invariants_every_turns=1000,
                 variant=self.variant.driver,
-                restore=StateMachine.restore,
+                restore=self._restore_machine,
             )
             self.driver = Driver(replica, self.store, self.transport, self.clock, self, options)
             await self.transport.start()
@@ -269,11 +292,16 @@ class Node:
         if self.stopping:
             future.set_exception(NotLeader("the node is shutting down"))
             return future
-        if isinstance(op, READ_OPS):
+        if is_read(op):
             try:
-                validate(op)
+                validate(op, self.config.kv)
             except BadCommand as error:
-                future.set_exception(BadRequest(str(error)))
+                future.set_exception(_bad_request(error))
+                return future
+            if _serializable(op):
+                # The node's own state, without confirming it is current (etcd's
+                # serializable reads): answered now, never stale by more than this node lags.
+                future.set_result(driver.replica.learner.machine.read(op))
                 return future
             self._started_at[id(future)] = loop.time()
             driver.submit_read(op, future)
@@ -281,10 +309,12 @@ class Node:
         if client_id is None or seq is None:
             client_id, seq = self.client_id, next(self.seqs)
         try:
+            if type(op) is Txn:
+                validate(op, self.config.kv)  # the node's limits on transactions
             # Encoding checks the op as `validate` would (and that it is a client op).
             payload = encode(Request(client_id=client_id, seq=seq, op=op))
         except BadCommand as error:
-            future.set_exception(BadRequest(str(error)))
+            future.set_exception(_bad_request(error))
             return future
         self._started_at[id(future)] = loop.time()
         retry_safe = not client_id.startswith(ANONYMOUS_PREFIX)
@@ -313,6 +343,17 @@ class Node:
 
     def members(self) -> list[dict[str, Any]]:
         return [m.to_json() for m in self.config.members]
+
+    @property
+    def kv_limits(self) -> KvLimits:
+        return self.config.kv
+
+    def term(self) -> int:
+        driver = self.driver
+        if driver is None:
+            return 0
+        promised = driver.replica.status().promised
+        return promised.round if promised is not None else 0
 
     # -- the driver's host ------------------------------------------------------------------
 
@@ -389,6 +430,7 @@ class Node:
         assert loop is not None and driver is not None
         self._tick_handle = loop.call_later(self.tick_s, self._tick)
         driver.tick()
+        self._compact_if_due(driver)
         self._watch_clock()
         self._observe()
         now = self.clock.monotonic_ms()
@@ -396,6 +438,15 @@ class Node:
             self._rebuild_checked_ms = now
             connected = self.transport.connected() if self.transport else []
             self.rebuild_report.tick(driver.replica.status(), connected)
+
+    def _compact_if_due(self, driver: Driver) -> None:
+        """As leader, propose a Compact when the key-value history is over its limits."""
+        if driver.replica.role is not Role.LEADER or self.stopping:
+            return
+        compact = self.compactor.due(_router(driver).kv.store)
+        if compact is not None:
+            self._event("compaction_proposed", revision=compact.revision)
+            self.submit(compact).add_done_callback(_ignore_outcome)
 
     def _watch_clock(self) -> None:
         """Warn when the wall clock jumps (it is only ever read for logs)."""
@@ -433,6 +484,11 @@ class Node:
         self.g_chosen.set(status.chosen_upto)
         self.g_applied.set(status.applied)
         self.g_ballot.set(status.promised.round if status.promised else 0)
+        store = _router(driver).kv.store
+        self.g_kv_revision.set(store.revision)
+        self.g_kv_compacted.set(store.compact_revision)
+        self.g_kv_keys.set(store.live_keys)
+        self.g_kv_history.set(store.history_bytes)
 
     def status(self) -> dict[str, Any]:
         connected = set(self.transport.connected()) if self.transport else set()
@@ -484,6 +540,7 @@ class Node:
             # The log and the snapshot files beside it; snapshot_bytes: the files alone.
             disk_bytes=log_bytes + snapshot_bytes,
             snapshot_bytes=snapshot_bytes,
+            kv=_kv_status(_router(driver)),
         )
         if core.rebuilding:
             reasons = self.rebuild_report.reasons(core, connected)
@@ -512,6 +569,20 @@ class Node:
         self.g_chosen = Gauge("paxosd_chosen_slot", "Highest slot known chosen", registry=r)
         self.g_applied = Gauge("paxosd_applied_slot", "Highest slot applied", registry=r)
         self.g_ballot = Gauge("paxosd_ballot_round", "Round of the promised ballot", registry=r)
+        self.g_kv_revision = Gauge(
+            "paxosd_kv_revision", "The key-value store's revision", registry=r
+        )
+        self.g_kv_compacted = Gauge(
+            "paxosd_kv_compact_revision",
+            "The compacted revision: reads below it are refused (-1: none)",
+            registry=r,
+        )
+        self.g_kv_keys = Gauge("paxosd_kv_keys", "Live keys in the key-value store", registry=r)
+        self.g_kv_history = Gauge(
+            "paxosd_kv_history_bytes",
+            "Bytes held for reads at past revisions (superseded versions, tombstones)",
+            registry=r,
+        )
 
     def metrics_text(self) -> bytes:
         self._observe()
@@ -569,6 +640,55 @@ def _without(text: str, data_dir: os.PathLike[str]) -> str:
 
 def _describe(configuration: Any) -> str:
     return "none" if configuration is None else str(configuration.describe())
+
+
+def _bad_request(error: BadCommand) -> BadRequest:
+    """A refused request; one etcd refuses too carries etcd's error (kv/errors.py)."""
+    return BadRequest(str(error), error.error if isinstance(error, InvalidRequest) else None)
+
+
+def _kv_status(machine: StateMachine) -> dict[str, Any]:
+    """The key-value store in /v1/status: its revision, the compacted one (reads below it are
+    refused), its keys and what its history costs."""
+    store = machine.kv.store
+    return {
+        "revision": store.revision,
+        "compact_revision": store.compact_revision,
+        "keys": store.live_keys,
+        "history_bytes": store.history_bytes,
+    }
+
+
+def _router(driver: Driver) -> StateMachine:
+    """The node's replicated state machine (the engine knows it only as a `Machine`)."""
+    machine = driver.replica.learner.machine
+    assert isinstance(machine, StateMachine)
+    return machine
+
+
+def _serializable(op: Any) -> bool:
+    """A Range marked serializable, or a read-only Txn whose ranges all are (etcd's rule)."""
+    if type(op) is Range:
+        return bool(op.serializable)
+    if type(op) is Txn:
+        ranges = list(_ranges(op))
+        return bool(ranges) and all(r.serializable for r in ranges)
+    return False
+
+
+def _ranges(op: Txn) -> Any:
+    for child in (*op.success, *op.failure):
+        if type(child) is Txn:
+            yield from _ranges(child)
+        elif type(child) is Range:
+            yield child
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    """A proposal made by the node itself (a compaction): its answer is not awaited; a
+    failure is retried by whoever proposed it."""
+    if not future.cancelled():
+        future.exception()
 
 
 def collector_paused(work: Callable[[], T]) -> T:

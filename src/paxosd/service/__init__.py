@@ -1,11 +1,14 @@
 """paxosd's replicated state machine: what every node applies, in log order.
 
 Theory of operation: the consensus engine agrees on a sequence of opaque payloads; this package
-gives them meaning. `commands` defines the operations and their compact msgpack encoding,
-`machine.StateMachine` applies them deterministically (KV with revisions, leased locks with
-fencing tokens on log time, write-once names and decisions, exactly-once client sessions),
-`results` defines the answers and their JSON shapes, and `snapshot` frames checksummed
-snapshots. Nothing here does I/O or reads a clock: time arrives as `AdvanceTime` commands.
+gives them meaning. `router.Router` (also known as `StateMachine`) is what the engine applies:
+it keeps the slot order, exactly-once sessions (`sessions`) and log time, and hands each
+operation to the state machine of its namespace (`registry`): the key-value store (`kv`,
+etcd's data model) and coordination (`coordination`: leased locks with fencing tokens on log
+time, write-once names and decisions). `commands` encodes and decodes the log's payloads and
+tells reads from writes (`is_read`), `results` defines the answers and their JSON shapes, and
+`snapshot` frames checksummed snapshots. Nothing here does I/O or reads a clock: time arrives
+as `AdvanceTime` commands.
 """
 
 from .commands import (
@@ -30,6 +33,7 @@ from .commands import (
     WriteOp,
     decode,
     encode,
+    is_read,
     key_bytes_max,
     owner_bytes_max,
     ttl_ms_max,
@@ -38,7 +42,6 @@ from .commands import (
     value_bytes_max,
 )
 from .errors import BadCommand, CorruptSnapshot, ServiceError, SlotOrderError
-from .machine import StateMachine, clients_max
 from .results import (
     CasResult,
     DecisionResult,
@@ -52,9 +55,11 @@ from .results import (
     Value,
     Written,
 )
+from .router import ANONYMOUS_PREFIX, Router, StateMachine, clients_max
 from .values import JsonValue, json_equal
 
 __all__ = [
+    "ANONYMOUS_PREFIX",
     "AdvanceTime",
     "BadCommand",
     "Cas",
@@ -85,6 +90,7 @@ __all__ = [
     "Released",
     "Request",
     "Result",
+    "Router",
     "ServiceError",
     "SlotOrderError",
     "StateMachine",
@@ -94,6 +100,7 @@ __all__ = [
     "clients_max",
     "decode",
     "encode",
+    "is_read",
     "json_equal",
     "key_bytes_max",
     "owner_bytes_max",

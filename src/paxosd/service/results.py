@@ -32,6 +32,9 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 from .errors import BadCommand, CorruptSnapshot
+from .kv import codec as kv_codec
+from .kv.errors import KvError
+from .kv.types import KvResponse
 from .values import JsonValue, check_value
 
 # Error codes (Error.code).
@@ -186,10 +189,11 @@ Answer: TypeAlias = (
     | DecisionResult
     | Error
 )
-Result: TypeAlias = Answer | None
+Result: TypeAlias = Answer | KvResponse | KvError | None
 
 # ---------------------------------------------------------------------------------------------
 # Snapshot encoding. Tags are part of the snapshot format: never renumber, only append.
+# Tags 11-16 are the key-value store's answers (kv/codec.py).
 
 _TAGS: Final[dict[type, int]] = {
     Value: 1,
@@ -240,7 +244,9 @@ def result_to_raw(result: Result) -> list[Any] | None:
     """`result` as a msgpack-ready list `[tag, field, ...]` (None stays None)."""
     if result is None:
         return None
-    tag = _TAGS[type(result)]
+    tag = _TAGS.get(type(result))
+    if tag is None:
+        return kv_codec.response_to_raw(result)
     return [tag, *(getattr(result, name) for name, _ in _LAYOUTS[tag][1])]
 
 
@@ -248,6 +254,9 @@ def result_from_raw(raw: object) -> Result:
     """Inverse of `result_to_raw`; raises `CorruptSnapshot` for anything it did not produce."""
     if raw is None:
         return None
+    if type(raw) is list and raw and type(raw[0]) is int and raw[0] in kv_codec.RESPONSE_TAGS:
+        answer: Result = kv_codec.response_from_raw(raw)
+        return answer
     if type(raw) is not list or not raw or type(raw[0]) is not int or raw[0] not in _LAYOUTS:
         raise CorruptSnapshot(f"malformed cached result {raw!r:.80}")
     cls, layout = _LAYOUTS[raw[0]]
@@ -258,5 +267,5 @@ def result_from_raw(raw: object) -> Result:
         if not ok(value):
             raise CorruptSnapshot(f"cached {cls.__name__}.{name} is malformed")
         fields[name] = value
-    answer: Result = cls(**fields)
-    return answer
+    built: Result = cls(**fields)
+    return built

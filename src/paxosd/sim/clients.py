@@ -37,31 +37,37 @@ from typing import TYPE_CHECKING, Any
 from paxosd.check.history import OpType
 from paxosd.core.types import NodeId
 from paxosd.service import (
-    Cas,
     DecisionGet,
     DecisionPropose,
-    Delete,
-    Get,
     LockAcquire,
     LockRelease,
     NameLookup,
     NameRegister,
-    Put,
     Request,
     encode,
 )
-from paxosd.service.commands import READ_OPS
+from paxosd.service.commands import is_read
+from paxosd.service.kv import (
+    Compare,
+    CompareTarget,
+    DeleteRange,
+    KvError,
+    Put,
+    Range,
+    RangeResponse,
+    Txn,
+    TxnResponse,
+)
 from paxosd.service.results import (
     REQUEST_MISMATCH,
-    CasResult,
     DecisionResult,
     Error,
     LockResult,
     NameResult,
-    NotFound,
     Released,
-    Value,
 )
+from paxosd.service.values import from_json_text, json_text
+from paxosd.sim.mvcc_workload import MvccClient
 
 if TYPE_CHECKING:
     from paxosd.sim.cluster import Cluster
@@ -77,6 +83,8 @@ seq_reuse_odds = 0.04
 read_back_odds = 0.25
 twin_odds = 0.03  # a write's first attempt is followed by a twin under the same seq
 REDIRECT = object()  # "not here: try the leader" (the node names it when it knows)
+# The key the mvcc workload's operations are recorded under (they touch many keys).
+MVCC_KEY = "mvcc"
 REFUSED = object()  # the node refused the request itself (a bad request): it did not happen
 
 
@@ -106,6 +114,7 @@ class SimClient:
         self.read_back: tuple[str, Any, Any, Any] | None = None  # the next op: read a write
         self.reading_back = False  # the current op is such a read
         self.read_back_at: NodeId = self.target  # ... and where it goes
+        self.mvcc = MvccClient(self.name, cluster.spec.keys + 1, self.rng)
 
     def start(self) -> None:
         if self.cluster.now >= self.cluster.stop_at or self.current is not None:
@@ -115,7 +124,7 @@ class SimClient:
             # A buggy client: a different write under the seq of one that was applied.
             key = f"k{rng.randrange(self.cluster.spec.keys)}"
             value = 10 + rng.randrange(10)  # no earlier put wrote it: it differs
-            f, op = "put", Put(key=key, value=value)
+            f, op = "put", Put(key=key.encode(), value=json_text(value))
             request = Request(client_id=self.name, seq=self.applied_seq, op=op)
             self.target = rng.choice(self.cluster.members)  # it could come from anywhere
             self.reusing = True
@@ -131,28 +140,33 @@ class SimClient:
         self.current = (f, key, value, request)
         self.tries = 0
         self.cluster.log(self.name, OpType.INVOKE, f, key, value)
+        if key == MVCC_KEY:
+            self.cluster.mvcc_invoked(self.name, request, is_read(request.op))
         self._send()
 
     def _choose(self) -> tuple[str, Any, Any, Any]:
         rng, spec = self.rng, self.cluster.spec
         workload = rng.choice(spec.workloads)
         key = f"k{rng.randrange(spec.keys)}"
-        if self.cluster.stale_leader is not None and "kv" in spec.workloads and rng.random() < 0.5:
-            # While a leader is stale, puts (read back next) show a stale read best: names and
-            # decisions are written once, and locks are not read.
-            value = rng.randrange(10)
-            return "put", key, value, Put(key=key, value=value)
+        if workload == "mvcc":
+            kind, op = self.mvcc.choose(self.seq)
+            return f"mvcc-{kind}", MVCC_KEY, None, op
         if workload == "kv":
+            # The register of each key, on etcd's model: values are JSON text, a get is a
+            # range of one key, a cas a transaction comparing the value.
             kind = rng.choice(("put", "get", "cas", "delete", "get", "put"))
             value = rng.randrange(10)
+            data = key.encode()
             if kind == "put":
-                return "put", key, value, Put(key=key, value=value)
+                return "put", key, value, Put(key=data, value=json_text(value))
             if kind == "get":
-                return "get", key, None, Get(key=key)
+                return "get", key, None, Range(key=data)
             if kind == "delete":
-                return "delete", key, None, Delete(key=key)
+                return "delete", key, None, DeleteRange(key=data)
             expected = rng.randrange(10)
-            return "cas", key, (expected, value), Cas(key=key, expected=expected, value=value)
+            compare = Compare(key=data, target=CompareTarget.VALUE, value=json_text(expected))
+            swap = Txn(compare=(compare,), success=(Put(key=data, value=json_text(value)),))
+            return "cas", key, (expected, value), swap
         if workload == "locks":
             name = f"lock{rng.randrange(2)}"
             if name in self.holding:  # release first: re-acquiring would refresh, not grant
@@ -187,8 +201,10 @@ class SimClient:
         attempt, request = self.attempt, self.current[3]
         target = self._route(request)
         self.cluster.send_request(target, partial(_request, self, request, attempt), request)
-        write = not isinstance(request.op, READ_OPS)
-        if write and self.tries == 1 and not self.reusing and self.rng.random() < twin_odds:
+        # A twin may take the seq first and get the original refused: not for the mvcc
+        # workload's operations, whose checker expects each of them applied or unknown.
+        plain = not is_read(request.op) and not self.current[0].startswith("mvcc-")
+        if plain and self.tries == 1 and not self.reusing and self.rng.random() < twin_odds:
             TwinRequest(self, request.seq, target)
         self.cluster.at(self.cluster.now + client_timeout_ms, partial(self._timeout, attempt))
 
@@ -204,7 +220,7 @@ class SimClient:
         stale = self.cluster.stale_leader
         if self.reading_back:
             return stale if stale is not None else self.read_back_at
-        if stale is not None and not isinstance(request.op, READ_OPS):
+        if stale is not None and not is_read(request.op):
             return next((n for n in self.cluster.leaders() if n != stale), self.target)
         return self.target
 
@@ -220,6 +236,8 @@ class SimClient:
         if self.tries >= client_attempts_max and self.cluster.now < self.cluster.heal_at:
             f, key, _, _ = self.current
             self.cluster.log(self.name, OpType.INFO, f, key, None)
+            if key == MVCC_KEY:
+                self.mvcc.gave_up(f.removeprefix("mvcc-"))
             self._finish()
             return
         self.target = hint if hint is not None else self.rng.choice(self.cluster.members)
@@ -242,8 +260,11 @@ class SimClient:
         if result is REFUSED:
             self._refused(f, key)
             return
-        if not isinstance(request.op, READ_OPS):
+        if not is_read(request.op):
             self._answered_write(request, result)
+        if key == MVCC_KEY:
+            self.cluster.mvcc_completed(self.name, request.seq, result)
+            self.mvcc.answered(f.removeprefix("mvcc-"), request.op, result)
         outcome, output = self._outcome(f, value, result)
         self.cluster.log(self.name, outcome, f, key, output, node)
         pause_ms = self.rng.uniform(1, 20)
@@ -278,6 +299,9 @@ class SimClient:
     def _refused(self, f: str, key: Any) -> None:
         if self.reusing:
             self.cluster.count_mechanism("seq_reuses_refused")
+        if key == MVCC_KEY and self.current is not None:
+            self.cluster.mvcc_refused(self.name, self.current[3].seq)
+            self.mvcc.gave_up(f.removeprefix("mvcc-"))
         self.cluster.log(self.name, OpType.FAIL, f, key, None)
         self._finish()
 
@@ -288,14 +312,17 @@ class SimClient:
         self.cluster.log(self.name, OpType.OK if accepted else OpType.FAIL, "use", lock, token)
 
     def _outcome(self, f: str, value: Any, result: Any) -> tuple[OpType, Any]:
-        if isinstance(result, Error):
+        if isinstance(result, Error | KvError):
             return OpType.FAIL, None
+        if f.startswith("mvcc-"):
+            return OpType.OK, getattr(result, "revision", None)  # judged by check.mvcc
         match result:
-            case Value(value=v):
-                return OpType.OK, v
-            case NotFound():
-                return OpType.OK, None
-            case CasResult(succeeded=succeeded):
+            case RangeResponse(kvs=kvs):
+                if not kvs:
+                    return OpType.OK, None
+                _, stored = from_json_text(kvs[0].value)
+                return OpType.OK, stored
+            case TxnResponse(succeeded=succeeded):
                 return (OpType.OK if succeeded else OpType.FAIL), value
             case LockResult(acquired=acquired, fencing_token=token):
                 if not acquired:
@@ -332,7 +359,9 @@ class TwinRequest:
         self.key = f"k{client.rng.randrange(cluster.spec.keys)}"
         self.value = 20 + client.rng.randrange(10)  # no other put writes it
         self.request = Request(
-            client_id=client.name, seq=seq, op=Put(key=self.key, value=self.value)
+            client_id=client.name,
+            seq=seq,
+            op=Put(key=self.key.encode(), value=json_text(self.value)),
         )
         self.done = False
         cluster.count_mechanism("seq_twins")
@@ -359,9 +388,13 @@ class TwinRequest:
 
 def _read_of(op: Any, key: Any) -> tuple[str, Any, Any, Any] | None:
     """The read that observes what the write `op` (recorded under `key`) did, if any."""
+    if key == MVCC_KEY:
+        return None
     match op:
-        case Put(key=name) | Cas(key=name) | Delete(key=name):
-            return "get", key, None, Get(key=name)
+        case Put(key=name) | DeleteRange(key=name):
+            return "get", key, None, Range(key=name)
+        case Txn(success=(Put(key=name),)):
+            return "get", key, None, Range(key=name)
         case NameRegister(name=name):
             return "lookup", key, None, NameLookup(name=name)
         case DecisionPropose(id=decision):

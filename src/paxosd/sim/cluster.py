@@ -36,11 +36,13 @@ from functools import partial
 from typing import Any
 
 from paxosd.check.history import Event, OpType, build_history
+from paxosd.check.mvcc import Record as MvccRecord
+from paxosd.check.mvcc import check as check_mvcc
 from paxosd.check.workloads import judge_workloads, problem_lines
 from paxosd.core.multi.config import EngineConfig
 from paxosd.core.multi.configuration import Configuration, ConfigurationMismatch
 from paxosd.core.multi.messages import Promise, SnapshotInstall
-from paxosd.core.multi.ready import Applied, Note
+from paxosd.core.multi.ready import Applied, Note, Role
 from paxosd.core.multi.records import Configured, Rebuilding
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope, NodeId
@@ -48,8 +50,10 @@ from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import BadRequest, NotLeader, ServiceError
 from paxosd.runtime.recovery import recover
 from paxosd.runtime.variants import Variant
-from paxosd.service import AdvanceTime, Request, StateMachine, encode
-from paxosd.service.commands import READ_OPS
+from paxosd.service import AdvanceTime, Request, StateMachine, encode, is_read
+from paxosd.service.kv import KvLimits
+from paxosd.service.kv.compaction import AutoCompactor
+from paxosd.service.namespace import Options
 from paxosd.sim.clients import REDIRECT, REFUSED, SimClient, digest
 from paxosd.sim.disk import SimDisk
 from paxosd.sim.nemesis import (
@@ -73,7 +77,10 @@ from paxosd.storage import CorruptLog, MemoryLog, make_identity
 
 __all__ = ["FAULTS", "Cluster", "SimNode", "SimResult", "SimSpec", "judge", "run"]
 
-WORKLOADS = ("kv", "locks", "names", "decisions")
+WORKLOADS = ("kv", "locks", "names", "decisions", "mvcc")
+# The key-value store's limits in simulated nodes: a short history, so that the leader
+# compacts it automatically within a run (service/kv/compaction.py).
+SIM_KV_LIMITS = KvLimits(history_revisions_max=40, history_bytes_max=16 * 1024)
 
 tick_ms = 10.0
 turn_ms = 0.05  # how long a node's event-loop turn takes before it syncs and sends
@@ -159,7 +166,13 @@ class SimNode:
         self.alive = True
         # The node process's start: the state machine from the store's snapshot file
         # (DamagedSnapshot if it is missing or damaged: correct code never leaves it so).
-        machine, recovered = recover(disk, disk.load(), StateMachine.restore, StateMachine)
+        machine_options = cluster.machine_options
+        machine, recovered = recover(
+            disk,
+            disk.load(),
+            partial(StateMachine.restore, options=machine_options),
+            partial(StateMachine, options=machine_options),
+        )
         self.replica = Replica(
             node_id,
             cluster.configuration_of(node_id),
@@ -173,12 +186,16 @@ class SimNode:
             time_advance_ms=time_advance_ms,
             time_command=_time_command,
             variant=cluster.variant.driver,
-            restore=StateMachine.restore,
+            restore=partial(StateMachine.restore, options=machine_options),
         )
         self.driver = Driver(
             self.replica, disk, cluster.peers, cluster.clocks[node_id], self, options
         )
         self.position = (0, 0)  # (slot, commands of it applied so far)
+        # The leader's automatic compaction of the key-value history, proposed as the node
+        # process does (runtime/node.py): an anonymous request, its answer not awaited.
+        self.compactor = AutoCompactor(cluster.machine_options.kv_limits)
+        self.compactions = itertools.count(1)
 
     # inputs
     def deliver(self, envelope: Envelope) -> None:
@@ -186,10 +203,21 @@ class SimNode:
 
     def tick(self) -> None:
         self.driver.tick()
+        replica = self.replica
+        if replica.role is Role.LEADER:
+            machine = replica.learner.machine
+            assert isinstance(machine, StateMachine)
+            compact = self.compactor.due(machine.kv.store)
+            if compact is not None:
+                request = Request(
+                    client_id=f"~sim{self.node_id}", seq=next(self.compactions), op=compact
+                )
+                key = (request.client_id, request.seq)
+                self.driver.submit_write(key, encode(request), None, retry_safe=False)
 
     def request(self, client: SimClient, request: Request, attempt: int) -> None:
         token = (client, attempt)
-        if isinstance(request.op, READ_OPS):
+        if is_read(request.op):
             self.driver.submit_read(request.op, token)
         else:
             key = (request.client_id, request.seq)
@@ -221,10 +249,14 @@ class SimNode:
             done()
 
     def answer(self, token: Any, result: Any) -> None:
+        if token is None:
+            return  # the node's own proposal (a compaction)
         client, attempt = token
         self.cluster.to_client(partial(client.answer, attempt, result, self.node_id))
 
     def fail(self, token: Any, error: ServiceError) -> None:
+        if token is None:
+            return  # the node's own proposal: the compactor proposes it again if needed
         client, attempt = token
         if isinstance(error, BadRequest):  # refused as it is: it did not happen
             self.cluster.to_client(partial(client.answer, attempt, REFUSED, self.node_id))
@@ -330,6 +362,11 @@ class Cluster:
         # Exactly-once: the body first applied under each request id, and every answer given.
         self.first_applied: dict[Hashable, bytes] = {}
         self.answers: list[tuple[str, int, bytes]] = []
+        # The mvcc workload: the log as applied (first payload at each position) and each
+        # operation as [op, invoked, completed, answer, read] by request id.
+        self.log_payloads: dict[tuple[int, int], bytes] = {}
+        self.mvcc_records: dict[tuple[str, int], list[Any]] = {}
+        self.machine_options = Options(kv_limits=SIM_KV_LIMITS, variant=self.variant.service)
         self.resource: dict[str, int] = {}
         self.compactions_lost = 0  # compactions of disks since replaced (lost)
         self.heal_at = spec.safety_ms
@@ -423,13 +460,13 @@ class Cluster:
         self, target: NodeId, call: Callable[[SimNode], None], request: Request
     ) -> None:
         """A client request travels to a node (clients are never partitioned)."""
-        is_read = isinstance(request.op, READ_OPS)
+        reading = is_read(request.op)
         delay = self.rng.uniform(0.2, 1.0) * self.slowness[target]
 
         def arrive() -> None:
             node = self.nodes[target]
             if node is not None and node.alive and not self._held(target, arrive):
-                if is_read and self._deposed(target):
+                if reading and self._deposed(target):
                     self.count_mechanism("reads_at_deposed_leader")
                 call(node)
 
@@ -455,8 +492,10 @@ class Cluster:
         )
 
     def record_slot(self, node: NodeId, applied: Applied, position: int) -> None:
-        """Agreement on the log: every node applies the same command at each position."""
+        """Agreement on the log: every node applies the same command at each position. The
+        first payload applied at each position is kept: the log the mvcc checker replays."""
         digest_ = hashlib.blake2b(applied.payload, digest_size=8).digest()
+        self.log_payloads.setdefault((applied.slot, position), applied.payload)
         known = self.slots.setdefault((applied.slot, position), digest_)
         if known != digest_:
             self.slot_conflicts.append(
@@ -464,6 +503,18 @@ class Cluster:
             )
         if applied.request is not None:
             self.first_applied.setdefault(applied.request, digest(applied.payload))
+
+    def mvcc_invoked(self, client: str, request: Request, read: bool) -> None:
+        """A client of the mvcc workload invoked `request` (check/mvcc.py judges these)."""
+        self.mvcc_records[(client, request.seq)] = [request.op, self.now, None, None, read]
+
+    def mvcc_completed(self, client: str, seq: int, answer: Any) -> None:
+        record = self.mvcc_records[(client, seq)]
+        record[2], record[3] = self.now, answer
+
+    def mvcc_refused(self, client: str, seq: int) -> None:
+        """Refused before the log (a bad request): it did not happen, and is not judged."""
+        self.mvcc_records.pop((client, seq), None)
 
     def answered(self, client: str, seq: int, body: bytes) -> None:
         """A client was told its write (client, seq) with this body was applied."""
@@ -683,6 +734,19 @@ def judge(cluster: Cluster) -> list[str]:
     problems = list(dict.fromkeys(cluster.slot_conflicts))
     problems += cluster.recovery_problems
     problems += check_answers(cluster)
+    problems += check_mvcc(
+        (cluster.log_payloads[position] for position in sorted(cluster.log_payloads)),
+        [
+            MvccRecord(client, seq, op, invoked, completed, answer, read)
+            for (client, seq), (
+                op,
+                invoked,
+                completed,
+                answer,
+                read,
+            ) in cluster.mvcc_records.items()
+        ],
+    )
     history = build_history(cluster.history, "sim")
     problems += problem_lines(judge_workloads(history, time_limit_s=20))
     stuck = [c.name for c in cluster.clients if c.current is not None]

@@ -1,0 +1,65 @@
+"""The key-value store: etcd v3's data model (types.py), its checks (checks.py), its errors
+(errors.py), its log encoding (codec.py) and the state machine that applies it (machine.py).
+
+Interfaces build the requests and render the answers exported here."""
+
+from .checks import DEFAULT_LIMITS, KvLimits
+from .errors import GrpcCode, InvalidRequest, KvError
+from .types import (
+    Compact,
+    CompactionResponse,
+    Compare,
+    CompareResult,
+    CompareTarget,
+    DeleteRange,
+    DeleteRangeResponse,
+    Event,
+    EventType,
+    KeyValue,
+    KvOp,
+    KvResponse,
+    Put,
+    PutResponse,
+    Range,
+    RangeResponse,
+    RequestOp,
+    ResponseOp,
+    SortOrder,
+    SortTarget,
+    Txn,
+    TxnResponse,
+    in_range,
+    prefix_end,
+)
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Compact",
+    "CompactionResponse",
+    "Compare",
+    "CompareResult",
+    "CompareTarget",
+    "DeleteRange",
+    "DeleteRangeResponse",
+    "Event",
+    "EventType",
+    "GrpcCode",
+    "InvalidRequest",
+    "KeyValue",
+    "KvError",
+    "KvLimits",
+    "KvOp",
+    "KvResponse",
+    "Put",
+    "PutResponse",
+    "Range",
+    "RangeResponse",
+    "RequestOp",
+    "ResponseOp",
+    "SortOrder",
+    "SortTarget",
+    "Txn",
+    "TxnResponse",
+    "in_range",
+    "prefix_end",
+]
