@@ -164,7 +164,7 @@ def test_the_coach_gives_lab_checks_shortest_counterexample() -> None:
 
 # The default page's first answer: the coach searches for 85% of `coach_seconds_default`
 # (3 s) by the wall clock, then judges what it found; docs/lab.md gives the measured times
-# (p50 2.66 s, max 3.2 s, wall time on a shared 2-core machine). The bound is that budget
+# (p50 2.64 s, max 2.68 s, wall time on a shared 2-core machine). The bound is that budget
 # plus room for the judging and the page's round trip, on an idle machine; on a loaded one
 # the judging and the round trip take longer, by the slowdown `tests.pace` measures then.
 # The valence needs no luck with the load: both values are decided within 5 steps, about
