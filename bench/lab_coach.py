@@ -1,8 +1,8 @@
-"""How long the lab's coach takes to answer, from every state of every tour and from random
-reachable states of the default page (`paxosd lab play paxos`): wall time per answer, p50 and
-max, with how deep each answer checked.
+"""How long the lab's coach takes to answer, from every state of every tour, from random
+reachable states of the default page (`paxosd lab play paxos`) and at a learner's first moves
+there: wall time per answer, p50 and max, with how deep each answer checked.
 
-.venv/bin/python bench/lab_coach.py                 # every tour, and 100 random states
+.venv/bin/python bench/lab_coach.py                 # every tour, 100 random states, first moves
 .venv/bin/python bench/lab_coach.py --random 10 --seed 7 --tours ""   # a quick look
 
 Each tour is played as a learner plays it ("show me", "next", asking the coach where the tour
@@ -10,7 +10,9 @@ asks), and the coach is asked at every state the tour passes through, in order, 
 session's memory of earlier questions (as on the page). Each random state is a fresh session
 of the default page, reached by a random walk of 0 to 20 clicks (any action the page offers:
 propose, deliver, drop, duplicate, crash, restart, partition, heal, timers), asked once. The
-times are wall time on whatever machine runs this, loaded or not: say which when quoting them.
+first moves are step 0 and the state after proposing red and blue, each asked in a fresh
+session, `--default-page` times. The times are wall time on whatever machine runs this, loaded
+or not: say which when quoting them.
 """
 
 from __future__ import annotations
@@ -93,6 +95,21 @@ def random_states(count: int, seed: int, seconds: float) -> list[dict[str, Any]]
     return found
 
 
+def default_page(times: int, seconds: float) -> list[dict[str, Any]]:
+    """The learner's first moves on the default page: ask at step 0, then after proposing red
+    and blue, in a fresh session each time (nothing remembered from an earlier question)."""
+    found: list[dict[str, Any]] = []
+    for _ in range(times):
+        session = Session(PlayConfig("paxos"))
+        took, advice = timed(session, seconds)
+        found.append(_row("default page, step 0", took, advice))
+        session = Session(PlayConfig("paxos"))
+        session.apply_all([{"kind": "propose", "node": 1}, {"kind": "propose", "node": 2}])
+        took, advice = timed(session, seconds)
+        found.append(_row("default page, after propose red and blue", took, advice))
+    return found
+
+
 def _row(where: str, took: float, advice: Advice) -> dict[str, Any]:
     return {
         "where": where,
@@ -122,6 +139,7 @@ def main() -> None:
     parser.add_argument("--tours", default=",".join(tours.TOURS), help='comma list; "" none')
     parser.add_argument("--random", type=int, default=100, help="random states to ask from")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--default-page", type=int, default=3, help="times to ask its 2 states")
     parser.add_argument("--seconds", type=float, default=coach_seconds_default)
     parser.add_argument("--json", help="write every answer's row here")
     args = parser.parse_args()
@@ -131,10 +149,14 @@ def main() -> None:
         print(summary(f"tour {key}", rows), flush=True)
         tour_rows.extend(rows)
     random_rows = random_states(args.random, args.seed, args.seconds)
+    page_rows = default_page(args.default_page, args.seconds)
     print(summary("every tour state", tour_rows))
     print(summary(f"{args.random} random states of lab play paxos", random_rows))
+    outlooks = sorted({r["outlook"] for r in page_rows})
+    print(summary("the default page", page_rows) + f"; outlooks: {', '.join(outlooks)}")
     if args.json:
-        Path(args.json).write_text(json.dumps(tour_rows + random_rows, indent=1))
+        rows = tour_rows + random_rows + page_rows
+        Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ def test_an_engine_nodes_state_key_ignores_its_statistics_but_not_its_state() ->
 
 
 def test_a_short_exploration_of_the_engine_says_how_far_it_got() -> None:
-    report = check("multipaxos", crashes=0, faults=frozenset(), states_max=3_000)
+    report = check("multipaxos", crashes=0, faults=frozenset(), states_max=400)
     assert report["stopped"] == "state limit"
     assert report["properties"]["agreement"] == "unknown"
     assert "every run of up to" in report["details"]["agreement"]

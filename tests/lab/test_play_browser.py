@@ -1,7 +1,8 @@
 """`paxosd lab play` in a real headless Chromium: the page drives the real cores.
 
-One server and one browser for the whole module (starting Chromium is the slow part). The
-page is driven the way a learner drives it, by clicking its buttons; what it shows is read
+One server and one browser per test, and one tour per test: on a loaded machine Chromium's
+own work (layout, screenshots) is most of a test's time, so no test plays more than one tour.
+The page is driven the way a learner drives it, by clicking its buttons; what it shows is read
 back from the DOM. Screenshots of each tour's end go to $PAXOSD_LAB_SCREENSHOTS when set
 (docs/lab.md says how its pictures were made), else to a temporary folder.
 """
@@ -17,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from paxosd.lab.algorithms import get
 from paxosd.lab.check import CheckRequest, run_check
 from paxosd.lab.play import tours
+from paxosd.lab.play.coach import coach_seconds_default
 from paxosd.lab.play.server import Lab, serve
 from tests.browser import Browser, requires_chromium
+from tests.pace import within
 
 pytestmark = requires_chromium
 
@@ -158,10 +162,14 @@ def test_the_coach_gives_lab_checks_shortest_counterexample() -> None:
     with_lab(body, Lab(coach_seconds=600))  # the whole search, whatever the machine's load
 
 
-# The default page's first answer: the coach searches for `coach_seconds_default` (3 s), then
-# judges what it found; docs/lab.md gives the measured times (p50 and max, wall time on a
-# shared 2-core machine). This bound is that measured maximum with room for a loaded machine.
-first_answer_s_max = 8.0
+# The default page's first answer: the coach searches for 85% of `coach_seconds_default`
+# (3 s) by the wall clock, then judges what it found; docs/lab.md gives the measured times
+# (p50 2.64 s, max 2.68 s, wall time on a shared 2-core machine). The bound is that budget
+# plus room for the judging and the page's round trip, on an idle machine; on a loaded one
+# the judging and the round trip take longer, by the slowdown `tests.pace` measures then.
+# The valence needs no luck with the load: both values are decided within 5 steps, about
+# 2,000 states, a few hundredths of a second of CPU.
+first_answer_s_max = coach_seconds_default + 2.0
 
 
 def test_the_default_pages_first_coach_answer_has_a_valence_within_seconds() -> None:
@@ -179,7 +187,7 @@ def test_the_default_pages_first_coach_answer_has_a_valence_within_seconds() -> 
         for prop in ("agreement", "validity"):
             status = await browser.evaluate(js(f'p[data-verdict="{prop}"]', "dataset.status"))
             assert status in ("holds", "unknown"), (prop, status)  # never violated: it is Paxos
-        assert took < first_answer_s_max, f"the first answer took {took:.1f} s"
+        assert within(took, first_answer_s_max), f"the first answer took {took:.1f} s"
 
     with_lab(body)
 
@@ -199,7 +207,7 @@ def test_the_coach_shows_its_progress_and_can_be_stopped() -> None:
         began = time.monotonic()
         await browser.click("#coach-cancel")
         await until(browser, "!!document.querySelector('#coach-outlook')")
-        assert time.monotonic() - began < 10.0
+        assert within(time.monotonic() - began, 10.0), "the cancel was not heard"
         coverage = await browser.evaluate(js("#coach-coverage"))
         assert "you cancelled it" in coverage, coverage
         assert await browser.evaluate(js("#coach-outlook", "dataset.outlook")) in (
@@ -210,45 +218,48 @@ def test_the_coach_shows_its_progress_and_can_be_stopped() -> None:
     with_lab(body, Lab(coach_seconds=60))
 
 
-def test_every_tour_runs_to_its_end(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", list(tours.TOURS))
+def test_each_tour_runs_to_its_end(key: str, tmp_path: Path) -> None:
     folder = Path(os.environ.get("PAXOSD_LAB_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
+    tour = tours.TOURS[key]
 
     async def body(browser: Browser, base: str) -> None:
-        for key, tour in tours.TOURS.items():
-            await browser.send("Page.navigate", url=f"{base}?tour={key}")
-            await until(browser, js("#tour-title"), tour.title)
-            for _ in range(len(tour.stages) * 2):
-                if await browser.evaluate(js("#tour", "dataset.finished")) == "true":
-                    break
-                stage = await browser.evaluate(js("#tour", "dataset.stage"))
-                if not await browser.evaluate(js("#tour-show", "hidden")):
-                    await browser.click("#tour-show")
-                elif not await browser.evaluate(js("#tour-next", "hidden")):
-                    await browser.click("#tour-next")
-                else:  # a task for the coach
-                    await browser.click("#coach-button")
-                await until(
-                    browser,
-                    f"document.getElementById('tour').dataset.stage !== {json.dumps(stage)} || "
-                    "document.getElementById('tour').dataset.finished === 'true'",
-                )
-            assert await browser.evaluate(js("#tour", "dataset.finished")) == "true", key
-            assert not await browser.evaluate(js("#tour-finished", "hidden"))
-            # The header names the algorithm the tour's nodes run, and the end links onward.
-            badge = await browser.evaluate(js("#algorithm-badge"))
-            assert badge.startswith(f"algorithm: {tour.config.algorithm}"), (key, badge)
-            assert await browser.evaluate(js("#new-algorithm", "value")) == tour.config.algorithm
-            following = tours.following(key)
-            link = await browser.evaluate(js("#tour-next-link", "getAttribute('href')"))
-            if following is None:
-                assert await browser.evaluate(js("#tour-next-chapter", "hidden"))
-            else:
-                assert link == f"?tour={following['key']}", (key, link)
-            await browser.evaluate("window.scrollTo(0, 0)")
-            await browser.screenshot(folder / f"lab-tour-{key}.png")
+        await browser.send("Page.navigate", url=f"{base}?tour={key}")
+        await until(browser, js("#tour-title"), tour.title)
+        for _ in range(len(tour.stages) * 2):
+            if await browser.evaluate(js("#tour", "dataset.finished")) == "true":
+                break
+            stage = await browser.evaluate(js("#tour", "dataset.stage"))
+            if not await browser.evaluate(js("#tour-show", "hidden")):
+                await browser.click("#tour-show")
+            elif not await browser.evaluate(js("#tour-next", "hidden")):
+                await browser.click("#tour-next")
+            else:  # a task for the coach
+                await browser.click("#coach-button")
+            await until(
+                browser,
+                f"document.getElementById('tour').dataset.stage !== {json.dumps(stage)} || "
+                "document.getElementById('tour').dataset.finished === 'true'",
+            )
+        assert await browser.evaluate(js("#tour", "dataset.finished")) == "true", key
+        assert not await browser.evaluate(js("#tour-finished", "hidden"))
+        # The header names the algorithm the tour's nodes run, and the end links onward.
+        badge = await browser.evaluate(js("#algorithm-badge"))
+        assert badge.startswith(f"algorithm: {tour.config.algorithm}"), (key, badge)
+        assert await browser.evaluate(js("#new-algorithm", "value")) == tour.config.algorithm
+        following = tours.following(key)
+        link = await browser.evaluate(js("#tour-next-link", "getAttribute('href')"))
+        if following is None:
+            assert await browser.evaluate(js("#tour-next-chapter", "hidden"))
+        else:
+            assert link == f"?tour={following['key']}", (key, link)
+        await browser.evaluate("window.scrollTo(0, 0)")
+        await browser.screenshot(folder / f"lab-tour-{key}.png")
 
-    with_lab(body)
+    # A tour's questions to the coach are small enough to be searched in full (a few thousand
+    # states at most): a budget of a minute lets each finish however loaded the machine is.
+    with_lab(body, Lab(coach_seconds=60))
 
 
 def test_a_scenario_page_opens_at_step_0_with_all_seven_nodes_in_view(tmp_path: Path) -> None:

@@ -147,11 +147,13 @@ def _run_with_progress(request: CheckRequest, quiet: bool) -> CheckReport:
     if quiet:
         return run_check(request)
     if not console.is_terminal:
-        last = time.monotonic()
+        # The first report gets a line at once (a log shows that the search is under way,
+        # and from when Ctrl-C reports what it explored), then one every interval.
+        last: float | None = None
 
         def note(count: int) -> None:
             nonlocal last
-            if time.monotonic() - last >= progress_interval_s:
+            if last is None or time.monotonic() - last >= progress_interval_s:
                 last = time.monotonic()
                 what = "states" if request.explore else "runs"
                 click.echo(f"... {count:,} {what} so far", err=True)

@@ -209,7 +209,13 @@ class ExState:
 
     def but(self, **changes: Any) -> ExState:
         """A copy with some fields changed (not `cores` or `disks`: use `with_core`)."""
-        assert not changes.keys() & {"cores", "core_keys", "disks", "disk_keys"}
+        assert _PER_NODE_FIELDS.isdisjoint(changes)
+        new = self._copy()
+        for name, value in changes.items():
+            setattr(new, name, value)
+        return new
+
+    def _copy(self) -> ExState:
         new = ExState.__new__(ExState)  # not copy.copy: this runs millions of times
         new.cores = self.cores
         new.disks = self.disks
@@ -221,8 +227,6 @@ class ExState:
         new.decided = self.decided
         new.core_keys = self.core_keys
         new.disk_keys = self.disk_keys
-        for name, value in changes.items():
-            setattr(new, name, value)
         return new
 
     def with_core(
@@ -231,11 +235,22 @@ class ExState:
         core: Core | None,
         key: Frozen | None = None,
         disk: tuple[Any, Frozen | None] | None = None,
-        **changes: Any,
+        *,
+        network: frozenset[Envelope] | None = None,
+        decided: frozenset[tuple[NodeId, Any]] | None = None,
+        crashes_left: int | None = None,
     ) -> ExState:
         """A copy with node `index`'s core replaced, and its durable record if `disk` (the
-        record and its key) is given (and other fields, as `but`)."""
-        new = self.but(**changes)
+        record and its key) is given (and the network, decisions and crash budget if given:
+        the fields a core's step or a crash changes, named here rather than passed through
+        `but`, since this runs for every successor)."""
+        new = self._copy()
+        if network is not None:
+            new.network = network
+        if decided is not None:
+            new.decided = decided
+        if crashes_left is not None:
+            new.crashes_left = crashes_left
         new.cores = self.cores[:index] + (core,) + self.cores[index + 1 :]
         fresh = core_key(core) if key is None else key
         new.core_keys = self.core_keys[:index] + (fresh,) + self.core_keys[index + 1 :]
@@ -244,6 +259,9 @@ class ExState:
             new.disks = self.disks[:index] + (record,) + self.disks[index + 1 :]
             new.disk_keys = self.disk_keys[:index] + (record_key,) + self.disk_keys[index + 1 :]
         return new
+
+
+_PER_NODE_FIELDS = frozenset({"cores", "core_keys", "disks", "disk_keys"})
 
 
 def disk_key(record: Any) -> Frozen | None:
@@ -433,7 +451,10 @@ class Explorer:
         # identity check rather than a walk through both.
         self._frozen: dict[Frozen, Frozen] = {}
         self._judgements: dict[tuple[Frozen, ...], tuple[bool, bool]] = {}
-        self._order: dict[Envelope, tuple[int, int, str]] = {}
+        # Each envelope met, with its place in the order deliveries are tried and a number
+        # that stands for it in `_memo`'s keys (an int hashes at once; an envelope hashes its
+        # whole message every time).
+        self._order: dict[Envelope, tuple[tuple[int, int, str], int]] = {}
 
     def proposer_of(self, index: int) -> NodeId:
         """Value number `index` is proposed by a client at this node."""
@@ -488,11 +509,20 @@ class Explorer:
         node = self.members[index]
         return new, Outputs(tuple((node, note) for note in effects.notes), tuple(effects.send))
 
-    def _envelope_order(self, envelope: Envelope) -> tuple[int, int, str]:
-        known = self._order.get(envelope)
-        if known is None:
-            known = self._order[envelope] = _envelope_order(envelope)
-        return known
+    def _ranked(
+        self, network: frozenset[Envelope]
+    ) -> list[tuple[tuple[int, int, str], int, Envelope]]:
+        """The envelopes of a network in delivery order, each with its number (see `_order`).
+        Orders are distinct, so the numbers and envelopes never decide the sort."""
+        order = self._order
+        ranked = []
+        for envelope in network:
+            known = order.get(envelope)
+            if known is None:
+                known = order[envelope] = (_envelope_order(envelope), len(order))
+            ranked.append((known[0], known[1], envelope))
+        ranked.sort()
+        return ranked
 
     def _deliverable(self, state: ExState, envelope: Envelope) -> bool:
         return (
@@ -521,10 +551,10 @@ class Explorer:
 
     def _deliveries(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
         grow = self.budget.network == "grow"
-        for envelope in sorted(state.network, key=self._envelope_order):
+        for _, number, envelope in self._ranked(state.network):
             if not self._deliverable(state, envelope):
                 continue
-            new, out = self._run(state, envelope.dst - 1, _stepping(envelope), envelope)
+            new, out = self._run(state, envelope.dst - 1, _stepping(envelope), number)
             step = Step("deliver", envelope=envelope, notes=out.notes, sent=out.sent)
             if grow:
                 yield step, new
@@ -818,7 +848,8 @@ class Explorer:
             exploration.verdicts["termination"] = verdict
             return
         try:
-            lasso, searched = self.find_livelock()
+            # The user's state limit bounds this search too: a short check stays short.
+            lasso, searched = self.find_livelock(min(livelock_states_max, self.budget.states_max))
         except KeyboardInterrupt:
             exploration.stopped = exploration.stopped or "interrupted"
             exploration.verdicts["termination"] = Verdict(

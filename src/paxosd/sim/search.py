@@ -211,24 +211,6 @@ class Result:
             found.append(tuple(outer[step[i]] for i in range(len(step))))
         return found
 
-    def closed(self) -> list[bool]:
-        """For each local state, whether everything reachable from it was expanded (so what
-        the graph says of its future is the whole truth)."""
-        graph = self.graph
-        open_ = [not e for e in graph.expanded]
-        reverse: list[list[int]] = [[] for _ in range(len(graph))]
-        for source, targets in enumerate(graph.edges):
-            for target, _ in targets:
-                reverse[target].append(source)
-        work = [s for s in range(len(graph)) if open_[s]]
-        while work:
-            state = work.pop()
-            for parent in reverse[state]:
-                if not open_[parent]:
-                    open_[parent] = True
-                    work.append(parent)
-        return [not o for o in open_]
-
 
 def search(
     store: Store,
