@@ -78,7 +78,8 @@ def main() -> int:
         return 0
     failures = []
     rows: list[Row] = []
-    deadline = time.monotonic() + args.budget_min * 60
+    began = time.monotonic()
+    deadline = began + args.budget_min * 60
     with tempfile.TemporaryDirectory(prefix="paxosd-mutants-") as folder:
         tree = Path(folder) / "tree"
         shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(*IGNORED), symlinks=True)
@@ -128,10 +129,12 @@ def main() -> int:
     print("\n" + table, end="")
     if args.table:
         args.table.write_text(table)
+    minutes = (time.monotonic() - began) / 60
     if failures:
-        print("\nSURVIVED OR BROKEN:", *failures, sep="\n  ")
+        print(f"\nSURVIVED OR BROKEN ({minutes:.0f} min):", *failures, sep="\n  ")
         return 1
-    print(f"\nall {len([m for m in mutants if not m.equivalent])} mutants caught")
+    planted = len([m for m in mutants if not m.equivalent])
+    print(f"\nall {planted} mutants caught ({minutes:.0f} min)")
     return 0
 
 
