@@ -14,7 +14,7 @@ it to a file as well. Time is bounded: each step has a timeout, and the whole ru
 (`--budget-min`, default 120): mutants left when it is spent are listed as not run, and the
 run fails, since an unrun mutant is not a caught one.
 
-Takes about half an hour on two cores; `--only M1,N6` runs some, `--no-tests` / `--no-swarm`
+Takes about ten minutes on two cores; `--only M1,N6` runs some, `--no-tests` / `--no-swarm`
 one side only, `--jobs` sets the swarm's processes.
 """
 
@@ -148,7 +148,7 @@ class Row:
 def _cell(verdict: Verdict, mutant: Mutant | None = None) -> str:
     """One cell of the summary: what caught the mutant, or plainly that nothing did."""
     if mutant is not None and not mutant.swarm:
-        return "out of reach (docs/architecture.md says why)"
+        return "out of reach (why: its `no_swarm` in mutants.toml)"
     if verdict.caught is True:
         return verdict.detail.partition(": ")[0]  # "caught by <test>" or "caught at seed N"
     if verdict.caught is False:
