@@ -34,7 +34,7 @@ slow: $(STAMP)
 	$(BIN)/pytest -n 2 --durations=15 -m slow
 
 # Every rule of the engine broken on purpose (tests/mutants/mutants.toml), each in a copy of
-# the tree: its tests and its swarm must catch it. Outside the CI run (about half an hour).
+# the tree: its tests and its swarm must catch it. Outside the CI run (about ten minutes).
 mutants: $(STAMP)
 	$(BIN)/python -m tests.mutants
 

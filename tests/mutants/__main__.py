@@ -8,7 +8,13 @@ of the mutant outlives it. Tests are caught when pytest reports failures (exit 1
 else (no tests collected, an import error) is a broken entry, not a catch. A swarm is caught
 when `paxosd sim --stop` reports a violation (exit 1): its first failing seed is printed.
 
-Takes about half an hour on two cores; `--only M1,N6` runs some, `--no-tests` / `--no-swarm`
+The run ends with a table of every mutant (caught by which test, at which swarm seed, or
+not caught), in Markdown so docs/architecture.md can take it as it is; `--table FILE` writes
+it to a file as well. Time is bounded: each step has a timeout, and the whole run a budget
+(`--budget-min`, default 120): mutants left when it is spent are listed as not run, and the
+run fails, since an unrun mutant is not a caught one.
+
+Takes about ten minutes on two cores; `--only M1,N6` runs some, `--no-tests` / `--no-swarm`
 one side only, `--jobs` sets the swarm's processes.
 """
 
@@ -29,8 +35,9 @@ from pathlib import Path
 from tests.mutants import ROOT, Mutant, load, problems
 
 IGNORED = (".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
-tests_timeout_s = 1800
-swarm_timeout_s = 1800
+tests_timeout_s = 900
+swarm_timeout_s = 1200
+budget_min_default = 120
 
 
 @dataclass
@@ -47,6 +54,11 @@ def main() -> int:
     parser.add_argument("--no-tests", action="store_true", help="run only the swarms")
     parser.add_argument("--no-swarm", action="store_true", help="run only the tests")
     parser.add_argument("--list", action="store_true", help="print the list and stop")
+    parser.add_argument("--table", type=Path, help="also write the summary table to this file")
+    parser.add_argument(
+        "--budget-min", type=float, default=budget_min_default,
+        help=f"stop planting new mutants after this many minutes (default {budget_min_default})",
+    )  # fmt: skip
     args = parser.parse_args()
     mutants = load()
     wrong = problems(mutants)
@@ -65,12 +77,21 @@ def main() -> int:
             print(f"{mutant.id:5} {mutant.rule}")
         return 0
     failures = []
+    rows: list[Row] = []
+    began = time.monotonic()
+    deadline = began + args.budget_min * 60
     with tempfile.TemporaryDirectory(prefix="paxosd-mutants-") as folder:
         tree = Path(folder) / "tree"
         shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(*IGNORED), symlinks=True)
         for mutant in mutants:
             if mutant.equivalent:
                 print(f"{mutant.id:5} equivalent, not planted: {_one_line(mutant.equivalent)}")
+                rows.append(Row(mutant, "equivalent", "equivalent"))
+                continue
+            if time.monotonic() > deadline:
+                spent = f"the {args.budget_min:g} min budget ran out"
+                failures.append(f"{mutant.id}: not run ({spent})")
+                rows.append(Row(mutant, "NOT RUN (budget)", "NOT RUN (budget)"))
                 continue
             print(f"{mutant.id:5} {mutant.rule}", flush=True)
             originals = {e.file: (tree / e.file).read_text() for e in mutant.edits}
@@ -97,11 +118,52 @@ def main() -> int:
             ]
             if missed:
                 failures.append(f"{mutant.id}: not caught by its {' and '.join(missed)}")
+            rows.append(
+                Row(
+                    mutant,
+                    "not run" if args.no_tests else _cell(tests),
+                    "not run" if args.no_swarm and mutant.swarm else _cell(swarm, mutant),
+                )
+            )
+    table = _table(rows)
+    print("\n" + table, end="")
+    if args.table:
+        args.table.write_text(table)
+    minutes = (time.monotonic() - began) / 60
     if failures:
-        print("\nSURVIVED OR BROKEN:", *failures, sep="\n  ")
+        print(f"\nSURVIVED OR BROKEN ({minutes:.0f} min):", *failures, sep="\n  ")
         return 1
-    print(f"\nall {len([m for m in mutants if not m.equivalent])} mutants caught")
+    planted = len([m for m in mutants if not m.equivalent])
+    print(f"\nall {planted} mutants caught ({minutes:.0f} min)")
     return 0
+
+
+@dataclass
+class Row:
+    mutant: Mutant
+    tests: str
+    swarm: str
+
+
+def _cell(verdict: Verdict, mutant: Mutant | None = None) -> str:
+    """One cell of the summary: what caught the mutant, or plainly that nothing did."""
+    if mutant is not None and not mutant.swarm:
+        return "out of reach (why: its `no_swarm` in mutants.toml)"
+    if verdict.caught is True:
+        return verdict.detail.partition(": ")[0]  # "caught by <test>" or "caught at seed N"
+    if verdict.caught is False:
+        return f"**NOT CAUGHT** ({verdict.detail})"
+    return f"**BROKEN** ({verdict.detail})"
+
+
+def _table(rows: list[Row]) -> str:
+    """The run as a Markdown table: id, rule, the tests' verdict, the swarm's verdict."""
+    lines = ["| id | rule | tests | swarm |", "|---|---|---|---|"]
+    for row in rows:
+        swarm_args = " ".join(row.mutant.swarm)
+        swarm = f"`{swarm_args}`: {row.swarm}" if row.mutant.swarm else row.swarm
+        lines.append(f"| {row.mutant.id} | {row.mutant.rule} | {row.tests} | {swarm} |")
+    return "\n".join(lines) + "\n"
 
 
 def _environment(tree: Path) -> dict[str, str]:

@@ -4,6 +4,7 @@ and version-2 snapshots converted exactly as replaying their commands would."""
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 from typing import Any
 
@@ -76,6 +77,25 @@ def test_a_view_is_written_from_another_thread_while_the_store_changes() -> None
     thread.join()
     view.close()
     assert out.getvalue() == expected
+
+
+def test_a_view_walked_halfway_keeps_its_keys_while_keys_are_added_before_it() -> None:
+    """A view's writer (a worker thread) may be anywhere in its walk of the keys when the loop
+    applies the next command: keys added before where it stands must not shift the rest under
+    it (the index copies a chunk a view shares before changing it). Played step by step in
+    one thread, so that it fails every time, not only when the threads interleave so."""
+    log = Log()
+    for i in range(20):
+        log.request("c", i + 1, KvPut(key=b"k%02d" % (2 * i + 1), value=b"odd"))
+    store = log.machine.kv.store
+    with store.open_view() as whole:
+        expected = list(whole.versions())
+    with store.open_view() as view:
+        walk = view.versions()
+        first = list(itertools.islice(walk, 10))
+        for i in range(10):  # even keys: all before where the walk stands
+            log.request("d", i + 1, KvPut(key=b"k%02d" % (2 * i), value=b"even"))
+        assert first + list(walk) == expected
 
 
 def test_snapshot_bytes_do_not_depend_on_physical_compaction() -> None:

@@ -9,7 +9,16 @@ import threading
 
 import msgpack
 
-from paxosd.service import AdvanceTime, Delete, Put, StateMachine
+from paxosd.service import (
+    AdvanceTime,
+    DecisionPropose,
+    Delete,
+    LockAcquire,
+    LockRelease,
+    NameRegister,
+    Put,
+    StateMachine,
+)
 from paxosd.service.snapshot import frame_bytes_target, seal
 
 from .helpers import Log
@@ -28,6 +37,25 @@ def test_a_view_writes_the_state_it_captured_not_what_came_after() -> None:
     view.write(out)
     assert out.getvalue() == before
     assert log.machine.snapshot() != before
+
+
+def test_a_view_keeps_the_locks_names_and_decisions_of_its_slot() -> None:
+    """Coordination's tables are small, so a view copies them: a lock taken or released, a
+    name claimed, a decision made after the view are not in what it writes."""
+    log = Log()
+    log.request("c", 1, LockAcquire(name="held", owner="c", ttl_ms=60_000))
+    log.request("c", 2, NameRegister(name="taken", owner="c"))
+    log.request("c", 3, DecisionPropose(id="made", value=1))
+    before = log.machine.snapshot()
+    view = log.machine.snapshot_view()
+    log.request("c", 4, LockRelease(name="held", owner="c"))
+    log.request("c", 5, LockAcquire(name="later", owner="c", ttl_ms=60_000))
+    log.request("c", 6, NameRegister(name="later", owner="c"))
+    log.request("c", 7, DecisionPropose(id="later", value=2))
+    out = io.BytesIO()
+    view.write(out)
+    view.close()
+    assert out.getvalue() == before
 
 
 def test_a_view_written_in_another_thread_while_the_machine_applies() -> None:

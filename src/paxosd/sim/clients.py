@@ -260,7 +260,9 @@ class SimClient:
         if result is REFUSED:
             self._refused(f, key)
             return
-        if not is_read(request.op):
+        if is_read(request.op):
+            self.cluster.count_mechanism("reads_confirmed")
+        else:
             self._answered_write(request, result)
         if key == MVCC_KEY:
             self.cluster.mvcc_completed(self.name, request.seq, result)

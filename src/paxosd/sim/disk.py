@@ -51,12 +51,17 @@ class SimDisk(MemoryLog):
 
     The slot comes from the engine's notes (`snapshot_taken` / `snapshot_installed`), not from
     the records written, so a store that kept a wrong slot is seen: after a restart the node
-    must stand at least where its last synced snapshot left it."""
+    must stand at least where its last synced snapshot left it.
+
+    It also says whether a restart now would find the node rebuilding (`rebuilding_durable`):
+    a rebuild's end is decided in memory first and made durable by the turn's sync, and a
+    crash between brings the node back rebuilding."""
 
     def __init__(self, identity: bytes, policy: CompactionPolicy | None) -> None:
         super().__init__(identity, policy=policy)
         self.snapshot_pending = 0  # noted this turn, durable when the turn's sync completes
         self.snapshot_durable = 0
+        self.rebuilding_durable = False
 
     def snapshot_noted(self, slot: int) -> None:
         self.snapshot_pending = max(self.snapshot_pending, slot)
@@ -65,7 +70,10 @@ class SimDisk(MemoryLog):
         super().sync()
         self.snapshot_durable = max(self.snapshot_durable, self.snapshot_pending)
         self.snapshot_pending = 0
+        self.rebuilding_durable = self._state.rebuilding
 
     def crash(self, tear: bool = False, rng: random.Random | None = None) -> int:
         self.snapshot_pending = 0
-        return super().crash(tear, rng)
+        lost = super().crash(tear, rng)
+        self.rebuilding_durable = self._state.rebuilding  # the state reloaded from the disk
+        return lost

@@ -272,15 +272,16 @@ def _lose_when_ahead(cluster: Cluster, plan: DiskLoss, behind: int) -> None:
 
 
 def _rebuilding(cluster: Cluster) -> bool:
-    """Whether some node is rebuilding, or will be (its store lost or being re-made)."""
+    """Whether some node is rebuilding, or will be (its store lost or being re-made), or
+    would be if it crashed now: a node that just finished its rebuild in memory still has
+    the durable mark until its turn's sync, and a crash then brings it back rebuilding."""
     if cluster.store_plan_active or cluster.storeless or cluster.rebuild_crash is not None:
         return True
     for node in cluster.members:
+        if cluster.disks[node].rebuilding_durable:
+            return True
         sim = cluster.nodes[node]
-        if sim is None:
-            if cluster.disks[node].load().rebuilding:
-                return True
-        elif sim.replica.status().rebuilding:
+        if sim is not None and sim.replica.status().rebuilding:
             return True
     return False
 

@@ -35,6 +35,7 @@ MECHANISMS: dict[str, str] = {
     "rebuilds_finished": "a rebuilding node caught up and voted again",
     "stale_read_windows": "a new leader was elected while the old one still believed it led",
     "reads_at_deposed_leader": "reads that reached a leader a newer leader had replaced",
+    "reads_confirmed": "reads answered, each once a quorum confirmed its leader still led",
     "seq_reuses": "a client reused a sequence number for a different write",
     "seq_twins": "a client sent a second write under the seq of one still in flight",
     "seq_reuses_refused": "... and the reuse (or twin) was refused (exactly-once)",
