@@ -128,7 +128,7 @@ def test_a_short_exploration_of_the_engine_says_how_far_it_got() -> None:
 
 def test_the_cli_names_the_story_and_refuses_what_it_cannot_judge() -> None:
     runner = CliRunner()
-    story = runner.invoke(main, ["lab", "scenario", "replication-conflict"])
+    story = runner.invoke(main, ["lab", "scenario", "replication-conflict"], env={"COLUMNS": "200"})
     assert story.exit_code == 0, story.output
     assert "replica 2: paxos_expert -> bob" in story.output
     assert "violated" in story.output and "in this run" in story.output

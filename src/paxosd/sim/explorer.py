@@ -969,13 +969,23 @@ def checked(exploration: Exploration) -> str:
 
 
 def _over_memory(memory_mb_max: int | None) -> bool:
-    """Whether this process has grown past the budget (its peak resident size, which the
-    kernel counts in kilobytes on Linux and in bytes on macOS)."""
+    """Whether this process has grown past the budget: its resident size now (Linux), or its
+    peak resident size where that is all the system tells (the kernel counts it in kilobytes
+    on Linux and in bytes on macOS). Now rather than peak where possible: a long-lived process
+    (the lab's server, a test run) may once have been larger for reasons of its own."""
     if memory_mb_max is None:
         return False
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_mb = peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
-    return peak_mb > memory_mb_max
+    return _resident_mb() > memory_mb_max
+
+
+def _resident_mb() -> float:
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * resource.getpagesize() / (1 << 20)
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
 
 
 def reach_backwards(graph: Graph, goal: Callable[[int], bool]) -> list[bool]:

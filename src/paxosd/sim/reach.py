@@ -36,7 +36,8 @@ MECHANISMS: dict[str, str] = {
     "stale_read_windows": "a new leader was elected while the old one still believed it led",
     "reads_at_deposed_leader": "reads that reached a leader a newer leader had replaced",
     "seq_reuses": "a client reused a sequence number for a different write",
-    "seq_reuses_refused": "... and the reuse was refused (exactly-once digest)",
+    "seq_twins": "a client sent a second write under the seq of one still in flight",
+    "seq_reuses_refused": "... and the reuse (or twin) was refused (exactly-once)",
 }
 
 # The engine's notes (core/multi), by the mechanism each one shows.

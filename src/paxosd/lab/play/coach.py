@@ -150,6 +150,7 @@ class CoachMemory:
         )  # fmt: skip
         self.store = Store(self.explorer, self.store.symmetry, self.store.states_max)
         self.answers.clear()
+        release()
 
 
 @contextlib.contextmanager
@@ -169,6 +170,12 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def release() -> None:
+    """A store was dropped: let the collector see every object again, so that any cyclic
+    garbage frozen along with a store (a server's request objects, say) is collected."""
+    gc.unfreeze()
+
+
 def advise(
     session: Session,
     seconds: float = coach_seconds_default,
@@ -184,6 +191,8 @@ def advise(
     if memory is None:
         memory = session.coach_memory
         if memory is None or memory.store.full:
+            if memory is not None:
+                release()
             memory = session.coach_memory = CoachMemory(session)
     elif memory.store.full:
         memory.forget()

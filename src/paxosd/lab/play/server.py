@@ -43,6 +43,7 @@ from paxosd.lab.play.coach import (
     advise,
     coach_seconds_default,
     coach_seconds_max,
+    release,
 )
 from paxosd.lab.play.recorded import RecordedRun
 from paxosd.lab.play.replay import session_from_trace
@@ -127,6 +128,7 @@ class Lab:
                 break
             other.coach_memory = None
             del self._coached[other.id]
+            release()
         if session.coach_memory is None:
             session.coach_memory = CoachMemory(session)
         memory: CoachMemory = session.coach_memory
