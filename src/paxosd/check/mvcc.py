@@ -32,7 +32,8 @@ reordered write, or a transaction that read one state and wrote into another, fa
 them (the planted bugs in tests/sim show it).
 
 Operations with an unknown outcome need nothing: whether they took effect is read from the
-log. Operations refused before the log (bad requests) are not recorded.
+log. Operations refused before the log (bad requests) are not recorded, and requests the
+exactly-once table refused (a stale seq, a seq another request took) did not happen.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from paxosd.service.kv import (
     Txn,
     TxnResponse,
 )
+from paxosd.service.results import REQUEST_MISMATCH, STALE_REQUEST, Error
 from paxosd.service.sessions import ANONYMOUS_PREFIX
 
 KV_OPS = (Range, Put, DeleteRange, Txn, Compact)
@@ -90,7 +92,7 @@ def check(log: Iterable[bytes], records: Sequence[Record]) -> list[str]:
     compacted_after: dict[int, int] = {1: -1}
     problems = _replay(log, model, applied, compacted_at, compacted_after)
     for record in records:
-        if record.completed_ms is None:
+        if record.completed_ms is None or _not_applied(record.answer):
             continue
         if record.read:
             problem = _check_read(record, model, compacted_at, compacted_after)
@@ -137,6 +139,12 @@ def _replay(
         if client is not None:
             applied[(client, seq)] = _Applied(answer, model.revision, changed)
     return []
+
+
+def _not_applied(answer: Any) -> bool:
+    """The request was refused before it took effect: its seq was stale, or already used by
+    another request (a buggy client's twin), as the exactly-once table says."""
+    return isinstance(answer, Error) and answer.code in (STALE_REQUEST, REQUEST_MISMATCH)
 
 
 def _check_write(record: Record, applied: _Applied | None) -> str | None:
@@ -201,7 +209,7 @@ def _check_real_time(
     """If A completed before B was invoked, B does not sit before A (module docstring)."""
     placed: list[tuple[float, float, int, bool, str]] = []  # invoked, completed, revision, ...
     for record in records:
-        if record.completed_ms is None:
+        if record.completed_ms is None or _not_applied(record.answer):
             continue
         name = f"{record.client} seq {record.seq}"
         if record.read:

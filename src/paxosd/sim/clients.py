@@ -356,9 +356,8 @@ class TwinRequest:
         self.name = f"{client.name}-twin{seq}"
         self.key = f"k{client.rng.randrange(cluster.spec.keys)}"
         self.value = 20 + client.rng.randrange(10)  # no other put writes it
-        self.request = Request(
-            client_id=client.name, seq=seq, op=Put(key=self.key, value=self.value)
-        )
+        op = Put(key=self.key.encode(), value=json_text(self.value))
+        self.request = Request(client_id=client.name, seq=seq, op=op)
         self.done = False
         cluster.count_mechanism("seq_twins")
         cluster.log(self.name, OpType.INVOKE, "put", self.key, self.value)
