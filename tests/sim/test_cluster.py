@@ -95,7 +95,7 @@ PLANTED = (
     [
         ("unconfirmed-reads", 6),
         ("reply-before-fsync", 1),
-        ("amnesia", 5),
+        ("amnesia", 7),  # re-pinned when twin requests began to race their request
         ("wall-clock-leases", 4),
         ("reinit-unmarked", 10),
         ("members-unchecked", 25),
