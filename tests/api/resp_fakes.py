@@ -34,6 +34,7 @@ from paxosd.service import AdvanceTime, Request, StateMachine, encode
 from paxosd.service.commands import is_read
 from paxosd.service.errors import BadCommand
 from paxosd.service.kv import Put, Range
+from paxosd.service.kv.checks import DEFAULT_LIMITS
 
 T = TypeVar("T")
 
@@ -153,6 +154,11 @@ class RespFakeNode:
 
     def members(self) -> list[dict[str, Any]]:
         return [dict(member) for member in self.member_list]
+
+    kv_limits = DEFAULT_LIMITS  # the node's [kv] limits
+
+    def term(self) -> int:
+        return 1
 
     def metrics_text(self) -> bytes:
         return b""

@@ -266,7 +266,9 @@ def test_openapi_documents_every_route_of_the_router(api: Api) -> None:
             target = target[step]
     for ops in doc["paths"].values():
         for op in ops.values():
-            assert any(code.startswith("2") for code in op["responses"])
+            # etcd's unserved paths are answered Unimplemented, never a success.
+            unserved = op["operationId"] == "etcd_unimplemented"
+            assert any(code.startswith("2") for code in op["responses"]) != unserved
             assert "default" in op["responses"]
 
 

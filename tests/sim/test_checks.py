@@ -4,7 +4,6 @@ decisions) have theirs in tests/check and in the planted variants of test_cluste
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest

@@ -50,6 +50,8 @@ class Call:
     body: dict[str, Any]
     client_id: str | None = None
     seq: int | None = None
+    # How long the body may take to arrive, for handlers that read it themselves.
+    body_timeout_s: float = 30.0
 
     def param(self, name: str) -> str:
         """A path parameter, percent-decoded ("/" allowed in keys and names)."""
@@ -58,7 +60,7 @@ class Call:
     async def execute(self, op: Any) -> Any:
         """Validate `op`, run it on the node, and return its result (never a results.Error)."""
         try:
-            validate(op)
+            validate(op, self.node.kv_limits)
         except BadCommand as exc:
             raise from_bad_command(exc) from None
         result = await self.node.execute(op, client_id=self.client_id, seq=self.seq)
@@ -128,6 +130,21 @@ def check_path_encoding(request: web.Request) -> None:
         ) from None
 
 
+async def read_raw_body(request: web.Request, timeout_s: float) -> bytes:
+    """The request body's bytes. Raises ApiError 408 if it takes longer than `timeout_s` to
+    arrive, and aiohttp's 413 for a body over the application's client_max_size."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await request.read()
+    except TimeoutError:
+        raise ApiError(
+            408,
+            REQUEST_TIMEOUT,
+            f"the request body did not arrive within {round(timeout_s * 1000)} ms",
+            close=True,
+        ) from None
+
+
 async def read_body(
     request: web.Request, fields: tuple[Field, ...], timeout_s: float
 ) -> dict[str, Any]:
@@ -138,25 +155,7 @@ async def read_body(
     application's client_max_size. An empty body is read as {} so that the answer names the
     first missing field rather than complaining about JSON.
     """
-    try:
-        async with asyncio.timeout(timeout_s):
-            raw = await request.read()
-    except TimeoutError:
-        raise ApiError(
-            408,
-            REQUEST_TIMEOUT,
-            f"the request body did not arrive within {round(timeout_s * 1000)} ms",
-            close=True,
-        ) from None
-    if raw.strip():
-        try:
-            document = json.loads(raw, parse_constant=_refuse_constant)
-        except RecursionError:
-            raise ApiError(400, BAD_JSON, "body is nested too deeply") from None
-        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, huge int literals
-            raise ApiError(400, BAD_JSON, f"body is not valid JSON: {exc}") from None
-    else:
-        document = {}
+    document = parse_json(await read_raw_body(request, timeout_s))
     if type(document) is not dict:
         raise ApiError(400, BAD_REQUEST, "body must be a JSON object")
     for name in document:
@@ -180,6 +179,19 @@ async def read_body(
                 field=field.name,
             )
     return document
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON document in a body; an empty (or all-blank) body is {}. Raises ApiError 400
+    bad_json for anything that is not one JSON document."""
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ApiError(400, BAD_JSON, "body is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, huge int literals
+        raise ApiError(400, BAD_JSON, f"body is not valid JSON: {exc}") from None
 
 
 def _refuse_constant(name: str) -> NoReturn:

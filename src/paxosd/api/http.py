@@ -145,7 +145,7 @@ def _endpoint(route: Route, node: NodeService, limits: HttpLimits) -> _Endpoint:
             check_path_encoding(request)
         client_id, seq = parse_exactly_once(request) if service else (None, None)
         body = await read_body(request, fields, body_timeout_s) if fields is not None else {}
-        return await handler(Call(request, node, body, client_id, seq))
+        return await handler(Call(request, node, body, client_id, seq, body_timeout_s))
 
     return endpoint
 

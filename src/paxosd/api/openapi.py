@@ -108,6 +108,18 @@ def _operation(route: Route) -> dict[str, Any]:
         }
         for name in _PARAM.findall(route.path)
     ]
+    example = route.example or {}
+    for field in route.query:
+        parameter: dict[str, Any] = {
+            "name": field.name,
+            "in": "query",
+            "required": field.required,
+            "description": field.doc,
+            "schema": FIELD_SCHEMAS[field.kind],
+        }
+        if field.name in example.get("query", {}):
+            parameter["example"] = example["query"][field.name]
+        parameters.append(parameter)
     if route.service:
         parameters += [
             {"$ref": "#/components/parameters/ClientId"},
@@ -122,6 +134,9 @@ def _operation(route: Route) -> dict[str, Any]:
     for reply in replies:
         _add_reply(responses, reply, route.content_type if reply.status < 300 else JSON_TYPE)
     responses["default"] = _response(_DEFAULT_ERROR, JSON_TYPE)
+    if "response" in example:
+        success = next(code for code in responses if code.startswith("2"))
+        responses[success]["content"][route.content_type]["example"] = example["response"]
     operation: dict[str, Any] = {
         "operationId": route.name,
         "summary": route.summary,
@@ -136,6 +151,15 @@ def _operation(route: Route) -> dict[str, Any]:
         operation["requestBody"] = {
             "required": any(field.required for field in route.body),
             "content": {JSON_TYPE: {"schema": _body_schema(route)}},
+        }
+        if "body" in example:
+            operation["requestBody"]["content"][JSON_TYPE]["example"] = example["body"]
+    elif route.request_schema is not None:
+        operation["requestBody"] = {
+            "required": False,
+            "content": {
+                JSON_TYPE: {"schema": {"$ref": f"#/components/schemas/{route.request_schema}"}}
+            },
         }
     return operation
 

@@ -78,6 +78,7 @@ from .resp_commands import (
     unknown_command,
     wrong_arity,
 )
+from .resp_kv import MULTI_CONTROL, MultiState, queue_command
 from .resp_wire import BEGAN, VIOLATED, RespProtocolError, RespScanner
 
 __all__ = ["RespLimits", "RespProtocol", "close_resp_clients", "serve_resp"]
@@ -146,7 +147,7 @@ class _Entry:
     submitted when everything before it has completed (see "Program order").
     """
 
-    __slots__ = ("deferred", "many", "op", "render", "reply", "waitable", "write")
+    __slots__ = ("deferred", "lazy", "many", "op", "render", "reply", "waitable", "write")
 
     def __init__(
         self,
@@ -162,6 +163,7 @@ class _Entry:
         self.many = many
         self.reply = reply
         self.deferred = False
+        self.lazy = False  # `op` is a function that builds the operation (when_done)
         self.op: Any = None
 
     @classmethod
@@ -218,9 +220,11 @@ class RespProtocol(asyncio.Protocol):
         "conn_id",
         "lib_name",
         "lib_ver",
+        "multi",
         "name",
         "node",
         "resp3",
+        "watched",
     )
 
     def __init__(
@@ -243,6 +247,8 @@ class RespProtocol(asyncio.Protocol):
         self.lib_ver = ""
         self.resp3 = False
         self._nil = NIL2
+        self.multi: MultiState | None = None  # a MULTI block being queued (resp_kv)
+        self.watched: dict[bytes, int] = {}  # WATCHed keys -> their mod revision then
         self._client_id = uuid.uuid4().hex
         self._seq = 0
         self._transport: asyncio.Transport | None = None
@@ -427,6 +433,11 @@ class RespProtocol(asyncio.Protocol):
             execute(args)
 
     def _execute(self, args: list[str]) -> None:
+        if self.multi is not None:
+            name = args[0].upper()
+            if name not in MULTI_CONTROL:
+                queue_command(self, args, name in DISPATCH)
+                return
         entry = DISPATCH.get(args[0])
         if entry is None:
             entry = DISPATCH.get(args[0].upper())
@@ -450,10 +461,11 @@ class RespProtocol(asyncio.Protocol):
         while queue and not self._writing_paused:
             entry = queue[0]
             data = entry.reply
+            if data is None and entry.deferred:
+                # Everything before it has completed: its turn to reach the node.
+                self._release()
+                data = entry.reply  # a lazy entry may have answered without the node
             if data is None:
-                if entry.deferred:
-                    # Everything before it has completed: its turn to reach the node.
-                    self._release()
                 waiting = entry.unfinished()
                 if waiting is not None:
                     self._wait(waiting)
@@ -681,7 +693,7 @@ class RespProtocol(asyncio.Protocol):
     def _many(self, ops: list[Any], render: RenderMany, write: bool) -> None:
         try:
             for op in ops:
-                validate(op)
+                validate(op, self.node.kv_limits)
         except BadCommand as exc:
             self.reply(error(f"ERR {exc}"))
             return
@@ -717,6 +729,10 @@ class RespProtocol(asyncio.Protocol):
         for entry in self._queue:
             if not entry.deferred:
                 continue
+            if entry.lazy:
+                if write is None:  # at the head: everything before it has completed
+                    self._build(entry)
+                break
             if write is None:
                 write = entry.write
             elif entry.write != write:
@@ -730,6 +746,36 @@ class RespProtocol(asyncio.Protocol):
             self._deferred -= 1
         if write is not None:
             self._phase_writes = write
+
+    def when_done(self, build: Any, render: Render) -> None:
+        """Once every reply owed before this one is complete, call `build()`: it returns the
+        reply's bytes, or (operation, is_write) to run and answer with `render`. (EXEC builds
+        its transaction from the answers of the WATCHes before it.)"""
+        if not self._queue:
+            built = build()
+            if isinstance(built, bytes):
+                self.reply(built)
+            elif built[1]:
+                self.write(built[0], render)
+            else:
+                self.read(built[0], render)
+            return
+        entry = _Entry.later(build, render, False, False)
+        entry.lazy = True
+        self._defer(entry)
+
+    def _build(self, entry: _Entry) -> None:
+        built = entry.op()
+        entry.op = None
+        entry.deferred = False
+        self._deferred -= 1
+        if isinstance(built, bytes):
+            entry.reply = built
+            return
+        op, write = built
+        entry.write = write
+        entry.waitable = self._submit_one(op, write)
+        self._phase_writes = write
 
     def set_protocol(self, version: int) -> None:
         self.resp3 = version == 3

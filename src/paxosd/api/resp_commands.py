@@ -56,6 +56,7 @@ from paxosd.service.kv import (
     CompareTarget,
     DeleteRange,
     DeleteRangeResponse,
+    KvError,
     Put,
     Range,
     RangeResponse,
@@ -73,6 +74,7 @@ from paxosd.service.results import (
 )
 from paxosd.service.results import Error as ResultError
 
+from .resp_kv import KV_COMMANDS, MultiState
 from .version import VERSION
 
 log = logging.getLogger("paxosd.api.resp")
@@ -176,6 +178,8 @@ RenderMany: TypeAlias = Callable[[list[Any], bytes], bytes]
 class Connection(Protocol):
     node: NodeService
     resp3: bool
+    multi: MultiState | None
+    watched: dict[bytes, int]
     conn_id: int
     name: str | None
     lib_name: str
@@ -186,6 +190,7 @@ class Connection(Protocol):
     def write(self, op: Any, render: Render) -> None: ...
     def read_many(self, ops: list[Any], render: RenderMany) -> None: ...
     def write_many(self, ops: list[Any], render: RenderMany) -> None: ...
+    def when_done(self, build: Any, render: Render) -> None: ...
     def set_protocol(self, version: int) -> None: ...
     def quit(self) -> None: ...
     def describe(self) -> str: ...
@@ -206,6 +211,8 @@ def exception_reply(node: NodeService, exc: BaseException, write: bool) -> bytes
         return unavailable_reply(str(exc) or "no answer", write)
     if isinstance(exc, Overloaded):
         return error(f"BUSY overloaded: {exc}; the command was not accepted, retry later")
+    if isinstance(exc, BadRequest) and isinstance(exc.error, KvError):
+        return error(f"ERR {exc.error.detail}")  # paxosd's sentence: names the limit
     if isinstance(exc, BadRequest | BadCommand):
         return error(f"ERR {exc}")
     if isinstance(exc, Damaged):
@@ -617,6 +624,8 @@ def cmd_auth(conn: Connection, args: list[str]) -> None:
 def cmd_reset(conn: Connection, args: list[str]) -> None:
     conn.set_protocol(2)
     conn.name = None
+    conn.multi = None
+    conn.watched = {}
     conn.reply(b"+RESET\r\n")
 
 
@@ -777,6 +786,7 @@ COMMANDS: Final[dict[str, tuple[Handler, int]]] = {
     "CONFIG": (cmd_config, -2),
     "INFO": (cmd_info, -1),
     "DBSIZE": (cmd_dbsize, 1),
+    **KV_COMMANDS,
 }
 
 # Dispatch table keyed by the spellings clients actually send (upper and lower case), so the

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from aiohttp import web
 
 from . import handlers as h
+from . import kv_handlers as kv
 from .calls import Call
+from .etcd import gateway as etcd
 from .schema import HTML_TYPE, JSON_TYPE, METRICS_TYPE, Field, Reply
 
 __all__ = ["ROUTES", "Handler", "Route"]
@@ -44,6 +46,12 @@ class Route:
     cors: bool = False
     content_type: str = JSON_TYPE
     description: str = ""
+    # The schema (a key of schema.SCHEMAS) of a body the handler reads itself (body None).
+    request_schema: str | None = None
+    # Query parameters the handler reads (all optional; documented, not parsed generically).
+    query: tuple[Field, ...] = ()
+    # An example for the document: {"query": {...}, "body": {...}, "response": {...}}.
+    example: dict[str, Any] | None = None
 
 
 _OWNER = Field("owner", "string", "who takes, holds or releases the lock (1-256 UTF-8 bytes)")
@@ -52,6 +60,42 @@ _NO_KEY = Reply(404, "Error", "error not_found: the key does not exist")
 _VALUE = Field("value", "json", "the new value: any JSON value, stored as its JSON text", False)
 _VALUE_BASE64 = Field("value_base64", "string", "or: the new value's bytes, base64", False)
 _NOT_HOLDER = Reply(409, "Error", "error not_holder: the owner does not hold the lock")
+
+_SELECT_QUERY: Final = (
+    Field("key", "string", "one key", False),
+    Field("prefix", "string", 'every key that starts with it ("": every key)', False),
+    Field("start", "string", "the first key of [start, end)", False),
+    Field("end", "string", "the end of [start, end), not included (absent: no end)", False),
+)
+_RANGE_QUERY: Final = (
+    *_SELECT_QUERY,
+    Field("limit", "integer", "at most this many keys (0: no limit)", False),
+    Field("revision", "integer", "read the store as it was then (0: now)", False),
+    Field("sort", "string", "key (default), version, create, mod or value", False),
+    Field("order", "string", "ascend or descend (a sort other than key alone: ascend)", False),
+    Field("keys_only", "string", "true: no values", False),
+    Field("count_only", "string", "true: only the count", False),
+    Field("serializable", "string", "true: this node's own state, without a quorum", False),
+    Field("min_mod_revision", "integer", "only keys last changed at or after it", False),
+    Field("max_mod_revision", "integer", "only keys last changed at or before it", False),
+    Field("min_create_revision", "integer", "only keys created at or after it", False),
+    Field("max_create_revision", "integer", "only keys created at or before it", False),
+)
+_ETCD_ERRORS: Final = (
+    Reply(400, "EtcdError", "code 3 (InvalidArgument) or 11 (OutOfRange: a compacted or "
+          "future revision), with etcd's message"),
+    Reply(404, "EtcdError", "code 5 (NotFound): a lease that does not exist"),
+    Reply(429, "EtcdError", "code 8 (ResourceExhausted): too many requests, or an answer "
+          "over the node's range limits"),
+    Reply(503, "EtcdError", "code 14 (Unavailable): no leader, or no answer in time (a "
+          "write's outcome is then unknown: paxosd.outcome says so)"),
+)  # fmt: skip
+_ETCD_DOC: Final = (
+    "The body and the answer are etcd 3.4's, as its JSON gateway reads and writes them: keys "
+    "and values in base64, int64 as strings, enums by name, fields at their default left "
+    "out. Errors are {error, message, code} with etcd's gRPC code and message, and a "
+    "paxosd member with paxosd's own code and explanation."
+)
 
 ROUTES: Final[tuple[Route, ...]] = (
     # Key-value store
@@ -108,6 +152,148 @@ ROUTES: Final[tuple[Route, ...]] = (
         "Delete a key",
         "kv",
         (Reply(200, "Deleted", "existed is false if there was nothing to delete"),),
+    ),
+    Route(
+        "kv_range",
+        "GET",
+        "/v1/kv",
+        kv.range_,
+        "Read a range of keys: a prefix, or [start, end) (linearizable unless serializable)",
+        "kv",
+        (
+            Reply(200, "KvRange", "the keys, count (all that passed the filters) and more"),
+            Reply(
+                400,
+                "KvError",
+                "compacted, future_revision (the revision asked is gone or "
+                "not there yet), answer_too_large, bad_request (a malformed parameter)",
+            ),
+        ),
+        query=_RANGE_QUERY,
+        description="Give one of key, prefix and start (with an optional end: without it, "
+        "every key from start on). The store filters (min/max_*_revision), then sorts, then "
+        "cuts at limit. To page through a large range consistently, read page after page at "
+        "the first page's revision, each starting after the last key of the one before.",
+        example={
+            "query": {"prefix": "config/", "limit": "2"},
+            "response": {
+                "revision": 7,
+                "count": 3,
+                "more": True,
+                "kvs": [
+                    {
+                        "key": "config/a",
+                        "value": {"on": True},
+                        "create_revision": 2,
+                        "mod_revision": 5,
+                        "version": 2,
+                        "lease": 0,
+                    },
+                    {
+                        "key": "config/b",
+                        "value": 3,
+                        "create_revision": 3,
+                        "mod_revision": 3,
+                        "version": 1,
+                        "lease": 0,
+                    },
+                ],
+            },
+        },
+    ),
+    Route(
+        "kv_delete_range",
+        "DELETE",
+        "/v1/kv",
+        kv.delete_range,
+        "Delete a range of keys (a prefix, or [start, end)) in one revision",
+        "kv",
+        (Reply(200, "KvDeleted", "deleted counts the keys; prev_kvs if prev_kv was asked"),),
+        query=(*_SELECT_QUERY, Field("prev_kv", "string", "true: answer the deleted keys", False)),
+        example={
+            "query": {"prefix": "tmp/", "prev_kv": "true"},
+            "response": {
+                "revision": 9,
+                "deleted": 1,
+                "prev_kvs": [
+                    {
+                        "key": "tmp/x",
+                        "value": "y",
+                        "create_revision": 8,
+                        "mod_revision": 8,
+                        "version": 1,
+                        "lease": 0,
+                    }
+                ],
+            },
+        },
+    ),
+    Route(
+        "txn",
+        "POST",
+        "/v1/txn",
+        kv.txn,
+        "A transaction: if every compare holds, the success ops, else the failure ops, at one "
+        "revision",
+        "kv",
+        (
+            Reply(200, "KvTxn", "succeeded says which list ran; responses are its answers"),
+            Reply(
+                400,
+                "KvError",
+                "too_many_ops, duplicate_key, request_too_large, compacted, "
+                "future_revision, empty_key",
+            ),
+        ),
+        body=(
+            Field(
+                "compare",
+                "json",
+                "[{key|prefix|start+end, target (value, version, create, "
+                "mod, lease), result (=, !=, <, >), and the operand: value (JSON), "
+                "value_base64, version, create_revision, mod_revision or lease}]",
+                False,
+            ),
+            Field(
+                "success",
+                "json",
+                "[{put|range|delete|txn: {...}}]: run if every compare holds",
+                False,
+            ),
+            Field("failure", "json", "the same, run otherwise", False),
+        ),
+        description="Compares read the state before the transaction; each op sees the writes "
+        "before it; a transaction that writes is one revision. A key may be written once per "
+        "list. At most 128 compares, and 128 ops per list (a nested transaction gets what its "
+        "parent left).",
+        example={
+            "body": {
+                "compare": [
+                    {"key": "jobs/7", "target": "create", "result": "=", "create_revision": 0}
+                ],
+                "success": [{"put": {"key": "jobs/7", "value": {"owner": "w1"}}}],
+                "failure": [{"range": {"key": "jobs/7"}}],
+            },
+            "response": {
+                "revision": 12,
+                "succeeded": True,
+                "responses": [{"put": {"revision": 12}}],
+            },
+        },
+    ),
+    Route(
+        "compact",
+        "POST",
+        "/v1/compact",
+        kv.compact,
+        "Forget the history before a revision (reads below it are refused from then on)",
+        "kv",
+        (
+            Reply(200, "KvCompacted", "the store's revision and the new compacted revision"),
+            Reply(400, "KvError", "compacted (already at or past it), future_revision"),
+        ),
+        body=(Field("revision", "integer", "the oldest revision to keep readable"),),
+        example={"body": {"revision": 10}, "response": {"revision": 12, "compact_revision": 10}},
     ),
     # Locks
     Route(
@@ -194,6 +380,94 @@ ROUTES: Final[tuple[Route, ...]] = (
         "Read a decision (linearizable)",
         "decisions",
         (Reply(200, "DecisionResult", "chosen is null while undecided"),),
+    ),
+    # etcd's v3 API, as its JSON gateway serves it (docs/etcd-api.md)
+    *(
+        Route(
+            f"etcd_{name}",
+            "POST",
+            f"/v3/{path}",
+            handler,
+            summary,
+            "etcd",
+            (Reply(200, answer, "etcd's answer, with the answering node's header"), *_ETCD_ERRORS),
+            service=False,
+            request_schema=request,
+            description=_ETCD_DOC,
+        )
+        for name, path, handler, summary, request, answer in (
+            (
+                "range",
+                "kv/range",
+                etcd.range_,
+                "KV.Range: read a key or a range",
+                "EtcdRangeRequest",
+                "EtcdRangeResponse",
+            ),
+            ("put", "kv/put", etcd.put, "KV.Put: write a key", "EtcdPutRequest", "EtcdPutResponse"),
+            (
+                "deleterange",
+                "kv/deleterange",
+                etcd.delete_range,
+                "KV.DeleteRange: delete a key or a range",
+                "EtcdDeleteRangeRequest",
+                "EtcdDeleteRangeResponse",
+            ),
+            (
+                "txn",
+                "kv/txn",
+                etcd.txn,
+                "KV.Txn: compares, then one of two lists of requests",
+                "EtcdTxnRequest",
+                "EtcdTxnResponse",
+            ),
+            (
+                "compaction",
+                "kv/compaction",
+                etcd.compaction,
+                "KV.Compact: forget the history before a revision",
+                "EtcdCompactionRequest",
+                "EtcdCompactionResponse",
+            ),
+            (
+                "status",
+                "maintenance/status",
+                etcd.status,
+                "Maintenance.Status: this member's status",
+                "EtcdEmptyRequest",
+                "EtcdStatusResponse",
+            ),
+            (
+                "member_list",
+                "cluster/member/list",
+                etcd.member_list,
+                "Cluster.MemberList: every member",
+                "EtcdEmptyRequest",
+                "EtcdMemberListResponse",
+            ),
+        )
+    ),
+    Route(
+        "etcd_unimplemented",
+        "POST",
+        "/v3/{path:.+}",
+        etcd.unimplemented,
+        "Any other path of etcd's API: Unimplemented",
+        "etcd",
+        (Reply(501, "EtcdError", "code 12: paxosd does not serve this part of etcd's API"),),
+        service=False,
+        description="Watch, Lease, Auth, the other Maintenance and Cluster calls and the "
+        "lock and election services are not served (yet); each answers etcd's Unimplemented.",
+    ),
+    Route(
+        "etcd_version",
+        "GET",
+        "/version",
+        etcd.version,
+        "The etcd API version this node serves (etcd 3.4's), and paxosd's own",
+        "etcd",
+        (Reply(200, "EtcdVersion", "etcdserver and etcdcluster as etcd 3.4 answers, and paxosd"),),
+        service=False,
     ),
     # Operations
     Route(

@@ -152,6 +152,234 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
     "Html": {"type": "string", "description": "the live dashboard page"},
 }
 
+# ---------------------------------------------------------------------------------------------
+# The key-value store over many keys (/v1/kv ranges, /v1/txn, /v1/compact)
+
+_KV_REF: Final = "#/components/schemas/"
+SCHEMAS.update(
+    {
+        "KvKeyValue": _object(
+            {"create_revision": _INT, "mod_revision": _INT, "version": _INT, "lease": _INT},
+            {
+                "key": {**_STR, "description": "the key, if it is UTF-8"},
+                "key_base64": {**_STR, "description": "the key's bytes, if it is not UTF-8"},
+                "value": {**_ANY, "description": "the value, if it is JSON text"},
+                "value_base64": {**_STR, "description": "the value's bytes, if not JSON"},
+            },
+        ),
+        "KvRange": _object(
+            {
+                "revision": _INT,
+                "count": _INT,
+                "more": _BOOL,
+                "kvs": {"type": "array", "items": {"$ref": _KV_REF + "KvKeyValue"}},
+            }
+        ),
+        "KvDeleted": _object(
+            {"revision": _INT, "deleted": _INT},
+            {"prev_kvs": {"type": "array", "items": {"$ref": _KV_REF + "KvKeyValue"}}},
+        ),
+        "KvTxn": _object(
+            {
+                "revision": _INT,
+                "succeeded": _BOOL,
+                "responses": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "description": "one of {range: KvRange}, {put: {revision, prev_kv?}}, "
+                        "{delete: KvDeleted}, {txn: KvTxn}",
+                    },
+                },
+            }
+        ),
+        "KvCompacted": _object({"revision": _INT, "compact_revision": _INT}),
+        "KvError": _object(
+            {
+                "error": _STR,
+                "message": _STR,
+                "outcome": {"type": "string", "enum": ["failed", "unknown"]},
+            },
+            {
+                "etcd_message": {**_STR, "description": "etcd's text for the same refusal"},
+                "field": _STR,
+            },
+        ),
+    }
+)
+
+# ---------------------------------------------------------------------------------------------
+# etcd's v3 API (as its JSON gateway writes it: base64 bytes, int64 as strings, enum names)
+
+_B64: Final[dict[str, Any]] = {"type": "string", "contentEncoding": "base64"}
+_I64: Final[dict[str, Any]] = {
+    "type": ["string", "integer"],
+    "description": "int64: a decimal string (answers always are one) or a JSON integer",
+}
+
+
+def _enum(*names: str) -> dict[str, Any]:
+    return {"enum": [*names, *range(len(names))], "description": "by name or number"}
+
+
+def _etcd(properties: dict[str, Any], description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+_ETCD_REF: Final = "#/components/schemas/"
+_HEADER: Final = {"$ref": _ETCD_REF + "EtcdHeader"}
+_KVS: Final = {"type": "array", "items": {"$ref": _ETCD_REF + "EtcdKeyValue"}}
+_ETCD_RANGE = {
+    "key": _B64,
+    "range_end": {**_B64, "description": "end of [key, range_end); \"AA==\" (a zero byte): "
+                  "every key from key on"},
+    "limit": _I64,
+    "revision": _I64,
+    "sort_order": _enum("NONE", "ASCEND", "DESCEND"),
+    "sort_target": _enum("KEY", "VERSION", "CREATE", "MOD", "VALUE"),
+    "serializable": _BOOL,
+    "keys_only": _BOOL,
+    "count_only": _BOOL,
+    "min_mod_revision": _I64,
+    "max_mod_revision": _I64,
+    "min_create_revision": _I64,
+    "max_create_revision": _I64,
+}  # fmt: skip
+_ETCD_PUT = {
+    "key": _B64,
+    "value": _B64,
+    "lease": _I64,
+    "prev_kv": _BOOL,
+    "ignore_value": _BOOL,
+    "ignore_lease": _BOOL,
+}
+_ETCD_DELETE = {"key": _B64, "range_end": _B64, "prev_kv": _BOOL}
+_ETCD_COMPARE = {
+    "result": _enum("EQUAL", "GREATER", "LESS", "NOT_EQUAL"),
+    "target": _enum("VERSION", "CREATE", "MOD", "VALUE", "LEASE"),
+    "key": _B64,
+    "version": _I64,
+    "create_revision": _I64,
+    "mod_revision": _I64,
+    "value": _B64,
+    "lease": _I64,
+    "range_end": _B64,
+}
+_REQUEST_OPS = {
+    "type": "array",
+    "items": _etcd(
+        {
+            "request_range": _etcd(_ETCD_RANGE),
+            "request_put": _etcd(_ETCD_PUT),
+            "request_delete_range": _etcd(_ETCD_DELETE),
+            "request_txn": {"$ref": _ETCD_REF + "EtcdTxnRequest"},
+        },
+        "exactly one of the four",
+    ),
+}
+
+SCHEMAS.update(
+    {
+        "EtcdHeader": _etcd(
+            {"cluster_id": _STR, "member_id": _STR, "revision": _STR, "raft_term": _STR},
+            "uint64/int64 as strings; raft_term is the round of the node's promised ballot",
+        ),
+        "EtcdKeyValue": _etcd(
+            {
+                "key": _B64,
+                "create_revision": _STR,
+                "mod_revision": _STR,
+                "version": _STR,
+                "value": _B64,
+                "lease": _STR,
+            }
+        ),
+        "EtcdRangeRequest": _etcd(_ETCD_RANGE, "etcdserverpb.RangeRequest"),
+        "EtcdPutRequest": _etcd(_ETCD_PUT, "etcdserverpb.PutRequest"),
+        "EtcdDeleteRangeRequest": _etcd(_ETCD_DELETE, "etcdserverpb.DeleteRangeRequest"),
+        "EtcdTxnRequest": _etcd(
+            {
+                "compare": {"type": "array", "items": _etcd(_ETCD_COMPARE)},
+                "success": _REQUEST_OPS,
+                "failure": _REQUEST_OPS,
+            },
+            "etcdserverpb.TxnRequest",
+        ),
+        "EtcdCompactionRequest": _etcd(
+            {"revision": _I64, "physical": _BOOL}, "etcdserverpb.CompactionRequest"
+        ),
+        "EtcdEmptyRequest": _etcd({}, "an empty object (or no body)"),
+        "EtcdRangeResponse": _etcd({"header": _HEADER, "kvs": _KVS, "more": _BOOL, "count": _STR}),
+        "EtcdPutResponse": _etcd(
+            {"header": _HEADER, "prev_kv": {"$ref": _ETCD_REF + "EtcdKeyValue"}}
+        ),
+        "EtcdDeleteRangeResponse": _etcd({"header": _HEADER, "deleted": _STR, "prev_kvs": _KVS}),
+        "EtcdTxnResponse": _etcd(
+            {
+                "header": _HEADER,
+                "succeeded": _BOOL,
+                "responses": {
+                    "type": "array",
+                    "items": _etcd(
+                        {
+                            "response_range": {"$ref": _ETCD_REF + "EtcdRangeResponse"},
+                            "response_put": {"$ref": _ETCD_REF + "EtcdPutResponse"},
+                            "response_delete_range": {
+                                "$ref": _ETCD_REF + "EtcdDeleteRangeResponse"
+                            },
+                            "response_txn": {"$ref": _ETCD_REF + "EtcdTxnResponse"},
+                        }
+                    ),
+                },
+            }
+        ),
+        "EtcdCompactionResponse": _etcd({"header": _HEADER}),
+        "EtcdStatusResponse": _etcd(
+            {
+                "header": _HEADER,
+                "version": _STR,
+                "dbSize": _STR,
+                "leader": _STR,
+                "raftIndex": _STR,
+                "raftTerm": _STR,
+                "raftAppliedIndex": _STR,
+                "dbSizeInUse": _STR,
+                "errors": {"type": "array", "items": _STR},
+            },
+            "raftIndex and raftAppliedIndex are the node's chosen and applied log slots",
+        ),
+        "EtcdMemberListResponse": _etcd(
+            {
+                "header": _HEADER,
+                "members": {
+                    "type": "array",
+                    "items": _etcd(
+                        {
+                            "ID": _STR,
+                            "name": _STR,
+                            "peerURLs": {"type": "array", "items": _STR},
+                            "clientURLs": {"type": "array", "items": _STR},
+                        }
+                    ),
+                },
+            }
+        ),
+        "EtcdVersion": _object({"etcdserver": _STR, "etcdcluster": _STR}, {"paxosd": _STR}),
+        "EtcdError": _object(
+            {"error": _STR, "message": _STR, "code": _INT},
+            {
+                "paxosd": _etcd(
+                    {"error": _STR, "detail": _STR, "outcome": _STR},
+                    "paxosd's own error code and explanation (limits, counts, revisions)",
+                )
+            },
+        ),
+    }
+)
+
 FIELD_SCHEMAS: Final[dict[FieldKind, dict[str, Any]]] = {
     "string": _STR,
     "integer": _INT,

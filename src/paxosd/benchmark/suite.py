@@ -27,10 +27,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paxosd.benchmark import kv as kv_bench
 from paxosd.benchmark import measure, peers
 
 SYSTEMS = ("paxosd", "etcd", "zookeeper", "pysyncobj")
 PEERS = SYSTEMS[1:]
+KV_SYSTEMS = ("paxosd", "etcd")  # the systems that serve etcd's data model
 # The names peers.py and the loadgen use.
 INTERNAL = {"paxosd": "paxosd", "etcd": "etcd", "zookeeper": "zk", "pysyncobj": "pysyncobj"}
 LOADGEN_SYSTEM = {"paxosd": "resp", "etcd": "etcd", "zookeeper": "zk", "pysyncobj": "pysyncobj"}
@@ -78,6 +80,11 @@ class Options:
     size_clients: int = 64
     quiet_wait_s: float = 5.0
     data_root: str | None = None
+    # The data model's measures (paxosd and etcd through etcd's JSON API: benchmark/kv.py);
+    # `kv_only`: those alone (no load generators needed).
+    kv: bool = True
+    kv_only: bool = False
+    kv_options: kv_bench.KvOptions = field(default_factory=kv_bench.KvOptions)
     command: str = ""
 
 
@@ -88,8 +95,12 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def missing(system: str) -> list[str]:
+def missing(system: str, kv_only: bool = False) -> list[str]:
     """Why `system` cannot be benchmarked here (empty when it can)."""
+    if kv_only:
+        if system not in KV_SYSTEMS:
+            return ["the data model's measures run on paxosd and etcd only"]
+        return [] if system == "paxosd" else peers.missing(INTERNAL[system])
     if system == "paxosd":
         return peers.missing("redis-benchmark") + peers.missing("loadgen")
     return peers.missing(INTERNAL[system]) + peers.missing("loadgen")
@@ -106,7 +117,7 @@ def run(options: Options, log: Log = _stderr) -> dict[str, Any]:
     skipped: dict[str, list[str]] = {}
     systems = []
     for system in options.systems:
-        reasons = missing(system)
+        reasons = missing(system, options.kv_only)
         if reasons:
             skipped[system] = reasons
             log(f"skipping {system}: {'; '.join(reasons)}")
@@ -121,6 +132,7 @@ def run(options: Options, log: Log = _stderr) -> dict[str, Any]:
             k: record.get(k)
             for k in ("system", "label", "op", "clients", "ops_per_s", "p50_ms", "p99_ms")
             + ("failover_ms", "server_cpu_s_per_1k_ops", "client_cpu_s", "busy_cores_before")
+            + ("bytes_per_key", "bytes_per_version", "error")
         }
         log(json.dumps({k: v for k, v in brief.items() if v is not None}))
 
@@ -130,6 +142,11 @@ def run(options: Options, log: Log = _stderr) -> dict[str, Any]:
             for system in systems:
                 log(f"starting a 3-node {system} cluster")
                 clusters[system] = stack.enter_context(_cluster(system, root))
+            if options.kv_only:
+                systems_kv = {s: clusters[s] for s in systems if s in KV_SYSTEMS}
+                for record in kv_bench.run(systems_kv, options.kv_options, log):
+                    emit(record)
+                systems = []  # nothing else to run
             for system in systems:  # discarded: the JVM's JIT, allocators, the files
                 what: dict[str, Any] = {"system": system, "op": "warm-up"}
                 warm: tuple[Any, ...] = (clusters[system], system, 64, options.warmup_run_s)
@@ -157,6 +174,10 @@ def run(options: Options, log: Log = _stderr) -> dict[str, Any]:
                         timeout_s=options.failover_timeout_s,
                     )
                     record.update(system=system, trial=trial + 1, busy_cores_before=busy)
+                    emit(record)
+            if options.kv and systems:
+                systems_kv = {s: clusters[s] for s in systems if s in KV_SYSTEMS}
+                for record in kv_bench.run(systems_kv, options.kv_options, log):
                     emit(record)
         if options.sweeps and "paxosd" in systems:
             _sweeps(root, options, emit, log)
@@ -338,6 +359,25 @@ def figures(records: Sequence[dict[str, Any]], options: Options) -> list[dict[st
         return float(statistics.median(values)) if values else None
 
     add("failover: kill -9 of the leader to the first write (median)", "ms", "lower", failover)
+
+    def kv_field(op: str, key: str) -> Callable[[str], float | None]:
+        def pick(system: str) -> float | None:
+            for record in records:
+                if record.get("system") == system and record.get("op") == op:
+                    value = record.get(key)
+                    return None if value is None else float(value)
+            return None
+
+        return pick
+
+    kv = options.kv_options
+    add(f"txn throughput (etcd's JSON API), {kv.txn_clients} clients", "ops/s", "higher",
+        kv_field("txn", "ops_per_s"))  # fmt: skip
+    add(f"txn p50 latency, {kv.txn_clients} clients", "ms", "lower", kv_field("txn", "p50_ms"))
+    add(f"range of {kv.range_keys:,} keys, p50", "ms", "lower", kv_field("range", "p50_ms"))
+    add(f"memory per key ({kv.value_size} B values)", "bytes", "lower",
+        kv_field("memory", "bytes_per_key"))  # fmt: skip
+    add("memory per historic version", "bytes", "lower", kv_field("memory", "bytes_per_version"))
     most = max(options.clients)
     add(f"server CPU per 1000 writes, {most} clients", "CPU s", "lower",
         field_of("write", most, "server_cpu_s_per_1k_ops"))  # fmt: skip
@@ -416,6 +456,14 @@ def markdown(result: dict[str, Any]) -> str:
         cells += [r.get("server_cpu_s_per_1k_ops"), r.get("client_cpu_s"), r.get("other_cpu_s")]
         cells += [r.get("busy_cores_before")]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    kvs = [r for r in result["records"] if r.get("op") in ("txn", "range", "memory")]
+    if kvs:
+        lines += ["", "The data model (both through etcd's JSON API; benchmark/kv.py):", ""]
+        lines += ["| system | measure | result |", "|---|---|---|"]
+        for r in kvs:
+            shown = {k: v for k, v in r.items() if k not in ("system", "label", "op")}
+            text = ", ".join(f"{k} {_cell(v)}" for k, v in shown.items())
+            lines.append(f"| {r.get('system')} | {r.get('op')} | {text} |")
     fails = [r for r in result["records"] if r.get("op") == "failover"]
     if fails:
         lines += ["", "| system | trial | failover ms | longest write gap ms | errors after kill |"]
@@ -450,6 +498,8 @@ def plot(result: dict[str, Any], out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     records = result["records"]
+    if not any(r.get("op") == "write" and r.get("ops_per_s") for r in records):
+        return []  # nothing to plot (a --kv-only run)
     systems = [s for s in SYSTEMS if any(r.get("system") == s for r in records)]
     clients = result["options"]["clients"]
     written = []

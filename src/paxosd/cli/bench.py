@@ -43,6 +43,24 @@ def _ints(text: str) -> list[int]:
 @click.option("--data-root", default=None, help="Parent of the data directories (not tmpfs).")
 @click.option("--quiet-wait", type=float, default=5.0, show_default=True,
               help="Before each run, wait up to this long for an idle machine.")  # fmt: skip
+@click.option(
+    "--kv/--no-kv",
+    default=True,
+    show_default=True,
+    help="The data model's measures: txn throughput, a range, memory per key.",
+)
+@click.option("--kv-only", is_flag=True, help="Only the data model's measures, on paxosd and etcd.")
+@click.option("--kv-txn-clients", type=int, default=16, show_default=True)
+@click.option("--kv-txn-seconds", type=float, default=10.0, show_default=True)
+@click.option("--kv-range-keys", type=int, default=10_000, show_default=True)
+@click.option("--kv-memory-keys", type=int, default=10_000, show_default=True)
+@click.option(
+    "--kv-versions",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Overwrites of every key for the memory per historic version.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result on stdout.")
 def command(
     systems: str,
@@ -58,6 +76,13 @@ def command(
     out_dir: Path,
     data_root: str | None,
     quiet_wait: float,
+    kv: bool,
+    kv_only: bool,
+    kv_txn_clients: int,
+    kv_txn_seconds: float,
+    kv_range_keys: int,
+    kv_memory_keys: int,
+    kv_versions: int,
     as_json: bool,
 ) -> None:
     """Benchmark paxosd against etcd, ZooKeeper and PySyncObj, side by side in one run.
@@ -65,6 +90,7 @@ def command(
     Each system runs as a 3-node cluster on 127.0.0.1 with fsync before acknowledging (where
     the system can: see the table), driven alternately by redis-benchmark (paxosd) and
     bench/bin/loadgen (the peers; bash bench/setup.sh installs them)."""
+    from paxosd.benchmark import kv as kv_bench
     from paxosd.benchmark import suite
 
     chosen = [s.strip() for s in systems.split(",") if s.strip()]
@@ -86,6 +112,15 @@ def command(
         data_root=data_root,
         quiet_wait_s=quiet_wait,
         command=suite.command_line(sys.argv[2:]),
+        kv=kv,
+        kv_only=kv_only,
+        kv_options=kv_bench.KvOptions(
+            txn_clients=kv_txn_clients,
+            txn_seconds=kv_txn_seconds,
+            range_keys=kv_range_keys,
+            memory_keys=kv_memory_keys,
+            memory_versions=kv_versions,
+        ),
     )
     result = suite.run(options)
     written = suite.write_outputs(result, out_dir)

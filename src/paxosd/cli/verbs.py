@@ -1,7 +1,8 @@
-"""`paxosd get|put|delete|cas|register|lookup|propose|query`: the client from the command
-line. Endpoints default to the local cluster (`paxosd up`), or $PAXOSD_ENDPOINTS, or
---endpoints. Exit codes: see `paxosd.cli.common` (0 done, 1 a definite no, 2 an error,
-3 outcome unknown). Locks are in `paxosd.cli.locks`, status and health in `paxosd.cli.status`.
+"""`paxosd put|cas|register|lookup|propose|query`: the client from the command line (get,
+del, txn and compact are in `paxosd.cli.kv`). Endpoints default to the local cluster
+(`paxosd up`), or $PAXOSD_ENDPOINTS, or --endpoints. Exit codes: see `paxosd.cli.common`
+(0 done, 1 a definite no, 2 an error, 3 outcome unknown). Locks are in `paxosd.cli.locks`,
+status and health in `paxosd.cli.status`.
 """
 
 from __future__ import annotations
@@ -21,27 +22,11 @@ from paxosd.cli.common import (
     timeout_option,
 )
 
-__all__ = ["cas", "delete", "get", "lookup", "propose", "put", "query", "register"]
+__all__ = ["cas", "lookup", "propose", "put", "query", "register"]
 
 string_option = click.option(
     "--string", "as_string", is_flag=True, help="Take the values as text, not JSON."
 )
-
-
-@click.command()
-@click.argument("key")
-@endpoints_option
-@json_option
-@timeout_option
-def get(key: str, endpoints: str, as_json: bool, timeout: float) -> None:
-    """Print KEY's value (linearizable read). Exit 1 if the key does not exist."""
-    with connected(endpoints, timeout) as client:
-        found = client.get(key)
-    if found is None:
-        emit(as_json, {"key": key, "value": None, "revision": 0}, f"{key}: not found")
-        sys.exit(NO)
-    data = {"key": found.key, "value": found.value, "revision": found.revision}
-    emit(as_json, data, show(found.value))
 
 
 @click.command()
@@ -59,18 +44,6 @@ def put(
     with connected(endpoints, timeout) as client:
         revision = client.put(key, parsed)
     emit(as_json, {"key": key, "revision": revision}, f"OK (revision {revision})")
-
-
-@click.command()
-@click.argument("key")
-@endpoints_option
-@json_option
-@timeout_option
-def delete(key: str, endpoints: str, as_json: bool, timeout: float) -> None:
-    """Delete KEY (exit 0 whether or not it existed; the output says which)."""
-    with connected(endpoints, timeout) as client:
-        existed = client.delete(key)
-    emit(as_json, {"key": key, "existed": existed}, "deleted" if existed else "no such key")
 
 
 @click.command()

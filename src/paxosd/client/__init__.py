@@ -1,9 +1,11 @@
-"""Python clients for a paxosd cluster: `Client` (blocking) and `AsyncClient` (asyncio)."""
+"""Python clients for a paxosd cluster: `Client` (blocking) and `AsyncClient` (asyncio);
+transactions are built with `paxosd.client.kv`."""
 
 from paxosd.client.aio import AsyncClient
 from paxosd.client.core import (
     BadRequest,
     CasOutcome,
+    FutureRevision,
     KeyValue,
     LockGrant,
     LockHeld,
@@ -13,8 +15,10 @@ from paxosd.client.core import (
     PaxosdError,
     Registration,
     RequestMismatch,
+    RevisionCompacted,
     Unavailable,
 )
+from paxosd.client.kv import DeleteResult, PutResult, RangeResult, Txn, TxnResult
 from paxosd.client.lease import Lease
 from paxosd.client.sync import Client
 
@@ -23,6 +27,8 @@ __all__ = [
     "BadRequest",
     "CasOutcome",
     "Client",
+    "DeleteResult",
+    "FutureRevision",
     "KeyValue",
     "Lease",
     "LockGrant",
@@ -31,7 +37,12 @@ __all__ = [
     "NotHolder",
     "OutcomeUnknown",
     "PaxosdError",
+    "PutResult",
+    "RangeResult",
     "Registration",
     "RequestMismatch",
+    "RevisionCompacted",
+    "Txn",
+    "TxnResult",
     "Unavailable",
 ]

@@ -15,10 +15,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, overload
 
 import httpx
 
+from paxosd.client import kv
 from paxosd.client import operations as ops
 from paxosd.client.core import (
     Call,
@@ -31,6 +32,10 @@ from paxosd.client.core import (
     normalize,
     ttl_ms,
 )
+from paxosd.client.core import (
+    key_text as _key,
+)
+from paxosd.client.kv import DeleteResult, RangeResult, TxnResult
 from paxosd.client.lease import Acquisition, Lease, LeaseKeeper, OnLost
 
 
@@ -49,14 +54,8 @@ class AsyncClient(ClientBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def get(self, key: str) -> KeyValue | None:
-        return await self._do(*ops.get(key))
-
     async def put(self, key: str, value: Any) -> int:
         return await self._do(*ops.put(key, value))
-
-    async def delete(self, key: str) -> bool:
-        return await self._do(*ops.delete(key))
 
     async def cas(self, key: str, expected: Any, value: Any) -> CasOutcome:
         return await self._do(*ops.cas(key, expected, value))
@@ -84,6 +83,91 @@ class AsyncClient(ClientBase):
 
     async def query(self, decision: str) -> Any:
         return await self._do(*ops.query(decision))
+
+    # -- many keys: ranges, transactions, compaction ------------------------------------------
+
+    @overload
+    async def get(
+        self, key: str, *, revision: int = 0, serializable: bool = False
+    ) -> KeyValue | None: ...
+    @overload
+    async def get(
+        self, key: None = None, *, prefix: str, revision: int = 0, serializable: bool = False
+    ) -> list[KeyValue]: ...
+    async def get(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        revision: int = 0,
+        serializable: bool = False,
+    ) -> KeyValue | list[KeyValue] | None:
+        """A key's value (None if it does not exist), or with `prefix` every key that starts
+        with it, in key order; as of `revision` if given (linearizable unless
+        `serializable`)."""
+        if prefix is None and not revision and not serializable:
+            return await self._do(*ops.get(_key(key)))
+        keys = kv.selector(key, prefix=prefix)
+        options = kv.range_query(revision=revision, serializable=serializable)
+        found = await self._do(*ops.range_(keys, options))
+        return found.kvs if prefix is not None else (found.kvs[0] if found.kvs else None)
+
+    async def range(
+        self,
+        start: str | None = None,
+        end: str | None = None,
+        *,
+        prefix: str | None = None,
+        key: str | None = None,
+        **options: Any,
+    ) -> RangeResult:
+        """The keys of a `prefix`, or in [start, end) (without `end`: every key from `start`
+        on; without either: every key). Options: limit, revision, sort_by (key, version,
+        create, mod, value), order (ascend, descend), keys_only, count_only, serializable,
+        min_mod_revision, max_mod_revision, min_create_revision, max_create_revision. The
+        filters apply first, then the sort, then the limit. `key`: that key alone."""
+        if key is not None or prefix is not None:
+            keys = kv.selector(key, prefix=prefix)
+        else:
+            keys = kv.selector(start=start if start is not None else "", end=end)
+        return await self._do(*ops.range_(keys, kv.range_query(**options)))
+
+    @overload
+    async def delete(self, key: str) -> bool: ...
+    @overload
+    async def delete(
+        self,
+        key: None = None,
+        *,
+        prefix: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        prev_kv: bool = False,
+    ) -> DeleteResult: ...
+    async def delete(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        prev_kv: bool = False,
+    ) -> bool | DeleteResult:
+        """Delete a key (True if it existed), or every key of a `prefix` or of [start, end)
+        in one revision (a DeleteResult: how many, and with `prev_kv` which)."""
+        if key is not None and prefix is None and start is None and not prev_kv:
+            return await self._do(*ops.delete(key))
+        keys = kv.selector(key, prefix=prefix, start=start, end=end)
+        return await self._do(*ops.delete_range(keys, prev_kv))
+
+    def txn(self) -> kv.BoundTxn[TxnResult]:
+        """A transaction to build and `.commit()`: see paxosd.client.kv."""
+        return kv.BoundTxn(lambda body: self._do(*ops.txn(body)))
+
+    async def compact(self, revision: int) -> int:
+        """Forget the history before `revision` (reads below it are refused from then on);
+        returns the store's revision."""
+        return await self._do(*ops.compact(revision))
 
     async def status(
         self, endpoint: str | None = None, *, timeout_s: float | None = None

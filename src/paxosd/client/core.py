@@ -11,6 +11,7 @@ call's deadline. A write that may have reached a node and got no definite answer
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -43,6 +44,15 @@ class RequestMismatch(BadRequest):
     """The cluster has already applied another request under this exactly-once id (client id
     and sequence number): two clients share an id. Nothing was applied; give each process a
     client id of its own."""
+
+
+class RevisionCompacted(BadRequest):
+    """A read (or a compaction) asked for a revision the store has compacted away: read at
+    the oldest revision it holds (the message names it) or later."""
+
+
+class FutureRevision(BadRequest):
+    """A read (or a compaction) asked for a revision the store has not reached yet."""
 
 
 class NotHolder(PaxosdError):
@@ -81,9 +91,20 @@ class OutcomeUnknown(Unavailable):
 
 @dataclass(frozen=True, slots=True)
 class KeyValue:
+    """A key as the store holds it: its value (a JSON value, or `bytes` if it is not JSON
+    text), `revision` the revision of its last change (etcd's mod_revision), the revision
+    that created it, its version (1 at creation, +1 per change) and its lease (0: none)."""
+
     key: str
     value: Any
     revision: int
+    create_revision: int = 0
+    version: int = 0
+    lease: int = 0
+
+    @property
+    def mod_revision(self) -> int:
+        return self.revision
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +184,13 @@ def encode_body(body: dict[str, Any]) -> bytes:
         ) from None
     except TypeError as error:
         raise BadRequest(f"the value is not JSON: {error}") from None
+
+
+def key_text(key: str | None) -> str:
+    """A single key the caller must have given."""
+    if key is None:
+        raise BadRequest("give a key (or prefix=... for every key that starts with it)")
+    return key
 
 
 def kv_path(key: str) -> str:
@@ -294,6 +322,13 @@ class Verdict:
     why: str = ""
 
 
+# The store's refusals that have a type of their own.
+_REFUSALS: dict[str, type[BadRequest]] = {
+    "compacted": RevisionCompacted,
+    "future_revision": FutureRevision,
+}
+
+
 def judge(call: Call, status: int, body: bytes) -> Verdict:
     """Interpret one HTTP answer."""
     try:
@@ -314,6 +349,8 @@ def judge(call: Call, status: int, body: bytes) -> Verdict:
         return Verdict(True, error=PaxosdError(f"session reused concurrently: {message}"))
     if status == 409:
         return Verdict(True, data)
+    if code in _REFUSALS:
+        return Verdict(True, error=_REFUSALS[code](f"{code}: {message}"))
     if 400 <= status < 500 and status != 429:
         return Verdict(True, error=BadRequest(f"{code}: {message}"))
     if code == "not_leader":
@@ -327,14 +364,28 @@ def judge(call: Call, status: int, body: bytes) -> Verdict:
 # -- turning answers into values ------------------------------------------------------------
 
 
+def stored_value(data: dict[str, Any]) -> Any:
+    """An answer's value: its JSON `value`, or the bytes of its `value_base64`."""
+    if "value_base64" in data:
+        return base64.b64decode(data["value_base64"])
+    return data.get("value")
+
+
 def to_kv(data: Any) -> KeyValue | None:
     if data is None:
         return None
-    return KeyValue(data["key"], data.get("value"), int(data.get("revision", 0)))
+    return KeyValue(
+        data["key"],
+        stored_value(data),
+        int(data.get("revision", 0)),
+        create_revision=int(data.get("create_revision", 0)),
+        version=int(data.get("version", 0)),
+        lease=int(data.get("lease", 0)),
+    )
 
 
 def to_cas(data: Any) -> CasOutcome:
-    return CasOutcome(bool(data["succeeded"]), data.get("value"), int(data.get("revision", 0)))
+    return CasOutcome(bool(data["succeeded"]), stored_value(data), int(data.get("revision", 0)))
 
 
 def to_grant(data: Any) -> LockGrant:

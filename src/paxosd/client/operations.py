@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from paxosd.client.core import (
     Call,
@@ -19,6 +20,7 @@ from paxosd.client.core import (
     to_kv,
     to_registration,
 )
+from paxosd.client.kv import stored, to_delete, to_range, to_txn
 
 Operation = tuple[Call, Callable[[Any], Any]]
 
@@ -28,7 +30,8 @@ def get(key: str) -> Operation:
 
 
 def put(key: str, value: Any) -> Operation:
-    return Call("PUT", kv_path(key), {"value": value}, True), lambda d: int(d["revision"])
+    body = stored(value)  # bytes travel raw (value_base64), anything else as JSON
+    return Call("PUT", kv_path(key), body, True), lambda d: int(d["revision"])
 
 
 def delete(key: str) -> Operation:
@@ -36,8 +39,42 @@ def delete(key: str) -> Operation:
 
 
 def cas(key: str, expected: Any, value: Any) -> Operation:
-    body = {"expected": expected, "value": value}
+    old = stored(expected)
+    body = {**{f"expected{k.removeprefix('value')}": v for k, v in old.items()}, **stored(value)}
     return Call("POST", kv_path(key) + "/cas", body, True, ok_statuses=(200, 409)), to_cas
+
+
+def range_(keys: dict[str, str], options: dict[str, Any]) -> Operation:
+    query = urlencode({**keys, **{k: _query_value(v) for k, v in options.items()}})
+    return Call("GET", f"/v1/kv?{query}", None, False), to_range
+
+
+def delete_range(keys: dict[str, str], prev_kv: bool) -> Operation:
+    query = urlencode({**keys, **({"prev_kv": "true"} if prev_kv else {})})
+    return Call("DELETE", f"/v1/kv?{query}", None, True), to_delete
+
+
+def txn(body: dict[str, Any]) -> Operation:
+    # One that writes is applied once however often it is retried (exactly-once headers).
+    return Call("POST", "/v1/txn", body, _writes(body)), to_txn
+
+
+def _writes(txn: dict[str, Any]) -> bool:
+    for branch in ("success", "failure"):
+        for op in txn.get(branch, ()):
+            if "put" in op or "delete" in op or ("txn" in op and _writes(op["txn"])):
+                return True
+    return False
+
+
+def compact(revision: int) -> Operation:
+    return Call("POST", "/v1/compact", {"revision": revision}, True), lambda d: int(d["revision"])
+
+
+def _query_value(value: Any) -> str:
+    if value is True:
+        return "true"
+    return str(value)
 
 
 def acquire(name: str, owner: str, ttl_ms: int) -> Operation:
@@ -95,7 +132,9 @@ __all__ = [
     "Registration",
     "acquire",
     "cas",
+    "compact",
     "delete",
+    "delete_range",
     "get",
     "health",
     "lock_status",
@@ -103,8 +142,10 @@ __all__ = [
     "propose",
     "put",
     "query",
+    "range_",
     "refresh",
     "register",
     "release",
     "status",
+    "txn",
 ]  # fmt: skip

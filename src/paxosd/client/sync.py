@@ -17,10 +17,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, overload
 
 import httpx
 
+from paxosd.client import kv
 from paxosd.client import operations as ops
 from paxosd.client.core import (
     Call,
@@ -33,6 +34,10 @@ from paxosd.client.core import (
     normalize,
     ttl_ms,
 )
+from paxosd.client.core import (
+    key_text as _key,
+)
+from paxosd.client.kv import DeleteResult, RangeResult, TxnResult
 from paxosd.client.lease import Acquisition, Lease, LeaseKeeper, OnLost
 
 
@@ -55,17 +60,9 @@ class Client(ClientBase):
 
     # -- the book's API and the service ------------------------------------------------------
 
-    def get(self, key: str) -> KeyValue | None:
-        """The key's value and revision, or None if it does not exist (linearizable)."""
-        return self._do(*ops.get(key))
-
     def put(self, key: str, value: Any) -> int:
         """Set a key to any JSON value; returns the new revision."""
         return self._do(*ops.put(key, value))
-
-    def delete(self, key: str) -> bool:
-        """Delete a key; True if it existed."""
-        return self._do(*ops.delete(key))
 
     def cas(self, key: str, expected: Any, value: Any) -> CasOutcome:
         """Set `value` if the key holds `expected` (None: if it does not exist)."""
@@ -99,6 +96,92 @@ class Client(ClientBase):
     def query(self, decision: str) -> Any:
         """The book's query(): the chosen value, or None if nothing was proposed yet."""
         return self._do(*ops.query(decision))
+
+    # -- many keys: ranges, transactions, compaction ------------------------------------------
+
+    @overload
+    def get(
+        self, key: str, *, revision: int = 0, serializable: bool = False
+    ) -> KeyValue | None: ...
+    @overload
+    def get(
+        self, key: None = None, *, prefix: str, revision: int = 0, serializable: bool = False
+    ) -> list[KeyValue]: ...
+    def get(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        revision: int = 0,
+        serializable: bool = False,
+    ) -> KeyValue | list[KeyValue] | None:
+        """A key's value (None if it does not exist), or with `prefix` every key that starts
+        with it, in key order; as of `revision` if given (linearizable unless
+        `serializable`)."""
+        if prefix is None and not revision and not serializable:
+            return self._do(*ops.get(_key(key)))
+        keys = kv.selector(key, prefix=prefix)
+        options = kv.range_query(revision=revision, serializable=serializable)
+        found = self._do(*ops.range_(keys, options))
+        return found.kvs if prefix is not None else (found.kvs[0] if found.kvs else None)
+
+    def range(
+        self,
+        start: str | None = None,
+        end: str | None = None,
+        *,
+        prefix: str | None = None,
+        key: str | None = None,
+        **options: Any,
+    ) -> RangeResult:
+        """The keys of a `prefix`, or in [start, end) (without `end`: every key from `start`
+        on; without either: every key). Options: limit, revision, sort_by (key, version,
+        create, mod, value), order (ascend, descend), keys_only, count_only, serializable,
+        min_mod_revision, max_mod_revision, min_create_revision, max_create_revision. The
+        filters apply first, then the sort, then the limit. `key`: that key alone."""
+        if key is not None or prefix is not None:
+            keys = kv.selector(key, prefix=prefix)
+        else:
+            keys = kv.selector(start=start if start is not None else "", end=end)
+        return self._do(*ops.range_(keys, kv.range_query(**options)))
+
+    @overload
+    def delete(self, key: str) -> bool: ...
+    @overload
+    def delete(
+        self,
+        key: None = None,
+        *,
+        prefix: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        prev_kv: bool = False,
+    ) -> DeleteResult: ...
+    def delete(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        prev_kv: bool = False,
+    ) -> bool | DeleteResult:
+        """Delete a key (True if it existed), or every key of a `prefix` or of [start, end)
+        in one revision (a DeleteResult: how many, and with `prev_kv` which)."""
+        if key is not None and prefix is None and start is None and not prev_kv:
+            return self._do(*ops.delete(key))
+        keys = kv.selector(key, prefix=prefix, start=start, end=end)
+        return self._do(*ops.delete_range(keys, prev_kv))
+
+    def txn(self, request: dict[str, Any] | None = None) -> kv.BoundTxn[TxnResult]:
+        """A transaction to build and `.commit()` (see paxosd.client.kv), or `request` as
+        /v1/txn's JSON."""
+        return kv.BoundTxn(lambda body: self._do(*ops.txn(body)), request)
+
+    def compact(self, revision: int) -> int:
+        """Forget the history before `revision` (reads below it are refused from then on);
+        returns the store's revision."""
+        return self._do(*ops.compact(revision))
 
     def status(
         self, endpoint: str | None = None, *, timeout_s: float | None = None

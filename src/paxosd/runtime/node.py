@@ -67,6 +67,7 @@ from paxosd.service import (
     validate,
 )
 from paxosd.service.kv import InvalidRequest, Range, Txn
+from paxosd.service.kv.checks import KvLimits
 from paxosd.service.kv.compaction import AutoCompactor
 from paxosd.service.namespace import Options
 from paxosd.storage import CorruptLog, LogStore
@@ -342,6 +343,17 @@ class Node:
 
     def members(self) -> list[dict[str, Any]]:
         return [m.to_json() for m in self.config.members]
+
+    @property
+    def kv_limits(self) -> KvLimits:
+        return self.config.kv
+
+    def term(self) -> int:
+        driver = self.driver
+        if driver is None:
+            return 0
+        promised = driver.replica.status().promised
+        return promised.round if promised is not None else 0
 
     # -- the driver's host ------------------------------------------------------------------
 

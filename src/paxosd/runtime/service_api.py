@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
+from paxosd.service.kv.checks import KvLimits
+
 
 class NodeService(Protocol):
     node_id: int
@@ -48,6 +50,17 @@ class NodeService(Protocol):
 
     def members(self) -> list[dict[str, Any]]:
         """[{"id", "http", "resp", "peer"}] for every member, this node included."""
+        ...
+
+    @property
+    def kv_limits(self) -> KvLimits:
+        """The limits this node puts on key-value requests (its config's [kv]): the front
+        ends check a request against them before sending it, so a refusal names them."""
+        ...
+
+    def term(self) -> int:
+        """The round of the highest ballot this node has promised (0 before any): what the
+        etcd API reports as raft_term. Cheap: read on every etcd API answer."""
         ...
 
     def metrics_text(self) -> bytes:
