@@ -159,13 +159,22 @@ def _check_write(record: Record, applied: _Applied | None) -> str | None:
     return None
 
 
-def _asked_revisions(op: Any) -> list[int]:
-    """The past revisions a read asks for (0: the current one)."""
+def _asked_revisions(op: Any, answer: Any = None) -> list[int]:
+    """The past revisions a read asks for (0: the current one). Given a transaction's answer,
+    only those of the branches it ran (the others read nothing); without one, of every
+    branch."""
     if isinstance(op, Range):
         return [op.revision] if op.revision > 0 else []
-    if isinstance(op, Txn):
+    if not isinstance(op, Txn):
+        return []
+    if not isinstance(answer, TxnResponse):
         return [r for child in (*op.success, *op.failure) for r in _asked_revisions(child)]
-    return []
+    ran = op.success if answer.succeeded else op.failure
+    return [
+        r
+        for child, response in zip(ran, answer.responses, strict=False)
+        for r in _asked_revisions(child, response)
+    ]
 
 
 def _check_read(
@@ -185,6 +194,7 @@ def _check_read(
     if not isinstance(answer, RangeResponse | TxnResponse):
         return f"mvcc: {name} answered {_show(answer)}, not a range or transaction answer"
     revision = answer.revision
+    asked = _asked_revisions(record.op, answer)
     if revision not in compacted_after:
         return f"mvcc: {name} answered at revision {revision}, which the log never made"
     covered = compacted_at.get(revision, -1)

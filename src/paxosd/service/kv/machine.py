@@ -90,6 +90,8 @@ KV_VARIANTS: Final = {
     "range-page-drop": "a range cut by its limit drops the last key of the page",
     "compaction-frees-readable": "compaction frees the version live at the compacted "
     "revision, which is still readable",
+    "nested-compare-late": "a nested transaction's compares read the store as the ops "
+    "before it in its branch left it, not as it was before the transaction",
 }
 
 # The answer limits of requests applied from the log: the defaults, the same on every replica
@@ -428,6 +430,9 @@ class KvMachine:
                 answer = self._write_delete(child, limits)
             else:
                 subplan = next(nested)
+                if self.variant == "nested-compare-late":
+                    reading = store.revision + 1 if self._changed else store.revision
+                    subplan = self._plan(child, reading)
                 inner = self._run(child, subplan, limits)
                 if isinstance(inner, KvError):
                     return inner
