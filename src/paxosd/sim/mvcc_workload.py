@@ -208,3 +208,21 @@ class MvccClient:
         """The operation's outcome is unknown."""
         if kind == "page":
             self.listing = None
+
+
+def reached(op: Any, answer: Any) -> tuple[str, ...]:
+    """The mechanisms (sim/reach.py) an answered operation shows."""
+    if isinstance(answer, TxnResponse):
+        ran = op.success if answer.succeeded else op.failure
+        nested = any(isinstance(child, Txn) for child in ran)
+        return (
+            ("mvcc_txns_answered", "mvcc_nested_txns_answered")
+            if nested
+            else ("mvcc_txns_answered",)
+        )
+    if isinstance(op, Range) and op.revision:
+        if isinstance(answer, RangeResponse):
+            return ("mvcc_past_reads_answered",)
+        if getattr(answer, "code", None) == "compacted":
+            return ("mvcc_compacted_reads_refused",)
+    return ()
