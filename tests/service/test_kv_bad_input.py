@@ -53,6 +53,15 @@ REFUSED_BY_THE_STORE: list[tuple[Any, str]] = [
     (Put(key=b"nope", ignore_value=True), "key_not_found"),
     (Txn(success=(Put(key=b"n"), Range(key=b"k", revision=2))), "compacted"),
     (Txn(success=(Put(key=b"n", lease=1),)), "lease_not_found"),
+    # etcd checks a writing transaction's puts before its ranges, wherever they stand
+    (
+        Txn(success=(Range(key=b"k", revision=2), Put(key=b"nope", ignore_value=True))),
+        "key_not_found",
+    ),
+    (
+        Txn(success=(Range(key=b"k", revision=99), Txn(success=(Put(key=b"n", lease=1),)))),
+        "lease_not_found",
+    ),
 ]
 
 

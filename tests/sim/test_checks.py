@@ -75,10 +75,13 @@ def test_a_stale_leader_answering_reads_is_caught_by_the_stale_leader_fault() ->
     leader, paused or cut off, with a client reading at it the key it just wrote at the new
     leader, shows it."""
     spec = spec_for(3, frozenset({"stale-leader"}), "unconfirmed-reads")
-    result = run(spec, 3)  # seed 3: the first of 40 that shows it (21 of 40 do)
+    # Which seed shows it moves whenever the workload changes; that one of the first ten
+    # does is what must hold (about half of them do).
+    runs = ((seed, run(spec, seed)) for seed in range(1, 11))
+    seed, result = next(((s, r) for s, r in runs if r.violations), (0, None))
+    assert result is not None, f"not caught by seeds 1-10; replay: {replay_command(spec, 1)}"
     assert result.mechanisms.get("stale_read_windows"), result.mechanisms
-    assert result.violations, f"not caught; replay: {replay_command(spec, 3)}"
-    assert run(spec_for(3, frozenset({"stale-leader"}), "correct"), 3).ok
+    assert run(spec_for(3, frozenset({"stale-leader"}), "correct"), seed).ok, seed
 
 
 def test_a_store_is_rebuilding_until_the_end_of_its_rebuild_is_synced() -> None:

@@ -13,7 +13,12 @@ from paxosd.sim.cluster import FAULTS, run
 from paxosd.sim.engine_swarm import replay_command, spec_for, swarm
 
 ALL = frozenset(FAULTS)
-PLANTED = ("txn-stale-compare", "range-page-drop", "compaction-frees-readable")
+PLANTED = (
+    "txn-stale-compare",
+    "range-page-drop",
+    "compaction-frees-readable",
+    "nested-compare-late",
+)
 
 
 @pytest.mark.parametrize(("variant", "seed"), [(name, 1) for name in PLANTED])
@@ -46,6 +51,7 @@ def test_the_correct_store_passes_and_the_workload_reaches_what_it_should() -> N
         for event in result.history:
             if event.f.startswith("mvcc-") and event.type.value != "invoke":
                 outcomes[(event.f, event.type.value)] += 1
-    for kind in ("put", "delete", "range", "page", "past", "txn", "compact"):
+    kinds = ("put", "delete", "range", "page", "past", "txn", "nested-txn", "read-txn", "compact")
+    for kind in kinds:
         assert outcomes[(f"mvcc-{kind}", "ok")] > 0, outcomes
     assert outcomes[("mvcc-past", "fail")] > 0, outcomes  # refused: compacted

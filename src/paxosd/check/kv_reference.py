@@ -252,25 +252,30 @@ class KvModel:
         return all(test(getattr(kv, field), want) for kv in kvs)
 
     def check(self, op: Txn, before: State, read_only: bool) -> KvError | None:
-        """etcd's checks of the chosen path, against the state before the transaction."""
-        chosen = op.success if all(self.holds(c, before) for c in op.compare) else op.failure
+        """etcd's checks of the chosen path, against the state before the transaction: every
+        put (in a transaction that writes) before any range."""
+        chosen = self.chosen_ops(op, before)
         for child in chosen:
-            if isinstance(child, Txn):
-                error = self.check(child, before, read_only)
-                if error is not None:
-                    return error
-            elif isinstance(child, Range):
-                if child.revision > self.revision:
-                    return future_revision(child.revision, self.revision)
-                if child.revision and child.revision < self.compacted:
-                    return compacted(child.revision, self.compacted)
-            elif isinstance(child, Put) and not read_only:
+            if isinstance(child, Put) and not read_only:
                 if (child.ignore_value or child.ignore_lease) and child.key not in before:
                     flag = "ignore_value" if child.ignore_value else "ignore_lease"
                     return key_not_found(child.key, flag)
                 if child.lease:
                     return lease_not_found(child.lease)
+        for child in chosen:
+            if isinstance(child, Range):
+                if child.revision > self.revision:
+                    return future_revision(child.revision, self.revision)
+                if child.revision and child.revision < self.compacted:
+                    return compacted(child.revision, self.compacted)
         return None
+
+    def chosen_ops(self, op: Txn, before: State) -> list[Any]:
+        """The ops of the branches the compares choose, nested ones in their place."""
+        out: list[Any] = []
+        for child in op.success if all(self.holds(c, before) for c in op.compare) else op.failure:
+            out.extend(self.chosen_ops(child, before) if isinstance(child, Txn) else [child])
+        return out
 
     def run_txn(
         self, op: Txn, before: State, scratch: State, changed: list[bool], limits: KvLimits

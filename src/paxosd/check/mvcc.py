@@ -32,7 +32,8 @@ reordered write, or a transaction that read one state and wrote into another, fa
 them (the planted bugs in tests/sim show it).
 
 Operations with an unknown outcome need nothing: whether they took effect is read from the
-log. Operations refused before the log (bad requests) are not recorded.
+log. Operations refused before the log (bad requests) are not recorded, and requests the
+exactly-once table refused (a stale seq, a seq another request took) did not happen.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from paxosd.service.kv import (
     Txn,
     TxnResponse,
 )
+from paxosd.service.results import REQUEST_MISMATCH, STALE_REQUEST, Error
 from paxosd.service.sessions import ANONYMOUS_PREFIX
 
 KV_OPS = (Range, Put, DeleteRange, Txn, Compact)
@@ -90,7 +92,7 @@ def check(log: Iterable[bytes], records: Sequence[Record]) -> list[str]:
     compacted_after: dict[int, int] = {1: -1}
     problems = _replay(log, model, applied, compacted_at, compacted_after)
     for record in records:
-        if record.completed_ms is None:
+        if record.completed_ms is None or _not_applied(record.answer):
             continue
         if record.read:
             problem = _check_read(record, model, compacted_at, compacted_after)
@@ -139,6 +141,12 @@ def _replay(
     return []
 
 
+def _not_applied(answer: Any) -> bool:
+    """The request was refused before it took effect: its seq was stale, or already used by
+    another request (a buggy client's twin), as the exactly-once table says."""
+    return isinstance(answer, Error) and answer.code in (STALE_REQUEST, REQUEST_MISMATCH)
+
+
 def _check_write(record: Record, applied: _Applied | None) -> str | None:
     name = f"{record.client} seq {record.seq} ({type(record.op).__name__})"
     if applied is None:
@@ -151,13 +159,22 @@ def _check_write(record: Record, applied: _Applied | None) -> str | None:
     return None
 
 
-def _asked_revisions(op: Any) -> list[int]:
-    """The past revisions a read asks for (0: the current one)."""
+def _asked_revisions(op: Any, answer: Any = None) -> list[int]:
+    """The past revisions a read asks for (0: the current one). Given a transaction's answer,
+    only those of the branches it ran (the others read nothing); without one, of every
+    branch."""
     if isinstance(op, Range):
         return [op.revision] if op.revision > 0 else []
-    if isinstance(op, Txn):
+    if not isinstance(op, Txn):
+        return []
+    if not isinstance(answer, TxnResponse):
         return [r for child in (*op.success, *op.failure) for r in _asked_revisions(child)]
-    return []
+    ran = op.success if answer.succeeded else op.failure
+    return [
+        r
+        for child, response in zip(ran, answer.responses, strict=False)
+        for r in _asked_revisions(child, response)
+    ]
 
 
 def _check_read(
@@ -177,6 +194,7 @@ def _check_read(
     if not isinstance(answer, RangeResponse | TxnResponse):
         return f"mvcc: {name} answered {_show(answer)}, not a range or transaction answer"
     revision = answer.revision
+    asked = _asked_revisions(record.op, answer)
     if revision not in compacted_after:
         return f"mvcc: {name} answered at revision {revision}, which the log never made"
     covered = compacted_at.get(revision, -1)
@@ -201,7 +219,7 @@ def _check_real_time(
     """If A completed before B was invoked, B does not sit before A (module docstring)."""
     placed: list[tuple[float, float, int, bool, str]] = []  # invoked, completed, revision, ...
     for record in records:
-        if record.completed_ms is None:
+        if record.completed_ms is None or _not_applied(record.answer):
             continue
         name = f"{record.client} seq {record.seq}"
         if record.read:

@@ -56,6 +56,7 @@ from paxosd.service.kv.compaction import AutoCompactor
 from paxosd.service.namespace import Options
 from paxosd.sim.clients import REDIRECT, REFUSED, SimClient, digest
 from paxosd.sim.disk import SimDisk
+from paxosd.sim.mvcc_workload import reached as mvcc_reached
 from paxosd.sim.nemesis import (
     FAULTS,
     SnapshotCrash,
@@ -511,6 +512,8 @@ class Cluster:
     def mvcc_completed(self, client: str, seq: int, answer: Any) -> None:
         record = self.mvcc_records[(client, seq)]
         record[2], record[3] = self.now, answer
+        for mechanism in mvcc_reached(record[0], answer):
+            self.count_mechanism(mechanism)
 
     def mvcc_refused(self, client: str, seq: int) -> None:
         """Refused before the log (a bad request): it did not happen, and is not judged."""

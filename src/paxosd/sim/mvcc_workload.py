@@ -14,7 +14,12 @@ recently true:
   first, from the key after the last one seen, until `more` is false;
 - a range at a past revision the client saw;
 - a transaction: compares on a key's mod revision, version or absence (or on the whole
-  prefix), success puts one or two keys and reads the prefix, failure reads the key;
+  prefix), success puts one or two keys and reads the prefix, failure reads the key; or
+  success deletes another key and then runs a nested transaction whose compare is on that
+  key (compares see the store before the transaction, not the delete before them) and whose
+  branches each put the first key; or a read-only transaction, answered without the log,
+  that reads a key now and the prefix at a revision the client saw;
+- ranges now and then filtered by mod or create revision (filter, then sort, then limit);
 - a compaction to a revision the client saw, a few behind the newest.
 
 The checker (paxosd.check.mvcc) judges every answer against the reference model replaying the
@@ -84,7 +89,7 @@ class MvccClient:
             revision = rng.choice(self.revisions[-20:])
             return "past", Range(key=PREFIX, range_end=prefix_end(PREFIX), revision=revision)
         if roll < 0.95:
-            return "txn", self._txn(key, seq)
+            return self._txn(key, seq)
         if self.revisions:
             newest = max(self.revisions)
             target = newest - rng.randrange(0, 6)
@@ -96,6 +101,10 @@ class MvccClient:
         rng = self.rng
         order = rng.choice((SortOrder.NONE, SortOrder.NONE, SortOrder.ASCEND, SortOrder.DESCEND))
         target = rng.choice(tuple(SortTarget))
+        # Now and then one of the four revision filters: min/max mod, min/max create.
+        bounds = [0, 0, 0, 0]
+        if self.revisions and rng.random() < 0.2:
+            bounds[rng.randrange(4)] = rng.choice(self.revisions[-20:])
         return Range(
             key=PREFIX,
             range_end=prefix_end(PREFIX),
@@ -104,9 +113,14 @@ class MvccClient:
             limit=rng.choice((0, 0, 0, 1, 3)),
             count_only=rng.random() < 0.1,
             keys_only=rng.random() < 0.1,
+            min_mod_revision=bounds[0],
+            max_mod_revision=bounds[1],
+            min_create_revision=bounds[2],
+            max_create_revision=bounds[3],
         )
 
-    def _txn(self, key: bytes, seq: int) -> Txn:
+    def _txn(self, key: bytes, seq: int) -> tuple[str, Txn]:
+        """(kind, op): `txn`, `nested-txn` or `read-txn`."""
         rng = self.rng
         seen = self.mods.get(key)
         roll = rng.random()
@@ -125,12 +139,35 @@ class MvccClient:
                 mod_revision=max(self.revisions, default=1) + 1,
             )
         value = b"%s-%d" % (self.name.encode(), seq)
-        writes: tuple[Any, ...] = (Put(key=key, value=value, prev_kv=True),)
-        other = rng.choice(self.keys)
-        if other != key and rng.random() < 0.5:
-            writes += (Put(key=other, value=value + b"b"),)
         listing = Range(key=PREFIX, range_end=prefix_end(PREFIX))
-        return Txn(compare=(compare,), success=(*writes, listing), failure=(Range(key=key),))
+        other = rng.choice(self.keys)
+        shape = rng.random()
+        if shape < 0.2:
+            past = rng.choice(self.revisions[-20:]) if self.revisions else 0
+            now_and_then = (
+                Range(key=key),
+                Range(key=PREFIX, range_end=listing.range_end, revision=past),
+            )
+            counted = Range(key=PREFIX, range_end=listing.range_end, count_only=True)
+            return "read-txn", Txn(compare=(compare,), success=now_and_then, failure=(counted,))
+        if shape < 0.4 and other != key:
+            # The nested compare is on `other` as it was before the transaction: the delete
+            # just before it does not change which branch runs (etcd's compareToPath).
+            nested = Txn(
+                compare=(
+                    Compare(key=other, target=CompareTarget.VERSION, result=CompareResult.GREATER),
+                ),
+                success=(Put(key=key, value=value + b"s", prev_kv=True),),
+                failure=(Put(key=key, value=value + b"f"),),
+            )
+            deleted = DeleteRange(key=other, prev_kv=True)
+            return "nested-txn", Txn(
+                compare=(compare,), success=(deleted, nested, listing), failure=(Range(key=key),)
+            )
+        writes: tuple[Any, ...] = (Put(key=key, value=value, prev_kv=True),)
+        if other != key and shape < 0.7:
+            writes += (Put(key=other, value=value + b"b"),)
+        return "txn", Txn(compare=(compare,), success=(*writes, listing), failure=(Range(key=key),))
 
     def answered(self, kind: str, op: Any, answer: Any) -> None:
         """Remember what an answer showed (revisions, keys' mod revisions, the listing)."""
@@ -147,20 +184,45 @@ class MvccClient:
                 else:
                     self.listing = None
         elif isinstance(answer, TxnResponse):
-            for child in answer.responses:
-                if isinstance(child, RangeResponse):
-                    for kv in child.kvs:
-                        self.mods[kv.key] = kv
+            self._saw_txn(op, answer)
         elif kind == "page":
             self.listing = None  # refused (compacted meanwhile): start again later
 
     def _saw(self, op: Range, answer: RangeResponse) -> None:
-        if op.revision or op.count_only or op.keys_only:
+        """Each key as a read of the present showed it (not one of the past, or filtered)."""
+        filtered = op.min_mod_revision or op.max_mod_revision
+        filtered = filtered or op.min_create_revision or op.max_create_revision
+        if op.revision or op.count_only or op.keys_only or filtered:
             return
         for kv in answer.kvs:
             self.mods[kv.key] = kv
+
+    def _saw_txn(self, op: Txn, answer: TxnResponse) -> None:
+        for child, response in zip(
+            op.success if answer.succeeded else op.failure, answer.responses, strict=False
+        ):
+            if isinstance(child, Range) and isinstance(response, RangeResponse):
+                self._saw(child, response)
 
     def gave_up(self, kind: str) -> None:
         """The operation's outcome is unknown."""
         if kind == "page":
             self.listing = None
+
+
+def reached(op: Any, answer: Any) -> tuple[str, ...]:
+    """The mechanisms (sim/reach.py) an answered operation shows."""
+    if isinstance(answer, TxnResponse):
+        ran = op.success if answer.succeeded else op.failure
+        nested = any(isinstance(child, Txn) for child in ran)
+        return (
+            ("mvcc_txns_answered", "mvcc_nested_txns_answered")
+            if nested
+            else ("mvcc_txns_answered",)
+        )
+    if isinstance(op, Range) and op.revision:
+        if isinstance(answer, RangeResponse):
+            return ("mvcc_past_reads_answered",)
+        if getattr(answer, "code", None) == "compacted":
+            return ("mvcc_compacted_reads_refused",)
+    return ()

@@ -39,6 +39,10 @@ MECHANISMS: dict[str, str] = {
     "seq_reuses": "a client reused a sequence number for a different write",
     "seq_twins": "a client sent a second write under the seq of one still in flight",
     "seq_reuses_refused": "... and the reuse (or twin) was refused (exactly-once)",
+    "mvcc_txns_answered": "multi-key transactions answered (judged by the mvcc checker)",
+    "mvcc_nested_txns_answered": "... with a nested transaction on the branch that ran",
+    "mvcc_past_reads_answered": "reads of a past revision answered (a listing's later pages too)",
+    "mvcc_compacted_reads_refused": "reads of a past revision refused as compacted",
 }
 
 # The engine's notes (core/multi), by the mechanism each one shows.

@@ -90,6 +90,8 @@ KV_VARIANTS: Final = {
     "range-page-drop": "a range cut by its limit drops the last key of the page",
     "compaction-frees-readable": "compaction frees the version live at the compacted "
     "revision, which is still readable",
+    "nested-compare-late": "a nested transaction's compares read the store as the ops "
+    "before it in its branch left it, not as it was before the transaction",
 }
 
 # The answer limits of requests applied from the log: the defaults, the same on every replica
@@ -366,28 +368,48 @@ class KvMachine:
         return compare.target != CompareTarget.VALUE and _holds(compare, _ABSENT)
 
     def _check(self, op: Txn, plan: Plan, write: bool) -> KvError | None:
-        """etcd's checkRequests on the chosen path, against the state before the txn."""
-        store = self.store
+        """etcd's checkRequests on the chosen path, against the state before the txn: every
+        put first (a transaction that writes), then every range, so that a transaction with
+        both a refused put and a refused range names the put's error, as etcd does."""
+        if write:
+            error = self._check_ops(op, plan, Put, self._check_put)
+            if error is not None:
+                return error
+        return self._check_ops(op, plan, Range, self._check_range)
+
+    def _check_ops(
+        self, op: Txn, plan: Plan, kind: type, check: Callable[[Any], KvError | None]
+    ) -> KvError | None:
+        """`check` on every op of `kind` on the chosen path, in order, nested ones included;
+        the first refusal."""
         nested = iter(plan[1])
         chosen: tuple[Any, ...] = op.success if plan[0] else op.failure
         for child in chosen:
-            kind = type(child)
-            if kind is Txn:
-                error = self._check(child, next(nested), write)
-                if error is not None:
-                    return error
-            elif kind is Range:
-                if child.revision > store.revision:
-                    return future_revision(child.revision, store.revision)
-                if child.revision and child.revision < store.compact_revision:
-                    return compacted(child.revision, store.compact_revision)
-            elif kind is Put and write:
-                ignoring = child.ignore_value or child.ignore_lease
-                if ignoring and store.get(child.key, store.revision) is None:
-                    flag = "ignore_value" if child.ignore_value else "ignore_lease"
-                    return key_not_found(child.key, flag)
-                if child.lease:
-                    return lease_not_found(child.lease)
+            if type(child) is Txn:
+                error = self._check_ops(child, next(nested), kind, check)
+            elif type(child) is kind:
+                error = check(child)
+            else:
+                continue
+            if error is not None:
+                return error
+        return None
+
+    def _check_put(self, put: Put) -> KvError | None:
+        store = self.store
+        ignoring = put.ignore_value or put.ignore_lease
+        if ignoring and store.get(put.key, store.revision) is None:
+            return key_not_found(put.key, "ignore_value" if put.ignore_value else "ignore_lease")
+        if put.lease:
+            return lease_not_found(put.lease)
+        return None
+
+    def _check_range(self, op: Range) -> KvError | None:
+        store = self.store
+        if op.revision > store.revision:
+            return future_revision(op.revision, store.revision)
+        if op.revision and op.revision < store.compact_revision:
+            return compacted(op.revision, store.compact_revision)
         return None
 
     def _run(self, op: Txn, plan: Plan, limits: KvLimits) -> tuple[Any, ...] | KvError:
@@ -408,6 +430,9 @@ class KvMachine:
                 answer = self._write_delete(child, limits)
             else:
                 subplan = next(nested)
+                if self.variant == "nested-compare-late":
+                    reading = store.revision + 1 if self._changed else store.revision
+                    subplan = self._plan(child, reading)
                 inner = self._run(child, subplan, limits)
                 if isinstance(inner, KvError):
                     return inner
