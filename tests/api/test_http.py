@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from paxosd.api.http import ROUTES, HttpLimits, make_app, serve_http
 from paxosd.api.openapi import openapi_path
 from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, Overloaded, Unavailable
-from paxosd.service import Get, LockAcquire, Put, value_bytes_max
+from paxosd.service import LockAcquire, value_bytes_max
+from paxosd.service.kv import Put, Range
 
 from .conftest import Api, FakeNode, Reply
 
@@ -39,19 +40,47 @@ def error(reply: Reply, status: int, code: str, outcome: str = "failed") -> dict
 
 
 def test_kv_put_get_delete(api: Api) -> None:
+    """Revisions as etcd's (the first write is 2), and every key's fields on every answer."""
     assert api.put("/v1/kv/color", {"value": {"rgb": [1, 2, 3]}}).json == {
         "key": "color",
-        "revision": 1,
+        "revision": 2,
+        "create_revision": 2,
+        "mod_revision": 2,
+        "version": 1,
+        "lease": 0,
     }
     reply = api.get("/v1/kv/color")
     assert reply.status == 200
-    assert reply.json == {"key": "color", "value": {"rgb": [1, 2, 3]}, "revision": 1}
-    assert api.put("/v1/kv/color", {"value": None}).json["revision"] == 2
+    assert reply.json == {
+        "key": "color",
+        "value": {"rgb": [1, 2, 3]},
+        "revision": 2,
+        "create_revision": 2,
+        "mod_revision": 2,
+        "version": 1,
+        "lease": 0,
+    }
+    written = api.put("/v1/kv/color", {"value": None}).json
+    assert (written["revision"], written["version"], written["create_revision"]) == (3, 2, 2)
     assert api.get("/v1/kv/color").json["value"] is None
-    assert api.delete("/v1/kv/color").json == {"key": "color", "existed": True, "revision": 3}
-    assert api.delete("/v1/kv/color").json == {"key": "color", "existed": False, "revision": 3}
+    deleted = {"key": "color", "existed": True, "revision": 4, "deleted": 1}
+    assert api.delete("/v1/kv/color").json == deleted
+    again = {"key": "color", "existed": False, "revision": 4, "deleted": 0}
+    assert api.delete("/v1/kv/color").json == again
     body = error(api.get("/v1/kv/color"), 404, "not_found")
     assert body["key"] == "color"
+
+
+def test_kv_values_may_be_raw_bytes(api: Api) -> None:
+    """value_base64 writes any bytes; a value that is not JSON text reads as value_base64."""
+    assert api.put("/v1/kv/raw", {"value_base64": "/wABAg=="}).status == 200
+    body = api.get("/v1/kv/raw").json
+    assert body["value_base64"] == "/wABAg==" and "value" not in body
+    api.put("/v1/kv/text", {"value_base64": "WzEsMl0="})  # b"[1,2]" is JSON text
+    assert api.get("/v1/kv/text").json["value"] == [1, 2]
+    error(api.put("/v1/kv/raw", {"value": 1, "value_base64": "AA=="}), 400, "bad_request")
+    error(api.put("/v1/kv/raw", {"value_base64": "not base64!"}), 400, "bad_request")
+    error(api.put("/v1/kv/raw", {}), 400, "bad_request")
 
 
 def test_keys_may_contain_slashes_and_any_unicode(api: Api) -> None:
@@ -59,7 +88,8 @@ def test_keys_may_contain_slashes_and_any_unicode(api: Api) -> None:
     assert api.get("/v1/kv/a%2Fb").json["value"] == 1
     # A key ending in /cas is still a key for GET/PUT; POST .../cas is the CAS of the prefix.
     api.put("/v1/kv/x/cas", {"value": "k"})
-    assert api.get("/v1/kv/x/cas").json == {"key": "x/cas", "value": "k", "revision": 2}
+    got = api.get("/v1/kv/x/cas").json
+    assert (got["key"], got["value"], got["revision"]) == ("x/cas", "k", 3)
     assert api.post("/v1/kv/x/cas/cas", {"expected": "k", "value": "k2"}).json["succeeded"]
     api.put("/v1/kv/%E2%82%AC uro", {"value": True})
     assert api.get("/v1/kv/€ uro").json["key"] == "€ uro"
@@ -68,13 +98,34 @@ def test_keys_may_contain_slashes_and_any_unicode(api: Api) -> None:
 def test_cas(api: Api) -> None:
     # expected null: the key must not exist.
     first = api.post("/v1/kv/k/cas", {"expected": None, "value": 1})
-    assert first.json == {"succeeded": True, "key": "k", "value": 1, "revision": 1}
+    assert first.json == {
+        "succeeded": True,
+        "key": "k",
+        "value": 1,
+        "revision": 2,
+        "create_revision": 2,
+        "mod_revision": 2,
+        "version": 1,
+        "lease": 0,
+    }
     again = api.post("/v1/kv/k/cas", {"expected": None, "value": 2})
     assert again.status == 200  # etcd-style: a failed comparison is an answer
-    assert again.json == {"succeeded": False, "key": "k", "value": 1, "revision": 1}
-    # JSON equality: true is not 1, 1.0 is 1.
+    assert again.json == {
+        "succeeded": False,
+        "key": "k",
+        "value": 1,
+        "revision": 2,
+        "create_revision": 2,
+        "mod_revision": 2,
+        "version": 1,
+        "lease": 0,
+    }
+    # Values compare as JSON text: true is not 1, and neither is 1.0.
     assert not api.post("/v1/kv/k/cas", {"expected": True, "value": 3}).json["succeeded"]
-    assert api.post("/v1/kv/k/cas", {"expected": 1.0, "value": 3}).json["succeeded"]
+    assert not api.post("/v1/kv/k/cas", {"expected": 1.0, "value": 3}).json["succeeded"]
+    assert api.post("/v1/kv/k/cas", {"expected": 1, "value": {"b": 1, "a": 2}}).json["succeeded"]
+    # Object members are sorted in the stored text, so their order does not matter.
+    assert api.post("/v1/kv/k/cas", {"expected": {"a": 2, "b": 1}, "value": 4}).json["succeeded"]
     missing = api.post("/v1/kv/nope/cas", {"expected": 1, "value": 2})
     assert missing.json == {"succeeded": False, "key": "nope", "value": None, "revision": 0}
 
@@ -261,7 +312,7 @@ def test_malformed_bodies(api: Api, node: FakeNode) -> None:
     error(api.put(put, data=b"[1, 2]"), 400, "bad_request")
     error(api.put(put, data=b'"value"'), 400, "bad_request")
     missing = error(api.put(put, data=b""), 400, "bad_request")
-    assert missing["field"] == "value" and "missing" in missing["message"]
+    assert missing["field"] == "value" and "exactly one of" in missing["message"]
     unknown = error(api.put(put, {"value": 1, "ttl": 2}), 400, "bad_request")
     assert unknown["field"] == "ttl" and "'ttl'" in unknown["message"]
     assert node.calls == []  # nothing refused here reached the node
@@ -320,12 +371,13 @@ def test_exactly_once_headers_reach_execute(api: Api, node: FakeNode) -> None:
     headers = {"Paxosd-Client-Id": "client-7", "Paxosd-Seq": "42"}
     first = api.put("/v1/kv/k", {"value": 1}, headers=headers)
     retry = api.put("/v1/kv/k", {"value": 1}, headers=headers)
-    assert first.json == retry.json == {"key": "k", "revision": 1}  # applied once
+    assert first.json == retry.json  # applied once
+    assert first.json["revision"] == 2
     assert [(c.client_id, c.seq) for c in node.calls] == [("client-7", 42), ("client-7", 42)]
-    assert node.calls[0].op == Put(key="k", value=1)
+    assert node.calls[0].op == Put(key=b"k", value=b"1", prev_kv=True)
     api.get("/v1/kv/k")
     assert (node.calls[-1].client_id, node.calls[-1].seq) == (None, None)
-    assert node.calls[-1].op == Get(key="k")
+    assert node.calls[-1].op == Range(key=b"k")
     # An older seq after a newer one: the state machine's stale_request, a 409.
     api.put("/v1/kv/k", {"value": 2}, headers={**headers, "Paxosd-Seq": "43"})
     error(api.put("/v1/kv/k", {"value": 3}, headers=headers), 409, "stale_request")

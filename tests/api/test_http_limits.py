@@ -20,7 +20,7 @@ import pytest
 from paxosd.api.http import serve_http
 from paxosd.api.limits import ClientLimits, HttpLimits, RespLimits
 from paxosd.service import Error as ResultError
-from paxosd.service import Put
+from paxosd.service.kv import Put
 
 from .conftest import FakeNode
 
@@ -250,9 +250,9 @@ def test_invalid_percent_encoding_is_refused(server: Server, node: FakeNode, pat
 
 def test_an_escaped_percent_is_a_percent(server: Server, node: FakeNode) -> None:
     assert exchange(server, request("PUT", "/v1/kv/a%25FFb", b'{"value": 1}'))[0] == 200
-    assert node.calls[0].op == Put(key="a%FFb", value=1)
+    assert node.calls[0].op == Put(key=b"a%FFb", value=b"1", prev_kv=True)
     assert exchange(server, request("PUT", "/v1/kv/caf%C3%A9", b'{"value": 2}'))[0] == 200
-    assert node.calls[1].op == Put(key="café", value=2)
+    assert node.calls[1].op == Put(key="café".encode(), value=b"2", prev_kv=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -175,7 +175,7 @@ def test_only_the_leaders_accepts_leave_early_and_answers_wait_for_the_sync() ->
     if io.pending_sync is not None:
         assert io.answers == []
         io.finish_sync()
-    assert io.answers == [("client-1", Written(key="x", revision=1))]
+    assert io.answers == [("client-1", Written(key="x", revision=2))]  # the first write is 2
 
 
 def test_early_accepts_carry_only_a_commit_point_an_earlier_sync_confirmed() -> None:

@@ -9,6 +9,7 @@ histories, both are probably right about the rules in the brief.
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from typing import Any
 
@@ -50,7 +51,7 @@ class Model:
     def __init__(self, clients_max: int = 100_000) -> None:
         self.clients_max = clients_max
         self.time = 0
-        self.rev = 0
+        self.rev = 1  # etcd: an empty store is at revision 1
         self.tokens = 0
         self.kv: dict[str, dict[str, Any]] = {}
         self.locks: dict[str, dict[str, Any]] = {}  # holder None when free
@@ -144,7 +145,9 @@ class Model:
     def write(self, key: str, value: Any) -> int:
         self.rev += 1
         created = self.kv[key]["created"] if key in self.kv else self.rev
-        self.kv[key] = {"value": value, "created": created, "modified": self.rev}
+        # The store keeps JSON text with object members sorted by name; reads parse it back.
+        stored = json.loads(json.dumps(value, sort_keys=True))
+        self.kv[key] = {"value": stored, "created": created, "modified": self.rev}
         return self.rev
 
     def lock(self, op: Any) -> dict[str, Any]:

@@ -52,10 +52,10 @@ def test_reads_are_told_by_the_op() -> None:
 def test_two_routers_share_nothing() -> None:
     """Nothing is module-level state: two Paxos groups in one process stay apart."""
     one, two = Log(Router()), Log(Router())
-    assert one.request("c", 1, Put(key="k", value=1)) == Written(key="k", revision=1)
-    assert two.request("c", 1, Put(key="k", value=2)) == Written(key="k", revision=1)
-    assert one.request("c", 1, Put(key="k", value=1)) == Written(key="k", revision=1)
-    assert one.machine.kv.kv["k"][0] == 1 and two.machine.kv.kv["k"][0] == 2
+    assert one.request("c", 1, Put(key="k", value=1)) == Written(key="k", revision=2)
+    assert two.request("c", 1, Put(key="k", value=2)) == Written(key="k", revision=2)
+    assert one.request("c", 1, Put(key="k", value=1)) == Written(key="k", revision=2)
+    assert one.run(Get(key="k")).value == 1 and two.run(Get(key="k")).value == 2  # type: ignore[union-attr]
     one.run(NameRegister(name="n", owner="a"))
     assert two.run(NameRegister(name="n", owner="b")) == NameResult(
         registered=True, name="n", owner="b"
@@ -68,9 +68,9 @@ def test_sessions_cover_every_namespace() -> None:
     first = log.request("c", 1, LockAcquire(name="l", owner="c", ttl_ms=1000))
     assert isinstance(first, LockResult) and first.fencing_token == 1
     assert log.request("c", 1, LockAcquire(name="l", owner="c", ttl_ms=1000)) == first
-    assert log.request("c", 2, Put(key="k", value=1)) == Written(key="k", revision=1)
-    assert log.request("c", 2, Put(key="k", value=1)) == Written(key="k", revision=1)
-    assert log.machine.revision == 1
+    assert log.request("c", 2, Put(key="k", value=1)) == Written(key="k", revision=2)
+    assert log.request("c", 2, Put(key="k", value=1)) == Written(key="k", revision=2)
+    assert log.machine.revision == 2
 
 
 def test_log_time_has_the_engine_names() -> None:

@@ -21,8 +21,8 @@ def test_retry_of_last_seq_returns_cached_answer_without_reapplying() -> None:
     log = Log()
     first = log.request("c1", 1, Put(key="k", value="v"))
     again = log.request("c1", 1, Put(key="k", value="v"))
-    assert first == again == Written(key="k", revision=1)
-    assert log.machine.revision == 1
+    assert first == again == Written(key="k", revision=2)
+    assert log.machine.revision == 2
 
 
 def test_older_seq_is_stale() -> None:
@@ -32,21 +32,21 @@ def test_older_seq_is_stale() -> None:
     stale = log.request("c1", 4, Put(key="k", value=2))
     assert isinstance(stale, Error) and stale.code == "stale_request"
     assert stale.to_json()["error"] == "stale_request"
-    assert log.run(Get(key="k")) == Value(key="k", value=1, revision=1, create_revision=1)
+    assert log.run(Get(key="k")) == Value(key="k", value=1, revision=2, create_revision=2)
 
 
 def test_seq_gaps_are_allowed() -> None:
     """Clients may skip seqs; any larger seq is a new request."""
     log = Log()
     log.request("c1", 1, Put(key="k", value=1))
-    assert log.request("c1", 10, Put(key="k", value=2)) == Written(key="k", revision=2)
+    assert log.request("c1", 10, Put(key="k", value=2)) == Written(key="k", revision=3)
 
 
 def test_clients_are_independent() -> None:
     """Sessions are per client id: equal seqs of different clients are different requests."""
     log = Log()
     log.request("c1", 1, Put(key="k", value=1))
-    assert log.request("c2", 1, Put(key="k", value=2)) == Written(key="k", revision=2)
+    assert log.request("c2", 1, Put(key="k", value=2)) == Written(key="k", revision=3)
 
 
 def test_bare_ops_are_not_deduplicated() -> None:
@@ -54,7 +54,7 @@ def test_bare_ops_are_not_deduplicated() -> None:
     log = Log()
     log.run(Put(key="k", value=1))
     log.run(Put(key="k", value=1))
-    assert log.machine.revision == 2
+    assert log.machine.revision == 3
 
 
 def test_error_answers_are_cached_too() -> None:
@@ -74,9 +74,9 @@ def test_table_is_bounded_and_evicts_least_recently_used() -> None:
     log.request("c1", 1, Put(key="k", value=1))  # a retry touches c1: c2 is now oldest
     log.request("c3", 1, Put(key="k", value=3))  # evicts c2
     assert log.machine.sessions == 2
-    assert log.request("c1", 1, Put(key="k", value=1)) == Written(key="k", revision=1)
+    assert log.request("c1", 1, Put(key="k", value=1)) == Written(key="k", revision=2)
     # c2 was evicted: its retry is indistinguishable from a new request and applies again.
-    assert log.request("c2", 1, Put(key="k", value=2)) == Written(key="k", revision=4)
+    assert log.request("c2", 1, Put(key="k", value=2)) == Written(key="k", revision=5)
 
 
 def test_stale_request_does_not_count_as_activity() -> None:
@@ -86,7 +86,7 @@ def test_stale_request_does_not_count_as_activity() -> None:
     log.request("c2", 1, Put(key="k", value=2))
     log.request("c1", 1, Put(key="k", value=9))  # stale: c1 stays the oldest
     log.request("c3", 1, Put(key="k", value=3))  # evicts c1
-    assert log.request("c1", 5, Put(key="k", value=1)) == Written(key="k", revision=4)
+    assert log.request("c1", 5, Put(key="k", value=1)) == Written(key="k", revision=5)
 
 
 def test_sessions_survive_snapshots() -> None:
@@ -95,7 +95,7 @@ def test_sessions_survive_snapshots() -> None:
     first = log.request("c1", 1, Put(key="k", value="v"))
     restored = Log(StateMachine.restore(log.machine.snapshot()))
     assert restored.request("c1", 1, Put(key="k", value="v")) == first
-    assert restored.machine.revision == 1
+    assert restored.machine.revision == 2
 
 
 def test_anonymous_requests_keep_no_session() -> None:

@@ -23,9 +23,10 @@ from aiohttp import web
 from paxosd.runtime.service_api import NodeService
 from paxosd.service.commands import owner_bytes_max, seq_max, validate
 from paxosd.service.errors import BadCommand
+from paxosd.service.kv import KvError
 from paxosd.service.results import Error as ErrorResult
 
-from .failures import ApiError, from_bad_command, from_result
+from .failures import ApiError, from_bad_command, from_kv_error, from_result
 from .schema import BAD_HEADER, BAD_JSON, BAD_REQUEST, REQUEST_TIMEOUT, Field, FieldKind
 
 CLIENT_ID_HEADER: Final = "Paxosd-Client-Id"
@@ -65,6 +66,8 @@ class Call:
         result = await self.node.execute(op, client_id=self.client_id, seq=self.seq)
         if isinstance(result, ErrorResult):
             raise from_result(result)
+        if isinstance(result, KvError):
+            raise from_kv_error(result)
         return result
 
 

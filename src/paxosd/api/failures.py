@@ -29,6 +29,7 @@ from paxosd.runtime.errors import (
 from paxosd.runtime.errors import ServiceError as NodeError
 from paxosd.runtime.service_api import NodeService
 from paxosd.service.errors import BadCommand
+from paxosd.service.kv import GrpcCode, InvalidRequest, KvError
 from paxosd.service.results import BAD_COMMAND as RESULT_BAD_COMMAND
 from paxosd.service.results import NOT_HOLDER, REQUEST_MISMATCH, STALE_REQUEST
 from paxosd.service.results import Error as ErrorResult
@@ -101,9 +102,36 @@ class ApiError(Exception):
 
 
 def from_bad_command(exc: BadCommand) -> ApiError:
-    """A field refused by `commands.validate`: 400 naming the field ("Put.value" -> "value")."""
+    """A field refused by `commands.validate`: 400 naming the field ("Put.value" -> "value");
+    a key-value request etcd would refuse too also carries etcd's text for it."""
     field = exc.field.rpartition(".")[2]
+    if isinstance(exc, InvalidRequest):
+        return ApiError(
+            400, BAD_COMMAND, exc.error.detail, field=field, etcd_message=exc.error.message
+        )
     return ApiError(400, BAD_COMMAND, f"{field}: {exc.reason}", field=field)
+
+
+# HTTP status for the key-value store's errors, by their gRPC code (as etcd's gateway maps
+# them, except that an answer over a server limit is the client's to narrow: 400, not 429).
+_GRPC_STATUS: Final[dict[GrpcCode, int]] = {
+    GrpcCode.INVALID_ARGUMENT: 400,
+    GrpcCode.OUT_OF_RANGE: 400,
+    GrpcCode.NOT_FOUND: 404,
+    GrpcCode.FAILED_PRECONDITION: 400,
+    GrpcCode.RESOURCE_EXHAUSTED: 400,
+}
+
+
+def from_kv_error(error: KvError) -> ApiError:
+    """A key-value answer refusing the request (compacted, future revision, key not found,
+    answer too large, ...): paxosd's detail as the message, etcd's text beside it."""
+    return ApiError(
+        _GRPC_STATUS.get(error.grpc_code, 400),
+        error.code,
+        error.detail,
+        etcd_message=error.message,
+    )
 
 
 def from_result(result: ErrorResult) -> ApiError:
@@ -132,6 +160,8 @@ def from_node_error(exc: NodeError, node: NodeService) -> ApiError:
         retry = {"Retry-After": str(retry_after_s)}
         return ApiError(429, exc.code, message, outcome=exc.outcome, headers=retry)
     if isinstance(exc, BadRequest):
+        if isinstance(exc.error, KvError):
+            return ApiError(400, exc.error.code, exc.error.detail, etcd_message=exc.error.message)
         return ApiError(400, exc.code, message, outcome=exc.outcome)
     # Damaged, or a condition added later: this node cannot serve, another may.
     return ApiError(503, exc.code, message, outcome=exc.outcome)

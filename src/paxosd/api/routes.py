@@ -57,6 +57,8 @@ class Route:
 _OWNER = Field("owner", "string", "who takes, holds or releases the lock (1-256 UTF-8 bytes)")
 _TTL = Field("ttl_ms", "integer", "lease length in milliseconds of log time (100-3600000)")
 _NO_KEY = Reply(404, "Error", "error not_found: the key does not exist")
+_VALUE = Field("value", "json", "the new value: any JSON value, stored as its JSON text", False)
+_VALUE_BASE64 = Field("value_base64", "string", "or: the new value's bytes, base64", False)
 _NOT_HOLDER = Reply(409, "Error", "error not_holder: the owner does not hold the lock")
 
 _SELECT_QUERY: Final = (
@@ -106,11 +108,20 @@ ROUTES: Final[tuple[Route, ...]] = (
         "kv",
         (Reply(200, "CasResult", "the comparison ran; succeeded says whether it matched"),),
         body=(
-            Field("expected", "json", "the value the key must hold now (null: must not exist)"),
-            Field("value", "json", "the new value"),
+            Field(
+                "expected",
+                "json",
+                "the value the key must hold now, compared as JSON text (null: must not exist)",
+                required=False,
+            ),
+            Field("expected_base64", "string", "or: the bytes it must hold", required=False),
+            _VALUE,
+            _VALUE_BASE64,
         ),
-        description="On a mismatch the answer is still 200 (as in etcd), with succeeded "
-        "false and the key's current value and revision (null and 0 if it does not exist).",
+        description="A transaction: if the key holds `expected`, put `value`. On a mismatch "
+        "the answer is still 200 (as in etcd), with succeeded false and the key's current "
+        "value and revision (null and 0 if it does not exist). Values compare as their JSON "
+        "text (object members sorted): true is not 1, and 1 is not 1.0.",
     ),
     Route(
         "kv_get",
@@ -119,7 +130,7 @@ ROUTES: Final[tuple[Route, ...]] = (
         h.kv_get,
         "Read a key (linearizable)",
         "kv",
-        (Reply(200, "Value", "the key's value and mod revision"), _NO_KEY),
+        (Reply(200, "Value", "the key's value, revisions and version"), _NO_KEY),
     ),
     Route(
         "kv_put",
@@ -128,8 +139,10 @@ ROUTES: Final[tuple[Route, ...]] = (
         h.kv_put,
         "Write a key",
         "kv",
-        (Reply(200, "Written", "the new store revision"),),
-        body=(Field("value", "json", "any JSON value, at most 1 MiB as msgpack"),),
+        (Reply(200, "Written", "the new store revision and the key's revisions"),),
+        body=(_VALUE, _VALUE_BASE64),
+        description="Give `value` (any JSON value, stored as its JSON text) or "
+        "`value_base64` (any bytes, at most 1 MiB).",
     ),
     Route(
         "kv_delete",

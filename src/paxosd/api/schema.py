@@ -73,11 +73,31 @@ def _object(required: dict[str, Any], optional: dict[str, Any] | None = None) ->
     return {"type": "object", "required": list(required), "properties": properties}
 
 
+# A key's fields beside its key (etcd's KeyValue): `value` if the stored bytes are JSON text,
+# else `value_base64`; `revision` is the key's mod revision.
+_KEY_FIELDS: Final[dict[str, Any]] = {
+    "value": _ANY,
+    "value_base64": _STR,
+    "create_revision": _INT,
+    "mod_revision": _INT,
+    "version": _INT,
+    "lease": _INT,
+}
+
 SCHEMAS: Final[dict[str, dict[str, Any]]] = {
-    "Value": _object({"key": _STR, "value": _ANY, "revision": _INT}),
-    "Written": _object({"key": _STR, "revision": _INT}),
-    "Deleted": _object({"key": _STR, "existed": _BOOL, "revision": _INT}),
-    "CasResult": _object({"succeeded": _BOOL, "key": _STR, "value": _ANY, "revision": _INT}),
+    "Value": _object({"key": _STR, "revision": _INT}, _KEY_FIELDS),
+    "Written": _object(
+        {
+            "key": _STR,
+            "revision": _INT,
+            "create_revision": _INT,
+            "mod_revision": _INT,
+            "version": _INT,
+            "lease": _INT,
+        }
+    ),
+    "Deleted": _object({"key": _STR, "existed": _BOOL, "revision": _INT, "deleted": _INT}),
+    "CasResult": _object({"succeeded": _BOOL, "key": _STR, "revision": _INT}, _KEY_FIELDS),
     "LockResult": _object(
         {
             "acquired": _BOOL,
@@ -102,6 +122,10 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
             "leader_http": {**_NULL_STR, "description": "not_leader: its HTTP address"},
             "key": _STR,
             "name": _STR,
+            "etcd_message": {
+                "type": "string",
+                "description": "key-value errors: etcd's text for the same error",
+            },
         },
     ),
     "NameTaken": _object(

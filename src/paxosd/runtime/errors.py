@@ -8,6 +8,8 @@ under the same client id and sequence number is always safe (exactly-once)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ServiceError(Exception):
     """Base class of the errors front ends turn into answers."""
@@ -17,9 +19,17 @@ class ServiceError(Exception):
 
 
 class BadRequest(ServiceError):
-    """The request itself is wrong (bad type, missing field, too large). Fix it; do not retry."""
+    """The request itself is wrong (bad type, missing field, too large). Fix it; do not retry.
+
+    `error`, when set, is how etcd refuses the same request (a `paxosd.service.kv.KvError`:
+    gRPC code, etcd's message, paxosd's detail), for the interfaces that answer in etcd's terms.
+    """
 
     code = "bad_request"
+
+    def __init__(self, message: str, error: Any = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class NotLeader(ServiceError):

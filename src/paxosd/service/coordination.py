@@ -32,8 +32,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
-from .codec import OpCodec, check_int, check_key, check_owner, simple_codec
-from .errors import BadCommand
+from .codec import (
+    OpCodec,
+    check_int,
+    check_key,
+    check_owner,
+    key_bytes_max,
+    owner_bytes_max,
+    simple_codec,
+)
+from .errors import BadCommand, CorruptSnapshot
 from .results import NOT_HOLDER, DecisionResult, Error, LockResult, NameResult, Released, Result
 from .values import JsonValue, check_value
 
@@ -173,6 +181,16 @@ class Coordination:
         self.names: dict[str, str] = {}
         self.decisions: dict[str, Any] = {}
 
+    def readers(self) -> dict[type, Callable[[Any], Result]]:
+        return {
+            LockStatus: self._lock_status,
+            NameLookup: self._name_lookup,
+            DecisionGet: self._decision_get,
+        }
+
+    def snapshot_view(self) -> CoordinationView:
+        return CoordinationView(self)
+
     def handlers(self) -> dict[type, Callable[[Any], Result]]:
         return {
             LockAcquire: self._lock_acquire,
@@ -299,3 +317,99 @@ class Coordination:
 
     def _decision_get(self, op: DecisionGet) -> Result:
         return DecisionResult(id=op.id, chosen=self.decisions.get(op.id))
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshots
+#
+# The coordination section of a version-3 snapshot (snapshot.py, router.py):
+#   ["coordination", fencing_token, locks, names, decisions]       the counts of each table
+#   [name, owner, fencing_token, expires_at_ms, held]               per lock, sorted by name
+#   [name, owner]                                                   per name, sorted
+#   [id, value]                                                     per decision, sorted
+
+
+class CoordinationView:
+    """Coordination's tables as they were when the view was taken (copied: they are small
+    beside the key-value store), to be written from any thread."""
+
+    __slots__ = ("_decisions", "_fencing_token", "_locks", "_names")
+
+    def __init__(self, part: Coordination) -> None:
+        self._fencing_token = part.fencing_token
+        self._locks = dict(part.locks)
+        self._names = dict(part.names)
+        self._decisions = dict(part.decisions)
+
+    def write(self, writer: Any) -> None:
+        locks, names, decisions = self._locks, self._names, self._decisions
+        writer.write(["coordination", self._fencing_token, len(locks), len(names), len(decisions)])
+        for name in sorted(locks):
+            writer.write([name, *locks[name]])
+        for name in sorted(names):
+            writer.write([name, names[name]])
+        for id_ in sorted(decisions):
+            writer.write([id_, decisions[id_]])
+
+    def close(self) -> None:
+        return None
+
+
+def restore(objects: Any, reader: Any, now_ms: int) -> Coordination:
+    """The tables a section written by `CoordinationView.write` describes, at log time
+    `now_ms`; `CorruptSnapshot` for anything `write` could not have written."""
+    head = reader.next(objects, "the coordination section")
+    if type(head) is not list or len(head) != 5 or head[0] != "coordination":
+        raise CorruptSnapshot(f"coordination section: malformed header {head!r:.60}")
+    _, fencing_token, locks, names, decisions = head
+    for count in (fencing_token, locks, names, decisions):
+        if type(count) is not int or count < 0:
+            raise CorruptSnapshot("coordination section: malformed header")
+    part = Coordination()
+    part.now_ms = now_ms
+    part.fencing_token = fencing_token
+    previous = ""
+    for _ in range(locks):
+        row = _row(reader.next(objects, "a lock"), 5, previous, "lock")
+        name, owner, token, expires, held = row
+        _text(owner, "lock owner", owner_bytes_max)
+        if type(token) is not int or not 1 <= token <= fencing_token:
+            raise CorruptSnapshot(f"lock {name!r:.40}: fencing token {token!r:.40}")
+        if type(expires) is not int or type(held) is not bool:
+            raise CorruptSnapshot(f"lock {name!r:.40}: malformed lease")
+        part.locks[name] = (owner, token, expires, held)
+        if held:
+            part.note_lease(expires)
+        previous = name
+    previous = ""
+    for _ in range(names):
+        name, owner = _row(reader.next(objects, "a name"), 2, previous, "name")
+        part.names[name] = _text(owner, "name owner", owner_bytes_max)
+        previous = name
+    previous = ""
+    for _ in range(decisions):
+        id_, value = _row(reader.next(objects, "a decision"), 2, previous, "decision")
+        if value is None:
+            raise CorruptSnapshot("a decision's chosen value is null")
+        try:
+            check_value(value, "decision value")
+        except BadCommand as error:
+            raise CorruptSnapshot(str(error)) from None
+        part.decisions[id_] = value
+        previous = id_
+    return part
+
+
+def _row(row: object, width: int, previous: str, what: str) -> list[Any]:
+    if type(row) is not list or len(row) != width:
+        raise CorruptSnapshot(f"malformed {what} row {row!r:.60}")
+    name = _text(row[0], what, key_bytes_max)
+    if name <= previous:
+        raise CorruptSnapshot(f"{what} rows are not sorted by unique names")
+    return row
+
+
+def _text(value: object, what: str, limit_bytes: int) -> str:
+    if type(value) is not str or not value or len(value.encode()) > limit_bytes:
+        raise CorruptSnapshot(f"{what} {value!r:.40} is not a valid string")
+    return value

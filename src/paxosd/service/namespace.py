@@ -7,31 +7,65 @@ op classes (a namespace) and is applied, in log order, only the ops it owns; the
 snapshot. To add a state machine (the SQL database, for one):
 
 1. write its op classes and their `OpCodec`s (codec.py) with tags from a range of your own
-   (commands.py lists who owns which);
+   (registry.py lists who owns which), and its answers' encoding for the exactly-once table
+   (results.py: `result_to_raw` / `result_from_raw`);
 2. write a class that satisfies `Part`;
-3. add a `Namespace` for it to `registry.NAMESPACES`.
+3. add a `Namespace` for it at the end of `registry.NAMESPACES`.
 
 A part must be deterministic - the same ops in the same order give the same answers and state
 on every replica: no clock (log time arrives through `advance_time`), no randomness, no I/O,
 no dependence on anything but its ops. A well-formed op that cannot take effect answers an
 error value (results.Error, kv.KvError); it never raises.
+
+Snapshots: `snapshot_view()` is called on the event loop between two applies and must be
+cheap; the view's `write(writer)` may run in another thread while the part goes on applying,
+so it may read only what the view captured or what the part promises not to change in place
+while a view is open; it writes msgpack objects with `writer.write(obj)` (snapshot.py).
+`Namespace.restore` reads them back, in the same order, and checks every invariant
+(`CorruptSnapshot` for anything `write` could not have written).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .codec import OpCodec
+from .kv.checks import DEFAULT_LIMITS, KvLimits
+from .snapshot import SnapshotReader
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What a node configures in its state machines. None of it is replicated state: it may
+    differ between nodes and change at restart, so it may shape only what this node answers
+    to reads, never what applying the log does."""
+
+    kv_limits: KvLimits = field(default_factory=lambda: DEFAULT_LIMITS)
+
+
+class PartView(Protocol):
+    def write(self, writer: Any) -> None:
+        """Write the captured state as msgpack objects (writer.write(obj))."""
+        ...
+
+    def close(self) -> None:
+        """The view is no longer needed (whether written or not)."""
+        ...
 
 
 class Part(Protocol):
     """One state machine behind the router."""
 
     def handlers(self) -> dict[type, Callable[[Any], Any]]:
-        """For every op class this part owns, the bound method that applies it (a write) or
-        answers it (a read, which must not change the state)."""
+        """For every op class this part owns, the bound method that applies it from the log
+        (reads included: a client may send one through the log)."""
+        ...
+
+    def readers(self) -> dict[type, Callable[[Any], Any]]:
+        """For every read op class, the bound method that answers it from the current state,
+        without the log (it must not change the state)."""
         ...
 
     def advance_time(self, now_ms: int) -> None:
@@ -44,12 +78,18 @@ class Part(Protocol):
         then the leader keeps log time moving while no commands arrive."""
         ...
 
+    def snapshot_view(self) -> PartView:
+        """The state after the last apply, cheaply, for `PartView.write`."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Namespace:
-    """A state machine the router can host: its name, its ops' codecs, and a factory of an
-    empty instance."""
+    """A state machine the router can host: its name, its ops' codecs, how to make an empty
+    one, and how to restore one from its section of a snapshot (objects, the reader, the
+    node's options, the log time)."""
 
     name: str
     codecs: tuple[OpCodec, ...]
-    new: Callable[[], Any]
+    new: Callable[[Options], Any]
+    restore: Callable[[Iterator[Any], SnapshotReader, Options, int], Any]

@@ -14,53 +14,93 @@ machine behind it shares:
 * log time: `AdvanceTime` commands from the leader move `log_time_ms` forward (never back) and
   each state machine hears of it; `wants_log_time` tells the leader to keep it moving while a
   state machine waits for it (a lock lease that may be live);
-* dispatch: each op goes to the state machine of its namespace (registry.py), by its class.
+* dispatch: each op goes to the state machine of its namespace (registry.py), by its class;
+* events: after each `apply`, `events` holds what the key-value store changed (types.Event,
+  in the order it changed them; empty for anything else). The engine hands them on with the
+  applied command (core/multi/ready.py `Applied.events`), so a host sees every change of every
+  key, in log order, on every node, without decoding the payload again.
 
 It is a pure function of the payloads it has applied: no clock, no randomness, no I/O.
 Nothing here is module-level state, so any number of routers (one per Paxos group) can live in
 one process.
 
-Snapshots (format version 2) are deterministic: equal states give equal bytes. Tables are
-written sorted by key; sessions in least-recently-used order; JSON values exactly as clients
-stored them. `snapshot()` is O(total state · log n) (sorting keys); `restore()` is O(total
-state).
+Snapshots (snapshot.py, format version 3): `snapshot_view()` captures the state after the last
+applied slot, on the event loop, cheaply (the key-value store freezes its index; the small
+tables are copied); `view.write(out)` streams it and may run in another thread while `apply`
+goes on. The bytes are deterministic: equal states give equal bytes. `restore` reads versions
+2 and 3; a version-2 snapshot (one value per key, revisions from 0) is converted as replaying
+the commands it covers would have built the state (kv/machine.py).
 """
 
 from __future__ import annotations
 
+import io
 import itertools
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, Final
 
 from .codec import key_bytes_max, owner_bytes_max, seq_max, time_ms_max
 from .commands import AdvanceTime, Noop, Request, decode, is_read, validate
 from .coordination import Coordination
 from .errors import BadCommand, CorruptSnapshot, SlotOrderError
-from .kv.machine import KvStore
+from .kv.index import KeyIndex
+from .kv.machine import KvMachine
+from .kv.types import Event, KeyValue
+from .namespace import Options, PartView
 from .registry import NAMESPACES
-from .results import BAD_COMMAND, Error, Result, result_from_raw, result_to_raw
-from .sessions import ANONYMOUS_PREFIX, RequestId, Sessions, clients_max, digest_bytes
-from .snapshot import seal, unseal
-from .values import check_value, pack, unpack
+from .results import (
+    BAD_COMMAND,
+    CasResult,
+    Deleted,
+    Error,
+    Result,
+    Value,
+    Written,
+    result_from_raw,
+    result_to_raw,
+)
+from .sessions import ANONYMOUS_PREFIX, RequestId, Session, Sessions, clients_max, digest_bytes
+from .snapshot import SnapshotReader, SnapshotWriter, open_snapshot
+from .values import check_value, json_text, unpack
 
-__all__ = ["ANONYMOUS_PREFIX", "Router", "StateMachine", "clients_max"]
+__all__ = ["ANONYMOUS_PREFIX", "Router", "RouterView", "StateMachine", "clients_max"]
 
 _NONE: Final = (None, None)
+_NO_EVENTS: Final[tuple[Event, ...]] = ()
 
 
 class Router:
-    """One replica's copy of the replicated state. Not thread-safe; not shared."""
+    """One replica's copy of the replicated state. Not thread-safe; not shared (its snapshot
+    views may be written from another thread)."""
 
-    __slots__ = ("_applied_slot", "_handlers", "_log_time_ms", "_parts", "_sessions")
+    __slots__ = (
+        "_applied_slot",
+        "_handlers",
+        "_kv",
+        "_log_time_ms",
+        "_options",
+        "_parts",
+        "_readers",
+        "_sessions",
+        "events",
+    )
 
-    def __init__(self, *, clients_max: int = clients_max) -> None:
+    def __init__(self, *, clients_max: int = clients_max, options: Options | None = None):
+        self._options = Options() if options is None else options
         self._sessions = Sessions(clients_max)
         self._applied_slot = -1  # nothing applied yet; the engine may start at slot 0 or 1
         self._log_time_ms = 0
-        self._parts: dict[str, Any] = {ns.name: ns.new() for ns in NAMESPACES}
+        self.events: tuple[Event, ...] = _NO_EVENTS
+        self._install({ns.name: ns.new(self._options) for ns in NAMESPACES})
+
+    def _install(self, parts: dict[str, Any]) -> None:
+        self._parts = parts
         self._handlers: dict[type, Callable[[Any], Result]] = {}
-        for part in self._parts.values():
+        self._readers: dict[type, Callable[[Any], Result]] = {}
+        for part in parts.values():
             self._handlers.update(part.handlers())
+            self._readers.update(part.readers())
+        self._kv: KvMachine = parts["kv"]
 
     # -----------------------------------------------------------------------------------------
     # Introspection
@@ -86,10 +126,9 @@ class Router:
     leases_may_be_live = wants_log_time
 
     @property
-    def kv(self) -> KvStore:
+    def kv(self) -> KvMachine:
         """The key-value store."""
-        store: KvStore = self._parts["kv"]
-        return store
+        return self._kv
 
     @property
     def coordination(self) -> Coordination:
@@ -98,9 +137,13 @@ class Router:
         return part
 
     @property
+    def options(self) -> Options:
+        return self._options
+
+    @property
     def revision(self) -> int:
         """The key-value store's revision."""
-        return self.kv.revision
+        return self._kv.store.revision
 
     @property
     def clients_max(self) -> int:
@@ -126,12 +169,14 @@ class Router:
 
         Returns the answer for the client (None for b"", Noop and AdvanceTime) and, for a
         `Request`, its (client id, seq), by which whoever waits for the answer finds it without
-        decoding the payload a second time. Never raises for any payload; raises
-        `SlotOrderError` if the engine repeats or reorders slots.
+        decoding the payload a second time; `events` then holds what it changed. Never raises
+        for any payload; raises `SlotOrderError` if the engine repeats or reorders slots.
         """
         if slot <= self._applied_slot:
             raise SlotOrderError(f"slot {slot} applied after slot {self._applied_slot}")
         self._applied_slot = slot
+        if self.events:
+            self.events = _NO_EVENTS
         if not payload:
             return _NONE
         try:
@@ -145,13 +190,16 @@ class Router:
             op = command.op
             if client_id.startswith(ANONYMOUS_PREFIX):
                 # A request nobody will retry (a node made its id): apply it, keep no session.
-                return self._handlers[type(op)](op), request
-            sessions = self._sessions
-            digest = sessions.digest(payload)
-            fresh, answer = sessions.check(client_id, command.seq, digest, slot)
-            if fresh:
                 answer = self._handlers[type(op)](op)
-                sessions.record(client_id, command.seq, digest, slot, answer)
+            else:
+                sessions = self._sessions
+                digest = sessions.digest(payload)
+                fresh, answer = sessions.check(client_id, command.seq, digest, slot)
+                if fresh:
+                    answer = self._handlers[type(op)](op)
+                    sessions.record(client_id, command.seq, digest, slot, answer)
+            if self._kv.events:
+                self.events = self._kv.take_events()
             return answer, request
         if kind is AdvanceTime:
             # Monotone: a stale leader's older timestamp must not move leases backwards.
@@ -162,7 +210,10 @@ class Router:
             return _NONE
         if kind is Noop:
             return _NONE
-        return self._handlers[kind](command), None
+        answer = self._handlers[kind](command)
+        if self._kv.events:
+            self.events = self._kv.take_events()
+        return answer, None
 
     def read(self, query: object) -> Result:
         """Answer a read-only query (`is_read(query)`) from this state.
@@ -173,131 +224,226 @@ class Router:
         """
         if not is_read(query):
             raise BadCommand("query", f"{type(query).__name__} is not a read query")
-        validate(query)
-        return self._handlers[type(query)](query)
+        validate(query, self._options.kv_limits)
+        return self._readers[type(query)](query)
 
     # -----------------------------------------------------------------------------------------
     # Snapshots
     #
-    # Body (msgpack array, snapshot version 2):
-    #   [applied_slot, now_ms, revision, fencing_token, clients_max,
-    #    kv:        [[key, value, create_revision, mod_revision], ...]   sorted by key
-    #    locks:     [[name, owner, fencing_token, expires_at_ms, held], ...] sorted by name
-    #    names:     [[name, owner], ...]                                  sorted by name
-    #    decisions: [[id, value], ...]                                    sorted by id
-    #    sessions:  [[client_id, seq, slot, digest, result], ...]         LRU order]
+    # A version-3 snapshot's objects (snapshot.py frames them):
+    #   ["paxosd", applied_slot, log_time_ms, clients_max, [namespace names]]
+    #   each namespace's section, in registry order (kv/machine.py, coordination.py)
+    #   ["sessions", count]
+    #   [client_id, seq, slot, digest, cached answer]            per session, LRU order
+
+    def snapshot_view(self) -> RouterView:
+        """The state after the last applied slot, for `RouterView.write`: cheap, on the loop
+        (the key-value store's index is frozen, not copied; sessions and coordination's small
+        tables are copied)."""
+        return RouterView(self)
 
     def snapshot(self) -> bytes:
         """The whole state as deterministic, checksummed bytes (equal states, equal bytes)."""
-        kv, coordination = self.kv, self.coordination
-        entries, locks, names, decisions = (
-            kv.kv,
-            coordination.locks,
-            coordination.names,
-            coordination.decisions,
-        )
-        body = [
-            self._applied_slot,
-            self._log_time_ms,
-            kv.revision,
-            coordination.fencing_token,
-            self._sessions.clients_max,
-            [[key, *entries[key]] for key in sorted(entries)],
-            [[name, *locks[name]] for name in sorted(locks)],
-            [[name, names[name]] for name in sorted(names)],
-            [[id_, decisions[id_]] for id_ in sorted(decisions)],
-            [
-                [client_id, seq, slot, digest, result_to_raw(answer)]
-                for client_id, (seq, slot, digest, answer) in self._sessions
-            ],
-        ]
-        return seal(pack(body))
+        out = io.BytesIO()
+        with self.snapshot_view() as view:
+            view.write(out)
+        return out.getvalue()
 
     @classmethod
-    def restore(cls, data: bytes) -> Router:
-        """A machine in exactly the state `snapshot()` captured.
+    def restore(cls, source: bytes | BinaryIO, *, options: Options | None = None) -> Router:
+        """A machine in exactly the state a snapshot captured (versions 2 and 3).
 
         Raises `CorruptSnapshot` for truncated, damaged, foreign or unsupported bytes, and for
         a well-framed body that breaks any invariant of the state (defence in depth: a
         checksum only proves the bytes are the ones written, not that the writer was right).
         """
-        body = unseal(data)
+        options = Options() if options is None else options
+        version, body = open_snapshot(source)
         try:
-            raw = unpack(body)
-        except Exception as exc:  # any msgpack failure means the body is not ours
-            raise CorruptSnapshot(f"body is not msgpack ({type(exc).__name__})") from None
-        try:
-            return _Restorer(raw).machine
+            if version == 2:
+                try:
+                    raw = unpack(body)
+                except Exception as exc:  # any msgpack failure means the body is not ours
+                    raise CorruptSnapshot(f"body is not msgpack ({type(exc).__name__})") from None
+                return _V2Restorer(raw, options).machine
+            return _restore(body, options)
         except CorruptSnapshot:
             raise
         except Exception as exc:  # a shape we did not anticipate: still never garbage
-            raise CorruptSnapshot(f"malformed snapshot body: {exc!r:.200}") from None
+            raise CorruptSnapshot(f"malformed snapshot: {exc!r:.200}") from None
 
 
 # The name the engine and the hosts have always used for the replicated state machine.
 StateMachine = Router
 
 
-class _Restorer:
-    """Validates a decoded snapshot body field by field and builds the machine from it."""
+class RouterView:
+    """The router's state at one applied slot (`Router.snapshot_view`). `write` may run in
+    another thread while the router goes on applying; `close` when done (or use `with`)."""
 
-    def __init__(self, raw: object) -> None:
+    __slots__ = ("_header", "_parts", "_sessions")
+
+    def __init__(self, router: Router) -> None:
+        self._header = [
+            "paxosd",
+            router._applied_slot,
+            router._log_time_ms,
+            router._sessions.clients_max,
+            [ns.name for ns in NAMESPACES],
+        ]
+        self._sessions: list[tuple[str, Session]] = list(router._sessions)
+        self._parts: list[PartView] = [router._parts[ns.name].snapshot_view() for ns in NAMESPACES]
+
+    def write(self, out: BinaryIO) -> None:
+        """Stream the captured state to `out` as a version-3 snapshot."""
+        writer = SnapshotWriter(out)
+        writer.write(self._header)
+        for part in self._parts:
+            part.write(writer)
+        writer.write(["sessions", len(self._sessions)])
+        for client_id, (seq, slot, digest, answer) in self._sessions:
+            writer.write([client_id, seq, slot, digest, result_to_raw(answer)])
+        writer.close()
+
+    def close(self) -> None:
+        for part in self._parts:
+            part.close()
+
+    def __enter__(self) -> RouterView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _restore(reader: SnapshotReader, options: Options) -> Router:
+    objects = reader.objects()
+    head = reader.next(objects, "the header")
+    names = [ns.name for ns in NAMESPACES]
+    if type(head) is not list or len(head) != 5 or head[0] != "paxosd":
+        raise CorruptSnapshot(f"malformed header {head!r:.80}")
+    _, applied_slot, log_time_ms, sessions_max, stored_names = head
+    _check_int(applied_slot, "applied_slot", low=-1)
+    _check_int(log_time_ms, "log time", high=time_ms_max)
+    _check_int(sessions_max, "clients_max", low=1)
+    if stored_names != names:
+        raise CorruptSnapshot(f"state machines {stored_names!r:.80}, this code has {names}")
+    machine = Router(clients_max=sessions_max, options=options)
+    machine._applied_slot = applied_slot
+    machine._log_time_ms = log_time_ms
+    machine._install(
+        {ns.name: ns.restore(objects, reader, options, log_time_ms) for ns in NAMESPACES}
+    )
+    head = reader.next(objects, "the sessions")
+    if type(head) is not list or len(head) != 2 or head[0] != "sessions":
+        raise CorruptSnapshot(f"malformed sessions header {head!r:.80}")
+    count = _check_int(head[1], "sessions", high=sessions_max)
+    _restore_sessions(
+        machine, (reader.next(objects, "a session") for _ in range(count)), applied_slot
+    )
+    reader.finish(objects)
+    return machine
+
+
+def _restore_sessions(
+    machine: Router,
+    rows: Iterator[Any],
+    applied_slot: int,
+    convert: Callable[[Result], Result] = lambda answer: answer,
+) -> None:
+    previous_slot = -1
+    seen: set[str] = set()
+    for row in rows:
+        if type(row) is not list or len(row) != 5:
+            raise CorruptSnapshot(f"malformed session {row!r:.60}")
+        client_id = _check_str(row[0], "client id", owner_bytes_max)
+        seq = _check_int(row[1], "session seq", high=seq_max)
+        slot = _check_int(row[2], "session slot", low=previous_slot + 1, high=applied_slot)
+        if type(row[3]) is not bytes or len(row[3]) != digest_bytes:
+            raise CorruptSnapshot(f"session {client_id!r}: digest is not {digest_bytes} bytes")
+        if client_id in seen:
+            raise CorruptSnapshot(f"duplicate session {client_id!r}")
+        seen.add(client_id)
+        answer = convert(result_from_raw(row[4]))
+        machine._sessions.restore(client_id, (seq, slot, row[3], answer))
+        previous_slot = slot
+    if len(seen) > machine._sessions.clients_max:
+        raise CorruptSnapshot("more sessions than clients_max")
+
+
+def _check_int(value: object, what: str, *, low: int = 0, high: int = 2**64 - 1) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise CorruptSnapshot(f"{what} {value!r:.40} is not an int in [{low}, {high}]")
+    return value
+
+
+def _check_str(value: object, what: str, limit_bytes: int) -> str:
+    if type(value) is not str or not value or len(value.encode()) > limit_bytes:
+        raise CorruptSnapshot(f"{what} {value!r:.40} is not a valid string")
+    return value
+
+
+class _V2Restorer:
+    """Restores a version-2 snapshot body, converting it to this model as replaying the
+    commands it covers would have (kv/machine.py): keys as UTF-8 bytes, values as JSON text,
+    every key at version 1, revisions one higher (the store starts at 1 now), the history
+    compacted to the current revision, cached answers' revisions one higher too.
+
+    Body: [applied_slot, now_ms, revision, fencing_token, clients_max,
+           kv: [[key, value, create_revision, mod_revision], ...] sorted by key,
+           locks: [[name, owner, fencing_token, expires_at_ms, held], ...] sorted by name,
+           names: [[name, owner], ...], decisions: [[id, value], ...] sorted,
+           sessions: [[client_id, seq, slot, digest, result], ...] in LRU order]
+    """
+
+    def __init__(self, raw: object, options: Options) -> None:
         body = self._list(raw, "body", 10)
-        applied_slot = self._int(body[0], "applied_slot", low=-1)
-        now_ms = self._int(body[1], "now_ms", high=time_ms_max)
-        revision = self._int(body[2], "revision")
-        fencing_token = self._int(body[3], "fencing_token")
-        sessions_max = self._int(body[4], "clients_max", low=1)
-        machine = Router(clients_max=sessions_max)
+        applied_slot = _check_int(body[0], "applied_slot", low=-1)
+        now_ms = _check_int(body[1], "now_ms", high=time_ms_max)
+        revision = _check_int(body[2], "revision")
+        fencing_token = _check_int(body[3], "fencing_token")
+        sessions_max = _check_int(body[4], "clients_max", low=1)
+        machine = Router(clients_max=sessions_max, options=options)
         machine._applied_slot = applied_slot
         machine._log_time_ms = now_ms
-        kv, coordination = machine.kv, machine.coordination
+        coordination = machine.coordination
         coordination.now_ms = now_ms
-        kv.revision = revision
         coordination.fencing_token = fencing_token
 
+        store = machine.kv.store
+        keys: list[bytes] = []
         for row in self._rows(body[5], "kv", 4):
-            key = self._str(row[0], "kv key", key_bytes_max)
+            key = _check_str(row[0], "kv key", key_bytes_max)
             self._json(row[1], "kv value")
-            create = self._int(row[2], "create_revision", low=1, high=revision)
-            mod = self._int(row[3], "mod_revision", low=create, high=revision)
-            kv.kv[key] = (row[1], create, mod)
+            create = _check_int(row[2], "create_revision", low=1, high=revision)
+            mod = _check_int(row[3], "mod_revision", low=create, high=revision)
+            data = key.encode()
+            store.history[data] = [KeyValue(data, create + 1, mod + 1, 1, json_text(row[1]), 0)]
+            keys.append(data)
+        store.revision = revision + 1
+        store.compact_revision = revision + 1 if revision else -1
+        store.live_keys = len(keys)
+        store.index = KeyIndex(sorted(keys))  # UTF-8 byte order is code point order anyway
         for row in self._rows(body[6], "locks", 5):
-            name = self._str(row[0], "lock name", key_bytes_max)
-            owner = self._str(row[1], "lock owner", owner_bytes_max)
-            token = self._int(row[2], "lock token", low=1, high=fencing_token)
-            expires = self._int(row[3], "lock expiry")
+            name = _check_str(row[0], "lock name", key_bytes_max)
+            owner = _check_str(row[1], "lock owner", owner_bytes_max)
+            token = _check_int(row[2], "lock token", low=1, high=fencing_token)
+            expires = _check_int(row[3], "lock expiry")
             if type(row[4]) is not bool:
                 raise CorruptSnapshot("lock held flag is not a bool")
             coordination.locks[name] = (owner, token, expires, row[4])
             if row[4]:
                 coordination.note_lease(expires)
         for row in self._rows(body[7], "names", 2):
-            name = self._str(row[0], "name", key_bytes_max)
-            coordination.names[name] = self._str(row[1], "name owner", owner_bytes_max)
+            name = _check_str(row[0], "name", key_bytes_max)
+            coordination.names[name] = _check_str(row[1], "name owner", owner_bytes_max)
         for row in self._rows(body[8], "decisions", 2):
-            id_ = self._str(row[0], "decision id", key_bytes_max)
+            id_ = _check_str(row[0], "decision id", key_bytes_max)
             if row[1] is None:
                 raise CorruptSnapshot("a decision's chosen value is null")
             self._json(row[1], "decision value")
             coordination.decisions[id_] = row[1]
-
-        previous_slot = -1
-        seen: set[str] = set()
-        for row in self._list(body[9], "sessions"):
-            row = self._list(row, "session", 5)
-            client_id = self._str(row[0], "client id", owner_bytes_max)
-            seq = self._int(row[1], "session seq", high=seq_max)
-            slot = self._int(row[2], "session slot", low=previous_slot + 1, high=applied_slot)
-            if type(row[3]) is not bytes or len(row[3]) != digest_bytes:
-                raise CorruptSnapshot(f"session {client_id!r}: digest is not {digest_bytes} bytes")
-            if client_id in seen:
-                raise CorruptSnapshot(f"duplicate session {client_id!r}")
-            seen.add(client_id)
-            machine._sessions.restore(client_id, (seq, slot, row[3], result_from_raw(row[4])))
-            previous_slot = slot
-        if len(seen) > sessions_max:
-            raise CorruptSnapshot("more sessions than clients_max")
+        _restore_sessions(machine, iter(self._list(body[9], "sessions")), applied_slot, _shift)
         self.machine = machine
 
     @staticmethod
@@ -315,20 +461,32 @@ class _Restorer:
         return rows
 
     @staticmethod
-    def _int(value: object, what: str, *, low: int = 0, high: int = 2**64 - 1) -> int:
-        if type(value) is not int or not low <= value <= high:
-            raise CorruptSnapshot(f"{what} {value!r:.40} is not an int in [{low}, {high}]")
-        return value
-
-    @staticmethod
-    def _str(value: object, what: str, limit_bytes: int) -> str:
-        if type(value) is not str or not value or len(value.encode()) > limit_bytes:
-            raise CorruptSnapshot(f"{what} {value!r:.40} is not a valid string")
-        return value
-
-    @staticmethod
     def _json(value: object, what: str) -> None:
         try:
             check_value(value, what)
         except BadCommand as exc:
             raise CorruptSnapshot(f"{exc}") from None
+
+
+def _shift(answer: Result) -> Result:
+    """A cached answer of the old numbering, in the new one (revisions one higher)."""
+    match answer:
+        case Value():
+            return Value(
+                key=answer.key,
+                value=answer.value,
+                revision=answer.revision + 1,
+                create_revision=answer.create_revision + 1,
+            )
+        case Written():
+            return Written(key=answer.key, revision=answer.revision + 1)
+        case Deleted():
+            return Deleted(key=answer.key, existed=answer.existed, revision=answer.revision + 1)
+        case CasResult() if answer.revision:
+            return CasResult(
+                succeeded=answer.succeeded,
+                key=answer.key,
+                value=answer.value,
+                revision=answer.revision + 1,
+            )
+    return answer

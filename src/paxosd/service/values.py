@@ -18,6 +18,7 @@ treat results as read-only, which is the documented rule for every result.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
@@ -103,3 +104,24 @@ def json_equal(a: object, b: object) -> bool:
     if kind_a in numbers and kind_b in numbers:
         return a == b
     return False
+
+
+def json_text(value: object) -> bytes:
+    """A JSON value as the bytes the key-value store keeps: compact JSON text, object members
+    sorted by name, UTF-8. Equal JSON values give equal text (except that 1 and 1.0 stay
+    different numbers), so comparing stored values as bytes compares them as JSON."""
+    return json.dumps(
+        value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+    ).encode()
+
+
+def from_json_text(data: bytes) -> tuple[bool, Any]:
+    """(True, the value) if `data` is JSON text, else (False, None)."""
+    try:
+        return True, json.loads(data, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        return False, None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -39,6 +39,11 @@ class Machine(Protocol):
         ...
 
     @property
+    def events(self) -> tuple[Any, ...]:
+        """What the last `apply` changed (the service's typed events), handed on with it."""
+        ...
+
+    @property
     def now_ms(self) -> int:
         """Log time: the latest time command applied (lock leases are measured in it)."""
         ...
@@ -78,7 +83,7 @@ class Learner:
             base = slot << batch_shift
             for position, payload in enumerate(self.chosen[slot]):
                 result, request = machine.apply(base | position, payload)
-                applied.append(Applied(slot, payload, result, request))
+                applied.append(Applied(slot, payload, result, request, machine.events))
             self.applied = slot
         return applied
 

@@ -55,12 +55,15 @@ class Proposal(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Applied:
     """One command applied at `slot`: the state machine's answer and, for a client request,
-    the request's identity (whoever waits for the answer looks it up by that)."""
+    the request's identity (whoever waits for the answer looks it up by that); `events`, what
+    it changed (the service's typed events: key, version before and after, revision), so that
+    a host sees every change in log order without decoding the payload again."""
 
     slot: int
     payload: bytes
     result: Any
     request: Hashable | None = None
+    events: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

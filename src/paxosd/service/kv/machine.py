@@ -1,58 +1,138 @@
-"""The key-value store as a state machine behind the router (namespace.py).
+"""The key-value store as a state machine behind the router: etcd v3's KV semantics.
 
-Theory of operation: key -> (value, create_revision, mod_revision), with one store revision
-bumped by every effective write (Put, Delete of an existing key, successful Cas), as in etcd.
-Put, Delete, Get and Cas are O(1) dict operations; Cas's comparison is O(size of the compared
-values). etcd's requests (types.py) are not applied by this store yet: they answer an error.
+Theory of operation: the router hands this machine, in log order, the key-value requests of
+the log (Put, DeleteRange, Txn, Compact, and Range if a client sent one through the log), and
+the reads the engine answers from the current state (Range, read-only Txn). Everything is
+answered as etcd 3.4's applier answers it (etcdserver/apply.go), on top of the
+multi-version store (store.py):
+
+* Range: select `[key, range_end)` at the revision asked (0: the current one; refused above
+  the current revision and below the compacted one), drop what the `min/max_*_revision`
+  filters exclude, sort (stably: keys in byte order break ties; DESCEND is the exact reverse
+  of ASCEND), cut at `limit` (`more` says whether it cut), then `keys_only` / `count_only`.
+  `count` counts the keys that passed the filters (etcd 3.4 counts before its filters).
+  The answer is bounded by `range_keys_max` keys and `range_bytes_max` bytes of keys and
+  values: over either, the request is refused with an error naming the limit and the count.
+  Reads use the limits the node was configured with; requests applied from the log use the
+  defaults, which every replica shares.
+* Put writes at the next revision; `prev_kv`, `ignore_value`, `ignore_lease` as in etcd (a
+  lease other than 0 is refused: "requested lease not found", there are no leases yet).
+* DeleteRange deletes every live key in the range at one revision (none deleted: no new
+  revision).
+* Txn: the compares of the transaction AND of every nested transaction on the chosen path are
+  evaluated first, against the state before the transaction (etcd's compareToPath); then the
+  requests on that path are checked (ranges' revisions; puts' ignore_value/ignore_lease and
+  lease) against that same state, and any failure refuses the whole transaction; then its
+  ops run in order, each seeing the writes before it, all at one revision. A range answer
+  over the limits refuses the transaction and undoes its writes. A nested transaction's
+  answer carries revision 0, as etcd's does (only the outer answer has a header).
+* Compact: refused at or below the compacted revision ("required revision has been
+  compacted") and above the current one; otherwise the store compacts (store.py).
+
+Every write request yields its events (types.Event: key, the version after, the version
+before), in the order it made them; the router hands them on with the request's answer.
+
+The commands older than this model (legacy.py: tags 1-4, string keys, JSON values) still
+apply, to the same store: keys are their UTF-8 bytes, values their JSON text (values.py
+`json_text`). A version-2 snapshot holds neither versions nor history, and a node that
+restores one must reach the same state as a node that replays the commands it covers, so
+those commands leave a key at version 1 and compact the history to their revision.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
-from paxosd.service.results import (
-    CasResult,
-    Deleted,
-    Error,
-    NotFound,
-    Result,
-    Value,
-    Written,
+from paxosd.service.codec import key_bytes_max
+from paxosd.service.errors import CorruptSnapshot
+from paxosd.service.results import CasResult, Deleted, NotFound, Result, Value, Written
+from paxosd.service.values import from_json_text, json_equal, json_text
+
+from .checks import DEFAULT_LIMITS, KvLimits
+from .errors import (
+    KvError,
+    answer_too_large,
+    compacted,
+    future_revision,
+    key_not_found,
+    lease_not_found,
 )
-from paxosd.service.values import json_equal
+from .index import KeyIndex
+from .legacy import Cas, Delete, Get
+from .legacy import Put as LegacyPut
+from .store import MvccStore, version_size
+from .types import (
+    Compact,
+    CompactionResponse,
+    Compare,
+    CompareResult,
+    CompareTarget,
+    DeleteRange,
+    DeleteRangeResponse,
+    Event,
+    EventType,
+    KeyValue,
+    Put,
+    PutResponse,
+    Range,
+    RangeResponse,
+    SortOrder,
+    SortTarget,
+    Txn,
+    TxnResponse,
+)
 
-from .legacy import Cas, Delete, Get, Put
-from .types import Compact, DeleteRange, Range, Txn
-from .types import Put as KvPut
+# The answer limits of requests applied from the log: the defaults, the same on every replica
+# (a node's configured limits shape only the reads it answers itself).
+APPLIED_LIMITS: Final = DEFAULT_LIMITS
+# The chosen branch of a transaction and the plans of the transactions nested in it.
+Plan: TypeAlias = tuple[bool, tuple["Plan", ...]]
+_ABSENT: Final = KeyValue(b"", 0, 0, 0, b"", 0)
+_new_tuple = tuple.__new__
+_PUT_EVENT: Final = EventType.PUT
+_DELETE_EVENT: Final = EventType.DELETE
+_SORT_KEYS: Final[dict[SortTarget, Callable[[KeyValue], Any]]] = {
+    SortTarget.KEY: lambda kv: kv.key,
+    SortTarget.VERSION: lambda kv: kv.version,
+    SortTarget.CREATE: lambda kv: kv.create_revision,
+    SortTarget.MOD: lambda kv: kv.mod_revision,
+    SortTarget.VALUE: lambda kv: kv.value,
+}
 
-# Plain tuples, not objects: a Put allocates one per write and a tuple is the cheapest record.
-Entry: TypeAlias = tuple[Any, int, int]  # (value, create_revision, mod_revision)
 
-UNSUPPORTED = "unsupported"
+def _end(range_end: bytes) -> bytes | None:
+    return None if range_end == b"\0" else range_end
 
 
-class KvStore:
+class KvMachine:
     """One replica's key-value store. Not thread-safe; not shared."""
 
-    __slots__ = ("kv", "revision")
+    __slots__ = ("_changed", "_housekeeping", "events", "read_limits", "store")
 
-    def __init__(self) -> None:
-        self.revision = 0
-        self.kv: dict[str, Entry] = {}
+    def __init__(self, read_limits: KvLimits = DEFAULT_LIMITS) -> None:
+        self.store = MvccStore()
+        self.read_limits = read_limits
+        # The events of the request being applied; the router takes them after each one.
+        self.events: list[Event] = []
+        self._changed = False  # whether the transaction being applied wrote yet
+        self._housekeeping = False  # whether compacted versions wait to be freed
 
     def handlers(self) -> dict[type, Callable[[Any], Result]]:
         return {
-            Get: self._get,
+            Range: self._range_applied,
             Put: self._put,
-            Delete: self._delete,
-            Cas: self._cas,
-            Range: self._unsupported,
-            KvPut: self._unsupported,
-            DeleteRange: self._unsupported,
-            Txn: self._unsupported,
-            Compact: self._unsupported,
+            DeleteRange: self._delete_range,
+            Txn: self._txn,
+            Compact: self._compact,
+            Get: self._legacy_get,
+            LegacyPut: self._legacy_put,
+            Delete: self._legacy_delete,
+            Cas: self._legacy_cas,
         }
+
+    def readers(self) -> dict[type, Callable[[Any], Result]]:
+        return {Range: self._range_read, Txn: self._txn_read, Get: self._legacy_get}
 
     def advance_time(self, now_ms: int) -> None:
         return None
@@ -61,41 +141,488 @@ class KvStore:
     def wants_log_time(self) -> bool:
         return False
 
-    def _unsupported(self, op: Any) -> Result:
-        return Error(code=UNSUPPORTED, message=f"{type(op).__name__} is not applied yet")
+    def snapshot_view(self) -> KvView:
+        return KvView(self)
 
-    def _get(self, op: Get) -> Result:
-        entry = self.kv.get(op.key)
-        if entry is None:
-            return NotFound(key=op.key)
-        return Value(key=op.key, value=entry[0], revision=entry[2], create_revision=entry[1])
+    def take_events(self) -> tuple[Event, ...]:
+        """The events of the last request applied (and forget them)."""
+        events = self.events
+        if not events:
+            return ()
+        taken = tuple(events)
+        events.clear()
+        return taken
+
+    @property
+    def revision(self) -> int:
+        return self.store.revision
+
+    def housekeep(self) -> None:
+        """Free compacted versions, a bounded amount per call."""
+        if self._housekeeping:
+            self._housekeeping = self.store.housekeep()
+
+    # -----------------------------------------------------------------------------------------
+    # Range
+
+    def _range_read(self, op: Range) -> Result:
+        return self._range(op, self.store.revision, self.read_limits)
+
+    def _range_applied(self, op: Range) -> Result:
+        return self._range(op, self.store.revision, APPLIED_LIMITS)
+
+    def _range(self, op: Range, current: int, limits: KvLimits) -> RangeResponse | KvError:
+        """Range `op` reading the store at `current` (its revision + 1 inside a transaction
+        that wrote already)."""
+        store = self.store
+        revision = op.revision
+        if revision > current:
+            return future_revision(revision, current)
+        if revision <= 0:
+            revision = current
+        elif revision < store.compact_revision:
+            return compacted(revision, store.compact_revision)
+        if not op.range_end:
+            kv = store.get(op.key, revision)
+            kvs = [] if kv is None else [kv]
+        else:
+            end = _end(op.range_end)
+            if end is not None and end <= op.key:
+                kvs = []
+            else:
+                kvs = list(store.range(op.key, end, revision))
+        if op.max_mod_revision:
+            kvs = [kv for kv in kvs if kv.mod_revision <= op.max_mod_revision]
+        if op.min_mod_revision:
+            kvs = [kv for kv in kvs if kv.mod_revision >= op.min_mod_revision]
+        if op.max_create_revision:
+            kvs = [kv for kv in kvs if kv.create_revision <= op.max_create_revision]
+        if op.min_create_revision:
+            kvs = [kv for kv in kvs if kv.create_revision >= op.min_create_revision]
+        count = len(kvs)
+        if op.count_only:
+            return RangeResponse(revision=current, count=count)
+        order, target = op.sort_order, op.sort_target
+        if target != SortTarget.KEY and order == SortOrder.NONE:
+            order = SortOrder.ASCEND  # as etcd: a target without an order sorts ascending
+        if order != SortOrder.NONE and len(kvs) > 1:
+            if target != SortTarget.KEY:
+                kvs.sort(key=_SORT_KEYS[SortTarget(target)])  # stable: keys break ties
+            if order == SortOrder.DESCEND:
+                kvs.reverse()
+        more = False
+        if 0 < op.limit < len(kvs):
+            del kvs[op.limit :]
+            more = True
+        if op.keys_only:
+            kvs = [kv._replace(value=b"") for kv in kvs]
+        error = _too_large(kvs, limits)
+        if error is not None:
+            return error
+        return RangeResponse(revision=current, kvs=tuple(kvs), more=more, count=count)
+
+    # -----------------------------------------------------------------------------------------
+    # Put and DeleteRange
 
     def _put(self, op: Put) -> Result:
-        self._store(op.key, op.value)
-        return Written(key=op.key, revision=self.revision)
+        if op.lease:
+            return lease_not_found(op.lease)
+        store = self.store
+        if op.ignore_value or op.ignore_lease or op.prev_kv:
+            previous = store.get(op.key, store.revision)
+            if previous is None and (op.ignore_value or op.ignore_lease):
+                return key_not_found(op.key, "ignore_value" if op.ignore_value else "ignore_lease")
+        answer = self._write_put(op)
+        store.commit(True)
+        self.housekeep()
+        return answer
 
-    def _store(self, key: str, value: Any) -> None:
-        self.revision += 1
-        revision = self.revision
-        old = self.kv.get(key)
-        self.kv[key] = (value, revision if old is None else old[1], revision)
+    def _write_put(self, op: Put) -> PutResponse:
+        """Write `op` (checked already) at the store's next revision."""
+        store = self.store
+        value, lease = op.value, op.lease
+        if op.ignore_value or op.ignore_lease:
+            current = store.get(op.key, store.revision + 1)
+            assert current is not None
+            if op.ignore_value:
+                value = current.value
+            if op.ignore_lease:
+                lease = current.lease
+        kv, replaced = store.put(op.key, value, lease)
+        self.events.append(_new_tuple(Event, (_PUT_EVENT, kv, replaced)))
+        return PutResponse(revision=kv.mod_revision, prev_kv=replaced if op.prev_kv else None)
 
-    def _delete(self, op: Delete) -> Result:
-        if self.kv.pop(op.key, None) is None:
-            # Nothing changed, so the revision does not move (etcd does the same).
-            return Deleted(key=op.key, existed=False, revision=self.revision)
-        self.revision += 1
-        return Deleted(key=op.key, existed=True, revision=self.revision)
+    def _delete_range(self, op: DeleteRange) -> Result:
+        self._changed = False
+        answer = self._write_delete(op, APPLIED_LIMITS)
+        if isinstance(answer, KvError):
+            return answer
+        self.store.commit(answer.deleted > 0)
+        self.housekeep()
+        return answer
 
-    def _cas(self, op: Cas) -> Result:
-        entry = self.kv.get(op.key)
-        if op.expected is None:
-            matches = entry is None
+    def _write_delete(self, op: DeleteRange, limits: KvLimits) -> DeleteRangeResponse | KvError:
+        """Delete the keys of `op` at the store's next revision."""
+        store = self.store
+        if not op.range_end:
+            kv = store.get(op.key, store.revision + 1)
+            doomed = [] if kv is None else [kv]
         else:
-            matches = entry is not None and json_equal(entry[0], op.expected)
+            end = _end(op.range_end)
+            if end is not None and end <= op.key:
+                doomed = []
+            else:
+                doomed = list(store.range(op.key, end, store.revision + 1))
+        if op.prev_kv:
+            error = _too_large(doomed, limits)
+            if error is not None:
+                return error
+        events = self.events
+        for kv in doomed:
+            deleted = store.delete(kv.key)
+            assert deleted is not None
+            events.append(_new_tuple(Event, (_DELETE_EVENT, deleted[0], deleted[1])))
+        if doomed:
+            self._changed = True
+        revision = store.revision + 1 if doomed or self._changed else store.revision
+        return DeleteRangeResponse(
+            revision=revision, deleted=len(doomed), prev_kvs=tuple(doomed) if op.prev_kv else ()
+        )
+
+    # -----------------------------------------------------------------------------------------
+    # Transactions
+
+    def _txn_read(self, op: Txn) -> Result:
+        return self._transact(op, self.read_limits)
+
+    def _txn(self, op: Txn) -> Result:
+        answer = self._transact(op, APPLIED_LIMITS)
+        self.housekeep()
+        return answer
+
+    def _transact(self, op: Txn, limits: KvLimits) -> TxnResponse | KvError:
+        store = self.store
+        before = store.revision
+        plan = self._plan(op, before)
+        write = not op.is_read_only()
+        error = self._check(op, plan, write)
+        if error is not None:
+            return error
+        self._changed = False
+        if not write:
+            responses = self._run(op, plan, limits)
+            assert not isinstance(responses, KvError) or responses.code == "answer_too_large"
+            if isinstance(responses, KvError):
+                return responses
+            return TxnResponse(revision=before, succeeded=plan[0], responses=responses)
+        store.begin()
+        answer = self._run(op, plan, limits)
+        if isinstance(answer, KvError):
+            store.abort()
+            self.events.clear()
+            return answer
+        store.commit(self._changed)
+        return TxnResponse(revision=store.revision, succeeded=plan[0], responses=answer)
+
+    def _plan(self, op: Txn, revision: int) -> Plan:
+        """Which branch runs, here and in every transaction nested on the way (etcd's
+        compareToPath: all against the state before the transaction)."""
+        succeeded = all(self._compare(compare, revision) for compare in op.compare)
+        ops = op.success if succeeded else op.failure
+        return succeeded, tuple(self._plan(child, revision) for child in ops if type(child) is Txn)
+
+    def _compare(self, compare: Compare, revision: int) -> bool:
+        store = self.store
+        if not compare.range_end:
+            kv = store.get(compare.key, revision)
+            if kv is None:
+                return compare.target != CompareTarget.VALUE and _holds(compare, _ABSENT)
+            return _holds(compare, kv)
+        end = _end(compare.range_end)
+        found = False
+        if end is None or end > compare.key:
+            for kv in store.range(compare.key, end, revision):
+                if not _holds(compare, kv):
+                    return False
+                found = True
+        if found:
+            return True
+        # No key in the range: a VALUE compare fails, the others compare with zeros.
+        return compare.target != CompareTarget.VALUE and _holds(compare, _ABSENT)
+
+    def _check(self, op: Txn, plan: Plan, write: bool) -> KvError | None:
+        """etcd's checkRequests on the chosen path, against the state before the txn."""
+        store = self.store
+        nested = iter(plan[1])
+        chosen: tuple[Any, ...] = op.success if plan[0] else op.failure
+        for child in chosen:
+            kind = type(child)
+            if kind is Txn:
+                error = self._check(child, next(nested), write)
+                if error is not None:
+                    return error
+            elif kind is Range:
+                if child.revision > store.revision:
+                    return future_revision(child.revision, store.revision)
+                if child.revision and child.revision < store.compact_revision:
+                    return compacted(child.revision, store.compact_revision)
+            elif kind is Put and write:
+                ignoring = child.ignore_value or child.ignore_lease
+                if ignoring and store.get(child.key, store.revision) is None:
+                    flag = "ignore_value" if child.ignore_value else "ignore_lease"
+                    return key_not_found(child.key, flag)
+                if child.lease:
+                    return lease_not_found(child.lease)
+        return None
+
+    def _run(self, op: Txn, plan: Plan, limits: KvLimits) -> tuple[Any, ...] | KvError:
+        """Run the chosen branch's ops in order; their answers, or the first refusal."""
+        store = self.store
+        nested = iter(plan[1])
+        answers: list[Any] = []
+        chosen: tuple[Any, ...] = op.success if plan[0] else op.failure
+        for child in chosen:
+            kind = type(child)
+            if kind is Range:
+                reading = store.revision + 1 if self._changed else store.revision
+                answer: Any = self._range(child, reading, limits)
+            elif kind is Put:
+                answer = self._write_put(child)
+                self._changed = True
+            elif kind is DeleteRange:
+                answer = self._write_delete(child, limits)
+            else:
+                subplan = next(nested)
+                inner = self._run(child, subplan, limits)
+                if isinstance(inner, KvError):
+                    return inner
+                answer = TxnResponse(revision=0, succeeded=subplan[0], responses=inner)
+            if isinstance(answer, KvError):
+                return answer
+            answers.append(answer)
+        return tuple(answers)
+
+    # -----------------------------------------------------------------------------------------
+    # Compaction
+
+    def _compact(self, op: Compact) -> Result:
+        store = self.store
+        if op.revision <= store.compact_revision:
+            return compacted(op.revision, store.compact_revision)
+        if op.revision > store.revision:
+            return future_revision(op.revision, store.revision)
+        store.compact(op.revision)
+        self._housekeeping = True
+        self.housekeep()
+        return CompactionResponse(revision=store.revision)
+
+    # -----------------------------------------------------------------------------------------
+    # Commands older than this model (module docstring)
+
+    def _legacy_get(self, op: Get) -> Result:
+        kv = self.store.get(op.key.encode(), self.store.revision)
+        if kv is None:
+            return NotFound(key=op.key)
+        return Value(
+            key=op.key,
+            value=_legacy_value(kv.value),
+            revision=kv.mod_revision,
+            create_revision=kv.create_revision,
+        )
+
+    def _legacy_write(self, key: str, value: Any) -> int:
+        store = self.store
+        kv, replaced = store.put(key.encode(), json_text(value), 0, version=1)
+        self.events.append(_new_tuple(Event, (_PUT_EVENT, kv, replaced)))
+        store.commit(True)
+        self._legacy_compact()
+        return kv.mod_revision
+
+    def _legacy_compact(self) -> None:
+        store = self.store
+        if store.compact_revision < store.revision:
+            store.compact(store.revision)
+            self._housekeeping = True
+            self.housekeep()
+
+    def _legacy_put(self, op: LegacyPut) -> Result:
+        return Written(key=op.key, revision=self._legacy_write(op.key, op.value))
+
+    def _legacy_delete(self, op: Delete) -> Result:
+        store = self.store
+        deleted = store.delete(op.key.encode())
+        if deleted is None:
+            # Nothing changed, so the revision does not move (etcd does the same).
+            return Deleted(key=op.key, existed=False, revision=store.revision)
+        self.events.append(_new_tuple(Event, (_DELETE_EVENT, deleted[0], deleted[1])))
+        store.commit(True)
+        self._legacy_compact()
+        return Deleted(key=op.key, existed=True, revision=store.revision)
+
+    def _legacy_cas(self, op: Cas) -> Result:
+        kv = self.store.get(op.key.encode(), self.store.revision)
+        if op.expected is None:
+            matches = kv is None
+        else:
+            matches = kv is not None and json_equal(_legacy_value(kv.value), op.expected)
         if not matches:
-            if entry is None:
+            if kv is None:
                 return CasResult(succeeded=False, key=op.key, value=None, revision=0)
-            return CasResult(succeeded=False, key=op.key, value=entry[0], revision=entry[2])
-        self._store(op.key, op.value)
-        return CasResult(succeeded=True, key=op.key, value=op.value, revision=self.revision)
+            return CasResult(
+                succeeded=False,
+                key=op.key,
+                value=_legacy_value(kv.value),
+                revision=kv.mod_revision,
+            )
+        revision = self._legacy_write(op.key, op.value)
+        return CasResult(succeeded=True, key=op.key, value=op.value, revision=revision)
+
+
+def _legacy_value(data: bytes) -> Any:
+    """A stored value as the old commands answered it: JSON, or text if it is not JSON."""
+    ok, value = from_json_text(data)
+    return value if ok else data.decode("utf-8", "replace")
+
+
+def _holds(compare: Compare, kv: KeyValue) -> bool:
+    """etcd's compareKV."""
+    target = compare.target
+    if target == CompareTarget.VALUE:
+        mine: Any = kv.value
+        theirs: Any = compare.value
+    elif target == CompareTarget.VERSION:
+        mine, theirs = kv.version, compare.version
+    elif target == CompareTarget.CREATE:
+        mine, theirs = kv.create_revision, compare.create_revision
+    elif target == CompareTarget.MOD:
+        mine, theirs = kv.mod_revision, compare.mod_revision
+    else:
+        mine, theirs = kv.lease, compare.lease
+    result = compare.result
+    if result == CompareResult.EQUAL:
+        return bool(mine == theirs)
+    if result == CompareResult.NOT_EQUAL:
+        return bool(mine != theirs)
+    if result == CompareResult.GREATER:
+        return bool(mine > theirs)
+    return bool(mine < theirs)
+
+
+def _too_large(kvs: list[KeyValue], limits: KvLimits) -> KvError | None:
+    if len(kvs) > limits.range_keys_max:
+        return answer_too_large("keys", len(kvs), "range_keys_max", limits.range_keys_max)
+    size = 0
+    for kv in kvs:
+        size += len(kv.key) + len(kv.value)
+    if size > limits.range_bytes_max:
+        return answer_too_large(
+            "bytes of keys and values", size, "range_bytes_max", limits.range_bytes_max
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshots
+#
+# The key-value section of a version-3 snapshot (snapshot.py, router.py):
+#   ["kv", revision, compact_revision]
+#   [key, [[create_revision, mod_revision, version, value, lease], ...]]   per key, sorted;
+#        the versions a reader needs (store.py StoreView.keys); a tombstone is [0, mod, 0, b"", 0]
+#   None                                                                   the end
+
+
+class KvView:
+    """The key-value store at one revision, to be written from any thread (store.py)."""
+
+    __slots__ = ("_view",)
+
+    def __init__(self, machine: KvMachine) -> None:
+        self._view = machine.store.open_view()
+
+    def write(self, writer: Any) -> None:
+        view = self._view
+        writer.write(["kv", view.revision, view.compact_revision])
+        for key, versions in view.versions():
+            writer.write([key, [list(kv)[1:] for kv in versions]])
+        writer.write(None)
+
+    def close(self) -> None:
+        self._view.close()
+
+
+def restore(objects: Any, reader: Any, read_limits: KvLimits = DEFAULT_LIMITS) -> KvMachine:
+    """The key-value store a section written by `KvView.write` describes, every invariant
+    checked (`CorruptSnapshot` otherwise)."""
+
+    def fail(what: str) -> CorruptSnapshot:
+        return CorruptSnapshot(f"key-value section: {what}")
+
+    head = reader.next(objects, "the key-value section")
+    if type(head) is not list or len(head) != 3 or head[0] != "kv":
+        raise fail(f"malformed header {head!r:.60}")
+    _, revision, compact_revision = head
+    if type(revision) is not int or revision < 1:
+        raise fail(f"revision {revision!r:.40}")
+    if type(compact_revision) is not int or not -1 <= compact_revision <= revision:
+        raise fail(f"compacted revision {compact_revision!r:.40}")
+    machine = KvMachine(read_limits)
+    store = machine.store
+    store.revision = revision
+    store.compact_revision = compact_revision
+    history = store.history
+    keys: list[bytes] = []
+    changes: list[tuple[int, bytes, int]] = []  # (revision, key, bytes its compaction frees)
+    live = 0
+    previous_key = b""
+    while True:
+        row = reader.next(objects, "the end of the key-value section")
+        if row is None:
+            break
+        if type(row) is not list or len(row) != 2 or type(row[0]) is not bytes:
+            raise fail(f"malformed key row {row!r:.60}")
+        key, raw_versions = row
+        if not key or key <= previous_key or len(key) > key_bytes_max:
+            raise fail(f"key {key!r:.40} empty, too long or out of order")
+        previous_key = key
+        if type(raw_versions) is not list or not raw_versions:
+            raise fail(f"key {key!r:.40} has no versions")
+        versions: list[KeyValue] = []
+        before: KeyValue | None = None
+        for raw in raw_versions:
+            if type(raw) is not list or len(raw) != 5:
+                raise fail(f"malformed version of {key!r:.40}")
+            create, mod, version, value, lease = raw
+            if not all(type(n) is int for n in (create, mod, version, lease)):
+                raise fail(f"malformed version of {key!r:.40}")
+            if type(value) is not bytes or not 1 <= mod <= revision:
+                raise fail(f"malformed version of {key!r:.40}")
+            kv = KeyValue(key, create, mod, version, value, lease)
+            if create:
+                if not (1 <= create <= mod and version >= 1):
+                    raise fail(f"version of {key!r:.40} with bad revisions")
+                if before is not None and before.create_revision:
+                    same = create == before.create_revision
+                    if not same or version not in (before.version + 1, 1):
+                        raise fail(f"versions of {key!r:.40} do not follow each other")
+            elif version or value or lease or before is None:
+                raise fail(f"malformed tombstone of {key!r:.40}")
+            if before is not None:
+                if mod <= before.mod_revision or mod <= compact_revision:
+                    raise fail(f"versions of {key!r:.40} out of order or compacted")
+                freed = version_size(before) if before.create_revision else 0
+                if not create:
+                    freed += version_size(kv)
+                changes.append((mod, key, freed))
+            versions.append(kv)
+            before = kv
+        history[key] = versions
+        keys.append(key)
+        live += bool(versions[-1].create_revision)
+    store.index = KeyIndex(keys)
+    store.live_keys = live
+    cumulative = 0
+    for mod, key, freed in sorted(changes):
+        cumulative += freed
+        store._changes.append((cumulative, mod, key))
+    store._cum = cumulative
+    return machine
