@@ -30,6 +30,7 @@ from paxosd.api.http import make_app
 from paxosd.api.metrics import HttpMetrics
 from paxosd.service import AdvanceTime, Request, StateMachine, encode
 from paxosd.service.commands import is_read
+from paxosd.watch import MachineHistory, WatchHub
 
 # How long a test waits for one request before calling the server hung, in seconds.
 request_timeout_s = 30.0
@@ -70,6 +71,8 @@ class FakeNode:
         self.registry = CollectorRegistry()
         self.http_metrics = HttpMetrics(self.registry)
         self.status_calls = 0
+        # Watches, fed with what every apply changed, as the node's apply path feeds them.
+        self.watches: WatchHub | None = WatchHub(MachineHistory(lambda: self.machine))
 
     async def execute(
         self,
@@ -94,7 +97,10 @@ class FakeNode:
 
     def _apply(self, command: Any) -> Any:
         self.slot += 1
-        return self.machine.apply(self.slot, encode(command))[0]
+        result = self.machine.apply(self.slot, encode(command))[0]
+        if self.watches is not None:
+            self.watches.applied(self.machine.events)
+        return result
 
     def submit(
         self, op: Any, *, client_id: str | None = None, seq: int | None = None

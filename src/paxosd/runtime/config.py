@@ -13,6 +13,9 @@ election_ms_min = 200
 election_ms_max = 400
 request_timeout_ms = 5000
 
+[watch]               # optional; the watch hub's limits (paxosd.watch.WatchOptions)
+progress_interval_ms = 600000
+
 [[members]]           # every node of the cluster, this one included
 id = 1
 peer = "127.0.0.1:7101"
@@ -32,6 +35,7 @@ from typing import Any
 
 from paxosd.api.limits import ClientLimits
 from paxosd.runtime.variants import VARIANTS
+from paxosd.watch.hub import WatchOptions
 
 
 class ConfigError(ValueError):
@@ -86,6 +90,8 @@ class NodeConfig:
     clock_file: Path | None = None
     # Connection caps and timeouts of the HTTP and RESP ports (the `[limits]` table).
     limits: ClientLimits = field(default_factory=ClientLimits)
+    # The watch hub's limits and progress intervals (the `[watch]` table).
+    watch: WatchOptions = field(default_factory=WatchOptions)
 
     @property
     def me(self) -> Member:
@@ -172,6 +178,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         "early_accepts",
         "clock_file",
         "limits",
+        "watch",
     }
     unknown = set(raw) - known
     if unknown:
@@ -211,8 +218,25 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         early_accepts=bool(raw.get("early_accepts", True)),
         clock_file=None if raw.get("clock_file") is None else Path(str(raw["clock_file"])),
         limits=_limits(raw.get("limits", {})),
+        watch=_watch(raw.get("watch", {})),
     )
     return config.validate()
+
+
+# The `[watch]` settings a config file may give (the variant comes from `variant`).
+_WATCH_SETTINGS = tuple(f.name for f in dataclasses.fields(WatchOptions) if f.name != "variant")
+
+
+def _watch(table: Any) -> WatchOptions:
+    if not isinstance(table, dict):
+        raise ConfigError("watch must be a table")
+    for key in table:
+        if key not in _WATCH_SETTINGS:
+            raise ConfigError(f"unknown watch setting {key!r} (known: {list(_WATCH_SETTINGS)})")
+    try:
+        return WatchOptions(**table)
+    except ValueError as error:
+        raise ConfigError(f"watch: {error}") from None
 
 
 def _limits(table: Any) -> ClientLimits:
@@ -281,7 +305,18 @@ def to_toml(config: NodeConfig) -> str:
             f'http = "{_show(member.http)}"',
             f'resp = "{_show(member.resp)}"',
         ]
-    return "\n".join(lines + _limits_toml(config.limits)) + "\n"
+    return "\n".join(lines + _limits_toml(config.limits) + _watch_toml(config.watch)) + "\n"
+
+
+def _watch_toml(watch: WatchOptions) -> list[str]:
+    """The `[watch]` table, with only the settings that differ from their defaults."""
+    default = WatchOptions()
+    changed = [
+        f"{name} = {getattr(watch, name)}"
+        for name in _WATCH_SETTINGS
+        if getattr(watch, name) != getattr(default, name)
+    ]
+    return ["", "[watch]", *changed] if changed else []
 
 
 def _limits_toml(limits: ClientLimits) -> list[str]:

@@ -63,6 +63,7 @@ from paxosd.service import (
     validate,
 )
 from paxosd.storage import CorruptLog, LogStore
+from paxosd.watch import MachineHistory, WatchHub
 
 log = logging.getLogger("paxosd.node")
 
@@ -125,6 +126,8 @@ class Node:
         )
         self.clock = SystemClock(config.clock_file)
         self.driver: Driver | None = None
+        # Every watch this node serves, fed by the apply path (None while damaged).
+        self.watches: WatchHub | None = None
         self.damage: str | None = None
         self.transport: PeerTransport | None = None
         self.store: LogStore | None = None
@@ -185,6 +188,10 @@ class Node:
                 variant=self.variant.driver,
             )
             self.driver = Driver(replica, self.store, self.transport, self.clock, self, options)
+            self.watches = WatchHub(
+                MachineHistory(lambda: replica.learner.machine),
+                replace(self.config.watch, variant=self.variant.watch),
+            )
             await self.transport.start()
             self._tick_handle = self.loop.call_later(self.tick_s, self._tick)
         self._remember("started", version=self.version, data=str(self.config.data_dir))
@@ -209,6 +216,9 @@ class Node:
             return
         self.stopping = True
         self._remember("stopping", cause=cause)
+        if self.watches is not None:
+            # Each watch's stream ends with where to resume, before its connection closes.
+            self.watches.close_all("the node is shutting down: watch on another node")
         for server in self.servers:
             cleanup = getattr(server, "cleanup", None)
             if cleanup is not None:
@@ -340,7 +350,9 @@ class Node:
         self._event(note.event, level, **fields)
 
     def applied(self, entry: Applied) -> None:
-        pass  # watchers of the applied stream hook in here
+        watches = self.watches
+        if watches is not None:
+            watches.applied(entry.events)
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -353,6 +365,8 @@ class Node:
         assert loop is not None and driver is not None
         self._tick_handle = loop.call_later(self.tick_s, self._tick)
         driver.tick()
+        if self.watches is not None:
+            self.watches.tick(self.clock.monotonic_ms())
         self._watch_clock()
         self._observe()
 
@@ -439,6 +453,8 @@ class Node:
             rebuilding=core.rebuilding,
             disk_bytes=self.store.disk_bytes() if self.store is not None else 0,
         )
+        if self.watches is not None:
+            status["watches"] = self.watches.status()
         return status
 
     def _metrics(self) -> None:

@@ -1,7 +1,8 @@
 """Planted bugs: deliberately broken versions of paxosd, to show that the tests catch them.
 
 Each lives where the bug would live: in the engine core (`EngineConfig.variant`), in the one
-driver (`DriverOptions.variant`), or in how a node opens its data directory at start. The
+driver (`DriverOptions.variant`), in the watch hub (`WatchOptions.variant`), or in how a node
+opens its data directory at start. The
 simulator and the node process take the same names; a node running one logs loudly that it
 is not safe.
 """
@@ -12,11 +13,17 @@ from dataclasses import dataclass
 
 from paxosd.core.multi.config import CORE_VARIANTS
 from paxosd.runtime.driver import DRIVER_VARIANTS
+from paxosd.watch.hub import WATCH_VARIANTS
 
 STARTUP_VARIANTS = {
     "amnesia": "a node whose store is lost starts again as an empty voter",
 }
-VARIANTS: dict[str, str] = {**CORE_VARIANTS, **DRIVER_VARIANTS, **STARTUP_VARIANTS}
+VARIANTS: dict[str, str] = {
+    **CORE_VARIANTS,
+    **DRIVER_VARIANTS,
+    **WATCH_VARIANTS,
+    **STARTUP_VARIANTS,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,10 @@ class Variant:
     @property
     def driver(self) -> str:
         return self.name if self.name in DRIVER_VARIANTS else "correct"
+
+    @property
+    def watch(self) -> str:
+        return self.name if self.name in WATCH_VARIANTS else "correct"
 
     @property
     def amnesia(self) -> bool:

@@ -15,13 +15,13 @@ version written at r and the one it replaced are kept. Hence `changes` asks for
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from paxosd.service.kv.store import MvccStore
 from paxosd.service.kv.types import Event, EventType, KeyValue, in_range
 
-__all__ = ["EventLog", "History", "StoreHistory", "event_revisions"]
+__all__ = ["EventLog", "History", "MachineHistory", "StoreHistory", "event_revisions"]
 
 _PUT = EventType.PUT
 _DELETE = EventType.DELETE
@@ -151,3 +151,22 @@ class EventLog:
             for e in self.events
             if first <= e.kv.mod_revision <= last and in_range(e.kv.key, key, range_end)
         ]
+
+
+class MachineHistory:
+    """The history of whatever state machine a replica holds now, for `WatchHub(source)`:
+    installing a snapshot replaces the machine, and the hub notices by the new object this
+    returns. `machine` gives the replica's current state machine (a service Router)."""
+
+    __slots__ = ("_current", "_machine")
+
+    def __init__(self, machine: Callable[[], Any]) -> None:
+        self._machine = machine
+        self._current: StoreHistory | None = None
+
+    def __call__(self) -> StoreHistory:
+        store = self._machine().kv.store
+        current = self._current
+        if current is None or current.store is not store:
+            current = self._current = StoreHistory(store)
+        return current

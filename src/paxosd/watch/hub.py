@@ -92,13 +92,27 @@ class WatchOptions:
     response_bytes_max: int = 1 << 20  # one Events item `take` builds (whole revisions)
     progress_interval_ms: int = 600_000  # progress_notify watches: etcd's 10 minutes
     progress_lead_revisions: int = 10_000  # idle synced watchers hear of progress this often
+    # A connection whose client reads nothing for this long is closed (the interfaces' part).
+    stall_ms: int = 30_000
     variant: str = "correct"
 
     def __post_init__(self) -> None:
-        assert self.variant == "correct" or self.variant in WATCH_VARIANTS, self.variant
-        assert self.queue_bytes_max > 0 and self.queued_bytes_max >= self.queue_bytes_max
-        assert self.watchers_max > 0 and self.response_bytes_max > 0
-        assert self.progress_interval_ms > 0 and self.progress_lead_revisions > 0
+        if self.variant != "correct" and self.variant not in WATCH_VARIANTS:
+            raise ValueError(f"unknown watch variant {self.variant!r}")
+        for name in (
+            "queue_bytes_max",
+            "queued_bytes_max",
+            "watchers_max",
+            "response_bytes_max",
+            "progress_interval_ms",
+            "progress_lead_revisions",
+            "stall_ms",
+        ):
+            value = getattr(self, name)
+            if type(value) is not int or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if self.queued_bytes_max < self.queue_bytes_max:
+            raise ValueError("queued_bytes_max (all queues) must be at least queue_bytes_max")
 
 
 class Watcher:
@@ -123,7 +137,7 @@ class Watcher:
     )
 
     def __init__(
-        self, watch_id: int, request: WatchRequest, wake: Callable[[], None] | None
+        self, watch_id: int, request: WatchRequest, wake: Callable[[Watcher], None] | None
     ) -> None:
         self.id = watch_id
         self.request = request
@@ -257,9 +271,13 @@ class WatchHub:
     # -----------------------------------------------------------------------------------------
     # Watches
 
-    def watch(self, request: WatchRequest, wake: Callable[[], None] | None = None) -> Watcher:
+    def watch(
+        self, request: WatchRequest, wake: Callable[[Watcher], None] | None = None
+    ) -> Watcher:
         """A new watcher (raises WatchRequestError for a request that cannot be made). Its
-        queue starts with Created; if it cannot be served it is already cancelled."""
+        queue starts with Created; if it cannot be served it is already cancelled. `wake` is
+        called (with the watcher) when an item arrives in a queue its client emptied with
+        `take`: then it should take again."""
         request = check_watch(request)
         self._follow_source()
         watcher = Watcher(next(self._ids), request, wake)
@@ -353,6 +371,17 @@ class WatchHub:
         if watcher.state == CATCHING_UP:
             self._fill(watcher)
         return items
+
+    def status(self) -> dict[str, int]:
+        """Figures for an operator (the node's /v1/status)."""
+        catching_up = sum(1 for w in self.watchers.values() if w.state == CATCHING_UP)
+        return {
+            "watchers": len(self.watchers),
+            "catching_up": catching_up,
+            "revision": self.revision,
+            "queued_bytes": self._queued_total,
+            **self.stats,
+        }
 
     # -----------------------------------------------------------------------------------------
     # The apply path
@@ -478,7 +507,7 @@ class WatchHub:
             watcher.told = item.revision
         if not watcher.woken and watcher.wake is not None:
             watcher.woken = True
-            watcher.wake()
+            watcher.wake(watcher)
 
     def _covered(self, watcher: Watcher) -> int:
         """Every change of `watcher`'s keys up to this revision is in its queue. A watch
