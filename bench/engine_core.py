@@ -26,12 +26,14 @@ from rich.table import Table
 
 from paxosd.cli.node import gc_thresholds
 from paxosd.core.multi.config import EngineConfig
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.ready import Applied, Note
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope, NodeId
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import ServiceError
-from paxosd.service import Put, Request, StateMachine, encode
+from paxosd.service import Request, StateMachine, encode
+from paxosd.service.kv import Put
 from paxosd.storage import MemoryLog, make_identity
 
 rounds = 3
@@ -97,6 +99,7 @@ def run(commands: int, outstanding: int, batch_max: int) -> tuple[float, float, 
     """(commands/s, CPU µs per command, of which garbage collection)."""
     config = EngineConfig(batch_commands_max=batch_max, pipeline_slots_max=64)
     members: tuple[NodeId, ...] = (1, 2, 3)
+    configuration = Configuration(members)
     rng = random.Random(1)
     clock = _Clock()
     inbox: deque[Envelope] = deque()
@@ -104,7 +107,7 @@ def run(commands: int, outstanding: int, batch_max: int) -> tuple[float, float, 
     drivers = {}
     for n in members:
         disk = MemoryLog(make_identity("bench", n))
-        replica = Replica(n, members, rng, config, StateMachine(), StateMachine.restore)
+        replica = Replica(n, configuration, rng, config, StateMachine(), StateMachine.restore)
         drivers[n] = Driver(replica, disk, hosts[n], clock, hosts[n], DriverOptions())
     # Node 1 is the first whose election timer runs out.
     for n in (2, 3):
@@ -128,7 +131,11 @@ def run(commands: int, outstanding: int, batch_max: int) -> tuple[float, float, 
         drivers[1].tick()
         settle()
     requests = [
-        Request(client_id=f"c{i % outstanding}", seq=i + 1, op=Put(key=f"k{i % 1000}", value=i))
+        Request(
+            client_id=f"c{i % outstanding}",
+            seq=i + 1,
+            op=Put(key=b"k%d" % (i % 1000), value=b"%d" % i),
+        )
         for i in range(commands)
     ]
     payloads = [encode(request) for request in requests]

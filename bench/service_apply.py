@@ -19,15 +19,14 @@ from collections.abc import Callable
 
 from paxosd.service import (
     AdvanceTime,
-    Cas,
-    Get,
     LockAcquire,
-    Put,
     Request,
     StateMachine,
     decode,
     encode,
 )
+from paxosd.service.kv import Compare, CompareTarget, Put, Range, Txn
+from paxosd.service.values import json_text
 
 ROUNDS = 5
 
@@ -66,18 +65,21 @@ def main() -> None:
     parser.add_argument("--only", choices=("put",), help="run one benchmark alone")
     args = parser.parse_args()
     n = args.n
-    value = {"host": "10.0.0.7", "port": 8080, "tags": ["a", "b"]}
-    seeded = [Put(key=f"user/{i % 1000}", value=value) for i in range(1000)]
+    # The small JSON document /v1 stores as its JSON text.
+    value = json_text({"host": "10.0.0.7", "port": 8080, "tags": ["a", "b"]})
+    keys = [b"user/%d" % i for i in range(1000)]
+    seeded = [Put(key=key, value=value) for key in keys]
 
-    bench_apply(
-        "put (1k keys, small doc)", lambda i: Put(key=f"user/{i % 1000}", value=value), n, []
-    )
+    bench_apply("put (1k keys, small doc)", lambda i: Put(key=keys[i % 1000], value=value), n, [])
     if args.only == "put":
         return
-    bench_apply("get via log (hit)", lambda i: Get(key=f"user/{i % 1000}"), n, seeded)
+    bench_apply("range of one key via log (hit)", lambda i: Range(key=keys[i % 1000]), n, seeded)
     bench_apply(
-        "cas (match, small doc)",
-        lambda i: Cas(key=f"user/{i % 1000}", expected=value, value=value),
+        "txn compare-and-put (match)",
+        lambda i: Txn(
+            compare=(Compare(key=keys[i % 1000], target=CompareTarget.VALUE, value=value),),
+            success=(Put(key=keys[i % 1000], value=value),),
+        ),
         n,
         seeded,
     )
@@ -95,7 +97,7 @@ def main() -> None:
     )
 
     # Retry of the last seq: the exactly-once fast path.
-    retry = encode(Request(client_id="client-0", seq=1, op=Put(key="k", value=value)))
+    retry = encode(Request(client_id="client-0", seq=1, op=Put(key=b"k", value=value)))
 
     def run_retries() -> None:
         machine = StateMachine()
@@ -107,15 +109,15 @@ def main() -> None:
     machine = StateMachine()
     for slot, command in enumerate(seeded):
         machine.apply(slot, encode(command))
-    query = Get(key="user/1")
+    query = Range(key=b"user/1")
 
     def run_reads() -> None:
         for _ in range(n):
             machine.read(query)
 
-    print(f"read {'get (no log)':<29} {per_call_us(run_reads, n):6.2f} us")
+    print(f"read {'range of one key (no log)':<29} {per_call_us(run_reads, n):6.2f} us")
 
-    put = Request(client_id="client-1", seq=1, op=Put(key="user/1", value=value))
+    put = Request(client_id="client-1", seq=1, op=Put(key=b"user/1", value=value))
     payload = encode(put)
 
     def run_encode() -> None:

@@ -134,7 +134,7 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 def test_at_the_cap_new_connections_are_refused_and_old_ones_served(node: FakeNode) -> None:
     cap = 10
-    server = serve(node, connections_max=cap)
+    server = serve(node, connections_max=cap, reserved_connections=0)
     opened: list[socket.socket] = []
     try:
         for _ in range(cap):
@@ -161,6 +161,135 @@ def test_at_the_cap_new_connections_are_refused_and_old_ones_served(node: FakeNo
         for sock in opened:
             sock.close()
         server.close()
+
+
+def connect_from(server: Server, source: str) -> socket.socket:
+    """A connection from another loopback address (127.0.0.0/8 is all loopback on Linux)."""
+    return socket.create_connection(
+        ("127.0.0.1", server.port), timeout=wait_s, source_address=(source, 0)
+    )
+
+
+def put_like_http_client(server: Server, source: str) -> tuple[int, Any]:
+    """A PUT whose request is sent whole before the answer is read (Python's http.client
+    does this): at a cap it must get its 503, not a reset."""
+    with connect_from(server, source) as sock:
+        sock.sendall(request("PUT", "/v1/kv/over", b'{"value": "' + b"x" * 4000 + b'"}'))
+        time.sleep(0.2)  # the request is in the server's socket, unread, when it answers
+        return read_response(sock)
+
+
+def test_one_address_cannot_take_every_connection(node: FakeNode) -> None:
+    """Past `connections_per_address_max` connections from its address, a client gets its
+    503 (with the request already sent: no reset), while other addresses are served."""
+    server = serve(node, connections_max=50, connections_per_address_max=3)
+    opened: list[socket.socket] = []
+    try:
+        for _ in range(3):
+            sock = connect_from(server, "127.0.0.2")
+            opened.append(sock)
+            sock.sendall(request("GET", "/healthz"))
+            assert read_response(sock)[0] == 200
+        for _ in range(3):  # the answer each time, however often it tries
+            status, body = put_like_http_client(server, "127.0.0.2")
+            assert status == 503 and isinstance(body, dict)
+            assert body["error"] == "too_many_connections"
+            assert "from 127.0.0.2" in body["message"]
+        status, body = put_like_http_client(server, "127.0.0.3")  # another client: served
+        assert status == 200, body
+        assert [call for call in node.calls if "over" in repr(call)], "the other one ran"
+        for sock in opened:  # the first address's open connections are still served
+            sock.sendall(request("GET", "/healthz"))
+            assert read_response(sock)[0] == 200
+    finally:
+        for sock in opened:
+            sock.close()
+        server.close()
+
+
+def test_a_flood_of_refused_connections_does_not_cost_others_their_answer(
+    node: FakeNode,
+) -> None:
+    """Refused connections linger to deliver their 503, a few per address: one client that
+    keeps connecting to a full port fills only its own share, and another gets its answer."""
+    server = serve(node, connections_max=2, reserved_connections=0)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(2):
+            held.append(connect_from(server, "127.0.3.1"))
+        for _ in range(40):  # refused, and never read or closed by this client
+            held.append(connect_from(server, "127.0.3.2"))
+        status, body = put_like_http_client(server, "127.0.3.3")
+        assert status == 503 and isinstance(body, dict), body
+        assert body["error"] == "too_many_connections"
+    finally:
+        for sock in held:
+            sock.close()
+        server.close()
+
+
+def test_a_full_port_still_answers_health_and_status(node: FakeNode) -> None:
+    """The last `reserved_connections` slots serve GET /healthz and GET /v1/status only, one
+    request each: a node whose port is full can still be watched."""
+    server = serve(node, connections_max=8, reserved_connections=2)
+    opened: list[socket.socket] = []
+    try:
+        for i in range(6):
+            sock = connect_from(server, f"127.0.1.{i + 1}")
+            opened.append(sock)
+            sock.sendall(request("GET", "/healthz"))
+            assert read_response(sock)[0] == 200
+        status, body = put_like_http_client(server, "127.0.2.1")
+        assert status == 503 and isinstance(body, dict), body
+        assert "/healthz" in body["message"]
+        for path in ("/healthz", "/v1/status", "/v1/status?x=1"):
+            with connect_from(server, "127.0.2.2") as watcher:
+                watcher.sendall(request("GET", path))
+                assert read_response(watcher)[0] == 200, path
+                assert closed_by_server(watcher)  # one request per reserved slot
+        for sock in opened:
+            sock.close()
+        opened.clear()
+        deadline = time.monotonic() + wait_s  # the slots free: any request is served again
+        while put_like_http_client(server, "127.0.2.1")[0] != 200:
+            assert time.monotonic() < deadline, "the freed slots were never reused"
+            time.sleep(0.05)
+    finally:
+        for sock in opened:
+            sock.close()
+        server.close()
+
+
+def test_a_connection_that_sends_nothing_is_closed_soon(node: FakeNode) -> None:
+    server = serve(node, first_byte_timeout_ms=300, idle_timeout_ms=60_000)
+    try:
+        with server.connect() as silent, server.connect() as talking:
+            started = time.monotonic()
+            talking.sendall(request("GET", "/healthz"))
+            assert read_response(talking)[0] == 200
+            silent.settimeout(5.0)
+            assert closed_by_server(silent)
+            assert time.monotonic() - started < 3.0
+            talking.sendall(request("GET", "/healthz"))  # a client that spoke: idle rules
+            assert read_response(talking)[0] == 200
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 10_000 + b"\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Bad: a\x01b\r\n\r\n",
+        b"NOT HTTP AT ALL\r\n\r\n",
+    ],
+    ids=["header too long", "control character", "not http"],
+)
+def test_what_the_parser_refuses_is_answered_in_json(server: Server, raw: bytes) -> None:
+    status, body = exchange(server, raw)
+    assert status == 400 and isinstance(body, dict), body
+    assert body["error"] == "bad_request" and body["outcome"] == "failed"
+    assert body["message"].startswith("not a request this node can read: ")
 
 
 def test_idle_connections_are_closed(node: FakeNode) -> None:
@@ -347,8 +476,9 @@ def test_request_mismatch_is_a_409_that_says_what_to_do(server: Server, node: Fa
     )
     assert status == 409 and isinstance(answer, dict), answer
     assert answer["error"] == "request_mismatch" and answer["outcome"] == "failed"
-    assert answer["message"].startswith("seq 7 was a Put of 'a'; ")
-    assert "was not applied" in answer["message"] and "new Paxosd-Seq" in answer["message"]
+    message = answer["message"]
+    assert "was not applied" in message and "new Paxosd-Seq" in message
+    assert message.count("applied") == 1, "said once"
 
 
 # ---------------------------------------------------------------------------------------------

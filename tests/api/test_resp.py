@@ -582,7 +582,7 @@ def test_garbage_never_breaks_the_server(server: ServerThread, garbage: bytes) -
 @pytest.mark.parametrize(
     ("request_bytes", "expected"),
     [
-        (b"*1\r\n$2147483647\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
+        (b"*1\r\n$2147483647\r\n", b"-ERR Protocol error: bulk of 2147483647 bytes is too large"),
         (b"*2147483647\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
         (b"*1\r\n*1\r\n$4\r\nPING\r\n", b"expected '$', got '*'"),
     ],
@@ -600,6 +600,24 @@ def test_bad_headers_get_a_protocol_error_at_once(
     assert ping_works(server.port)
 
 
+def test_the_wire_takes_a_little_more_than_a_value_can_hold_and_calls_more_too_large(
+    server: ServerThread,
+) -> None:
+    """A value just over the state machine's limit is refused for that command only; a bulk
+    past the wire's limit (which is only a little larger) is "too large", not "invalid"."""
+    from paxosd.api.limits import RespLimits
+    from paxosd.service import value_bytes_max
+
+    wire_max = RespLimits().bulk_bytes_max
+    assert value_bytes_max < wire_max <= value_bytes_max * 1.1
+    over_value = command("SET", "k", "v" * (value_bytes_max + 1)) + command("PING")
+    answers = replies(exchange(server.port, over_value))
+    assert isinstance(answers[0], hiredis.ReplyError) and answers[1] == b"PONG"
+    over_wire = exchange(server.port, command("SET", "k", "v" * (wire_max + 1)), half_close=False)
+    expected = f"bulk of {wire_max + 1} bytes is too large (at most {wire_max})"
+    assert over_wire == f"-ERR Protocol error: {expected}\r\n".encode()
+
+
 def test_limits_are_enforced(loop_kind: str) -> None:
     node = RespFakeNode()
     harness = limited_server(
@@ -614,7 +632,7 @@ def test_limits_are_enforced(loop_kind: str) -> None:
         port = harness.port
         assert replies(exchange(port, command("SET", "k", "v" * 1000))) == [b"OK"]
         too_big = exchange(port, command("SET", "k", "v" * 1001), half_close=False)
-        assert too_big == b"-ERR Protocol error: invalid bulk length\r\n"
+        assert too_big == b"-ERR Protocol error: bulk of 1001 bytes is too large (at most 1000)\r\n"
         too_much = exchange(port, command("MSET", "a", "v" * 800, "b", "v" * 800))
         assert too_much == b"-ERR Protocol error: invalid multibulk length\r\n"
         too_long = exchange(port, command("SET", "k" * 600, "v" * 1000), half_close=False)
@@ -718,6 +736,52 @@ def test_at_the_connection_cap_new_connections_are_refused_and_old_ones_served(
     finally:
         for sock in opened:
             sock.close()
+        harness.close()
+
+
+def test_one_address_cannot_take_every_connection(resp_node: RespFakeNode, loop_kind: str) -> None:
+    harness = limited_server(
+        resp_node, loop_kind, connections_max=50, connections_per_address_max=2
+    )
+    opened: list[socket.socket] = []
+
+    def connect(source: str) -> socket.socket:
+        return socket.create_connection(
+            ("127.0.0.1", harness.port), timeout=wait_s, source_address=(source, 0)
+        )
+
+    try:
+        for _ in range(2):
+            sock = connect("127.0.0.2")
+            opened.append(sock)
+            sock.sendall(command("PING"))
+            assert sock.recv(100) == b"+PONG\r\n"
+        with connect("127.0.0.2") as refused:
+            refused.sendall(command("SET", "k", "v"))  # sent before the answer is read
+            time.sleep(0.2)
+            answer = refused.recv(200)
+        assert answer.startswith(b"-ERR max number of clients reached from 127.0.0.2")
+        assert harness.call(lambda: resp_node.stored("k")) is None
+        with connect("127.0.0.3") as other:
+            other.sendall(command("PING"))
+            assert other.recv(100) == b"+PONG\r\n"
+    finally:
+        for sock in opened:
+            sock.close()
+        harness.close()
+
+
+def test_a_connection_that_sends_nothing_is_closed_soon(
+    resp_node: RespFakeNode, loop_kind: str
+) -> None:
+    harness = limited_server(resp_node, loop_kind, first_byte_timeout_ms=300)
+    try:
+        with socket.create_connection(("127.0.0.1", harness.port), timeout=5) as silent:
+            started = time.monotonic()
+            assert silent.recv(100) == b""
+            assert time.monotonic() - started < 3.0
+        assert ping_works(harness.port)
+    finally:
         harness.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -86,3 +87,62 @@ def test_with_restarts_off_a_dead_node_stays_down(tmp_path: Path) -> None:
     assert supervisor.run(threading.Event(), poll_s=0.02) == "no node"
     supervisor.close()
     assert done.starts == 1 and "restarts are off" in done.log_path.read_text()
+
+
+def test_a_node_whose_store_is_lost_is_held_until_a_rebuild_is_asked_for(
+    tmp_path: Path,
+) -> None:
+    """No start in vain: the supervisor says once what to do, and `paxosd rebuild` (through
+    the control files) starts the node with --reinitialize."""
+    from paxosd.cli.control import ask_rebuild
+
+    lost = node(tmp_path, 1, "import sys, time; time.sleep(60 * ('--reinitialize' in sys.argv))")
+    lost.data_dir = tmp_path / "node1"
+    lost.data_dir.mkdir(parents=True)
+    supervisor = Supervisor(
+        [lost], backoff=Backoff(delay_s=0.05), control_dir=tmp_path,
+        pids_path=tmp_path / "cluster.pids",
+    )  # fmt: skip
+    stop = threading.Event()
+    runner = threading.Thread(target=supervisor.run, args=(stop, 0.02))
+    try:
+        supervisor.start_all()
+        assert lost.process is None and lost.held == "store lost"
+        runner.start()
+        assert (tmp_path / "supervisor.pid").read_text().strip() == str(os.getpid())
+        answer = ask_rebuild(tmp_path, 1)
+        assert answer is not None and answer.accepted, answer
+        assert "--reinitialize" in answer.detail
+        refused = ask_rebuild(tmp_path, 9)
+        assert refused is not None and not refused.accepted and "no node 9" in refused.detail
+    finally:
+        stop.set()
+        runner.join(10)
+        supervisor.stop_all()
+        supervisor.close()
+    log = lost.log_path.read_text()
+    assert log.count("event=node_store_lost") == 1 and "paxosd rebuild 1" in log
+    assert "event=node_rebuilding" in log
+    assert not (tmp_path / "supervisor.pid").exists()
+
+
+def test_a_node_started_by_hand_is_left_alone(tmp_path: Path) -> None:
+    from paxosd.storage.fsutil import lock_dir
+
+    taken = node(tmp_path, 1, "import time; time.sleep(60)")
+    taken.data_dir = tmp_path / "node1"
+    taken.data_dir.mkdir(parents=True)
+    (taken.data_dir / "paxos.log").write_bytes(b"a store")
+    lock = lock_dir(taken.data_dir)  # held by "another process": this test
+    supervisor = Supervisor([taken], backoff=Backoff(delay_s=0.05))
+    try:
+        supervisor.start_all()
+        for _ in range(5):
+            supervisor.step()
+        assert taken.process is None and taken.elsewhere_since is not None
+        assert supervisor.can_go_on()
+    finally:
+        os.close(lock)
+        supervisor.stop_all()
+        supervisor.close()
+    assert taken.log_path.read_text().count("event=node_running_elsewhere") == 1

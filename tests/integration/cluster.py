@@ -37,6 +37,8 @@ class Cluster:
     root: Path
     configs: list[NodeConfig]
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Extra environment of each node's process, at every launch (tests/integration/powerloss).
+    node_env: Callable[[int], dict[str, str]] | None = None
 
     @classmethod
     def start(
@@ -44,16 +46,18 @@ class Cluster:
         root: Path,
         nodes: int = 3,
         configure: Callable[[NodeConfig], NodeConfig] = lambda config: config,
+        node_env: Callable[[int], dict[str, str]] | None = None,
     ) -> Cluster:
         base = free_layout(nodes)
         # A cluster id of its own: a stray node of another test's cluster that dials these
         # ports is refused at the handshake instead of joining.
         layout = local_cluster(nodes, root, base, f"test-{os.getpid()}-{base}")
-        cluster = cls(root, [configure(config) for config in layout])
+        cluster = cls(root, [configure(config) for config in layout], node_env=node_env)
         try:
-            for config in cluster.configs:
+            for config in cluster.configs:  # every store first, as `paxosd init` does
                 (root / f"node{config.node_id}.toml").write_text(to_toml(config))
                 initialise(config)
+            for config in cluster.configs:
                 cluster.launch(config.node_id)
             cluster.wait_for_leader()
             cluster.wait_until_all_answer()  # a test may talk to any node first
@@ -62,15 +66,18 @@ class Cluster:
             raise
         return cluster
 
-    def launch(self, node: int, *args: str) -> None:
+    def launch(self, node: int, *args: str, env: dict[str, str] | None = None) -> None:
         folder = self.root / f"node{node}"
         folder.mkdir(parents=True, exist_ok=True)
         log = open(folder / "node.log", "ab")  # noqa: SIM115 - the child owns it
         config = str(self.root / f"node{node}.toml")
+        if env is None and self.node_env is not None:
+            env = self.node_env(node)
         self.processes[node] = subprocess.Popen(
             [sys.executable, "-m", "paxosd", "node", "--config", config, *args],
             stdout=log,
             stderr=log,
+            env=None if env is None else {**os.environ, **env},
         )
         _launched.append(self.processes[node])
 

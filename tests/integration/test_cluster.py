@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from paxosd import AsyncClient, Client, NotHolder
+from tests.pace import Deadline, within
 
 from .cluster import Cluster
 
@@ -39,26 +40,27 @@ def test_leader_kill9_writes_resume_quickly_and_nothing_acknowledged_is_lost(
         client.put(f"k{i}", i)
     leader = cluster.wait_for_leader()
     cluster.kill9(leader)
-    killed_at = time.monotonic()
+    # Budgets for an idle machine, scaled by how loaded it is when they run out (tests/pace.py).
+    no_write = Deadline(10)
     others = Client(cluster.endpoints([n for n in (1, 2, 3) if n != leader]), timeout_s=0.5)
     while True:
         try:
             others.put("after-kill", 1)
             break
         except Exception:
-            assert time.monotonic() - killed_at < 10, "no write succeeded for 10 s"
-    recovered_s = time.monotonic() - killed_at
-    assert recovered_s < 2.5, f"writes resumed only after {recovered_s:.2f} s"
+            assert not no_write.passed(), f"no write succeeded for {no_write.elapsed_s():.1f} s"
+    recovered_s = no_write.elapsed_s()
+    assert within(recovered_s, 2.5), f"writes resumed only after {recovered_s:.2f} s"
     for i in range(100, 150):
         others.put(f"k{i}", i)
     cluster.launch(leader)  # the old leader restarts and catches up
-    deadline = time.monotonic() + 10
+    catch_up = Deadline(10)
     while True:
         status = cluster.status(leader)
         mine = cluster.status(cluster.wait_for_leader())
         if status and mine and status.get("applied", -1) >= mine["commit"] - 1:
             break
-        assert time.monotonic() < deadline, f"node {leader} did not catch up: {status}"
+        assert not catch_up.passed(), f"node {leader} did not catch up: {status}"
         time.sleep(0.1)
     check = Client(cluster.endpoints([leader]))
     for i in range(150):

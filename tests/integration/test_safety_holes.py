@@ -128,7 +128,20 @@ def test_a_damaged_log_keeps_the_node_up_saying_why_and_out_of_the_protocol(
         )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=5)
-        assert refused.value.code == 503 and b"damaged" in refused.value.read()
+        body = refused.value.read()
+        assert refused.value.code == 503 and b"damaged" in body
+        assert str(tmp_path).encode() not in body, "a client never learns the node's paths"
+        assert str(tmp_path) not in status["damage"] and "paxos.log" in status["damage"]
+        with pytest.raises(urllib.error.HTTPError) as unhealthy:
+            urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5)
+        health = json.loads(unhealthy.value.read())
+        assert health["ok"] is False and health["reason"].startswith("damaged: ")
+        assert "checksum" in health["reason"]
+        with socket.create_connection(("127.0.0.1", cluster.resp_port(3)), timeout=5) as resp:
+            resp.sendall(b"*2\r\n$3\r\nGET\r\n$1\r\nx\r\n")
+            reply = resp.recv(1000)
+        assert reply.startswith(b"-DAMAGED") and str(tmp_path).encode() not in reply, reply
+        assert str(tmp_path) in cluster.log(3), "the node's own log has the whole story"
         assert Client(cluster.endpoints([1, 2])).get("k49").value == "x" * 200
     finally:
         cluster.stop()

@@ -167,3 +167,90 @@ def test_without_restarts_a_dead_node_stays_down_and_no_node_left_means_exit_1(
         os.kill(pids[3], signal.SIGTERM)
         assert up.process.wait(timeout=30) == 1
         assert "event=supervisor_gives_up" in up.stderr()
+
+
+def _event_fields(text: str, event: str, node: int) -> list[dict[str, str]]:
+    """The key=value fields of every `event=EVENT node=NODE` line in `text`."""
+    found = []
+    for line in text.splitlines():
+        if f"event={event} " in line and f" node={node} " in f" {line} ":
+            fields = dict(
+                part.split("=", 1) for part in line.split() if "=" in part and '"' not in part
+            )
+            found.append(fields)
+    return found
+
+
+def test_a_lost_store_is_rebuilt_through_the_supervisor_and_a_hand_started_node_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    """The README's lost-disk recovery once fought `make up`'s supervisor: it restarted the
+    node in vain, reported its own failed start as caught up, and the node rebuilt by hand was
+    not in cluster.pids. Now the supervisor holds a node whose store is lost and says what to
+    do, `paxosd rebuild N` has it rebuilt, node_caught_up waits for the catch-up, and a node
+    started by hand is noticed once and listed."""
+    # A long restart delay: the node started by hand below must win the race for its store.
+    with paxosd_up(tmp_path, "--restart-delay", "10") as up:
+        up.wait_for("a leader", up.leader)
+        with Client(up.endpoints(), timeout_s=10) as client:
+            for i in range(30):
+                client.put(f"before-{i}", i)
+        doomed = up.view(2)
+        (up.data_dir / "node2" / "paxos.log").unlink()  # node 2's disk is lost
+        os.kill(int(doomed["pid"]), signal.SIGKILL)
+        up.wait_for("the lost store said", lambda: "event=node_store_lost node=2" in up.stderr())
+        time.sleep(2)
+        said = up.stderr()
+        assert said.count("event=node_store_lost node=2") == 1
+        assert not _event_fields(said, "node_restarting", 2)  # no start is tried in vain
+        assert f"paxosd rebuild 2 --data-dir {up.data_dir}" in said
+
+        asked = subprocess.run(
+            [sys.executable, "-m", "paxosd", "rebuild", "2", "--data-dir", str(up.data_dir)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert asked.returncode == 0, asked.stderr
+        assert "started with --reinitialize" in asked.stdout
+        caught_up = up.wait_for(
+            "node 2 caught up",
+            lambda: _event_fields(up.stderr(), "node_caught_up", 2),
+            timeout_s=90,
+        )[0]
+        assert int(caught_up["applied"]) >= int(caught_up["leader_commit"]) >= 30
+        assert "event=node_rebuilding node=2" in up.stderr()
+        view = up.view(2)
+        assert view["rebuilding"] is False
+        assert str(view["pid"]) in (up.data_dir / "cluster.pids").read_text().split()
+        with Client([up.endpoint(2)], timeout_s=10) as client:
+            assert client.get("before-29").value == 29
+
+        healthy = subprocess.run(
+            [sys.executable, "-m", "paxosd", "rebuild", "1", "--data-dir", str(up.data_dir)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert healthy.returncode == 1 and "runs on its store" in healthy.stderr
+
+        # Node 3 dies and the operator starts it by hand before the supervisor does.
+        old = up.view(3)
+        os.kill(int(old["pid"]), signal.SIGKILL)
+        config = str(up.data_dir / "node3.toml")
+        with open(up.data_dir / "node3" / "node.log", "ab") as node_log:
+            by_hand = subprocess.Popen(
+                [sys.executable, "-m", "paxosd", "node", "--config", config],
+                stdout=node_log, stderr=node_log,
+            )  # fmt: skip
+        _launched.append(by_hand)
+        up.wait_for(
+            "the hand-started node found",
+            lambda: f"event=node_found node=3 pid={by_hand.pid}" in up.stderr(),
+            timeout_s=60,
+        )
+        assert str(by_hand.pid) in (up.data_dir / "cluster.pids").read_text().split()
+        time.sleep(3)
+        said = up.stderr()
+        assert said.count("event=node_running_elsewhere node=3") == 1
+        node3_log = (up.data_dir / "node3" / "node.log").read_text()
+        assert "LOCK is held" not in node3_log  # the supervisor never tried to start it
+        up.process.send_signal(signal.SIGTERM)  # Ctrl-C of `make up` stops it too
+        assert up.process.wait(timeout=30) == 128 + signal.SIGTERM
+        assert by_hand.wait(timeout=30) == 0

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from paxosd.check.consensus import Verdict
 from paxosd.cli.main import main
+from paxosd.lab.check import fault_tolerance
 
 
-def run(*args: str) -> object:
-    result = CliRunner().invoke(main, list(args))
+def run(*args: str, env: dict[str, str] | None = None) -> object:
+    result = CliRunner().invoke(main, list(args), env=env)
     return result
 
 
@@ -99,6 +102,87 @@ def test_the_memory_limit_stops_the_search_and_says_so() -> None:
     assert report["stopped"] == "memory limit"
     assert report["properties"]["agreement"] == "unknown"
     assert report["states_explored"] >= 1 and report["depth"] >= 1
+    assert_no_violation_unfound(report)
+
+
+def assert_no_violation_unfound(report: dict[str, object]) -> None:
+    """Every "violated" in a report comes with the run that shows it, and fault tolerance is
+    "violated" only if a settled verdict breaks it."""
+    properties = report["properties"]
+    examples = report["counterexamples"]
+    assert isinstance(properties, dict) and isinstance(examples, dict)
+    for prop, status in properties.items():
+        if status == "violated":
+            assert prop in examples and examples[prop]["steps"] >= 1, (prop, report)
+    details = report["details"]
+    assert isinstance(details, dict)
+    stuck_or_unsafe = any(
+        status == "violated" and (prop != "termination" or "livelock" not in details[prop])
+        for prop, status in properties.items()
+    )
+    expected = "violated" if stuck_or_unsafe else "unknown"
+    assert report["fault_tolerance"] == expected, report
+
+
+def table_rows(output: str) -> dict[str, str]:
+    """The verdict table of `lab check` as {property: verdict} (rich draws it with │)."""
+    rows: dict[str, str] = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) >= 4 and cells[1] and cells[2] in ("holds", "violated", "unknown"):
+            rows[cells[1]] = cells[2]
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("limit", "stopped"),
+    [(("--max-states", "2000"), "state limit"), (("--max-memory-mb", "1"), "memory limit")],
+)
+def test_a_search_stopped_by_a_limit_claims_no_violation_it_did_not_find(
+    limit: tuple[str, str], stopped: str
+) -> None:
+    """Correct Paxos cut short: Agreement and Validity are unknown, and so is fault tolerance
+    (never "violated" for want of an answer). Termination may be violated only by the livelock
+    the livelock search actually found, with its run printed."""
+    args = ("lab", "check", "paxos", "--explore", "--faults", "crash", *limit)
+    report = json.loads(run(*args, "--json").output)
+    assert report["stopped"] == stopped
+    assert report["properties"]["agreement"] == report["properties"]["validity"] == "unknown"
+    assert "checked" in report["details"]["agreement"] or stopped == "memory limit"
+    assert_no_violation_unfound(report)
+    text = run(*args, env={"COLUMNS": "200"})
+    assert text.exit_code == 3, text.output
+    rows = table_rows(text.output)
+    assert rows["Agreement"] == rows["Validity"] == rows["Fault tolerance"] == "unknown", rows
+    if rows["Termination"] == "violated":
+        assert "Counterexample for termination" in text.output and "livelock" in text.output
+
+
+@pytest.mark.parametrize(
+    ("statuses", "kind", "expected"),
+    [
+        (("holds", "holds", "holds"), "", "holds"),
+        (("holds", "holds", "violated"), "livelock", "holds"),
+        (("holds", "holds", "violated"), "stuck", "violated"),
+        (("violated", "unknown", "unknown"), "", "violated"),
+        (("unknown", "unknown", "violated"), "stuck", "violated"),
+        (("unknown", "unknown", "violated"), "livelock", "unknown"),
+        (("unknown", "unknown", "unknown"), "", "unknown"),
+        (("holds", "holds", "unknown"), "", "unknown"),
+        (("holds", "unknown", "holds"), "", "unknown"),
+    ],
+)
+def test_fault_tolerance_is_derived_from_the_three_verdicts(
+    statuses: tuple[str, str, str], kind: str, expected: str
+) -> None:
+    """Unknown stays unknown: only a settled verdict can make fault tolerance hold or fail."""
+    agreement, validity, termination = statuses
+    verdicts = {
+        "agreement": Verdict("agreement", agreement),  # type: ignore[arg-type]
+        "validity": Verdict("validity", validity),  # type: ignore[arg-type]
+        "termination": Verdict("termination", termination, kind=kind),  # type: ignore[arg-type]
+    }
+    assert fault_tolerance(verdicts).status == expected
 
 
 def test_ctrl_c_reports_what_was_explored(tmp_path: Path) -> None:
@@ -109,16 +193,29 @@ def test_ctrl_c_reports_what_was_explored(tmp_path: Path) -> None:
     import sys
     import time
 
+    from tests.pace import Deadline
+
     command = [sys.executable, "-m", "paxosd", "lab", "check", "paxos", "--explore",
                "--faults", "restart,loss,duplicate,reorder"]  # fmt: skip
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},
+        # Ctrl-C as a terminal delivers it, even if this test runs where SIGINT is ignored
+        # (a background job): an ignored SIGINT would be inherited, and never interrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
-        time.sleep(4)  # well into the search, which takes minutes
+        # Interrupt once the search is running (it takes minutes), however long starting
+        # took on this machine: its first progress line says so.
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "states so far" in first, first
         process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=60)
+        stopping = Deadline(30)
+        while process.poll() is None and not stopping.passed():
+            time.sleep(0.1)
+        out, _ = process.communicate(timeout=5)
+        out = first + out
     finally:
         if process.poll() is None:
             process.kill()
@@ -127,3 +224,6 @@ def test_ctrl_c_reports_what_was_explored(tmp_path: Path) -> None:
     assert "interrupted (Ctrl-C):" in out and "depth" in out, out
     assert "no violation so far" in out
     assert "Traceback" not in out and "Aborted" not in out
+    rows = table_rows(out)
+    assert set(rows.values()) == {"unknown"}, rows  # fault tolerance too: nothing was settled
+    assert "violated" not in out

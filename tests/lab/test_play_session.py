@@ -93,7 +93,7 @@ def test_bad_requests_are_refused_with_what_to_do() -> None:
 def test_the_coach_at_step_0_finds_the_same_counterexample_as_lab_check() -> None:
     """One code path: the coach's shortest way to get stuck is lab check's."""
     session = Session(PlayConfig("majority"))
-    advice = advise(session)
+    advice = advise(session, seconds=600)
     cli = run_check(CheckRequest(get("majority"), explore=True, rounds=2))
     path = [step.render() for step in advice.paths["termination"]]
     assert path == [s["text"] for s in cli.counterexamples["termination"]["trace"]]
@@ -104,11 +104,11 @@ def test_the_coach_at_step_0_finds_the_same_counterexample_as_lab_check() -> Non
 def test_the_coach_marks_flps_critical_message_and_sees_the_crash_that_kills() -> None:
     session = Session(PlayConfig("majority"))
     session.apply_all([{"kind": "propose", "node": 1}, {"kind": "propose", "node": 2}])
-    advice = advise(session)
+    advice = advise(session, seconds=600)
     fatal = [c for c in advice.critical if c.fatal]
     assert fatal and fatal[0].receiver == 3 and "Propose(red)" in fatal[0].text
     session.apply("crash:3")
-    assert advise(session).outlook == "stuck"
+    assert advise(session, seconds=600).outlook == "stuck"
 
 
 def test_an_explored_counterexample_file_replays_step_by_step_at_step_0(tmp_path: object) -> None:
@@ -170,7 +170,7 @@ def test_each_tour_runs_to_its_end_with_show_me_and_the_coach(key: str) -> None:
         if stage.show:
             session.apply_all(list(stage.show))
         else:
-            advice = advise(session)
+            advice = advise(session, seconds=600)
             progress.coached += 1
             progress.coach_outlook = advice.outlook
         assert tours.advance(session, progress), f"{key}: stage {progress.stage} not passed"

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from paxosd.core.multi.config import EngineConfig
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.messages import Accept, Accepted, Ack, Heartbeat, Promise
 from paxosd.core.multi.ready import Applied, Note
 from paxosd.core.multi.replica import Replica
@@ -106,7 +107,7 @@ class Recorder:
 def make(node: int = 1, variant: str = "correct", **config: Any) -> tuple[Driver, Recorder]:
     io = Recorder()
     replica = Replica(
-        node, (1, 2, 3), random.Random(1), EngineConfig(**config), StateMachine(),
+        node, Configuration((1, 2, 3)), random.Random(1), EngineConfig(**config), StateMachine(),
         StateMachine.restore,
     )  # fmt: skip
     options = DriverOptions(request_timeout_ms=1000, variant=variant)

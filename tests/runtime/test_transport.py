@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from paxosd.core.multi.messages import Accept
 from paxosd.core.types import Ballot, Envelope
@@ -75,3 +78,31 @@ def test_a_message_over_the_frame_limit_is_never_sent(tmp_path: Path, monkeypatc
     transport.send([Envelope(1, 2, big), _accept()])
     assert [decode(f) for f in FrameReader().feed(b"".join(peer.written))] == [_accept().msg]
     assert transport.stats["oversized_messages"] == 1
+
+
+def test_a_flapping_peer_costs_one_line_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    """The dialer's peer_connected / peer_lost lines, at most one per peer per interval; the
+    changes in between are summed up, and a quiet end of the window still says the state."""
+    from paxosd.runtime.transport import PeerLines
+
+    now = [0.0]
+    timers: list[tuple[float, Any]] = []
+    lines = PeerLines(1, lambda: now[0], lambda delay, fn: timers.append((now[0] + delay, fn)))
+    with caplog.at_level(logging.INFO, logger="paxosd.transport"):
+        lines.note(3, connected=True)
+        for _ in range(200):  # 100 losses and 100 reconnections within the window
+            now[0] += 0.01
+            lines.note(3, connected=False)
+            now[0] += 0.01
+            lines.note(3, connected=True)
+        now[0] += 0.01
+        lines.note(3, connected=False)  # the window ends with the peer lost
+        lines.note(2, connected=True)  # another peer has its own window
+        assert len(timers) == 1
+        now[0], fire = timers.pop()
+        fire()
+    written = [r.getMessage() for r in caplog.records]
+    assert len(written) == 3, written
+    assert written[0] == "event=peer_connected node=1 peer=3"
+    assert written[1] == "event=peer_connected node=1 peer=2"
+    assert written[2] == "event=peer_lost node=1 peer=3 flaps=401 in_s=10"

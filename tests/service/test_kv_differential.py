@@ -9,12 +9,12 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from paxosd.check.kv_reference import KvModel
 from paxosd.service import BadCommand, Request, Router, encode, is_read
 from paxosd.service.kv import Compact, KvLimits
 from paxosd.service.namespace import Options
 
 from .helpers import fuzz
-from .kv_model import KvModel
 from .kv_strategies import kv_ops
 
 steps = st.lists(st.tuples(st.sampled_from(("log", "read")), kv_ops), min_size=8, max_size=40)

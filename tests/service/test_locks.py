@@ -89,7 +89,7 @@ def test_time_going_backwards_is_ignored() -> None:
     acquire(log, "o1", ttl_ms=100)
     log.run(AdvanceTime(now_ms=200))
     log.run(AdvanceTime(now_ms=50))
-    assert log.machine.now_ms == 200
+    assert log.machine.log_time_ms == 200
     assert log.machine.read(LockStatus(name="L")).acquired is False
 
 
@@ -196,16 +196,16 @@ def test_log_time_needs_moving_only_while_a_lease_may_be_live() -> None:
     """The leader stops proposing idle time once every lease has expired, and starts again with
     the next grant or refresh; a snapshot keeps what it needs to know."""
     log = Log()
-    assert not log.machine.leases_may_be_live  # a fresh cluster idles without writing
+    assert not log.machine.wants_log_time  # a fresh cluster idles without writing
     acquire(log, "o1", ttl_ms=1000)
-    assert log.machine.leases_may_be_live
+    assert log.machine.wants_log_time
     log.run(AdvanceTime(now_ms=1000))  # live up to and including expires_at_ms
-    assert log.machine.leases_may_be_live
+    assert log.machine.wants_log_time
     restored = Log(StateMachine.restore(log.machine.snapshot()))
-    assert restored.machine.leases_may_be_live
+    assert restored.machine.wants_log_time
     log.run(AdvanceTime(now_ms=1001))
-    assert not log.machine.leases_may_be_live
+    assert not log.machine.wants_log_time
     log.run(LockRefresh(name="L", owner="o1", ttl_ms=1000))  # refused: it expired
-    assert not log.machine.leases_may_be_live
+    assert not log.machine.wants_log_time
     acquire(log, "o2", ttl_ms=100)
-    assert log.machine.leases_may_be_live
+    assert log.machine.wants_log_time

@@ -86,7 +86,7 @@ def test_advance_time_answers_none_and_is_monotone() -> None:
     log = Log()
     assert log.run(AdvanceTime(now_ms=100)) is None
     log.run(AdvanceTime(now_ms=50))
-    assert log.machine.now_ms == 100
+    assert log.machine.log_time_ms == 100
 
 
 def test_read_answers_queries_from_current_state() -> None:

@@ -92,7 +92,7 @@ def replay(history: list[tuple[str, Any]], clients_max: int) -> None:
             # key as it is now (a retried request's remembered answer may predate a delete).
             assert result.create_revision == current["created"]
     assert log.machine.revision == model.rev
-    assert log.machine.now_ms == model.time
+    assert log.machine.log_time_ms == model.time
     assert log.machine.sessions == len(model.sessions)
 
 
@@ -185,7 +185,7 @@ class ServiceComparison(RuleBasedStateMachine):
     def counters_agree(self) -> None:
         if hasattr(self, "log"):
             assert self.log.machine.revision == self.model.rev
-            assert self.log.machine.now_ms == self.model.time
+            assert self.log.machine.log_time_ms == self.model.time
             assert self.log.machine.sessions == len(self.model.sessions)
 
 

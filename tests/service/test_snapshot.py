@@ -62,7 +62,7 @@ def test_round_trip_preserves_everything() -> None:
     restored = StateMachine.restore(data)
     assert restored.snapshot() == data
     assert restored.applied_slot == machine.applied_slot
-    assert restored.now_ms == machine.now_ms
+    assert restored.log_time_ms == machine.log_time_ms
     assert restored.revision == machine.revision
     assert restored.clients_max == 50
     assert repr(restored) == repr(machine)

@@ -16,7 +16,8 @@ from typing import Any
 import msgpack
 from hypothesis import strategies as st
 
-from paxosd.core.multi.records import Accepted, Promised, Rebuilding, Record, Snapshot
+from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.records import Accepted, Configured, Promised, Rebuilding, Record, Snapshot
 from paxosd.core.types import Ballot
 from paxosd.storage import CompactionPolicy, FileLog, MemoryLog, Recovered, SqliteLog
 from paxosd.storage.codec import encode_frame
@@ -29,7 +30,13 @@ Store = Any  # FileLog | SqliteLog | MemoryLog; the tests use the LogStore metho
 
 def state(recovered: Recovered) -> tuple[object, ...]:
     """The state in a `Recovered`, without the repair report."""
-    return (recovered.promised, recovered.accepted, recovered.rebuilding, recovered.snapshot)
+    return (
+        recovered.promised,
+        recovered.accepted,
+        recovered.rebuilding,
+        recovered.snapshot,
+        recovered.configuration,
+    )
 
 
 class Harness:
@@ -42,6 +49,10 @@ class Harness:
         self.unsynced: list[Record] = []
 
     def open(self, identity: bytes = IDENTITY) -> Store:
+        raise NotImplementedError
+
+    def create(self, initial: Sequence[Record]) -> Store:
+        """A NEW store holding `initial` from its first appearance."""
         raise NotImplementedError
 
     def reopen(self, store: Store, identity: bytes = IDENTITY) -> Store:
@@ -72,6 +83,9 @@ class FileHarness(Harness):
 
     def open(self, identity: bytes = IDENTITY) -> Store:
         return FileLog(self.root, identity, fsync=self.fsync, policy=self.policy)
+
+    def create(self, initial: Sequence[Record]) -> Store:
+        return FileLog(self.root, IDENTITY, fsync=self.fsync, policy=self.policy, initial=initial)
 
     @property
     def log_path(self) -> Path:
@@ -112,6 +126,9 @@ class SqliteHarness(Harness):
     def open(self, identity: bytes = IDENTITY) -> Store:
         return SqliteLog(self.root, identity, fsync=self.fsync)
 
+    def create(self, initial: Sequence[Record]) -> Store:
+        return SqliteLog(self.root, IDENTITY, fsync=self.fsync, initial=initial)
+
     def crash(self, store: Store, rng: random.Random | None = None) -> Store:
         store.abandon()  # the pending delta never reached SQLite
         self.unsynced.clear()
@@ -135,6 +152,9 @@ class MemoryHarness(Harness):
     def open(self, identity: bytes = IDENTITY) -> Store:
         image = getattr(self, "_image", None)
         return MemoryLog(identity, image=image, policy=self.policy)
+
+    def create(self, initial: Sequence[Record]) -> Store:
+        return MemoryLog(IDENTITY, policy=self.policy, initial=initial)
 
     def reopen(self, store: Store, identity: bytes = IDENTITY) -> Store:
         store.close()
@@ -174,12 +194,25 @@ def restart(harness: Harness, store: Store | None) -> Store:
 ballots = st.builds(Ballot, st.integers(0, 3), st.integers(0, 2))
 slots = st.integers(0, 8)
 batches = st.lists(st.binary(max_size=6), max_size=3).map(tuple)
+configurations = st.builds(
+    lambda voters, learners, epoch: (
+        Configuration.of(voters, set(learners) - set(voters))
+        if not epoch
+        else Configuration(
+            tuple(sorted(set(voters))), tuple(sorted(set(learners) - set(voters))), epoch
+        )
+    ),
+    st.sets(st.integers(1, 7), min_size=1, max_size=5),
+    st.sets(st.integers(1, 9), max_size=2),
+    st.integers(0, 3),
+)
 records: st.SearchStrategy[Record] = st.one_of(
     st.builds(Promised, ballots),
     st.builds(Accepted, slots, ballots, batches),
     st.builds(Accepted, slots, ballots, batches),  # twice: the common record
     st.builds(Rebuilding, st.booleans()),
     st.builds(Snapshot, slots, st.binary(max_size=8)),
+    st.builds(Configured, configurations),
 )
 
 

@@ -141,6 +141,16 @@ def test_valid_crc_but_undecodable_payload_is_corrupt_even_at_the_end() -> None:
         [3, 2**64 - 1],  # out of the signed range
         [1, [ballot_round_max + 1, 1]],  # a round the protocol cannot carry
         [1, [1, node_id_max + 1]],  # a node id the protocol cannot carry
+        [6, 0, [], []],  # a configuration without voters
+        [6, 0, [2, 1], []],  # voters out of order
+        [6, 0, [1, 1], []],  # a voter twice
+        [6, 0, [1, 2], [2]],  # a voter that is also a learner
+        [6, 0, [1, "2"], []],  # a voter as str
+        [6, 0, [1, True], []],  # a voter as bool
+        [6, 0, [1, node_id_max + 1], []],  # a node id the protocol cannot carry
+        [6, -1, [1], []],  # a negative epoch
+        [6, 0, {"1": 1}, []],  # voters as a map
+        [6, 0, [1]],  # wrong arity
         [9, 1],  # unknown tag
         ["2", 1],  # tag as str
         {"tag": 2},  # not an array

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paxosd.core.multi.records import Accepted, Promised, Rebuilding, Record, Snapshot
+from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.records import Accepted, Configured, Promised, Rebuilding, Record, Snapshot
 from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 from paxosd.storage import (
     CompactionPolicy,
@@ -52,7 +53,7 @@ def store(harness: Harness) -> Iterator[Store]:
 
 def test_fresh_store_is_empty(store: Store) -> None:
     recovered = store.load()
-    assert state(recovered) == (None, {}, False, None)
+    assert state(recovered) == (None, {}, False, None, None)
     assert recovered.repaired_tail_bytes == 0
     assert recovered.records() == []
 
@@ -120,6 +121,46 @@ def test_the_latest_rebuilding_flag_wins_and_survives(harness: Harness, store: S
     last.close()
 
 
+def test_the_configuration_of_the_highest_epoch_wins_and_survives(
+    harness: Harness, store: Store
+) -> None:
+    """A store remembers the membership it belongs to across restarts and compaction; a
+    configuration of a lower epoch never replaces a later one (membership moves forward only)."""
+    three = Configuration.of([1, 2, 3])
+    store.write([Configured(three), Promised(B1)])
+    store.sync()
+    reopened = harness.reopen(store)
+    assert reopened.load().configuration == three
+    five = Configuration((1, 2, 3, 4, 5), (6,), epoch=2)
+    reopened.write([Configured(five), Configured(Configuration((1, 2), epoch=1))])
+    reopened.sync()
+    assert reopened.load().configuration == five
+    again = harness.reopen(reopened)
+    recovered = again.load()
+    assert recovered.configuration == five
+    assert recovered.records()[0] == Configured(five)
+    assert state(fold(recovered.records())) == state(recovered)
+    same_epoch = Configuration((1, 2, 3, 4, 5), epoch=2)
+    again.write([Configured(same_epoch)])  # the latest among equals
+    again.sync()
+    last = harness.reopen(again)
+    assert last.load().configuration == same_epoch
+    last.close()
+
+
+def test_a_new_store_holds_its_initial_records_from_the_start(harness: Harness) -> None:
+    """`paxosd init` and `--reinitialize` make a store that holds its membership (and, for a
+    rebuilding member, its mark) from the moment it exists: nothing to write afterwards."""
+    three = Configuration.of([1, 2, 3])
+    created = harness.create([Configured(three), Rebuilding(True)])
+    assert created.load().configuration == three and created.load().rebuilding
+    reopened = harness.reopen(created)
+    recovered = reopened.load()
+    assert recovered.configuration == three and recovered.rebuilding
+    assert state(recovered) == (None, {}, True, None, three)
+    reopened.close()
+
+
 def test_snapshot_supersedes_entries_and_older_snapshots(harness: Harness, store: Store) -> None:
     store.write([Accepted(slot, B1, (bytes([slot]),)) for slot in range(1, 11)])
     store.write([Snapshot(3, b"three")])
@@ -141,7 +182,7 @@ def test_synced_writes_survive_a_crash(harness: Harness, store: Store) -> None:
     harness.write(store, [Promised(B2), Accepted(2, B2, (b"b",))])
     crashed = harness.crash(store)  # no rng: nothing unsynced survives
     recovered = crashed.load()
-    assert state(recovered) == (B1, {1: (B1, (b"a",))}, 0, None)
+    assert state(recovered) == (B1, {1: (B1, (b"a",))}, 0, None, None)
     crashed.close()
 
 
@@ -217,6 +258,9 @@ def test_invalid_records_are_refused_whole(harness: Harness, store: Store) -> No
         Promised(Ballot(ballot_round_max + 1, 1)),  # the wire could not carry it
         Accepted(1, Ballot(1, node_id_max + 1), ()),
         Snapshot(1, bytearray(b"x")),  # type: ignore[arg-type]
+        Configured((1, 2, 3)),  # type: ignore[arg-type]
+        Configured(Configuration([1, 2, 3])),  # type: ignore[arg-type]  # a list comes back a tuple
+        Configured(Configuration((1,), epoch=2**63)),
         "not a record",
     ]
     for record in bad:

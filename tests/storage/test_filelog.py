@@ -9,14 +9,17 @@ from pathlib import Path
 import pytest
 
 import paxosd.storage.filelog as filelog_module
-from paxosd.core.multi.records import Accepted, Promised, Snapshot
+from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.records import Accepted, Configured, Promised, Snapshot
 from paxosd.core.types import Ballot
 from paxosd.storage import (
     CompactionPolicy,
     CorruptLog,
     DataDirLocked,
     FileLog,
+    InvalidRecord,
     MemoryLog,
+    StoreExists,
     StoreFailed,
     encode_frame,
 )
@@ -194,3 +197,19 @@ def test_memory_image_is_the_file_format(tmp_path: Path) -> None:
 def test_log_file_permissions_are_not_world_writable(tmp_path: Path) -> None:
     FileLog(tmp_path, IDENTITY).close()
     assert not os.stat(tmp_path / "paxos.log").st_mode & 0o002
+
+
+def test_a_new_log_is_never_made_over_an_old_one(tmp_path: Path) -> None:
+    with FileLog(tmp_path, IDENTITY) as old:
+        old.write([Promised(Ballot(4, 1))])
+    with pytest.raises(StoreExists):
+        FileLog(tmp_path, IDENTITY, initial=[Configured(Configuration.of([1]))])
+    with FileLog(tmp_path, IDENTITY) as kept:
+        assert kept.load().promised == Ballot(4, 1)
+
+
+def test_a_new_log_with_a_bad_record_leaves_nothing_behind(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRecord):
+        FileLog(tmp_path / "d", IDENTITY, initial=[Accepted(-1, Ballot(1, 1), ())])
+    assert not (tmp_path / "d" / "paxos.log").exists()
+    assert not (tmp_path / "d" / "paxos.log.tmp").exists()

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from paxosd.core.multi.records import Accepted, Promised, Rebuilding, Snapshot
+from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.records import Accepted, Configured, Promised, Rebuilding, Snapshot
 from paxosd.core.types import Ballot
-from paxosd.storage import CorruptLog, DataDirLocked, SqliteLog
+from paxosd.storage import CorruptLog, DataDirLocked, MissingStore, SqliteLog, StoreExists
 
 from .harness import IDENTITY
 
@@ -145,3 +146,27 @@ def test_data_dir_is_locked(tmp_path: Path) -> None:
     with pytest.raises(DataDirLocked):
         SqliteLog(tmp_path, IDENTITY)
     store.close()
+
+
+def test_a_new_database_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    """Made under a temporary name and renamed: an empty database or a leftover temporary one
+    is never taken for a store (it would be a member without its promises)."""
+    three = Configuration.of([1, 2, 3])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    sqlite3.connect(empty / "paxos.sqlite").close()  # an interrupted creation of older code
+    with pytest.raises(MissingStore):
+        SqliteLog(empty, IDENTITY, create=False)
+    leftover = tmp_path / "leftover"
+    leftover.mkdir()
+    (leftover / "paxos.sqlite.tmp").write_bytes(b"half a database")
+    (leftover / "paxos.sqlite.tmp-journal").write_bytes(b"its journal")
+    with pytest.raises(MissingStore):
+        SqliteLog(leftover, IDENTITY, create=False)
+    assert sorted(p.name for p in leftover.iterdir()) == ["LOCK"]
+    with SqliteLog(leftover, IDENTITY, initial=[Configured(three), Rebuilding(True)]) as made:
+        assert made.load().configuration == three
+    with pytest.raises(StoreExists):
+        SqliteLog(leftover, IDENTITY, initial=[Configured(three)])
+    with SqliteLog(leftover, IDENTITY, create=False) as reopened:
+        assert reopened.load().rebuilding

@@ -57,7 +57,7 @@ _RESULT_STATUS: Final[dict[str, int]] = {
     REQUEST_MISMATCH: 409,
     RESULT_BAD_COMMAND: 400,
 }
-# What a client should do, added to the state machine's message.
+# The message of these answers over HTTP, in its terms, instead of the state machine's.
 _RESULT_HINTS: Final[dict[str, str]] = {
     REQUEST_MISMATCH: "this Paxosd-Client-Id and Paxosd-Seq were already used for a different "
     "request, so this one was not applied; send every new request with a new Paxosd-Seq "
@@ -135,9 +135,10 @@ def from_kv_error(error: KvError) -> ApiError:
 
 
 def from_result(result: ErrorResult) -> ApiError:
-    """A state-machine Error answer (not_holder, stale_request, request_mismatch, ...)."""
-    hint = _RESULT_HINTS.get(result.code)
-    message = f"{result.message}; {hint}" if hint and result.message else hint or result.message
+    """A state-machine Error answer (not_holder, stale_request, request_mismatch, ...). Where
+    HTTP has its own words for it (the headers' names), they replace the state machine's,
+    which say the same in its own terms: the answer says it once."""
+    message = _RESULT_HINTS.get(result.code) or result.message
     return ApiError(_RESULT_STATUS.get(result.code, 409), result.code, message)
 
 

@@ -270,9 +270,14 @@ async def healthz(call: Call) -> web.Response:
         "leader": leader,
         "role": status.get("role"),
     }
-    if leader is None:
+    if status.get("role") == "damaged":
+        # The damage is why, not the missing leader it causes: say it (without the node's
+        # paths: `/v1/status` and the node's log have the rest).
+        body["ok"] = False
+        body["reason"] = f"damaged: {status.get('damage') or 'its store failed its checks'}"
+    elif leader is None:
         body["reason"] = "no known leader"
-    return web.json_response(body, status=200 if leader is not None else 503, headers=_NO_STORE)
+    return web.json_response(body, status=200 if body["ok"] else 503, headers=_NO_STORE)
 
 
 async def metrics(call: Call) -> web.Response:

@@ -210,8 +210,9 @@ def _guard_middleware(
             log.exception("internal error answering %s %s", request.method, request.path)
             response = internal().response()
         finally:
-            if connections is not None:
-                connections.request_finished(request)
+            last = connections is not None and connections.request_finished(request)
+        if last:
+            response.force_close()  # a reserved slot serves one request
         route = request.get(_ROUTE)
         if route is not None and route.cors:
             # Let the dashboard served by one node poll every other node's status.

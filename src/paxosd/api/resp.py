@@ -35,10 +35,13 @@ Theory of operation, per connection (`RespProtocol`, one asyncio.Protocol, no Ta
    the commands before them, then the connection closes; nothing a client sends can raise out
    of the protocol. Node errors become `-NOTLEADER`, `-UNKNOWN` (a write's outcome is unknown),
    `-TRYAGAIN` (a read got no answer), `-BUSY`; see `resp_commands.exception_reply`.
-7. **Limits on time and connections** (`limits.RespLimits`). At `connections_max` open
-   connections a new one is answered `-ERR max number of clients reached` and closed; the
-   open ones are served as before. A connection with no command in progress and no reply
-   owed for `idle_timeout_ms` is closed; a command that is still incomplete
+7. **Limits on time and connections** (`limits.RespLimits`, `limits.Admission`). At
+   `connections_max` open connections, or `connections_per_address_max` from the new one's
+   source address, a new one is answered `-ERR max number of clients reached` and closed
+   (the answer delivered, not reset away: see `_reject`); the open ones are served as before.
+   A new connection that sends nothing for `first_byte_timeout_ms` is closed, as is one with
+   no command in progress and no reply owed for `idle_timeout_ms`; a command that is still
+   incomplete
    `command_timeout_ms` after it began (a client trickling bytes) is answered
    `-ERR Protocol error: ...` and the connection closed. One timer per connection, re-armed
    lazily, keeps both.
@@ -60,7 +63,7 @@ from paxosd.service.commands import validate
 from paxosd.service.errors import BadCommand
 from paxosd.service.results import Error as ResultError
 
-from .limits import RespLimits, rejected_linger_s, rejected_lingering_max
+from .limits import Admission, RespLimits, Verdict, rejected_linger_s, source_address
 from .resp_commands import (
     DISPATCH,
     ERR_MAX_CLIENTS,
@@ -96,8 +99,12 @@ class _Shared:
     node: NodeService
     limits: RespLimits
     connections: set[RespProtocol] = field(default_factory=set)
-    rejected: int = 0  # refused connections still lingering (see RespProtocol._reject)
+    admission: Admission = field(init=False)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        limits = self.limits
+        self.admission = Admission(limits.connections_max, limits.connections_per_address_max)
 
 
 # Servers made by serve_resp -> their shared state, for close_resp_clients. Keyed by the server
@@ -183,11 +190,13 @@ class RespProtocol(asyncio.Protocol):
 
     __slots__ = (
         "_active_at",
+        "_address",
         "_backlog",
         "_client_id",
         "_closing",
         "_deferred",
         "_eof",
+        "_heard",
         "_limits",
         "_lost",
         "_nil",
@@ -258,11 +267,11 @@ class RespProtocol(asyncio.Protocol):
         self._closing = False  # QUIT or a protocol error: answer what came before, then close
         self._eof = False  # the client half-closed: answer what it sent, then close
         self._lost = False
-        # Counted from the moment the listener makes the protocol: a burst of accepts makes
-        # several before any connection_made runs.
-        self._rejected = len(shared.connections) >= self._limits.connections_max
-        if not self._rejected:
-            shared.connections.add(self)
+        # Judged when the connection is made (by its source address): refused, or admitted
+        # and counted until connection_lost.
+        self._rejected = False
+        self._address = "?"
+        self._heard = False  # any byte has arrived (the first-byte deadline)
         # Deadlines (see "Limits on time"): loop time of the last bytes heard, and
         # since when the scanner holds an incomplete command (None: it holds none).
         self._time = time_of_loop
@@ -279,40 +288,59 @@ class RespProtocol(asyncio.Protocol):
         # the Transport methods without subclassing asyncio.Transport.
         transport = cast(asyncio.Transport, transport)
         self._transport = transport
-        if self._rejected:
-            self._reject(transport)
+        shared = self._shared
+        self._address = source_address(transport.get_extra_info("peername"))
+        verdict = shared.admission.judge(self._address)
+        if verdict is not Verdict.SERVE:
+            self._reject(transport, verdict)
             return
+        shared.admission.opened(self._address)
+        shared.connections.add(self)
         self._time = asyncio.get_running_loop().time
         self._active_at = self._time()
-        self._arm(self._limits.idle_timeout_ms / 1000)
+        self._arm(self._limits.first_byte_s)
 
-    def _reject(self, transport: asyncio.Transport) -> None:
-        """Answer a connection over the limit with an error and end it gently.
+    def _reject(self, transport: asyncio.Transport, verdict: Verdict) -> None:
+        """Answer a connection over a limit with an error and end it gently.
 
         Closing at once would reset the socket if the client's first commands had arrived
         unread (Linux sends RST, and the client loses the error reply), so: write the error,
         half-close, discard what comes in until the client closes, abort after a while. Only
-        `rejected_lingering_max` refused connections linger at a time; past that they are
-        aborted at once, so a flood of connections cannot hold descriptors by lingering.
+        `rejected_lingering_max` refused connections linger at a time, and a few per address;
+        past that they are aborted at once, so a flood of connections cannot hold descriptors
+        by lingering, nor crowd out the refusals of other clients.
         """
-        self._closing = self._stop = True
+        self._rejected = self._closing = self._stop = True
         shared = self._shared
-        log.debug("RESP connection refused: %d connections open", len(shared.connections))
-        shared.rejected += 1  # until connection_lost
-        if shared.rejected > rejected_lingering_max:
+        address = self._address
+        log.debug("RESP connection from %s refused: %s", address, verdict.value)
+        if not shared.admission.may_linger(address):
+            self._rejected = False  # nothing to give back in connection_lost
             transport.abort()
             return
-        transport.write(ERR_MAX_CLIENTS)
+        if verdict is Verdict.REFUSE_ADDRESS:
+            transport.write(
+                error(
+                    f"ERR max number of clients reached from {address} "
+                    f"({shared.admission.per_address_max} connections): reuse or close some"
+                )
+            )
+        else:
+            transport.write(ERR_MAX_CLIENTS)
         if transport.can_write_eof():
             transport.write_eof()
         asyncio.get_running_loop().call_later(rejected_linger_s, transport.abort)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        first = not self._lost
         self._lost = self._closing = self._stop = True
         if self._rejected:
-            self._shared.rejected -= 1
+            if first:
+                self._shared.admission.stopped_lingering(self._address)
             return
-        self._shared.connections.discard(self)
+        if self in self._shared.connections:
+            self._shared.connections.discard(self)
+            self._shared.admission.closed(self._address)
         self._queue.clear()
         self._out.clear()
         self._waiting = None
@@ -342,6 +370,7 @@ class RespProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return  # closing (a rejected connection, QUIT, an error): nothing more runs
+        self._heard = True
         state = self._scanner.feed(data)
         self._active_at = self._time()
         if state:
@@ -579,6 +608,16 @@ class RespProtocol(asyncio.Protocol):
                 self._pump()
                 return
             due = min(due, command_due)
+        if not self._heard:
+            first_due = self._active_at + limits.first_byte_s
+            if now >= first_due:
+                log.debug("closing a RESP connection from %s: it sent nothing", self._address)
+                self._closing = self._stop = True
+                if self._transport is not None:
+                    self._transport.close()
+                return
+            self._arm(first_due - now)
+            return
         owed = (self._queue or self._backlog) and not self._writing_paused
         if since is None and not owed:
             # Idle: nothing arriving, nothing owed (or a client that stopped reading replies).

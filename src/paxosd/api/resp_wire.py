@@ -241,8 +241,13 @@ class RespScanner:
                         break
                     length, end = header
                     following = end + 4 + length
-                if length < 0 or length > limits.bulk_bytes_max:
+                if length < 0:
                     violation = RespProtocolError(_ERR_BULK_LENGTH, "invalid bulk length")
+                    break
+                if length > limits.bulk_bytes_max:
+                    # A valid length, only larger than anything the node could store.
+                    text = f"bulk of {length} bytes is too large (at most {limits.bulk_bytes_max})"
+                    violation = RespProtocolError(_error(text), text)
                     break
                 size += length
                 if size > limits.command_bytes_max:

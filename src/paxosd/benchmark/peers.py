@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from paxosd.api.limits import ClientLimits
 from paxosd.runtime.config import local_cluster, to_toml
 from paxosd.runtime.datadir import has_store, initialise
 from paxosd.runtime.ports import all_free, free_layout, layout_ports, port_free, search_range
@@ -612,7 +613,7 @@ def start_paxosd(
     for config in local_cluster(nodes, data_dir, base_port, f"paxosd-bench-{base_port}"):
         if batch_commands_max is not None:
             config = replace(config, batch_commands_max=batch_commands_max)
-        config = replace(config, early_accepts=early_accepts)
+        config = replace(config, early_accepts=early_accepts, limits=_one_load_generator())
         folder = config.data_dir
         folder.mkdir(parents=True, exist_ok=True)
         path = folder.parent / f"node{config.node_id}.toml"
@@ -625,6 +626,17 @@ def start_paxosd(
         members.append(node)
     cluster = Cluster("paxosd", members, Path(base_dir), _paxosd_is_leader, _paxosd_ready)
     return _launch(cluster, ready_timeout_s, layout_ports(nodes, base_port))
+
+
+def _one_load_generator() -> ClientLimits:
+    """Client limits for a benchmark: every client connection comes from one address (the
+    load generator's), so the per-address caps are lifted to the ports' caps."""
+    limits = ClientLimits()
+    return replace(
+        limits,
+        http=replace(limits.http, connections_per_address_max=limits.http.connections_max),
+        resp=replace(limits.resp, connections_per_address_max=limits.resp.connections_max),
+    )
 
 
 STARTERS: dict[str, Callable[..., Cluster]] = {

@@ -34,6 +34,7 @@ ROLE_COLORS = {
     "leader": "#2e9d4a",
     "follower": "#8ab4f8",
     "candidate": "#f0a020",
+    "rebuilding": "#12b5cb",
     "down": "#d93025",
     "damaged": "#7b1fa2",
 }

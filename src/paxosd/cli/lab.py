@@ -198,19 +198,9 @@ def _print_report(report: CheckReport) -> None:
         verdict = report.verdicts[prop]
         style = STATUS_STYLE[verdict.status]
         table.add_row(prop.capitalize(), f"[{style}]{verdict.status}[/{style}]", verdict.detail)
-    tolerant = "holds" if report.fault_tolerant else "violated"
-    if not report.fault_tolerant:
-        why = "see above"
-    elif report.verdicts["termination"].status == "holds":
-        why = "all three hold under these faults"
-    else:
-        why = (
-            "safe under every fault and never stuck; only guaranteed termination is given up, "
-            "as FLP says it must be"
-        )
-    table.add_row(
-        "Fault tolerance", f"[{STATUS_STYLE[tolerant]}]{tolerant}[/{STATUS_STYLE[tolerant]}]", why
-    )
+    tolerance = report.fault_tolerance
+    style = STATUS_STYLE[tolerance.status]
+    table.add_row("Fault tolerance", f"[{style}]{tolerance.status}[/{style}]", tolerance.detail)
     console.print(table)
     for prop, example in report.counterexamples.items():
         console.print(f"\n[bold]Counterexample for {prop}[/bold] ({example['steps']} steps)")

@@ -18,6 +18,8 @@ SUBCOMMANDS = {
     "init": ("paxosd.cli.init", "command", "Make the stores of a new cluster's nodes."),
     "node": ("paxosd.cli.node", "command", "Run one node of a cluster."),
     "up": ("paxosd.cli.up", "command", "Start a local cluster of separate processes."),
+    "rebuild": ("paxosd.cli.rebuild", "command", "Rebuild a lost node through `paxosd up`."),
+    "reseed": ("paxosd.cli.reseed", "command", "Two lost stores: copy a survivor (data loss)."),
     "logs": ("paxosd.cli.logs", "command", "Print or follow the logs of `paxosd up`'s nodes."),
     "chaos": ("paxosd.cli.chaos", "command", "Fault-test a real local cluster; check histories."),
     "get": ("paxosd.cli.kv", "get", "Print a key's value, or a range's (linearizable)."),

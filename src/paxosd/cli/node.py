@@ -104,14 +104,22 @@ def _reinitialize(config: NodeConfig) -> None:
     except (StorageError, OSError) as error:
         logs.event(log, "reinitialize_refused", logging.ERROR, reason=str(error))
         sys.exit(1)
+    if kept is None:
+        detail = "no old store was left; rebuilding from every other member before voting"
+    else:
+        detail = (
+            f"the old store is kept in {kept}; rebuilding from every other member before "
+            f"voting. Once this node logs rebuild_finished, the old store is not needed: "
+            f"remove it with: rm -r {kept}"
+        )
     logs.event(
         log, "store_reinitialized", logging.WARNING, data_dir=config.data_dir,
-        old_store=kept if kept is not None else "none",
-        detail="rebuilding from every other member before voting",
+        old_store=kept if kept is not None else "none", detail=detail,
     )  # fmt: skip
 
 
 async def _run(config: NodeConfig) -> None:
+    from paxosd.core.multi.configuration import ConfigurationMismatch
     from paxosd.runtime.node import Node
     from paxosd.storage.errors import StorageError
 
@@ -131,7 +139,7 @@ async def _run(config: NodeConfig) -> None:
     try:
         await node.start()
         gc.freeze()  # what recovery loaded (most of the heap, often) leaves full collections
-    except StorageError as error:
+    except (StorageError, ConfigurationMismatch) as error:
         logs.event(
             log, "start_refused", logging.ERROR, data_dir=config.data_dir,
             reason=f"node {config.node_id} refuses its data directory: {error}",

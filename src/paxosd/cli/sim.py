@@ -15,6 +15,8 @@ from rich.table import Table
 from paxosd.runtime.variants import VARIANTS
 from paxosd.sim.cluster import FAULTS, SimResult
 from paxosd.sim.engine_swarm import spec_for, swarm
+from paxosd.sim.nemesis import NEEDS_PEERS
+from paxosd.sim.reach import MECHANISMS
 
 console = Console()
 
@@ -37,6 +39,13 @@ console = Console()
     show_default=True,
     help="A planted bug the checkers must catch.",
 )
+@click.option(
+    "--fixed",
+    is_flag=True,
+    help="Every fault in every run, and the engine's own limits. By default each run draws "
+    "which faults strike and snapshot, catch-up and compaction limits small enough that it "
+    "snapshots (swarm testing).",
+)
 @click.option("--jobs", default=os.cpu_count() or 1, show_default=True, help="Processes.")
 @click.option("--history-out", type=click.Path(file_okay=False), help="Save failing histories.")
 @click.option("--stop", is_flag=True, help="Stop at the first violation.")
@@ -48,6 +57,7 @@ def command(
     clients: int,
     faults: str,
     variant: str,
+    fixed: bool,
     jobs: int,
     history_out: str | None,
     stop: bool,
@@ -64,7 +74,7 @@ def command(
         raise click.UsageError(
             f"unknown fault(s) {', '.join(unknown)}; choose from {', '.join(FAULTS)}"
         )
-    spec = spec_for(nodes, fault_set, variant, clients)
+    spec = spec_for(nodes, fault_set, variant, clients, draws=not fixed)
     seed_range = range(seed, seed + seeds)
     if as_json or not console.is_terminal:
         report, failing = swarm(spec, seed_range, jobs, stop_at_violation=stop)
@@ -93,6 +103,9 @@ def command(
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         _print(report.to_json(), spec.nodes, variant)
+        if nodes == 1 and fault_set & NEEDS_PEERS:
+            skipped = ", ".join(sorted(fault_set & NEEDS_PEERS))
+            console.print(f"(not applicable to one node, so not injected: {skipped})")
     sys.exit(1 if report.violations else 0)
 
 
@@ -106,6 +119,11 @@ def _print(data: dict, nodes: int, variant: str) -> None:
     for key, count in data["faults"].items():
         faults.add_row(key, f"{count:,}")
     console.print(faults)
+    reached = Table("mechanisms exercised", "count", "runs", "what")
+    for key, counts in data["mechanisms"].items():
+        what = MECHANISMS.get(key, "")
+        reached.add_row(key, f"{counts['total']:,}", f"{counts['runs']:,}", what, style=None)
+    console.print(reached)
     if not data["violations"]:
         console.print("[green]no violations[/green]")
         return

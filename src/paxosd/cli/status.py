@@ -201,10 +201,29 @@ def status(pid_of: str | None, endpoints: str, as_json: bool, timeout: float) ->
     for row in rows:
         if "error" in row:
             console.print(f"{row['endpoint']}: {row['error']}", style="dim", highlight=False)
+    for line in _trouble(rows):
+        console.print(line, style="yellow", highlight=False)
     if summary.answering == 0:
         raise Failure(summary.line(), code="unavailable", hint=NOT_RUNNING_HINT)
     console.print(summary.line() if summary.quorum else f"[red]{summary.line()}[/red]")
     sys.exit(summary.exit_code())
+
+
+def _trouble(rows: list[dict[str, Any]]) -> list[str]:
+    """A line for each node that is damaged, or rebuilding and waiting (and for whom)."""
+    lines = []
+    for row in sorted(rows, key=lambda r: r.get("node_id") or 0):
+        node = row.get("node_id")
+        if row.get("role") == "damaged":
+            lines.append(f"node {node} is damaged: {row.get('damage') or 'see its log'}")
+        waiting = row.get("rebuild_waiting_for")
+        if row.get("rebuilding") and isinstance(waiting, dict) and waiting:
+            named = ", ".join(f"node {peer} ({why})" for peer, why in sorted(waiting.items()))
+            lines.append(
+                f"node {node} is rebuilding and waits for {named}: it votes again once every "
+                "other member has reported"
+            )
+    return lines
 
 
 def _print_pid(pid_of: str, summary: Summary, views: list[dict[str, Any]]) -> None:

@@ -30,8 +30,15 @@ from paxosd.cli.node import log_format_option, log_level_option
 from paxosd.cli.supervisor import Backoff, NodeProcess, Supervisor
 from paxosd.runtime import logs
 from paxosd.runtime.config import ConfigError, NodeConfig, load, local_cluster, to_toml
-from paxosd.runtime.datadir import has_store, initialise
+from paxosd.runtime.datadir import (
+    has_store,
+    has_store_in,
+    initialise,
+    membership_traces,
+    never_voted,
+)
 from paxosd.runtime.ports import port_free
+from paxosd.storage.errors import StorageError
 
 __all__ = ["NodeOptions", "cluster_id_for", "command", "node_command", "prepare"]
 
@@ -76,23 +83,103 @@ def cluster_id_for(data_dir: Path, count: int, base_port: int) -> str:
     return f"{LEGACY_CLUSTER_ID}-{secrets.token_hex(4)}"
 
 
+def check_membership(configs: list[NodeConfig], data_dir: Path) -> None:
+    """Refuse to change an existing cluster's membership: `--nodes` must name the members the
+    data directory already has. Membership changes only through the log; rewriting the config
+    files to fewer nodes once made two of five a "majority" that knew nothing of a write three
+    others had acknowledged. (Each node checks its store's recorded members too, at start.)"""
+    asked = sorted(config.node_id for config in configs)
+    found: dict[str, set[int]] = {}
+    for path in sorted(data_dir.glob("node*.toml")):
+        try:
+            members = {member.id for member in load(path).members}
+        except ConfigError:
+            continue  # a damaged file: the others still say; the node itself will refuse it
+        found.setdefault(",".join(map(str, sorted(members))), set()).add(_node_of(path))
+    stores = sorted(
+        int(folder.name[4:])
+        for folder in data_dir.glob("node*")
+        if folder.is_dir() and folder.name[4:].isdigit() and has_store_in(folder)
+    )
+    if found:
+        if len(found) > 1:
+            listing = "; ".join(f"members {m} in node{sorted(n)}.toml" for m, n in found.items())
+            raise Failure(
+                f"the config files in {_shown(data_dir)} disagree about the members: {listing}",
+                hint="membership changes only through the log; restore the files the cluster "
+                "was made with",
+                exit_code=2,
+            )
+        existing = [int(n) for n in next(iter(found)).split(",")]
+    elif set(stores) - set(asked):
+        # A cluster from before config files: its stores say at least how many nodes it had.
+        existing = list(range(1, max(stores) + 1))
+    else:
+        return  # a brand-new cluster, or one whose stores all belong to the nodes asked for
+    if existing != asked:
+        raise Failure(
+            f"{_shown(data_dir)} holds a {len(existing)}-node cluster (members "
+            f"{','.join(map(str, existing))}), but --nodes {len(asked)} asks for members "
+            f"{','.join(map(str, asked))}. Membership changes only through the log: starting "
+            f"it with other members could make two majorities that share no node and lose "
+            f"acknowledged writes",
+            hint=f"start it as it is: paxosd up --nodes {len(existing)} --data-dir "
+            f"{_shown(data_dir)}; or use another --data-dir for a new cluster",
+            exit_code=2,
+        )
+
+
+def _never_ran(configs: list[NodeConfig]) -> bool:
+    """Every existing store is as `initialise` made it (none ever voted)."""
+    try:
+        return all(never_voted(config) for config in configs if has_store(config))
+    except StorageError:
+        return False  # locked, damaged, ...: not a cluster that was never started
+
+
+def _node_of(path: Path) -> int:
+    digits = path.stem[4:]
+    return int(digits) if digits.isdigit() else 0
+
+
 def prepare(configs: list[NodeConfig], data_dir: Path, options: NodeOptions) -> list[NodeProcess]:
     """Write each node's config file and make its folder: everything to do before the first
     start. A brand-new cluster (no node has a store yet) is initialised; an existing one never
     is: a node whose store went missing is refused at start, as any member's would be.
     Returns the nodes, not yet started."""
-    new_cluster = not any(has_store(config) for config in configs)
+    check_membership(configs, data_dir)
+    missing = [config for config in configs if not has_store(config)]
+    traces = {c.node_id: membership_traces(c, ask_peers=False) for c in missing}
+    # New: no node has a store, or the making of a new cluster was cut short (the stores
+    # there are as `initialise` left them, and the others show no sign of ever running).
+    new_cluster = bool(missing) and (
+        len(missing) == len(configs) or (not any(traces.values()) and _never_ran(configs))
+    )
+    if len(missing) == len(configs) and any(traces.values()):
+        listing = "; ".join(f"node {n}: {', '.join(t)}" for n, t in traces.items() if t)
+        raise Failure(
+            f"no node in {_shown(data_dir)} has a store, but the directory shows an "
+            f"earlier cluster ({listing}). A new cluster would give its members empty "
+            f"stores that vote at once, and forget what the old one acknowledged",
+            hint="if the old cluster's data does not matter, remove the directory (rm -r "
+            f"{_shown(data_dir)}) or use another --data-dir; if it does, restore its stores",
+            exit_code=1,
+        )
     nodes = []
     for config in configs:
         folder = data_dir / f"node{config.node_id}"
         folder.mkdir(parents=True, exist_ok=True)
         path = data_dir / f"node{config.node_id}.toml"
         path.write_text(to_toml(config))
-        if new_cluster:
-            initialise(config)
+        if new_cluster and config in missing:
+            initialise(config, despite_traces=True)  # traces were looked for above
         nodes.append(
             NodeProcess(
-                config.node_id, node_command(path, options), folder / "node.log", config.me.http
+                config.node_id,
+                node_command(path, options),
+                folder / "node.log",
+                config.me.http,
+                data_dir=config.data_dir,
             )
         )
     return nodes
@@ -148,6 +235,8 @@ def command(
         backoff=Backoff(delay_s=restart_delay),
         log_format=log_format,
         pids_path=data_dir / "cluster.pids",
+        # Only a supervisor that stays takes `paxosd rebuild` requests.
+        control_dir=data_dir if wait else None,
     )
     supervisor.start_all()
     try:
@@ -202,7 +291,7 @@ def _banner(
         me = config.me
         table.add_row(
             str(config.node_id) + (" (leader)" if config.node_id == leader else ""),
-            str(node.process.pid if node.process else "-"),
+            str(node.pid or ("- (store lost)" if node.held else "-")),
             f"{me.http[0]}:{me.http[1]}",
             f"{me.resp[0]}:{me.resp[1]}",
         )
@@ -268,6 +357,8 @@ def _wait_for_leader(configs: list[NodeConfig], processes: list[NodeProcess]) ->
     deadline = time.monotonic() + leader_wait_s
     while time.monotonic() < deadline:
         for config, node in zip(configs, processes, strict=True):
+            if node.held is not None or node.elsewhere_since is not None:
+                continue  # not started by this supervisor (it said why)
             if not node.running:
                 if config.node_id in answered:
                     continue

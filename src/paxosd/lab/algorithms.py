@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from paxosd.core.lessons.failover import FailoverNode
 from paxosd.core.lessons.leader import LeaderNode
@@ -11,6 +14,7 @@ from paxosd.core.lessons.majority import MajorityNode
 from paxosd.core.protocol import CoreFactory
 from paxosd.core.synod.node import VARIANTS as PAXOS_VARIANTS
 from paxosd.core.synod.node import SynodNode
+from paxosd.sim.symmetry import RenameNodes, Renaming, Symmetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +24,30 @@ class Algorithm:
     summary: str
     flaw: str
     variants: dict[str, str] = field(default_factory=lambda: {"correct": "as designed"})
+    # Symmetry (sim/symmetry.py): the core's function that renames node ids inside its state
+    # (set if nodes that never propose are interchangeable), and the variants in which the
+    # proposers are interchangeable too, each together with the value it proposes (not in
+    # Paxos, whose ballots are ordered by node id).
+    rename_nodes: RenameNodes | None = None
+    proposers_alike: frozenset[str] = frozenset()
+
+    def symmetry(
+        self, variant: str, nodes: int, values: Sequence[Any], proposers: Sequence[int]
+    ) -> Symmetry | None:
+        """The renamings a search may treat as one, for a cluster whose value i is proposed
+        at node `proposers[i]`; None if there is nothing to gain."""
+        if self.rename_nodes is None:
+            return None
+        swap_nodes = [n for n in range(1, nodes + 1) if n not in proposers]
+        renamings: list[Renaming] = []
+        if variant in self.proposers_alike and len(set(proposers)) == len(values):
+            for order in itertools.permutations(range(len(values))):
+                moved = {proposers[i]: proposers[order[i]] for i in range(len(values))}
+                renamings.append(
+                    Renaming(tuple(moved.get(n, n) for n in range(1, nodes + 1)), order)
+                )
+        symmetry = Symmetry(nodes, values, swap_nodes, renamings, self.rename_nodes)
+        return None if symmetry.trivial else symmetry
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -41,6 +69,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         "every node votes for the first value it hears; a majority of votes decides",
         "a split vote plus one crash leaves no value with a majority, forever",
         dict(MAJORITY_VARIANTS),
+        rename_nodes=MajorityNode.rename_nodes,
+        proposers_alike=frozenset({"correct"}),  # the tiebreak variant prefers red
     ),
     "paxos": Algorithm(
         "paxos",
@@ -48,6 +78,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         "single-decree Paxos: ballots, promises that report accepted values, quorums",
         "none for safety; termination is not guaranteed (dueling proposers), as FLP predicts",
         dict(PAXOS_VARIANTS),
+        rename_nodes=SynodNode.rename_nodes,
     ),
 }
 

@@ -2,8 +2,13 @@
 
 The report has the shape documented for `--json`:
 `{"algorithm", "config", "properties": {"agreement"|"validity"|"termination": "holds"|
-"violated"|"unknown"}, "details", "fault_tolerance", "counterexamples": {PROPERTY: {"steps",
-"trace", ...}}, "states_explored", "runs"}`.
+"violated"|"unknown"}, "details", "fault_tolerance", "fault_tolerance_detail",
+"counterexamples": {PROPERTY: {"steps", "trace", ...}}, "states_explored", "depth",
+"depth_checked", "stopped", "runs"}`.
+
+One rule turns the three verdicts into the book's fourth property (`fault_tolerance`), for
+`lab check`, `lab tour` and the coach alike: a property the search did not settle stays
+"unknown", and so does fault tolerance unless a settled property already decides it.
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ class CheckReport:
     states_explored: int | None = None
     runs: int | None = None
     depth: int | None = None  # explored runs: the deepest level reached
+    depth_checked: int | None = None  # explored runs: every run this long was checked
     stopped: str | None = None  # explored runs: why the search ended early, if it did
     summary: str = ""  # explored runs: how far the search got, in one line
     # Each counterexample in the lab's trace format (what --trace-out writes).
@@ -113,35 +119,63 @@ class CheckReport:
     def exit_code(self) -> int:
         """0: fault tolerant as far as checked; 1: a property it needs is violated (a safety
         violation, or stuck); 3: no violation, but the search stopped before an answer."""
-        for verdict in self.verdicts.values():
-            if verdict.status == "violated" and verdict.kind != "livelock":
-                return 1
-        if any(verdict.status == "unknown" for verdict in self.verdicts.values()):
-            return 3
-        return 0
+        return EXIT_CODES[self.fault_tolerance.status]
 
     @property
-    def fault_tolerant(self) -> bool:
-        """The book's Fault Tolerance: Agreement and Validity despite any faults, Termination
-        despite some. A livelock does not count against it: no algorithm can guarantee
-        termination (FLP), so the bar is that a decision always stays reachable."""
-        safe = all(self.verdicts[p].status == "holds" for p in ("agreement", "validity"))
-        termination = self.verdicts["termination"]
-        return safe and (termination.status == "holds" or termination.kind == "livelock")
+    def fault_tolerance(self) -> Verdict:
+        return fault_tolerance(self.verdicts)
 
     def to_json(self) -> dict[str, Any]:
+        tolerance = self.fault_tolerance
         return {
             "algorithm": self.algorithm,
             "config": self.config,
             "properties": {p: self.verdicts[p].status for p in PROPERTIES},
             "details": {p: self.verdicts[p].detail for p in PROPERTIES},
-            "fault_tolerance": "holds" if self.fault_tolerant else "violated",
+            "fault_tolerance": tolerance.status,
+            "fault_tolerance_detail": tolerance.detail,
             "counterexamples": self.counterexamples,
             "states_explored": self.states_explored,
             "depth": self.depth,
+            "depth_checked": self.depth_checked,
             "stopped": self.stopped,
             "runs": self.runs,
         }
+
+
+EXIT_CODES = {"holds": 0, "violated": 1, "unknown": 3}
+
+
+def fault_tolerance(verdicts: dict[str, Verdict]) -> Verdict:
+    """The book's Fault Tolerance from the three verdicts: Agreement and Validity despite any
+    faults, Termination despite some. A livelock does not count against it: no algorithm can
+    guarantee termination (FLP), so the bar is that a decision always stays reachable.
+
+    Violated as soon as a settled verdict breaks it (a safety violation, or stuck), whatever
+    else is unknown; holds only if all three are settled in its favour; otherwise unknown. A
+    verdict the search did not reach never counts for or against."""
+    safety = [verdicts[p] for p in ("agreement", "validity")]
+    termination = verdicts["termination"]
+    broken = [v.property.capitalize() for v in safety if v.status == "violated"]
+    if termination.status == "violated" and termination.kind != "livelock":
+        broken.append("Termination (stuck)")
+    if broken:
+        return Verdict("fault_tolerance", "violated", f"{' and '.join(broken)} violated")
+    unsettled = [v.property.capitalize() for v in safety if v.status != "holds"]
+    if termination.status == "unknown":
+        unsettled.append("Termination")
+    if unsettled:
+        return Verdict(
+            "fault_tolerance", "unknown",
+            f"{' and '.join(unsettled)} not settled by the search: nothing decided either way",
+        )  # fmt: skip
+    if termination.status == "holds":
+        return Verdict("fault_tolerance", "holds", "all three hold under these faults")
+    return Verdict(
+        "fault_tolerance", "holds",
+        "safe under every fault and never stuck; only guaranteed termination is given up, as "
+        "FLP says it must be",
+    )  # fmt: skip
 
 
 def explore_budget(request: CheckRequest) -> tuple[Budget, CoreConfig]:
@@ -204,6 +238,7 @@ def _explore(request: CheckRequest, progress: Callable[[int], None] | None) -> C
         exploration.verdicts,
         states_explored=len(exploration.graph),
         depth=exploration.depth,
+        depth_checked=exploration.depth_checked,
         stopped=exploration.stopped,
         summary=exploration.summary(),
         request=request,

@@ -85,20 +85,31 @@ class FlpReport:
         }
 
 
-def valences(graph: Graph, values: list[Any]) -> list[int]:
+def valences(
+    graph: Graph,
+    values: list[Any],
+    edge_maps: list[list[int]] | None = None,
+    value_maps: list[tuple[int, ...]] | None = None,
+) -> list[int]:
     """For each state, a bit mask of the values some continuation decides (bit i: value i),
     plus bit `len(values)` if some continuation leaves the explored bound (a proposer wanted
     a higher ballot than the explorer hands out), where anything could still happen.
 
     Computed as a fixpoint backwards over every edge: a state can reach what its successors
-    can, plus what is already decided in it."""
+    can, plus what is already decided in it. A search with symmetry (`sim.search`) keeps one
+    state per orbit: each edge then names the value map (`edge_maps[s][k]`, an index into
+    `value_maps`) that turns the stored successor into the actual one, and the successor's
+    mask is carried over in those names."""
     bit = {value: 1 << i for i, value in enumerate(values)}
     beyond = 1 << len(values)
     masks = [beyond if graph.bounded[s] else 0 for s in range(len(graph))]
-    reverse: list[list[int]] = [[] for _ in range(len(graph))]
+    reverse: list[list[tuple[int, tuple[int, ...] | None]]] = [[] for _ in range(len(graph))]
     for source, targets in enumerate(graph.edges):
-        for target, _ in targets:
-            reverse[target].append(source)
+        for number, (target, _) in enumerate(targets):
+            mapping = None
+            if edge_maps is not None and value_maps is not None and edge_maps[source][number]:
+                mapping = value_maps[edge_maps[source][number]]
+            reverse[target].append((source, mapping))
     work: list[int] = []
     for state in range(len(graph)):
         for value in graph.decided_values[state]:
@@ -107,12 +118,25 @@ def valences(graph: Graph, values: list[Any]) -> list[int]:
             work.append(state)
     while work:
         state = work.pop()
-        for parent in reverse[state]:
-            merged = masks[parent] | masks[state]
+        for parent, mapping in reverse[state]:
+            carried = masks[state]
+            if mapping is not None:
+                carried = rename_mask(carried, mapping, len(values))
+            merged = masks[parent] | carried
             if merged != masks[parent]:
                 masks[parent] = merged
                 work.append(parent)
     return masks
+
+
+def rename_mask(mask: int, mapping: tuple[int, ...], values: int) -> int:
+    """A valence mask with each value's bit moved where a value map sends it (the bit for
+    "beyond the bound" stays)."""
+    moved = mask & (1 << values)
+    for old, new in enumerate(mapping):
+        if mask >> old & 1:
+            moved |= 1 << new
+    return moved
 
 
 def value_names_of(mask: int, values: list[Any]) -> list[str]:

@@ -35,6 +35,7 @@ from typing import Any
 
 from paxosd.api.limits import ClientLimits
 from paxosd.runtime.variants import VARIANTS
+from paxosd.service.kv import KvLimits
 from paxosd.watch.hub import WatchOptions
 
 
@@ -90,6 +91,9 @@ class NodeConfig:
     clock_file: Path | None = None
     # Connection caps and timeouts of the HTTP and RESP ports (the `[limits]` table).
     limits: ClientLimits = field(default_factory=ClientLimits)
+    # The key-value store's limits on requests, answers and history (the `[kv]` table;
+    # docs/data-model.md).
+    kv: KvLimits = field(default_factory=KvLimits)
     # The watch hub's limits and progress intervals (the `[watch]` table).
     watch: WatchOptions = field(default_factory=WatchOptions)
 
@@ -178,6 +182,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         "early_accepts",
         "clock_file",
         "limits",
+        "kv",
         "watch",
     }
     unknown = set(raw) - known
@@ -218,6 +223,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         early_accepts=bool(raw.get("early_accepts", True)),
         clock_file=None if raw.get("clock_file") is None else Path(str(raw["clock_file"])),
         limits=_limits(raw.get("limits", {})),
+        kv=_kv(raw.get("kv", {})),
         watch=_watch(raw.get("watch", {})),
     )
     return config.validate()
@@ -244,6 +250,21 @@ def _limits(table: Any) -> ClientLimits:
         return ClientLimits.from_toml(table)
     except ValueError as error:
         raise ConfigError(str(error)) from None
+
+
+def _kv(table: Any) -> KvLimits:
+    if not isinstance(table, dict):
+        raise ConfigError("kv must be a table ([kv])")
+    names = set(KvLimits.__dataclass_fields__)
+    unknown = set(table) - names
+    if unknown:
+        raise ConfigError(
+            f"unknown kv limits: {', '.join(sorted(unknown))} (known: {sorted(names)})"
+        )
+    try:
+        return KvLimits(**table)
+    except ValueError as error:
+        raise ConfigError(f"kv.{error}") from None
 
 
 def load(path: Path) -> NodeConfig:
@@ -305,7 +326,23 @@ def to_toml(config: NodeConfig) -> str:
             f'http = "{_show(member.http)}"',
             f'resp = "{_show(member.resp)}"',
         ]
-    return "\n".join(lines + _limits_toml(config.limits) + _watch_toml(config.watch)) + "\n"
+    return (
+        "\n".join(
+            lines + _limits_toml(config.limits) + _kv_toml(config.kv) + _watch_toml(config.watch)
+        )
+        + "\n"
+    )
+
+
+def _kv_toml(kv: KvLimits) -> list[str]:
+    """The `[kv]` table, with only the limits that differ from their defaults."""
+    default = KvLimits()
+    changed = [
+        f"{f.name} = {getattr(kv, f.name)}"
+        for f in dataclasses.fields(kv)
+        if getattr(kv, f.name) != getattr(default, f.name)
+    ]
+    return ["", "[kv]", *changed] if changed else []
 
 
 def _watch_toml(watch: WatchOptions) -> list[str]:

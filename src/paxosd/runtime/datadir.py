@@ -6,87 +6,290 @@ acknowledged write be lost. So there are three distinct ways to get a store, and
 first two create one:
 
 - `initialise`: a brand-new cluster (`paxosd init`, and `paxosd up` for a new local cluster):
-  an empty store, which may vote at once because it never voted before;
+  an empty store, which may vote at once because it never voted before. It is refused where
+  the node shows any trace of having been a member (`membership_traces`): its store, its
+  `node.log`, a `lost-*` folder, or a peer that answers for this cluster id. A member that
+  lost its disk and got an empty voting store from `init` is exactly the amnesia this module
+  exists to prevent;
 - `reinitialize`: a member lost its store (`paxosd node --reinitialize`): whatever is left is
-  moved aside (never deleted), and a new store is marked `Rebuilding` - the node rebuilds its
-  state from every other member before it votes again (core/multi/replica.py, "Amnesia");
+  moved aside (never deleted), and a new store is made marked `Rebuilding` - the node rebuilds
+  its state from every other member before it votes again (core/multi/replica.py, "Amnesia");
 - `open_existing`: every ordinary start; a missing store is refused with `MissingStore`, and
   the message says which of the two above applies.
+
+Both creations make the store whole in one step (storage's `initial` records: written into a
+temporary file with the header, synced, renamed into place, the directory synced): it holds
+its `Configured` membership (and, when rebuilding, its `Rebuilding` mark) from the moment it
+exists, so no crash can leave an unmarked empty store that the next ordinary start would run
+as a voter. `storage/crashpoints.py` lets a test crash at every step.
+
+Membership. The store records the configuration it was made for; `settle_configuration`
+refuses to start a node whose config file names other members (`MembershipMismatch`):
+membership changes only through the log, and a member list edited by hand (or `paxosd up
+--nodes 3` on a 5-node data directory) could make two majorities that do not overlap.
+
+Stores without a configuration. A store made before stores recorded their membership has no
+`Configured` record. It is still opened: on its first start the node adopts the members its
+config file names, writes them into the store (durably, before it votes) and logs
+`configuration_adopted` as a warning. What that cannot protect: if the config file was
+already changed before that first start, the changed membership is the one adopted. From then
+on the store holds it, and any later change is refused.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import urllib.request
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from paxosd.core.multi.records import Rebuilding
+from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.records import Configured, Rebuilding, Record
 from paxosd.runtime.config import NodeConfig
-from paxosd.storage import LogStore, MissingStore, make_identity, open_store
-from paxosd.storage.filelog import TMP_SUFFIX
-from paxosd.storage.fsutil import LOG_NAME, SQLITE_NAME, fsync_dir, lock_dir
-
-# Every file a store of either backend may leave in its directory.
-STORE_FILES = (
-    LOG_NAME,
-    LOG_NAME + TMP_SUFFIX,
-    SQLITE_NAME,
-    f"{SQLITE_NAME}-wal",
-    f"{SQLITE_NAME}-shm",
+from paxosd.runtime.variants import Variant
+from paxosd.storage import (
+    LogStore,
+    MissingStore,
+    Recovered,
+    StoreExists,
+    make_identity,
+    open_store,
 )
+from paxosd.storage.crashpoints import crash_point
+from paxosd.storage.errors import StorageError
+from paxosd.storage.fsutil import (
+    LOG_NAME,
+    SQLITE_NAME,
+    STORE_FILES,
+    TMP_SUFFIX,
+    fsync_dir,
+    lock_dir,
+)
+
+# The log file `paxosd up` gives each node in its data directory.
+NODE_LOG_NAME = "node.log"
+# A store moved aside by `--reinitialize`: lost-<UTC time>[-<n>].
+LOST_PREFIX = "lost-"
+# How long `paxosd init` waits for a peer's status when it looks for a running cluster.
+peer_probe_timeout_s = 1.0
+
+
+class MembershipMismatch(StorageError):
+    """The config file names other members than the store was made for."""
+
+
+class MembershipTraces(StorageError):
+    """`paxosd init` where the node shows signs of having been a member."""
 
 
 def _backend(config: NodeConfig) -> str:
     return "sqlite" if config.storage == "sqlite" else "file"
 
 
+def configuration_of(config: NodeConfig) -> Configuration:
+    """The membership a config file names: every member votes (learners come later, through
+    the log)."""
+    return Configuration.of(member.id for member in config.members)
+
+
 def has_store(config: NodeConfig) -> bool:
-    return any((config.data_dir / name).exists() for name in (LOG_NAME, SQLITE_NAME))
+    return has_store_in(config.data_dir)
+
+
+def has_store_in(directory: Path) -> bool:
+    """Whether `directory` holds a store of either backend (stores appear whole: a name in
+    place is a complete store)."""
+    return any((directory / name).exists() for name in (LOG_NAME, SQLITE_NAME))
+
+
+def _open(config: NodeConfig, *, create: bool, initial: list[Record] | None = None) -> LogStore:
+    return open_store(
+        config.data_dir,
+        _backend(config),  # type: ignore[arg-type]
+        identity=make_identity(config.cluster_id, config.node_id),
+        create=create,
+        fsync=config.fsync,
+        initial=initial,
+    )
 
 
 def open_existing(config: NodeConfig, *, create: bool = False) -> LogStore:
     """The node's store; `MissingStore` (with what to do) if there is none. `create=True` is
     only for the planted `amnesia` variant, which shows what this refusal prevents."""
     try:
-        return open_store(
-            config.data_dir,
-            _backend(config),  # type: ignore[arg-type]
-            identity=make_identity(config.cluster_id, config.node_id),
-            create=create,
-            fsync=config.fsync,
-        )
+        return _open(config, create=create)
     except MissingStore:
         raise MissingStore(missing_store_advice(config)) from None
 
 
 def missing_store_advice(config: NodeConfig) -> str:
     return (
-        f"node {config.node_id} has no store in {config.data_dir}. If this is a new cluster, "
-        f"initialise every node first: `paxosd init --config FILE`. If this node was a member "
+        f"node {config.node_id} has no store in {config.data_dir}. If this node was a member "
         f"and lost its disk, it must not vote with an empty store: start it with "
         f"`paxosd node --config FILE --reinitialize`, which rebuilds its state from every "
-        f"other member before it votes (docs/operations.md, 'A lost or damaged store')."
+        f"other member before it votes (docs/operations.md, 'A lost or damaged store'). "
+        f"`paxosd init` is never for an existing member: it is only for the nodes of a "
+        f"brand-new cluster, before any of them has run."
     )
 
 
-def initialise(config: NodeConfig) -> Path:
-    """An empty store for a node of a brand-new cluster; `FileExistsError` if it has one."""
+# -- membership ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """The store's state once its membership is settled, and whether it was adopted now."""
+
+    recovered: Recovered
+    adopted: bool
+
+
+def settle_configuration(config: NodeConfig, store: LogStore, recovered: Recovered) -> Settled:
+    """Check the config file's members against the store's; `MembershipMismatch` if they
+    differ. A store without a configuration (made by older code) adopts the config file's,
+    durably, before the node can vote (see the module docstring for what that cannot
+    protect)."""
+    named = configuration_of(config)
+    stored = recovered.configuration
+    if stored is None:
+        store.write([Configured(named)])
+        store.sync()
+        return Settled(replace(recovered, configuration=named), adopted=True)
+    if (stored.voters, stored.learners) != (named.voters, named.learners):
+        raise MembershipMismatch(mismatch_advice(config, stored))
+    return Settled(recovered, adopted=False)
+
+
+def mismatch_advice(config: NodeConfig, stored: Configuration) -> str:
+    named = configuration_of(config)
+    count = len(stored.members)
+    return (
+        f"node {config.node_id}'s store belongs to a {count}-node cluster "
+        f"({stored.describe()}, epoch {stored.epoch}), but its config file names members "
+        f"{','.join(map(str, named.voters))}. Membership changes only through the log: "
+        f"starting with other members could make two majorities that share no node and lose "
+        f"acknowledged writes. Start it with the config file its store was made for (for "
+        f"`paxosd up`: --nodes {count}); for a new cluster, use another data directory."
+    )
+
+
+def never_voted(config: NodeConfig) -> bool:
+    """Whether the node's store is as `initialise` made it: no promise, no vote, no snapshot,
+    not rebuilding. Opens the store briefly, so the node must not be running."""
+    store = _open(config, create=False)
+    try:
+        recovered = store.load()
+    finally:
+        store.close()
+    return (
+        recovered.promised is None
+        and not recovered.accepted
+        and recovered.snapshot is None
+        and not recovered.rebuilding
+    )
+
+
+# -- making a store ------------------------------------------------------------------------
+
+
+def membership_traces(config: NodeConfig, *, ask_peers: bool = True) -> list[str]:
+    """Signs that this node was already a member of a cluster: anything here means `paxosd
+    init` would give a member an empty store that votes."""
+    directory = config.data_dir
+    # A temporary file left by an interrupted creation is not a store (it is removed when the
+    # store is next opened), so it does not count: `init` can be run again after a crash.
+    traces = [
+        f"its store ({directory / name})"
+        for name in STORE_FILES
+        if TMP_SUFFIX not in name and (directory / name).exists()
+    ]
+    if (directory / NODE_LOG_NAME).exists():
+        traces.append(f"its log ({directory / NODE_LOG_NAME})")
+    lost = sorted(path.name for path in directory.glob(LOST_PREFIX + "*") if path.is_dir())
+    if lost:
+        traces.append(f"old stores set aside by --reinitialize ({', '.join(lost)})")
+    if ask_peers:
+        traces += _answering_peers(config)
+    return traces
+
+
+def _answering_peers(config: NodeConfig) -> list[str]:
+    found = []
+    for member in config.members:
+        if member.id == config.node_id:
+            continue
+        host, port = member.http
+        try:
+            with urllib.request.urlopen(
+                f"http://{host}:{port}/v1/status", timeout=peer_probe_timeout_s
+            ) as answer:
+                status = json.loads(answer.read())
+        except (OSError, ValueError):
+            continue
+        if isinstance(status, dict) and status.get("cluster_id") == config.cluster_id:
+            found.append(
+                f"node {member.id} ({host}:{port}) answers for this cluster ({config.cluster_id})"
+            )
+    return found
+
+
+def initialise(config: NodeConfig, *, despite_traces: bool = False) -> Path:
+    """An empty store for a node of a brand-new cluster. `StoreExists` if it has one,
+    `MembershipTraces` if it shows signs of having been a member (unless `despite_traces`,
+    an operator's explicit word that it never voted)."""
     if has_store(config):
-        raise FileExistsError(
+        raise StoreExists(
             f"node {config.node_id} already has a store in {config.data_dir}; `paxosd init` is "
-            "only for a brand-new cluster (to rebuild a member, use `paxosd node "
-            "--reinitialize`)"
+            "only for a brand-new cluster (to rebuild a member that lost its store, use "
+            "`paxosd node --config FILE --reinitialize`)"
         )
+    if not despite_traces:
+        traces = membership_traces(config)
+        if traces:
+            raise MembershipTraces(traces_advice(config, traces))
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_existing(config, create=True)
+    store = _open(config, create=True, initial=[Configured(configuration_of(config))])
     store.close()
     return config.data_dir
+
+
+def traces_advice(config: NodeConfig, traces: list[str]) -> str:
+    return (
+        f"node {config.node_id} looks like a member of an existing cluster: "
+        + "; ".join(traces)
+        + ". `paxosd init` gives a node an empty store that votes at once; a member that lost "
+        "its disk must instead rebuild before it votes: `paxosd node --config FILE "
+        "--reinitialize`. Only if this node never ran in any cluster (leftovers of a test, "
+        "say), pass --new-cluster-i-am-sure."
+    )
 
 
 def reinitialize(config: NodeConfig) -> Path | None:
     """A new store, marked `Rebuilding`, for a member that lost (or damaged) its own. What is
     left of the old one is moved into a `lost-<time>` folder beside it, never deleted; the
     folder is returned (None if there was nothing to move)."""
+    kept = _move_aside(config)
+    # The mark is IN the new store from its first appearance: no crash leaves it unmarked.
+    initial: list[Record] = [Configured(configuration_of(config)), Rebuilding(True)]
+    if Variant(config.variant).reinit_unmarked:
+        # The planted bug: the store appears unmarked and is marked in a second step, so a
+        # crash between the two leaves an empty store that the next start runs as a voter.
+        store = _open(config, create=True, initial=initial[:1])
+        crash_point("reinitialize: new store made, not yet marked (planted bug)")
+        store.write(initial[1:])
+        store.sync()
+        store.close()
+        return kept
+    store = _open(config, create=True, initial=initial)
+    store.close()
+    return kept
+
+
+def _move_aside(config: NodeConfig) -> Path | None:
+    """Move what is left of a store into a new `lost-<time>` folder (never delete it); the
+    folder, or None if there was nothing to move."""
     directory = config.data_dir
     directory.mkdir(parents=True, exist_ok=True)
     kept: Path | None = None
@@ -94,15 +297,80 @@ def reinitialize(config: NodeConfig) -> Path | None:
     try:
         leftovers = [directory / name for name in STORE_FILES if (directory / name).exists()]
         if leftovers:
-            kept = directory / time.strftime("lost-%Y%m%dT%H%M%S", time.gmtime())
-            kept.mkdir()
+            kept = _lost_folder(directory)
+            crash_point("reinitialize: lost folder made, nothing moved")
             for path in leftovers:
                 path.rename(kept / path.name)
+                crash_point(f"reinitialize: {path.name} moved aside")
             if config.fsync:
+                fsync_dir(kept)
                 fsync_dir(directory)
+            crash_point("reinitialize: old store moved aside, durably")
     finally:
         os.close(lock)
-    store = open_existing(config, create=True)
-    store.write([Rebuilding(True)])
-    store.close()  # syncs: the mark is durable before the node can ever vote
     return kept
+
+
+def _lost_folder(directory: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    for attempt in range(1000):
+        folder = directory / (LOST_PREFIX + stamp + (f"-{attempt}" if attempt else ""))
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"{directory}: too many {LOST_PREFIX}{stamp}* folders")
+
+
+# -- two lost stores: re-seed from a survivor ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reseeded:
+    kept: Path | None  # where what was left of the node's old store went
+    promised: str  # the survivor's promise, as copied
+    snapshot_slot: int
+    top_slot: int  # the highest slot the survivor had accepted (or its snapshot's)
+
+
+def reseed(config: NodeConfig, survivor: NodeConfig) -> Reseeded:
+    """Give `config`'s node a copy of `survivor`'s acceptor state, NOT marked rebuilding:
+    the way out when too many stores are lost for a rebuild (which needs every other member)
+    to ever finish. Whatever was acknowledged by a majority that did not include the
+    survivor can be lost: the operator's explicit choice (`paxosd reseed
+    --i-accept-data-loss`). Both nodes must be stopped (their stores are locked meanwhile).
+
+    Safe for what survives: the copy holds exactly what the survivor promised and accepted,
+    so the two agree with each other, and every later majority meets one of them."""
+    if survivor.node_id == config.node_id:
+        raise MembershipMismatch("a node cannot be re-seeded from itself")
+    if survivor.cluster_id != config.cluster_id or configuration_of(survivor) != (
+        configuration_of(config)
+    ):
+        raise MembershipMismatch(
+            f"node {survivor.node_id}'s config names another cluster or other members than "
+            f"node {config.node_id}'s: re-seed only from a member of the same cluster"
+        )
+    source = open_existing(survivor)
+    try:
+        recovered = source.load()
+        if recovered.rebuilding:
+            raise MembershipMismatch(
+                f"node {survivor.node_id} is itself rebuilding: it holds no complete state to "
+                "copy (choose a member that was not rebuilding when the stores were lost)"
+            )
+        if recovered.configuration is not None and recovered.configuration != configuration_of(
+            config
+        ):
+            raise MembershipMismatch(mismatch_advice(config, recovered.configuration))
+        kept = _move_aside(config)
+        copied: list[Record] = [Configured(configuration_of(config))]
+        copied += [r for r in recovered.records() if not isinstance(r, Configured | Rebuilding)]
+        store = _open(config, create=True, initial=copied)
+        store.close()
+    finally:
+        source.close()
+    top = max(recovered.accepted, default=recovered.snapshot_slot)
+    promised = "none" if recovered.promised is None else str(recovered.promised)
+    return Reseeded(kept, promised, recovered.snapshot_slot, top)

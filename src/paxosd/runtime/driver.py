@@ -43,7 +43,7 @@ from typing import Any, Protocol
 from paxosd.core.multi.ready import Applied, Note, ReadDone, Ready, Status, note
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Ballot, Envelope, NodeId
-from paxosd.runtime.errors import NotLeader, Overloaded, ServiceError, Unavailable
+from paxosd.runtime.errors import BadRequest, NotLeader, Overloaded, ServiceError, Unavailable
 from paxosd.storage.state import LogStore
 
 DRIVER_VARIANTS = {
@@ -179,6 +179,7 @@ class Driver:
         # Log time: (the leadership it belongs to, log time then, monotonic time then).
         self._time_base: tuple[Ballot, int, float] | None = None
         self._last_time_advance_ms = -float("inf")
+        self._idle_time_due = False
 
     # -- client requests ------------------------------------------------------------------
 
@@ -186,9 +187,20 @@ class Driver:
         self, request: Hashable, payload: bytes, token: Any, *, retry_safe: bool
     ) -> None:
         """Propose a client write; its answer (or failure) reaches the host under `token`.
-        A second submit of the same `request` while the first is in flight joins it."""
+        A second submit of the same `request` while the first is in flight joins it; one with
+        the same id but another payload is refused (`BadRequest`): it would be handed the
+        first one's answer, as if it had been applied."""
         existing = self.writes.get(request)
         if existing is not None:
+            if existing.payload != payload:
+                self.host.fail(
+                    token,
+                    BadRequest(
+                        "this request id is in flight for a different request; "
+                        "nothing was applied: use a new seq for a new request"
+                    ),
+                )
+                return
             existing.tokens.append(token)
             return
         if len(self.writes) >= self.options.pending_requests_max:
@@ -241,11 +253,10 @@ class Driver:
             and self.options.time_command is not None
             and now - self._last_time_advance_ms >= self.options.time_advance_ms
         ):
-            # Keep log time moving while idle, so that leases expire without traffic.
+            # Keep log time moving while idle, so that leases expire without traffic: the
+            # next turn proposes it (`_propose_idle_time`).
             self._last_time_advance_ms = now
-            stamp = self._stamp(status.ballot)
-            if stamp is not None:
-                replica.propose(stamp)
+            self._idle_time_due = True
         self._observe(status)
         self._retry_and_expire(now, status)
         self._schedule()
@@ -272,6 +283,8 @@ class Driver:
         # Log time goes at the head of each batch this turn forms, and only then: most of a
         # busy leader's turns (an Accepted, a read) form none.
         stamp = self._stamp(replica.batch_ballot)
+        if stamp is None and self._idle_time_due:
+            self._propose_idle_time()
         ready = replica.ready(stamp)
         self.stats.turns += 1
         for event in ready.notes:
@@ -323,8 +336,11 @@ class Driver:
             host.applied(entry)
             if entry.request is None:
                 continue
-            write = writes.pop(entry.request, None)
-            if write is not None:
+            write = writes.get(entry.request)
+            # The same request id with another payload is another request (a client that
+            # reused its seq): this answer is not its answer. Its own entry answers it.
+            if write is not None and write.payload == entry.payload:
+                del writes[entry.request]
                 for token in write.tokens:
                     host.answer(token, entry.result)
         for done in ready.reads:
@@ -404,6 +420,20 @@ class Driver:
                 self._time_base = base
             now = base[1] + int(clock.monotonic_ms() - base[2])
         return command(now)
+
+    def _propose_idle_time(self) -> None:
+        """The idle leader's log time, proposed in the very turn that batches it. It is never
+        left queued between turns: a leader that stepped down meanwhile would forward it to
+        the next leader, whose log time runs behind this one's by the length of the election,
+        and whose leases it would end that much early."""
+        self._idle_time_due = False
+        replica = self.replica
+        status = replica.status()
+        if not status.is_leader or status.inflight_slots >= replica.config.pipeline_slots_max:
+            return  # no batch can form this turn; the next batch carries a stamp anyway
+        stamp = self._stamp(status.ballot)
+        if stamp is not None:
+            replica.propose(stamp)
 
     def _observe(self, status: Status) -> None:
         before = self._status

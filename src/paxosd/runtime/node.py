@@ -36,6 +36,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -43,13 +44,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from paxosd.api.limits import ClientLimits
 from paxosd.api.version import VERSION
 from paxosd.core.multi.config import EngineConfig
-from paxosd.core.multi.ready import Applied, Note
+from paxosd.core.multi.ready import Applied, Note, Role
 from paxosd.core.multi.replica import Replica
 from paxosd.runtime import datadir
 from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, ServiceError
 from paxosd.runtime.logs import event
+from paxosd.runtime.rebuild_report import RebuildReport
 from paxosd.runtime.transport import PeerTransport
 from paxosd.runtime.variants import Variant
 from paxosd.service import (
@@ -62,6 +64,9 @@ from paxosd.service import (
     is_read,
     validate,
 )
+from paxosd.service.kv import InvalidRequest, Range, Txn
+from paxosd.service.kv.compaction import AutoCompactor
+from paxosd.service.namespace import Options
 from paxosd.storage import CorruptLog, LogStore
 from paxosd.watch import MachineHistory, WatchHub
 
@@ -77,6 +82,8 @@ fsync_slow_ms = 100
 # readings has jumped; the node does not use it, but an operator should know.
 clock_jump_ms = 1_000
 clock_check_ms = 1_000
+# How often a rebuilding node looks at whom it waits for (runtime/rebuild_report.py).
+rebuild_check_ms = 1_000
 
 
 class SystemClock:
@@ -148,6 +155,12 @@ class Node:
         self._started_at: dict[int, float] = {}  # id(future) -> when the request came
         self._clock_check = (0.0, 0.0)  # (monotonic, wall) at the last check
         self._tick_handle: asyncio.TimerHandle | None = None
+        # What the node configures in its state machines ([kv] limits), and the leader's
+        # automatic compaction of the key-value store's history (service/kv/compaction.py).
+        self.machine_options = Options(kv_limits=config.kv, variant=self.variant.service)
+        self.compactor = AutoCompactor(config.kv)
+        self.rebuild_report = RebuildReport(config, time.monotonic)
+        self._rebuild_checked_ms = 0.0
         self._metrics()
 
     # -- life cycle -------------------------------------------------------------------------
@@ -160,23 +173,38 @@ class Node:
         try:
             self.store = datadir.open_existing(self.config, create=self.variant.amnesia)
             recovered = self.store.load()
+            settled = datadir.settle_configuration(self.config, self.store, recovered)
         except CorruptLog as error:
             # Damaged durable state: voting with it could break agreement. Stay up so an
-            # operator can see why, but take no part in the protocol.
-            self.damage = str(error)
-            self._event("damaged", logging.ERROR, detail=self.damage)
+            # operator can see why, but take no part in the protocol. Clients (status, error
+            # answers) get the damage without the node's paths; its log has them.
+            self.damage = _without(str(error), self.config.data_dir)
+            self._event("damaged", logging.ERROR, detail=str(error))
+        except datadir.MembershipMismatch:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+            raise
         else:
+            recovered = settled.recovered
+            if settled.adopted:
+                self._event(
+                    "configuration_adopted", logging.WARNING,
+                    configuration=_describe(recovered.configuration),
+                    detail="this store was made before stores recorded their members: it "
+                    "now holds the members of its config file, and refuses any other",
+                )  # fmt: skip
             if recovered.repaired_tail_bytes:
                 self._event("storage_repaired", torn_tail_bytes=recovered.repaired_tail_bytes)
             if recovered.rebuilding:
                 self._event("rebuilding", detail="rebuilding a lost store from every peer")
             replica = Replica(
                 self.node_id,
-                [m.id for m in self.config.members],
+                datadir.configuration_of(self.config),
                 random.Random(),
                 self.engine_config,
-                StateMachine(),
-                StateMachine.restore,
+                StateMachine(options=self.machine_options),
+                partial(StateMachine.restore, options=self.machine_options),
                 recovered.records(),
             )
             self.transport = PeerTransport(self.config, self._on_peer_message)
@@ -253,9 +281,14 @@ class Node:
             return future
         if is_read(op):
             try:
-                validate(op)
+                validate(op, self.config.kv)
             except BadCommand as error:
-                future.set_exception(BadRequest(str(error)))
+                future.set_exception(_bad_request(error))
+                return future
+            if _serializable(op):
+                # The node's own state, without confirming it is current (etcd's
+                # serializable reads): answered now, never stale by more than this node lags.
+                future.set_result(driver.replica.learner.machine.read(op))
                 return future
             self._started_at[id(future)] = loop.time()
             driver.submit_read(op, future)
@@ -263,10 +296,12 @@ class Node:
         if client_id is None or seq is None:
             client_id, seq = self.client_id, next(self.seqs)
         try:
+            if type(op) is Txn:
+                validate(op, self.config.kv)  # the node's limits on transactions
             # Encoding checks the op as `validate` would (and that it is a client op).
             payload = encode(Request(client_id=client_id, seq=seq, op=op))
         except BadCommand as error:
-            future.set_exception(BadRequest(str(error)))
+            future.set_exception(_bad_request(error))
             return future
         self._started_at[id(future)] = loop.time()
         retry_safe = not client_id.startswith(ANONYMOUS_PREFIX)
@@ -365,10 +400,25 @@ class Node:
         assert loop is not None and driver is not None
         self._tick_handle = loop.call_later(self.tick_s, self._tick)
         driver.tick()
+        self._compact_if_due(driver)
         if self.watches is not None:
             self.watches.tick(self.clock.monotonic_ms())
         self._watch_clock()
         self._observe()
+        now = self.clock.monotonic_ms()
+        if now - self._rebuild_checked_ms >= rebuild_check_ms:
+            self._rebuild_checked_ms = now
+            connected = self.transport.connected() if self.transport else []
+            self.rebuild_report.tick(driver.replica.status(), connected)
+
+    def _compact_if_due(self, driver: Driver) -> None:
+        """As leader, propose a Compact when the key-value history is over its limits."""
+        if driver.replica.role is not Role.LEADER or self.stopping:
+            return
+        compact = self.compactor.due(_router(driver).kv.store)
+        if compact is not None:
+            self._event("compaction_proposed", revision=compact.revision)
+            self.submit(compact).add_done_callback(_ignore_outcome)
 
     def _watch_clock(self) -> None:
         """Warn when the wall clock jumps (it is only ever read for logs)."""
@@ -402,10 +452,15 @@ class Node:
         if self.ops_total != self._ops_counted:
             self.m_ok.inc(self.ops_total - self._ops_counted)
             self._ops_counted = self.ops_total
-        self.g_role.set({"follower": 0, "candidate": 1, "leader": 2}[status.role.value])
+        self.g_role.set(_ROLE_GAUGE[status.role])
         self.g_chosen.set(status.chosen_upto)
         self.g_applied.set(status.applied)
         self.g_ballot.set(status.promised.round if status.promised else 0)
+        store = _router(driver).kv.store
+        self.g_kv_revision.set(store.revision)
+        self.g_kv_compacted.set(store.compact_revision)
+        self.g_kv_keys.set(store.live_keys)
+        self.g_kv_history.set(store.history_bytes)
 
     def status(self) -> dict[str, Any]:
         connected = set(self.transport.connected()) if self.transport else set()
@@ -452,7 +507,11 @@ class Node:
             elections=core.elections,
             rebuilding=core.rebuilding,
             disk_bytes=self.store.disk_bytes() if self.store is not None else 0,
+            kv=_kv_status(_router(driver)),
         )
+        if core.rebuilding:
+            reasons = self.rebuild_report.reasons(core, connected)
+            status["rebuild_waiting_for"] = {str(peer): why for peer, why in reasons.items()}
         if self.watches is not None:
             status["watches"] = self.watches.status()
         return status
@@ -473,15 +532,33 @@ class Node:
             buckets=(0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
             registry=r,
         )
-        self.g_role = Gauge("paxosd_role", "0 follower, 1 candidate, 2 leader", registry=r)
+        self.g_role = Gauge(
+            "paxosd_role", "0 follower, 1 candidate, 2 leader, 3 rebuilding", registry=r
+        )
         self.g_chosen = Gauge("paxosd_chosen_slot", "Highest slot known chosen", registry=r)
         self.g_applied = Gauge("paxosd_applied_slot", "Highest slot applied", registry=r)
         self.g_ballot = Gauge("paxosd_ballot_round", "Round of the promised ballot", registry=r)
+        self.g_kv_revision = Gauge(
+            "paxosd_kv_revision", "The key-value store's revision", registry=r
+        )
+        self.g_kv_compacted = Gauge(
+            "paxosd_kv_compact_revision",
+            "The compacted revision: reads below it are refused (-1: none)",
+            registry=r,
+        )
+        self.g_kv_keys = Gauge("paxosd_kv_keys", "Live keys in the key-value store", registry=r)
+        self.g_kv_history = Gauge(
+            "paxosd_kv_history_bytes",
+            "Bytes held for reads at past revisions (superseded versions, tombstones)",
+            registry=r,
+        )
 
     def metrics_text(self) -> bytes:
         self._observe()
         return generate_latest(self.registry)
 
+
+_ROLE_GAUGE = {Role.FOLLOWER: 0, Role.CANDIDATE: 1, Role.LEADER: 2, Role.REBUILDING: 3}
 
 # Core notes an operator should see as warnings rather than information.
 _WARNINGS = frozenset(
@@ -517,6 +594,69 @@ def fit_open_files(limits: ClientLimits) -> ClientLimits:
         http=replace(http, connections_max=min(http.connections_max, share)),
         resp=replace(resp, connections_max=min(resp.connections_max, share)),
     )
+
+
+def _without(text: str, data_dir: os.PathLike[str]) -> str:
+    """`text` with the data directory's path taken out ("paxos.log at offset 120: ..."): what
+    a client is told must not reveal where the node keeps its files."""
+    where = os.fspath(data_dir)
+    absolute = os.path.abspath(where)
+    for path in sorted({absolute, where}, key=len, reverse=True):
+        text = text.replace(path + os.sep, "").replace(path, "the data directory")
+    return text
+
+
+def _describe(configuration: Any) -> str:
+    return "none" if configuration is None else str(configuration.describe())
+
+
+def _bad_request(error: BadCommand) -> BadRequest:
+    """A refused request; one etcd refuses too carries etcd's error (kv/errors.py)."""
+    return BadRequest(str(error), error.error if isinstance(error, InvalidRequest) else None)
+
+
+def _kv_status(machine: StateMachine) -> dict[str, Any]:
+    """The key-value store in /v1/status: its revision, the compacted one (reads below it are
+    refused), its keys and what its history costs."""
+    store = machine.kv.store
+    return {
+        "revision": store.revision,
+        "compact_revision": store.compact_revision,
+        "keys": store.live_keys,
+        "history_bytes": store.history_bytes,
+    }
+
+
+def _router(driver: Driver) -> StateMachine:
+    """The node's replicated state machine (the engine knows it only as a `Machine`)."""
+    machine = driver.replica.learner.machine
+    assert isinstance(machine, StateMachine)
+    return machine
+
+
+def _serializable(op: Any) -> bool:
+    """A Range marked serializable, or a read-only Txn whose ranges all are (etcd's rule)."""
+    if type(op) is Range:
+        return bool(op.serializable)
+    if type(op) is Txn:
+        ranges = list(_ranges(op))
+        return bool(ranges) and all(r.serializable for r in ranges)
+    return False
+
+
+def _ranges(op: Txn) -> Any:
+    for child in (*op.success, *op.failure):
+        if type(child) is Txn:
+            yield from _ranges(child)
+        elif type(child) is Range:
+            yield child
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    """A proposal made by the node itself (a compaction): its answer is not awaited; a
+    failure is retried by whoever proposed it."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _time_command(now_ms: int) -> bytes:

@@ -17,6 +17,12 @@ Before a connection has named itself, it costs little and not for long: frames u
 `handshake_frame_bytes_max`, `handshake_timeout_ms` to complete the handshake, and at most
 `unnamed_connections_max` such connections at once. A peer that connects again replaces its
 older connection, so each peer holds at most one inbound connection.
+
+Logs. A dialer whose connection keeps being closed (a flood of connections on the peer's
+port that crowds its handshake out, a peer restarting in a loop) would write a
+`peer_connected` and a `peer_lost` line per attempt, hundreds a minute. So each peer gets at
+most one such line per `peer_lines_interval_s`; what happened in between is summed up in the
+next line (`flaps=N`), and a window that ends quietly still reports the state it ended in.
 """
 
 from __future__ import annotations
@@ -42,6 +48,53 @@ peer_write_buffer_bytes_max = 64 << 20
 handshake_frame_bytes_max = 4096
 handshake_timeout_ms = 5_000
 unnamed_connections_max = 16
+# At most one peer_connected / peer_lost line per peer in this many seconds (see "Logs").
+peer_lines_interval_s = 10.0
+
+
+class PeerLines:
+    """The dialer's `peer_connected` / `peer_lost` lines, at most one per peer per interval
+    (see the module docstring, "Logs"). `clock` and `later` are the event loop's."""
+
+    def __init__(
+        self,
+        node_id: int,
+        clock: Callable[[], float],
+        later: Callable[[float, Callable[[], None]], object],
+        interval_s: float = peer_lines_interval_s,
+    ) -> None:
+        self.node_id = node_id
+        self.clock = clock
+        self.later = later
+        self.interval_s = interval_s
+        self.logged_at: dict[int, float] = {}  # peer -> when its last line was written
+        self.flaps: dict[int, int] = {}  # peer -> changes not written since
+        self.connected: dict[int, bool] = {}  # peer -> its latest state
+
+    def note(self, peer: int, connected: bool) -> None:
+        self.connected[peer] = connected
+        now = self.clock()
+        last = self.logged_at.get(peer)
+        if last is None or now - last >= self.interval_s:
+            self._write(peer, now)
+            return
+        if peer not in self.flaps:  # the first change held back: report at the window's end
+            self.flaps[peer] = 0
+            self.later(last + self.interval_s - now, lambda: self._flush(peer))
+        self.flaps[peer] += 1
+
+    def _flush(self, peer: int) -> None:
+        if peer in self.flaps:
+            self._write(peer, self.clock())
+
+    def _write(self, peer: int, now: float) -> None:
+        self.logged_at[peer] = now
+        flaps = self.flaps.pop(peer, 0)
+        extra = {"flaps": flaps, "in_s": round(self.interval_s)} if flaps else {}
+        if self.connected[peer]:
+            event(log, "peer_connected", node=self.node_id, peer=peer, **extra)
+        else:
+            event(log, "peer_lost", logging.WARNING, node=self.node_id, peer=peer, **extra)
 
 
 def _nodelay(transport: asyncio.BaseTransport) -> None:
@@ -147,6 +200,7 @@ class PeerTransport:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.lines = PeerLines(self.config.node_id, loop.time, loop.call_later)
         host, port = self.config.me.peer
         self.server = await loop.create_server(lambda: _Inbound(self), host, port)
         for member in self.peers:
@@ -168,7 +222,7 @@ class PeerTransport:
                 continue
             transport.write(self.handshake)
             self.connections[peer] = transport
-            event(log, "peer_connected", node=self.config.node_id, peer=peer)
+            self.lines.note(peer, connected=True)
             was_up = True
             delay_ms = reconnect_ms_min
             try:
@@ -176,7 +230,7 @@ class PeerTransport:
             finally:
                 self.connections.pop(peer, None)
             if was_up and not self.closing:
-                event(log, "peer_lost", logging.WARNING, node=self.config.node_id, peer=peer)
+                self.lines.note(peer, connected=False)
             if not self.closing:
                 await asyncio.sleep(delay_ms / 1000)
 

@@ -43,6 +43,8 @@ class Options:
     to reads, never what applying the log does."""
 
     kv_limits: KvLimits = field(default_factory=lambda: DEFAULT_LIMITS)
+    # A planted bug of the state machines (runtime/variants.py), never set in production.
+    variant: str = "correct"
 
 
 class PartView(Protocol):

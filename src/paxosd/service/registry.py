@@ -29,13 +29,13 @@ from .snapshot import SnapshotReader
 
 
 def _new_kv(options: Options) -> kv_machine.KvMachine:
-    return kv_machine.KvMachine(options.kv_limits)
+    return kv_machine.KvMachine(options.kv_limits, options.variant)
 
 
 def _restore_kv(
     objects: Any, reader: SnapshotReader, options: Options, now_ms: int
 ) -> kv_machine.KvMachine:
-    return kv_machine.restore(objects, reader, options.kv_limits)
+    return kv_machine.restore(objects, reader, options.kv_limits, options.variant)
 
 
 def _new_coordination(options: Options) -> coordination.Coordination:

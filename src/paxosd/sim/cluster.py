@@ -5,19 +5,23 @@ process runs (runtime/driver.py), over simulated peers, disks and clocks: each n
 turns; in a turn the driver sends the leader's early Accepts, writes and syncs the turn's
 records ONCE (group commit; the sync takes virtual time), and only then sends the rest and
 answers clients. A crash loses the turn's unsynced records and everything not yet sent.
-Clients invoke operations (put, get, cas, delete, lock acquire / use / release, name
-registration, decision proposals and reads), time out, retry under the same request id
-(exactly-once), and record every operation as invoke, then ok, fail (certainly did not
-happen) or info (unknown).
+Clients (sim/clients.py) invoke operations, time out, retry under the same request id
+(exactly-once), and record every operation as invoke, then ok, fail or info (unknown).
 
-A run has a safety phase, in which faults strike on a seeded schedule - crashes and
-restarts, partitions, an isolated leader, loss, duplication, reordering, long delays, a slow
-node, torn disk writes, a lost disk (the node rebuilds from its peers, as `paxosd node
---reinitialize` does), skewed and jumping wall clocks - and a liveness phase: faults stop,
-every node comes back, and every client must complete its operations within a bound. Then the
-checkers judge the history: linearizability per key, fencing tokens and mutual exclusion for
-locks, one owner per name, one value per decision, and one batch per slot across all
-replicas' logs.
+Each run draws, from its seed, snapshot and catch-up limits small enough that it snapshots,
+installs snapshots in chunks and compacts its stores, and which of the allowed faults strike
+(swarm testing: fewer faults at once let each reach deeper), and counts the engine's mechanisms
+it exercised, so a swarm shows what it reached (sim/reach.py).
+
+A run has a safety phase, in which faults strike on a seeded schedule (sim/nemesis.py) -
+crashes and power failures, partitions, an isolated or stale leader, loss, duplication,
+reordering, long delays, a slow node, torn disk writes, a lost disk (the node rebuilds from its
+peers, as `paxosd node --reinitialize` does), skewed and jumping wall clocks - and a liveness
+phase: faults stop, every node comes back, and every client must complete its operations
+within a bound. Then the checkers judge the history: linearizability per key, fencing tokens
+and mutual exclusion for locks, one owner per name, one value per decision, one batch per slot
+across all replicas' logs, every answered write the one applied under its request id
+(exactly-once), and every restarted node at least at the snapshot it had made durable.
 """
 
 from __future__ import annotations
@@ -26,65 +30,56 @@ import hashlib
 import heapq
 import itertools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from paxosd.check.history import Event, OpType, build_history
+from paxosd.check.mvcc import Record as MvccRecord
+from paxosd.check.mvcc import check as check_mvcc
 from paxosd.check.workloads import judge_workloads, problem_lines
 from paxosd.core.multi.config import EngineConfig
-from paxosd.core.multi.ready import Applied, Note
-from paxosd.core.multi.records import Rebuilding
+from paxosd.core.multi.configuration import Configuration, ConfigurationMismatch
+from paxosd.core.multi.messages import Promise, SnapshotInstall
+from paxosd.core.multi.ready import Applied, Note, Role
+from paxosd.core.multi.records import Configured, Rebuilding
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope, NodeId
 from paxosd.runtime.driver import Driver, DriverOptions
-from paxosd.runtime.errors import NotLeader, ServiceError
+from paxosd.runtime.errors import BadRequest, NotLeader, ServiceError
 from paxosd.runtime.variants import Variant
-from paxosd.service import (
-    AdvanceTime,
-    Cas,
-    DecisionGet,
-    DecisionPropose,
-    Delete,
-    Get,
-    LockAcquire,
-    LockRelease,
-    NameLookup,
-    NameRegister,
-    Put,
-    Request,
-    StateMachine,
-    encode,
-    is_read,
+from paxosd.service import AdvanceTime, Request, StateMachine, encode, is_read
+from paxosd.service.kv import KvLimits
+from paxosd.service.kv.compaction import AutoCompactor
+from paxosd.service.namespace import Options
+from paxosd.sim.clients import REDIRECT, REFUSED, SimClient, digest
+from paxosd.sim.disk import SimDisk
+from paxosd.sim.nemesis import (
+    FAULTS,
+    SnapshotCrash,
+    crash_after_promise,
+    crash_after_snapshot,
+    crash_while_rebuilding,
+    heal_everything,
+    links,
+    schedule_faults,
 )
-from paxosd.service.results import (
-    CasResult,
-    DecisionResult,
-    Error,
-    LockResult,
-    NameResult,
-    NotFound,
-    Released,
-    Value,
+from paxosd.sim.reach import (
+    NOTE_MECHANISMS,
+    SNAPSHOT_NOTES,
+    draw_faults,
+    draw_limits,
+    limits_summary,
 )
 from paxosd.storage import MemoryLog, make_identity
 
-FAULTS = {
-    "crash": "nodes are killed and restarted (unsynced writes are lost)",
-    "partition": "the cluster splits into two sides for a while",
-    "isolate-leader": "the current leader is cut off from everyone",
-    "loss": "peer messages are lost (3%)",
-    "duplicate": "peer messages are delivered twice (3%)",
-    "reorder": "message delays vary widely, so messages overtake each other",
-    "delay": "some messages take 20 to 60 times longer",
-    "slow": "a node runs 5 to 10 times slower for a while",
-    "torn-write": "a crash tears the last unsynced record",
-    "disk-loss": "a node loses its whole disk while others are down, and rebuilds",
-    "clock-skew": "wall clocks are up to 10 minutes off",
-    "clock-jump": "the leader's wall clock jumps forward or back by seconds",
-}
-WORKLOADS = ("kv", "locks", "names", "decisions")
+__all__ = ["FAULTS", "Cluster", "SimNode", "SimResult", "SimSpec", "judge", "run"]
+
+WORKLOADS = ("kv", "locks", "names", "decisions", "mvcc")
+# The key-value store's limits in simulated nodes: a short history, so that the leader
+# compacts it automatically within a run (service/kv/compaction.py).
+SIM_KV_LIMITS = KvLimits(history_revisions_max=40, history_bytes_max=16 * 1024)
 
 tick_ms = 10.0
 turn_ms = 0.05  # how long a node's event-loop turn takes before it syncs and sends
@@ -96,11 +91,7 @@ fsync_stall_ms = (2.0, 20.0)  # ... and when the disk stalls (one sync in `fsync
 fsync_stall_odds = 10
 time_advance_ms = 50.0  # how often the idle leader proposes log time (lock leases)
 node_request_timeout_ms = 300.0  # the driver's deadline for a request at a node
-client_timeout_ms = 400.0
-client_attempts_max = 6
-lock_ttl_ms = 300
-wall_skew_ms_max = 600_000.0
-REDIRECT = object()  # "not here: try the leader" (the node names it when it knows)
+resume_peers_after_ms = 0.01  # a paused node, resumed, serves its clients this much earlier
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +105,9 @@ class SimSpec:
     safety_ms: float = 3_000.0
     liveness_ms: float = 4_000.0
     config: EngineConfig = field(default_factory=EngineConfig)
+    # Swarm testing: each run draws small snapshot, catch-up and compaction limits, and which
+    # of `faults` strike (sim/reach.py). False: `config` as given, every fault in every run.
+    draws: bool = True
 
 
 @dataclass(slots=True)
@@ -124,6 +118,8 @@ class SimResult:
     violations: list[str]
     history: list[Event]
     node_status: dict[int, dict[str, Any]]
+    mechanisms: dict[str, int] = field(default_factory=dict)
+    drawn: dict[str, Any] = field(default_factory=dict)  # the run's limits and faults
 
     @property
     def ok(self) -> bool:
@@ -168,11 +164,11 @@ class SimNode:
         self.alive = True
         self.replica = Replica(
             node_id,
-            cluster.members,
+            cluster.configuration_of(node_id),
             cluster.rng,
-            cluster.spec.config,
-            StateMachine(),
-            StateMachine.restore,
+            cluster.config,
+            StateMachine(options=cluster.machine_options),
+            partial(StateMachine.restore, options=cluster.machine_options),
             disk.load().records(),
         )
         options = DriverOptions(
@@ -185,6 +181,10 @@ class SimNode:
             self.replica, disk, cluster.peers, cluster.clocks[node_id], self, options
         )
         self.position = (0, 0)  # (slot, commands of it applied so far)
+        # The leader's automatic compaction of the key-value history, proposed as the node
+        # process does (runtime/node.py): an anonymous request, its answer not awaited.
+        self.compactor = AutoCompactor(cluster.machine_options.kv_limits)
+        self.compactions = itertools.count(1)
 
     # inputs
     def deliver(self, envelope: Envelope) -> None:
@@ -192,6 +192,17 @@ class SimNode:
 
     def tick(self) -> None:
         self.driver.tick()
+        replica = self.replica
+        if replica.role is Role.LEADER:
+            machine = replica.learner.machine
+            assert isinstance(machine, StateMachine)
+            compact = self.compactor.due(machine.kv.store)
+            if compact is not None:
+                request = Request(
+                    client_id=f"~sim{self.node_id}", seq=next(self.compactions), op=compact
+                )
+                key = (request.client_id, request.seq)
+                self.driver.submit_write(key, encode(request), None, retry_safe=False)
 
     def request(self, client: SimClient, request: Request, attempt: int) -> None:
         token = (client, attempt)
@@ -217,9 +228,7 @@ class SimNode:
         rng = cluster.rng
         took = rng.uniform(*(fsync_stall_ms if rng.randrange(fsync_stall_odds) == 0 else fsync_ms))
         cluster.at(cluster.now + took, partial(self._synced, done))
-        armed = cluster.armed_crashes.pop(self.node_id, None)
-        if armed is None and not self.replica.status().is_leader:
-            armed = cluster.armed_crashes.pop(0, None)  # a power failure, during a vote's sync
+        armed = cluster.crash_for_sync(self)
         if armed is not None:
             cluster.at(cluster.now + cluster.rng.uniform(0, took), armed)
 
@@ -229,16 +238,23 @@ class SimNode:
             done()
 
     def answer(self, token: Any, result: Any) -> None:
+        if token is None:
+            return  # the node's own proposal (a compaction)
         client, attempt = token
         self.cluster.to_client(partial(client.answer, attempt, result, self.node_id))
 
     def fail(self, token: Any, error: ServiceError) -> None:
+        if token is None:
+            return  # the node's own proposal: the compactor proposes it again if needed
         client, attempt = token
+        if isinstance(error, BadRequest):  # refused as it is: it did not happen
+            self.cluster.to_client(partial(client.answer, attempt, REFUSED, self.node_id))
+            return
         hint = error.leader if isinstance(error, NotLeader) else None
         self.cluster.to_client(partial(client.answer, attempt, REDIRECT, hint))
 
     def event(self, event: Note) -> None:
-        pass  # the simulator judges histories, not logs
+        self.cluster.noted(self.node_id, event)  # what the run exercised (sim/reach.py)
 
     def applied(self, entry: Applied) -> None:
         slot, count = self.position
@@ -250,175 +266,6 @@ def _time_command(now_ms: int) -> bytes:
     return encode(AdvanceTime(now_ms=now_ms))
 
 
-# -- clients --------------------------------------------------------------------------------
-
-
-class SimClient:
-    """A client that runs one operation at a time and records everything it sees."""
-
-    def __init__(self, cluster: Cluster, number: int) -> None:
-        self.cluster = cluster
-        self.name = f"c{number}"
-        self.number = number
-        self.rng = random.Random(cluster.rng.random())
-        self.seq = 0
-        self.attempt = 0  # never reset: a late answer must not pass for a newer attempt's
-        self.tries = 0  # attempts at the current operation
-        self.current: tuple[str, Any, Any, Request] | None = None  # f, key, input, request
-        self.target: NodeId = cluster.members[number % len(cluster.members)]
-        self.deadline = 0.0
-        self.holding: dict[str, int] = {}  # lock name -> token
-        self.done = 0
-
-    def start(self) -> None:
-        if self.cluster.now >= self.cluster.stop_at or self.current is not None:
-            return
-        self.seq += 1
-        f, key, value, op = self._choose()
-        request = Request(client_id=self.name, seq=self.seq, op=op)
-        self.current = (f, key, value, request)
-        self.tries = 0
-        self.cluster.log(self.name, OpType.INVOKE, f, key, value)
-        self._send()
-
-    def _choose(self) -> tuple[str, Any, Any, Any]:
-        rng, spec = self.rng, self.cluster.spec
-        workload = rng.choice(spec.workloads)
-        key = f"k{rng.randrange(spec.keys)}"
-        if workload == "kv":
-            kind = rng.choice(("put", "get", "cas", "delete", "get", "put"))
-            value = rng.randrange(10)
-            if kind == "put":
-                return "put", key, value, Put(key=key, value=value)
-            if kind == "get":
-                return "get", key, None, Get(key=key)
-            if kind == "delete":
-                return "delete", key, None, Delete(key=key)
-            expected = rng.randrange(10)
-            return "cas", key, (expected, value), Cas(key=key, expected=expected, value=value)
-        if workload == "locks":
-            name = f"lock{rng.randrange(2)}"
-            if name in self.holding:  # release first: re-acquiring would refresh, not grant
-                return "release", name, self.holding[name], LockRelease(name=name, owner=self.name)
-            owner = {"owner": self.name, "lease_s": lock_ttl_ms / 1000}
-            return (
-                "acquire",
-                name,
-                owner,
-                LockAcquire(name=name, owner=self.name, ttl_ms=lock_ttl_ms),
-            )
-        if workload == "names":
-            name = f"user{rng.randrange(3)}"
-            if rng.random() < 0.3:
-                return "lookup", name, None, NameLookup(name=name)
-            return "register", name, self.name, NameRegister(name=name, owner=self.name)
-        decision = f"d{rng.randrange(3)}"
-        if rng.random() < 0.3:
-            return "get", f"decision:{decision}", None, DecisionGet(id=decision)
-        proposal = f"{self.name}-{self.seq}"
-        return (
-            "propose",
-            f"decision:{decision}",
-            proposal,
-            DecisionPropose(id=decision, value=proposal),
-        )
-
-    def _send(self) -> None:
-        assert self.current is not None
-        self.attempt += 1
-        self.tries += 1
-        attempt, request = self.attempt, self.current[3]
-        self.cluster.to_node(self.target, partial(_request, self, request, attempt))
-        self.cluster.at(self.cluster.now + client_timeout_ms, partial(self._timeout, attempt))
-
-    def _timeout(self, attempt: int) -> None:
-        if self.current is not None and attempt == self.attempt:
-            self._retry(None)
-
-    def _retry(self, hint: NodeId | None) -> None:
-        """Try again, under the same request id, at the leader we were told of or anywhere.
-        While faults last a client gives up after a few attempts, with an unknown outcome;
-        once they stop it keeps trying, and must get through (the liveness check)."""
-        assert self.current is not None
-        if self.tries >= client_attempts_max and self.cluster.now < self.cluster.heal_at:
-            f, key, _, _ = self.current
-            self.cluster.log(self.name, OpType.INFO, f, key, None)
-            self._finish()
-            return
-        self.target = hint if hint is not None else self.rng.choice(self.cluster.members)
-        expected = self.attempt
-        self.cluster.at(self.cluster.now + self.rng.uniform(5, 30), partial(self._resend, expected))
-
-    def _resend(self, expected: int) -> None:
-        if self.current is not None and self.attempt == expected:
-            self._send()
-
-    def answer(self, attempt: int, result: Any, node: NodeId | None) -> None:
-        if self.current is None or attempt != self.attempt:
-            return  # a late answer to an earlier attempt; the retry will get the same one
-        if result is REDIRECT:  # not done by this attempt, or not known: retry, same request id
-            self._retry(node)
-            return
-        assert node is not None
-        f, key, value, _ = self.current
-        self.target = node
-        outcome, output = self._outcome(f, value, result)
-        self.cluster.log(self.name, outcome, f, key, output, node)
-        pause_ms = self.rng.uniform(1, 20)
-        if f == "acquire" and outcome == OpType.OK:
-            self.holding[key] = output["token"]
-            self._use(key, output["token"])
-            if self.rng.random() < 0.5:
-                # Work under the lock, sometimes past the lease (a holder that overruns):
-                # only the fencing token protects the resource then.
-                pause_ms = self.rng.uniform(0, 1.5 * lock_ttl_ms)
-        if f == "release":
-            self.holding.pop(key, None)
-        self._finish(pause_ms)
-
-    def _use(self, lock: str, token: int) -> None:
-        """Act on the protected resource with the fencing token (the resource checks it)."""
-        self.cluster.log(self.name, OpType.INVOKE, "use", lock, token)
-        accepted = self.cluster.resource_use(lock, token)
-        self.cluster.log(self.name, OpType.OK if accepted else OpType.FAIL, "use", lock, token)
-
-    def _outcome(self, f: str, value: Any, result: Any) -> tuple[OpType, Any]:
-        if isinstance(result, Error):
-            return OpType.FAIL, None
-        match result:
-            case Value(value=v):
-                return OpType.OK, v
-            case NotFound():
-                return OpType.OK, None
-            case CasResult(succeeded=succeeded):
-                return (OpType.OK if succeeded else OpType.FAIL), value
-            case LockResult(acquired=acquired, fencing_token=token):
-                if not acquired:
-                    return OpType.FAIL, None
-                return OpType.OK, {
-                    "token": token,
-                    "owner": self.name,
-                    "lease_s": lock_ttl_ms / 1000,
-                }
-            case Released(released=released):
-                return (OpType.OK if released else OpType.FAIL), value
-            case NameResult(owner=owner):
-                return OpType.OK, owner
-            case DecisionResult(chosen=chosen):
-                return OpType.OK, chosen
-        return OpType.OK, value  # put, delete: the input is the record
-
-    def _finish(self, pause_ms: float | None = None) -> None:
-        self.current = None
-        self.done += 1
-        pause_ms = self.rng.uniform(1, 20) if pause_ms is None else pause_ms
-        self.cluster.at(self.cluster.now + pause_ms, self.start)
-
-
-def _request(client: SimClient, request: Request, attempt: int, node: SimNode) -> None:
-    node.request(client, request, attempt)
-
-
 # -- the cluster ----------------------------------------------------------------------------
 
 
@@ -427,8 +274,16 @@ class Cluster:
         self.spec = spec
         self.seed = seed
         self.rng = random.Random(seed)
+        self.config, self.policy = spec.config, None
+        self.active_faults = spec.faults
+        if spec.draws:
+            self.config, self.policy = draw_limits(spec.config, self.rng)
+            self.active_faults = draw_faults(spec.faults, self.rng)
         self.variant = Variant(spec.variant)
         self.members = tuple(range(1, spec.nodes + 1))
+        self.configuration = Configuration(self.members)
+        # Nodes an operator starts with a config file naming other members (sim/nemesis.py).
+        self.misconfigured: dict[NodeId, Configuration] = {}
         self.now = 0.0
         # (virtual time, sequence number, action): the sequence number orders equal times
         # deterministically and keeps actions from ever being compared.
@@ -436,23 +291,55 @@ class Cluster:
         self._seq = itertools.count()
         # The file backend's exact format on simulated disks: recovery after a crash, torn
         # last record included, is the code a real node runs.
-        self.disks = {n: MemoryLog(make_identity("sim", n)) for n in self.members}
+        self.disks = {n: self._new_disk(n) for n in self.members}
         self.wall_offset_ms = dict.fromkeys(self.members, 0.0)
         self.clocks = {n: _SimClock(self, n) for n in self.members}
         self.peers = _SimPeers(self)
         # Crashes waiting for a sync to start, to strike while it runs: by node (0: a follower).
         self.armed_crashes: dict[NodeId, Callable[[], None]] = {}
+        # The stale-leader fault: the old leader, and a crash armed for the next Promise sent
+        # by another node (the old leader, restart and reconnect delays).
+        self.stale_leader: NodeId | None = None
+        self.promise_crash: tuple[NodeId, float, float] | None = None
+        # A crash armed for a node's next snapshot; nodes a fault keeps down until it is done.
+        self.snapshot_crash: SnapshotCrash | None = None
+        self.held_down: set[NodeId] = set()
+        # Nodes whose store was moved aside by a `--reinitialize` that has not made the new one.
+        self.storeless: set[NodeId] = set()
+        self.store_plan_active = False  # a lost disk or re-initialisation is under way
+        # A node to crash once while it rebuilds: armed when its store is lost, set when it
+        # restarts rebuilding, struck when it has merged its peers' reports.
+        self.rebuild_crash: NodeId | None = None
+        self.crash_mid_rebuild: NodeId | None = None
         self.nodes: dict[NodeId, SimNode | None] = {}
         self.blocked: set[tuple[NodeId, NodeId]] = set()
         self.slowness = dict.fromkeys(self.members, 1.0)
+        # A paused node (a process stopped, as by a long GC pause or a frozen VM) takes no
+        # input until then: what arrives meanwhile waits. When it resumes it serves the
+        # waiting clients first, then its peers' messages and timers (an event loop resumed
+        # after a pause picks ready sockets in no promised order: this is the order that
+        # shows whether it checks it still leads before it answers a read).
+        self.paused_until: dict[NodeId, float] = {}
         self.loss = self.duplicate = 0.0
-        self.delay_max = peer_delay_ms[1]
+        self.peer_delay_ms_max = peer_delay_ms[1]
+        self.delay_max = self.peer_delay_ms_max
         self.long_delays = False
         self.history: list[Event] = []
         self.faults: dict[str, int] = {}
+        self.mechanisms: dict[str, int] = {}
         self.slots: dict[tuple[int, int], bytes] = {}
         self.slot_conflicts: list[str] = []
+        self.recovery_problems: list[str] = []
+        # Exactly-once: the body first applied under each request id, and every answer given.
+        self.first_applied: dict[Hashable, bytes] = {}
+        self.answers: list[tuple[str, int, bytes]] = []
+        # The mvcc workload: the log as applied (first payload at each position) and each
+        # operation as [op, invoked, completed, answer, read] by request id.
+        self.log_payloads: dict[tuple[int, int], bytes] = {}
+        self.mvcc_records: dict[tuple[str, int], list[Any]] = {}
+        self.machine_options = Options(kv_limits=SIM_KV_LIMITS, variant=self.variant.service)
         self.resource: dict[str, int] = {}
+        self.compactions_lost = 0  # compactions of disks since replaced (lost)
         self.heal_at = spec.safety_ms
         self.stop_at = spec.safety_ms + spec.liveness_ms * 0.5
         self.liveness_end = spec.safety_ms + spec.liveness_ms
@@ -460,6 +347,18 @@ class Cluster:
         for node in self.members:
             self.nodes[node] = SimNode(self, node, self.disks[node])
             self._tick_chain(node, self.rng.uniform(0, tick_ms))
+
+    def configuration_of(self, node_id: NodeId) -> Configuration:
+        """The members a node is started with: the cluster's, unless its config is wrong."""
+        return self.misconfigured.get(node_id, self.configuration)
+
+    def _new_disk(self, node_id: NodeId, rebuilding: bool = False) -> SimDisk:
+        """A store as `paxosd init` (or, rebuilding, `--reinitialize`) makes it: appearing
+        whole, holding its configuration (and its rebuilding mark) from the start."""
+        disk = SimDisk(make_identity("sim", node_id), self.policy)
+        disk.write([Configured(self.configuration), *([Rebuilding(True)] if rebuilding else [])])
+        disk.sync()
+        return disk
 
     # scheduling
     def at(self, time: float, action: Callable[[], None]) -> None:
@@ -478,6 +377,8 @@ class Cluster:
         def tick() -> None:
             if self.nodes[node] is not sim or sim is None or not sim.alive:
                 return
+            if self._held(node, tick, peers=True):
+                return
             sim.tick()
             self.at(self.now + tick_ms * self.slowness[node], tick)
 
@@ -486,8 +387,16 @@ class Cluster:
     def count(self, fault: str) -> None:
         self.faults[fault] = self.faults.get(fault, 0) + 1
 
+    def count_mechanism(self, mechanism: str) -> None:
+        self.mechanisms[mechanism] = self.mechanisms.get(mechanism, 0) + 1
+
     # network
     def transmit(self, envelope: Envelope) -> None:
+        armed = self.promise_crash
+        if armed is not None and isinstance(envelope.msg, Promise) and envelope.src != armed[0]:
+            crash_after_promise(self, envelope.src)
+        if isinstance(envelope.msg, SnapshotInstall):
+            self.count_mechanism("snapshot_chunks_sent")
         if (envelope.src, envelope.dst) in self.blocked:
             return
         if self.loss and self.rng.random() < self.loss:
@@ -505,15 +414,31 @@ class Cluster:
         node = self.nodes[envelope.dst]
         if node is None or (envelope.src, envelope.dst) in self.blocked:
             return
+        if self._held(envelope.dst, partial(self._arrive, envelope), peers=True):
+            return
         node.deliver(envelope)
 
-    def to_node(self, node_id: NodeId, call: Callable[[SimNode], None]) -> None:
+    def _held(self, node: NodeId, action: Callable[[], None], peers: bool = False) -> bool:
+        """If `node` is paused, hold `action` (an input to it) until the pause ends: clients'
+        requests first, then (`peers`) peer messages and timers."""
+        until = self.paused_until.get(node)
+        if until is None or self.now >= until:
+            return False
+        self.at(until + (resume_peers_after_ms if peers else 0.0), action)
+        return True
+
+    def send_request(
+        self, target: NodeId, call: Callable[[SimNode], None], request: Request
+    ) -> None:
         """A client request travels to a node (clients are never partitioned)."""
-        delay = self.rng.uniform(0.2, 1.0) * self.slowness[node_id]
+        reading = is_read(request.op)
+        delay = self.rng.uniform(0.2, 1.0) * self.slowness[target]
 
         def arrive() -> None:
-            node = self.nodes[node_id]
-            if node is not None and node.alive:
+            node = self.nodes[target]
+            if node is not None and node.alive and not self._held(target, arrive):
+                if reading and self._deposed(target):
+                    self.count_mechanism("reads_at_deposed_leader")
                 call(node)
 
         self.at(self.now + delay, arrive)
@@ -538,13 +463,71 @@ class Cluster:
         )
 
     def record_slot(self, node: NodeId, applied: Applied, position: int) -> None:
-        """Agreement on the log: every node applies the same command at each position."""
-        digest = hashlib.blake2b(applied.payload, digest_size=8).digest()
-        known = self.slots.setdefault((applied.slot, position), digest)
-        if known != digest:
+        """Agreement on the log: every node applies the same command at each position. The
+        first payload applied at each position is kept: the log the mvcc checker replays."""
+        digest_ = hashlib.blake2b(applied.payload, digest_size=8).digest()
+        self.log_payloads.setdefault((applied.slot, position), applied.payload)
+        known = self.slots.setdefault((applied.slot, position), digest_)
+        if known != digest_:
             self.slot_conflicts.append(
                 f"slot {applied.slot}: node {node} applied a different command than another node"
             )
+        if applied.request is not None:
+            self.first_applied.setdefault(applied.request, digest(applied.payload))
+
+    def mvcc_invoked(self, client: str, request: Request, read: bool) -> None:
+        """A client of the mvcc workload invoked `request` (check/mvcc.py judges these)."""
+        self.mvcc_records[(client, request.seq)] = [request.op, self.now, None, None, read]
+
+    def mvcc_completed(self, client: str, seq: int, answer: Any) -> None:
+        record = self.mvcc_records[(client, seq)]
+        record[2], record[3] = self.now, answer
+
+    def mvcc_refused(self, client: str, seq: int) -> None:
+        """Refused before the log (a bad request): it did not happen, and is not judged."""
+        self.mvcc_records.pop((client, seq), None)
+
+    def answered(self, client: str, seq: int, body: bytes) -> None:
+        """A client was told its write (client, seq) with this body was applied."""
+        self.answers.append((client, seq, body))
+
+    def noted(self, node: NodeId, note: Note) -> None:
+        """A note from a node's engine: count the mechanism it shows."""
+        mechanism = NOTE_MECHANISMS.get(note.event)
+        if mechanism is not None:
+            self.count_mechanism(mechanism)
+        if note.event in SNAPSHOT_NOTES:
+            self.disks[node].snapshot_noted(int(dict(note.fields)["slot"]))
+            if note.event == "snapshot_taken":
+                crash_after_snapshot(self, node)
+        elif note.event == "rebuild_merged":
+            if int(dict(note.fields)["catch_up_to"]) > 0:
+                self.count_mechanism("rebuilds_behind_a_snapshot")
+            if self.crash_mid_rebuild == node:
+                self.crash_mid_rebuild = None
+                crash_while_rebuilding(self, node)
+        elif note.event == "leader_elected":
+            ballot = dict(note.fields)["ballot"]
+            if any(n != node and self._leads_below(n, ballot) for n in self.members):
+                self.count_mechanism("stale_read_windows")
+
+    def _ballot(self, node: NodeId) -> Any:
+        """The ballot `node` leads with, if it leads."""
+        sim = self.nodes[node]
+        if sim is None or not sim.alive or sim.replica.leader != node:
+            return None
+        return sim.replica.status().ballot
+
+    def _leads_below(self, node: NodeId, ballot: Any) -> bool:
+        mine = self._ballot(node)
+        return mine is not None and mine < ballot
+
+    def _deposed(self, node: NodeId) -> bool:
+        """`node` believes it leads, but another node leads in a higher ballot."""
+        mine = self._ballot(node)
+        if mine is None:
+            return False
+        return any(mine < self._ballot(n) for n in self.leaders() if n != node)
 
     def resource_use(self, lock: str, token: int) -> bool:
         """The protected resource accepts a token at least as high as any it has seen."""
@@ -553,7 +536,20 @@ class Cluster:
         self.resource[lock] = token
         return True
 
+    def snapshot_slot(self, node: NodeId) -> int:
+        sim = self.nodes[node]
+        return 0 if sim is None else sim.replica.status().snapshot_slot
+
     # faults
+    def crash_for_sync(self, node: SimNode) -> Callable[[], None] | None:
+        """The crash armed to strike during `node`'s sync that is starting, if any: one armed
+        for this node, or a power failure armed for a vote's sync (any follower's; in a
+        one-node cluster, the leader's, whose own vote chooses)."""
+        armed = self.armed_crashes.pop(node.node_id, None)
+        if armed is None and (len(self.members) == 1 or node.replica.leader != node.node_id):
+            armed = self.armed_crashes.pop(0, None)
+        return armed
+
     def crash(self, node_id: NodeId, torn: bool = False) -> None:
         node = self.nodes[node_id]
         if node is None:
@@ -571,25 +567,72 @@ class Cluster:
         rebuilding. The planted `amnesia` variant gives it a plain empty store instead, as a
         node that creates whatever store is missing would."""
         self.crash(node_id)
-        disk = MemoryLog(make_identity("sim", node_id))
-        if not self.variant.amnesia:
-            disk.write([Rebuilding(True)])
-            disk.sync()
-        self.disks[node_id] = disk
+        self.compactions_lost += self.disks[node_id].compactions
+        self.disks[node_id] = self._new_disk(node_id, rebuilding=not self.variant.amnesia)
         self.count("disk_loss")
+        self.rebuild_crash = node_id
 
-    def restart(self, node_id: NodeId) -> None:
-        if self.nodes[node_id] is not None:
+    def move_store_aside(self, node_id: NodeId) -> None:
+        """`--reinitialize`, first step: the node's store is moved aside; until a new one is
+        made, an ordinary start finds none (and is refused, unless the planted `amnesia`
+        variant makes whatever store is missing)."""
+        self.compactions_lost += self.disks[node_id].compactions
+        self.storeless.add(node_id)
+
+    def make_store(self, node_id: NodeId, rebuilding: bool) -> None:
+        """`--reinitialize`, last step: a new store, marked rebuilding (the planted
+        `reinit-unmarked` variant makes it unmarked first, and marks it in a second step)."""
+        self.disks[node_id] = self._new_disk(node_id, rebuilding)
+        self.storeless.discard(node_id)
+
+    def restart(self, node_id: NodeId, release: bool = False) -> None:
+        """Start the node again from its disk (unless a fault holds it down; `release` ends
+        that hold)."""
+        if release:
+            self.held_down.discard(node_id)
+        if self.nodes[node_id] is not None or node_id in self.held_down:
             return
-        self.nodes[node_id] = SimNode(self, node_id, self.disks[node_id])
+        if node_id in self.storeless:
+            if not self.variant.amnesia:
+                self.count("start_refused")  # no store: `paxosd node` refuses, and exits
+                return
+            self.make_store(node_id, rebuilding=False)  # the planted bug: a new empty voter
+        disk = self.disks[node_id]
+        try:
+            node = SimNode(self, node_id, disk)
+        except ConfigurationMismatch:
+            self.count("start_refused")  # the node stays down, as `paxosd node` exits
+            return
+        self.nodes[node_id] = node
         self._tick_chain(node_id, self.rng.uniform(0, tick_ms))
         self.count("restart")
+        status = node.replica.status()
+        if status.rebuilding:
+            self.count_mechanism("rebuilds_started")
+            if self.rebuild_crash == node_id:  # crash it once mid-rebuild (sim/nemesis.py)
+                self.rebuild_crash = None
+                self.crash_mid_rebuild = node_id
+        if status.snapshot_slot:
+            self.count_mechanism("restarts_from_snapshot")
+        if status.snapshot_slot < disk.snapshot_durable:
+            self.recovery_problems.append(
+                f"recovery: node {node_id} restarted at snapshot slot {status.snapshot_slot}, "
+                f"below the snapshot of slot {disk.snapshot_durable} it had made durable"
+            )
 
     def partition(self, side: set[NodeId]) -> None:
-        other = set(self.members) - side
-        self.blocked |= {(a, b) for a in side for b in other} | {
-            (b, a) for a in side for b in other
-        }
+        self.blocked |= links(side, set(self.members) - side)
+
+    def cut_links(self, side: Iterable[NodeId], other: Iterable[NodeId]) -> None:
+        self.blocked |= links(side, other)
+
+    def mend_links(self, side: Iterable[NodeId], other: Iterable[NodeId]) -> None:
+        self.blocked -= links(side, other)
+
+    def leaders(self) -> list[NodeId]:
+        """The nodes that believe they lead (two, while a deposed leader has not noticed)."""
+        nodes = self.nodes.items()
+        return [n for n, node in nodes if node is not None and node.replica.leader == n]
 
     def leader(self) -> NodeId | None:
         for node_id, node in self.nodes.items():
@@ -599,6 +642,14 @@ class Cluster:
 
     def heal(self) -> None:
         self.blocked.clear()
+
+    def exercised(self) -> dict[str, int]:
+        """The mechanisms this run reached (sim/reach.py), counted."""
+        mechanisms = dict(self.mechanisms)
+        compactions = self.compactions_lost + sum(d.compactions for d in self.disks.values())
+        if compactions:
+            mechanisms["store_compactions"] = compactions
+        return dict(sorted(mechanisms.items()))
 
 
 def _freeze(value: Any) -> Any:
@@ -612,142 +663,13 @@ def _freeze(value: Any) -> Any:
 # -- a run ----------------------------------------------------------------------------------
 
 
-def schedule_faults(cluster: Cluster) -> None:
-    spec, rng, faults = cluster.spec, cluster.rng, cluster.spec.faults
-    horizon = spec.safety_ms
-    members = list(cluster.members)
-    if "reorder" in faults:
-        cluster.delay_max = 15.0
-    if "loss" in faults:
-        cluster.loss = 0.03
-    if "duplicate" in faults:
-        cluster.duplicate = 0.03
-    if "delay" in faults:
-        cluster.long_delays = True
-    if "crash" in faults:
-        for _ in range(rng.choice((0, 1, 1, 2))):
-            # A power failure: every node at once, while a follower's fsync runs (the moment a
-            # vote sent before its sync would be lost). Only what was synced survives anywhere.
-            down = rng.uniform(200, horizon * 0.8)
-            tears = {victim: "torn-write" in faults and rng.random() < 0.5 for victim in members}
-            failure = partial(_power_failure, cluster, tears, rng.uniform(20, 200))
-            cluster.at(down, partial(cluster.armed_crashes.__setitem__, 0, failure))
-        for _ in range(rng.randint(1, 4)):
-            victim = rng.choice(members)
-            down = rng.uniform(100, horizon * 0.9)
-            torn = "torn-write" in faults and rng.random() < 0.5
-            crash = partial(cluster.crash, victim, torn)
-            cluster.at(down, partial(_crash_now_or_mid_sync, cluster, victim, crash))
-            cluster.at(rng.uniform(down, horizon), partial(cluster.restart, victim))
-    if "partition" in faults:
-        for _ in range(rng.randint(1, 2)):
-            start = rng.uniform(100, horizon * 0.8)
-            side = set(rng.sample(members, rng.randint(1, len(members) // 2)))
-            cluster.at(start, partial(_cut, cluster, side))
-            cluster.at(rng.uniform(start + 100, horizon), cluster.heal)
-    if "isolate-leader" in faults:
-        start = rng.uniform(200, horizon * 0.7)
-        cluster.at(start, partial(_isolate_leader, cluster))
-        cluster.at(min(horizon, start + rng.uniform(300, 900)), cluster.heal)
-    if "slow" in faults:
-        node = rng.choice(members)
-        start = rng.uniform(0, horizon * 0.5)
-        cluster.at(start, partial(_slow, cluster, node, rng.uniform(5, 10)))
-        cluster.at(rng.uniform(start, horizon), partial(_slow, cluster, node, 1.0))
-    if "disk-loss" in faults and len(members) >= 3:
-        _schedule_disk_loss(cluster, members)
-    if "clock-skew" in faults:
-        for node in members:
-            cluster.wall_offset_ms[node] = rng.uniform(-wall_skew_ms_max, wall_skew_ms_max)
-        cluster.count("clock_skew")
-    if "clock-jump" in faults:
-        for _ in range(rng.randint(2, 6)):
-            jump = rng.choice((-1, 1)) * rng.uniform(1_000, 10_000)
-            cluster.at(rng.uniform(0, horizon), partial(_jump_leader, cluster, jump))
-
-
-def _schedule_disk_loss(cluster: Cluster, members: list[NodeId]) -> None:
-    """A disk is lost at the worst moment: some nodes fall behind (down), the victim and the
-    nodes that shared its writes go down, the victim's disk is gone, and it comes back with the
-    nodes that fell behind, which together make a quorum, while the others are still down.
-    A node that voted on an empty store here would let that quorum forget acknowledged writes."""
-    rng = cluster.rng
-    victim, *others = rng.sample(members, len(members))
-    holders = others[: (len(members) - 1) // 2]  # with the victim: a quorum that has the writes
-    laggers = others[len(holders) :]
-    start = rng.uniform(200, cluster.spec.safety_ms * 0.5)
-    wiped = start + rng.uniform(100, 300)
-    back = wiped + rng.uniform(10, 50)
-    for node in laggers:
-        cluster.at(start, partial(cluster.crash, node))
-        cluster.at(back, partial(cluster.restart, node))
-    for node in holders:
-        cluster.at(wiped, partial(cluster.crash, node))
-        cluster.at(back + rng.uniform(200, 500), partial(cluster.restart, node))
-    cluster.at(wiped, partial(cluster.lose_disk, victim))
-    cluster.at(back, partial(cluster.restart, victim))
-
-
-def _jump_leader(cluster: Cluster, jump_ms: float) -> None:
-    """The leader's wall clock jumps (NTP stepping it, an operator setting it): the clock
-    whose reading would matter if anything used it."""
-    leader = cluster.leader()
-    if leader is not None:
-        cluster.wall_offset_ms[leader] += jump_ms
-        cluster.count("clock_jump")
-
-
-def _crash_now_or_mid_sync(cluster: Cluster, node: NodeId, crash: Callable[[], None]) -> None:
-    """Half the crashes strike while an fsync runs (`node`'s, or any follower's for 0): the
-    moment when anything sent before its records were durable would be revealed as forgotten."""
-    if cluster.rng.random() < 0.5:
-        cluster.armed_crashes[node] = crash
-    else:
-        crash()
-
-
-def _power_failure(cluster: Cluster, tears: dict[NodeId, bool], down_ms: float) -> None:
-    for victim, torn in tears.items():
-        cluster.crash(victim, torn)
-        cluster.at(cluster.now + down_ms, partial(cluster.restart, victim))
-
-
-def _cut(cluster: Cluster, side: set[NodeId]) -> None:
-    cluster.partition(side)
-    cluster.count("partition")
-
-
-def _isolate_leader(cluster: Cluster) -> None:
-    leader = cluster.leader()
-    if leader is not None:
-        cluster.partition({leader})
-        cluster.count("isolate_leader")
-
-
-def _slow(cluster: Cluster, node: NodeId, factor: float) -> None:
-    cluster.slowness[node] = factor
-    if factor != 1.0:
-        cluster.count("slow")
-
-
-def _heal_everything(cluster: Cluster) -> None:
-    cluster.armed_crashes.clear()
-    cluster.heal()
-    cluster.loss = cluster.duplicate = 0.0
-    cluster.long_delays = False
-    cluster.delay_max = peer_delay_ms[1]
-    for node in cluster.members:
-        cluster.slowness[node] = 1.0
-        cluster.restart(node)
-
-
 def run(spec: SimSpec, seed: int) -> SimResult:
     """One seeded run: the same spec and seed always give the same history."""
     cluster = Cluster(spec, seed)
     for client in cluster.clients:
         cluster.at(cluster.rng.uniform(0, 50), client.start)
     schedule_faults(cluster)
-    cluster.at(spec.safety_ms, partial(_heal_everything, cluster))
+    cluster.at(spec.safety_ms, partial(heal_everything, cluster))
     cluster.run_until(cluster.liveness_end)
     violations = judge(cluster)
     operations: dict[str, int] = {}
@@ -760,11 +682,39 @@ def run(spec: SimSpec, seed: int) -> SimResult:
     status = {
         n: node.replica.status().to_json() for n, node in cluster.nodes.items() if node is not None
     }
-    return SimResult(seed, operations, dict(cluster.faults), violations, cluster.history, status)
+    drawn: dict[str, Any] = {}
+    if cluster.policy is not None:
+        drawn = {**limits_summary(cluster.config, cluster.policy)}
+        drawn["faults"] = sorted(cluster.active_faults)
+    return SimResult(
+        seed,
+        operations,
+        dict(cluster.faults),
+        violations,
+        cluster.history,
+        status,
+        cluster.exercised(),
+        drawn,
+    )
 
 
 def judge(cluster: Cluster) -> list[str]:
     problems = list(dict.fromkeys(cluster.slot_conflicts))
+    problems += cluster.recovery_problems
+    problems += check_answers(cluster)
+    problems += check_mvcc(
+        (cluster.log_payloads[position] for position in sorted(cluster.log_payloads)),
+        [
+            MvccRecord(client, seq, op, invoked, completed, answer, read)
+            for (client, seq), (
+                op,
+                invoked,
+                completed,
+                answer,
+                read,
+            ) in cluster.mvcc_records.items()
+        ],
+    )
     history = build_history(cluster.history, "sim")
     problems += problem_lines(judge_workloads(history, time_limit_s=20))
     stuck = [c.name for c in cluster.clients if c.current is not None]
@@ -773,4 +723,21 @@ def judge(cluster: Cluster) -> list[str]:
             f"liveness: {len(stuck)} client operation(s) still pending "
             f"{cluster.spec.liveness_ms:.0f} ms after faults stopped ({', '.join(stuck[:5])})"
         )
+    return problems
+
+
+def check_answers(cluster: Cluster) -> list[str]:
+    """Exactly-once: a write answered as applied is the one applied under its request id. A
+    client that reused a seq for another write must be refused, never handed the answer of
+    the request that first used it."""
+    problems = []
+    for client, seq, body in cluster.answers:
+        applied = cluster.first_applied.get((client, seq))
+        if applied is None:
+            problems.append(f"exactly-once: {client} seq {seq} was answered, but never applied")
+        elif applied != body:
+            problems.append(
+                f"exactly-once: {client} seq {seq} was answered as applied, but a different "
+                "request was applied under that id"
+            )
     return problems

@@ -1,4 +1,7 @@
-"""A simulated disk with crash semantics: writes are volatile until synced.
+"""Simulated disks with crash semantics: writes are volatile until synced.
+
+`MemoryDisk` is the teaching cores' disk (sim/world.py); `SimDisk` is the Multi-Paxos engine's
+(sim/cluster.py), the file backend's exact format in memory.
 
 The driver writes a step's records and syncs them BEFORE sending that step's messages. A crash
 throws away whatever was written but not synced, which is what a real machine does to a page
@@ -8,7 +11,11 @@ classic "acknowledged before fsync" bug, so the checkers can be seen to catch it
 
 from __future__ import annotations
 
+import random
 from typing import Any
+
+from paxosd.storage import MemoryLog
+from paxosd.storage.framed import CompactionPolicy
 
 
 class MemoryDisk:
@@ -36,3 +43,29 @@ class MemoryDisk:
 
     def read(self) -> list[Any]:
         return list(self.synced)
+
+
+class SimDisk(MemoryLog):
+    """A simulated node's store: the file backend's format (`MemoryLog`), plus what the
+    simulator needs to judge recovery: the highest snapshot slot the node ever made durable.
+
+    The slot comes from the engine's notes (`snapshot_taken` / `snapshot_installed`), not from
+    the records written, so a store that kept a wrong slot is seen: after a restart the node
+    must stand at least where its last synced snapshot left it."""
+
+    def __init__(self, identity: bytes, policy: CompactionPolicy | None) -> None:
+        super().__init__(identity, policy=policy)
+        self.snapshot_pending = 0  # noted this turn, durable when the turn's sync completes
+        self.snapshot_durable = 0
+
+    def snapshot_noted(self, slot: int) -> None:
+        self.snapshot_pending = max(self.snapshot_pending, slot)
+
+    def sync(self) -> None:
+        super().sync()
+        self.snapshot_durable = max(self.snapshot_durable, self.snapshot_pending)
+        self.snapshot_pending = 0
+
+    def crash(self, tear: bool = False, rng: random.Random | None = None) -> int:
+        self.snapshot_pending = 0
+        return super().crash(tear, rng)

@@ -1,7 +1,13 @@
-"""Many seeded runs of the simulated cluster, in parallel processes, with one report."""
+"""Many seeded runs of the simulated cluster, in parallel processes, with one report.
+
+A run that raises (an assertion of the engine's invariants, a command the state machine
+refused to build) is a failing run like one a checker judged: the report gives its seed, the
+exception and the command that replays it.
+"""
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -10,9 +16,12 @@ from typing import Any
 from paxosd.core.multi.config import EngineConfig
 from paxosd.runtime.variants import Variant
 from paxosd.sim.cluster import SimResult, SimSpec, run
+from paxosd.sim.reach import MECHANISMS
 
 
-def spec_for(nodes: int, faults: frozenset[str], variant: str, clients: int = 6) -> SimSpec:
+def spec_for(
+    nodes: int, faults: frozenset[str], variant: str, clients: int = 6, draws: bool = True
+) -> SimSpec:
     """A run's spec; `ValueError` for an unknown variant (the message lists them)."""
     return SimSpec(
         nodes=nodes,
@@ -20,6 +29,7 @@ def spec_for(nodes: int, faults: frozenset[str], variant: str, clients: int = 6)
         faults=faults,
         variant=variant,
         config=EngineConfig(variant=Variant(variant).core),
+        draws=draws,
     )
 
 
@@ -28,6 +38,8 @@ class SwarmReport:
     runs: int = 0
     operations: dict[str, int] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
+    # Mechanism -> (total count, runs that reached it at least once).
+    mechanisms: dict[str, list[int]] = field(default_factory=dict)
     violations: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, result: SimResult, replay: str) -> None:
@@ -36,31 +48,60 @@ class SwarmReport:
             self.operations[key] = self.operations.get(key, 0) + count
         for key, count in result.faults.items():
             self.faults[key] = self.faults.get(key, 0) + count
+        for key, count in result.mechanisms.items():
+            total = self.mechanisms.setdefault(key, [0, 0])
+            total[0] += count
+            total[1] += count > 0
         if result.violations:
             self.violations.append(
-                {"seed": result.seed, "problems": result.violations, "replay": replay}
+                {
+                    "seed": result.seed,
+                    "problems": result.violations,
+                    "replay": replay,
+                    "faults_drawn": result.drawn.get("faults"),
+                }
             )
 
+    def reached(self, mechanism: str) -> int:
+        """How many runs reached `mechanism` at least once."""
+        return self.mechanisms.get(mechanism, [0, 0])[1]
+
     def to_json(self) -> dict[str, Any]:
+        order = {name: index for index, name in enumerate(MECHANISMS)}
+        mechanisms = sorted(self.mechanisms.items(), key=lambda item: order.get(item[0], 99))
         return {
             "runs": self.runs,
             "operations": dict(sorted(self.operations.items())),
             "faults": dict(sorted(self.faults.items())),
+            "mechanisms": {k: {"total": t, "runs": r} for k, (t, r) in mechanisms},
             "violations": self.violations,
         }
 
 
 def replay_command(spec: SimSpec, seed: int) -> str:
     faults = ",".join(sorted(spec.faults)) or '""'
-    return (
+    command = (
         f"paxosd sim --seeds 1 --seed {seed} --nodes {spec.nodes} --clients {spec.clients} "
         f"--faults {faults} --variant {spec.variant}"
     )
+    if not spec.draws:
+        command += " --fixed"
+    return command
 
 
 def _run(args: tuple[SimSpec, int]) -> SimResult:
     spec, seed = args
-    result = run(spec, seed)
+    try:
+        result = run(spec, seed)
+    except Exception as error:  # a failing run, with its seed: never a crashed swarm
+        frames = traceback.extract_tb(error.__traceback__)
+        ours = [frame for frame in frames if "/paxosd/" in frame.filename]
+        where = (ours or frames)[-1]
+        problem = (
+            f"the run raised {type(error).__name__}: {error} "
+            f"(at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
+        )
+        return SimResult(seed, {}, {}, [problem], [], {})
     if not result.violations:
         result.history = []  # the parent only needs histories of failing runs
     return result

@@ -30,10 +30,11 @@ in order) with no decision, a loop that can repeat without end.
 
 from __future__ import annotations
 
-import copy
 import random
 import resource
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field, replace
@@ -61,6 +62,27 @@ NETWORKS = {
     "grow": "sent messages form a set that only grows; any may be received any number of "
     "times, or never (loss, duplication and reordering at once)",
 }
+
+
+@dataclass(slots=True)
+class Control:
+    """What may end a search besides its state and memory limits: a deadline on the monotonic
+    clock (the coach answers within seconds) and a cancel flag another thread may set. Both
+    are looked at every `check_every` expansions, so a search stops within milliseconds.
+
+    Neither changes what a search finds, only how far it gets: a search that stops says how
+    deep it got (`Exploration.depth_checked`) and judges nothing beyond that."""
+
+    deadline: float | None = None
+    cancel: threading.Event | None = None
+    check_every: int = 64
+
+    def why_stop(self) -> str | None:
+        if self.cancel is not None and self.cancel.is_set():
+            return "cancelled"
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return "time limit"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +141,9 @@ def core_key(core: Core | None) -> Frozen:
 class ExState:
     """One global state of the explored system (cores are live objects, never shared).
 
-    `core_keys` holds each core's state key (see `Frozen`); it MUST be updated whenever a core
-    is replaced, which `with_core` does."""
+    `core_keys` holds each core's state key and `disk_keys` each durable record, wrapped (see
+    `Frozen`) so that their hashes are computed once; they MUST be updated whenever a core or
+    a record is replaced, which `with_core` does."""
 
     cores: tuple[Core | None, ...]
     disks: tuple[Any, ...]
@@ -131,15 +154,18 @@ class ExState:
     blocked: frozenset[tuple[NodeId, NodeId]]
     decided: frozenset[tuple[NodeId, Any]]
     core_keys: tuple[Frozen, ...] = ()
+    disk_keys: tuple[Frozen | None, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.core_keys) != len(self.cores):
             self.core_keys = tuple(core_key(core) for core in self.cores)
+        if len(self.disk_keys) != len(self.disks):
+            self.disk_keys = tuple(disk_key(disk) for disk in self.disks)
 
-    def key(self) -> Hashable:
+    def key(self) -> tuple[Any, ...]:
         return (
             self.core_keys,
-            self.disks,
+            self.disk_keys,
             self.network,
             self.proposed,
             self.crashes_left,
@@ -149,22 +175,46 @@ class ExState:
         )
 
     def but(self, **changes: Any) -> ExState:
-        """A copy with some fields changed (not `cores`: use `with_core`)."""
-        assert "cores" not in changes and "core_keys" not in changes
-        new = copy.copy(self)
+        """A copy with some fields changed (not `cores` or `disks`: use `with_core`)."""
+        assert not changes.keys() & {"cores", "core_keys", "disks", "disk_keys"}
+        new = ExState.__new__(ExState)  # not copy.copy: this runs millions of times
+        new.cores = self.cores
+        new.disks = self.disks
+        new.network = self.network
+        new.proposed = self.proposed
+        new.crashes_left = self.crashes_left
+        new.partitions_left = self.partitions_left
+        new.blocked = self.blocked
+        new.decided = self.decided
+        new.core_keys = self.core_keys
+        new.disk_keys = self.disk_keys
         for name, value in changes.items():
             setattr(new, name, value)
         return new
 
     def with_core(
-        self, index: int, core: Core | None, key: Frozen | None = None, **changes: Any
+        self,
+        index: int,
+        core: Core | None,
+        key: Frozen | None = None,
+        disk: tuple[Any, Frozen | None] | None = None,
+        **changes: Any,
     ) -> ExState:
-        """A copy with node `index`'s core replaced (and other fields, as `but`)."""
+        """A copy with node `index`'s core replaced, and its durable record if `disk` (the
+        record and its key) is given (and other fields, as `but`)."""
         new = self.but(**changes)
         new.cores = self.cores[:index] + (core,) + self.cores[index + 1 :]
         fresh = core_key(core) if key is None else key
         new.core_keys = self.core_keys[:index] + (fresh,) + self.core_keys[index + 1 :]
+        if disk is not None:
+            record, record_key = disk
+            new.disks = self.disks[:index] + (record,) + self.disks[index + 1 :]
+            new.disk_keys = self.disk_keys[:index] + (record_key,) + self.disk_keys[index + 1 :]
         return new
+
+
+def disk_key(record: Any) -> Frozen | None:
+    return None if record is None else Frozen(record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,8 +306,13 @@ class Graph:
     bounded: list[bool] = field(default_factory=list)
     expanded: list[bool] = field(default_factory=list)
     decided_values: list[frozenset[Any]] = field(default_factory=list)
+    # A graph whose edges do not keep their steps (a `sim.search` graph) rebuilds a path by
+    # replaying it from the start state instead.
+    replay: Callable[[int], list[Step]] | None = None
 
     def path(self, state: int) -> list[Step]:
+        if self.replay is not None:
+            return self.replay(state)
         steps: list[Step] = []
         while self.parent[state] >= 0:
             step = self.via[state]
@@ -283,12 +338,18 @@ class Exploration:
     index: dict[Hashable, int] | None = None
     livelock_states: int = 0
     # Why the search ended before visiting every state: "state limit", "memory limit",
-    # "interrupted" (Ctrl-C) or "violation" (a `stop_on` property broke); None if complete.
+    # "interrupted" (Ctrl-C), "time limit", "cancelled" or "violation" (a `stop_on` property
+    # broke); None if complete.
     stopped: str | None = None
+    # Every run of up to this many steps from the start was checked: each state it reaches
+    # is in the graph and was judged for Agreement and Validity. For a complete search, the
+    # deepest level; for one that stopped early, the level it was working on.
+    depth_checked: int = 0
 
     @property
     def depth(self) -> int:
-        """The deepest level reached: every state up to this many steps away was visited."""
+        """The deepest level reached (some states at this depth may not have been visited:
+        see `depth_checked` for the level up to which every state was)."""
         return self.graph.depth[-1] if len(self.graph) else 0
 
     def summary(self) -> str:
@@ -301,9 +362,16 @@ class Exploration:
             "state limit": "stopped at the state limit (--max-states)",
             "memory limit": "stopped at the memory limit (--max-memory-mb)",
             "interrupted": "interrupted (Ctrl-C)",
+            "time limit": "stopped at its time limit",
+            "cancelled": "cancelled",
             "violation": "stopped at the first violation",
         }[self.stopped]
-        return f"{how}: {len(self.graph):,} states, depth {self.depth} reached; {found}"
+        if self.stopped is None or self.stopped == "violation":
+            return f"{how}: {len(self.graph):,} states, depth {self.depth} reached; {found}"
+        return (
+            f"{how}: {len(self.graph):,} states, every run of up to {self.depth_checked} "
+            f"steps checked (depth {self.depth} reached); {found}"
+        )
 
 
 class Explorer:
@@ -327,7 +395,11 @@ class Explorer:
         # only here because cores expect one; explored configs use backoff bounds of 1.
         self.rng = random.Random(0)
         self.keep_states = keep_states
-        self._memo: dict[Hashable, tuple[Core, Any, Frozen]] = {}
+        self._memo: dict[Hashable, tuple[Core, Any, Frozen, Any, frozenset[Envelope]]] = {}
+        # One `Frozen` per distinct core state, so that comparing two equal keys is an
+        # identity check rather than a walk through both.
+        self._frozen: dict[Frozen, Frozen] = {}
+        self._judgements: dict[tuple[Frozen, ...], tuple[bool, bool]] = {}
         self._order: dict[Envelope, tuple[int, int, str]] = {}
 
     def proposer_of(self, index: int) -> NodeId:
@@ -367,19 +439,19 @@ class Explorer:
             clone = core.clone()
             effects = call(clone)
             clone.invariants()
-            cached = (clone, effects, core_key(clone))
+            fresh = core_key(clone)
+            record = None
+            if effects.persist:
+                record = (effects.persist[-1], disk_key(effects.persist[-1]))
+            sent = frozenset(effects.send)
+            cached = (clone, effects, self._frozen.setdefault(fresh, fresh), record, sent)
             self._memo[cache_key] = cached
-        clone, effects, key = cached
-        disks = state.disks
-        if effects.persist:
-            disks = disks[:index] + (effects.persist[-1],) + disks[index + 1 :]
+        clone, effects, key, record, sent = cached
         decided = state.decided
         if effects.decided:
             decided = decided | {(self.members[index], v) for v in effects.decided}
-        new = state.with_core(
-            index, clone, key, disks=disks, network=state.network | frozenset(effects.send),
-            decided=decided,
-        )  # fmt: skip
+        network = state.network | sent if sent else state.network
+        new = state.with_core(index, clone, key, record, network=network, decided=decided)
         node = self.members[index]
         return new, Outputs(tuple((node, note) for note in effects.notes), tuple(effects.send))
 
@@ -525,13 +597,15 @@ class Explorer:
         stop_on: frozenset[str] = frozenset(),
         start: ExState | None = None,
         livelock: bool = True,
+        control: Control | None = None,
     ) -> Exploration:
         """Visit every reachable state; judge agreement, validity and termination.
 
         `stop_on` names safety properties whose first (shortest) violation ends the search
         early; the other verdicts are then "unknown". `start` explores from a given state
         instead of the initial one (the lab's coach asks "from here, what can happen?");
-        `livelock=False` skips the search for a livelock (which starts from the initial state)."""
+        `livelock=False` skips the search for a livelock (which starts from the initial state);
+        `control` adds a deadline and a cancel flag."""
         graph = Graph()
         index: dict[Hashable, int] = {}
         verdicts: dict[str, Verdict] = {}
@@ -561,16 +635,24 @@ class Explorer:
             return number
 
         stopped: str | None = None
+        working = 0  # the depth of the state being expanded: every shallower run was checked
+        every = control.check_every if control is not None else check_every_states
         try:
             add(self.initial() if start is None else start, -1, None)
             while queue:
+                number, state = queue[0]
+                working = graph.depth[number]
                 if stop_on & verdicts.keys():
                     stopped = "violation"
                     break
                 if len(graph) >= self.budget.states_max:
                     stopped = "state limit"
                     break
-                number, state = queue.popleft()
+                if control is not None and number % every == 0:
+                    stopped = control.why_stop()
+                    if stopped is not None:
+                        break
+                queue.popleft()
                 edges = graph.edges[number]
                 for step, successor in self.successors(state):
                     edges.append((add(successor, number, step), step.fault))
@@ -588,27 +670,44 @@ class Explorer:
         if progress is not None:
             progress(len(graph))
         complete = stopped is None
-        for prop in ("agreement", "validity"):
-            if prop not in verdicts:
-                if stopped is None:
-                    where = f"in all {len(graph):,} reachable states"
-                elif stopped == "violation":
-                    where = "not judged: the search ended at the first violation"
-                else:
-                    where = f"in the {len(graph):,} states explored before {_ENDED[stopped]}"
-                verdicts[prop] = Verdict(prop, "holds" if complete else "unknown", where)
+        if complete:
+            working = graph.depth[-1] if len(graph) else 0
+        elif stopped == "memory limit" and queue:
+            working = graph.depth[queue[0][0]]
         exploration = Exploration(
             graph, verdicts, counterexamples, complete,
             kept if self.keep_states else None, index if self.keep_states else None,
-            stopped=stopped,
+            stopped=stopped, depth_checked=working,
         )  # fmt: skip
-        if stopped in ("violation", "interrupted", "memory limit"):
+        self._judge_safety(exploration)
+        if stopped in ("violation", "interrupted", "memory limit", "cancelled"):
             verdicts["termination"] = Verdict(
                 "termination", "unknown", f"not judged: the search ended at {_ENDED[stopped]}"
             )
         else:
             self._judge_termination(exploration, livelock)
         return exploration
+
+    @staticmethod
+    def _judge_safety(exploration: Exploration) -> None:
+        """Agreement and Validity where no violation was found: holds if every state was
+        visited; otherwise unknown, with how far the search got."""
+        stopped = exploration.stopped
+        states = len(exploration.graph)
+        for prop in ("agreement", "validity"):
+            if prop in exploration.verdicts:
+                continue
+            if stopped is None:
+                verdict = Verdict(prop, "holds", f"in all {states:,} reachable states")
+            elif stopped == "violation":
+                verdict = Verdict(prop, "unknown", "not judged: the search ended at the first "
+                                  "violation")  # fmt: skip
+            else:
+                verdict = Verdict(
+                    prop, "unknown", f"{checked(exploration)}; the search stopped at "
+                    f"{_ENDED[stopped]}",
+                )  # fmt: skip
+            exploration.verdicts[prop] = verdict
 
     def _check_safety(
         self,
@@ -619,37 +718,46 @@ class Explorer:
         counterexamples: dict[str, list[Step]],
     ) -> None:
         if "agreement" not in verdicts and len({v for _, v in state.decided}) > 1:
-            by_node: dict[NodeId, list[str]] = {}
-            for node, value in sorted(state.decided, key=repr):
-                by_node.setdefault(node, []).append(str(value))
-            detail = ", ".join(
-                f"node {n} decided {' then '.join(vs)}" for n, vs in sorted(by_node.items())
-            )
-            verdicts["agreement"] = Verdict("agreement", "violated", detail)
+            verdicts["agreement"] = Verdict("agreement", "violated", disagreement(state))
             counterexamples["agreement"] = graph.path(number)
         if "validity" not in verdicts:
-            proposed = {self.values[i] for i in state.proposed}
-            for node, value in sorted(state.decided, key=repr):
-                if value not in proposed:
-                    verdicts["validity"] = Verdict(
-                        "validity", "violated", f"node {node} decided {value}, never proposed"
-                    )
-                    counterexamples["validity"] = graph.path(number)
-                    break
+            invalid = self.invalid_decision(state)
+            if invalid:
+                verdicts["validity"] = Verdict("validity", "violated", invalid)
+                counterexamples["validity"] = graph.path(number)
+
+    def invalid_decision(self, state: ExState) -> str:
+        """What breaks Validity in a state ("" if nothing does)."""
+        proposed = {self.values[i] for i in state.proposed}
+        for node, value in sorted(state.decided, key=repr):
+            if value not in proposed:
+                return f"node {node} decided {value}, never proposed"
+        return ""
 
     def _bounded(self, state: ExState) -> bool:
         """A proposer wanted a ballot beyond the explorer's bound: what follows is unexplored."""
-        return any(getattr(c, "bound_reached", lambda: False)() for c in state.cores if c)
+        return self._judged(state)[0]
 
     def _goal(self, state: ExState) -> bool:
         """Every live node knows the decision, or nothing is left that could be decided (no
         live node proposed or will propose), or a core hit the explorer's round bound."""
-        if self._bounded(state):
-            return True
+        return self._judged(state)[1]
+
+    def _judged(self, state: ExState) -> tuple[bool, bool]:
+        """(bounded, goal) for a state; both depend on the cores alone, so they are kept by
+        the cores' keys."""
+        known = self._judgements.get(state.core_keys)
+        if known is not None:
+            return known
+        bounded = any(getattr(c, "bound_reached", lambda: False)() for c in state.cores if c)
         up = [core for core in state.cores if core is not None]
-        if up and all(core.query() is not None for core in up):
-            return True
-        return all(state.cores[self.proposer_of(i) - 1] is None for i in range(len(self.values)))
+        goal = (
+            bounded
+            or (bool(up) and all(core.query() is not None for core in up))
+            or all(state.cores[self.proposer_of(i) - 1] is None for i in range(len(self.values)))
+        )
+        self._judgements[state.core_keys] = (bounded, goal)
+        return bounded, goal
 
     def _judge_termination(self, exploration: Exploration, livelock: bool = True) -> None:
         graph = exploration.graph
@@ -665,11 +773,15 @@ class Explorer:
                 exploration.counterexamples["termination"] = graph.path(state)
                 return
         if not livelock:
-            exploration.verdicts["termination"] = Verdict(
-                "termination",
-                "holds" if exploration.complete else "unknown",
-                "never stuck (no search for a livelock was made)",
-            )
+            if exploration.complete:
+                verdict = Verdict(
+                    "termination", "holds", "never stuck (no search for a livelock was made)"
+                )
+            else:
+                verdict = Verdict(
+                    "termination", "unknown", f"no stuck state found: {checked(exploration)}"
+                )
+            exploration.verdicts["termination"] = verdict
             return
         try:
             lasso, searched = self.find_livelock()
@@ -681,20 +793,25 @@ class Explorer:
             return
         exploration.livelock_states = searched
         if lasso is not None:
+            never_stuck = (
+                "a decision stays possible from every state, yet "
+                if exploration.complete
+                else f"no stuck state found ({checked(exploration)}), and "
+            )
             exploration.verdicts["termination"] = Verdict(
                 "termination",
                 "violated",
-                "not guaranteed: a decision stays possible from every state, yet this run "
-                "comes back to the same situation with higher ballots and still no decision, "
-                "and can repeat that forever (livelock)",
+                f"not guaranteed: {never_stuck}this run comes back to the same situation with "
+                "higher ballots and still no decision, and can repeat that forever (livelock)",
                 kind="livelock",
             )
             exploration.counterexamples["termination"] = lasso
             return
         if not exploration.complete:
             exploration.verdicts["termination"] = Verdict(
-                "termination", "unknown", "the state limit was reached"
-            )
+                "termination", "unknown", f"no stuck state and no livelock found: "
+                f"{checked(exploration)}",
+            )  # fmt: skip
             return
         exploration.verdicts["termination"] = Verdict(
             "termination", "holds", "a decision stays reachable from every state, no livelock"
@@ -789,8 +906,25 @@ _ENDED = {
     "state limit": "the state limit",
     "memory limit": "the memory limit",
     "interrupted": "Ctrl-C",
+    "time limit": "its time limit",
+    "cancelled": "a cancel",
     "violation": "the first violation",
 }
+
+
+def disagreement(state: ExState) -> str:
+    """Who decided what, in a state that breaks Agreement."""
+    by_node: dict[NodeId, list[str]] = {}
+    for node, value in sorted(state.decided, key=repr):
+        by_node.setdefault(node, []).append(str(value))
+    return ", ".join(f"node {n} decided {' then '.join(vs)}" for n, vs in sorted(by_node.items()))
+
+
+def checked(exploration: Exploration) -> str:
+    """What a search that stopped early covered, in words."""
+    depth = exploration.depth_checked
+    runs = "the start alone" if depth == 0 else f"every run of up to {depth} steps"
+    return f"{runs} checked ({len(exploration.graph):,} states)"
 
 
 def _over_memory(memory_mb_max: int | None) -> bool:

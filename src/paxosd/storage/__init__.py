@@ -19,7 +19,10 @@ backends; `state` has the fold every backend implements and the `LogStore` proto
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, Literal
+
+from paxosd.core.multi.records import Record
 
 from .codec import decode_frames, encode_frame
 from .errors import (
@@ -31,6 +34,7 @@ from .errors import (
     MissingStore,
     StorageError,
     StoreClosed,
+    StoreExists,
     StoreFailed,
 )
 from .filelog import FileLog
@@ -61,6 +65,7 @@ def open_store(
     identity: bytes,
     create: bool = True,
     fsync: bool = True,
+    initial: Sequence[Record] | None = None,
 ) -> LogStore:
     """Open (creating if allowed) the store in data directory `path`.
 
@@ -68,12 +73,14 @@ def open_store(
     another identity raises `ForeignDataDir`, one holding the other backend's store
     `BackendMismatch`. `create=False` makes a missing store an error (`MissingStore`) instead
     of a fresh, empty one: a node that rejoins must not silently forget its promises.
+    `initial` makes a NEW store (`StoreExists` if there is one) that holds exactly those
+    records from the moment it appears: a crash leaves it whole or absent, never without them.
     `fsync=False` is for tests only.
     """
     if backend == "file":
-        return FileLog(path, identity, create=create, fsync=fsync)
+        return FileLog(path, identity, create=create, fsync=fsync, initial=initial)
     if backend == "sqlite":
-        return SqliteLog(path, identity, create=create, fsync=fsync)
+        return SqliteLog(path, identity, create=create, fsync=fsync, initial=initial)
     raise ValueError(f"unknown storage backend {backend!r}; expected one of {BACKENDS}")
 
 
@@ -94,6 +101,7 @@ __all__ = [
     "SqliteLog",
     "StorageError",
     "StoreClosed",
+    "StoreExists",
     "StoreFailed",
     "decode_frames",
     "encode_frame",

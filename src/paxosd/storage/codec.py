@@ -14,6 +14,7 @@ A log is a header followed by frames::
     [2, slot, [round, node], [bin, ...]]  Accepted(slot, ballot, batch)
     [4, slot, bin]                       Snapshot(slot, data)
     [5, active]                          Rebuilding(active)
+    [6, epoch, [voter, ...], [learner, ...]]  Configured(configuration)
 
 (Tag 3 is retired: it never reached a disk.)
 
@@ -47,7 +48,16 @@ from typing import Any, Final
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
 
-from paxosd.core.multi.records import Accepted, Batch, Promised, Rebuilding, Record, Snapshot
+from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.records import (
+    Accepted,
+    Batch,
+    Configured,
+    Promised,
+    Rebuilding,
+    Record,
+    Snapshot,
+)
 from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 
 from .errors import CorruptLog, InvalidRecord
@@ -59,6 +69,7 @@ TAG_PROMISED: Final = 1
 TAG_ACCEPTED: Final = 2
 TAG_SNAPSHOT: Final = 4
 TAG_REBUILDING: Final = 5
+TAG_CONFIGURED: Final = 6
 
 _HEADER_FIXED: Final = struct.Struct("<8sHH")  # magic, version, identity length
 _HEADER_CRC: Final = struct.Struct("<I")
@@ -155,6 +166,18 @@ def _check_ballot(ballot: object) -> None:
         )
 
 
+def _check_configuration(configuration: object) -> None:
+    if type(configuration) is not Configuration:
+        raise InvalidRecord(
+            f"Configured.configuration must be a Configuration, got {type(configuration).__name__}"
+        )
+    # Configuration checks its own ids and order; tuples (not lists) come back as written.
+    for name in ("voters", "learners"):
+        if type(getattr(configuration, name)) is not tuple:
+            raise InvalidRecord(f"Configuration.{name} must be a tuple")
+    _check_int(configuration.epoch, "Configuration.epoch")
+
+
 def check_record(record: Record) -> None:
     """`InvalidRecord` unless `record` has exactly the field types and ranges the format holds.
 
@@ -184,6 +207,9 @@ def check_record(record: Record) -> None:
         _check_int(record.slot, "Snapshot.slot")
         if type(record.data) is not bytes:
             raise InvalidRecord(f"Snapshot.data must be bytes, got {type(record.data).__name__}")
+    elif kind is Configured:
+        assert isinstance(record, Configured)
+        _check_configuration(record.configuration)
     else:
         raise InvalidRecord(f"not a storage record: {kind.__name__}")
 
@@ -198,6 +224,8 @@ def encode_record(record: Record) -> bytes:
         payload = _pack((TAG_PROMISED, (record.ballot.round, record.ballot.node)))
     elif type(record) is Rebuilding:
         payload = _pack((TAG_REBUILDING, record.active))
+    elif type(record) is Configured:
+        payload = _pack((TAG_CONFIGURED, *configuration_fields(record.configuration)))
     else:
         assert type(record) is Snapshot
         payload = _pack((TAG_SNAPSHOT, record.slot, record.data))
@@ -255,6 +283,27 @@ def decode_batch(value: object) -> Batch:
     return tuple(value)
 
 
+def configuration_fields(
+    configuration: Configuration,
+) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+    """(epoch, voters, learners): a configuration as the file and SQLite backends store it."""
+    return configuration.epoch, configuration.voters, configuration.learners
+
+
+def decode_configuration(epoch: object, voters: object, learners: object) -> Configuration:
+    """A configuration from its stored fields; raises `BadPayload` unless they make one."""
+    if type(voters) is not list or type(learners) is not list:
+        raise BadPayload("configuration members are not lists")
+    if not all(type(member) is int for member in voters + learners):
+        raise BadPayload("a configuration member is not an int")
+    try:
+        return Configuration(
+            tuple(voters), tuple(learners), _int_field(epoch, "configuration epoch")
+        )
+    except ValueError as exc:  # Configuration's own checks: ids, order, overlap
+        raise BadPayload(f"not a configuration: {exc}") from None
+
+
 def _decode_payload(payload: memoryview) -> Record:
     raw = unpack(payload)
     if type(raw) is not list or not raw:
@@ -273,6 +322,8 @@ def _decode_payload(payload: memoryview) -> Record:
         if type(raw[2]) is not bytes:
             raise BadPayload("snapshot data is not bytes")
         return Snapshot(_int_field(raw[1], "slot"), raw[2])
+    if type(tag) is int and tag == TAG_CONFIGURED and size == 4:
+        return Configured(decode_configuration(raw[1], raw[2], raw[3]))
     raise BadPayload(f"unknown record tag {tag!r:.40} with {size} fields")
 
 

@@ -19,6 +19,11 @@ class MissingStore(StorageError, FileNotFoundError):
     member must never quietly start over with an empty one, which would forget its promises."""
 
 
+class StoreExists(StorageError, FileExistsError):
+    """A new store was asked for where there is one already: making a new store never
+    replaces an old one (that is how a member would forget its promises)."""
+
+
 class CorruptLog(StorageError):
     """Stored bytes are damaged, truncated in the middle, foreign or of an unknown version.
 

@@ -6,6 +6,12 @@ mirror of the state (`LogState`); it does no I/O. `sync` appends everything buff
 `write(2)` and one `fdatasync`, so a batch of protocol steps costs one disk flush however many
 records it produced. The node replies only after `sync` returns, so what it revealed is durable.
 
+Creation. A new log appears whole or not at all: its header and its first records (for a new
+store, the `Configured` membership and, for a rebuilding member, `Rebuilding(True)`) are
+written to `paxos.log.tmp`, fsynced, renamed into place and the directory fsynced. A crash
+before the rename leaves no log (the `.tmp` is deleted on the next open); after it, the whole
+one. So no crash leaves a store that exists without the records it was created with.
+
 Crashes. Unsynced bytes may or may not reach the disk, whole or in part; synced bytes do. On
 open the file is replayed; a torn tail is truncated away (and the truncation synced) and
 reported in `Recovered.repaired_tail_bytes`; damage anywhere else is `CorruptLog`.
@@ -26,15 +32,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
 
 from paxosd.core.multi.records import Record
 
 from .codec import encode_frame, encode_header
-from .errors import MissingStore, StoreClosed, StoreFailed
+from .crashpoints import crash_point
+from .errors import MissingStore, StoreClosed, StoreExists, StoreFailed
 from .framed import CompactionPolicy, compacted_image, replay
 from .fsutil import (
     LOG_NAME,
+    TMP_SUFFIX,
     check_backend,
     datasync,
     ensure_dir,
@@ -43,8 +50,6 @@ from .fsutil import (
     write_all,
 )
 from .state import Recovered
-
-TMP_SUFFIX: Final = ".tmp"
 
 
 class FileLog:
@@ -58,16 +63,23 @@ class FileLog:
         create: bool = True,
         fsync: bool = True,
         policy: CompactionPolicy | None = None,
+        initial: Sequence[Record] | None = None,
     ) -> None:
-        """Open (or create) the log and recover it. `fsync=False` is for tests only: it makes
-        every crash lose data. Raises `CorruptLog`, `ForeignDataDir`, `BackendMismatch`,
-        `DataDirLocked`, `InvalidRecord` (bad identity)."""
+        """Open (or create) the log and recover it. With `initial`, make a NEW log that holds
+        exactly those records from its first appearance (`StoreExists` if there is a log).
+        `fsync=False` is for tests only: it makes every crash lose data. Raises `CorruptLog`,
+        `ForeignDataDir`, `BackendMismatch`, `DataDirLocked`, `InvalidRecord` (a bad identity
+        or initial record)."""
         self.directory = Path(directory)
         self.path = self.directory / LOG_NAME
         self.identity = identity
         self.policy = policy or CompactionPolicy()
         self._fsync = fsync
-        self._create = create
+        self._create = create or initial is not None
+        # Encoded before anything touches the disk: a bad record must not leave a half store.
+        self._initial: bytes | None = (
+            None if initial is None else b"".join(encode_frame(record) for record in initial)
+        )
         self._buffer: list[bytes] = []
         self._fd = -1
         self._closed = False
@@ -75,7 +87,7 @@ class FileLog:
         self.fsyncs = 0
         self.compactions = 0
         encode_header(identity)  # validates the identity before anything touches the disk
-        ensure_dir(self.directory, create, fsync)
+        ensure_dir(self.directory, self._create, fsync)
         check_backend(self.directory, "file")
         self._lock_fd = lock_dir(self.directory)
         try:
@@ -91,12 +103,14 @@ class FileLog:
         if tmp.exists():  # an interrupted create or compaction; the real log is intact
             tmp.unlink()
             self._sync_dir()
+        if self._initial is not None and self.path.exists():
+            raise StoreExists(f"{self.path}: there is a store already")
         if not self.path.exists():
             if not self._create:
                 raise MissingStore(f"{self.path}: no store")
-            # Created by renaming a synced header into place, so no crash leaves a log without
-            # a complete header (which `decode_header` would rightly call corrupt).
-            self._install(encode_header(self.identity))
+            # Created by renaming a synced header and its first records into place, so no
+            # crash leaves a log without them (see the module docstring, "Creation").
+            self._install(encode_header(self.identity) + (self._initial or b""), creating=True)
         with open(self.path, "rb") as file:
             image = file.read()
         replayed = replay(image, self.identity, str(self.path))
@@ -115,18 +129,26 @@ class FileLog:
     def _tmp_path(self) -> Path:
         return self.path.with_name(LOG_NAME + TMP_SUFFIX)
 
-    def _install(self, image: bytes) -> None:
+    def _install(self, image: bytes, *, creating: bool = False) -> None:
         """Atomically replace the log with `image`: write a temp file, sync, rename, sync dir."""
         tmp = self._tmp_path()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             write_all(fd, image)
+            if creating:
+                crash_point("new log: temporary file written, not synced")
             if self._fsync:
                 os.fsync(fd)  # a new file: its size and allocation must be durable too
         finally:
             os.close(fd)
+        if creating:
+            crash_point("new log: temporary file synced, not renamed")
         os.replace(tmp, self.path)
+        if creating:
+            crash_point("new log: renamed into place, directory not synced")
         self._sync_dir()
+        if creating:
+            crash_point("new log: directory synced")
 
     def _sync_dir(self) -> None:
         if self._fsync:

@@ -24,6 +24,18 @@ LOG_NAME: Final = "paxos.log"
 SQLITE_NAME: Final = "paxos.sqlite"
 LOCK_NAME: Final = "LOCK"
 BACKEND_FILES: Final = {"file": LOG_NAME, "sqlite": SQLITE_NAME}
+# A store is made under this suffix and renamed into place once it is whole.
+TMP_SUFFIX: Final = ".tmp"
+# Every file a store of either backend may leave in its directory (LOCK aside).
+STORE_FILES: Final = (
+    LOG_NAME,
+    LOG_NAME + TMP_SUFFIX,
+    SQLITE_NAME,
+    f"{SQLITE_NAME}-wal",
+    f"{SQLITE_NAME}-shm",
+    SQLITE_NAME + TMP_SUFFIX,
+    f"{SQLITE_NAME}{TMP_SUFFIX}-journal",
+)
 
 
 def datasync(fd: int) -> None:
@@ -77,6 +89,21 @@ def check_backend(directory: Path, backend: str) -> None:
             raise BackendMismatch(
                 f"{directory}: holds a {other!r} store ({name}); refusing to open it as {backend!r}"
             )
+
+
+def lock_held(directory: Path) -> bool:
+    """Whether another process holds the directory's lock now (a node runs on it)."""
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock if this call took it
+    return False
 
 
 def lock_dir(directory: Path) -> int:

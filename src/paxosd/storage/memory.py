@@ -37,10 +37,16 @@ class MemoryLog:
         *,
         image: bytes | bytearray | None = None,
         policy: CompactionPolicy | None = None,
+        initial: Sequence[Record] = (),
     ) -> None:
+        """`initial`: the records a NEW disk starts with (as `FileLog` creates a log holding
+        them from its first appearance); only without `image`."""
+        assert image is None or not initial, "an existing disk is not created again"
         self.identity = identity
         self.policy = policy or CompactionPolicy()
-        self.disk = bytearray(encode_header(identity) if image is None else image)
+        if image is None:
+            image = encode_header(identity) + b"".join(encode_frame(r) for r in initial)
+        self.disk = bytearray(image)
         self._pending: list[bytes] = []
         self._state = LogState()
         self._header_bytes = 0

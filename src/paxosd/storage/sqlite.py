@@ -3,7 +3,8 @@
 Theory of operation. The data directory holds `paxos.sqlite` (plus SQLite's `-wal`/`-shm`) and
 the `LOCK` file. The tables hold the *folded* state (`state.LogState`), not a record history:
 
-    meta(key PRIMARY KEY, value, crc)           identity, promised [round, node], rebuilding [0|1]
+    meta(key PRIMARY KEY, value, crc)           identity, promised [round, node], rebuilding [0|1],
+                                                configuration [epoch, [voters], [learners]]
     log(slot PRIMARY KEY, ballot_round, ballot_node, batch, crc)   batch: msgpack list of bytes
     snapshot(slot PRIMARY KEY, data, crc)       at most one row, the latest snapshot
 
@@ -12,6 +13,12 @@ new promise, rebuilding flag or snapshot); `sync` applies the delta in ONE trans
 (`executemany` upserts, a snapshot deletes the rows it covers) and commits, which in WAL mode
 with synchronous=FULL appends to the WAL and fsyncs it once. SQLite's own recovery makes each
 commit all-or-nothing across a crash, so there is no torn tail to repair here.
+
+Creation. A new database appears whole or not at all: it is made as `paxos.sqlite.tmp` (a
+rollback journal, so the file is complete by itself), its schema, identity and first records
+(the `Configured` membership and, for a rebuilding member, `Rebuilding(True)`) committed in
+ONE transaction, the file fsynced, renamed into place and the directory fsynced. An empty
+database named `paxos.sqlite` is therefore never a store: it is refused as missing.
 
 Every row carries a CRC32 of its content, verified on load: SQLite checks its page structure
 (optionally, `integrity_check=True`) but not the bytes in a blob, and a flipped bit in a
@@ -35,7 +42,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from paxosd.core.multi.records import Accepted, Promised, Rebuilding, Record, Snapshot
+from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.records import (
+    Accepted,
+    Batch,
+    Configured,
+    Promised,
+    Rebuilding,
+    Record,
+    Snapshot,
+)
 from paxosd.core.types import Ballot
 
 from .codec import (
@@ -43,16 +59,26 @@ from .codec import (
     BadPayload,
     check_record,
     check_size,
+    configuration_fields,
     decode_batch,
+    decode_configuration,
     encode_batch,
     encode_header,
     int_max,
     pack,
     unpack,
 )
-from .errors import CorruptLog, ForeignDataDir, MissingStore, StoreClosed, StoreFailed
-from .fsutil import SQLITE_NAME, check_backend, ensure_dir, fsync_dir, lock_dir
-from .state import Recovered
+from .crashpoints import crash_point
+from .errors import (
+    CorruptLog,
+    ForeignDataDir,
+    MissingStore,
+    StoreClosed,
+    StoreExists,
+    StoreFailed,
+)
+from .fsutil import SQLITE_NAME, TMP_SUFFIX, check_backend, ensure_dir, fsync_dir, lock_dir
+from .state import Recovered, fold
 
 # "PXOS": marks the file as a paxosd store (SQLite's PRAGMA application_id).
 APPLICATION_ID: Final = 0x50584F53
@@ -88,6 +114,42 @@ def _snapshot_crc(slot: int, data: bytes) -> int:
     return zlib.crc32(data, zlib.crc32(_INT1.pack(slot)))
 
 
+def _log_row(slot: int, ballot: Ballot, batch: Batch) -> LogRow:
+    blob = encode_batch(batch)
+    return (slot, ballot.round, ballot.node, blob, _log_crc(slot, ballot.round, ballot.node, blob))
+
+
+def _store(
+    db: sqlite3.Connection,
+    *,
+    snapshot: Snapshot | None,
+    rows: list[LogRow],
+    promised: Ballot | None,
+    rebuilding: bool | None,
+    configuration: Configuration | None,
+) -> None:
+    """Write a delta of the folded state, inside the caller's transaction."""
+    if snapshot is not None:
+        db.execute("DELETE FROM snapshot")
+        db.execute(
+            "INSERT INTO snapshot VALUES (?, ?, ?)",
+            (snapshot.slot, snapshot.data, _snapshot_crc(snapshot.slot, snapshot.data)),
+        )
+        db.execute("DELETE FROM log WHERE slot <= ?", (snapshot.slot,))
+    if rows:
+        db.executemany(_UPSERT_LOG, rows)
+    for key, value in (
+        ("promised", None if promised is None else pack((promised.round, promised.node))),
+        ("rebuilding", None if rebuilding is None else pack((int(rebuilding),))),
+        (
+            "configuration",
+            None if configuration is None else pack(configuration_fields(configuration)),
+        ),
+    ):
+        if value is not None:
+            db.execute(_UPSERT_META, (key, value, _meta_crc(key, value)))
+
+
 class SqliteLog:
     """A SQLite database in `directory`, owned by the node called `identity`."""
 
@@ -99,11 +161,14 @@ class SqliteLog:
         create: bool = True,
         fsync: bool = True,
         integrity_check: bool = False,
+        initial: Sequence[Record] | None = None,
     ) -> None:
-        """Open (or create) the database and check it is ours. `fsync=False` (synchronous=OFF)
-        is for tests only. `integrity_check=True` runs PRAGMA integrity_check on open (it reads
-        the whole database). Raises `CorruptLog`, `ForeignDataDir`, `BackendMismatch`,
-        `DataDirLocked`, `InvalidRecord` (bad identity)."""
+        """Open (or create) the database and check it is ours. With `initial`, make a NEW one
+        that holds exactly those records from its first appearance (`StoreExists` if there is
+        one). `fsync=False` (synchronous=OFF) is for tests only. `integrity_check=True` runs
+        PRAGMA integrity_check on open (it reads the whole database). Raises `CorruptLog`,
+        `ForeignDataDir`, `BackendMismatch`, `DataDirLocked`, `InvalidRecord` (a bad identity
+        or initial record)."""
         self.directory = Path(directory)
         self.path = self.directory / SQLITE_NAME
         self.identity = identity
@@ -117,13 +182,16 @@ class SqliteLog:
         self._new_promised: Ballot | None = None
         self._new_rebuilding: bool | None = None
         self._new_snapshot: Snapshot | None = None
+        self._new_configuration: Configuration | None = None
         encode_header(identity)  # validates the identity exactly as the file backend does
-        ensure_dir(self.directory, create, fsync)
+        for record in initial or ():
+            check_record(record)  # before anything touches the disk
+        ensure_dir(self.directory, create or initial is not None, fsync)
         check_backend(self.directory, "sqlite")
         self._lock_fd = lock_dir(self.directory)
         self._db: sqlite3.Connection | None = None
         try:
-            self._open(create, integrity_check)
+            self._open(create or initial is not None, integrity_check, initial)
         except sqlite3.DatabaseError as exc:
             self._release()
             if isinstance(exc, sqlite3.OperationalError):
@@ -135,11 +203,15 @@ class SqliteLog:
 
     # -- opening -------------------------------------------------------------------------------
 
-    def _open(self, create: bool, integrity_check: bool) -> None:
+    def _open(self, create: bool, integrity_check: bool, initial: Sequence[Record] | None) -> None:
         where = str(self.path)
-        fresh = not self.path.exists()
-        if fresh and not create:
-            raise MissingStore(f"{where}: no store")
+        self._remove_leftovers()
+        if initial is not None and self.path.exists():
+            raise StoreExists(f"{where}: there is a store already")
+        if not self.path.exists():
+            if not create:
+                raise MissingStore(f"{where}: no store")
+            self._create(initial or ())
         # isolation_level=None: no implicit transactions; sync() issues BEGIN/COMMIT itself.
         # check_same_thread=False: a driver may sync from a worker thread (one at a time).
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -154,7 +226,10 @@ class SqliteLog:
             tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables:
                 raise CorruptLog(-1, "a SQLite database, but not a paxosd store", where)
-            self._initialize(db)
+            # Stores are made whole under another name and renamed into place; an empty
+            # database here is not one (and opening it as a fresh store could make a member
+            # forget its promises).
+            raise MissingStore(f"{where}: an empty database, not a store")
         elif application_id != APPLICATION_ID:
             raise CorruptLog(-1, f"foreign SQLite application_id {application_id:#x}", where)
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -175,19 +250,63 @@ class SqliteLog:
         recovered = self._read()
         self._promised = recovered.promised
         self._rebuilding = recovered.rebuilding
+        self._configuration = recovered.configuration
         self._snapshot_slot = None if recovered.snapshot is None else recovered.snapshot.slot
 
-    def _initialize(self, db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        for statement in _SCHEMA:
-            db.execute(statement)
-        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-        db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
-        db.execute(_UPSERT_META, ("identity", self.identity, _meta_crc("identity", self.identity)))
-        db.execute("COMMIT")
+    def _create(self, initial: Sequence[Record]) -> None:
+        """Make the database under a temporary name, complete with its first records, and
+        rename it into place (see the module docstring, "Creation")."""
+        tmp = self.directory / (SQLITE_NAME + TMP_SUFFIX)
+        self._remove_leftovers()
+        recovered = fold(initial)
+        # A rollback journal while it is made: the file is then whole by itself when renamed
+        # (nothing of it waits in a WAL); the store switches to WAL when it is opened.
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=DELETE")
+            db.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'OFF'}")
+            crash_point("new database: temporary file opened, nothing committed")
+            db.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+            identity = self.identity
+            db.execute(_UPSERT_META, ("identity", identity, _meta_crc("identity", identity)))
+            _store(
+                db,
+                snapshot=recovered.snapshot,
+                rows=[_log_row(slot, *entry) for slot, entry in recovered.accepted.items()],
+                promised=recovered.promised,
+                rebuilding=recovered.rebuilding or None,
+                configuration=recovered.configuration,
+            )
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        crash_point("new database: committed in the temporary file, not renamed")
         if self._fsync:
-            fsync_dir(self.directory)  # the new database file and its WAL are durable by name
-            self._dir_synced = True
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, self.path)
+        crash_point("new database: renamed into place, directory not synced")
+        if self._fsync:
+            fsync_dir(self.directory)
+        crash_point("new database: directory synced")
+
+    def _remove_leftovers(self) -> None:
+        """An interrupted creation's temporary database (and its journal): never a store."""
+        removed = False
+        for name in (SQLITE_NAME + TMP_SUFFIX, f"{SQLITE_NAME}{TMP_SUFFIX}-journal"):
+            path = self.directory / name
+            if path.exists():
+                path.unlink()
+                removed = True
+        if removed and self._fsync:
+            fsync_dir(self.directory)
 
     # -- the LogStore contract ----------------------------------------------------------------
 
@@ -199,10 +318,7 @@ class SqliteLog:
         rows: list[tuple[int, LogRow]] = []
         for record in records:
             if type(record) is Accepted:
-                blob = encode_batch(record.batch)
-                ballot = record.ballot
-                crc = _log_crc(record.slot, ballot.round, ballot.node, blob)
-                rows.append((record.slot, (record.slot, ballot.round, ballot.node, blob, crc)))
+                rows.append((record.slot, _log_row(record.slot, record.ballot, record.batch)))
             elif type(record) is Snapshot:
                 check_size(len(record.data))
         # Validation and encoding done: nothing below can fail, so the fold is all or none.
@@ -224,6 +340,12 @@ class SqliteLog:
                 self._new_snapshot = record
                 for slot in [s for s in self._dirty if s <= record.slot]:
                     del self._dirty[slot]
+            elif type(record) is Configured:
+                configuration = record.configuration
+                if self._configuration is None or (
+                    configuration.epoch >= self._configuration.epoch
+                ):
+                    self._configuration = self._new_configuration = configuration
 
     def sync(self) -> None:
         """Commit the pending delta in one transaction (one WAL fsync). Durable on return."""
@@ -233,28 +355,21 @@ class SqliteLog:
             or self._new_promised
             or self._new_rebuilding is not None
             or self._new_snapshot
+            or self._new_configuration
         ):
             return
         db = self._db
         assert db is not None
         try:
             db.execute("BEGIN IMMEDIATE")
-            snapshot = self._new_snapshot
-            if snapshot is not None:
-                db.execute("DELETE FROM snapshot")
-                db.execute(
-                    "INSERT INTO snapshot VALUES (?, ?, ?)",
-                    (snapshot.slot, snapshot.data, _snapshot_crc(snapshot.slot, snapshot.data)),
-                )
-                db.execute("DELETE FROM log WHERE slot <= ?", (snapshot.slot,))
-            if self._dirty:
-                db.executemany(_UPSERT_LOG, self._dirty.values())
-            if self._new_promised is not None:
-                value = pack((self._new_promised.round, self._new_promised.node))
-                db.execute(_UPSERT_META, ("promised", value, _meta_crc("promised", value)))
-            if self._new_rebuilding is not None:
-                value = pack((int(self._new_rebuilding),))
-                db.execute(_UPSERT_META, ("rebuilding", value, _meta_crc("rebuilding", value)))
+            _store(
+                db,
+                snapshot=self._new_snapshot,
+                rows=list(self._dirty.values()),
+                promised=self._new_promised,
+                rebuilding=self._new_rebuilding,
+                configuration=self._new_configuration,
+            )
             db.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             self._failed = exc
@@ -264,6 +379,7 @@ class SqliteLog:
             raise StoreFailed(f"{self.path}: commit failed: {exc}") from exc
         self._dirty.clear()
         self._new_promised = self._new_rebuilding = self._new_snapshot = None
+        self._new_configuration = None
         self.fsyncs += 1
         if self._fsync and not self._dir_synced:
             # SQLite may have (re)created the WAL on this first commit since open; make its
@@ -299,6 +415,7 @@ class SqliteLog:
         """Drop the pending delta and release everything without committing: a crash, for tests."""
         self._dirty.clear()
         self._new_promised = self._new_rebuilding = self._new_snapshot = None
+        self._new_configuration = None
         self._release()
 
     def __enter__(self) -> SqliteLog:
@@ -343,6 +460,7 @@ class SqliteLog:
         try:
             promised_raw = self._meta_ints(db, "promised", 2)
             rebuilding_raw = self._meta_ints(db, "rebuilding", 1)
+            configuration = self._meta_configuration(db)
             snapshot: Snapshot | None = None
             for slot, data, crc in db.execute(
                 "SELECT slot, data, crc FROM snapshot ORDER BY slot DESC LIMIT 1"
@@ -391,7 +509,20 @@ class SqliteLog:
             accepted=accepted,
             rebuilding=rebuilding_raw is not None and rebuilding_raw[0] == 1,
             snapshot=snapshot,
+            configuration=configuration,
         )
+
+    def _meta_configuration(self, db: sqlite3.Connection) -> Configuration | None:
+        value = self._meta(db, "configuration")
+        if value is None:
+            return None
+        try:
+            raw: Any = unpack(value)
+            if type(raw) is not list or len(raw) != 3:
+                raise BadPayload("not [epoch, voters, learners]")
+            return decode_configuration(raw[0], raw[1], raw[2])
+        except BadPayload as exc:
+            raise CorruptLog(-1, f"meta 'configuration': {exc}", f"{self.path} meta") from None
 
     # -- internals -----------------------------------------------------------------------------
 

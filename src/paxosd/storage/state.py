@@ -15,6 +15,8 @@ keeping its tables equal to its result):
   every `Accepted` at or below its slot. A snapshot with a lower slot than the current one is
   ignored rather than obeyed: obeying it would resurrect nothing and lose the snapshot that
   covers the slots whose entries are already gone.
+- `Configured`: keep the configuration of the highest epoch (the latest written among equals).
+  One of a lower epoch is ignored: membership only moves forward, through the log.
 
 `LogState` also counts the bytes of the frames that make up the current state (`live_bytes`),
 which the log backends compare with their file size to decide when to compact.
@@ -26,7 +28,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from paxosd.core.multi.records import Accepted, Batch, Promised, Rebuilding, Record, Snapshot
+from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.records import (
+    Accepted,
+    Batch,
+    Configured,
+    Promised,
+    Rebuilding,
+    Record,
+    Snapshot,
+)
 from paxosd.core.types import Ballot
 
 
@@ -40,6 +51,9 @@ class Recovered:
     # The node lost its state and is rebuilding it from its peers: it must not vote yet.
     rebuilding: bool = False
     snapshot: Snapshot | None = None
+    # The membership the store belongs to; None only in a store made before stores recorded
+    # it (see runtime/datadir.py, "Stores without a configuration").
+    configuration: Configuration | None = None
     # Bytes of a torn tail (a crash mid-append) cut off when the store was opened.
     repaired_tail_bytes: int = 0
 
@@ -50,6 +64,8 @@ class Recovered:
     def records(self) -> list[Record]:
         """The same state as a minimal record list, in an order that replays to it."""
         out: list[Record] = []
+        if self.configuration is not None:
+            out.append(Configured(self.configuration))
         if self.rebuilding:
             out.append(Rebuilding(True))
         if self.snapshot is not None:
@@ -91,11 +107,13 @@ class LogState:
 
     __slots__ = (
         "_accepted_bytes",
+        "_configured_bytes",
         "_promised_bytes",
         "_rebuilding_bytes",
         "_slot_bytes",
         "_snapshot_bytes",
         "accepted",
+        "configuration",
         "promised",
         "rebuilding",
         "snapshot",
@@ -106,6 +124,8 @@ class LogState:
         self.accepted: dict[int, tuple[Ballot, Batch]] = {}
         self.rebuilding = False
         self.snapshot: Snapshot | None = None
+        self.configuration: Configuration | None = None
+        self._configured_bytes = 0
         self._promised_bytes = 0
         self._rebuilding_bytes = 0
         self._snapshot_bytes = 0
@@ -124,6 +144,7 @@ class LogState:
             + self._rebuilding_bytes
             + self._snapshot_bytes
             + self._accepted_bytes
+            + self._configured_bytes
         )
 
     def apply(self, record: Record, frame_bytes: int = 0) -> None:
@@ -156,6 +177,12 @@ class LogState:
             for slot in covered:
                 del self.accepted[slot]
                 self._accepted_bytes -= self._slot_bytes.pop(slot, 0)
+        elif kind is Configured:
+            assert isinstance(record, Configured)
+            configuration = record.configuration
+            if self.configuration is None or configuration.epoch >= self.configuration.epoch:
+                self.configuration = configuration
+                self._configured_bytes = frame_bytes
         else:
             raise TypeError(f"not a storage record: {kind.__name__}")
 
@@ -166,6 +193,7 @@ class LogState:
             accepted=dict(self.accepted),
             rebuilding=self.rebuilding,
             snapshot=self.snapshot,
+            configuration=self.configuration,
             repaired_tail_bytes=repaired_tail_bytes,
         )
 

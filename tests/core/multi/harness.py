@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from paxosd.core.multi.config import EngineConfig
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.ready import Applied, ReadDone, Ready, Role
-from paxosd.core.multi.records import Record
+from paxosd.core.multi.records import Configured, Record
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope
 from paxosd.service import Put, Request, StateMachine, encode
@@ -28,7 +29,11 @@ class Net:
         self.config = config or EngineConfig()
         self.members = tuple(range(1, nodes + 1))
         self.rng = random.Random(seed)
-        self.disks: dict[int, list[Record]] = {n: [] for n in self.members}
+        self.configuration = Configuration(self.members)
+        # Stores as `paxosd init` makes them: holding the membership they belong to.
+        self.disks: dict[int, list[Record]] = {
+            n: [Configured(self.configuration)] for n in self.members
+        }
         self.replicas = {n: self._make(n) for n in self.members}
         self.inbox: list[Envelope] = []
         self.applied: dict[int, list[Applied]] = {n: [] for n in self.members}
@@ -37,8 +42,8 @@ class Net:
 
     def _make(self, node: int) -> Replica:
         return Replica(
-            node, self.members, self.rng, self.config, StateMachine(), StateMachine.restore,
-            list(self.disks[node]),
+            node, self.configuration, self.rng, self.config, StateMachine(),
+            StateMachine.restore, list(self.disks[node]),
         )  # fmt: skip
 
     def call(self, node: int, action: Callable[[Replica], Any]) -> Any:

@@ -6,9 +6,16 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paxosd.core.multi.messages import Accept, Prepare, StateQuery, StateReport
-from paxosd.core.multi.ready import Role
-from paxosd.core.multi.records import Rebuilding
+from paxosd.core.multi.messages import (
+    Accept,
+    Prepare,
+    PreVote,
+    PreVoteReply,
+    StateQuery,
+    StateReport,
+)
+from paxosd.core.multi.ready import RebuildWait, Role
+from paxosd.core.multi.records import Configured, Rebuilding
 from paxosd.core.types import (
     Ballot,
     Envelope,
@@ -112,7 +119,8 @@ def _wipe(net: Net, node: int, rebuilding: bool = True) -> None:
     """The node's disk is gone; the operator restarts it on a new store (marked rebuilding
     by `paxosd node --reinitialize`, unless `rebuilding` is False: the planted bug)."""
     net.crash(node)
-    net.disks[node] = [Rebuilding(True)] if rebuilding else []
+    made = [Configured(net.configuration)]
+    net.disks[node] = [*made, Rebuilding(True)] if rebuilding else made
     net.restart(node)
 
 
@@ -190,7 +198,40 @@ def test_a_rebuilding_nodes_report_does_not_count() -> None:
     (report,) = [e.msg for e in ready.send_after_sync]
     assert report == StateReport(whole=False, promised=None, accepted=(), snapshot_slot=0)
     net.step(2, Envelope(3, 2, report))
-    assert net.replicas[2].rebuild is not None and 3 not in net.replicas[2].rebuild.reports
+    rebuilding = net.replicas[2].rebuilding
+    assert rebuilding is not None and 3 not in rebuilding.reports
+
+
+def test_a_rebuild_says_whom_it_waits_for_and_why() -> None:
+    """An operator must be able to see why a rebuild stalls: a peer that never answered (down
+    or unreachable) is told from one that answered that it is rebuilding too."""
+    net = Net(nodes=5)
+    net.elect(1)
+    _wipe(net, 2)
+    _wipe(net, 3)
+    net.crash(4)
+    status = net.replicas[2].status()
+    assert status.role is Role.REBUILDING and status.rebuilding
+    assert status.rebuild_waiting_for == tuple((n, RebuildWait.NO_ANSWER) for n in (1, 3, 4, 5))
+    for _ in range(10):
+        for node in (1, 2, 3, 5):
+            net.call(node, lambda r: r.tick())
+        net.deliver_all()
+    assert net.replicas[2].status().rebuild_waiting_for == (
+        (3, RebuildWait.REBUILDING),
+        (4, RebuildWait.NO_ANSWER),
+    )
+    assert net.replicas[2].status().to_json()["rebuild_waiting_for"] == {
+        "3": "rebuilding",
+        "4": "no_answer",
+    }
+    # A rebuilding node does not vote: no answer to a Prepare, a refused PreVote.
+    ready = net.step(2, Envelope(5, 2, Prepare(ballot=Ballot(9, 5), from_slot=1)))
+    assert ready.send_after_sync == () and ready.records == ()
+    ready = net.step(2, Envelope(5, 2, PreVote(ballot=Ballot(9, 5))))
+    assert [e.msg for e in ready.send_after_sync] == [
+        PreVoteReply(ballot=Ballot(9, 5), granted=False)
+    ]
 
 
 def test_a_rebuilt_node_promises_at_least_what_any_peer_promised() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from paxosd.core.multi.ready import ReadDone, Ready
-from paxosd.core.multi.records import Rebuilding
+from paxosd.core.multi.records import Configured, Rebuilding
 from paxosd.core.types import Envelope, describe
 from paxosd.service import Get, Request, decode
 
@@ -122,14 +122,15 @@ def run_command(net: TracedNet, line: str) -> None:
     elif verb == "wipe":
         node = int(args[0])
         net.crash(node)
-        net.disks[node] = [Rebuilding(True)]
+        net.disks[node] = [Configured(net.configuration), Rebuilding(True)]
         net.restart(node)
     elif verb == "status":
         status = net.replicas[int(args[0])].status()
         net.out.append(
             f"n{status.node_id} {status.role.value} leader={status.leader} "
             f"ballot={status.ballot} promised={status.promised} chosen={status.chosen_upto} "
-            f"applied={status.applied} rebuilding={status.rebuilding}"
+            f"applied={status.applied}"
+            + "".join(f" waits for n{p}: {why.value}" for p, why in status.rebuild_waiting_for)
         )
     else:
         raise ValueError(f"unknown command {line!r}")

@@ -15,7 +15,7 @@ majority for the other value, and the nodes change their minds, breaking Agreeme
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -148,3 +148,12 @@ class MajorityNode(LessonCore):
 
     def state_key(self) -> Hashable:
         return (self.vote, self.votes, self.decided, self.quiet_ticks)
+
+    @staticmethod
+    def rename_nodes(value: Any, nodes: Mapping[NodeId, NodeId]) -> Any:
+        """`value` (a state key, a message or a durable record) with node ids renamed, for
+        the explorer's symmetry reduction: only the tally names nodes (who voted what)."""
+        if not isinstance(value, tuple) or len(value) != 4:
+            return value
+        vote, votes, decided, quiet_ticks = value
+        return (vote, frozenset((nodes.get(n, n), v) for n, v in votes), decided, quiet_ticks)

@@ -53,7 +53,7 @@ class AcceptorLog:
 
     def adopt(self, slot: int, ballot: Ballot, batch: Batch) -> list[Record]:
         """Take a peer's acceptance as this acceptor's own (rebuilding a lost store, see
-        replica.py "Amnesia"): kept only if higher than what is here for the slot."""
+        rebuild.py): kept only if higher than what is here for the slot."""
         assert self.promised is not None and ballot <= self.promised
         current = self.entries.get(slot)
         if slot <= self.snapshot_slot or (current is not None and current[0] >= ballot):

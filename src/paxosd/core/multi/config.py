@@ -13,6 +13,7 @@ from dataclasses import dataclass
 CORE_VARIANTS = {
     "correct": "Multi-Paxos as designed",
     "unconfirmed-reads": "the leader answers reads without confirming it still leads",
+    "members-unchecked": "a replica runs with the members it is given, not its store's",
 }
 
 

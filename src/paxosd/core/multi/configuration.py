@@ -69,9 +69,26 @@ class Configuration:
         """Every voter but `node` (whose promises and acceptances count)."""
         return tuple(m for m in self.voters if m != node)
 
+    def same_members(self, other: Configuration) -> bool:
+        """Whether `other` has the same voters and learners (whatever its epoch)."""
+        return (self.voters, self.learners) == (other.voters, other.learners)
+
     def describe(self) -> str:
         """For operators: 'voters 1,2,3' or 'voters 1,2,3; learners 4'."""
         text = "voters " + ",".join(map(str, self.voters))
         if self.learners:
             text += "; learners " + ",".join(map(str, self.learners))
         return text
+
+
+class ConfigurationMismatch(Exception):
+    """A replica was started with other members than its store was made for: it refuses to
+    run (a member list changed by hand could make two majorities that share no node)."""
+
+    def __init__(self, node: NodeId, stored: Configuration, given: Configuration) -> None:
+        self.node, self.stored, self.given = node, stored, given
+        super().__init__(
+            f"node {node}'s store belongs to {stored.describe()} (epoch {stored.epoch}), but "
+            f"it was started with {given.describe()}: membership changes only through the "
+            f"log; start it with the members its store was made for"
+        )

@@ -9,10 +9,10 @@ leading takes a `Leadership`, whose ballot is never missing.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
 from paxosd.core.multi.messages import Promise
+from paxosd.core.multi.queue import CommandQueue
 from paxosd.core.multi.read_index import ReadIndex
 from paxosd.core.multi.records import Batch
 from paxosd.core.types import Ballot, NodeId
@@ -50,11 +50,11 @@ class Leadership:
     ballot: Ballot
     next_slot: int
     read_index: ReadIndex
+    queue: CommandQueue  # client commands waiting for a slot
+    # Voting peer -> ticks since its last reply: a leader that hears from no quorum steps down.
+    heard: dict[NodeId, int]
     # Reads wait until every slot a predecessor may have chosen (up to here) is chosen again.
     recovered_upto: int = 0
-    queue: deque[bytes] = field(default_factory=deque)
-    queue_bytes: int = 0
     inflight: dict[int, Inflight] = field(default_factory=dict)
     heartbeat_ticks_left: int = 0
     commit_sent: int = 0  # the chosen point followers were last told of
-    heard: dict[NodeId, int] = field(default_factory=dict)  # peer -> ticks since its last reply

@@ -44,13 +44,14 @@ class Machine(Protocol):
         ...
 
     @property
-    def now_ms(self) -> int:
-        """Log time: the latest time command applied (lock leases are measured in it)."""
+    def log_time_ms(self) -> int:
+        """Log time: the latest time the leader stamped on a batch this machine applied."""
         ...
 
     @property
-    def leases_may_be_live(self) -> bool:
-        """Whether some lease may still be live: then log time must keep moving."""
+    def wants_log_time(self) -> bool:
+        """Whether log time must keep moving while no commands arrive (something in the
+        state, such as a lease, expires in it): then the idle leader proposes time."""
         ...
 
 

@@ -5,9 +5,10 @@ as its read index. It may be answered once (1) a quorum has acknowledged a heart
 leader started AFTER the read arrived, which proves no higher ballot was promised meanwhile (a
 deposed leader cannot get that quorum), and (2) the state machine has applied the read index.
 No clocks and no leases are involved. Rounds are numbered; each peer's Ack names the latest
-round it answered, and the confirmed round is the highest one a quorum (the leader included)
-has answered. A follower's read travels as ReadIndex: the leader confirms it the same way and
-answers with the index, and the follower waits until it has applied that far itself.
+round it answered, and the confirmed round is the highest one that a quorum of the
+configuration's voters (the leader included) has answered. A follower's read travels as
+ReadIndex: the leader confirms it the same way and answers with the index, and the follower
+waits until it has applied that far itself.
 
 This object lives only while its node leads: a leader that steps down drops it, and every
 read waiting in it is refused (the client asks again, wherever the leader now is).
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paxosd.core.quorum import Majority
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.types import NodeId
 
 
@@ -33,10 +34,12 @@ ReadKey = int | RemoteRead  # a local read id, or a follower's
 
 
 class ReadIndex:
-    def __init__(self, quorum: Majority, peers: tuple[NodeId, ...]) -> None:
-        self.quorum = quorum
+    def __init__(self, configuration: Configuration, node_id: NodeId) -> None:
+        self.quorum = configuration.quorum
+        self.node_id = node_id
         self.round = 0  # the latest heartbeat round started
-        self.acked: dict[NodeId, int] = dict.fromkeys(peers, 0)
+        # The latest round each voting peer acknowledged (a learner's Ack proves nothing).
+        self.acked: dict[NodeId, int] = dict.fromkeys(configuration.voting_peers_of(node_id), 0)
         self.outstanding = False  # a round was started and is not confirmed yet
         self.pending: list[tuple[ReadKey, int, int]] = []  # (read, read index, round needed)
 
@@ -53,13 +56,18 @@ class ReadIndex:
         return self.round
 
     def ack(self, peer: NodeId, round_: int) -> None:
-        if round_ > self.acked.get(peer, 0):
-            self.acked[peer] = round_
+        acked = self.acked
+        if peer in acked and round_ > acked[peer]:
+            acked[peer] = round_
 
     def confirmed_round(self) -> int:
         """The latest round acknowledged by a quorum (this node acks its own rounds)."""
-        rounds = sorted([self.round, *self.acked.values()], reverse=True)
-        return rounds[self.quorum.size - 1]
+        acked = self.acked
+        for round_ in sorted({self.round, *acked.values()}, reverse=True):
+            ackers = [self.node_id, *(peer for peer, r in acked.items() if r >= round_)]
+            if self.quorum.is_phase2_quorum(ackers):
+                return round_
+        return 0
 
     def settle(self) -> int:
         """Note whether the latest round is confirmed; the confirmed round."""

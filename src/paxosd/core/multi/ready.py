@@ -34,9 +34,20 @@ from paxosd.core.types import Ballot, Envelope, NodeId
 
 
 class Role(enum.Enum):
+    """What a replica is doing; each role handles messages its own way (replica.py)."""
+
     FOLLOWER = "follower"
     CANDIDATE = "candidate"
     LEADER = "leader"
+    # Lost its durable state: learns from its peers, never votes, until it has rebuilt it.
+    REBUILDING = "rebuilding"
+
+
+class RebuildWait(enum.Enum):
+    """Why a rebuilding replica still waits for a peer's report (rebuild.py)."""
+
+    NO_ANSWER = "no_answer"  # it has not answered yet (down, unreachable, or slow)
+    REBUILDING = "rebuilding"  # it answered that it is rebuilding too: it cannot vouch
 
 
 class Proposal(enum.Enum):
@@ -98,6 +109,19 @@ def note(event: str, **fields: Any) -> Note:
     return Note(event, tuple(fields.items()))
 
 
+def _has_work(output: Ready | Outbox) -> bool:
+    """Whether there is anything to carry out: the one list of `Ready`'s work fields (all
+    but `commit`), shared by `Ready` and `Outbox` so that the two cannot drift apart."""
+    return bool(
+        output.records
+        or output.send_now
+        or output.send_after_sync
+        or output.applied
+        or output.reads
+        or output.notes
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Ready:
     """Everything one turn of the replica produced; see the module docstring for the order."""
@@ -117,14 +141,45 @@ class Ready:
     # Accepts may tell followers everything up to it.
     commit: int
 
-    def __bool__(self) -> bool:
-        return bool(
-            self.records
-            or self.send_now
-            or self.send_after_sync
-            or self.applied
-            or self.reads
-            or self.notes
+    __bool__ = _has_work
+
+
+class Outbox:
+    """What a replica's inputs produced since its last `ready()`: the same fields as `Ready`,
+    as lists to add to, and the one way every handler sends, persists and notes."""
+
+    __slots__ = ("applied", "node_id", "notes", "reads", "records", "send_after_sync", "send_now")
+
+    def __init__(self, node_id: NodeId) -> None:
+        self.node_id = node_id
+        self.records: list[Record] = []
+        self.send_now: list[Envelope] = []
+        self.send_after_sync: list[Envelope] = []
+        self.applied: list[Applied] = []
+        self.reads: list[ReadDone | ReadRefused] = []
+        self.notes: list[Note] = []
+
+    __bool__ = _has_work
+
+    def send(self, dst: NodeId, msg: Any) -> None:
+        """A message that leaves after this turn's records are durable (ready.py)."""
+        self.send_after_sync.append(Envelope(self.node_id, dst, msg))
+
+    def persist(self, records: list[Record]) -> None:
+        self.records.extend(records)
+
+    def note(self, event: str, **fields: Any) -> None:
+        self.notes.append(Note(event, (("node", self.node_id), *fields.items())))
+
+    def freeze(self, commit: int) -> Ready:
+        return Ready(
+            records=tuple(self.records),
+            send_now=tuple(self.send_now),
+            send_after_sync=tuple(self.send_after_sync),
+            applied=tuple(self.applied),
+            reads=tuple(self.reads),
+            notes=tuple(self.notes),
+            commit=commit,
         )
 
 
@@ -146,13 +201,19 @@ class Status:
     forward_commands: int
     snapshot_slot: int
     elections: int
-    rebuilding: bool
-    log_time_ms: int  # the state machine's log time (lock leases)
-    wants_log_time: bool  # some lease may be live: the leader should keep log time moving
+    log_time_ms: int  # the state machine's log time
+    wants_log_time: bool  # the state machine wants log time to keep moving while idle
+    # While rebuilding: the peers whose reports it still waits for, and why (empty once
+    # every peer reported, and whenever it is not rebuilding).
+    rebuild_waiting_for: tuple[tuple[NodeId, RebuildWait], ...] = ()
 
     @property
     def is_leader(self) -> bool:
         return self.role is Role.LEADER
+
+    @property
+    def rebuilding(self) -> bool:
+        return self.role is Role.REBUILDING
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -168,4 +229,5 @@ class Status:
             "snapshot_slot": self.snapshot_slot,
             "elections": self.elections,
             "rebuilding": self.rebuilding,
+            "rebuild_waiting_for": {str(peer): why.value for peer, why in self.rebuild_waiting_for},
         }

@@ -11,6 +11,11 @@ restart. Each record replaces what an older record of the same kind said:
   `Rebuilding(active=False)` says the rebuild is complete and durable.
 - `Snapshot(slot, data)`: the state machine after applying every slot up to `slot`; it
   supersedes every `Accepted` record for slots up to `slot` and every older snapshot.
+- `Configured(configuration)`: the membership this store belongs to (who votes, who learns,
+  in which epoch). A store is created holding one (`paxosd init`, `paxosd up`,
+  `--reinitialize`), so a node can refuse a config file that names other members than the
+  ones it voted with; later ones come only from the log (a configuration of a higher epoch).
+  The one of the highest epoch wins, the latest written among equals.
 
 A backend must give back, after a crash at any instant, everything that was synced, possibly
 plus some records written but not yet synced, and never a damaged record as if it were whole.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.types import Ballot
 
 Batch = tuple[bytes, ...]
@@ -48,4 +54,9 @@ class Snapshot:
     data: bytes
 
 
-Record = Promised | Accepted | Rebuilding | Snapshot
+@dataclass(frozen=True, slots=True)
+class Configured:
+    configuration: Configuration
+
+
+Record = Promised | Accepted | Rebuilding | Snapshot | Configured

@@ -13,7 +13,7 @@ Planted bugs (`CoreConfig.variant`), each caught by the checkers:
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -287,6 +287,22 @@ class SynodNode(LessonCore):
             self.recovering,
             self.query_timer,
         )
+
+    @staticmethod
+    def rename_nodes(value: Any, nodes: Mapping[NodeId, NodeId]) -> Any:
+        """`value` (a state key, a message or a durable record) with node ids renamed, for
+        the explorer's symmetry reduction. Only nodes that never propose are ever renamed, and
+        they own no ballot, so node ids occur only where an acceptor is named: the promises a
+        proposer collected and the votes a learner counted. Messages and records name none."""
+        if not isinstance(value, tuple) or len(value) != 6:
+            return value
+        acceptor, proposer, learner, decided, recovering, query_timer = value
+        promises = frozenset((nodes.get(a, a), b, v) for a, b, v in proposer.promises)
+        votes = frozenset((b, v, nodes.get(a, a)) for b, v, a in learner.votes)
+        return (
+            acceptor, replace(proposer, promises=promises), LearnerState(votes), decided,
+            recovering, query_timer,
+        )  # fmt: skip
 
     def invariants(self) -> None:
         super().invariants()

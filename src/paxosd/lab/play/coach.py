@@ -1,28 +1,50 @@
 """The explorer as a coach: from the state the learner is looking at, what can still happen?
 
-The coach runs the same breadth-first explorer as `paxosd lab check --explore`, from the
-session's current state, with the fault budget of the session's configuration less what the
-run has already spent. From the initial state it therefore finds exactly the counterexamples
-`lab check` prints for the same configuration; from a later state, the shortest way to break
-from there. It also labels the state with its valence (the values some continuation still
-decides, the FLP chapter's bivalent and univalent) and looks, among the messages in flight,
-for a critical one: a message whose delivery fixes the outcome, and whose receiver crashing
-instead leaves the cluster stuck forever.
+The coach explores every continuation of the session's current state with the explorer's own
+successor function, under the fault budget of the session's configuration less what the run
+has already spent (so from the initial state it finds exactly the counterexamples `lab check
+--explore` prints for the same configuration; from a later state, the shortest way to break
+from there). It answers with the state's valence (the values some continuation still decides:
+bivalent, univalent, stuck, in the FLP chapter's words), the shortest run to each violation,
+and the critical messages: deliveries that fix the outcome, with what crashing their receiver
+instead would do.
+
+It answers within seconds, whatever the state. The search (`sim.search`) is breadth-first
+with a deadline and a cancel, and it remembers every state of the session's earlier
+questions, so each question starts where the last one left off; interchangeable nodes are
+searched once (`sim.symmetry`). When the whole future does not fit in the time, the answer
+says how far it got: every run of up to N more steps was checked. What it found is certain
+(a violation and its run, a value some run decides, a stuck state whose whole future it saw);
+what it did not reach is "unknown beyond N steps", never "holds", and the fault-tolerance
+line follows the same rule as `lab check`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from paxosd.check.consensus import PROPERTIES
-from paxosd.lab.flp import valences, value_names_of
+from paxosd.lab import algorithms
+from paxosd.lab.check import fault_tolerance
+from paxosd.lab.flp import rename_mask, valences, value_names_of
 from paxosd.lab.play.session import Session, coach_nodes_max
-from paxosd.sim.explorer import Step
+from paxosd.sim.explorer import Control, Explorer, ExState, Step
+from paxosd.sim.search import Progress, Result, Store, search
 
-__all__ = ["Advice", "advise", "coach_states_max"]
+__all__ = ["Advice", "CoachMemory", "advise", "coach_seconds_default", "coach_seconds_max"]
 
-coach_states_max = 250_000  # about a minute of search at worst, on a laptop
+# Limits, units last.
+coach_seconds_default = 3.0  # one answer's search (the page's first answer, and each one)
+coach_seconds_max = 60.0  # "think longer"
+coach_store_states_max = 300_000  # states a session's coach remembers (about 600 MB)
+closed_future_states_max = 5_000  # a successor's future followed in full to judge it critical
+search_share = 0.85  # of an answer's time, for the search; the rest judges what it found
+# Renaming states costs time on every step of the search; it pays for itself only in larger
+# clusters, where it also lets the session remember more (docs/lab.md has the measurements).
+symmetry_nodes_min = 4
 
 
 @dataclass(slots=True)
@@ -44,12 +66,19 @@ class Advice:
     version: int
     states: int
     complete: bool
-    valence: list[str]
-    outlook: str  # decided, univalent, bivalent, stuck, or unknown
+    valence: list[str]  # values some continuation decides (all of them if complete)
+    outlook: str  # decided, univalent, bivalent, stuck, open or unknown
     verdicts: dict[str, dict[str, str]]
+    fault_tolerance: dict[str, str]
+    depth: int = 0  # every run of up to this many more steps was checked
+    stopped: str | None = None  # why the search ended early (time limit, cancelled, ...)
+    elapsed_s: float = 0.0
+    new_states: int = 0  # states met for the first time (the rest were remembered)
     paths: dict[str, list[Step]] = field(default_factory=dict)
+    witnesses: dict[str, int] = field(default_factory=dict)  # value: steps to its decision
     critical: list[Critical] = field(default_factory=list)
     command: str = ""
+    reduced_by: str = ""  # the symmetry used, in words ("" if none)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,9 +86,15 @@ class Advice:
             "version": self.version,
             "states": self.states,
             "complete": self.complete,
+            "depth": self.depth,
+            "stopped": self.stopped,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "new_states": self.new_states,
             "valence": self.valence,
             "outlook": self.outlook,
             "verdicts": self.verdicts,
+            "fault_tolerance": self.fault_tolerance,
+            "witnesses": self.witnesses,
             "paths": {
                 prop: [{"text": step.render(), **step.to_json()} for step in steps]
                 for prop, steps in self.paths.items()
@@ -76,11 +111,44 @@ class Advice:
                 for c in self.critical
             ],
             "command": self.command,
+            "reduced_by": self.reduced_by,
         }
 
 
-def advise(session: Session, states_max: int = coach_states_max) -> Advice:
-    """Explore every continuation of the session's current state (within `states_max`).
+class CoachMemory:
+    """What a session's coach keeps between questions: the explorer (whose cache of core
+    steps it fills), the store of every state met, and the answers that were complete."""
+
+    def __init__(self, session: Session, states_max: int = coach_store_states_max) -> None:
+        budget = replace(session.coach_budget, states_max=states_max, memory_mb_max=None)
+        self.explorer = Explorer(session.factory, budget, session.core_config, session.values)
+        algorithm = algorithms.get(session.config.algorithm)
+        proposers = [self.explorer.proposer_of(i) for i in range(len(session.values))]
+        symmetry = None
+        if session.config.nodes >= symmetry_nodes_min:
+            symmetry = algorithm.symmetry(
+                session.config.variant, session.config.nodes, session.values, proposers
+            )
+        self.store = Store(self.explorer, symmetry, states_max)
+        self.reduced_by = _describe(symmetry, proposers, session.config.nodes)
+        self.answers: dict[tuple[int, int], Advice] = {}
+
+    @property
+    def states(self) -> int:
+        return len(self.store)
+
+
+def advise(
+    session: Session,
+    seconds: float = coach_seconds_default,
+    cancel: Any = None,
+    progress: Callable[[Progress], None] | None = None,
+    memory: CoachMemory | None = None,
+    states_max: int | None = None,
+) -> Advice:
+    """Explore the continuations of the session's current state for up to `seconds` (or until
+    `cancel`, a threading.Event, is set, or `states_max` states), remembering what it met in
+    `memory` (the session's own by default).
 
     ValueError for a cluster too large to explore."""
     if session.config.nodes > coach_nodes_max:
@@ -88,66 +156,154 @@ def advise(session: Session, states_max: int = coach_states_max) -> Advice:
             f"the coach explores every continuation, which is for {coach_nodes_max} nodes or "
             f"fewer; this session has {session.config.nodes}"
         )
-    explorer = session.coach_explorer(states_max)
+    if memory is None:
+        memory = session.coach_memory
+        if memory is None:
+            memory = session.coach_memory = CoachMemory(session)
     start = session.coach_state()
-    exploration = explorer.explore(start=start, livelock=False)
+    store = memory.store
+    known = store.find(start)
+    if known is not None and known in memory.answers:
+        return _restamped(memory.answers[known], session)
+    control = Control(deadline=time.monotonic() + seconds * search_share, cancel=cancel)
+    result = search(store, start, control, progress, states_max)
+    advice = _advice(session, memory, start, result)
+    if advice.complete:
+        found = store.find(start)
+        if found is not None:
+            memory.answers[found] = advice
+    return advice
+
+
+def _restamped(advice: Advice, session: Session) -> Advice:
+    """A remembered answer for the state on screen (same state, maybe another step)."""
+    command = session.config.command() if session.cursor == 0 else ""
+    return replace(
+        advice, step=session.cursor, version=session.version, command=command, elapsed_s=0.0,
+        new_states=0,
+    )  # fmt: skip
+
+
+def _advice(session: Session, memory: CoachMemory, start: ExState, result: Result) -> Advice:
+    exploration = result.exploration
     graph = exploration.graph
     values = session.values
-    masks = valences(graph, values)
-    real = (1 << len(values)) - 1
-    possible = bin(masks[0] & real).count("1")
+    complete = exploration.complete
+    masks: list[int] | None = None
+    if complete:
+        masks = valences(graph, values, result.edge_maps, result.value_maps)
+        here = rename_mask(masks[0], result.value_maps[result.start_map], len(values))
+    else:
+        here = _witnessed(result, values)
+    real = here & ((1 << len(values)) - 1)
+    possible = bin(real).count("1")
     decided = {v for _, v in start.decided}
     if decided and len(decided) == 1 and all(c is None or c.query() for c in start.cores):
         outlook = "decided"
-    elif not exploration.complete:
-        outlook = "unknown"
-    elif masks[0] == 0:
-        outlook = "stuck"
     elif possible >= 2:
-        outlook = "bivalent"
+        outlook = "bivalent"  # two values reached: certain, however far the search got
+    elif not complete:
+        outlook = "open" if possible == 1 else "unknown"
+    elif here == 0:
+        outlook = "stuck"
     else:
         outlook = "univalent"
+    verdicts = {
+        prop: {"status": v.status, "detail": v.detail, "kind": v.kind}
+        for prop, v in exploration.verdicts.items()
+        if prop in PROPERTIES
+    }
+    tolerance = fault_tolerance(exploration.verdicts)
     advice = Advice(
         step=session.cursor,
         version=session.version,
         states=len(graph),
-        complete=exploration.complete,
-        valence=value_names_of(masks[0], values),
+        complete=complete,
+        valence=value_names_of(here, values),
         outlook=outlook,
-        verdicts={
-            prop: {"status": v.status, "detail": v.detail, "kind": v.kind}
-            for prop, v in exploration.verdicts.items()
-            if prop in PROPERTIES
-        },
+        verdicts=verdicts,
+        fault_tolerance={"status": tolerance.status, "detail": tolerance.detail},
+        depth=exploration.depth_checked,
+        stopped=exploration.stopped,
+        elapsed_s=result.elapsed_s,
+        new_states=result.new_states,
         paths=dict(exploration.counterexamples),
+        witnesses=_witnesses(result, values),
         command=session.config.command() if session.cursor == 0 else "",
+        reduced_by=memory.reduced_by,
     )
-    if possible >= 2 and exploration.index is not None:
-        advice.critical = _critical(session, explorer, start, exploration.index, masks)
+    if possible >= 2:
+        advice.critical = _critical(session, memory.store, start, result, masks)
     return advice
 
 
+def _witnessed(result: Result, values: list[Any]) -> int:
+    """The start's valence as far as the search saw: every state of the graph is reachable
+    from the start, so each value decided anywhere in it is one some run decides (in the
+    names of that run), and a state beyond the ballot bound is one some run reaches."""
+    graph = result.graph
+    identity = not result.value_maps[1:]
+    maps = None if identity else result.maps_to_start()
+    mask = 0
+    for number in range(len(graph)):
+        if graph.bounded[number]:
+            mask |= 1 << len(values)
+        for value in graph.decided_values[number]:
+            index = values.index(value)
+            mask |= 1 << (index if maps is None else maps[number][index])
+    return mask
+
+
+def _witnesses(result: Result, values: list[Any]) -> dict[str, int]:
+    """For each value some explored run decides, the fewest steps to a state deciding it."""
+    graph = result.graph
+    maps = result.maps_to_start() if result.value_maps[1:] else None
+    found: dict[str, int] = {}
+    for number in range(len(graph)):  # breadth-first numbering: shallowest first
+        for value in graph.decided_values[number]:
+            if maps is not None:
+                value = values[maps[number][values.index(value)]]
+            found.setdefault(str(value), graph.depth[number])
+        if len(found) == len(values):
+            break
+    return found
+
+
 def _critical(
-    session: Session, explorer: Any, start: Any, index: dict[Any, int], masks: list[int]
+    session: Session, store: Store, start: ExState, result: Result, masks: list[int] | None
 ) -> list[Critical]:
-    """Deliveries from a bivalent state that leave one value possible; with what crashing
-    their receiver instead would leave."""
+    """Deliveries from a bivalent state that leave one value possible, with what crashing
+    their receiver instead would leave. Judged only where the search saw the successor's
+    whole future: everywhere if it was complete, else where a successor's future is small
+    enough to have been explored in full (and the values need no renaming)."""
     values = session.values
-    successors = list(explorer.successors(start))
+    graph = result.graph
+    if masks is None and result.value_maps[1:]:
+        return []
+
+    def outcome(successor: ExState) -> int | None:
+        """The successor's valence mask in the start's names, if its future was all seen."""
+        known = store.find(successor)
+        if known is None:
+            return None
+        number, mapping = known
+        local = result.local.get(number)
+        if local is None:
+            return None
+        if masks is not None:
+            return rename_mask(masks[local], store.value_maps[mapping], len(values))
+        return _closed_future(graph, local, values)
+
+    successors = store.successor_steps(start)
     crash_of = {
-        step.node: index[successor.key()]
-        for step, successor in successors
-        if step.kind == "crash" and successor.key() in index
+        step.node: outcome(successor) for step, successor, _ in successors if step.kind == "crash"
     }
     found: list[Critical] = []
-    for step, successor in successors:
+    for step, successor, _ in successors:
         if step.kind != "deliver" or step.envelope is None:
             continue
-        target = index.get(successor.key())
-        if target is None:
-            continue
-        mask = masks[target]
-        if mask >> len(values) & 1 or bin(mask).count("1") != 1:
+        mask = outcome(successor)
+        if mask is None or mask >> len(values) & 1 or bin(mask).count("1") != 1:
             continue
         receiver = step.envelope.dst
         crash = crash_of.get(receiver)
@@ -157,8 +313,42 @@ def _critical(
                 receiver=receiver,
                 text=step.render(),
                 after=value_names_of(mask, values),
-                after_crash=None if crash is None else value_names_of(masks[crash], values),
+                after_crash=None if crash is None else value_names_of(crash, values),
             )
         )
     found.sort(key=lambda c: (not c.fatal, c.message))
     return found
+
+
+def _closed_future(graph: Any, start: int, values: list[Any]) -> int | None:
+    """The values decided anywhere in the future of local state `start` (and the beyond-the-
+    bound bit), if every state of that future was expanded; None if any was not, or if the
+    future is larger than `closed_future_states_max`."""
+    mask = 0
+    seen = {start}
+    work = [start]
+    while work:
+        state = work.pop()
+        if not graph.expanded[state] or len(seen) > closed_future_states_max:
+            return None
+        if graph.bounded[state]:
+            mask |= 1 << len(values)
+        for value in graph.decided_values[state]:
+            mask |= 1 << values.index(value)
+        for target, _ in graph.edges[state]:
+            if target not in seen:
+                seen.add(target)
+                work.append(target)
+    return mask
+
+
+def _describe(symmetry: Any, proposers: list[int], nodes: int) -> str:
+    if symmetry is None:
+        return ""
+    alike = [n for n in range(1, nodes + 1) if n not in proposers]
+    words = []
+    if len(symmetry.swap_nodes) >= 2:
+        words.append(f"nodes {', '.join(map(str, alike))} are interchangeable")
+    if len(symmetry.bases) > 1:
+        words.append("the proposers are interchangeable, each with its value")
+    return "; ".join(words)

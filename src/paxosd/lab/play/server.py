@@ -10,8 +10,12 @@ body 413; anything unexpected is logged and answered 500 without a traceback.
 
 Each session has a lock, so one change is applied at a time. The coach runs the explorer in a
 worker thread (the event loop keeps answering other requests meanwhile), at most
-`coaches_max` at once. Every asset is a package file served from here: the page needs no
-network beyond this server.
+`coaches_max` at once, for a few seconds each (`seconds` in the request asks for longer, up to
+`coach_seconds_max`). While it runs, `GET .../coach/progress` says how far it got and `POST
+.../coach/cancel` stops it; the coach's request then answers with what was found so far. What
+the coaches of all sessions remember together is bounded (`coach_states_total_max`): the
+sessions that asked longest ago forget first. Every asset is a package file served from here:
+the page needs no network beyond this server.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import contextlib
 import json
 import logging
 import secrets
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,11 +37,18 @@ from aiohttp import web
 
 from paxosd.lab import algorithms, tracefile
 from paxosd.lab.play import tours
-from paxosd.lab.play.coach import advise
+from paxosd.lab.play.coach import (
+    Advice,
+    CoachMemory,
+    advise,
+    coach_seconds_default,
+    coach_seconds_max,
+)
 from paxosd.lab.play.recorded import RecordedRun
 from paxosd.lab.play.replay import session_from_trace
 from paxosd.lab.play.session import BadAction, PlayConfig, Session, Stale
 from paxosd.lab.play.view import recorded_view, session_view
+from paxosd.sim.search import Progress
 
 __all__ = ["Lab", "make_app", "serve"]
 
@@ -46,6 +59,7 @@ sessions_max = 200  # the oldest session is forgotten past this
 body_bytes_max = 8 << 20  # an imported trace file
 wait_s_max = 25.0  # a long poll answers after this long even if nothing changed
 coaches_max = 2  # explorer runs at once
+coach_states_total_max = 600_000  # states all sessions' coaches remember together
 ASSETS = {
     "index.html": "text/html",
     "play.js": "application/javascript",
@@ -56,10 +70,37 @@ Run = Session | RecordedRun
 
 
 @dataclass(slots=True)
+class CoachJob:
+    """A coach's search while it runs: how far it got, and the flag that cancels it."""
+
+    step: int
+    seconds: float
+    started: float = field(default_factory=time.monotonic)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    progress: Progress | None = None
+    waiting: bool = True  # for a free coach (at most `coaches_max` search at once)
+
+    def to_json(self) -> dict[str, Any]:
+        progress = self.progress
+        return {
+            "running": True,
+            "waiting": self.waiting,
+            "step": self.step,
+            "seconds": self.seconds,
+            "elapsed_s": round(time.monotonic() - self.started, 2),
+            "states": 0 if progress is None else progress.states,
+            "depth": 0 if progress is None else progress.depth,
+            "new_states": 0 if progress is None else progress.new_states,
+            "cancelling": self.cancel.is_set(),
+        }
+
+
+@dataclass(slots=True)
 class _Entry:
     run: Run
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    coach: CoachJob | None = None
 
 
 class NoSession(LookupError):
@@ -69,9 +110,27 @@ class NoSession(LookupError):
 class Lab:
     """The sessions of one `paxosd lab play` process."""
 
-    def __init__(self) -> None:
+    def __init__(self, coach_seconds: float = coach_seconds_default) -> None:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._coaches = asyncio.Semaphore(coaches_max)
+        self.coach_seconds = coach_seconds
+        self._coached: OrderedDict[str, Session] = OrderedDict()  # by last question, oldest first
+
+    def coach_memory(self, session: Session) -> CoachMemory:
+        """The session's coach memory, made room for: the sessions whose coach was asked
+        longest ago forget what they remembered once all together hold too many states."""
+        self._coached.pop(session.id, None)
+        self._coached[session.id] = session
+        for other in list(self._coached.values())[:-1]:
+            total = sum(s.coach_memory.states for s in self._coached.values() if s.coach_memory)
+            if total <= coach_states_total_max:
+                break
+            other.coach_memory = None
+            del self._coached[other.id]
+        if session.coach_memory is None:
+            session.coach_memory = CoachMemory(session)
+        memory: CoachMemory = session.coach_memory
+        return memory
 
     def add(self, run: Run) -> str:
         ident = secrets.token_urlsafe(6)
@@ -313,11 +372,28 @@ def make_app(lab: Lab | None = None) -> web.Application:
         entry = lab.entry(request.match_info["sid"])
         body = await _body(request)
         version = _int(body, "version", required=False)
+        seconds = body.get("seconds", lab.coach_seconds)
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
+            raise ValueError('"seconds" must be a positive number')
+        seconds = min(float(seconds), coach_seconds_max)
         session = live(entry)
         async with entry.lock:
             session._check(version)
-            async with lab._coaches:
-                advice = await asyncio.to_thread(advise, session)
+            job = entry.coach = CoachJob(session.cursor, seconds)
+            try:
+                async with lab._coaches:
+                    job.waiting = False
+                    job.started = time.monotonic()
+                    memory = lab.coach_memory(session)
+
+                    def note(progress: Progress) -> None:
+                        job.progress = progress
+
+                    advice: Advice = await asyncio.to_thread(
+                        advise, session, seconds, job.cancel, note, memory
+                    )
+            finally:
+                entry.coach = None
             progress = session.tour
             if progress is not None:
                 progress.coached += 1
@@ -326,6 +402,16 @@ def make_app(lab: Lab | None = None) -> web.Application:
                 session.version += 1
         answer = await changed(entry)
         return _json({"advice": advice.to_json(), "view": json.loads(answer.text or "{}")})
+
+    async def coach_progress(request: web.Request) -> web.Response:
+        job = lab.entry(request.match_info["sid"]).coach
+        return _json({"running": False} if job is None else job.to_json())
+
+    async def coach_cancel(request: web.Request) -> web.Response:
+        job = lab.entry(request.match_info["sid"]).coach
+        if job is not None:
+            job.cancel.set()
+        return _json({"running": job is not None, "cancelled": job is not None})
 
     async def export(request: web.Request) -> web.Response:
         entry = lab.entry(request.match_info["sid"])
@@ -359,6 +445,8 @@ def make_app(lab: Lab | None = None) -> web.Application:
     app.router.add_post("/api/sessions/{sid}/tour/next", mutation(do_next))
     app.router.add_post("/api/sessions/{sid}/tour/show", mutation(do_show))
     app.router.add_post("/api/sessions/{sid}/coach", coach)
+    app.router.add_get("/api/sessions/{sid}/coach/progress", coach_progress)
+    app.router.add_post("/api/sessions/{sid}/coach/cancel", coach_cancel)
     return app
 
 

@@ -26,7 +26,7 @@ from paxosd.core.types import Envelope, describe
 from paxosd.lab import algorithms
 from paxosd.lab.check import CheckRequest, explore_budget, steps_as_trace
 from paxosd.lab.values import values as value_names
-from paxosd.sim.explorer import Budget, Explorer, ExState, Step
+from paxosd.sim.explorer import Explorer, ExState, Step
 from paxosd.sim.trace import Event, family_of
 
 __all__ = ["BadAction", "PlayConfig", "Point", "Session", "Stale", "action_id"]
@@ -211,6 +211,7 @@ class Session:
     current: int = 0
     cursor: int = 0
     tour: Any = None  # a tours.TourProgress, when the session is a guided tour
+    coach_memory: Any = field(default=None, repr=False)  # a coach.CoachMemory, once asked
 
     def __post_init__(self) -> None:
         self.config.validate()
@@ -405,10 +406,6 @@ class Session:
             crashes_left=max(0, self.coach_budget.crashes - point.crashes_used),
             partitions_left=max(0, self.coach_budget.partitions - point.partitions_used),
         )
-
-    def coach_explorer(self, states_max: int) -> Explorer:
-        budget: Budget = replace(self.coach_budget, states_max=states_max)
-        return Explorer(self.factory, budget, self.core_config, self.values, keep_states=True)
 
 
 def step_spec(step: Step) -> dict[str, Any]:

@@ -64,6 +64,8 @@ txn_ops_max_default: Final = 128
 txn_bytes_max_default: Final = 1536 * 1024
 range_keys_max_default: Final = 100_000
 range_bytes_max_default: Final = 32 * 1024 * 1024
+history_revisions_max_default: Final = 100_000
+history_bytes_max_default: Final = 64 * 1024 * 1024
 # The largest values a node may configure: what the state machine itself enforces.
 txn_ops_max_limit: Final = 10_000
 txn_bytes_max_limit: Final = 2 * 1024 * 1024
@@ -79,13 +81,17 @@ class KvLimits:
     `txn_ops_max`: compares, and operations per branch, of one transaction (each nesting level
     counts against what its parent left); `txn_bytes_max`: bytes of keys, values and range ends
     in one transaction; `range_keys_max` / `range_bytes_max`: keys, and bytes of keys and
-    values, in the answer to one read.
+    values, in the answer to one read; `history_revisions_max` / `history_bytes_max`: how many
+    revisions, and how many bytes of superseded versions, the store keeps for reads in the
+    past before the leader compacts it (compaction.py).
     """
 
     txn_ops_max: int = txn_ops_max_default
     txn_bytes_max: int = txn_bytes_max_default
     range_keys_max: int = range_keys_max_default
     range_bytes_max: int = range_bytes_max_default
+    history_revisions_max: int = history_revisions_max_default
+    history_bytes_max: int = history_bytes_max_default
 
     def __post_init__(self) -> None:
         for name, value, high in (
@@ -93,6 +99,8 @@ class KvLimits:
             ("txn_bytes_max", self.txn_bytes_max, txn_bytes_max_limit),
             ("range_keys_max", self.range_keys_max, 2**31),
             ("range_bytes_max", self.range_bytes_max, 2**40),
+            ("history_revisions_max", self.history_revisions_max, 2**62),
+            ("history_bytes_max", self.history_bytes_max, 2**50),
         ):
             if type(value) is not int or not 1 <= value <= high:
                 raise ValueError(f"{name} must be an int in [1, {high}], got {value!r}")

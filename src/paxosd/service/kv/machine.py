@@ -83,6 +83,15 @@ from .types import (
     TxnResponse,
 )
 
+# Planted bugs (runtime/variants.py): the simulator's multi-key checker must catch each.
+KV_VARIANTS: Final = {
+    "txn-stale-compare": "a transaction's compares read the store one revision before the "
+    "one its writes apply at",
+    "range-page-drop": "a range cut by its limit drops the last key of the page",
+    "compaction-frees-readable": "compaction frees the version live at the compacted "
+    "revision, which is still readable",
+}
+
 # The answer limits of requests applied from the log: the defaults, the same on every replica
 # (a node's configured limits shape only the reads it answers itself).
 APPLIED_LIMITS: Final = DEFAULT_LIMITS
@@ -108,10 +117,12 @@ def _end(range_end: bytes) -> bytes | None:
 class KvMachine:
     """One replica's key-value store. Not thread-safe; not shared."""
 
-    __slots__ = ("_changed", "_housekeeping", "events", "read_limits", "store")
+    __slots__ = ("_changed", "_housekeeping", "events", "read_limits", "store", "variant")
 
-    def __init__(self, read_limits: KvLimits = DEFAULT_LIMITS) -> None:
-        self.store = MvccStore()
+    def __init__(self, read_limits: KvLimits = DEFAULT_LIMITS, variant: str = "correct") -> None:
+        assert variant == "correct" or variant in KV_VARIANTS, variant
+        self.variant = variant
+        self.store = MvccStore(frees_live=variant == "compaction-frees-readable")
         self.read_limits = read_limits
         # The events of the request being applied; the router takes them after each one.
         self.events: list[Event] = []
@@ -214,6 +225,8 @@ class KvMachine:
         if 0 < op.limit < len(kvs):
             del kvs[op.limit :]
             more = True
+            if self.variant == "range-page-drop":
+                del kvs[-1]  # the planted bug
         if op.keys_only:
             kvs = [kv._replace(value=b"") for kv in kvs]
         error = _too_large(kvs, limits)
@@ -303,7 +316,8 @@ class KvMachine:
     def _transact(self, op: Txn, limits: KvLimits) -> TxnResponse | KvError:
         store = self.store
         before = store.revision
-        plan = self._plan(op, before)
+        seen = before - 1 if self.variant == "txn-stale-compare" and before > 1 else before
+        plan = self._plan(op, seen)  # `seen` differs from `before` only in the planted bug
         write = not op.is_read_only()
         error = self._check(op, plan, write)
         if error is not None:
@@ -550,7 +564,9 @@ class KvView:
         self._view.close()
 
 
-def restore(objects: Any, reader: Any, read_limits: KvLimits = DEFAULT_LIMITS) -> KvMachine:
+def restore(
+    objects: Any, reader: Any, read_limits: KvLimits = DEFAULT_LIMITS, variant: str = "correct"
+) -> KvMachine:
     """The key-value store a section written by `KvView.write` describes, every invariant
     checked (`CorruptSnapshot` otherwise)."""
 
@@ -565,7 +581,7 @@ def restore(objects: Any, reader: Any, read_limits: KvLimits = DEFAULT_LIMITS) -
         raise fail(f"revision {revision!r:.40}")
     if type(compact_revision) is not int or not -1 <= compact_revision <= revision:
         raise fail(f"compacted revision {compact_revision!r:.40}")
-    machine = KvMachine(read_limits)
+    machine = KvMachine(read_limits, variant)
     store = machine.store
     store.revision = revision
     store.compact_revision = compact_revision

@@ -85,13 +85,17 @@ class MvccStore:
         "_undo",
         "_views",
         "compact_revision",
+        "frees_live",
         "history",
         "index",
         "live_keys",
         "revision",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, frees_live: bool = False) -> None:
+        # A planted bug (kv/machine.py KV_VARIANTS): physical compaction also frees the version
+        # live at the compacted revision.
+        self.frees_live = frees_live
         self.revision = 1  # etcd's empty store is at revision 1: the first write is 2
         self.compact_revision = -1  # nothing compacted (etcd's compactMainRev starts at -1)
         self.history: dict[bytes, list[KeyValue]] = {}
@@ -297,7 +301,7 @@ class MvccStore:
         for i, kv in enumerate(versions):
             if kv.mod_revision > target:
                 break
-            keep = i if kv.create_revision else i + 1
+            keep = i if kv.create_revision and not self.frees_live else i + 1
         if keep:
             del versions[:keep]
         if not versions:

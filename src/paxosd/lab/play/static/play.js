@@ -228,42 +228,98 @@
     box.dataset.finished = String(t.finished);
   }
 
+  var BEYOND = "(beyond the ballot bound)";
+
+  function steps(n) { return n + (n === 1 ? " step" : " steps"); }
+
+  function outlookText(a) {
+    var values = a.valence.filter(function (v) { return v !== BEYOND; });
+    var within = function (v) { return a.witnesses[v] !== undefined ? v + " in " + steps(a.witnesses[v]) : v; };
+    switch (a.outlook) {
+      case "bivalent": return "bivalent: " + values.join(" or ") + " can still be decided (" + values.map(within).join(", ") + ")";
+      case "univalent": return "univalent: only " + values.join(", ") + " can be decided now";
+      case "decided": return "decided: " + values.join(", ");
+      case "stuck": return "stuck: no value can ever be decided from here";
+      case "open": return values.map(within).join(", ") + " can still be decided; whether another value can, " +
+        "the search did not settle";
+      default: return "no decision in any run of up to " + steps(a.depth) + " from here; beyond that, unknown";
+    }
+  }
+
+  function coverageText(a) {
+    var seconds = a.elapsed_s ? ", " + a.elapsed_s.toFixed(1) + " s" : ", remembered";
+    if (a.complete) return "Every continuation explored: " + a.states.toLocaleString() + " states" + seconds + ".";
+    var why = {"time limit": "its time was up", cancelled: "you cancelled it", "state limit": "its memory was full"}[a.stopped] || a.stopped;
+    return "Every run of up to " + steps(a.depth) + " from here checked (" + a.states.toLocaleString() +
+      " states" + seconds + "); then " + why + ".";
+  }
+
+  function verdictText(p, v, a) {
+    if (v.status === "holds") return p + ": holds in every continuation";
+    if (v.status === "violated") return p + ": VIOLATED (" + v.detail + ")";
+    if (a.stopped === "cancelled" && p === "termination" && !a.depth) return p + ": not judged (cancelled)";
+    var none = p === "termination" ? "not stuck" : "no violation";
+    return p + ": " + none + " in any run of up to " + steps(a.depth) + "; unknown beyond";
+  }
+
   function renderCoach() {
     var body = $("coach-body");
     if (!coachHint) coachHint = body.innerHTML;
+    if (coachJob) { renderProgress(body); return; }
     if (!advice) { body.innerHTML = coachHint; return; }
     body.innerHTML = "";
     var stale = advice.step !== view.step;
-    var outlook = {
-      bivalent: "bivalent: " + advice.valence.join(" or ") + " can still be decided",
-      univalent: "univalent: only " + advice.valence.join(", ") + " can be decided now",
-      decided: "decided",
-      stuck: "stuck: no value can ever be decided from here",
-      unknown: "unknown: the search stopped at its limit"
-    }[advice.outlook];
-    body.appendChild(el("p", {id: "coach-outlook", "data-outlook": advice.outlook,
-      text: (stale ? "(about step " + advice.step + ") " : "") + "From step " + advice.step + ": " + outlook +
-        " (" + advice.states.toLocaleString() + " states explored" + (advice.complete ? ", every continuation" : "") + ")"}));
+    body.appendChild(el("p", {id: "coach-outlook", "data-outlook": advice.outlook, className: "outlook",
+      text: (stale ? "(about step " + advice.step + ") " : "") + "From step " + advice.step + ": " + outlookText(advice)}));
+    body.appendChild(el("p", {id: "coach-coverage", className: "muted", "data-complete": String(advice.complete), text: coverageText(advice)}));
+    if (!advice.complete && !stale) {
+      var longer = el("button", {type: "button", id: "coach-longer", text: "think longer (" + LONGER_S + " s)"});
+      longer.onclick = function () { coach(LONGER_S); };
+      body.appendChild(longer);
+    }
     ["agreement", "validity", "termination"].forEach(function (p) {
       var v = advice.verdicts[p];
       if (!v) return;
       var bad = v.status === "violated";
-      body.appendChild(el("p", {"data-verdict": p, className: bad ? "bad" : "", text: p + ": " + v.status + " from here (" + v.detail + ")"}));
+      body.appendChild(el("p", {"data-verdict": p, "data-status": v.status, className: "verdict" + (bad ? " bad" : ""),
+        title: v.detail, text: verdictText(p, v, advice)}));
       var path = advice.paths[p];
       if (path && path.length) {
         var list = el("ol", {className: "coach-path", "data-property": p});
         path.forEach(function (s) { list.appendChild(el("li", {text: s.text})); });
         body.appendChild(list);
-        var play = el("button", {type: "button", "data-play": p, text: "show me how this breaks (" + path.length + " steps)"});
+        var play = el("button", {type: "button", "data-play": p, text: "show me how this breaks (" + steps(path.length) + ")"});
         play.disabled = stale;
         play.onclick = function () { playPath(path); };
         body.appendChild(play);
       }
     });
+    var ft = advice.fault_tolerance;
+    body.appendChild(el("p", {id: "coach-tolerance", "data-status": ft.status, className: "verdict" + (ft.status === "violated" ? " bad" : ""),
+      title: ft.detail, text: "fault tolerance from here: " + (ft.status === "unknown" ? "not settled (unknown)" : ft.status + " (" + ft.detail + ")")}));
     if (advice.critical.length) {
       body.appendChild(el("p", {text: "Critical messages (FLP): delivering any of these fixes the outcome; they are marked in the network list."}));
     }
+    if (advice.valence.indexOf(BEYOND) >= 0) {
+      body.appendChild(el("p", {className: "muted", text: "Runs in which a proposer needs more than " + view.config.ballots +
+        " ballots are followed no further (the run's ballot bound)."}));
+    }
+    if (advice.reduced_by) body.appendChild(el("p", {className: "muted", text: "Searched once per arrangement: " + advice.reduced_by + "."}));
     if (advice.command) body.appendChild(el("p", {className: "muted", text: "The same search from the command line: " + advice.command}));
+  }
+
+  function renderProgress(body) {
+    var job = coachJob;
+    body.innerHTML = "";
+    var text = job.waiting ? "waiting for another search to finish..." :
+      "thinking: " + (job.states || 0).toLocaleString() + " states, every run of up to " + steps(job.depth || 0) +
+      " checked, " + (job.elapsed_s || 0).toFixed(1) + " s of " + job.seconds + " s";
+    body.appendChild(el("p", {id: "coach-progress", text: job.cancelling ? "stopping..." : text}));
+    var bar = el("progress", {id: "coach-bar", max: String(job.seconds), value: String(Math.min(job.seconds, job.elapsed_s || 0))});
+    body.appendChild(bar);
+    var stop = el("button", {type: "button", id: "coach-cancel", text: "stop and answer now"});
+    stop.onclick = cancelCoach;
+    body.appendChild(stop);
   }
 
   function playPath(path) {
@@ -276,14 +332,43 @@
     act("/path", {path: specs}).then(function () { if (view) go(start + 1); });
   }
 
-  function coach() {
+  var LONGER_S = 20, coachJob = null, coachPoll = null;
+
+  function pollCoach(session) {
+    request("GET", "/api/sessions/" + session + "/coach/progress").then(function (job) {
+      if (!coachJob || !job.running) return;
+      coachJob = job;
+      renderCoach();
+    }).catch(function () {}).finally(function () {
+      if (coachJob) coachPoll = setTimeout(function () { pollCoach(session); }, 250);
+    });
+  }
+
+  function cancelCoach() {
+    if (!view || !coachJob) return;
+    coachJob.cancelling = true;
+    renderCoach();
+    request("POST", "/api/sessions/" + view.session + "/coach/cancel", {}).catch(function (e) { showError(e.message); });
+  }
+
+  function coach(seconds) {
     if (!view || view.kind !== "live" || busy) return;
     busy = true;
+    var session = view.session, body = {version: view.version};
+    if (seconds) body.seconds = seconds;
+    coachJob = {running: true, waiting: false, seconds: seconds || 3, elapsed_s: 0, states: 0, depth: 0};
     $("coach-button").textContent = "thinking...";
-    request("POST", "/api/sessions/" + view.session + "/coach", {version: view.version})
-      .then(function (data) { advice = data.advice; showError(""); render(data.view); })
-      .catch(function (error) { showError(error.message); })
-      .finally(function () { busy = false; $("coach-button").textContent = "ask the coach"; });
+    $("coach-button").disabled = true;
+    renderCoach();
+    coachPoll = setTimeout(function () { pollCoach(session); }, 200);
+    request("POST", "/api/sessions/" + session + "/coach", body)
+      .then(function (data) { coachJob = null; advice = data.advice; showError(""); render(data.view); })
+      .catch(function (error) { coachJob = null; showError(error.message); renderCoach(); })
+      .finally(function () {
+        coachJob = null; clearTimeout(coachPoll); busy = false;
+        $("coach-button").textContent = "ask the coach";
+        $("coach-button").disabled = !view || view.kind !== "live";
+      });
   }
 
   // -- controls -----------------------------------------------------------------------------
@@ -296,7 +381,7 @@
   $("fork").onclick = function () { act("/fork"); };
   $("branches").onchange = function () { act("/switch", {branch: +$("branches").value}); };
   $("discard").onclick = function () { if (view) act("/discard", {branch: view.branch}); };
-  $("coach-button").onclick = coach;
+  $("coach-button").onclick = function () { coach(); };
   $("tour-next").onclick = function () { act("/tour/next"); };
   $("tour-show").onclick = function () { act("/tour/show"); };
   $("timeline").onclick = function (e) {
@@ -336,6 +421,7 @@
     else if (e.key === "Home") go(0);
     else if (e.key === "End") go(view.last);
     else if (e.key === "c") coach();
+    else if (e.key === "Escape" && coachJob) cancelCoach();
     else if (e.key === "f") act("/fork");
     else if (e.key === "t") { var tick = view.actions.filter(function (a) { return a.kind === "tick"; })[0]; if (tick) apply(tick.id); }
     else if (e.key === "d") { var m = view.messages.filter(function (x) { return x.actions.deliver; })[0]; if (m) apply(m.actions.deliver); }

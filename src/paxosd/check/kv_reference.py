@@ -1,12 +1,12 @@
-"""A deliberately naive reference model of etcd's key-value semantics, for differential tests.
+"""A deliberately naive reference model of etcd's key-value semantics: the specification the
+differential tests and the simulator's multi-key checker (mvcc.py) compare paxosd against.
 
-Written differently from the machine on purpose: it keeps a full copy of the keyspace for
-every revision (`states[r]` is a dict key -> KeyValue), answers ranges by filtering a whole
-dict, runs a transaction on a scratch copy of the keyspace that it either keeps or drops, and
-compacts by deleting whole revisions. Small and obviously right, slow and memory-hungry:
-for tests only. The answers are the machine's own types, so they compare with `==`.
-
-The etcd API helper extends the same sequences to a real etcd (tests of the JSON gateway).
+Written differently from the state machine on purpose: it keeps a full copy of the keyspace
+for every revision (`states[r]` is a dict key -> KeyValue), answers ranges by filtering a
+whole dict, runs a transaction on a scratch copy of the keyspace that it either keeps or
+drops, and compacts by deleting whole revisions. Small and obviously right, slow and
+memory-hungry: for tests and checkers of small key sets only. The answers are the state
+machine's own types, so they compare with `==`.
 """
 
 from __future__ import annotations
@@ -46,8 +46,11 @@ State = dict[bytes, KeyValue]
 
 
 class KvModel:
-    def __init__(self, limits: KvLimits = DEFAULT_LIMITS) -> None:
+    def __init__(self, limits: KvLimits = DEFAULT_LIMITS, *, keep_history: bool = False) -> None:
+        """`keep_history`: compaction refuses reads as it should, but the model keeps every
+        revision's keyspace (a checker reads them after the fact, `read_at`)."""
         self.limits = limits
+        self.keep_history = keep_history
         self.revision = 1
         self.compacted = -1
         self.states: dict[int, State] = {1: {}}
@@ -84,6 +87,16 @@ class KvModel:
         if isinstance(op, Txn):
             return self.txn(op, read_only=True)
         return self.range(op, self.now, self.revision, self.revision, self.limits)
+
+    def read_at(self, op: Any, revision: int) -> Any:
+        """The read `op` as answered when the store was at `revision` (which this model must
+        still hold), compaction aside: for checking reads answered in the past."""
+        saved = self.revision, self.compacted
+        self.revision, self.compacted = revision, -1
+        try:
+            return self.read(op)
+        finally:
+            self.revision, self.compacted = saved
 
     def keep(self, scratch: State, changed: bool) -> None:
         if changed:
@@ -284,10 +297,11 @@ class KvModel:
             return compacted(op.revision, self.compacted)
         if op.revision > self.revision:
             return future_revision(op.revision, self.revision)
-        keep = self.state_at(op.revision) if op.revision >= 1 else {}
-        for rev in [r for r in self.states if r < op.revision]:
-            del self.states[rev]
-        if op.revision >= 1:
-            self.states[op.revision] = keep
+        if not self.keep_history:
+            keep = self.state_at(op.revision) if op.revision >= 1 else {}
+            for rev in [r for r in self.states if r < op.revision]:
+                del self.states[rev]
+            if op.revision >= 1:
+                self.states[op.revision] = keep
         self.compacted = op.revision
         return CompactionResponse(revision=self.revision)

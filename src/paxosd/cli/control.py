@@ -1,0 +1,96 @@
+"""How other `paxosd` commands talk to a running `paxosd up` supervisor: small files in the
+cluster's data directory, so that no port or socket is needed and a stale request is plain
+to see.
+
+- `supervisor.pid`: the supervisor's pid, while it runs;
+- `rebuild-<node>.request`: `paxosd rebuild NODE` asks for a node's rebuild (the file holds a
+  random token); the supervisor takes it within a poll (0.2 s), and
+- `rebuild-<node>.answer`: its answer, `{"token": ..., "accepted": bool, "detail": ...}`,
+  written whole (a temporary file renamed into place).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+__all__ = [
+    "SUPERVISOR_PID",
+    "Answer",
+    "answer_request",
+    "ask_rebuild",
+    "rebuild_requests",
+    "supervisor_pid",
+]
+
+SUPERVISOR_PID: Final = "supervisor.pid"
+_REQUEST: Final = "rebuild-{node}.request"
+_ANSWER: Final = "rebuild-{node}.answer"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    accepted: bool
+    detail: str
+
+
+def supervisor_pid(data_dir: Path) -> int | None:
+    """The pid of the `paxosd up` running for `data_dir`, if one runs."""
+    try:
+        pid = int((data_dir / SUPERVISOR_PID).read_text().split()[0])
+        command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if b"paxosd" in command_line else None
+
+
+def ask_rebuild(data_dir: Path, node: int, timeout_s: float = 10.0) -> Answer | None:
+    """Ask the supervisor to rebuild `node`; its answer, or None if none came in time."""
+    token = secrets.token_hex(8)
+    answer_path = data_dir / _ANSWER.format(node=node)
+    answer_path.unlink(missing_ok=True)
+    _write_whole(data_dir / _REQUEST.format(node=node), token)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            raw = json.loads(answer_path.read_text())
+        except (OSError, ValueError):
+            time.sleep(0.1)
+            continue
+        if raw.get("token") == token:
+            answer_path.unlink(missing_ok=True)
+            return Answer(bool(raw.get("accepted")), str(raw.get("detail", "")))
+        time.sleep(0.1)
+    (data_dir / _REQUEST.format(node=node)).unlink(missing_ok=True)
+    return None
+
+
+def rebuild_requests(data_dir: Path) -> list[tuple[int, str]]:
+    """The pending requests as (node, token), each taken (its file removed)."""
+    found = []
+    for path in sorted(data_dir.glob(_REQUEST.format(node="*"))):
+        digits = path.name.removeprefix("rebuild-").removesuffix(".request")
+        try:
+            token = path.read_text().strip()
+            path.unlink()
+        except OSError:
+            continue
+        if digits.isdigit():
+            found.append((int(digits), token))
+    return found
+
+
+def answer_request(data_dir: Path, node: int, token: str, answer: Answer) -> None:
+    body = {"token": token, "accepted": answer.accepted, "detail": answer.detail}
+    _write_whole(data_dir / _ANSWER.format(node=node), json.dumps(body))
+
+
+def _write_whole(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + f".{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)

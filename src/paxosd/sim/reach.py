@@ -1,0 +1,93 @@
+"""What a simulated run reached: the engine's mechanisms it exercised, and what it drew.
+
+Theory of operation. A swarm that never takes a snapshot tests nothing behind one, however many
+seeds it runs. So each run draws, from its own seed, limits small enough that every run
+snapshots, installs snapshots in chunks, catches up in small steps and compacts its store
+(`draw_limits`). It also draws which of the allowed faults strike (`draw_faults`, swarm
+testing): a run with every fault at once is rarely healthy enough for a targeted fault to find
+its moment (a stale leader needs peers that can elect another; a rebuild behind a snapshot
+needs peers that snapshot), so runs with fewer faults reach deeper.
+
+Each run counts what it exercised (`MECHANISMS`): from the engine's own notes
+(`NOTE_MECHANISMS`), from the simulated disks, and from the clients and faults. `paxosd sim`
+prints the totals and how many runs reached each, so a reader sees what a swarm covered, and a
+test demands that the runs reached the ones that matter.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from paxosd.core.multi.config import EngineConfig
+from paxosd.storage.framed import CompactionPolicy
+
+MECHANISMS: dict[str, str] = {
+    "elections_won": "a node won an election and led",
+    "snapshots_taken": "a node snapshotted its state machine and truncated its log",
+    "snapshots_installed": "a lagging node installed a peer's snapshot",
+    "snapshot_chunks_sent": "snapshot chunks sent to lagging nodes",
+    "store_compactions": "a store rewrote its file as its live state (superseded records dropped)",
+    "restarts_from_snapshot": "a node restarted from its own snapshot",
+    "catch_ups": "a node caught up on chosen slots from a peer",
+    "rebuilds_started": "a node with a lost store restarted, rebuilding from every peer",
+    "rebuilds_behind_a_snapshot": "a rebuild had to reach its peers' snapshot before voting",
+    "rebuilds_finished": "a rebuilding node caught up and voted again",
+    "stale_read_windows": "a new leader was elected while the old one still believed it led",
+    "reads_at_deposed_leader": "reads that reached a leader a newer leader had replaced",
+    "seq_reuses": "a client reused a sequence number for a different write",
+    "seq_reuses_refused": "... and the reuse was refused (exactly-once digest)",
+}
+
+# The engine's notes (core/multi), by the mechanism each one shows.
+NOTE_MECHANISMS = {
+    "leader_elected": "elections_won",
+    "snapshot_taken": "snapshots_taken",
+    "snapshot_installed": "snapshots_installed",
+    "catchup_started": "catch_ups",
+    "rebuild_finished": "rebuilds_finished",
+}
+# Notes that make a node's snapshot (at the note's `slot`) durable with the turn's sync.
+SNAPSHOT_NOTES = frozenset({"snapshot_taken", "snapshot_installed"})
+
+# Per-seed limits, drawn between these (runs reach a few hundred slots).
+snapshot_every_slots_range = (8, 64)
+catchup_slots_max_choices = (1, 2, 4, 16, 64)
+catchup_bytes_max_choices = (256, 4096, 1 << 20)
+snapshot_chunk_bytes_choices = (64, 512, 4096)
+compaction_garbage_bytes_choices = (2_048, 8_192, 32_768)
+fault_odds = 0.5  # each allowed fault strikes in a run with these odds
+
+
+def draw_limits(config: EngineConfig, rng: random.Random) -> tuple[EngineConfig, CompactionPolicy]:
+    """The engine's snapshot and catch-up limits and the stores' compaction policy for one
+    run, drawn from its generator; the planted variant and timers stay as given."""
+    drawn = replace(
+        config,
+        snapshot_every_slots=rng.randint(*snapshot_every_slots_range),
+        catchup_slots_max=rng.choice(catchup_slots_max_choices),
+        catchup_bytes_max=rng.choice(catchup_bytes_max_choices),
+        snapshot_chunk_bytes=rng.choice(snapshot_chunk_bytes_choices),
+    )
+    policy = CompactionPolicy(
+        garbage_ratio=rng.uniform(1.0, 2.0),
+        garbage_bytes_min=rng.choice(compaction_garbage_bytes_choices),
+    )
+    return drawn, policy
+
+
+def draw_faults(faults: frozenset[str], rng: random.Random) -> frozenset[str]:
+    """The faults one run uses: each allowed one with even odds (one of them if none was)."""
+    drawn = frozenset(fault for fault in sorted(faults) if rng.random() < fault_odds)
+    return drawn or frozenset(rng.sample(sorted(faults), min(1, len(faults))))
+
+
+def limits_summary(config: EngineConfig, policy: CompactionPolicy) -> dict[str, int]:
+    """The drawn limits, as a run reports them."""
+    return {
+        "snapshot_every_slots": config.snapshot_every_slots,
+        "catchup_slots_max": config.catchup_slots_max,
+        "catchup_bytes_max": config.catchup_bytes_max,
+        "snapshot_chunk_bytes": config.snapshot_chunk_bytes,
+        "compaction_garbage_bytes_min": policy.garbage_bytes_min,
+    }
