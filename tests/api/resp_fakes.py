@@ -120,7 +120,7 @@ class RespFakeNode:
                 result = self._write(op, client_id, seq)
                 delay = self.write_delay
         except BadCommand as exc:
-            future.set_exception(BadRequest(str(exc)))
+            future.set_exception(BadRequest(str(exc), getattr(exc, "error", None)))
             return future
         if self.hold:
             self.held.append((future, result))
@@ -173,7 +173,7 @@ class RespFakeNode:
             result = self._write(op, client_id, seq)
         except BadCommand as exc:
             if not future.done():
-                future.set_exception(BadRequest(str(exc)))
+                future.set_exception(BadRequest(str(exc), getattr(exc, "error", None)))
             return
         _resolve(future, result)
 

@@ -124,7 +124,7 @@ def test_sync_client(endpoint: str) -> None:
             client.range(prefix="", revision=2)
         with pytest.raises(FutureRevision):
             client.range(prefix="", revision=99)
-        with pytest.raises(BadRequest, match="duplicate_key"):
+        with pytest.raises(BadRequest, match="puts twice"):
             client.txn().success(put("k", 1), put("k", 2)).commit()
 
 

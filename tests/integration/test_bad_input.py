@@ -168,13 +168,13 @@ def test_bad_input_on_v1_resp_and_the_cli(shared_cluster: Cluster) -> None:
         ("GET", "/v1/kv", {"prefix": "a", "sort": "size"}, None, "bad_request"),
         ("DELETE", "/v1/kv", {}, None, "bad_request"),
         ("POST", "/v1/txn", {}, {"success": [{"put": {"key": "k", "value": 1}}] * 2},
-         "duplicate_key"),
+         "bad_command"),
         ("POST", "/v1/txn", {}, {"compare": [{"key": "k", "target": "size", "result": "="}]},
          "bad_request"),
         ("POST", "/v1/txn", {}, {"success": [{"put": {"key": "k", "value_base64": "@@"}}]},
          "bad_request"),
         ("POST", "/v1/txn", {}, {"success": [{"put": {"key": f"k{i}", "value": i}}
-                                             for i in range(129)]}, "too_many_ops"),
+                                             for i in range(129)]}, "bad_command"),
         ("POST", "/v1/compact", {}, {"revision": "1"}, "bad_request"),
         ("GET", "/v1/kv", {"key": "k", "revision": "99999999"}, None, "future_revision"),
     ]  # fmt: skip

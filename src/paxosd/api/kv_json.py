@@ -6,12 +6,13 @@ values are JSON, revisions are numbers, and every field is always there. This mo
 that JSON to the store's requests and the answers back; it does no I/O.
 
 Keys and values. A key on /v1 is UTF-8 text, stored as its bytes. A value is any JSON value,
-stored as its JSON text (compact, object members sorted by name, integral numbers written as
-integers), so that two equal JSON values are equal bytes and a transaction's VALUE compare
-compares JSON values; or, as `value_base64`, raw bytes stored as they are. An answer shows a
-stored value as `value` when the bytes are JSON text and as `value_base64` otherwise (a value
-written raw through /v1, the etcd API or RESP), and a key as `key`, or as `key_base64` when it
-is not UTF-8: nothing is ever shown in a way that reads back as something else.
+stored as its JSON text (`paxosd.service.values.json_text`: compact, object members sorted
+by name), so that a transaction's VALUE compare compares JSON values (1 and 1.0 stay two
+numbers, as they are two texts); or, as `value_base64`, raw bytes stored as they are. An
+answer shows a stored value as `value` when the bytes are JSON text and as `value_base64`
+otherwise (a value written raw through /v1, the etcd API or RESP), and a key as `key`, or as
+`key_base64` when it is not UTF-8: nothing is ever shown in a way that reads back as
+something else.
 
 Which keys (a range, a delete, a compare), exactly one of:
 
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -57,13 +57,13 @@ from paxosd.service.kv.types import (
     TxnResponse,
     prefix_end,
 )
+from paxosd.service.values import from_json_text, json_text
 from paxosd.watch.types import Filter, WatchRequest
 
 __all__ = [
     "KvJsonError",
     "compare_request",
     "delete_request",
-    "json_text",
     "key_value",
     "put_request",
     "range_from_query",
@@ -146,49 +146,16 @@ class KvJsonError(ValueError):
 # Values
 
 
-def _canonical(value: Any) -> Any:
-    """`value` with every integral float written as an integer: JSON has one kind of number,
-    so 1.0 and 1 must be the same bytes for a VALUE compare to compare JSON values."""
-    kind = type(value)
-    if kind is float and value.is_integer() and abs(value) < 2**63:
-        return int(value)
-    if kind is list:
-        return [_canonical(item) for item in value]
-    if kind is dict:
-        return {name: _canonical(item) for name, item in value.items()}
-    return value
-
-
-def json_text(value: Any) -> bytes:
-    """A JSON value as the bytes the store keeps (see the module docstring)."""
+def _stored(value: Any, where: str) -> bytes:
     try:
-        return json.dumps(
-            _canonical(value),
-            ensure_ascii=False,
-            separators=(",", ":"),
-            sort_keys=True,
-            allow_nan=False,
-        ).encode()
+        return json_text(value)
     except (ValueError, TypeError) as exc:
-        raise KvJsonError("value", f"is not a JSON value: {exc}") from None
-
-
-def _from_json_text(data: bytes) -> tuple[bool, Any]:
-    if not data:
-        return False, None
-    try:
-        return True, json.loads(data, parse_constant=_not_json)
-    except (ValueError, RecursionError):
-        return False, None
-
-
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+        raise KvJsonError(where, f"is not a JSON value: {exc}") from None
 
 
 def shown_value(data: bytes) -> dict[str, Any]:
     """{"value": JSON} if `data` is JSON text, else {"value_base64": ...}."""
-    ok, value = _from_json_text(data)
+    ok, value = from_json_text(data)
     if ok:
         return {"value": value}
     return {"value_base64": base64.b64encode(data).decode("ascii")}
@@ -221,7 +188,7 @@ def _value_of(document: Mapping[str, Any], where: str, required: bool) -> bytes 
                 f"{where}.value_base64", "is not standard base64 with padding"
             ) from None
     if "value" in document:
-        return json_text(document["value"])
+        return _stored(document["value"], f"{where}.value")
     if required:
         raise KvJsonError(f"{where}.value", "missing (give value or value_base64)")
     return None

@@ -42,35 +42,43 @@ from paxosd.runtime.errors import (
 )
 from paxosd.runtime.service_api import NodeService
 from paxosd.service.commands import (
-    Cas,
     DecisionGet,
     DecisionPropose,
-    Delete,
-    Get,
     LockAcquire,
     LockRefresh,
     LockRelease,
     LockStatus,
     NameLookup,
     NameRegister,
-    Put,
+    validate,
 )
 from paxosd.service.errors import BadCommand
+from paxosd.service.kv.errors import InvalidRequest, KvError
+from paxosd.service.kv.types import (
+    Compare,
+    CompareResult,
+    CompareTarget,
+    DeleteRange,
+    DeleteRangeResponse,
+    Put,
+    Range,
+    RangeResponse,
+    Txn,
+    TxnResponse,
+)
 from paxosd.service.results import (
     NOT_HOLDER,
     REQUEST_MISMATCH,
     STALE_REQUEST,
-    CasResult,
     DecisionResult,
-    Deleted,
     LockResult,
     NameResult,
     Released,
-    Value,
 )
 from paxosd.service.results import Error as ResultError
+from paxosd.service.values import json_text
 
-from .resp_kv import KV_COMMANDS, MultiState
+from .resp_kv import KV_COMMANDS, MultiState, value_reply
 from .version import VERSION
 
 log = logging.getLogger("paxosd.api.resp")
@@ -164,14 +172,6 @@ def wrongtype(value: Any) -> bytes:
     )
 
 
-def _text_or_nil(value: Any, nil: bytes) -> bytes:
-    """A string value as a bulk string; anything else (null, absent, another JSON type) nil."""
-    if type(value) is str:
-        data = value.encode()
-        return b"$%d\r\n%b\r\n" % (len(data), data)
-    return nil
-
-
 def _int_or_nil(value: int | None, nil: bytes) -> bytes:
     return nil if value is None else integer(value)
 
@@ -219,6 +219,8 @@ def exception_reply(node: NodeService, exc: BaseException, write: bool) -> bytes
         return unavailable_reply(str(exc) or "no answer", write)
     if isinstance(exc, Overloaded):
         return error(f"BUSY overloaded: {exc}; the command was not accepted, retry later")
+    if isinstance(exc, BadRequest) and isinstance(exc.error, KvError):
+        return error(f"ERR {exc.error.detail}")  # paxosd's sentence: names the limit
     if isinstance(exc, BadRequest | BadCommand):
         return error(f"ERR {exc}")
     if isinstance(exc, Damaged):
@@ -277,60 +279,64 @@ def result_error_reply(result: ResultError, write: bool) -> bytes:
 # Renderers: a success result -> reply bytes.
 
 
-def _render_ok(result: Any, nil: bytes) -> bytes:
-    return OK
+def _kv_refusal(result: Any) -> bytes | None:
+    """The error reply for the key-value store's refusal, or None for an answer."""
+    if isinstance(result, KvError):
+        return error(f"ERR {result.code}: {result.detail}")
+    return None
 
 
 def _render_get(result: Any, nil: bytes) -> bytes:
-    if type(result) is Value:
-        value = result.value
-        if type(value) is str:
-            data = value.encode()
-            return b"$%d\r\n%b\r\n" % (len(data), data)
-        return wrongtype(value)
-    return nil  # NotFound
+    refused = _kv_refusal(result)
+    if refused is not None:
+        return refused
+    return value_reply(result.kvs[0]) if result.kvs else nil
 
 
-def _render_set_nx(result: CasResult, nil: bytes) -> bytes:
-    return OK if result.succeeded else nil
+def _created(result: Any) -> bool:
+    """Whether a create-if-absent transaction (`_create`) created the key."""
+    return isinstance(result, TxnResponse) and result.succeeded
 
 
-def _render_succeeded(result: CasResult, nil: bytes) -> bytes:
-    return ONE if result.succeeded else ZERO
+def _render_set_nx(result: Any, nil: bytes) -> bytes:
+    return _kv_refusal(result) or (OK if _created(result) else nil)
 
 
-def _render_cas(result: CasResult, nil: bytes) -> bytes:
-    value = result.value
-    if value is not None and type(value) is not str:
-        return wrongtype(value)
-    current = nil if value is None else bulk_text(value)
-    return b"*2\r\n%b%b" % (ONE if result.succeeded else ZERO, current)
+def _render_succeeded(result: Any, nil: bytes) -> bytes:
+    return _kv_refusal(result) or (ONE if _created(result) else ZERO)
 
 
-def _render_deleted(result: Deleted, nil: bytes) -> bytes:
-    return ONE if result.existed else ZERO
-
-
-def _render_deleted_many(results: list[Any], nil: bytes) -> bytes:
-    return integer(sum(1 for result in results if result.existed))
+def _render_deleted(result: Any, nil: bytes) -> bytes:
+    refused = _kv_refusal(result)
+    if refused is not None:
+        return refused
+    if isinstance(result, DeleteRangeResponse):
+        return integer(result.deleted)
+    return integer(sum(a.deleted for a in result.responses if isinstance(a, DeleteRangeResponse)))
 
 
 def _render_exists(result: Any, nil: bytes) -> bytes:
-    return ONE if type(result) is Value else ZERO
+    refused = _kv_refusal(result)
+    if refused is not None:
+        return refused
+    if isinstance(result, RangeResponse):
+        return integer(result.count)
+    return integer(sum(a.count for a in result.responses if isinstance(a, RangeResponse)))
 
 
-def _render_exists_many(results: list[Any], nil: bytes) -> bytes:
-    return integer(sum(1 for result in results if type(result) is Value))
+def _render_mget(result: Any, nil: bytes) -> bytes:
+    refused = _kv_refusal(result)
+    if refused is not None:
+        return refused
+    items = []
+    for answer in result.responses:
+        reply = value_reply(answer.kvs[0]) if answer.kvs else nil
+        items.append(nil if reply.startswith(b"-") else reply)  # another type: nil, as Redis
+    return array(items)
 
 
-def _render_mget(results: list[Any], nil: bytes) -> bytes:
-    return array(
-        [_text_or_nil(result.value, nil) if type(result) is Value else nil for result in results]
-    )
-
-
-def _render_ok_many(results: list[Any], nil: bytes) -> bytes:
-    return OK
+def _render_ok(result: Any, nil: bytes) -> bytes:
+    return _kv_refusal(result) or OK
 
 
 def _render_lock(result: LockResult, nil: bytes) -> bytes:
@@ -381,8 +387,20 @@ def _ms_arg(text: str) -> int | None:
 # Key-value commands
 
 
+def _key(text: str) -> bytes:
+    return text.encode()
+
+
+def _create(key: bytes, value: bytes, *, current: bool = False) -> Txn:
+    """Put `value` if `key` does not exist (its create revision is 0); with `current`, read
+    the key otherwise."""
+    absent = Compare(key=key, target=CompareTarget.CREATE, result=CompareResult.EQUAL)
+    failure = (Range(key=key),) if current else ()
+    return Txn(compare=(absent,), success=(Put(key=key, value=value),), failure=failure)
+
+
 def cmd_get(conn: Connection, args: list[str]) -> None:
-    conn.read(Get(key=args[1]), _render_get)
+    conn.read(Range(key=_key(args[1])), _render_get)
 
 
 # SET options paxosd recognises but does not implement: refused by name, not as syntax errors.
@@ -390,7 +408,7 @@ _SET_UNSUPPORTED: Final = frozenset({"XX", "GET", "EX", "PX", "EXAT", "PXAT", "K
 
 
 def cmd_set(conn: Connection, args: list[str]) -> None:
-    key, value = args[1], args[2]
+    key, value = _key(args[1]), json_text(args[2])
     if len(args) == 3:
         conn.write(Put(key=key, value=value), _render_ok)
         return
@@ -408,47 +426,95 @@ def cmd_set(conn: Connection, args: list[str]) -> None:
             conn.reply(ERR_SYNTAX)
             return
     if nx:
-        conn.write(Cas(key=key, expected=None, value=value), _render_set_nx)
+        conn.write(_create(key, value), _render_set_nx)
     else:
         conn.write(Put(key=key, value=value), _render_ok)
 
 
 def cmd_setnx(conn: Connection, args: list[str]) -> None:
-    conn.write(Cas(key=args[1], expected=None, value=args[2]), _render_succeeded)
+    conn.write(_create(_key(args[1]), json_text(args[2])), _render_succeeded)
+
+
+def _many(conn: Connection, ops: tuple[Any, ...], render: Render, write: bool) -> None:
+    """Several keys as one transaction (atomic, at one revision), checked first: over the
+    limits, or with a key written twice, it is refused whole."""
+    txn = Txn(success=ops)
+    try:
+        validate(txn)
+    except BadCommand as exc:
+        detail = exc.error.detail if isinstance(exc, InvalidRequest) else str(exc)
+        conn.reply(error(f"ERR {detail}"))
+        return
+    if write:
+        conn.write(txn, render)
+    else:
+        conn.read(txn, render)
 
 
 def cmd_del(conn: Connection, args: list[str]) -> None:
     if len(args) == 2:
-        conn.write(Delete(key=args[1]), _render_deleted)
+        conn.write(DeleteRange(key=_key(args[1])), _render_deleted)
     else:
-        conn.write_many([Delete(key=key) for key in args[1:]], _render_deleted_many)
+        _many(conn, tuple(DeleteRange(key=_key(key)) for key in args[1:]), _render_deleted, True)
 
 
 def cmd_exists(conn: Connection, args: list[str]) -> None:
     if len(args) == 2:
-        conn.read(Get(key=args[1]), _render_exists)
+        conn.read(Range(key=_key(args[1]), count_only=True), _render_exists)
     else:
-        conn.read_many([Get(key=key) for key in args[1:]], _render_exists_many)
+        ops = tuple(Range(key=_key(key), count_only=True) for key in args[1:])
+        _many(conn, ops, _render_exists, False)
 
 
 def cmd_mget(conn: Connection, args: list[str]) -> None:
-    conn.read_many([Get(key=key) for key in args[1:]], _render_mget)
+    _many(conn, tuple(Range(key=_key(key)) for key in args[1:]), _render_mget, False)
 
 
 def cmd_mset(conn: Connection, args: list[str]) -> None:
     if len(args) % 2 != 1:
         conn.reply(wrong_arity(args[0]))
         return
-    ops = [Put(key=args[i], value=args[i + 1]) for i in range(1, len(args), 2)]
-    conn.write_many(ops, _render_ok_many)
+    # A key named twice ends with its last value, as in Redis: one put per key.
+    values = {args[i]: args[i + 1] for i in range(1, len(args), 2)}
+    ops = tuple(Put(key=_key(key), value=json_text(value)) for key, value in values.items())
+    _many(conn, ops, _render_ok, True)
+
+
+def _cas(key: bytes, expected: bytes | None, value: bytes) -> Txn:
+    if expected is None:
+        return _create(key, value, current=True)
+    holds = Compare(key=key, target=CompareTarget.VALUE, result=CompareResult.EQUAL,
+                    value=expected)  # fmt: skip
+    return Txn(compare=(holds,), success=(Put(key=key, value=value),), failure=(Range(key=key),))
 
 
 def cmd_cas(conn: Connection, args: list[str]) -> None:
-    conn.write(Cas(key=args[1], expected=args[2], value=args[3]), _render_cas)
+    value = json_text(args[3])
+    conn.write(_cas(_key(args[1]), json_text(args[2]), value), _cas_render(args[3]))
 
 
 def cmd_casnx(conn: Connection, args: list[str]) -> None:
-    conn.write(Cas(key=args[1], expected=None, value=args[2]), _render_cas)
+    conn.write(_cas(_key(args[1]), None, json_text(args[2])), _cas_render(args[2]))
+
+
+def _cas_render(new: str) -> Render:
+    swapped = bulk_text(new)
+
+    def render(result: Any, nil: bytes) -> bytes:
+        refused = _kv_refusal(result)
+        if refused is not None:
+            return refused
+        if result.succeeded:
+            return b"*2\r\n%b%b" % (ONE, swapped)
+        answer = result.responses[0] if result.responses else None
+        current = (
+            value_reply(answer.kvs[0]) if isinstance(answer, RangeResponse) and answer.kvs else nil
+        )
+        if current.startswith(b"-"):
+            return current  # WRONGTYPE: the current value is not a string
+        return b"*2\r\n%b%b" % (ZERO, current)
+
+    return render
 
 
 # ---------------------------------------------------------------------------------------------

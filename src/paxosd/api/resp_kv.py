@@ -58,10 +58,11 @@ from paxosd.service.kv.types import (
     TxnResponse,
     prefix_end,
 )
+from paxosd.service.values import json_text
 
-from .kv_json import json_text, shown_value
+from .kv_json import shown_value
 
-__all__ = ["KV_COMMANDS", "MULTI_CONTROL", "MultiState", "queue_command"]
+__all__ = ["KV_COMMANDS", "MULTI_CONTROL", "MultiState", "queue_command", "value_reply"]
 
 # KEYS answers at most this many keys (a larger answer is refused: use SCAN).
 keys_max: Final = 10_000
@@ -127,7 +128,7 @@ class KvConnection(Protocol):
 # Values as RESP shows them
 
 
-def _value_reply(kv: KeyValue) -> bytes:
+def value_reply(kv: KeyValue) -> bytes:
     """A stored value as GET answers it: a JSON string's text, bytes that are not JSON as
     they are, any other JSON value a WRONGTYPE error."""
     shown = shown_value(kv.value)
@@ -314,7 +315,7 @@ def _meta(answer: RangeResponse, nil: bytes) -> bytes:
         return nil
     return _array(
         [
-            _value_reply(kv),
+            value_reply(kv),
             _integer(kv.create_revision),
             _integer(kv.mod_revision),
             _integer(kv.version),
@@ -362,7 +363,7 @@ def _q_get(args: list[str]) -> Queued:
         answer = answers[0]
         assert isinstance(answer, RangeResponse)
         kv = _first(answer)
-        return nil if kv is None else _value_reply(kv)
+        return nil if kv is None else value_reply(kv)
 
     return Queued((Range(key=_text(args[1])),), render)
 
@@ -411,7 +412,7 @@ def _q_mget(args: list[str]) -> Queued:
         for answer in answers:
             assert isinstance(answer, RangeResponse)
             kv = _first(answer)
-            reply = nil if kv is None else _value_reply(kv)
+            reply = nil if kv is None else value_reply(kv)
             items.append(nil if reply.startswith(b"-") else reply)  # as MGET outside MULTI
         return _array(items)
 

@@ -47,6 +47,7 @@ WORKLOAD_OF = {
     "put": "kv", "get": "kv", "cas": "kv", "delete": "kv",
     "acquire": "locks", "use": "locks", "release": "locks",
     "register": "names", "lookup": "names", "propose": "decisions",
+    "open": "bank", "transfer": "bank", "audit": "bank",
 }  # fmt: skip
 
 

@@ -26,6 +26,10 @@ checked per key, and an operation with an unknown outcome stays "pending" foreve
 key's history; fresh keys keep every key's history short, so the check stays fast however
 long the run.
 
+Bank: clients move money between accounts in transactions and audit every account with one
+range read; `paxosd.check.bank` judges what must hold at every revision (the total, one
+state per revision, no acknowledged write missing).
+
 Locks: a client acquires a lock with a short lease, then acts on a fenced resource with its
 token, then releases. Sometimes it stalls between the grant and the use for longer than the
 lease (a holder paused by GC or a stopped VM): by then another client may hold the lock with
@@ -55,10 +59,14 @@ from paxosd.client.core import Call, judge
 log = logging.getLogger("paxosd.chaos.workloads")
 
 WORKLOADS = ("kv", "locks", "names", "decisions")
-CLIENTS_PER_WORKLOAD = {"kv": 6, "locks": 3, "names": 2, "decisions": 2}
+# Chosen by name only (`--workload bank`), not by "all".
+OPTIONAL_WORKLOADS = ("bank",)
+CLIENTS_PER_WORKLOAD = {"kv": 6, "locks": 3, "names": 2, "decisions": 2, "bank": 4}
 
 epoch_s_default = 15.0
 kv_keys = 3
+bank_accounts = 5
+bank_balance = 100  # each account's opening balance
 locks_per_epoch = 2
 names_per_epoch = 2
 decisions_per_epoch = 2
@@ -384,6 +392,92 @@ class DecisionWorker(Worker):
         await self.perform("propose", key, value, operations.propose(decision, value))
 
 
+class BankWorker(Worker):
+    """Opens a bank of accounts, moves money between two of them in transactions, audits all
+    of them with one range read (the bank checker, `paxosd.check.bank`, judges the history).
+
+    A transfer compares both accounts' mod revisions with what this client last audited and
+    writes both new balances at one revision; its compare failing is a definite no (FAIL)."""
+
+    def __init__(self, shared: Shared, name: str, home: int) -> None:
+        super().__init__(shared, name, home)
+        self.audited: dict[int, tuple[int, int]] = {}  # account -> (mod revision, balance)
+        self.bank = ""
+
+    def _key(self, account: int) -> str:
+        return f"{self.bank}/{account}"
+
+    async def step(self) -> None:
+        bank = f"bank{self.shared.epoch()}"
+        if bank != self.bank:
+            self.bank, self.audited = bank, {}
+            await self._open()
+            return
+        if len(self.audited) < bank_accounts or self.rng.random() < 0.4:
+            await self._audit()
+            return
+        await self._transfer()
+
+    async def _open(self) -> None:
+        first = self._key(0)
+        body = {
+            "compare": [{"key": first, "target": "create", "result": "=", "create_revision": 0}],
+            "success": [{"put": {"key": self._key(i), "value": bank_balance}}
+                        for i in range(bank_accounts)],
+        }  # fmt: skip
+        await self.perform(
+            "open", self.bank, (bank_accounts, bank_balance), operations.txn(body),
+            lambda r: (OpType.OK, (r.revision,)) if r.succeeded else (OpType.FAIL, None),
+        )  # fmt: skip
+
+    async def _audit(self) -> None:
+        def output(found: Any) -> tuple[OpType, Any]:
+            rows = []
+            for kv in found.kvs:
+                account = int(kv.key.rsplit("/", 1)[1])
+                rows.append((account, kv.revision, kv.value))
+            return OpType.OK, (found.revision, tuple(rows))
+
+        answer = await self.perform(
+            "audit", self.bank, None,
+            operations.range_({"prefix": f"{self.bank}/"}, {}), output,
+        )  # fmt: skip
+        if answer.outcome is OpType.OK:
+            self.audited = {
+                int(kv.key.rsplit("/", 1)[1]): (kv.revision, kv.value) for kv in answer.data.kvs
+            }
+
+    async def _transfer(self) -> None:
+        source, target = self.rng.sample(sorted(self.audited), 2)
+        (source_mod, source_balance), (target_mod, target_balance) = (
+            self.audited[source], self.audited[target],
+        )  # fmt: skip
+        if source_balance <= 0:
+            await self._audit()
+            return
+        amount = self.rng.randint(1, source_balance)
+        wrote = ((source, source_balance - amount), (target, target_balance + amount))
+        body = {
+            "compare": [
+                {"key": self._key(source), "target": "mod", "result": "=",
+                 "mod_revision": source_mod},
+                {"key": self._key(target), "target": "mod", "result": "=",
+                 "mod_revision": target_mod},
+            ],
+            "success": [{"put": {"key": self._key(account), "value": balance}}
+                        for account, balance in wrote],
+        }  # fmt: skip
+        answer = await self.perform(
+            "transfer", self.bank, (source, target, amount), operations.txn(body),
+            lambda r: (OpType.OK, (r.revision, wrote)) if r.succeeded else (OpType.FAIL, None),
+        )  # fmt: skip
+        if answer.outcome is OpType.OK:
+            for account, balance in wrote:
+                self.audited[account] = (answer.data.revision, balance)
+        else:
+            self.audited = {}  # stale, or unknown: audit again before the next transfer
+
+
 class Probe(Worker):
     """Writes to one node, each with a short deadline and no failover: with probes on every
     node, when some write succeeds is when the cluster could take writes (the availability
@@ -420,6 +514,7 @@ WORKER_TYPES: dict[str, type[Worker]] = {
     "locks": LockWorker,
     "names": NameWorker,
     "decisions": DecisionWorker,
+    "bank": BankWorker,
 }
 
 
@@ -427,7 +522,8 @@ def make_workers(shared: Shared, workloads: Sequence[str]) -> list[Worker]:
     """The clients of the chosen workloads, plus the availability probe."""
     unknown = [w for w in workloads if w not in WORKER_TYPES]
     if unknown:
-        raise ValueError(f"unknown workloads {unknown}; known: {', '.join(WORKLOADS)}")
+        known = ", ".join(WORKLOADS + OPTIONAL_WORKLOADS)
+        raise ValueError(f"unknown workloads {unknown}; known: {known}")
     members = sorted(shared.caller.endpoints)
     workers: list[Worker] = [
         Probe(shared, node, lane) for node in members for lane in range(probe_lanes)

@@ -11,7 +11,9 @@ recorders follow:
   (`check_locks`, per lock: a re-entrant acquire by a holder that lost the first answer
   returns its existing, older token, so tokens need not rise across locks);
 - names: ``register``/``lookup``: one owner forever (`check_names`);
-- decisions: keys starting with ``decision:``: one chosen value (`check_decisions`).
+- decisions: keys starting with ``decision:``: one chosen value (`check_decisions`);
+- bank: ``open``/``transfer``/``audit``: transactions and ranges over many keys, judged at
+  every revision of the store (`paxosd.check.bank`).
 
 Anything else (the chaos harness's ``probe-`` writes, which measure availability) belongs
 to no workload and is not judged here.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from paxosd.check.bank import BANK_FUNCTIONS, check_bank
 from paxosd.check.history import History, Operation
 from paxosd.check.linearizability import CheckResult, Reason, Verdict
 from paxosd.check.linearizability import check as check_linearizable
@@ -31,7 +34,7 @@ KV_FUNCTIONS = frozenset({"put", "get", "cas", "delete"})
 LOCK_FUNCTIONS = frozenset({"acquire", "release", "use"})
 NAME_FUNCTIONS = frozenset({"register", "lookup"})
 DECISION_PREFIX = "decision:"
-WORKLOADS = ("kv", "locks", "names", "decisions")
+WORKLOADS = ("kv", "locks", "names", "decisions", "bank")
 PROBLEMS_SHOWN = 3
 EXPLANATION_CHARS = 400
 
@@ -43,6 +46,8 @@ def is_kv(f: str, key: object) -> bool:
 
 def workload_of(op: Operation) -> str | None:
     """The workload an operation belongs to, or None."""
+    if op.f in BANK_FUNCTIONS:
+        return "bank"
     if str(op.key).startswith(DECISION_PREFIX):
         return "decisions"
     if op.f in LOCK_FUNCTIONS:
@@ -57,7 +62,7 @@ def workload_of(op: Operation) -> str | None:
 def is_workload_history(ops: Iterable[Operation]) -> bool:
     """True for a history of paxosd's workloads (locks, names or decisions in it): one
     that no single sequential model describes, so each workload needs its own checker."""
-    return any(workload_of(op) in ("locks", "names", "decisions") for op in ops)
+    return any(workload_of(op) in ("locks", "names", "decisions", "bank") for op in ops)
 
 
 def kv_operations(history: History | Iterable[Operation]) -> list[Operation]:
@@ -122,6 +127,9 @@ def judge_workloads(
     decisions = [op for op in ops if workload_of(op) == "decisions"]
     if decisions:
         results["decisions"] = check_decisions(decisions)
+    bank = [op for op in ops if workload_of(op) == "bank"]
+    if bank:
+        results["bank"] = check_bank(bank)
     return results
 
 

@@ -16,19 +16,23 @@ from rich.table import Table
 from rich.text import Text
 
 from paxosd.chaos.nemesis import KINDS
-from paxosd.chaos.workloads import WORKLOADS
+from paxosd.chaos.workloads import OPTIONAL_WORKLOADS, WORKLOADS
 from paxosd.runtime.variants import VARIANTS
 
 console = Console(stderr=True)
 
 
-def _choices(text: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
+def _choices(
+    text: str, known: tuple[str, ...], what: str, by_name: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """The names chosen: `known` for "all"; `by_name` ones only when named."""
     if text.strip() == "all":
         return known
     chosen = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
-    unknown = [x for x in chosen if x not in known]
+    unknown = [x for x in chosen if x not in known + by_name]
     if unknown or not chosen:
-        raise click.BadParameter(f"unknown {what} {unknown}; choose from all, {', '.join(known)}")
+        names = ", ".join(known + by_name)
+        raise click.BadParameter(f"unknown {what} {unknown}; choose from all, {names}")
     return chosen
 
 
@@ -51,7 +55,11 @@ def _choices(text: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
     "--workload",
     default="all",
     show_default=True,
-    help="Comma-separated, or all: " + ", ".join(WORKLOADS) + ".",
+    help="Comma-separated, or all: "
+    + ", ".join(WORKLOADS)
+    + "; or by name: "
+    + ", ".join(OPTIONAL_WORKLOADS)
+    + " (transactions and ranges over many keys).",
 )
 @click.option("--seed", default=1, show_default=True, help="Names the fault schedule.")
 @click.option(
@@ -98,7 +106,7 @@ def command(
         nodes=int(nodes),
         duration_s=duration,
         nemesis=_choices(nemesis, KINDS, "nemesis kinds"),
-        workloads=_choices(workload, WORKLOADS, "workloads"),
+        workloads=_choices(workload, WORKLOADS, "workloads", OPTIONAL_WORKLOADS),
         seed=seed,
         variant=variant,
         first_port=first_port,

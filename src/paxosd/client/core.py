@@ -11,6 +11,7 @@ call's deadline. A write that may have reached a node and got no definite answer
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -363,14 +364,28 @@ def judge(call: Call, status: int, body: bytes) -> Verdict:
 # -- turning answers into values ------------------------------------------------------------
 
 
+def stored_value(data: dict[str, Any]) -> Any:
+    """An answer's value: its JSON `value`, or the bytes of its `value_base64`."""
+    if "value_base64" in data:
+        return base64.b64decode(data["value_base64"])
+    return data.get("value")
+
+
 def to_kv(data: Any) -> KeyValue | None:
     if data is None:
         return None
-    return KeyValue(data["key"], data.get("value"), int(data.get("revision", 0)))
+    return KeyValue(
+        data["key"],
+        stored_value(data),
+        int(data.get("revision", 0)),
+        create_revision=int(data.get("create_revision", 0)),
+        version=int(data.get("version", 0)),
+        lease=int(data.get("lease", 0)),
+    )
 
 
 def to_cas(data: Any) -> CasOutcome:
-    return CasOutcome(bool(data["succeeded"]), data.get("value"), int(data.get("revision", 0)))
+    return CasOutcome(bool(data["succeeded"]), stored_value(data), int(data.get("revision", 0)))
 
 
 def to_grant(data: Any) -> LockGrant:

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from paxosd.client.core import BadRequest, KeyValue
+from paxosd.client.core import BadRequest, KeyValue, stored_value
 
 __all__ = [
     "Comparison",
@@ -95,12 +95,6 @@ class TxnResult:
     responses: list[Any]
 
 
-def _stored(data: dict[str, Any]) -> Any:
-    if "value_base64" in data:
-        return base64.b64decode(data["value_base64"])
-    return data.get("value")
-
-
 def to_key_value(data: dict[str, Any]) -> KeyValue:
     key = (
         data["key"]
@@ -109,7 +103,7 @@ def to_key_value(data: dict[str, Any]) -> KeyValue:
     )
     return KeyValue(
         key,
-        _stored(data),
+        stored_value(data),
         int(data.get("mod_revision", 0)),
         create_revision=int(data.get("create_revision", 0)),
         version=int(data.get("version", 0)),

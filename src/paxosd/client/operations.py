@@ -20,7 +20,7 @@ from paxosd.client.core import (
     to_kv,
     to_registration,
 )
-from paxosd.client.kv import to_delete, to_range, to_txn
+from paxosd.client.kv import stored, to_delete, to_range, to_txn
 
 Operation = tuple[Call, Callable[[Any], Any]]
 
@@ -30,7 +30,8 @@ def get(key: str) -> Operation:
 
 
 def put(key: str, value: Any) -> Operation:
-    return Call("PUT", kv_path(key), {"value": value}, True), lambda d: int(d["revision"])
+    body = stored(value)  # bytes travel raw (value_base64), anything else as JSON
+    return Call("PUT", kv_path(key), body, True), lambda d: int(d["revision"])
 
 
 def delete(key: str) -> Operation:
@@ -38,7 +39,8 @@ def delete(key: str) -> Operation:
 
 
 def cas(key: str, expected: Any, value: Any) -> Operation:
-    body = {"expected": expected, "value": value}
+    old = stored(expected)
+    body = {**{f"expected{k.removeprefix('value')}": v for k, v in old.items()}, **stored(value)}
     return Call("POST", kv_path(key) + "/cas", body, True, ok_statuses=(200, 409)), to_cas
 
 
