@@ -368,3 +368,62 @@ def test_a_compacted_watch_ends_with_where_to_relist(
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2 and "compacted" in done.stderr and str(now) in done.stderr
+
+
+# -- RESP: keyspace notifications -----------------------------------------------------------
+
+
+def test_redis_cli_subscribes_to_keyspace_notifications(
+    shared_cluster: Cluster, client: Client
+) -> None:
+    port = str(shared_cluster.resp_port(follower(shared_cluster)))
+    listener = subprocess.Popen(
+        ["redis-cli", "-p", port, "SUBSCRIBE", "__keyspace@0__:rk/a", "__keyevent@0__:del"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listener.stdout is not None
+        assert [listener.stdout.readline().strip() for _ in range(6)] == [
+            "subscribe", "__keyspace@0__:rk/a", "1", "subscribe", "__keyevent@0__:del", "2",
+        ]  # fmt: skip
+        client.put("rk/a", "v")
+        client.put("rk/b", "w")  # neither channel: nothing
+        client.delete("rk/a")
+        got = [listener.stdout.readline().strip() for _ in range(9)]
+    finally:
+        listener.kill()
+        listener.wait()
+    messages = {tuple(got[i : i + 3]) for i in range(0, 9, 3)}
+    assert messages == {
+        ("message", "__keyspace@0__:rk/a", "set"),
+        ("message", "__keyspace@0__:rk/a", "del"),
+        ("message", "__keyevent@0__:del", "rk/a"),
+    }
+
+
+def test_the_redis_client_psubscribes_with_a_pattern_and_is_refused_other_channels(
+    shared_cluster: Cluster, client: Client
+) -> None:
+    import redis
+
+    connection = redis.Redis(port=shared_cluster.resp_port(1), protocol=2)
+    pubsub = connection.pubsub()
+    pubsub.psubscribe("__keyspace@0__:rp/*")
+    first = pubsub.get_message(timeout=10)
+    assert first is not None and first["type"] == "psubscribe"
+    client.put("rp/x", 1)
+    client.put("other/x", 1)
+    client.delete("rp/x")
+    received = []
+    deadline = time.monotonic() + 20
+    while len(received) < 2 and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=1)
+        if message is not None:
+            received.append((message["channel"], message["data"]))
+    assert received == [(b"__keyspace@0__:rp/x", b"set"), (b"__keyspace@0__:rp/x", b"del")]
+    with pytest.raises(redis.ResponseError, match="keyspace notifications"):
+        connection.publish("news", "hello")
+    assert connection.config_get("notify-keyspace-events") == {"notify-keyspace-events": "KEg$"}
+    pubsub.close()
+    connection.close()

@@ -141,18 +141,23 @@ def check_session(session: Session, reference: Reference) -> list[str]:
     covered: int | None = None  # the last revision the previous stream promised
     for number, stream in enumerate(session.streams):
         where = f"watcher {session.name} stream {number} (node {stream.node})"
-        start, stream_covered = _check_stream(stream, reference, where, problems)
-        if start is None:
-            continue  # nothing was received: no promise made
         if stream.listed is not None:
+            # A re-list starts afresh: the listing is the state at its revision, and the
+            # stream must carry on from the next one.
             revision, listing = stream.listed
             if listing != reference.state_at(revision, stream.key, stream.range_end):
                 problems.append(
                     f"{where}: the re-list at revision {revision} is not the state then"
                 )
-            if start != revision + 1:
-                problems.append(f"{where}: watched from {start} after a list at {revision}")
-        elif covered is not None:
+            if stream.start_revision != revision + 1:
+                problems.append(
+                    f"{where}: watched from {stream.start_revision} after a list at {revision}"
+                )
+            covered = revision
+        start, stream_covered = _check_stream(stream, reference, where, problems)
+        if start is None:
+            continue  # nothing was received: no promise made
+        if covered is not None:
             if start > covered + 1:
                 missed = reference.between(stream, covered + 1, start - 1)
                 if missed:

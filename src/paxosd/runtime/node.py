@@ -68,7 +68,7 @@ from paxosd.service.kv import InvalidRequest, Range, Txn
 from paxosd.service.kv.compaction import AutoCompactor
 from paxosd.service.namespace import Options
 from paxosd.storage import CorruptLog, LogStore
-from paxosd.watch import MachineHistory, WatchHub
+from paxosd.watch import MachineHistory, WatchHub, compaction_due
 
 log = logging.getLogger("paxosd.node")
 
@@ -216,9 +216,11 @@ class Node:
                 variant=self.variant.driver,
             )
             self.driver = Driver(replica, self.store, self.transport, self.clock, self, options)
+            kv = self.config.kv
             self.watches = WatchHub(
                 MachineHistory(lambda: replica.learner.machine),
                 replace(self.config.watch, variant=self.variant.watch),
+                compaction_due(kv.history_revisions_max, kv.history_bytes_max),
             )
             await self.transport.start()
             self._tick_handle = self.loop.call_later(self.tick_s, self._tick)

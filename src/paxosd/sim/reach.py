@@ -37,6 +37,14 @@ MECHANISMS: dict[str, str] = {
     "reads_at_deposed_leader": "reads that reached a leader a newer leader had replaced",
     "seq_reuses": "a client reused a sequence number for a different write",
     "seq_reuses_refused": "... and the reuse was refused (exactly-once digest)",
+    "watches_created": "a watcher watched keys on a node (sim/watchers.py)",
+    "watches_from_the_past": "... from a revision the node had passed: replayed from history",
+    "watches_resumed": "a watcher watched again from the revision after the last one it had",
+    "watch_connections_lost": "a watcher's node crashed or restarted under it",
+    "watches_hopped": "a watcher left its node for another",
+    "watches_cancelled_slow": "a watcher that read too slowly was cancelled by the hub",
+    "watches_cancelled_compacted": "a watcher needed compacted history and was cancelled",
+    "watches_relisted": "... and listed its keys again, then watched from the next revision",
 }
 
 # The engine's notes (core/multi), by the mechanism each one shows.

@@ -3,7 +3,7 @@ any node (etcd v3's watch). `hub.py` is the per-node machinery the node and the 
 both run; `types.py` what a watch asks for and what its stream carries; `history.py` where a
 watch that starts in the past reads what it missed."""
 
-from .history import EventLog, History, MachineHistory, StoreHistory
+from .history import EventLog, History, MachineHistory, StoreHistory, compaction_due
 from .hub import WATCH_VARIANTS, Watcher, WatchHub, WatchOptions
 from .types import (
     Cancelled,
@@ -37,4 +37,5 @@ __all__ = [
     "WatchRequestError",
     "Watcher",
     "check_watch",
+    "compaction_due",
 ]

@@ -21,7 +21,14 @@ from typing import Any, Protocol
 from paxosd.service.kv.store import MvccStore
 from paxosd.service.kv.types import Event, EventType, KeyValue, in_range
 
-__all__ = ["EventLog", "History", "MachineHistory", "StoreHistory", "event_revisions"]
+__all__ = [
+    "EventLog",
+    "History",
+    "MachineHistory",
+    "StoreHistory",
+    "compaction_due",
+    "event_revisions",
+]
 
 _PUT = EventType.PUT
 _DELETE = EventType.DELETE
@@ -170,3 +177,15 @@ class MachineHistory:
         if current is None or current.store is not store:
             current = self._current = StoreHistory(store)
         return current
+
+
+def compaction_due(revisions_max: int, bytes_max: int) -> Callable[[History], int | None]:
+    """The automatic compaction's rule (service/kv/compaction.py), for `WatchHub`'s
+    `upcoming_compaction`: the revision the leader will compact to, or None."""
+
+    def due(history: History) -> int | None:
+        if not isinstance(history, StoreHistory):
+            return None
+        return history.store.compaction_target(revisions_max, bytes_max)
+
+    return due

@@ -31,10 +31,12 @@ time for periodic progress notifications.
 
 Progress. `progress(watcher)` queues a notification now; `progress_notify` watches get one
 every `progress_interval_ms` in which they got no event (as etcd). And every synced watcher
-whose last revision heard falls `progress_lead_revisions` behind the hub's, or at or below a
-new compacted revision, gets one too: an idle watcher's resume point stays ahead of what an
-automatic compaction keeping more history than that removes, so a client that reconnects
-after a quiet period is not told "compacted".
+whose last revision heard falls `progress_lead_revisions` behind the hub's, or at or below
+the revision an automatic compaction is due to compact to (`upcoming_compaction`: the
+store's own rule, computed on every node as the leader computes it before it proposes the
+compaction), or at or below a new compacted revision, gets one too: an idle watcher's resume
+point stays ahead of what compaction removes, so a client that reconnects after a quiet
+period is not told "compacted".
 
 Planted bugs (WATCH_VARIANTS), so that the simulator's watch checker shows it can fail:
 `watch-skip-revision` starts a past watch one revision late (a resume at last + 2),
@@ -247,8 +249,17 @@ class WatchHub:
     """Every watcher of one node (module docstring). Not thread-safe: the node's event loop
     (or the simulator) calls it."""
 
-    def __init__(self, source: Callable[[], History], options: WatchOptions | None = None) -> None:
+    def __init__(
+        self,
+        source: Callable[[], History],
+        options: WatchOptions | None = None,
+        upcoming_compaction: Callable[[History], int | None] | None = None,
+    ) -> None:
         self._source = source
+        # The revision the next automatic compaction will compact to, if one is due (the
+        # store's own rule, which the leader follows when it proposes one): idle watchers
+        # hear of progress before it happens.
+        self._upcoming = upcoming_compaction
         self.options = WatchOptions() if options is None else options
         history = source()
         self._history = history
@@ -262,6 +273,7 @@ class WatchHub:
         self._periodic: list[tuple[float, int]] = []
         self._idle: list[tuple[int, int]] = []
         self._now_ms = 0.0
+        self._compaction_due = -1
         variant = self.options.variant
         self._skip = variant == "watch-skip-revision"
         self._race = variant == "watch-compaction-race"
@@ -402,8 +414,13 @@ class WatchHub:
         compacted = history.compact_revision
         if compacted > self.compact_revision:
             self.compact_revision = compacted
-        if self._idle and self._idle[0][0] < self._idle_bound():
-            self._idle_progress()
+        if self._idle:
+            if events and self._upcoming is not None:
+                due = self._upcoming(history)
+                if due is not None and due > self._compaction_due:
+                    self._compaction_due = due
+            if self._idle[0][0] < self._idle_bound():
+                self._idle_progress()
 
     def tick(self, now_ms: float) -> None:
         """Time passes: periodic progress notifications that are due."""
@@ -602,7 +619,11 @@ class WatchHub:
 
     def _idle_bound(self) -> int:
         """Synced watchers last told of a revision below this hear of progress now."""
-        bound = max(self.revision - self.options.progress_lead_revisions, self.compact_revision + 1)
+        bound = max(
+            self.revision - self.options.progress_lead_revisions,
+            self.compact_revision + 1,
+            self._compaction_due + 1,
+        )
         return min(bound, self.revision)
 
     def _idle_progress(self) -> None:
