@@ -527,6 +527,21 @@ ROUTES: Final[tuple[Route, ...]] = (
         "and cancellations (with compact_revision and cancel_reason). docs/etcd-api.md.",
     ),
     Route(
+        "etcd_watch_websocket",
+        "GET",
+        "/v3/watch",
+        etcd_watch.watch_websocket,
+        "Watch.Watch over a WebSocket (as etcd's gateway serves it)",
+        "etcd",
+        (
+            Reply(101, "EtcdWatchResponse", 'each message one {"result": WatchResponse}'),
+            Reply(400, "EtcdError", "not a WebSocket upgrade"),
+        ),
+        service=False,
+        description="Upgrade to a WebSocket; each text message sent is a WatchRequest, each "
+        'message received a WatchResponse in the gateway\'s {"result": ...}.',
+    ),
+    Route(
         "etcd_unimplemented",
         "POST",
         "/v3/{path:.+}",

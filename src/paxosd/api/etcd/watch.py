@@ -22,6 +22,12 @@ line, each line one HTTP chunk, flushed as it is made:
   and, if it was compacted, `compact_revision` (re-list at that revision or later, then
   watch from the next): the paxosd watch hub's Cancelled item.
 
+The same stream is served over a WebSocket (`GET /v3/watch` with an upgrade, as etcd's
+gateway serves it through its wsproxy): each text message the client sends is one
+WatchRequest, each message the node sends one `{"result": WatchResponse}`. Over plain HTTP/1.1
+an etcd gateway reads no more of the request body once it has started its answer, so a
+client that wants several watches on one stream, created as it goes, uses the WebSocket.
+
 Watch ids are the stream's own, as in etcd: 0, 1, 2, ... unless the client picks one. A
 first request that is not a WatchRequest is refused like any other etcd API request (400,
 InvalidArgument); a malformed request later in the body ends the reading of requests with an
@@ -34,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
@@ -55,7 +62,7 @@ from ..watch_stream import WatchStream
 from . import wire
 from .errors import EtcdError, http_status
 
-__all__ = ["watch"]
+__all__ = ["watch", "watch_websocket"]
 
 log = logging.getLogger("paxosd.api.etcd")
 
@@ -106,19 +113,18 @@ class _Requests:
 class _EtcdWatchStream:
     """One /v3/watch stream: etcd's watch ids over the hub's watchers."""
 
-    def __init__(self, call: Call, response: web.StreamResponse) -> None:
+    def __init__(
+        self,
+        call: Call,
+        write_line: Callable[[bytes], Awaitable[None]],
+        alive: Callable[[], bool],
+    ) -> None:
         node = call.node
         assert node.watches is not None
         self.call = call
-        self.response = response
+        self._write_line = write_line
         self.header = wire.Header(*_header_fields(call))
-        transport = call.request.transport
-        self.stream = WatchStream(
-            node.watches,
-            self._send,
-            lambda: transport is not None and not transport.is_closing(),
-            post=self._write,
-        )
+        self.stream = WatchStream(node.watches, self._send, alive, post=self._write)
         self.ids: dict[int, int] = {}  # the stream's watch id -> the hub's
         self.names: dict[int, int] = {}  # the hub's -> the stream's
         self.next_id = 0
@@ -204,8 +210,7 @@ class _EtcdWatchStream:
             await self._write(document)
 
     async def _write(self, document: dict[str, Any]) -> None:
-        # One line, one write: one HTTP chunk (clients such as etcd3gw parse chunk by chunk).
-        await self.response.write(json.dumps(document, separators=(",", ":")).encode() + b"\n")
+        await self._write_line(json.dumps(document, separators=(",", ":")).encode())
 
 
 def _header_fields(call: Call) -> tuple[int, int, int]:
@@ -258,7 +263,15 @@ async def watch(call: Call) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
     await response.prepare(call.request)
-    stream = _EtcdWatchStream(call, response)
+    transport = call.request.transport
+
+    async def write_line(line: bytes) -> None:
+        # One line, one write: one HTTP chunk (clients such as etcd3gw parse chunk by chunk).
+        await response.write(line + b"\n")
+
+    stream = _EtcdWatchStream(
+        call, write_line, lambda: transport is not None and not transport.is_closing()
+    )
     if request is not None:
         stream.handle(request)
     reader = asyncio.create_task(_read_requests(stream, requests))
@@ -269,6 +282,47 @@ async def watch(call: Call) -> web.StreamResponse:
     if ended == "stalled" and call.request.transport is not None:
         call.request.transport.close()  # the client reads nothing: let its connection go
     return response
+
+
+async def watch_websocket(call: Call) -> web.StreamResponse:
+    """GET /v3/watch with a WebSocket upgrade, as etcd's gateway serves it (its wsproxy): each
+    text message the client sends is a WatchRequest, each one the node sends a
+    `{"result": WatchResponse}`; the watches live as long as the socket."""
+    node = call.node
+    if node.watches is None:
+        return EtcdError(
+            GrpcCode.UNAVAILABLE,
+            "etcdserver: server stopped",
+            error="damaged",
+            detail=f"node {node.node_id} is damaged and serves no watches; use another node",
+        ).response()
+    socket = web.WebSocketResponse(max_msg_size=request_bytes_max)
+    if not socket.can_prepare(call.request).ok:
+        return EtcdError.invalid(
+            "GET /v3/watch is a WebSocket (send a WebSocket upgrade); or POST the WatchRequests"
+        ).response()
+    await socket.prepare(call.request)
+
+    async def write_line(line: bytes) -> None:
+        await socket.send_str(line.decode())
+
+    stream = _EtcdWatchStream(call, write_line, lambda: not socket.closed)
+    pump = asyncio.create_task(stream.stream.run())
+    try:
+        async for message in socket:
+            if message.type != web.WSMsgType.TEXT:
+                continue
+            try:
+                request = wire.watch_request(json.loads(message.data))
+            except (wire.WireError, ValueError) as exc:
+                stream.stream.post(_stream_error(GrpcCode.INVALID_ARGUMENT, f"paxosd: {exc}"))
+                continue
+            if request is not None:
+                stream.handle(request)
+    finally:
+        pump.cancel()
+        stream.stream.close()
+    return socket
 
 
 async def _read_requests(stream: _EtcdWatchStream, requests: _Requests) -> None:
