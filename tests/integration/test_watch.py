@@ -427,3 +427,48 @@ def test_the_redis_client_psubscribes_with_a_pattern_and_is_refused_other_channe
     assert connection.config_get("notify-keyspace-events") == {"notify-keyspace-events": "KEg$"}
     pubsub.close()
     connection.close()
+
+
+def test_a_websocket_carries_watches_created_cancelled_and_asked_for_progress(
+    shared_cluster: Cluster, client: Client
+) -> None:
+    import aiohttp
+
+    node = shared_cluster.http(follower(shared_cluster))
+
+    async def talk() -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"ws://{node}/v3/watch") as socket,
+        ):
+
+            async def receive(count: int) -> None:
+                for _ in range(count):
+                    message = await asyncio.wait_for(socket.receive(), 20)
+                    document = json.loads(message.data)
+                    got.append(document.get("result", document))
+
+            await socket.send_str(json.dumps({"create_request": {"key": b64("ws/a")}}))
+            await socket.send_str(json.dumps({"create_request": {"key": b64("ws/b")}}))
+            await receive(2)
+            await asyncio.to_thread(client.put, "ws/a", 1)
+            await asyncio.to_thread(client.put, "ws/b", 2)
+            await receive(2)
+            await socket.send_str(json.dumps({"cancel_request": {"watch_id": 1}}))
+            await receive(1)
+            await socket.send_str(json.dumps({"progress_request": {}}))
+            await receive(1)
+            await socket.send_str("{not json")
+            await receive(1)
+        return got
+
+    created_a, created_b, event_a, event_b, cancel, progress, error = asyncio.run(talk())
+    assert created_a["created"] and "watch_id" not in created_a  # id 0, left out as etcd does
+    assert created_b["created"] and created_b["watch_id"] == "1"
+    assert event_a["events"][0]["kv"]["key"] == b64("ws/a") and "watch_id" not in event_a
+    assert event_b["events"][0]["kv"]["key"] == b64("ws/b") and event_b["watch_id"] == "1"
+    assert cancel == {**cancel, "canceled": True, "watch_id": "1"}
+    assert progress["header"]["revision"] == event_b["header"]["revision"]
+    assert not progress.get("events") and "watch_id" not in progress  # the one left: id 0
+    assert error["error"]["grpc_code"] == 3 and "not JSON" in error["error"]["message"]

@@ -314,8 +314,12 @@ async def watch_websocket(call: Call) -> web.StreamResponse:
                 continue
             try:
                 request = wire.watch_request(json.loads(message.data))
-            except (wire.WireError, ValueError) as exc:
+            except wire.WireError as exc:
                 stream.stream.post(_stream_error(GrpcCode.INVALID_ARGUMENT, f"paxosd: {exc}"))
+                continue
+            except ValueError as exc:
+                reason = f"paxosd: WatchRequest: not JSON: {exc}"
+                stream.stream.post(_stream_error(GrpcCode.INVALID_ARGUMENT, reason))
                 continue
             if request is not None:
                 stream.handle(request)
