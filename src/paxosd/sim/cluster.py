@@ -90,6 +90,7 @@ WORKLOADS = ("kv", "locks", "names", "decisions", "mvcc")
 SIM_KV_LIMITS = KvLimits(history_revisions_max=40, history_bytes_max=16 * 1024)
 
 tick_ms = 10.0
+watchers_default = 4  # per run (sim/watchers.py)
 turn_ms = 0.05  # how long a node's event-loop turn takes before it syncs and sends
 # A datacenter: a peer message takes about as long as an fsync, so whatever leaves a node
 # before its sync has often been acted on before the sync is done.
@@ -110,7 +111,7 @@ class SimSpec:
     faults: frozenset[str] = frozenset(FAULTS)
     workloads: tuple[str, ...] = WORKLOADS
     variant: str = "correct"
-    watchers: int = 4  # clients that watch keys (sim/watchers.py)
+    watchers: int = watchers_default  # clients that watch keys (sim/watchers.py)
     safety_ms: float = 3_000.0
     liveness_ms: float = 4_000.0
     config: EngineConfig = field(default_factory=EngineConfig)
