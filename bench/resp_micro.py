@@ -26,8 +26,10 @@ import time
 from typing import Any
 
 from paxosd.api.resp import RespProtocol, serve_resp
-from paxosd.service import AdvanceTime, Get, Request, StateMachine, Value, Written, encode
+from paxosd.service import AdvanceTime, Request, StateMachine, encode
 from paxosd.service.commands import is_read
+from paxosd.service.kv.checks import DEFAULT_LIMITS
+from paxosd.service.kv.types import KeyValue, PutResponse, Range, RangeResponse
 
 ROUNDS = 7
 KEY = "key:000000000042"
@@ -44,8 +46,10 @@ class _Node:
         self.slot = 0
         if self.machine is not None:
             self._apply(encode(AdvanceTime(now_ms=1)))
-        self._written = Written(key=KEY, revision=1)
-        self._value = Value(key=KEY, value="xxx", revision=1, create_revision=1)
+        # What the store answers SET and GET (the RESP layer's renderers read these).
+        self._written = PutResponse(revision=2)
+        stored = KeyValue(KEY.encode(), 2, 2, 1, b"xxx", 0)
+        self._value = RangeResponse(revision=2, kvs=(stored,), count=1)
 
     def _apply(self, payload: bytes) -> Any:
         assert self.machine is not None
@@ -57,7 +61,7 @@ class _Node:
     ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.machine is None:
-            future.set_result(self._value if isinstance(op, Get) else self._written)
+            future.set_result(self._value if isinstance(op, Range) else self._written)
         elif is_read(op):
             future.set_result(self.machine.read(op))
         elif client_id is not None and seq is not None:
@@ -74,6 +78,11 @@ class _Node:
 
     def members(self) -> list[dict[str, Any]]:
         return []
+
+    kv_limits = DEFAULT_LIMITS  # the node's [kv] limits
+
+    def term(self) -> int:
+        return 1
 
     def metrics_text(self) -> bytes:
         return b""

@@ -30,6 +30,7 @@ from paxosd.api.http import make_app
 from paxosd.api.metrics import HttpMetrics
 from paxosd.service import AdvanceTime, Request, StateMachine, encode
 from paxosd.service.commands import is_read
+from paxosd.service.kv.checks import DEFAULT_LIMITS, KvLimits
 from paxosd.watch import MachineHistory, WatchHub
 
 # How long a test waits for one request before calling the server hung, in seconds.
@@ -71,6 +72,7 @@ class FakeNode:
         self.registry = CollectorRegistry()
         self.http_metrics = HttpMetrics(self.registry)
         self.status_calls = 0
+        self.limits = DEFAULT_LIMITS  # the node's [kv] limits (tests may narrow them)
         # Watches, fed with what every apply changed, as the node's apply path feeds them.
         self.watches: WatchHub | None = WatchHub(MachineHistory(lambda: self.machine))
 
@@ -127,12 +129,17 @@ class FakeNode:
                 {"at": "2024-01-01T00:00:00Z", "leader": self.leader, "ballot": self.ballot}
             ],
             "recent_events": [{"at": "2024-01-01T00:00:00Z", "event": "started", "pid": 1}],
+            "kv": {"revision": self.machine.revision, "compact_revision": 1},
         }
         status.update(self.status_extra)
         return status
 
     def members(self) -> list[dict[str, Any]]:
         return [dict(member) for member in self.member_list]
+
+    @property
+    def kv_limits(self) -> KvLimits:
+        return self.limits
 
     def term(self) -> int:
         return int(str(self.ballot).split(".")[0]) if self.ballot else 0

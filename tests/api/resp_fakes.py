@@ -30,9 +30,11 @@ import pytest
 
 from paxosd.api.resp import RespLimits, close_resp_clients, serve_resp
 from paxosd.runtime.errors import BadRequest
-from paxosd.service import AdvanceTime, Get, Request, StateMachine, Value, encode
+from paxosd.service import AdvanceTime, Request, StateMachine, encode
 from paxosd.service.commands import is_read
 from paxosd.service.errors import BadCommand
+from paxosd.service.kv import Put, Range
+from paxosd.service.kv.checks import DEFAULT_LIMITS
 
 T = TypeVar("T")
 
@@ -120,7 +122,7 @@ class RespFakeNode:
                 result = self._write(op, client_id, seq)
                 delay = self.write_delay
         except BadCommand as exc:
-            future.set_exception(BadRequest(str(exc), getattr(exc, "error", None)))
+            future.set_exception(BadRequest(str(exc)))
             return future
         if self.hold:
             self.held.append((future, result))
@@ -153,6 +155,11 @@ class RespFakeNode:
     def members(self) -> list[dict[str, Any]]:
         return [dict(member) for member in self.member_list]
 
+    kv_limits = DEFAULT_LIMITS  # the node's [kv] limits
+
+    def term(self) -> int:
+        return 1
+
     def metrics_text(self) -> bytes:
         return b""
 
@@ -173,20 +180,20 @@ class RespFakeNode:
             result = self._write(op, client_id, seq)
         except BadCommand as exc:
             if not future.done():
-                future.set_exception(BadRequest(str(exc), getattr(exc, "error", None)))
+                future.set_exception(BadRequest(str(exc)))
             return
         _resolve(future, result)
 
-    def stored(self, key: str) -> Any:
-        """The value the state machine holds for `key` (None if absent)."""
-        result = self.machine.read(Get(key=key))
-        return result.value if isinstance(result, Value) else None
+    def stored(self, key: str) -> str | None:
+        """The value the state machine holds for `key`, as RESP text (None if absent)."""
+        result = self.machine.read(Range(key=key.encode()))
+        if not result.kvs:
+            return None
+        return result.kvs[0].value.decode("utf-8", "surrogateescape")
 
-    def put_raw(self, key: str, value: Any) -> None:
-        """Store any JSON value, as an HTTP client could."""
-        from paxosd.service import Put
-
-        self._write(Put(key=key, value=value), None, None)
+    def put_raw(self, key: str, value: bytes) -> None:
+        """Store `value`'s bytes, as any interface could."""
+        self._write(Put(key=key.encode(), value=value), None, None)
 
     def _write(self, op: Any, client_id: str | None, seq: int | None) -> Any:
         if self._stamped_ms != self.clock_ms:

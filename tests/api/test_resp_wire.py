@@ -14,7 +14,6 @@ from paxosd.api.resp_wire import (
     PARTIAL,
     VIOLATED,
     Command,
-    InvalidUtf8,
     RespProtocolError,
     RespScanner,
     UnbalancedQuotes,
@@ -32,7 +31,7 @@ def command(*words: bytes | str) -> bytes:
 def scan(
     chunks: list[bytes], limits: RespLimits | None = None
 ) -> list[Command | str | RespProtocolError]:
-    """Feed `chunks` one by one, taking commands after each; "utf8" marks a skipped command."""
+    """Feed `chunks` one by one, taking commands after each."""
     scanner = RespScanner(limits or RespLimits())
     out: list[Command | str | RespProtocolError] = []
     for chunk in chunks:
@@ -40,9 +39,6 @@ def scan(
         while True:
             try:
                 args = scanner.next_command()
-            except InvalidUtf8:
-                out.append("utf8")
-                continue
             except RespProtocolError as exc:
                 out.append(exc)
                 continue
@@ -83,7 +79,7 @@ EXPECTED: list[Command | str | RespProtocolError] = [
     ["GET", "a"],
     ["MGET", "a", "b" * 12, "c"],
     ["SET", "u", "ü" * 70],
-    "utf8",  # skipped whole; the stream stays in sync
+    ["SET", "bad", "\udcff"],  # any bytes: b"\xff" as a surrogate, exact again when encoded
     ["GET", "u"],
     ["SET", "q", "a b", "c"],
     ["LOCK", "l", "me", "1000"],

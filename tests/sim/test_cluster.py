@@ -93,10 +93,12 @@ PLANTED = (
 @pytest.mark.parametrize(
     ("variant", "seed"),
     [
-        ("unconfirmed-reads", 9),
-        ("reply-before-fsync", 4),
+        # Re-pinned when the mvcc workload joined the default mix (it changes every run's
+        # draws): the first seeds that catch each bug since.
+        ("unconfirmed-reads", 7),
+        ("reply-before-fsync", 5),
         ("amnesia", 5),
-        ("wall-clock-leases", 1),
+        ("wall-clock-leases", 4),
         ("reinit-unmarked", 53),
         ("members-unchecked", 25),
     ],
@@ -117,7 +119,7 @@ def test_each_planted_bug_is_caught_within_the_default_budget(variant: str) -> N
 
 def test_the_correct_engine_survives_the_seeds_that_catch_the_bugs() -> None:
     spec = spec_for(3, ALL, "correct")
-    for seed in (1, 4, 5, 9, 25, 53):
+    for seed in (1, 4, 5, 7, 25, 53):
         assert run(spec, seed).ok, replay_command(spec, seed)
 
 

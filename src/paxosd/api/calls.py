@@ -60,7 +60,7 @@ class Call:
     async def execute(self, op: Any) -> Any:
         """Validate `op`, run it on the node, and return its result (never a results.Error)."""
         try:
-            validate(op)
+            validate(op, self.node.kv_limits)
         except BadCommand as exc:
             raise from_bad_command(exc) from None
         result = await self.node.execute(op, client_id=self.client_id, seq=self.seq)

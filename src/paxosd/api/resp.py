@@ -67,7 +67,6 @@ from .limits import Admission, RespLimits, Verdict, rejected_linger_s, source_ad
 from .resp_commands import (
     DISPATCH,
     ERR_MAX_CLIENTS,
-    ERR_UTF8,
     NIL2,
     NIL3,
     OK,
@@ -82,7 +81,7 @@ from .resp_commands import (
 )
 from .resp_kv import MULTI_CONTROL, MultiState, queue_command
 from .resp_pubsub import PubSub, allowed_while_subscribed
-from .resp_wire import BEGAN, VIOLATED, InvalidUtf8, RespProtocolError, RespScanner
+from .resp_wire import BEGAN, VIOLATED, RespProtocolError, RespScanner
 
 __all__ = ["RespLimits", "RespProtocol", "close_resp_clients", "serve_resp"]
 
@@ -431,9 +430,6 @@ class RespProtocol(asyncio.Protocol):
         while not self._stop:
             try:
                 args = next_command()
-            except InvalidUtf8:
-                self.reply(ERR_UTF8)
-                continue
             except RespProtocolError as exc:
                 if not exc.reply:
                     log.warning("closing a RESP connection: %s", exc.reason)
@@ -722,7 +718,7 @@ class RespProtocol(asyncio.Protocol):
     def _many(self, ops: list[Any], render: RenderMany, write: bool) -> None:
         try:
             for op in ops:
-                validate(op)
+                validate(op, self.node.kv_limits)
         except BadCommand as exc:
             self.reply(error(f"ERR {exc}"))
             return

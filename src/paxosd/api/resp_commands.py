@@ -15,12 +15,11 @@ Renderers only ever see their operation's success types: the connection turns ex
 `exception_reply` / `result_error_reply` before calling them. A renderer takes the result and
 the connection's null reply (`$-1` in RESP2, `_` in RESP3), so the hot path needs no closure.
 
-Values: paxosd stores JSON; a RESP value is a byte string stored as a JSON *string*. Bytes
-that are not UTF-8 are refused (hiredis decodes strictly; see resp.md), because a JSON string
-cannot carry them and base64 would make keys written over RESP unreadable over HTTP. A value
-written over HTTP that is not a string (a number, an object, ...) cannot be shown as a RESP
-string without ambiguity, so reading it answers `-WRONGTYPE` (MGET answers nil for it, as
-Redis does for a key of another type).
+Keys and values are byte strings, as in Redis and in the key-value store (etcd's model): any
+bytes, stored as they are. Arguments arrive as text whose undecodable bytes are kept as lone
+surrogates (hiredis with `surrogateescape`, resp_wire.py), so `_bytes` gives back the exact
+bytes sent. A value written over HTTP as JSON is its JSON text (`"x"` with its quotes), and
+bytes written here that are not JSON text read on /v1 as `value_base64`.
 """
 
 from __future__ import annotations
@@ -50,16 +49,14 @@ from paxosd.service.commands import (
     LockStatus,
     NameLookup,
     NameRegister,
-    validate,
 )
 from paxosd.service.errors import BadCommand
-from paxosd.service.kv.errors import InvalidRequest, KvError
-from paxosd.service.kv.types import (
+from paxosd.service.kv import (
     Compare,
-    CompareResult,
     CompareTarget,
     DeleteRange,
     DeleteRangeResponse,
+    KvError,
     Put,
     Range,
     RangeResponse,
@@ -76,9 +73,8 @@ from paxosd.service.results import (
     Released,
 )
 from paxosd.service.results import Error as ResultError
-from paxosd.service.values import json_text
 
-from .resp_kv import KV_COMMANDS, MultiState, value_reply
+from .resp_kv import KV_COMMANDS, MultiState
 from .resp_pubsub import PUBSUB_COMMANDS
 from .version import VERSION
 
@@ -101,10 +97,6 @@ NIL3: Final = b"_\r\n"
 EMPTY_ARRAY: Final = b"*0\r\n"
 ERR_SYNTAX: Final = b"-ERR syntax error\r\n"
 ERR_NOT_INTEGER: Final = b"-ERR value is not an integer or out of range\r\n"
-ERR_UTF8: Final = (
-    b"-ERR invalid UTF-8 in the command's arguments: paxosd keys and values are UTF-8 text "
-    b"(they are stored as JSON strings)\r\n"
-)
 ERR_MAX_CLIENTS: Final = b"-ERR max number of clients reached\r\n"
 
 
@@ -290,64 +282,63 @@ def result_error_reply(result: ResultError, write: bool) -> bytes:
 # Renderers: a success result -> reply bytes.
 
 
-def _kv_refusal(result: Any) -> bytes | None:
-    """The error reply for the key-value store's refusal, or None for an answer."""
-    if isinstance(result, KvError):
-        return error(f"ERR {result.code}: {result.detail}")
-    return None
-
-
-def _render_get(result: Any, nil: bytes) -> bytes:
-    refused = _kv_refusal(result)
-    if refused is not None:
-        return refused
-    return value_reply(result.kvs[0]) if result.kvs else nil
-
-
-def _created(result: Any) -> bool:
-    """Whether a create-if-absent transaction (`_create`) created the key."""
-    return isinstance(result, TxnResponse) and result.succeeded
-
-
-def _render_set_nx(result: Any, nil: bytes) -> bytes:
-    return _kv_refusal(result) or (OK if _created(result) else nil)
-
-
-def _render_succeeded(result: Any, nil: bytes) -> bytes:
-    return _kv_refusal(result) or (ONE if _created(result) else ZERO)
-
-
-def _render_deleted(result: Any, nil: bytes) -> bytes:
-    refused = _kv_refusal(result)
-    if refused is not None:
-        return refused
-    if isinstance(result, DeleteRangeResponse):
-        return integer(result.deleted)
-    return integer(sum(a.deleted for a in result.responses if isinstance(a, DeleteRangeResponse)))
-
-
-def _render_exists(result: Any, nil: bytes) -> bytes:
-    refused = _kv_refusal(result)
-    if refused is not None:
-        return refused
-    if isinstance(result, RangeResponse):
-        return integer(result.count)
-    return integer(sum(a.count for a in result.responses if isinstance(a, RangeResponse)))
-
-
-def _render_mget(result: Any, nil: bytes) -> bytes:
-    refused = _kv_refusal(result)
-    if refused is not None:
-        return refused
-    items = []
-    for answer in result.responses:
-        reply = value_reply(answer.kvs[0]) if answer.kvs else nil
-        items.append(nil if reply.startswith(b"-") else reply)  # another type: nil, as Redis
-    return array(items)
-
-
 def _render_ok(result: Any, nil: bytes) -> bytes:
-    return _kv_refusal(result) or OK
+    return OK
+
+
+def _value_or_nil(result: RangeResponse, nil: bytes) -> bytes:
+    """The key's value as a bulk string, nil if it does not exist."""
+    if result.kvs:
+        data = result.kvs[0].value
+        return b"$%d\r\n%b\r\n" % (len(data), data)
+    return nil
+
+
+def _render_get(result: RangeResponse, nil: bytes) -> bytes:
+    return _value_or_nil(result, nil)
+
+
+def _render_set_nx(result: TxnResponse, nil: bytes) -> bytes:
+    return OK if result.succeeded else nil
+
+
+def _render_succeeded(result: TxnResponse, nil: bytes) -> bytes:
+    return ONE if result.succeeded else ZERO
+
+
+def _render_cas(result: TxnResponse, nil: bytes) -> bytes:
+    """[1 if swapped else 0, the value now (nil if the key does not exist)]."""
+    (answer,) = result.responses
+    if result.succeeded:
+        assert isinstance(answer, TxnResponse)  # the put and its read-back, nested
+        current = _value_or_nil(answer.responses[1], nil)  # type: ignore[arg-type]
+    else:
+        current = _value_or_nil(answer, nil)  # type: ignore[arg-type]
+    return b"*2\r\n%b%b" % (ONE if result.succeeded else ZERO, current)
+
+
+def _render_deleted(result: DeleteRangeResponse, nil: bytes) -> bytes:
+    return integer(result.deleted)
+
+
+def _render_deleted_many(results: list[Any], nil: bytes) -> bytes:
+    return integer(sum(result.deleted for result in results))
+
+
+def _render_exists(result: RangeResponse, nil: bytes) -> bytes:
+    return integer(result.count)
+
+
+def _render_exists_many(results: list[Any], nil: bytes) -> bytes:
+    return integer(sum(result.count for result in results))
+
+
+def _render_mget(results: list[Any], nil: bytes) -> bytes:
+    return array([_value_or_nil(result, nil) for result in results])
+
+
+def _render_ok_many(results: list[Any], nil: bytes) -> bytes:
+    return OK
 
 
 def _render_lock(result: LockResult, nil: bytes) -> bytes:
@@ -398,20 +389,30 @@ def _ms_arg(text: str) -> int | None:
 # Key-value commands
 
 
-def _key(text: str) -> bytes:
-    return text.encode()
+def _bytes(arg: str) -> bytes:
+    """The exact bytes a client sent as this argument (module docstring)."""
+    return arg.encode("utf-8", "surrogateescape")
 
 
-def _create(key: bytes, value: bytes, *, current: bool = False) -> Txn:
-    """Put `value` if `key` does not exist (its create revision is 0); with `current`, read
-    the key otherwise."""
-    absent = Compare(key=key, target=CompareTarget.CREATE, result=CompareResult.EQUAL)
-    failure = (Range(key=key),) if current else ()
-    return Txn(compare=(absent,), success=(Put(key=key, value=value),), failure=failure)
+def _create(key: bytes, value: bytes) -> Txn:
+    """Put `value` only if `key` does not exist (SET NX, SETNX)."""
+    absent = Compare(key=key, target=CompareTarget.CREATE, create_revision=0)
+    return Txn(compare=(absent,), success=(Put(key=key, value=value),))
+
+
+def _swap(key: bytes, expected: bytes | None, value: bytes) -> Txn:
+    """CAS / CASNX: put `value` if the key holds `expected` (None: does not exist); the answer
+    holds the key's value after it, either way."""
+    if expected is None:
+        condition = Compare(key=key, target=CompareTarget.CREATE, create_revision=0)
+    else:
+        condition = Compare(key=key, target=CompareTarget.VALUE, value=expected)
+    swapped = Txn(success=(Put(key=key, value=value), Range(key=key)))
+    return Txn(compare=(condition,), success=(swapped,), failure=(Range(key=key),))
 
 
 def cmd_get(conn: Connection, args: list[str]) -> None:
-    conn.read(Range(key=_key(args[1])), _render_get)
+    conn.read(Range(key=_bytes(args[1])), _render_get)
 
 
 # SET options paxosd recognises but does not implement: refused by name, not as syntax errors.
@@ -419,7 +420,7 @@ _SET_UNSUPPORTED: Final = frozenset({"XX", "GET", "EX", "PX", "EXAT", "PXAT", "K
 
 
 def cmd_set(conn: Connection, args: list[str]) -> None:
-    key, value = _key(args[1]), json_text(args[2])
+    key, value = _bytes(args[1]), _bytes(args[2])
     if len(args) == 3:
         conn.write(Put(key=key, value=value), _render_ok)
         return
@@ -443,89 +444,43 @@ def cmd_set(conn: Connection, args: list[str]) -> None:
 
 
 def cmd_setnx(conn: Connection, args: list[str]) -> None:
-    conn.write(_create(_key(args[1]), json_text(args[2])), _render_succeeded)
-
-
-def _many(conn: Connection, ops: tuple[Any, ...], render: Render, write: bool) -> None:
-    """Several keys as one transaction (atomic, at one revision), checked first: over the
-    limits, or with a key written twice, it is refused whole."""
-    txn = Txn(success=ops)
-    try:
-        validate(txn)
-    except BadCommand as exc:
-        detail = exc.error.detail if isinstance(exc, InvalidRequest) else str(exc)
-        conn.reply(error(f"ERR {detail}"))
-        return
-    if write:
-        conn.write(txn, render)
-    else:
-        conn.read(txn, render)
+    conn.write(_create(_bytes(args[1]), _bytes(args[2])), _render_succeeded)
 
 
 def cmd_del(conn: Connection, args: list[str]) -> None:
     if len(args) == 2:
-        conn.write(DeleteRange(key=_key(args[1])), _render_deleted)
+        conn.write(DeleteRange(key=_bytes(args[1])), _render_deleted)
     else:
-        _many(conn, tuple(DeleteRange(key=_key(key)) for key in args[1:]), _render_deleted, True)
+        ops = [DeleteRange(key=_bytes(key)) for key in args[1:]]
+        conn.write_many(ops, _render_deleted_many)
 
 
 def cmd_exists(conn: Connection, args: list[str]) -> None:
     if len(args) == 2:
-        conn.read(Range(key=_key(args[1]), count_only=True), _render_exists)
+        conn.read(Range(key=_bytes(args[1]), count_only=True), _render_exists)
     else:
-        ops = tuple(Range(key=_key(key), count_only=True) for key in args[1:])
-        _many(conn, ops, _render_exists, False)
+        ops = [Range(key=_bytes(key), count_only=True) for key in args[1:]]
+        conn.read_many(ops, _render_exists_many)
 
 
 def cmd_mget(conn: Connection, args: list[str]) -> None:
-    _many(conn, tuple(Range(key=_key(key)) for key in args[1:]), _render_mget, False)
+    conn.read_many([Range(key=_bytes(key)) for key in args[1:]], _render_mget)
 
 
 def cmd_mset(conn: Connection, args: list[str]) -> None:
     if len(args) % 2 != 1:
         conn.reply(wrong_arity(args[0]))
         return
-    # A key named twice ends with its last value, as in Redis: one put per key.
-    values = {args[i]: args[i + 1] for i in range(1, len(args), 2)}
-    ops = tuple(Put(key=_key(key), value=json_text(value)) for key, value in values.items())
-    _many(conn, ops, _render_ok, True)
-
-
-def _cas(key: bytes, expected: bytes | None, value: bytes) -> Txn:
-    if expected is None:
-        return _create(key, value, current=True)
-    holds = Compare(key=key, target=CompareTarget.VALUE, result=CompareResult.EQUAL,
-                    value=expected)  # fmt: skip
-    return Txn(compare=(holds,), success=(Put(key=key, value=value),), failure=(Range(key=key),))
+    ops = [Put(key=_bytes(args[i]), value=_bytes(args[i + 1])) for i in range(1, len(args), 2)]
+    conn.write_many(ops, _render_ok_many)
 
 
 def cmd_cas(conn: Connection, args: list[str]) -> None:
-    value = json_text(args[3])
-    conn.write(_cas(_key(args[1]), json_text(args[2]), value), _cas_render(args[3]))
+    conn.write(_swap(_bytes(args[1]), _bytes(args[2]), _bytes(args[3])), _render_cas)
 
 
 def cmd_casnx(conn: Connection, args: list[str]) -> None:
-    conn.write(_cas(_key(args[1]), None, json_text(args[2])), _cas_render(args[2]))
-
-
-def _cas_render(new: str) -> Render:
-    swapped = bulk_text(new)
-
-    def render(result: Any, nil: bytes) -> bytes:
-        refused = _kv_refusal(result)
-        if refused is not None:
-            return refused
-        if result.succeeded:
-            return b"*2\r\n%b%b" % (ONE, swapped)
-        answer = result.responses[0] if result.responses else None
-        current = (
-            value_reply(answer.kvs[0]) if isinstance(answer, RangeResponse) and answer.kvs else nil
-        )
-        if current.startswith(b"-"):
-            return current  # WRONGTYPE: the current value is not a string
-        return b"*2\r\n%b%b" % (ZERO, current)
-
-    return render
+    conn.write(_swap(_bytes(args[1]), None, _bytes(args[2])), _render_cas)
 
 
 # ---------------------------------------------------------------------------------------------

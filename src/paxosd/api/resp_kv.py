@@ -20,9 +20,8 @@ and a MULTI block is ONE transaction, applied at one revision or not at all:
   key that does not exist. EXEC and DISCARD end the watches, as UNWATCH does.
 * A connection closed inside MULTI applies nothing: the block only ever lived in it.
 
-Keys and values are those of RESP's GET/SET: a value is stored as its JSON string, and read
-back as text; a value stored by another interface is read as its raw bytes when it is not
-JSON text, and is a WRONGTYPE error when it is JSON but not a string.
+Keys and values are those of RESP's GET/SET (resp_commands.py): any bytes, stored and read
+back as they are.
 
 SCAN's cursor is the next key to read, written as a decimal integer (Redis clients parse
 cursors as integers): 0 to start and when done. It holds no state on the server, so any
@@ -38,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from paxosd.runtime.service_api import NodeService
 from paxosd.service.commands import validate
 from paxosd.service.errors import BadCommand
 from paxosd.service.kv.checks import txn_ops_max_default
@@ -58,9 +58,6 @@ from paxosd.service.kv.types import (
     TxnResponse,
     prefix_end,
 )
-from paxosd.service.values import json_text
-
-from .kv_json import shown_value
 
 __all__ = ["KV_COMMANDS", "MULTI_CONTROL", "MultiState", "queue_command", "value_reply"]
 
@@ -110,6 +107,7 @@ class MultiState:
 
 
 class KvConnection(Protocol):
+    node: NodeService
     resp3: bool
     multi: MultiState | None
     watched: dict[bytes, int]
@@ -129,19 +127,8 @@ class KvConnection(Protocol):
 
 
 def value_reply(kv: KeyValue) -> bytes:
-    """A stored value as GET answers it: a JSON string's text, bytes that are not JSON as
-    they are, any other JSON value a WRONGTYPE error."""
-    shown = shown_value(kv.value)
-    if "value_base64" in shown:
-        return _bulk(kv.value)
-    value = shown["value"]
-    if type(value) is str:
-        return _bulk(value.encode())
-    kind = {bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
-    return _error(
-        f"WRONGTYPE the value is a JSON {kind.get(type(value), 'null')}, not a string: it "
-        "was written over HTTP; read it there"
-    )
+    """A stored value as GET answers it: its bytes, as they are."""
+    return _bulk(kv.value)
 
 
 def _first(answer: RangeResponse) -> KeyValue | None:
@@ -171,7 +158,7 @@ def _pattern(pattern: str) -> tuple[bytes, bytes] | None:
         elif char == "\\":
             escaped = True
         elif char == "*" and i == len(pattern) - 1:
-            prefix = "".join(literal).encode()
+            prefix = "".join(literal).encode("utf-8", "surrogateescape")
             return (prefix, prefix_end(prefix)) if prefix else (b"\0", b"\0")
         elif char in "*?[]":
             return None
@@ -179,7 +166,7 @@ def _pattern(pattern: str) -> tuple[bytes, bytes] | None:
             literal.append(char)
     if escaped:
         return None
-    key = "".join(literal).encode()
+    key = "".join(literal).encode("utf-8", "surrogateescape")
     return (key, b"") if key else None
 
 
@@ -306,7 +293,7 @@ def cmd_getmeta(conn: KvConnection, args: list[str]) -> None:
             conn.reply(b"-ERR value is not an integer or out of range\r\n")
             return
         revision = int(text)
-    conn.read(Range(key=args[1].encode(), revision=revision), _render_meta)
+    conn.read(Range(key=_text(args[1]), revision=revision), _render_meta)
 
 
 def _meta(answer: RangeResponse, nil: bytes) -> bytes:
@@ -345,12 +332,9 @@ class Queued:
     render: QueuedRender
 
 
-def _text(key: str) -> bytes:
-    return key.encode()
-
-
-def _string(value: str) -> bytes:
-    return json_text(value)
+def _text(arg: str) -> bytes:
+    """The exact bytes a client sent as this argument (resp_commands._bytes)."""
+    return arg.encode("utf-8", "surrogateescape")
 
 
 def _create_if_absent(key: bytes, value: bytes) -> Txn:
@@ -369,7 +353,7 @@ def _q_get(args: list[str]) -> Queued:
 
 
 def _q_set(args: list[str]) -> Queued | bytes:
-    key, value = _text(args[1]), _string(args[2])
+    key, value = _text(args[1]), _text(args[2])
     options = [option.upper() for option in args[3:]]
     if not options:
         return Queued((Put(key=key, value=value),), lambda answers, revision, nil: OK)
@@ -388,7 +372,7 @@ def _q_setnx(args: list[str]) -> Queued:
         created = answers[0]
         return _integer(int(isinstance(created, TxnResponse) and created.succeeded))
 
-    return Queued((_create_if_absent(_text(args[1]), _string(args[2])),), render)
+    return Queued((_create_if_absent(_text(args[1]), _text(args[2])),), render)
 
 
 def _q_del(args: list[str]) -> Queued:
@@ -412,8 +396,7 @@ def _q_mget(args: list[str]) -> Queued:
         for answer in answers:
             assert isinstance(answer, RangeResponse)
             kv = _first(answer)
-            reply = nil if kv is None else value_reply(kv)
-            items.append(nil if reply.startswith(b"-") else reply)  # as MGET outside MULTI
+            items.append(nil if kv is None else value_reply(kv))
         return _array(items)
 
     return Queued(tuple(Range(key=_text(key)) for key in args[1:]), render)
@@ -422,7 +405,7 @@ def _q_mget(args: list[str]) -> Queued:
 def _q_mset(args: list[str]) -> Queued | bytes:
     if len(args) % 2 != 1:
         return _error("ERR wrong number of arguments for 'mset' command")
-    ops = tuple(Put(key=_text(args[i]), value=_string(args[i + 1])) for i in range(1, len(args), 2))
+    ops = tuple(Put(key=_text(args[i]), value=_text(args[i + 1])) for i in range(1, len(args), 2))
     return Queued(ops, lambda answers, revision, nil: OK)
 
 
@@ -572,7 +555,7 @@ def cmd_exec(conn: KvConnection, args: list[str]) -> None:
         ops = tuple(op for queued in multi.queued for op in queued.ops)
         txn = Txn(compare=compares, success=ops)
         try:
-            validate(txn)
+            validate(txn, conn.node.kv_limits)
         except InvalidRequest as exc:
             return _error(f"EXECABORT {exc.error.code}: {exc.error.detail}")
         except BadCommand as exc:

@@ -22,8 +22,9 @@ Theory of operation:
    comes out in arrival order.
 3. **Errors.** A framing error ends the stream: the commands before it still come out of
    `next_command`, then it raises `RespProtocolError` (once), and the scanner takes no more
-   bytes. A command whose arguments are not UTF-8 raises `InvalidUtf8` instead and is skipped
-   whole: the stream stays in sync.
+   bytes. Arguments may be any bytes: they come out as text, bytes that are not UTF-8 kept as
+   lone surrogates (`errors="surrogateescape"`), which `arg.encode("utf-8",
+   "surrogateescape")` turns back into the exact bytes sent.
 
 Limits (any object with these attributes, normally `limits.RespLimits`), units last:
 `bulk_bytes_max` (one argument), `command_bytes_max` (all arguments of one command),
@@ -41,7 +42,6 @@ __all__ = [
     "PARTIAL",
     "VIOLATED",
     "Command",
-    "InvalidUtf8",
     "RespProtocolError",
     "RespScanner",
     "UnbalancedQuotes",
@@ -85,10 +85,6 @@ class RespProtocolError(Exception):
         self.reason = reason
 
 
-class InvalidUtf8(Exception):
-    """One command's arguments are not UTF-8; it was skipped and the stream goes on."""
-
-
 class UnbalancedQuotes(ValueError):
     """An inline command line whose quotes do not close (or close inside a word)."""
 
@@ -125,9 +121,10 @@ class RespScanner:
 
     def __init__(self, limits: WireLimits) -> None:
         self._limits = limits
-        # Strict UTF-8: a command with undecodable bytes raises UnicodeDecodeError from gets()
-        # and is skipped whole, the stream stays in sync (checked by the tests).
-        self._reader = hiredis.Reader(encoding="utf-8", errors="strict")
+        # Arguments as text, any bytes that are not UTF-8 kept as lone surrogates
+        # (surrogateescape): commands are text, while keys and values are exact bytes again
+        # with arg.encode("utf-8", "surrogateescape") (resp_commands.py). Nothing is refused.
+        self._reader = hiredis.Reader(encoding="utf-8", errors="surrogateescape")
         self._gets = self._reader.gets
         # Scan state across chunks: bytes of the current bulk (and its CRLF) still to pass,
         # bulk headers still due in the current command, argument bytes of it so far, and an
@@ -160,13 +157,10 @@ class RespScanner:
     def next_command(self) -> Command | None:
         """The next complete command, or None until `feed` brings more.
 
-        Raises InvalidUtf8 for a command it skipped, and RespProtocolError (once) where the
-        stream broke the framing.
+        Raises RespProtocolError (once) where the stream broke the framing.
         """
         try:
             args = self._gets()
-        except UnicodeDecodeError:
-            raise InvalidUtf8 from None
         except hiredis.HiredisError as exc:
             if self._broken and self._violation is None:
                 return None  # the error was raised: the stream is over

@@ -65,6 +65,7 @@ from paxosd.service import (
     validate,
 )
 from paxosd.service.kv import InvalidRequest, Range, Txn
+from paxosd.service.kv.checks import KvLimits
 from paxosd.service.kv.compaction import AutoCompactor
 from paxosd.service.namespace import Options
 from paxosd.storage import CorruptLog, LogStore
@@ -332,6 +333,10 @@ class Node:
 
     def members(self) -> list[dict[str, Any]]:
         return [m.to_json() for m in self.config.members]
+
+    @property
+    def kv_limits(self) -> KvLimits:
+        return self.config.kv
 
     def term(self) -> int:
         driver = self.driver

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
+from paxosd.service.kv.checks import KvLimits
 from paxosd.watch import WatchHub
 
 
@@ -52,6 +53,12 @@ class NodeService(Protocol):
 
     def members(self) -> list[dict[str, Any]]:
         """[{"id", "http", "resp", "peer"}] for every member, this node included."""
+        ...
+
+    @property
+    def kv_limits(self) -> KvLimits:
+        """The limits this node puts on key-value requests (its config's [kv]): the front
+        ends check a request against them before sending it, so a refusal names them."""
         ...
 
     def term(self) -> int:

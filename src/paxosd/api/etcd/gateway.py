@@ -42,7 +42,6 @@ from paxosd.service.kv.types import (
     DeleteRangeResponse,
     KvOp,
     PutResponse,
-    Range,
     RangeResponse,
     TxnResponse,
 )
@@ -107,7 +106,7 @@ async def _document(call: Call) -> Any:
 async def _run(call: Call, op: Any) -> Any:
     """Check `op` and run it on the node: its answer, never an error value."""
     try:
-        validate(op)
+        validate(op, call.node.kv_limits)
     except InvalidRequest as exc:
         raise EtcdError.from_kv(exc.error) from None
     except BadCommand as exc:
@@ -171,23 +170,16 @@ async def version(call: Call) -> web.StreamResponse:
 
 
 async def status(call: Call) -> web.StreamResponse:
-    """Maintenance.Status, from this node's own status (it answers without a quorum, as etcd's
-    does; then the revision is left out)."""
+    """Maintenance.Status, from this node's own status: its store's revision as this node has
+    applied it (it answers without a quorum, as etcd's does)."""
     try:
         await _document(call)
     except EtcdError as exc:
         return exc.response()
     node = call.node
     info = node.status()
-    revision = 0
-    try:
-        # One key, read locally where the node can (serializable): the answer's revision is
-        # the store's. b"\0" is a key like any other; what it holds does not matter.
-        answer = await node.execute(Range(key=b"\0", serializable=True, count_only=True))
-        if isinstance(answer, RangeResponse):
-            revision = answer.revision
-    except (ServiceError, TimeoutError):
-        pass
+    kv = info.get("kv")
+    revision = kv.get("revision", 0) if isinstance(kv, dict) else 0  # this node's store
     header = wire.response_header(revision, _header(call))
     body: dict[str, Any] = {"header": header, "version": etcd_api_version}
     fields = (

@@ -140,6 +140,29 @@ def encode_put(op: Put) -> list[Any]:
     return _flat(PUT_TAG, op, _PUT_FIELDS)
 
 
+# A plain put built field by field through its slots: the commit path decodes one per write on
+# every replica, and this costs half of the frozen dataclass's __init__ (measured: 0.54 against
+# 1.03 us on the 2-core machine). The fields are exactly Put's, in its order.
+_new_object = object.__new__
+_PUT_SLOTS: Final = tuple(
+    getattr(Put, name).__set__
+    for name in ("key", "value", "lease", "prev_kv", "ignore_value", "ignore_lease")
+)
+assert tuple(Put.__slots__) == ("key", "value", "lease", "prev_kv", "ignore_value", "ignore_lease")
+
+
+def _plain_put(key: bytes, value: bytes) -> Put:
+    put: Put = _new_object(Put)
+    set_key, set_value, set_lease, set_prev_kv, set_ignore_value, set_ignore_lease = _PUT_SLOTS
+    set_key(put, key)
+    set_value(put, value)
+    set_lease(put, 0)
+    set_prev_kv(put, False)
+    set_ignore_value(put, False)
+    set_ignore_lease(put, False)
+    return put
+
+
 def decode_put(raw: list[Any]) -> Put:
     # The commit path's write: a plain put is [15, key, value], checked inline.
     if len(raw) == 3:
@@ -151,7 +174,7 @@ def decode_put(raw: list[Any]) -> Put:
             and type(value) is bytes
             and len(value) <= value_bytes_max
         ):
-            return Put(key=key, value=value)
+            return _plain_put(key, value)
     op = Put(**_unflat(raw, Put, _PUT_FIELDS))
     check_put(op)
     return op

@@ -247,7 +247,8 @@ class KvMachine:
                 return key_not_found(op.key, "ignore_value" if op.ignore_value else "ignore_lease")
         answer = self._write_put(op)
         store.commit(True)
-        self.housekeep()
+        if self._housekeeping:
+            self.housekeep()
         return answer
 
     def _write_put(self, op: Put) -> PutResponse:

@@ -48,9 +48,13 @@ from typing import Final
 from .index import FrozenKeys, KeyIndex
 from .types import KeyValue
 
-# What one version costs beyond its key and value bytes, measured (docs/data-model.md): the
-# KeyValue tuple, its int objects, its slot in the key's version list and its accounting entry.
-version_bytes: Final = 200
+# What one version costs beyond its key and value bytes, measured (bench/mvcc_store.py,
+# docs/data-model.md): the KeyValue tuple, its int objects, the value's bytes object header,
+# its slot in the key's version list and its accounting entry.
+version_bytes: Final = 350
+# Key-values are built with tuple.__new__, half the cost of the named tuple's own __new__ (a
+# write builds one on every replica).
+_new_tuple = tuple.__new__
 # How many keys one housekeeping step compacts physically (bounds the pause it causes).
 housekeeping_keys_max: Final = 512
 
@@ -164,7 +168,7 @@ class MvccStore:
         revision = self.revision + 1
         versions = self.history.get(key)
         if versions is None:
-            kv = KeyValue(key, revision, revision, version or 1, value, lease)
+            kv = _new_tuple(KeyValue, (key, revision, revision, version or 1, value, lease))
             self.history[key] = [kv]
             self.index.add(key)
             self.live_keys += 1
@@ -174,19 +178,22 @@ class MvccStore:
         previous = versions[-1]
         assert previous.mod_revision < revision, "a key is written once per revision"
         if previous.create_revision:
-            kv = KeyValue(
-                key,
-                previous.create_revision,
-                revision,
-                version or previous.version + 1,
-                value,
-                lease,
+            kv = _new_tuple(
+                KeyValue,
+                (
+                    key,
+                    previous.create_revision,
+                    revision,
+                    version or previous.version + 1,
+                    value,
+                    lease,
+                ),
             )
             freed = len(key) + len(previous.value) + version_bytes
             replaced: KeyValue | None = previous
             live = 0
         else:
-            kv = KeyValue(key, revision, revision, version or 1, value, lease)
+            kv = _new_tuple(KeyValue, (key, revision, revision, version or 1, value, lease))
             freed = 0  # the tombstone's bytes were counted when it was written
             replaced = None
             live = 1
