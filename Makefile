@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test lint typecheck unit slow clean
+.PHONY: up test lint typecheck unit slow mutants clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ unit: $(STAMP)
 # Long sweeps and exhaustive searches, outside the CI run (minutes each).
 slow: $(STAMP)
 	$(BIN)/pytest -n 2 --durations=15 -m slow
+
+# Every rule of the engine broken on purpose (tests/mutants/mutants.toml), each in a copy of
+# the tree: its tests and its swarm must catch it. Outside the CI run (about half an hour).
+mutants: $(STAMP)
+	$(BIN)/python -m tests.mutants
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -35,7 +35,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from paxosd.core.multi.records import Accepted, Committed, Promised
+from paxosd.core.multi.records import Accepted, Promised
 from paxosd.core.types import Ballot
 from paxosd.storage import FileLog, SqliteLog
 
@@ -95,7 +95,6 @@ def group_commit(open_store: Opener, root: Path, seconds: float) -> tuple[float,
     cpu_start = time.process_time()
     while time.perf_counter() - wall_start < seconds:
         records = [Accepted(slot + i, BALLOT, (COMMAND,)) for i in range(1, GROUP + 1)]
-        records[-1] = Committed(slot)  # a realistic mix: entries plus the commit hint
         slot += GROUP
         before = time.process_time()
         store.write(records)

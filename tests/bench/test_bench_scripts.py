@@ -21,6 +21,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
         ("engine_core.py", ["--commands", "400", "--gc"], "of which GC"),
         ("service_apply.py", ["--n", "300"], "apply put"),
         ("resp_micro.py", ["--rounds", "300"], "µs per command"),
+        ("snapshot_bench.py", ["--keys", "3000"], "restore s"),
     ],
 )
 def test_bench_script_runs(script: str, args: list[str], expected: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -590,3 +591,37 @@ def test_the_page_opens_at_step_0_with_controls_every_default_font_has() -> None
     assert set(shown) <= set(map(chr, range(32, 127))) | {"\n"}, shown
     assert "&#9664;" in controls and "&#9654;" in controls
     assert "⏮" not in page and "⏭" not in page
+
+
+LABEL = re.compile(
+    r'<rect x="([-\d.]+)" y="([-\d.]+)" width="([\d.]+)" height="([\d.]+)" rx="3" '
+    r'fill="#fff" fill-opacity="0.92"/>(?:<circle[^>]*/>)?<text[^>]*>([^<]*)</text>'
+)
+
+
+def test_the_labels_of_paired_arrows_keep_apart() -> None:
+    """A broadcast draws two arrows from one point with the same text (Prepare(1.1) to nodes
+    2 and 3): at every step of the paxos-holds tour, no two message labels touch."""
+    from paxosd.lab.play import tours
+    from paxosd.lab.play.session import Session
+
+    tour = tours.TOURS["paxos-holds"]
+    session = Session(tour.config)
+    progress = tours.start(session, tour)
+    for stage in tour.stages:
+        if stage.show:
+            session.apply_all(list(stage.show))
+            tours.advance(session, progress)
+    for step in range(session.cursor + 1):
+        session.goto(step)
+        svg = render_svg(session.trace(), nodes=[1, 2, 3])
+        boxes = [
+            (float(x), float(y), float(w), float(h), t) for x, y, w, h, t in LABEL.findall(svg)
+        ]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                apart = (
+                    a[0] + a[2] + 1 <= b[0] or b[0] + b[2] + 1 <= a[0]
+                    or a[1] + a[3] + 1 <= b[1] or b[1] + b[3] + 1 <= a[1]
+                )  # fmt: skip
+                assert apart, (step, a, b)

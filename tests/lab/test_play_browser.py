@@ -235,6 +235,16 @@ def test_every_tour_runs_to_its_end(tmp_path: Path) -> None:
                 )
             assert await browser.evaluate(js("#tour", "dataset.finished")) == "true", key
             assert not await browser.evaluate(js("#tour-finished", "hidden"))
+            # The header names the algorithm the tour's nodes run, and the end links onward.
+            badge = await browser.evaluate(js("#algorithm-badge"))
+            assert badge.startswith(f"algorithm: {tour.config.algorithm}"), (key, badge)
+            assert await browser.evaluate(js("#new-algorithm", "value")) == tour.config.algorithm
+            following = tours.following(key)
+            link = await browser.evaluate(js("#tour-next-link", "getAttribute('href')"))
+            if following is None:
+                assert await browser.evaluate(js("#tour-next-chapter", "hidden"))
+            else:
+                assert link == f"?tour={following['key']}", (key, link)
             await browser.evaluate("window.scrollTo(0, 0)")
             await browser.screenshot(folder / f"lab-tour-{key}.png")
 
@@ -267,3 +277,31 @@ def test_a_scenario_page_opens_at_step_0_with_all_seven_nodes_in_view(tmp_path: 
             await browser.close()
 
     asyncio.run(scenario())
+
+
+def test_a_fresh_page_says_where_to_start_and_the_cards_and_names_stay_honest() -> None:
+    async def body(browser: Browser, base: str) -> None:
+        await open_page(browser, base)
+        assert not await browser.evaluate(js("#start-here", "hidden"))
+        cue = await browser.evaluate(js("button.cue", "dataset.action"))
+        assert cue is not None and cue.startswith("propose:")
+        await browser.click('button[data-action="propose:1:red"]')
+        await step_is(browser, 1)
+        assert await browser.evaluate(js("#start-here", "hidden")), "gone once you act"
+        heads = await browser.evaluate(
+            "Array.prototype.map.call(document.querySelectorAll('#diagram-heads span'),"
+            " function (s) { return s.textContent; })"
+        )
+        assert heads == ["node 1", "node 2", "node 3"], heads
+
+        # paxos-holds: once node 3 adopts red from a promise, its card says so.
+        await browser.send("Page.navigate", url=f"{base}?tour=paxos-holds")
+        await until(browser, js("#tour", "dataset.stage"), "0")
+        await browser.click("#tour-show")
+        await until(browser, js("#tour", "dataset.stage"), "1")
+        await browser.click("#tour-show")
+        await until(browser, js("#tour", "dataset.stage"), "2")
+        proposing = await browser.evaluate(node_value(3, "proposing"))
+        assert proposing == "red (adopted; its client asked for green)", proposing
+
+    with_lab(body)

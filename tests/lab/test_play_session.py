@@ -170,8 +170,9 @@ def test_each_tour_runs_to_its_end_with_show_me_and_the_coach(key: str) -> None:
         if stage.show:
             session.apply_all(list(stage.show))
         else:
+            if stage.coach_at is not None:
+                session.goto(stage.coach_at)
             advice = advise(session, seconds=600)
-            progress.coached += 1
-            progress.coach_outlook = advice.outlook
+            tours.heard(progress, session.cursor, advice)
         assert tours.advance(session, progress), f"{key}: stage {progress.stage} not passed"
     assert progress.finished

@@ -80,3 +80,15 @@ def test_paxos_holds_and_names_the_witness() -> None:
     witness = result.witness
     assert witness is not None and witness.witness == 2
     assert witness.accepting_quorum == (1, 2) and witness.promising_quorum == (2, 3)
+
+
+def test_multi_leader_replication_ends_with_two_rows_and_consensus_with_one() -> None:
+    """The book's Example 2: the same two sign-ups, two outcomes."""
+    lazy = scenarios.replication_conflict(1)
+    assert lazy.verdicts["agreement"].status == "violated"
+    assert lazy.fault_tolerance.status == "violated"
+    assert set(lazy.facts["rows"].values()) == {"paxos_expert -> alice", "paxos_expert -> bob"}
+    backed = scenarios.replication_consensus(1)
+    assert all(v.status == "holds" for v in backed.verdicts.values())
+    assert len(set(backed.facts["rows"].values())) == 1, backed.facts["rows"]
+    assert backed.fault_tolerance.status == "unknown", "one run cannot show it holds everywhere"

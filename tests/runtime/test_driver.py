@@ -18,6 +18,7 @@ from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import NotLeader, ServiceError, Unavailable
 from paxosd.service import Get, Put, Request, StateMachine, Written, encode
 from paxosd.storage import MemoryLog
+from paxosd.storage.snapshots import MemorySnapshots
 
 
 class Recorder:
@@ -32,6 +33,7 @@ class Recorder:
         self.answers: list[tuple[Any, Any]] = []
         self.failures: list[tuple[Any, ServiceError]] = []
         self.notes: list[Note] = []
+        self.pending_work: list[tuple[Callable[[], Any], Callable[[Any], None]]] = []
 
     # LogStore
     def write(self, records: Sequence[Any]) -> None:
@@ -66,6 +68,10 @@ class Recorder:
     def disk_bytes(self) -> int:
         return self.disk.disk_bytes()
 
+    @property
+    def snapshots(self) -> MemorySnapshots:
+        return self.disk.snapshots
+
     # PeerSink
     def send(self, envelopes: Sequence[Envelope]) -> None:
         for envelope in envelopes:
@@ -95,6 +101,21 @@ class Recorder:
     def applied(self, entry: Applied) -> None:
         pass
 
+    def background(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        self.log.append(("background", None))
+        self.pending_work.append((work, done))
+
+    def finish_work(self) -> None:
+        """Run the background work waiting (a snapshot write or restore), then report it."""
+        waiting, self.pending_work = self.pending_work, []
+        for work, done in waiting:
+            try:
+                result = work()
+            except Exception as error:
+                result = error
+            self.log.append(("background done", None))
+            done(result)
+
     # helpers
     def sent(self) -> list[Any]:
         return [item for kind, item in self.log if kind == "send"]
@@ -107,10 +128,9 @@ class Recorder:
 def make(node: int = 1, variant: str = "correct", **config: Any) -> tuple[Driver, Recorder]:
     io = Recorder()
     replica = Replica(
-        node, Configuration((1, 2, 3)), random.Random(1), EngineConfig(**config), StateMachine(),
-        StateMachine.restore,
-    )  # fmt: skip
-    options = DriverOptions(request_timeout_ms=1000, variant=variant)
+        node, Configuration((1, 2, 3)), random.Random(1), EngineConfig(**config), StateMachine()
+    )
+    options = DriverOptions(request_timeout_ms=1000, variant=variant, restore=StateMachine.restore)
     return Driver(replica, io, io, io, io, options), io  # type: ignore[arg-type]
 
 

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from paxosd.core.multi.messages import Accept, Accepted, Commit, Forward, Heartbeat
 from paxosd.core.types import Ballot
 from paxosd.runtime.driver import Driver, DriverOptions
@@ -121,3 +123,28 @@ def test_the_idle_leader_still_moves_log_time() -> None:
         if isinstance(decode(command), AdvanceTime)
     ]
     assert len(stamps) == 3 and stamps == sorted(stamps), stamps
+
+
+def test_log_time_follows_the_monotonic_clock_not_the_wall_clock() -> None:
+    """The leader's wall clock jumps ten seconds ahead (NTP, an operator): log time, and with
+    it every lease, moves only by what the monotonic clock measured."""
+    driver, io = _with_log_time()
+    _lease_granted(driver, io, lead(driver, io))
+    io.log.clear()
+    jumped = io.wall_ms
+    for step in range(4):
+        if step == 2:
+            io.wall_ms = lambda: jumped() + 10_000  # type: ignore[method-assign]
+        io.now += 60
+        driver.tick()
+        driver.end_turn()
+        io.settle()
+    batches = {m.slot: m.batch for m in io.sent() if isinstance(m, Accept)}
+    stamps = [
+        decode(command).now_ms
+        for _, batch in sorted(batches.items())
+        for command in batch
+        if isinstance(decode(command), AdvanceTime)
+    ]
+    steps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
+    assert len(stamps) == 4 and all(0 <= step <= 60 for step in steps), stamps

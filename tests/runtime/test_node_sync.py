@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from paxosd.core.multi.configuration import Configuration
-from paxosd.core.multi.records import Record
+from paxosd.core.multi.records import Accepted, Record
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope
 from paxosd.runtime.config import local_cluster
@@ -30,7 +30,7 @@ class RecordingStore:
         self.disk = MemoryLog(b"test/node-1")
 
     def write(self, records: Sequence[Record]) -> None:
-        self.log.append(("write", tuple(type(record).__name__ for record in records)))
+        self.log.append(("write", tuple(records)))
         self.disk.write(records)
 
     def sync(self) -> None:
@@ -64,7 +64,6 @@ def _one_node(tmp_path: Path, log: list[tuple[str, Any]]) -> Node:
         random.Random(1),
         node.engine_config,
         StateMachine(),
-        StateMachine.restore,
     )
     options = DriverOptions(request_timeout_ms=5000)
     node.driver = Driver(replica, store, NoPeers(), node.clock, node, options)
@@ -90,17 +89,26 @@ def test_a_write_is_answered_only_after_its_records_were_synced(tmp_path: Path) 
         while not driver.status.is_leader:  # one node elects itself after its timeout
             driver.tick()
             await asyncio.sleep(0)
+        answer = node.answer
+
+        def answered(token: Any, result: Any) -> None:  # the moment the node answers
+            log.append(("answered", None))
+            answer(token, result)
+
+        node.answer = answered  # type: ignore[method-assign]
         future = node.submit(Put(key="k", value=1), client_id="c", seq=1)
-        future.add_done_callback(lambda _: log.append(("answered", None)))
         await asyncio.wait_for(future, 10)
         return log
 
     log = asyncio.run(scenario())
     answered = log.index(("answered", None))
-    writes = [i for i, (kind, records) in enumerate(log[:answered]) if kind == "write"]
-    accepted = [i for i in writes if "Accepted" in log[i][1]]
-    assert accepted, log
-    synced = [i for i, (kind, _) in enumerate(log[:answered]) if kind == "sync"]
-    assert synced and max(synced) > max(writes), (
-        f"the answer left before the records it depends on were synced: {log}"
+    written = [
+        i
+        for i, (kind, records) in enumerate(log)
+        if kind == "write" and any(isinstance(r, Accepted) and r.batch for r in records)
+    ]
+    assert written, f"the write's command was never written to the store: {log}"
+    synced = [i for i, (kind, _) in enumerate(log) if kind == "sync" and i > written[0]]
+    assert synced and synced[0] < answered, (
+        f"the answer left before the record holding the write was synced: {log}"
     )

@@ -115,7 +115,7 @@ def test_an_invalid_payload_in_the_log_is_a_bad_command_answer_and_changes_nothi
 def test_every_applied_command_hands_its_events_to_the_host() -> None:
     """The engine's learner passes each command's events on in Applied.events, in log order."""
     router = Router()
-    learner = Learner(router, Router.restore)
+    learner = Learner(router)
     batch = (
         encode(Request(client_id="c", seq=1, op=Put(key=b"a", value=b"1"))),
         encode(Request(client_id="c", seq=2, op=DeleteRange(key=b"a"))),

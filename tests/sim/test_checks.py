@@ -37,7 +37,9 @@ class SlotlessDisk(SimDisk):
 
 
 def _slotless(record: Record) -> Record:
-    return Snapshot(0, record.data) if isinstance(record, Snapshot) else record
+    return (
+        Snapshot(0, record.size_bytes, record.checksum) if isinstance(record, Snapshot) else record
+    )
 
 
 def test_a_node_that_restarts_below_the_snapshot_it_made_durable_is_caught(

@@ -17,7 +17,15 @@ import msgpack
 from hypothesis import strategies as st
 
 from paxosd.core.multi.configuration import Configuration
-from paxosd.core.multi.records import Accepted, Configured, Promised, Rebuilding, Record, Snapshot
+from paxosd.core.multi.records import (
+    Accepted,
+    Configured,
+    InlineSnapshot,
+    Promised,
+    Rebuilding,
+    Record,
+    Snapshot,
+)
 from paxosd.core.types import Ballot
 from paxosd.storage import CompactionPolicy, FileLog, MemoryLog, Recovered, SqliteLog
 from paxosd.storage.codec import encode_frame
@@ -211,7 +219,8 @@ records: st.SearchStrategy[Record] = st.one_of(
     st.builds(Accepted, slots, ballots, batches),
     st.builds(Accepted, slots, ballots, batches),  # twice: the common record
     st.builds(Rebuilding, st.booleans()),
-    st.builds(Snapshot, slots, st.binary(max_size=8)),
+    st.builds(InlineSnapshot, slots, st.binary(max_size=8)),
+    st.builds(Snapshot, slots, st.integers(0, 1 << 40), st.binary(min_size=16, max_size=16)),
     st.builds(Configured, configurations),
 )
 

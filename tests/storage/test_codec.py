@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paxosd.core.multi.records import Accepted, Promised, Rebuilding, Record, Snapshot
+from paxosd.core.multi.records import (
+    Accepted,
+    InlineSnapshot,
+    Promised,
+    Rebuilding,
+    Record,
+    Snapshot,
+)
 from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 from paxosd.storage import CorruptLog, InvalidRecord, decode_frames, encode_frame
 from paxosd.storage.codec import (
@@ -33,7 +40,7 @@ SAMPLE: list[Record] = [
     Accepted(1, B, (b"put k v", b"")),
     Accepted(2, B, ()),
     Rebuilding(True),
-    Snapshot(2, b"\x00state"),
+    InlineSnapshot(2, b"\x00state"),
     Accepted(3, Ballot(ballot_round_max, node_id_max), (bytes(range(256)),)),
 ]
 
@@ -57,7 +64,7 @@ def test_frame_layout_is_length_crc_msgpack() -> None:
     assert msgpack.unpackb(payload) == [5, False]
     assert msgpack.unpackb(encode_record(Accepted(4, B, (b"x",)))) == [2, 4, [7, 2], [b"x"]]
     assert msgpack.unpackb(encode_record(Promised(B))) == [1, [7, 2]]
-    assert msgpack.unpackb(encode_record(Snapshot(9, b"s"))) == [4, 9, b"s"]
+    assert msgpack.unpackb(encode_record(InlineSnapshot(9, b"s"))) == [4, 9, b"s"]
 
 
 def test_start_offset_reports_absolute_offsets() -> None:
@@ -197,7 +204,7 @@ def test_encode_refuses_oversized_records(monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setattr(codec, "record_bytes_max", 100)
     with pytest.raises(InvalidRecord, match="more than 100"):
-        encode_frame(Snapshot(1, bytes(200)))
+        encode_frame(InlineSnapshot(1, bytes(200)))
 
 
 # -- properties ---------------------------------------------------------------------------------

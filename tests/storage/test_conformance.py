@@ -12,7 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paxosd.core.multi.configuration import Configuration
-from paxosd.core.multi.records import Accepted, Configured, Promised, Rebuilding, Record, Snapshot
+from paxosd.core.multi.records import (
+    Accepted,
+    Configured,
+    InlineSnapshot,
+    Promised,
+    Rebuilding,
+    Record,
+    Snapshot,
+)
 from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 from paxosd.storage import (
     CompactionPolicy,
@@ -64,7 +72,7 @@ def test_round_trip_through_reopen(harness: Harness, store: Store) -> None:
         Accepted(1, B1, (b"put a 1", b"")),
         Accepted(2, B1, ()),
         Rebuilding(True),
-        Snapshot(0, b""),
+        InlineSnapshot(0, b""),
     ]
     store.write(written)
     store.sync()
@@ -73,7 +81,7 @@ def test_round_trip_through_reopen(harness: Harness, store: Store) -> None:
     assert recovered.promised == B1
     assert recovered.accepted == {1: (B1, (b"put a 1", b"")), 2: (B1, ())}
     assert recovered.rebuilding
-    assert recovered.snapshot == Snapshot(0, b"")
+    assert recovered.snapshot == InlineSnapshot(0, b"")
     assert state(fold(recovered.records())) == state(recovered)
     reopened.close()
 
@@ -109,7 +117,7 @@ def test_the_latest_rebuilding_flag_wins_and_survives(harness: Harness, store: S
     store.sync()
     reopened = harness.reopen(store)
     assert reopened.load().rebuilding
-    reopened.write([Promised(B2), Accepted(3, B2, (b"x",)), Snapshot(2, b"s")])
+    reopened.write([Promised(B2), Accepted(3, B2, (b"x",)), InlineSnapshot(2, b"s")])
     reopened.sync()
     again = harness.reopen(reopened)
     assert again.load().rebuilding
@@ -163,17 +171,51 @@ def test_a_new_store_holds_its_initial_records_from_the_start(harness: Harness) 
 
 def test_snapshot_supersedes_entries_and_older_snapshots(harness: Harness, store: Store) -> None:
     store.write([Accepted(slot, B1, (bytes([slot]),)) for slot in range(1, 11)])
-    store.write([Snapshot(3, b"three")])
+    store.write([InlineSnapshot(3, b"three")])
     store.sync()
-    store.write([Snapshot(6, b"six"), Accepted(4, B2, (b"late",)), Snapshot(5, b"older")])
+    store.write(
+        [InlineSnapshot(6, b"six"), Accepted(4, B2, (b"late",)), InlineSnapshot(5, b"older")]
+    )
     store.sync()
     before = store.load()
     reopened = harness.reopen(store)
     for recovered in (before, reopened.load()):
-        assert recovered.snapshot == Snapshot(6, b"six")
+        assert recovered.snapshot == InlineSnapshot(6, b"six")
         assert sorted(recovered.accepted) == [7, 8, 9, 10]
-        assert recovered.records()[0] == Snapshot(6, b"six")
+        assert recovered.records()[0] == InlineSnapshot(6, b"six")
     reopened.close()
+
+
+def test_a_snapshot_file_record_supersedes_entries_and_inline_snapshots(
+    harness: Harness, store: Store
+) -> None:
+    """A store written before snapshot files holds an inline snapshot; the first `Snapshot`
+    record of a higher (or the same) slot takes its place, in every backend, across a reopen,
+    and the entries it covers go."""
+    checksum = bytes(range(16))
+    store.write([Accepted(slot, B1, (bytes([slot]),)) for slot in range(1, 9)])
+    store.write([InlineSnapshot(3, b"three")])
+    store.sync()
+    store.write([Snapshot(3, 5, checksum)])  # the inline one moved to a file, same slot
+    store.sync()
+    assert store.load().snapshot == Snapshot(3, 5, checksum)
+    store.write([Snapshot(6, 1 << 33, checksum), InlineSnapshot(5, b"older")])
+    store.sync()
+    before = store.load()
+    reopened = harness.reopen(store)
+    for recovered in (before, reopened.load()):
+        assert recovered.snapshot == Snapshot(6, 1 << 33, checksum)
+        assert sorted(recovered.accepted) == [7, 8]
+        assert Snapshot(6, 1 << 33, checksum) in recovered.records()
+        assert fold(recovered.records()).snapshot == recovered.snapshot
+    reopened.close()
+
+
+def test_a_snapshot_record_with_a_bad_checksum_field_is_refused(store: Store) -> None:
+    for bad in (b"short", bytes(17), bytearray(16)):
+        with pytest.raises(InvalidRecord, match="checksum"):
+            store.write([Snapshot(1, 10, bad)])  # type: ignore[arg-type]
+    assert store.load().snapshot is None
 
 
 def test_synced_writes_survive_a_crash(harness: Harness, store: Store) -> None:
@@ -257,7 +299,7 @@ def test_invalid_records_are_refused_whole(harness: Harness, store: Store) -> No
         Promised(Ballot(2**63, 0)),
         Promised(Ballot(ballot_round_max + 1, 1)),  # the wire could not carry it
         Accepted(1, Ballot(1, node_id_max + 1), ()),
-        Snapshot(1, bytearray(b"x")),  # type: ignore[arg-type]
+        InlineSnapshot(1, bytearray(b"x")),  # type: ignore[arg-type]
         Configured((1, 2, 3)),  # type: ignore[arg-type]
         Configured(Configuration([1, 2, 3])),  # type: ignore[arg-type]  # a list comes back a tuple
         Configured(Configuration((1,), epoch=2**63)),
@@ -299,7 +341,7 @@ def test_disk_bytes_bounded_over_10k_slots(tmp_path: Path, backend: str) -> None
         store.write([Accepted(slot, B1, batch), Promised(B1)])
         written += 4 * len(command)
         if slot % 500 == 0:
-            store.write([Snapshot(slot, bytes(20_000))])
+            store.write([InlineSnapshot(slot, bytes(20_000))])
         if slot % 10 == 0:  # group commit: 10 slots per fsync
             store.sync()
             peak = max(peak, store.disk_bytes())

@@ -10,7 +10,7 @@ import pytest
 
 import paxosd.storage.filelog as filelog_module
 from paxosd.core.multi.configuration import Configuration
-from paxosd.core.multi.records import Accepted, Configured, Promised, Snapshot
+from paxosd.core.multi.records import Accepted, Configured, InlineSnapshot, Promised
 from paxosd.core.types import Ballot
 from paxosd.storage import (
     CompactionPolicy,
@@ -96,7 +96,7 @@ def test_compaction_keeps_state_and_shrinks_the_file(tmp_path: Path) -> None:
     for slot in range(1, 401):
         store.write([Accepted(slot, B, (b"v" * 100,)), Promised(B)])
         if slot % 100 == 0:
-            store.write([Snapshot(slot - 50, b"snap")])
+            store.write([InlineSnapshot(slot - 50, b"snap")])
         store.sync()
     assert store.compactions > 0
     expected = state(store.load())
@@ -186,7 +186,7 @@ def test_create_false_refuses_a_missing_store(tmp_path: Path) -> None:
 
 def test_memory_image_is_the_file_format(tmp_path: Path) -> None:
     memory = MemoryLog(IDENTITY)
-    memory.write([Promised(B), Accepted(4, B, (b"x",)), Snapshot(2, b"s")])
+    memory.write([Promised(B), Accepted(4, B, (b"x",)), InlineSnapshot(2, b"s")])
     memory.sync()
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / "paxos.log").write_bytes(memory.image())

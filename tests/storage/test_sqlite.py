@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from paxosd.core.multi.configuration import Configuration
-from paxosd.core.multi.records import Accepted, Configured, Promised, Rebuilding, Snapshot
+from paxosd.core.multi.records import (
+    Accepted,
+    Configured,
+    InlineSnapshot,
+    Promised,
+    Rebuilding,
+)
 from paxosd.core.types import Ballot
 from paxosd.storage import CorruptLog, DataDirLocked, MissingStore, SqliteLog, StoreExists
 
@@ -23,7 +29,9 @@ def _db(path: Path) -> sqlite3.Connection:
 
 def test_schema_and_pragmas(tmp_path: Path) -> None:
     store = SqliteLog(tmp_path, IDENTITY)
-    store.write([Promised(B), Accepted(1, B, (b"a", b"b")), Rebuilding(True), Snapshot(0, b"s")])
+    store.write(
+        [Promised(B), Accepted(1, B, (b"a", b"b")), Rebuilding(True), InlineSnapshot(0, b"s")]
+    )
     store.sync()
     db = _db(tmp_path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -59,7 +67,7 @@ def test_snapshot_deletes_covered_rows(tmp_path: Path) -> None:
     store = SqliteLog(tmp_path, IDENTITY)
     store.write([Accepted(slot, B, (b"x",)) for slot in range(1, 21)])
     store.sync()
-    store.write([Snapshot(15, b"s15")])
+    store.write([InlineSnapshot(15, b"s15")])
     store.sync()
     db = _db(tmp_path)
     assert db.execute("SELECT min(slot), count(*) FROM log").fetchone() == (16, 5)
@@ -83,7 +91,7 @@ def test_snapshot_deletes_covered_rows(tmp_path: Path) -> None:
 )
 def test_row_damage_is_corrupt_log(tmp_path: Path, damage: str) -> None:
     store = SqliteLog(tmp_path, IDENTITY)
-    store.write([Promised(B), Rebuilding(True), Snapshot(1, b"snap")])
+    store.write([Promised(B), Rebuilding(True), InlineSnapshot(1, b"snap")])
     store.write([Accepted(slot, B, (b"cmd-%d" % slot,)) for slot in range(2, 6)])
     store.close()
     db = _db(tmp_path)

@@ -601,6 +601,7 @@ def start_paxosd(
     nodes: int = NODES,
     batch_commands_max: int | None = None,
     early_accepts: bool = True,
+    snapshot_every_slots: int | None = None,
 ) -> Cluster:
     """`nodes` paxosd node processes (fsync on), laid out as `paxosd up` does from a free
     base port; the cluster's client port is each node's RESP port."""
@@ -614,6 +615,8 @@ def start_paxosd(
         if batch_commands_max is not None:
             config = replace(config, batch_commands_max=batch_commands_max)
         config = replace(config, early_accepts=early_accepts, limits=_one_load_generator())
+        if snapshot_every_slots is not None:
+            config = replace(config, snapshot_every_slots=snapshot_every_slots)
         folder = config.data_dir
         folder.mkdir(parents=True, exist_ok=True)
         path = folder.parent / f"node{config.node_id}.toml"

@@ -30,6 +30,7 @@ STATUS_STYLE = {"holds": "green", "violated": "bold red", "unknown": "yellow"}
 TRACE_LINES_MAX = 120
 SCENARIO_NAMES = [
     "leader-crash", "split-brain", "split-vote", "tiebreak", "dueling-proposers", "paxos-holds",
+    "replication-conflict", "replication-consensus",
 ]  # fmt: skip
 
 
@@ -273,11 +274,9 @@ def scenario(
         return
     console.print(f"[bold]{result.title}[/bold]  ({result.algorithm}, {result.nodes} nodes)\n")
     console.print(result.story + "\n")
-    for prop, verdict in result.verdicts.items():
-        style = STATUS_STYLE[verdict.status]
-        console.print(f"  {prop:<12} [{style}]{verdict.status}[/{style}]  {verdict.detail}")
+    _print_run_verdicts(result)
     for key, value in result.facts.items():
-        console.print(f"  {key:<12} {value}")
+        console.print(f"  {key:<12} {_fact(value)}", highlight=False)
     if result.witness is not None:
         w = result.witness
         console.print(
@@ -287,6 +286,24 @@ def scenario(
         )
     if not (svg_path or html_path):
         console.print("\n(see it as a diagram: add --html FILE or --svg FILE)")
+
+
+def _print_run_verdicts(result: Any) -> None:
+    """One run's verdicts ("in this run"), and fault tolerance by the rule for one run."""
+    for prop, verdict in result.verdicts.items():
+        style = STATUS_STYLE[verdict.status]
+        console.print(
+            f"  {prop:<12} [{style}]{verdict.status}[/{style}] in this run  {verdict.detail}"
+        )
+    tolerance = result.fault_tolerance
+    style = STATUS_STYLE[tolerance.status]
+    console.print(f"  {'fault tol.':<12} [{style}]{tolerance.status}[/{style}]  {tolerance.detail}")
+
+
+def _fact(value: Any) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {v}" for k, v in value.items())
+    return str(value)
 
 
 def scenario_document(result: Any) -> dict[str, Any]:
@@ -356,7 +373,9 @@ def _sweep(runs: int, seed: int, as_json: bool) -> None:
 
 
 @lab.command()
-@click.argument("algorithm", type=click.Choice(sorted(algorithms.ALGORITHMS)))
+@click.argument(
+    "algorithm", type=click.Choice(sorted(a for a in algorithms.ALGORITHMS if a != "multipaxos"))
+)
 @click.option("--nodes", default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def flp(algorithm: str, nodes: int, as_json: bool) -> None:
@@ -410,9 +429,7 @@ def tour(out: str) -> None:
         _write_diagrams(result, None, str(page))
         console.rule(f"[bold]{number}. {result.title}")
         console.print(result.story)
-        for prop, verdict in result.verdicts.items():
-            style = STATUS_STYLE[verdict.status]
-            console.print(f"  {prop:<12} [{style}]{verdict.status}[/{style}]  {verdict.detail}")
+        _print_run_verdicts(result)
         console.print(f"  diagram: {page}\n")
     console.print(
         "Next: [bold]paxosd lab check paxos --explore[/bold] proves what the stories show, "
@@ -444,6 +461,13 @@ play_port_default = 8470
               help="Open a lab trace file (lab check/scenario --trace-out).")  # fmt: skip
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=play_port_default, show_default=True, help="0: any free port.")
+@click.option(
+    "--coach-seconds",
+    type=click.FloatRange(0.1, 60.0),
+    default=3.0,
+    show_default=True,
+    help="How long the coach searches before it answers (the page can ask it to think longer).",
+)
 def play(
     algorithm: str,
     nodes: int,
@@ -458,20 +482,22 @@ def play(
     open_path: str | None,
     host: str,
     port: int,
+    coach_seconds: float,
 ) -> None:
     """You are the network: drive ALGORITHM's real cores from a web page.
 
     Deliver, drop or duplicate any message, crash and restart nodes, partition, fire timers,
     step back and fork, and ask the coach (the explorer) what can still happen. The coach
     judges the configuration `paxosd lab check ALGORITHM --explore` would, with the same
-    options. Serves until Ctrl-C; every asset comes from paxosd itself (no internet needed).
+    options, and answers within --coach-seconds (saying how deep it checked if the whole
+    future did not fit). Serves until Ctrl-C; every asset comes from paxosd itself.
     """
     import asyncio
 
     from paxosd.lab.play.server import Lab, new_session, open_trace, serve
     from paxosd.lab.play.session import PlayConfig
 
-    lab = Lab()
+    lab = Lab(coach_seconds=coach_seconds)
     try:
         if open_path:
             try:

@@ -11,9 +11,12 @@ from paxosd.core.lessons.failover import FailoverNode
 from paxosd.core.lessons.leader import LeaderNode
 from paxosd.core.lessons.majority import VARIANTS as MAJORITY_VARIANTS
 from paxosd.core.lessons.majority import MajorityNode
+from paxosd.core.lessons.replication import OWNERS, ReplicaNode
+from paxosd.core.lessons.replication import VARIANTS as REPLICATION_VARIANTS
 from paxosd.core.protocol import CoreFactory
 from paxosd.core.synod.node import VARIANTS as PAXOS_VARIANTS
 from paxosd.core.synod.node import SynodNode
+from paxosd.lab.values import COLOURS
 from paxosd.sim.symmetry import RenameNodes, Renaming, Symmetry
 
 
@@ -30,6 +33,7 @@ class Algorithm:
     # Paxos, whose ballots are ordered by node id).
     rename_nodes: RenameNodes | None = None
     proposers_alike: frozenset[str] = frozenset()
+    value_names: tuple[str, ...] = COLOURS  # what is proposed, by the story's names
 
     def symmetry(
         self, variant: str, nodes: int, values: Sequence[Any], proposers: Sequence[int]
@@ -48,6 +52,14 @@ class Algorithm:
                 )
         symmetry = Symmetry(nodes, values, swap_nodes, renamings, self.rename_nodes)
         return None if symmetry.trivial else symmetry
+
+
+def _multipaxos(
+    node_id: int, members: Sequence[int], rng: Any, config: Any, durable: Any = None
+) -> Any:
+    from paxosd.lab.multipaxos import MultiPaxosNode  # the engine: loaded only when played
+
+    return MultiPaxosNode(node_id, members, rng, config, durable)
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -79,6 +91,23 @@ ALGORITHMS: dict[str, Algorithm] = {
         "none for safety; termination is not guaranteed (dueling proposers), as FLP predicts",
         dict(PAXOS_VARIANTS),
         rename_nodes=SynodNode.rename_nodes,
+    ),
+    "replication": Algorithm(
+        "replication",
+        ReplicaNode,
+        "database replicas that accept an insert locally and sync lazily (multi-leader "
+        "replication): the book's Example 2",
+        "two replicas accept conflicting inserts of one unique name: the rows conflict",
+        dict(REPLICATION_VARIANTS),
+        rename_nodes=ReplicaNode.rename_nodes,
+        value_names=OWNERS,
+    ),
+    "multipaxos": Algorithm(
+        "multipaxos",
+        _multipaxos,
+        "the service's own Multi-Paxos engine: a leader, and one Paxos instance per slot",
+        "none for safety: a new leader re-proposes what a quorum accepted and fills gaps with "
+        "no-ops; termination is not guaranteed (FLP), as for Paxos",
     ),
 }
 

@@ -168,7 +168,7 @@ def analyse(
         explore=True, states_max=states_max,
     )  # fmt: skip
     budget, config = explore_budget(request)
-    values = value_names(2)
+    values = value_names(2, algorithm.value_names)
     explorer = Explorer(algorithm.factory, budget, config, values, keep_states=True)
     exploration = explorer.explore(progress)
     graph = exploration.graph

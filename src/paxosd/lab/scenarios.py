@@ -49,6 +49,12 @@ class ScenarioResult:
     facts: dict[str, Any] = field(default_factory=dict)
     witness: Witness | None = None
 
+    @property
+    def fault_tolerance(self) -> Verdict:
+        from paxosd.lab.check import fault_tolerance_of_run
+
+        return fault_tolerance_of_run(self.verdicts)
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "scenario": self.name,
@@ -59,6 +65,8 @@ class ScenarioResult:
             "story": self.story,
             "properties": {p: v.status for p, v in self.verdicts.items()},
             "details": {p: v.detail for p, v in self.verdicts.items()},
+            "fault_tolerance": self.fault_tolerance.status,
+            "fault_tolerance_detail": self.fault_tolerance.detail,
             "facts": self.facts,
             "trace": self.trace,
         }
@@ -336,6 +344,75 @@ def paxos_holds(seed: int) -> ScenarioResult:
     return result
 
 
+# -- database replication (the book's Example 2) -------------------------------------------
+
+
+def _two_signups(variant: str, seed: int) -> World:
+    """Alice signs up through the web server on replica 1, Bob through the one on replica 2,
+    at the same moment; replicas sync their rows after 50 ms (lazily)."""
+    network = NetworkConfig(delay_ms_min=2.0, delay_ms_max=2.0)
+    world = _world("replication", 3, seed, CoreConfig(variant=variant), network)
+
+    def lazy_sync(envelope: Envelope, now: float) -> float | None:
+        return 50.0 if type(envelope.msg).__name__ == "Replicate" else None
+
+    world.delay_rules.append(lazy_sync)
+    world.at(0, lambda: world.propose(1, "alice"))
+    world.at(0, lambda: world.propose(2, "bob"))
+    return world
+
+
+def _rows(world: World) -> dict[str, str]:
+    """Each replica's row for the name, as the users table shows it."""
+    from paxosd.core.lessons.replication import USERNAME
+
+    rows = {}
+    for node, core in sorted(world.cores.items()):
+        owner = None if core is None else core.query()
+        rows[f"replica {node}"] = "(none)" if owner is None else f"{USERNAME} -> {owner}"
+    return rows
+
+
+def replication_conflict(seed: int) -> ScenarioResult:
+    world = _two_signups("correct", seed)
+    world.run(1_000)
+    result = _result(
+        "replication-conflict",
+        "Multi-leader replication: two rows for one unique name",
+        "replication",
+        world,
+        seed,
+        "Alice and Bob both sign up as paxos_expert at the same moment, through web servers "
+        "connected to replicas 1 and 2. Each replica accepts the insert locally (the name is "
+        "free in its copy of the table), tells its web server 'registered', and sends the row "
+        "to the others later. When the rows arrive, each replica already holds the name: the "
+        "unique constraint refuses the other row, and the conflict stays. Two users were told "
+        "they own paxos_expert: Agreement is violated. The web servers handed their consensus "
+        "problem to the database, and the database did not solve it.",
+    )
+    result.facts["rows"] = _rows(world)
+    return result
+
+
+def replication_consensus(seed: int) -> ScenarioResult:
+    world = _two_signups("consensus", seed)
+    world.run(1_000)
+    result = _result(
+        "replication-consensus",
+        "A consensus-backed table: one row",
+        "replication",
+        world,
+        seed,
+        "The same two sign-ups, but the table is backed by consensus: before any replica "
+        "inserts the row, Paxos decides who owns paxos_expert. Both replicas propose their "
+        "user; one ballot wins a quorum of promises and accepts, the other learns the outcome. "
+        "Every replica ends with the same single row, and the other web server is told the "
+        "name is taken.",
+    )
+    result.facts["rows"] = _rows(world)
+    return result
+
+
 def find_witness(trace: list[Event], quorum: Majority) -> Witness | None:
     """Find the first chosen (ballot, value) and the first later ballot that a quorum promised;
     the acceptors in both quorums are the witnesses."""
@@ -383,4 +460,9 @@ SCENARIOS: dict[str, tuple[Callable[[int], ScenarioResult], str]] = {
     "tiebreak": (tiebreak, '"red wins ties" when the silent node was only slow'),
     "dueling-proposers": (dueling_proposers, "two Paxos proposers pre-empt each other"),
     "paxos-holds": (paxos_holds, "a chosen value survives its proposer's crash"),
+    "replication-conflict": (
+        replication_conflict,
+        "two replicas accept one unique name for two users",
+    ),
+    "replication-consensus": (replication_consensus, "the same sign-ups, one row: consensus"),
 }

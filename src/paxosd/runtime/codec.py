@@ -18,8 +18,9 @@ import msgpack  # type: ignore[import-untyped]
 
 from paxosd.core.multi import messages as m
 from paxosd.core.types import Ballot, ballot_round_max, node_id_max
+from paxosd.storage.codec import snapshot_checksum_bytes
 
-protocol_version = 2
+protocol_version = 3  # 3: SnapshotInstall carries the snapshot file's checksum
 frame_bytes_max = 128 << 20
 _length = struct.Struct(">I")
 
@@ -81,8 +82,8 @@ def _fields(msg: Any) -> tuple[Any, ...]:
             return (f, s, o)
         case m.Entries(ballot=b, entries=entries, commit=c):
             return (_b(b), [(slot, list(batch)) for slot, batch in entries], c)
-        case m.SnapshotInstall(ballot=b, slot=s, offset=o, total_bytes=t, data=d):
-            return (_b(b), s, o, t, d)
+        case m.SnapshotInstall(ballot=b, slot=s, offset=o, total_bytes=t, checksum=c, data=d):
+            return (_b(b), s, o, t, c, d)
         case m.Forward(commands=commands):
             return (list(commands),)
         case m.ReadIndex(read_id=r):
@@ -181,7 +182,8 @@ _DECODERS: dict[int, Callable[[list[Any]], Any]] = {
         slot=_int(f[1]),
         offset=_int(f[2]),
         total_bytes=_int(f[3]),
-        data=_bytes(f[4]),
+        checksum=_checksum(f[4]),
+        data=_bytes(f[5]),
     ),
     12: lambda f: m.Forward(commands=_batch(f[0])),
     13: lambda f: m.ReadIndex(read_id=_int(f[0])),
@@ -217,6 +219,12 @@ def _bool(value: Any) -> bool:
 def _bytes(value: Any) -> bytes:
     if type(value) is not bytes:
         raise WireError("expected bytes")
+    return value
+
+
+def _checksum(value: Any) -> bytes:
+    if type(value) is not bytes or len(value) != snapshot_checksum_bytes:
+        raise WireError(f"expected a {snapshot_checksum_bytes}-byte snapshot checksum")
     return value
 
 

@@ -38,6 +38,8 @@ from paxosd.runtime.variants import VARIANTS
 from paxosd.service.kv import KvLimits
 from paxosd.watch.hub import WatchOptions
 
+snapshot_every_slots_max = 1_000_000_000
+
 
 class ConfigError(ValueError):
     """The configuration cannot work; the message says what to change."""
@@ -86,6 +88,9 @@ class NodeConfig:
     # The leader sends its Accepts while its own fsync runs (core/multi/replica.py); false
     # waits for the fsync first, for benchmarks that show what that overlap buys.
     early_accepts: bool = True
+    # A snapshot every this many applied slots (the log before it is then dropped): smaller
+    # keeps the log and catch-up short, larger writes snapshots of a big state less often.
+    snapshot_every_slots: int = 1000
     # For fault tests only: a JSON file {"wall_offset_ms": N} the node re-reads every second
     # and adds to its wall clock (the system clock is shared by every node on a machine).
     clock_file: Path | None = None
@@ -133,6 +138,11 @@ class NodeConfig:
             raise ConfigError(f"storage must be file or sqlite, not {self.storage!r}")
         if type(self.batch_commands_max) is not int or not 1 <= self.batch_commands_max <= 4096:
             raise ConfigError("batch_commands_max must be an integer from 1 to 4096")
+        every = self.snapshot_every_slots
+        if type(every) is not int or not 1 <= every <= snapshot_every_slots_max:
+            raise ConfigError(
+                f"snapshot_every_slots must be an integer from 1 to {snapshot_every_slots_max}"
+            )
         return self
 
 
@@ -180,6 +190,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         "variant",
         "batch_commands_max",
         "early_accepts",
+        "snapshot_every_slots",
         "clock_file",
         "limits",
         "kv",
@@ -221,6 +232,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         variant=str(raw.get("variant", "correct")),
         batch_commands_max=raw.get("batch_commands_max", 2048),
         early_accepts=bool(raw.get("early_accepts", True)),
+        snapshot_every_slots=raw.get("snapshot_every_slots", 1000),
         clock_file=None if raw.get("clock_file") is None else Path(str(raw["clock_file"])),
         limits=_limits(raw.get("limits", {})),
         kv=_kv(raw.get("kv", {})),
@@ -308,6 +320,7 @@ def to_toml(config: NodeConfig) -> str:
         f'variant = "{config.variant}"',
         f"batch_commands_max = {config.batch_commands_max}",
         f"early_accepts = {'true' if config.early_accepts else 'false'}",
+        f"snapshot_every_slots = {config.snapshot_every_slots}",
         *([f'clock_file = "{config.clock_file}"'] if config.clock_file is not None else []),
         "",
         "[timeouts]",

@@ -12,7 +12,14 @@ replica's `Ready` (core/multi/ready.py) and carries it out in the contract's ord
    starts until it is done;
 3. tell the replica (`synced`);
 4. send `send_after_sync`, then answer the clients whose writes were applied and whose reads
-   were answered.
+   were answered;
+5. carry out the turn's snapshot work (core/multi/snapshots.py): remove the snapshot files a
+   durable record made garbage, read from the snapshot file the chunks peers asked for and
+   send them, append arriving chunks to the staged file, and hand the slow parts - writing a
+   snapshot, checking and restoring a peer's - to the host's `background`, which runs them off
+   the turn loop (a worker thread in the node, later virtual time in the simulator) and
+   reports back as an input (`Replica.snapshot_saved`, `snapshot_restored`,
+   `snapshot_failed`).
 
 The driver also keeps the client side of the engine: pending writes by request id and pending
 reads, each with a deadline. A write whose outcome cannot be known by its deadline fails with
@@ -38,12 +45,26 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, BinaryIO, Protocol
 
-from paxosd.core.multi.ready import Applied, Note, ReadDone, Ready, Status, note
+from paxosd.core.multi.learner import Machine, SnapshotView
+from paxosd.core.multi.messages import SnapshotInstall
+from paxosd.core.multi.ready import (
+    Applied,
+    Note,
+    ReadDone,
+    Ready,
+    SnapshotChunk,
+    SnapshotWork,
+    Status,
+    note,
+)
+from paxosd.core.multi.records import Snapshot
 from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Ballot, Envelope, NodeId
 from paxosd.runtime.errors import BadRequest, NotLeader, Overloaded, ServiceError, Unavailable
+from paxosd.storage.errors import StorageError
 from paxosd.storage.state import LogStore
 
 DRIVER_VARIANTS = {
@@ -102,6 +123,12 @@ class Host(Protocol):
         """Every command applied to this node's state machine, in log order."""
         ...
 
+    def background(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """Run `work` off the turn loop, then call `done` on the loop with its result, or with
+        the exception it raised. If the node crashes meanwhile, `done` is never called (the
+        work may or may not have happened)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class DriverOptions:
@@ -111,6 +138,9 @@ class DriverOptions:
     # Builds the state machine's "log time is now T ms" command; None: no log time at all.
     time_command: Callable[[int], bytes] | None = None
     pending_requests_max: int = 100_000
+    # Builds the state machine from a snapshot stream (a peer's snapshot is installed with
+    # it); None: snapshots from peers are refused.
+    restore: Callable[[BinaryIO], Machine] | None = None
     # replica.invariants() after every turn; the full walk of the log (its cost grows with
     # the log) after every this many.
     full_invariants_every_turns: int = 64
@@ -295,6 +325,8 @@ class Driver:
             self.store.write(ready.records)
             replica.synced(ready)
             self._deliver(ready)
+            if ready.snapshots is not None:
+                self._snapshot_work(ready.snapshots)
             self._after_turn()
             return
         if ready.send_now:
@@ -315,6 +347,8 @@ class Driver:
         if ready.send_after_sync:
             self.peers.send(ready.send_after_sync)
         self._deliver(ready)
+        if ready.snapshots is not None:
+            self._snapshot_work(ready.snapshots)
         self._after_turn()
 
     def _after_turn(self) -> None:
@@ -352,6 +386,75 @@ class Driver:
                 host.answer(read.token, done.result)
             else:
                 read.asked = False  # asked again at the next tick
+
+    # -- snapshot files ------------------------------------------------------------------------
+
+    def _snapshot_work(self, work: SnapshotWork) -> None:
+        """A turn's snapshot work, after its sync (module docstring, step 5)."""
+        files = self.store.snapshots
+        for chunk in work.chunks_out:  # first: a chunk may be of the snapshot just superseded
+            self._send_chunk(chunk)
+        if work.recorded is not None:
+            files.remove_older(work.recorded.slot)  # the record naming a newer one is durable
+        for arrived in work.chunks_in:
+            files.stage(arrived.slot, arrived.offset, arrived.data)
+        if work.install is not None:
+            self._install(work.install)
+        if work.take is not None:
+            self._save(*work.take)
+
+    def _send_chunk(self, chunk: SnapshotChunk) -> None:
+        try:
+            data = self.store.snapshots.read(chunk.slot, chunk.offset, chunk.length)
+        except (StorageError, OSError) as error:
+            self.host.event(note("snapshot_unreadable", slot=chunk.slot, error=error))
+            return  # the peer asks again; an operator must look at this node's disk
+        message = SnapshotInstall(
+            ballot=chunk.ballot,
+            slot=chunk.slot,
+            offset=chunk.offset,
+            total_bytes=chunk.total_bytes,
+            checksum=chunk.checksum,
+            data=data,
+        )
+        self.peers.send([Envelope(self.replica.node_id, chunk.dst, message)])
+
+    def _save(self, slot: int, view: SnapshotView) -> None:
+        work = partial(self.store.snapshots.save, slot, view.write)
+        self.host.background(work, partial(self._saved, slot))
+
+    def _saved(self, slot: int, result: Snapshot | BaseException) -> None:
+        if self.stopped:
+            return
+        if isinstance(result, BaseException):
+            self.replica.snapshot_failed(slot, _why(result))
+        else:
+            self.replica.snapshot_saved(result)
+        self._schedule()
+
+    def _install(self, snapshot: Snapshot) -> None:
+        restore, files = self.options.restore, self.store.snapshots
+        if restore is None:
+            self.replica.snapshot_failed(snapshot.slot, "this node cannot restore snapshots")
+            return
+
+        def work() -> Machine:
+            files.finish(snapshot)  # size and checksum as the sender's record says
+            with files.open(snapshot) as reader:
+                machine = restore(reader)
+                reader.verify()
+            return machine
+
+        self.host.background(work, partial(self._restored, snapshot))
+
+    def _restored(self, snapshot: Snapshot, result: Machine | BaseException) -> None:
+        if self.stopped:
+            return
+        if isinstance(result, BaseException):
+            self.replica.snapshot_failed(snapshot.slot, _why(result))
+        else:
+            self.replica.snapshot_restored(snapshot, result)
+        self._schedule()
 
     def _schedule(self) -> None:
         if not self._turn_wanted and not self.stopped:
@@ -455,3 +558,7 @@ class Driver:
         """The replica's status now (a turn builds one only when the leader or role changed;
         `_status` is what the last change note was made from)."""
         return self.replica.status()
+
+
+def _why(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:300]

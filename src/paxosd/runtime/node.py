@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import json
 import logging
 import os
@@ -35,9 +36,10 @@ import resource
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -46,7 +48,7 @@ from paxosd.api.version import VERSION
 from paxosd.core.multi.config import EngineConfig
 from paxosd.core.multi.ready import Applied, Note, Role
 from paxosd.core.multi.replica import Replica
-from paxosd.runtime import datadir
+from paxosd.runtime import datadir, recovery
 from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, ServiceError
@@ -72,6 +74,7 @@ from paxosd.storage import CorruptLog, LogStore
 from paxosd.watch import MachineHistory, WatchHub, compaction_due
 
 log = logging.getLogger("paxosd.node")
+T = TypeVar("T")
 
 # While a lease may be live, log time keeps moving even without traffic, so that it expires.
 time_advance_ms = 100
@@ -131,6 +134,7 @@ class Node:
             # The leader's clock stamp heads every batch: room for it beside the commands.
             batch_commands_max=config.batch_commands_max + 1,
             early_accepts=config.early_accepts,
+            snapshot_every_slots=config.snapshot_every_slots,
         )
         self.clock = SystemClock(config.clock_file)
         self.driver: Driver | None = None
@@ -160,9 +164,18 @@ class Node:
         # automatic compaction of the key-value store's history (service/kv/compaction.py).
         self.machine_options = Options(kv_limits=config.kv, variant=self.variant.service)
         self.compactor = AutoCompactor(config.kv)
+        self.snapshot_thread = ThreadPoolExecutor(1, thread_name_prefix="paxosd-snapshot")
         self.rebuild_report = RebuildReport(config, time.monotonic)
         self._rebuild_checked_ms = 0.0
         self._metrics()
+
+    def _new_machine(self) -> StateMachine:
+        """An empty state machine with this node's options ([kv] limits)."""
+        return StateMachine(options=self.machine_options)
+
+    def _restore_machine(self, inp: Any) -> StateMachine:
+        """A state machine from a snapshot, with this node's options."""
+        return StateMachine.restore(inp, options=self.machine_options)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -175,6 +188,10 @@ class Node:
             self.store = datadir.open_existing(self.config, create=self.variant.amnesia)
             recovered = self.store.load()
             settled = datadir.settle_configuration(self.config, self.store, recovered)
+            started = time.perf_counter()
+            machine, recovered = recovery.recover(
+                self.store, settled.recovered, self._restore_machine, self._new_machine
+            )
         except CorruptLog as error:
             # Damaged durable state: voting with it could break agreement. Stay up so an
             # operator can see why, but take no part in the protocol. Clients (status, error
@@ -187,7 +204,9 @@ class Node:
                 self.store = None
             raise
         else:
-            recovered = settled.recovered
+            if recovered.snapshot is not None:
+                took_ms = round((time.perf_counter() - started) * 1000)
+                self._event("snapshot_loaded", slot=recovered.snapshot.slot, ms=took_ms)
             if settled.adopted:
                 self._event(
                     "configuration_adopted", logging.WARNING,
@@ -204,8 +223,7 @@ class Node:
                 datadir.configuration_of(self.config),
                 random.Random(),
                 self.engine_config,
-                StateMachine(options=self.machine_options),
-                partial(StateMachine.restore, options=self.machine_options),
+                machine,
                 recovered.records(),
             )
             self.transport = PeerTransport(self.config, self._on_peer_message)
@@ -215,6 +233,7 @@ class Node:
                 time_command=_time_command,
                 full_invariants_every_turns=1000,
                 variant=self.variant.driver,
+                restore=self._restore_machine,
             )
             self.driver = Driver(replica, self.store, self.transport, self.clock, self, options)
             kv = self.config.kv
@@ -264,6 +283,9 @@ class Node:
             driver.stop()
         if self.transport is not None:
             await self.transport.close()
+        # A snapshot still being written is abandoned: nothing names its file, which the next
+        # start removes (the interpreter waits for the thread before the process exits).
+        self.snapshot_thread.shutdown(wait=False, cancel_futures=True)
         if self.store is not None:
             self.store.close()
 
@@ -396,6 +418,21 @@ class Node:
         if watches is not None:
             watches.applied(entry.events)
 
+    def background(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """Snapshot work, in the node's one snapshot thread: one snapshot is written or
+        restored at a time, while the event loop goes on with the protocol."""
+        assert self.loop is not None
+
+        def finished(future: asyncio.Future[Any]) -> None:
+            try:
+                result = future.result()
+            except BaseException as error:  # reported to the replica, which notes it
+                result = error
+            done(result)
+
+        quiet = partial(collector_paused, work)
+        self.loop.run_in_executor(self.snapshot_thread, quiet).add_done_callback(finished)
+
     # -- inputs -----------------------------------------------------------------------------
 
     def _on_peer_message(self, src: int, msg: Any) -> None:
@@ -500,6 +537,9 @@ class Node:
             return status
         core = driver.replica.status()
         ballot = core.ballot if core.ballot is not None else core.promised
+        store = self.store
+        log_bytes = store.disk_bytes() if store is not None else 0
+        snapshot_bytes = store.snapshots.disk_bytes() if store is not None else 0
         status.update(
             role=core.role.value,
             leader=core.leader,
@@ -513,7 +553,9 @@ class Node:
             inflight_slots=core.inflight_slots,
             elections=core.elections,
             rebuilding=core.rebuilding,
-            disk_bytes=self.store.disk_bytes() if self.store is not None else 0,
+            # The log and the snapshot files beside it; snapshot_bytes: the files alone.
+            disk_bytes=log_bytes + snapshot_bytes,
+            snapshot_bytes=snapshot_bytes,
             kv=_kv_status(_router(driver)),
         )
         if core.rebuilding:
@@ -574,7 +616,8 @@ _WARNINGS = frozenset(
         "ballot_refused",
         "ballot_space_exhausted",
         "snapshot_refused",
-        "snapshot_too_large",
+        "snapshot_failed",
+        "snapshot_unreadable",
         "forward_dropped",
     }
 )
@@ -664,6 +707,26 @@ def _ignore_outcome(future: asyncio.Future[Any]) -> None:
     failure is retried by whoever proposed it."""
     if not future.cancelled():
         future.exception()
+
+
+def collector_paused(work: Callable[[], T]) -> T:
+    """Run snapshot work with the cycle collector paused, and freeze what survives it.
+
+    Writing a snapshot allocates a row per key, and restoring one allocates the whole new
+    state machine: collections meanwhile would walk millions of objects, each holding the
+    interpreter for hundreds of milliseconds at a million keys while the event loop (and the
+    heartbeats) wait. Paused, the work's garbage is still freed by reference counting (the
+    rows and the state are acyclic); afterwards everything alive is frozen out of later
+    collections, as cli/node.py does after a start, so the state is never walked again. A
+    young collection first keeps the garbage of the last few milliseconds (an exception's
+    cycle, say) from being frozen with it."""
+    gc.disable()
+    try:
+        return work()
+    finally:
+        gc.collect(0)
+        gc.freeze()
+        gc.enable()
 
 
 def _time_command(now_ms: int) -> bytes:

@@ -16,10 +16,15 @@ Two behaviours exist to exercise rules a well-behaved client never tests:
   exactly-once table compares the request's digest), and the client records it as failed. If
   it were answered, the answer would be the earlier request's: the run's exactly-once check
   (`Cluster.check_answers`) compares every answered request with what was applied under its id.
-- Routing by the nemesis. While a leader is cut off from its peers or paused (the
-  `stale-leader` fault), clients send reads to that old leader and writes to the new one, and
-  a client whose write succeeded reads the same object next: the classic stale read, which
-  only a leader that confirms its leadership with a quorum before answering avoids.
+- Twin requests. Now and then a client sends, right after a write, a second write under the
+  same seq while the first is still in flight (another thread of a buggy client): each must
+  be refused or applied as itself, never handed the other's answer.
+- Reading back. A client whose write succeeded sometimes reads the same object next, at
+  another node than the one that answered: a follower that answered from its own state, or
+  took a refusal for a confirmation, would show it the state before its write. While a leader
+  is cut off from its peers or paused (the `stale-leader` fault), clients write at the new
+  leader and read back at the old one: the classic stale read, which only a leader that
+  confirms its leadership with a quorum before answering avoids.
 """
 
 from __future__ import annotations
@@ -73,6 +78,10 @@ lock_ttl_ms = 300
 # After a write that was applied, the next request reuses its seq for a different write this
 # often (a buggy client; the state machine must refuse it).
 seq_reuse_odds = 0.04
+# After a write that succeeded, the next operation reads it back elsewhere this often (always
+# while a leader is stale).
+read_back_odds = 0.25
+twin_odds = 0.03  # a write's first attempt is followed by a twin under the same seq
 REDIRECT = object()  # "not here: try the leader" (the node names it when it knows)
 # The key the mvcc workload's operations are recorded under (they touch many keys).
 MVCC_KEY = "mvcc"
@@ -104,6 +113,7 @@ class SimClient:
         self.reusing = False  # the current request reuses `applied_seq` for another write
         self.read_back: tuple[str, Any, Any, Any] | None = None  # the next op: read a write
         self.reading_back = False  # the current op is such a read
+        self.read_back_at: NodeId = self.target  # ... and where it goes
         self.mvcc = MvccClient(self.name, cluster.spec.keys + 1, self.rng)
 
     def start(self) -> None:
@@ -116,6 +126,7 @@ class SimClient:
             value = 10 + rng.randrange(10)  # no earlier put wrote it: it differs
             f, op = "put", Put(key=key.encode(), value=json_text(value))
             request = Request(client_id=self.name, seq=self.applied_seq, op=op)
+            self.target = rng.choice(self.cluster.members)  # it could come from anywhere
             self.reusing = True
             self.cluster.count_mechanism("seq_reuses")
         else:
@@ -137,11 +148,6 @@ class SimClient:
         rng, spec = self.rng, self.cluster.spec
         workload = rng.choice(spec.workloads)
         key = f"k{rng.randrange(spec.keys)}"
-        if self.cluster.stale_leader is not None and "kv" in spec.workloads and rng.random() < 0.5:
-            # While a leader is stale, puts (read back next) show a stale read best: names and
-            # decisions are written once, and locks are not read.
-            value = rng.randrange(10)
-            return "put", key, value, Put(key=key.encode(), value=json_text(value))
         if workload == "mvcc":
             kind, op = self.mvcc.choose(self.seq)
             return f"mvcc-{kind}", MVCC_KEY, None, op
@@ -195,6 +201,9 @@ class SimClient:
         attempt, request = self.attempt, self.current[3]
         target = self._route(request)
         self.cluster.send_request(target, partial(_request, self, request, attempt), request)
+        write = not is_read(request.op)
+        if write and self.tries == 1 and not self.reusing and self.rng.random() < twin_odds:
+            TwinRequest(self, request.seq, target)
         self.cluster.at(self.cluster.now + client_timeout_ms, partial(self._timeout, attempt))
 
     def _route(self, request: Request) -> NodeId:
@@ -207,11 +216,11 @@ class SimClient:
             # Clients of the nodes an operator restarted with a wrong config talk to them.
             return self.rng.choice(sorted(misconfigured))
         stale = self.cluster.stale_leader
-        if stale is None:
-            return self.target
-        if not is_read(request.op):
+        if self.reading_back:
+            return stale if stale is not None else self.read_back_at
+        if stale is not None and not is_read(request.op):
             return next((n for n in self.cluster.leaders() if n != stale), self.target)
-        return stale if self.reading_back else self.target
+        return self.target
 
     def _timeout(self, attempt: int) -> None:
         if self.current is not None and attempt == self.attempt:
@@ -257,7 +266,7 @@ class SimClient:
         outcome, output = self._outcome(f, value, result)
         self.cluster.log(self.name, outcome, f, key, output, node)
         pause_ms = self.rng.uniform(1, 20)
-        if f == "acquire" and outcome == OpType.OK:
+        if f == "acquire" and outcome == OpType.OK and isinstance(result, LockResult):
             self.holding[key] = output["token"]
             self._use(key, output["token"])
             if self.rng.random() < 0.5:
@@ -266,8 +275,12 @@ class SimClient:
                 pause_ms = self.rng.uniform(0, 1.5 * lock_ttl_ms)
         if f == "release":
             self.holding.pop(key, None)
-        if outcome == OpType.OK and self.cluster.stale_leader is not None:
+        if outcome == OpType.OK and (
+            self.cluster.stale_leader is not None or self.rng.random() < read_back_odds
+        ):
             self.read_back = _read_of(request.op, key)
+            others = [n for n in self.cluster.members if n != node]
+            self.read_back_at = self.rng.choice(others) if others else node
         self._finish(pause_ms)
 
     def _answered_write(self, request: Request, result: Any) -> None:
@@ -332,6 +345,45 @@ class SimClient:
         self.cluster.at(self.cluster.now + pause_ms, self.start)
 
 
+class TwinRequest:
+    """A second write under the seq of one still in flight, sent by another thread of a buggy
+    client, recorded as a process of its own. The node must refuse it (or apply it as itself,
+    if it gets there first and the other is refused); handing it the other request's answer
+    would claim it was applied."""
+
+    def __init__(self, client: SimClient, seq: int, target: NodeId) -> None:
+        cluster = self.cluster = client.cluster
+        self.name = f"{client.name}-twin{seq}"
+        self.key = f"k{client.rng.randrange(cluster.spec.keys)}"
+        self.value = 20 + client.rng.randrange(10)  # no other put writes it
+        self.request = Request(
+            client_id=client.name,
+            seq=seq,
+            op=Put(key=self.key.encode(), value=json_text(self.value)),
+        )
+        self.done = False
+        cluster.count_mechanism("seq_twins")
+        cluster.log(self.name, OpType.INVOKE, "put", self.key, self.value)
+        cluster.send_request(target, partial(_request, self, self.request, 1), self.request)
+        cluster.at(cluster.now + client_timeout_ms, partial(self.answer, 1, REDIRECT, None))
+
+    def answer(self, attempt: int, result: Any, node: NodeId | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        cluster = self.cluster
+        if result is REDIRECT:  # not known to be done, nor known not to be: unknown
+            cluster.log(self.name, OpType.INFO, "put", self.key, None)
+            return
+        if result is REFUSED or isinstance(result, Error):
+            if result is REFUSED or getattr(result, "code", None) == REQUEST_MISMATCH:
+                cluster.count_mechanism("seq_reuses_refused")
+            cluster.log(self.name, OpType.FAIL, "put", self.key, None, node)
+            return
+        cluster.answered(self.request.client_id, self.request.seq, digest(encode(self.request)))
+        cluster.log(self.name, OpType.OK, "put", self.key, self.value, node)
+
+
 def _read_of(op: Any, key: Any) -> tuple[str, Any, Any, Any] | None:
     """The read that observes what the write `op` (recorded under `key`) did, if any."""
     if key == MVCC_KEY:
@@ -348,5 +400,5 @@ def _read_of(op: Any, key: Any) -> tuple[str, Any, Any, Any] | None:
     return None
 
 
-def _request(client: SimClient, request: Request, attempt: int, node: Any) -> None:
+def _request(client: SimClient | TwinRequest, request: Request, attempt: int, node: Any) -> None:
     node.request(client, request, attempt)

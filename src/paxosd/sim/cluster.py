@@ -48,6 +48,7 @@ from paxosd.core.multi.replica import Replica
 from paxosd.core.types import Envelope, NodeId
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import BadRequest, NotLeader, ServiceError
+from paxosd.runtime.recovery import recover
 from paxosd.runtime.variants import Variant
 from paxosd.service import AdvanceTime, Request, StateMachine, encode, is_read
 from paxosd.service.kv import KvLimits
@@ -79,7 +80,7 @@ from paxosd.sim.watchers import (
     final_progress_ms,
 )
 from paxosd.sim.watchers import reference as watch_reference
-from paxosd.storage import MemoryLog, make_identity
+from paxosd.storage import CorruptLog, MemoryLog, make_identity
 from paxosd.watch import MachineHistory, WatchHub, compaction_due
 
 __all__ = ["FAULTS", "Cluster", "SimNode", "SimResult", "SimSpec", "judge", "run"]
@@ -98,6 +99,7 @@ peer_delay_ms = (0.05, 1.0)
 fsync_ms = (0.2, 2.0)  # how long a sync usually takes ...
 fsync_stall_ms = (2.0, 20.0)  # ... and when the disk stalls (one sync in `fsync_stall_odds`)
 fsync_stall_odds = 10
+snapshot_work_ms = (1.0, 30.0)  # writing, or checking and restoring, a (small) snapshot
 time_advance_ms = 50.0  # how often the idle leader proposes log time (lock leases)
 node_request_timeout_ms = 300.0  # the driver's deadline for a request at a node
 resume_peers_after_ms = 0.01  # a paused node, resumed, serves its clients this much earlier
@@ -172,20 +174,29 @@ class SimNode:
         self.node_id = node_id
         self.disk = disk
         self.alive = True
+        # The node process's start: the state machine from the store's snapshot file
+        # (DamagedSnapshot if it is missing or damaged: correct code never leaves it so).
+        machine_options = cluster.machine_options
+        machine, recovered = recover(
+            disk,
+            disk.load(),
+            partial(StateMachine.restore, options=machine_options),
+            partial(StateMachine, options=machine_options),
+        )
         self.replica = Replica(
             node_id,
             cluster.configuration_of(node_id),
             cluster.rng,
             cluster.config,
-            StateMachine(options=cluster.machine_options),
-            partial(StateMachine.restore, options=cluster.machine_options),
-            disk.load().records(),
+            machine,
+            recovered.records(),
         )
         options = DriverOptions(
             request_timeout_ms=node_request_timeout_ms,
             time_advance_ms=time_advance_ms,
             time_command=_time_command,
             variant=cluster.variant.driver,
+            restore=partial(StateMachine.restore, options=machine_options),
         )
         self.driver = Driver(
             self.replica, disk, cluster.peers, cluster.clocks[node_id], self, options
@@ -274,6 +285,23 @@ class SimNode:
     def event(self, event: Note) -> None:
         self.cluster.noted(self.node_id, event)  # what the run exercised (sim/reach.py)
 
+    def background(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """Snapshot work takes virtual time, and runs at its end: a view written then shows
+        whether it really captured the state of when it was taken, and a crash meanwhile
+        loses the work (nothing was durable yet), as it would in the node's thread."""
+        cluster = self.cluster
+
+        def finish() -> None:
+            if not self.alive:
+                return
+            try:
+                result = work()
+            except Exception as error:  # reported to the replica, which notes it
+                result = error
+            done(result)
+
+        cluster.at(cluster.now + cluster.rng.uniform(*snapshot_work_ms), finish)
+
     def applied(self, entry: Applied) -> None:
         self.watches.applied(entry.events)
         slot, count = self.position
@@ -348,6 +376,7 @@ class Cluster:
         self.mechanisms: dict[str, int] = {}
         self.slots: dict[tuple[int, int], bytes] = {}
         self.slot_conflicts: list[str] = []
+        # Stores correct code left damaged, or a restart below a durable snapshot.
         self.recovery_problems: list[str] = []
         # Exactly-once: the body first applied under each request id, and every answer given.
         self.first_applied: dict[Hashable, bytes] = {}
@@ -628,6 +657,9 @@ class Cluster:
             node = SimNode(self, node_id, disk)
         except ConfigurationMismatch:
             self.count("start_refused")  # the node stays down, as `paxosd node` exits
+            return
+        except CorruptLog as damage:  # a store the engine itself left damaged
+            self.recovery_problems.append(f"recovery: node {node_id} cannot restart: {damage}")
             return
         self.nodes[node_id] = node
         self._tick_chain(node_id, self.rng.uniform(0, tick_ms))

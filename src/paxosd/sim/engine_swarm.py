@@ -7,9 +7,11 @@ exception and the command that replays it.
 
 from __future__ import annotations
 
+import itertools
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -116,12 +118,26 @@ def _run(args: tuple[SimSpec, int]) -> SimResult:
 
 
 def results(spec: SimSpec, seeds: range, jobs: int) -> Iterator[SimResult]:
+    """The runs' results in seed order. With several processes, only a few runs are in
+    flight at a time, so a caller that stops early (`--stop`) does not wait for the rest."""
     if jobs <= 1:
         for seed in seeds:
             yield _run((spec, seed))
         return
+    pending = iter(seeds)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(_run, [(spec, seed) for seed in seeds], chunksize=4)
+        window: deque[Future[SimResult]] = deque()
+        try:
+            for seed in itertools.islice(pending, 2 * jobs):
+                window.append(pool.submit(_run, (spec, seed)))
+            while window:
+                result = window.popleft().result()
+                for seed in itertools.islice(pending, 1):
+                    window.append(pool.submit(_run, (spec, seed)))
+                yield result
+        finally:
+            for future in window:
+                future.cancel()
 
 
 def swarm(

@@ -64,6 +64,39 @@ NETWORKS = {
 }
 
 
+NOOP = "no-op"  # what a new leader puts in a slot it found empty
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LogEntry:
+    """A decision of a replicated log: the value chosen in one slot (`NOOP` for a slot that a
+    new leader filled). A core whose decisions are log entries is judged per slot: Agreement
+    holds if no two nodes decide different values for the same slot, Validity if every value
+    decided is a proposed one or a no-op."""
+
+    slot: int
+    value: Any
+
+    def __str__(self) -> str:
+        return f"slot {self.slot}: {self.value}"
+
+
+def _slot_and_value(decision: Any) -> tuple[int | None, Any]:
+    if isinstance(decision, LogEntry):
+        return decision.slot, decision.value
+    return None, decision
+
+
+def disagrees(decided: frozenset[tuple[NodeId, Any]]) -> bool:
+    """Whether decisions break Agreement: two values for one decision (for a log, one slot)."""
+    chosen: dict[int | None, Any] = {}
+    for _, decision in decided:
+        slot, value = _slot_and_value(decision)
+        if chosen.setdefault(slot, value) != value:
+            return True
+    return False
+
+
 @dataclass(slots=True)
 class Control:
     """What may end a search besides its state and memory limits: a deadline on the monotonic
@@ -717,7 +750,7 @@ class Explorer:
         verdicts: dict[str, Verdict],
         counterexamples: dict[str, list[Step]],
     ) -> None:
-        if "agreement" not in verdicts and len({v for _, v in state.decided}) > 1:
+        if "agreement" not in verdicts and disagrees(state.decided):
             verdicts["agreement"] = Verdict("agreement", "violated", disagreement(state))
             counterexamples["agreement"] = graph.path(number)
         if "validity" not in verdicts:
@@ -729,9 +762,10 @@ class Explorer:
     def invalid_decision(self, state: ExState) -> str:
         """What breaks Validity in a state ("" if nothing does)."""
         proposed = {self.values[i] for i in state.proposed}
-        for node, value in sorted(state.decided, key=repr):
-            if value not in proposed:
-                return f"node {node} decided {value}, never proposed"
+        for node, decision in sorted(state.decided, key=repr):
+            slot, value = _slot_and_value(decision)
+            if value not in proposed and not (slot is not None and value == NOOP):
+                return f"node {node} decided {decision}, never proposed"
         return ""
 
     def _bounded(self, state: ExState) -> bool:
@@ -913,10 +947,17 @@ _ENDED = {
 
 
 def disagreement(state: ExState) -> str:
-    """Who decided what, in a state that breaks Agreement."""
+    """Who decided what, in a state that breaks Agreement (for a log, in the slots where
+    nodes disagree)."""
+    by_slot: dict[int | None, set[Any]] = {}
+    for _, decision in state.decided:
+        slot, value = _slot_and_value(decision)
+        by_slot.setdefault(slot, set()).add(value)
+    split = {slot for slot, values in by_slot.items() if len(values) > 1}
     by_node: dict[NodeId, list[str]] = {}
-    for node, value in sorted(state.decided, key=repr):
-        by_node.setdefault(node, []).append(str(value))
+    for node, decision in sorted(state.decided, key=repr):
+        if _slot_and_value(decision)[0] in split:
+            by_node.setdefault(node, []).append(str(decision))
     return ", ".join(f"node {n} decided {' then '.join(vs)}" for n, vs in sorted(by_node.items()))
 
 
@@ -928,13 +969,23 @@ def checked(exploration: Exploration) -> str:
 
 
 def _over_memory(memory_mb_max: int | None) -> bool:
-    """Whether this process has grown past the budget (its peak resident size, which the
-    kernel counts in kilobytes on Linux and in bytes on macOS)."""
+    """Whether this process has grown past the budget: its resident size now (Linux), or its
+    peak resident size where that is all the system tells (the kernel counts it in kilobytes
+    on Linux and in bytes on macOS). Now rather than peak where possible: a long-lived process
+    (the lab's server, a test run) may once have been larger for reasons of its own."""
     if memory_mb_max is None:
         return False
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_mb = peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
-    return peak_mb > memory_mb_max
+    return _resident_mb() > memory_mb_max
+
+
+def _resident_mb() -> float:
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * resource.getpagesize() / (1 << 20)
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
 
 
 def reach_backwards(graph: Graph, goal: Callable[[int], bool]) -> list[bool]:

@@ -40,6 +40,7 @@ from paxosd.sim.explorer import (
     Graph,
     Step,
     disagreement,
+    disagrees,
 )
 from paxosd.sim.symmetry import Symmetry
 
@@ -146,7 +147,8 @@ class Store:
         decided = frozenset(v for _, v in state.decided)
         self.decided.append(decided)
         proposed = {explorer.values[i] for i in state.proposed}
-        self.unsafe.append((len(decided) > 1) | (bool(decided - proposed) << 1))
+        invalid = bool(explorer.invalid_decision(state)) if decided - proposed else False
+        self.unsafe.append(disagrees(state.decided) | (invalid << 1))
         return number, 0, True
 
     def expand(self, number: int) -> tuple[array[int], int]:

@@ -61,8 +61,9 @@ FAMILIES: dict[str, str] = {
 
 
 def family_of(msg: Any) -> str:
-    """The family a message's class declares (`family`), or "other"."""
-    declared = getattr(type(msg), "family", None)
+    """The family a message declares (`family`, a class attribute, or a property of a message
+    that wraps another), or "other"."""
+    declared = getattr(msg, "family", None)
     if isinstance(declared, str) and declared in FAMILIES:
         return declared
     return "other"

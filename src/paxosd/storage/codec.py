@@ -12,9 +12,10 @@ A log is a header followed by frames::
 
     [1, [round, node]]                   Promised(ballot)
     [2, slot, [round, node], [bin, ...]]  Accepted(slot, ballot, batch)
-    [4, slot, bin]                       Snapshot(slot, data)
+    [4, slot, bin]                       InlineSnapshot(slot, data)   (older stores only)
     [5, active]                          Rebuilding(active)
     [6, epoch, [voter, ...], [learner, ...]]  Configured(configuration)
+    [7, slot, size, bin(16)]             Snapshot(slot, size_bytes, checksum)
 
 (Tag 3 is retired: it never reached a disk.)
 
@@ -53,6 +54,7 @@ from paxosd.core.multi.records import (
     Accepted,
     Batch,
     Configured,
+    InlineSnapshot,
     Promised,
     Rebuilding,
     Record,
@@ -70,6 +72,9 @@ TAG_ACCEPTED: Final = 2
 TAG_SNAPSHOT: Final = 4
 TAG_REBUILDING: Final = 5
 TAG_CONFIGURED: Final = 6
+TAG_SNAPSHOT_FILE: Final = 7
+# A snapshot file's checksum: BLAKE2b with a 16-byte digest (storage/snapshots.py).
+snapshot_checksum_bytes: Final = 16
 
 _HEADER_FIXED: Final = struct.Struct("<8sHH")  # magic, version, identity length
 _HEADER_CRC: Final = struct.Struct("<I")
@@ -205,8 +210,17 @@ def check_record(record: Record) -> None:
     elif kind is Snapshot:
         assert isinstance(record, Snapshot)
         _check_int(record.slot, "Snapshot.slot")
+        _check_int(record.size_bytes, "Snapshot.size_bytes")
+        checksum = record.checksum
+        if type(checksum) is not bytes or len(checksum) != snapshot_checksum_bytes:
+            raise InvalidRecord(f"Snapshot.checksum must be {snapshot_checksum_bytes} bytes")
+    elif kind is InlineSnapshot:
+        assert isinstance(record, InlineSnapshot)
+        _check_int(record.slot, "InlineSnapshot.slot")
         if type(record.data) is not bytes:
-            raise InvalidRecord(f"Snapshot.data must be bytes, got {type(record.data).__name__}")
+            raise InvalidRecord(
+                f"InlineSnapshot.data must be bytes, got {type(record.data).__name__}"
+            )
     elif kind is Configured:
         assert isinstance(record, Configured)
         _check_configuration(record.configuration)
@@ -226,8 +240,10 @@ def encode_record(record: Record) -> bytes:
         payload = _pack((TAG_REBUILDING, record.active))
     elif type(record) is Configured:
         payload = _pack((TAG_CONFIGURED, *configuration_fields(record.configuration)))
+    elif type(record) is Snapshot:
+        payload = _pack((TAG_SNAPSHOT_FILE, record.slot, record.size_bytes, record.checksum))
     else:
-        assert type(record) is Snapshot
+        assert type(record) is InlineSnapshot
         payload = _pack((TAG_SNAPSHOT, record.slot, record.data))
     check_size(len(payload))
     return payload
@@ -318,10 +334,15 @@ def _decode_payload(payload: memoryview) -> Record:
         if type(raw[1]) is not bool:
             raise BadPayload("rebuilding flag is not a bool")
         return Rebuilding(raw[1])
+    if type(tag) is int and tag == TAG_SNAPSHOT_FILE and size == 4:
+        checksum = raw[3]
+        if type(checksum) is not bytes or len(checksum) != snapshot_checksum_bytes:
+            raise BadPayload(f"snapshot checksum is not {snapshot_checksum_bytes} bytes")
+        return Snapshot(_int_field(raw[1], "slot"), _int_field(raw[2], "size"), checksum)
     if type(tag) is int and tag == TAG_SNAPSHOT and size == 3:
         if type(raw[2]) is not bytes:
             raise BadPayload("snapshot data is not bytes")
-        return Snapshot(_int_field(raw[1], "slot"), raw[2])
+        return InlineSnapshot(_int_field(raw[1], "slot"), raw[2])
     if type(tag) is int and tag == TAG_CONFIGURED and size == 4:
         return Configured(decode_configuration(raw[1], raw[2], raw[3]))
     raise BadPayload(f"unknown record tag {tag!r:.40} with {size} fields")

@@ -49,6 +49,7 @@ from .fsutil import (
     lock_dir,
     write_all,
 )
+from .snapshots import SNAPSHOTS_DIR, DirSnapshots
 from .state import Recovered
 
 
@@ -73,6 +74,7 @@ class FileLog:
         self.directory = Path(directory)
         self.path = self.directory / LOG_NAME
         self.identity = identity
+        self.snapshots = DirSnapshots(self.directory / SNAPSHOTS_DIR, fsync=fsync)
         self.policy = policy or CompactionPolicy()
         self._fsync = fsync
         self._create = create or initial is not None

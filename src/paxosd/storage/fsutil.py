@@ -35,6 +35,7 @@ STORE_FILES: Final = (
     f"{SQLITE_NAME}-shm",
     SQLITE_NAME + TMP_SUFFIX,
     f"{SQLITE_NAME}{TMP_SUFFIX}-journal",
+    "snapshots",  # the snapshot files (storage/snapshots.py: SNAPSHOTS_DIR)
 )
 
 

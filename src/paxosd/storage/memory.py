@@ -7,7 +7,8 @@ leaving a prefix of them on the disk first (`tear=True`: a partial last frame, a
 mid-append does), and then restarts: the disk is replayed exactly as `FileLog` replays its file,
 torn tail repair and `CorruptLog` included. `corrupt(offset)` flips a byte for tests, and
 `image()` hands the disk to a new `MemoryLog`, which is how a test "reopens" or moves a data
-directory to another node.
+directory to another node. `snapshots` are its snapshot files (`MemorySnapshots`): a crash
+loses a snapshot still arriving from a peer, never a saved one.
 
 No I/O, no clock, no global randomness (a tear point comes from the caller's `random.Random`),
 so the simulator stays deterministic.
@@ -23,6 +24,7 @@ from paxosd.core.multi.records import Record
 from .codec import encode_frame, encode_header
 from .errors import StoreClosed
 from .framed import CompactionPolicy, compacted_image, replay
+from .snapshots import MemorySnapshots
 from .state import LogState, Recovered
 
 WHERE = "memory"
@@ -52,6 +54,7 @@ class MemoryLog:
         self._header_bytes = 0
         self.repaired_tail_bytes = 0
         self._closed = False
+        self.snapshots = MemorySnapshots()
         self.fsyncs = 0
         self.compactions = 0
         self._restart()
@@ -109,6 +112,7 @@ class MemoryLog:
                 whole += 1
             lost -= whole
         self._pending.clear()
+        self.snapshots.crash()
         self._closed = False
         self._restart()
         return lost
@@ -116,6 +120,7 @@ class MemoryLog:
     def restart(self) -> None:
         """Reopen from the disk as a restarted process would (unsynced writes are lost)."""
         self._pending.clear()
+        self.snapshots.crash()
         self._closed = False
         self._restart()
 

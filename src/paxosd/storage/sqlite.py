@@ -4,9 +4,14 @@ Theory of operation. The data directory holds `paxos.sqlite` (plus SQLite's `-wa
 the `LOCK` file. The tables hold the *folded* state (`state.LogState`), not a record history:
 
     meta(key PRIMARY KEY, value, crc)           identity, promised [round, node], rebuilding [0|1],
-                                                configuration [epoch, [voters], [learners]]
+                                                configuration [epoch, [voters], [learners]],
+                                                snapshot_file [slot, size, checksum]
     log(slot PRIMARY KEY, ballot_round, ballot_node, batch, crc)   batch: msgpack list of bytes
-    snapshot(slot PRIMARY KEY, data, crc)       at most one row, the latest snapshot
+    snapshot(slot PRIMARY KEY, data, crc)       an inline snapshot, as older stores held them
+
+The snapshot is the `snapshot_file` row (a `Snapshot` record: the file it names is in
+`snapshots/`), or, in a store written before snapshot files, the one `snapshot` row (an
+`InlineSnapshot`); writing either removes the other.
 
 `write` validates and folds records into a small pending delta in memory (the dirty slots, a
 new promise, rebuilding flag or snapshot); `sync` applies the delta in ONE transaction
@@ -47,10 +52,12 @@ from paxosd.core.multi.records import (
     Accepted,
     Batch,
     Configured,
+    InlineSnapshot,
     Promised,
     Rebuilding,
     Record,
     Snapshot,
+    SnapshotRecord,
 )
 from paxosd.core.types import Ballot
 
@@ -66,6 +73,7 @@ from .codec import (
     encode_header,
     int_max,
     pack,
+    snapshot_checksum_bytes,
     unpack,
 )
 from .crashpoints import crash_point
@@ -78,6 +86,7 @@ from .errors import (
     StoreFailed,
 )
 from .fsutil import SQLITE_NAME, TMP_SUFFIX, check_backend, ensure_dir, fsync_dir, lock_dir
+from .snapshots import SNAPSHOTS_DIR, DirSnapshots
 from .state import Recovered, fold
 
 # "PXOS": marks the file as a paxosd store (SQLite's PRAGMA application_id).
@@ -122,19 +131,25 @@ def _log_row(slot: int, ballot: Ballot, batch: Batch) -> LogRow:
 def _store(
     db: sqlite3.Connection,
     *,
-    snapshot: Snapshot | None,
+    snapshot: SnapshotRecord | None,
     rows: list[LogRow],
     promised: Ballot | None,
     rebuilding: bool | None,
     configuration: Configuration | None,
 ) -> None:
     """Write a delta of the folded state, inside the caller's transaction."""
-    if snapshot is not None:
+    if type(snapshot) is InlineSnapshot:
         db.execute("DELETE FROM snapshot")
+        db.execute("DELETE FROM meta WHERE key = 'snapshot_file'")
         db.execute(
             "INSERT INTO snapshot VALUES (?, ?, ?)",
             (snapshot.slot, snapshot.data, _snapshot_crc(snapshot.slot, snapshot.data)),
         )
+    elif type(snapshot) is Snapshot:
+        db.execute("DELETE FROM snapshot")
+        named = pack((snapshot.slot, snapshot.size_bytes, snapshot.checksum))
+        db.execute(_UPSERT_META, ("snapshot_file", named, _meta_crc("snapshot_file", named)))
+    if snapshot is not None:
         db.execute("DELETE FROM log WHERE slot <= ?", (snapshot.slot,))
     if rows:
         db.executemany(_UPSERT_LOG, rows)
@@ -172,6 +187,7 @@ class SqliteLog:
         self.directory = Path(directory)
         self.path = self.directory / SQLITE_NAME
         self.identity = identity
+        self.snapshots = DirSnapshots(self.directory / SNAPSHOTS_DIR, fsync=fsync)
         self._fsync = fsync
         self._closed = False
         self._failed: BaseException | None = None
@@ -181,7 +197,7 @@ class SqliteLog:
         self._dirty: dict[int, LogRow] = {}
         self._new_promised: Ballot | None = None
         self._new_rebuilding: bool | None = None
-        self._new_snapshot: Snapshot | None = None
+        self._new_snapshot: SnapshotRecord | None = None
         self._new_configuration: Configuration | None = None
         encode_header(identity)  # validates the identity exactly as the file backend does
         for record in initial or ():
@@ -319,7 +335,7 @@ class SqliteLog:
         for record in records:
             if type(record) is Accepted:
                 rows.append((record.slot, _log_row(record.slot, record.ballot, record.batch)))
-            elif type(record) is Snapshot:
+            elif type(record) is InlineSnapshot:
                 check_size(len(record.data))
         # Validation and encoding done: nothing below can fail, so the fold is all or none.
         row_iter = iter(rows)
@@ -333,9 +349,10 @@ class SqliteLog:
                     self._promised = self._new_promised = record.ballot
             elif type(record) is Rebuilding:
                 self._rebuilding = self._new_rebuilding = record.active
-            elif type(record) is Snapshot and (
+            elif (type(record) is Snapshot or type(record) is InlineSnapshot) and (
                 self._snapshot_slot is None or record.slot >= self._snapshot_slot
             ):
+                assert isinstance(record, Snapshot | InlineSnapshot)
                 self._snapshot_slot = record.slot
                 self._new_snapshot = record
                 for slot in [s for s in self._dirty if s <= record.slot]:
@@ -461,7 +478,7 @@ class SqliteLog:
             promised_raw = self._meta_ints(db, "promised", 2)
             rebuilding_raw = self._meta_ints(db, "rebuilding", 1)
             configuration = self._meta_configuration(db)
-            snapshot: Snapshot | None = None
+            snapshot: SnapshotRecord | None = self._meta_snapshot_file(db)
             for slot, data, crc in db.execute(
                 "SELECT slot, data, crc FROM snapshot ORDER BY slot DESC LIMIT 1"
             ):
@@ -474,7 +491,8 @@ class SqliteLog:
                 ):
                     offset = slot if type(slot) is int else -1
                     raise CorruptLog(offset, "snapshot row: bad checksum", f"{where} snapshot")
-                snapshot = Snapshot(slot, data)
+                if snapshot is None or slot > snapshot.slot:
+                    snapshot = InlineSnapshot(slot, data)
             floor = -1 if snapshot is None else snapshot.slot
             accepted = {}
             for slot, ballot_round, ballot_node, blob, crc in db.execute(
@@ -511,6 +529,25 @@ class SqliteLog:
             snapshot=snapshot,
             configuration=configuration,
         )
+
+    def _meta_snapshot_file(self, db: sqlite3.Connection) -> Snapshot | None:
+        value = self._meta(db, "snapshot_file")
+        if value is None:
+            return None
+        where = f"{self.path} meta"
+        try:
+            raw: Any = unpack(value)
+        except BadPayload as exc:
+            raise CorruptLog(-1, f"meta 'snapshot_file': {exc}", where) from None
+        if (
+            type(raw) is not list
+            or len(raw) != 3
+            or not all(type(n) is int and 0 <= n <= int_max for n in raw[:2])
+            or type(raw[2]) is not bytes
+            or len(raw[2]) != snapshot_checksum_bytes
+        ):
+            raise CorruptLog(-1, "meta 'snapshot_file': not [slot, size, checksum]", where)
+        return Snapshot(raw[0], raw[1], raw[2])
 
     def _meta_configuration(self, db: sqlite3.Connection) -> Configuration | None:
         value = self._meta(db, "configuration")

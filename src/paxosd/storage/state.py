@@ -11,10 +11,11 @@ keeping its tables equal to its result):
   is covered by the snapshot (then it is chosen, applied and forgotten).
 - `Rebuilding`: the latest one says whether the node is rebuilding its state from its peers
   (and so must not vote).
-- `Snapshot`: keep the one with the highest slot (the latest written among equals); it drops
-  every `Accepted` at or below its slot. A snapshot with a lower slot than the current one is
-  ignored rather than obeyed: obeying it would resurrect nothing and lose the snapshot that
-  covers the slots whose entries are already gone.
+- `Snapshot` and `InlineSnapshot` (either kind): keep the one with the highest slot (the
+  latest written among equals); it drops every `Accepted` at or below its slot. A snapshot
+  with a lower slot than the current one is ignored rather than obeyed: obeying it would
+  resurrect nothing and lose the snapshot that covers the slots whose entries are already
+  gone.
 - `Configured`: keep the configuration of the highest epoch (the latest written among equals).
   One of a lower epoch is ignored: membership only moves forward, through the log.
 
@@ -33,12 +34,16 @@ from paxosd.core.multi.records import (
     Accepted,
     Batch,
     Configured,
+    InlineSnapshot,
     Promised,
     Rebuilding,
     Record,
     Snapshot,
+    SnapshotRecord,
 )
 from paxosd.core.types import Ballot
+
+from .snapshots import SnapshotStore
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,9 @@ class Recovered:
     accepted: dict[int, tuple[Ballot, Batch]] = field(default_factory=dict)
     # The node lost its state and is rebuilding it from its peers: it must not vote yet.
     rebuilding: bool = False
-    snapshot: Snapshot | None = None
+    # The snapshot the state starts from: a reference to a snapshot file (`Snapshot`), or,
+    # in a store written before snapshot files, the state's bytes themselves.
+    snapshot: SnapshotRecord | None = None
     # The membership the store belongs to; None only in a store made before stores recorded
     # it (see runtime/datadir.py, "Stores without a configuration").
     configuration: Configuration | None = None
@@ -101,6 +108,11 @@ class LogStore(Protocol):
         """Bytes the store occupies on disk (or on its simulated disk)."""
         ...
 
+    @property
+    def snapshots(self) -> SnapshotStore:
+        """The snapshot files beside the log (the records name them)."""
+        ...
+
 
 class LogState:
     """The fold of a record sequence (see the module docstring), with live-byte accounting."""
@@ -123,7 +135,7 @@ class LogState:
         self.promised: Ballot | None = None
         self.accepted: dict[int, tuple[Ballot, Batch]] = {}
         self.rebuilding = False
-        self.snapshot: Snapshot | None = None
+        self.snapshot: SnapshotRecord | None = None
         self.configuration: Configuration | None = None
         self._configured_bytes = 0
         self._promised_bytes = 0
@@ -167,8 +179,8 @@ class LogState:
             assert isinstance(record, Rebuilding)
             self.rebuilding = record.active
             self._rebuilding_bytes = frame_bytes if record.active else 0
-        elif kind is Snapshot:
-            assert isinstance(record, Snapshot)
+        elif kind is Snapshot or kind is InlineSnapshot:
+            assert isinstance(record, Snapshot | InlineSnapshot)
             if self.snapshot is not None and record.slot < self.snapshot.slot:
                 return
             self.snapshot = record

@@ -24,6 +24,7 @@ from paxosd.core.types import (
     node_id_max,
 )
 from paxosd.runtime import codec
+from paxosd.storage.snapshots import MemorySnapshots
 
 from .harness import Net, put
 
@@ -121,6 +122,7 @@ def _wipe(net: Net, node: int, rebuilding: bool = True) -> None:
     net.crash(node)
     made = [Configured(net.configuration)]
     net.disks[node] = [*made, Rebuilding(True)] if rebuilding else made
+    net.files[node] = MemorySnapshots()
     net.restart(node)
 
 
@@ -249,3 +251,54 @@ def test_a_rebuilt_node_promises_at_least_what_any_peer_promised() -> None:
             break
     promised = net.replicas[2].status().promised
     assert promised is not None and promised >= high
+
+
+def test_after_every_report_a_rebuilding_node_still_does_not_vote_below_the_target() -> None:
+    """The rule the reports alone do not keep: a value chosen with the lost vote may survive
+    only in a peer's snapshot (its entries truncated). So even once every peer reported, a
+    rebuilding node votes only when its chosen point has reached the highest snapshot any of
+    them has; before that, no Promise and no Accepted, whatever it is asked."""
+    from paxosd.core.multi.config import EngineConfig
+
+    net = Net(config=EngineConfig(snapshot_every_slots=4))
+    net.elect(1)
+    for seq in range(1, 9):
+        net.call(1, lambda r, s=seq: r.propose(put(f"k{s}", s, seq=s)))
+        net.deliver_all()
+    target = min(net.replicas[n].status().snapshot_slot for n in (1, 3))
+    assert target >= 4
+    _wipe(net, 2)
+    net.turn(2)
+    for _ in range(net.config.retransmit_ticks):
+        net.call(2, lambda r: r.tick())
+    queries = net.turn(2).send_after_sync
+    assert {e.dst for e in queries} == {1, 3}
+    net.deliver(lambda e: isinstance(e.msg, StateQuery))  # 1 and 3 answer ...
+    net.drop(lambda e: e.dst != 2)
+    net.deliver(lambda e: isinstance(e.msg, StateReport))  # ... and 2 merges their reports
+    net.drop(lambda e: True)  # its catch-up request is lost: it stays below the target
+    replica = net.replicas[2]
+    assert replica.rebuilding is not None and replica.rebuilding.target == target
+    assert replica.status().chosen_upto < target and replica.status().rebuilding
+    high = Ballot(9, 3)
+    for asked in (
+        Prepare(ballot=high, from_slot=1),
+        Accept(ballot=high, slot=target + 1, batch=(b"x",), commit=0),
+        PreVote(ballot=high),
+    ):
+        ready = net.step(2, Envelope(3, 2, asked))
+        votes = [e.msg for e in ready.send_after_sync if not isinstance(e.msg, PreVoteReply)]
+        assert votes == [], f"a vote below the target: {votes}"
+        granted = [e.msg.granted for e in ready.send_after_sync if isinstance(e.msg, PreVoteReply)]
+        assert not any(granted)
+        assert not [r for r in ready.records if type(r).__name__ in ("Promised", "Accepted")]
+    # It catches up to the snapshot (from the leader it heard), and only then votes.
+    for _ in range(50):
+        for node in net.members:
+            net.call(node, lambda r: r.tick())
+        net.deliver_all()
+        if not replica.status().rebuilding:
+            break
+    assert not replica.status().rebuilding and replica.status().chosen_upto >= target
+    ready = net.step(2, Envelope(1, 2, Prepare(ballot=Ballot(20, 1), from_slot=1)))
+    assert [type(e.msg).__name__ for e in ready.send_after_sync] == ["Promise"]

@@ -77,10 +77,7 @@ def test_a_replica_refuses_to_run_for_a_node_outside_its_configuration() -> None
 
     for node, configuration in ((4, Configuration((1, 2, 3))), (4, Configuration((1, 2), (4,)))):
         with pytest.raises(AssertionError, match="voters"):
-            Replica(
-                node, configuration, random.Random(0), EngineConfig(), StateMachine(),
-                StateMachine.restore,
-            )  # fmt: skip
+            Replica(node, configuration, random.Random(0), EngineConfig(), StateMachine())
 
 
 def test_a_read_id_that_is_already_outstanding_is_a_bug_of_the_caller() -> None:
@@ -107,12 +104,8 @@ def test_a_replica_refuses_a_store_made_for_other_members_naming_both() -> None:
     for given in (Configuration((1, 2, 3)), Configuration((1, 2, 3, 4, 5), learners=(6,))):
         with pytest.raises(ConfigurationMismatch) as refused:
             Replica(
-                1, given, random.Random(0), EngineConfig(), StateMachine(), StateMachine.restore,
-                [Configured(stored)],
-            )  # fmt: skip
+                1, given, random.Random(0), EngineConfig(), StateMachine(), [Configured(stored)]
+            )
         assert stored.describe() in str(refused.value) and given.describe() in str(refused.value)
     same = Configuration((1, 2, 3, 4, 5), epoch=0)
-    Replica(
-        1, same, random.Random(0), EngineConfig(), StateMachine(), StateMachine.restore,
-        [Configured(stored)],
-    )  # fmt: skip
+    Replica(1, same, random.Random(0), EngineConfig(), StateMachine(), [Configured(stored)])

@@ -26,6 +26,7 @@ from paxosd.core.multi.ready import ReadDone, Ready
 from paxosd.core.multi.records import Configured, Rebuilding
 from paxosd.core.types import Envelope, describe
 from paxosd.service import Get, Request, decode
+from paxosd.storage.snapshots import MemorySnapshots
 
 from .harness import Net, put
 
@@ -123,6 +124,7 @@ def run_command(net: TracedNet, line: str) -> None:
         node = int(args[0])
         net.crash(node)
         net.disks[node] = [Configured(net.configuration), Rebuilding(True)]
+        net.files[node] = MemorySnapshots()
         net.restart(node)
     elif verb == "status":
         status = net.replicas[int(args[0])].status()

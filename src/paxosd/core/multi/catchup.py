@@ -3,13 +3,17 @@
 Theory of operation. A follower learns the commit point from the leader's Accepts, Heartbeats
 and Commits. Where it accepted a slot in the leader's own ballot, its value is the chosen one
 (a leader proposes one value per slot and ballot); any other slot below the commit point it
-asks for with CatchUp, once per `catchup_timeout_ticks` (a lost request is simply asked
-again). The peer answers with Entries (chosen values, bounded by `catchup_slots_max` and
-`catchup_bytes_max`), or, when it has truncated those slots into a snapshot, with the
+asks for with CatchUp, once per `catchup_timeout_ticks` (a lost request is asked again at the
+leader's next heartbeat; a leader that lags behind its peers' snapshots asks again on its own
+timer, `retry`). The peer answers with Entries (chosen values, bounded by `catchup_slots_max`
+and `catchup_bytes_max`), or, when it has truncated those slots into a snapshot, with the
 snapshot, one SnapshotInstall chunk of `snapshot_chunk_bytes` per CatchUp: each CatchUp names
 the snapshot and how many of its bytes have arrived, so a lost chunk is asked for again, and a
-sender whose snapshot moved on starts the new one from byte 0. A snapshot that arrived whole
-is installed (replacing the state machine) and catching up goes on from the slot after it.
+sender whose snapshot moved on starts the new one from byte 0. Neither side holds a snapshot in
+memory: the sender's host reads each chunk from its snapshot file, the receiver's host appends
+it to a staged file (ready.py, `SnapshotWork`). A snapshot that arrived whole is checked and
+installed (snapshots.py: the host restores the state machine off the turn loop), and catching
+up goes on from the slot after it.
 
 Values learned here go to the learner, never to the acceptor log: an acceptor only ever
 reports what it accepted itself.
@@ -20,7 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from paxosd.core.multi import snapshots
 from paxosd.core.multi.messages import CatchUp, Entries, SnapshotInstall
+from paxosd.core.multi.ready import SnapshotChunk
 from paxosd.core.multi.records import Snapshot
 from paxosd.core.types import Ballot, NodeId
 
@@ -30,11 +36,12 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class IncomingSnapshot:
-    """A snapshot arriving in chunks."""
+    """A snapshot arriving in chunks (its bytes go to the host's staged file)."""
 
     slot: int
     total_bytes: int
-    data: bytearray
+    checksum: bytes
+    received_bytes: int = 0
 
 
 @dataclass(slots=True)
@@ -52,8 +59,17 @@ class Catchup:
             self.ticks_left -= 1
 
     def ask(self, replica: Replica, source: NodeId | None, target: int) -> None:
-        """Ask `source` for the chosen values we lack (once per catch-up timeout)."""
-        if source is None or source == replica.node_id or self.ticks_left > 0:
+        """Ask `source` for the chosen values we lack (once per catch-up timeout; not while a
+        snapshot is being installed: that is what we asked for). A catch-up under way
+        heads for the highest target it was given, asked or not."""
+        if self.target is not None and target > self.target:
+            self.target = target
+        if (
+            source is None
+            or source == replica.node_id
+            or self.ticks_left > 0
+            or replica.snapshots.installing is not None
+        ):
             return
         learner = replica.learner
         if self.target is None:
@@ -67,7 +83,7 @@ class Catchup:
             CatchUp(
                 from_slot=learner.chosen_upto + 1,
                 snapshot_slot=incoming.slot if incoming else 0,
-                snapshot_offset=len(incoming.data) if incoming else 0,
+                snapshot_offset=incoming.received_bytes if incoming else 0,
             ),
         )
 
@@ -116,20 +132,21 @@ def on_catchup(replica: Replica, src: NodeId, msg: CatchUp) -> None:
         return
     learner = replica.learner
     config = replica.config
-    data = learner.snapshot_data
-    if msg.from_slot <= learner.snapshot_slot and data is not None:
-        offset = msg.snapshot_offset if msg.snapshot_slot == learner.snapshot_slot else 0
-        if offset > len(data):
+    snapshot = learner.snapshot
+    if snapshot is not None and msg.from_slot <= snapshot.slot:
+        offset = msg.snapshot_offset if msg.snapshot_slot == snapshot.slot else 0
+        if offset >= snapshot.size_bytes:
             offset = 0
-        chunk = data[offset : offset + config.snapshot_chunk_bytes]
-        install = SnapshotInstall(
+        chunk = SnapshotChunk(
+            dst=src,
             ballot=ballot,
-            slot=learner.snapshot_slot,
+            slot=snapshot.slot,
             offset=offset,
-            total_bytes=len(data),
-            data=chunk,
+            length=min(config.snapshot_chunk_bytes, snapshot.size_bytes - offset),
+            total_bytes=snapshot.size_bytes,
+            checksum=snapshot.checksum,
         )
-        replica.out.send(src, install)
+        replica.out.snapshot_work(chunk_out=chunk)
         return
     entries = learner.values(msg.from_slot, config.catchup_slots_max, config.catchup_bytes_max)
     if entries:
@@ -150,33 +167,28 @@ def on_entries(replica: Replica, src: NodeId, msg: Entries) -> None:
 def on_snapshot(replica: Replica, src: NodeId, msg: SnapshotInstall) -> None:
     catchup = replica.catchup
     catchup.ticks_left = 0
-    learner = replica.learner
-    if msg.slot <= learner.chosen_upto:
+    if msg.slot <= replica.learner.chosen_upto or replica.snapshots.installing is not None:
         return
     incoming = catchup.incoming
     if msg.offset == 0:
         if msg.total_bytes > replica.config.snapshot_bytes_max:
             replica.out.note("snapshot_refused", src=src, slot=msg.slot, reason="too large")
             return
-        incoming = IncomingSnapshot(msg.slot, msg.total_bytes, bytearray())
-    if (
-        incoming is not None
-        and incoming.slot == msg.slot
-        and incoming.total_bytes == msg.total_bytes
-        and msg.offset == len(incoming.data)
+        incoming = catchup.incoming = IncomingSnapshot(msg.slot, msg.total_bytes, msg.checksum)
+    if incoming is None or (incoming.slot, incoming.total_bytes, incoming.checksum) != (
+        msg.slot,
+        msg.total_bytes,
+        msg.checksum,
     ):
-        incoming.data += msg.data
-    catchup.incoming = incoming
-    if incoming is None or len(incoming.data) < incoming.total_bytes:
-        catchup.ask(replica, src, msg.slot)  # the next chunk (or the first one, again)
+        catchup.ask(replica, src, msg.slot)  # another snapshot: ask for ours (or the first)
+        return
+    if msg.offset != incoming.received_bytes or not msg.data:
+        return  # a duplicate or a chunk the sender could not read: the timer asks again
+    replica.out.snapshot_work(chunk_in=msg)
+    incoming.received_bytes += len(msg.data)
+    if incoming.received_bytes < incoming.total_bytes:
+        catchup.ask(replica, src, msg.slot)  # the next chunk
         return
     catchup.incoming = None
-    refused = learner.install(incoming.slot, bytes(incoming.data))
-    if refused is not None:
-        replica.out.note("snapshot_refused", src=src, slot=incoming.slot, reason=refused)
-        return
-    replica.acceptor.truncate(incoming.slot)
-    replica.out.persist([Snapshot(incoming.slot, learner.snapshot_data or b"")])
-    replica.out.note("snapshot_installed", src=src, slot=incoming.slot, bytes=incoming.total_bytes)
-    replica.advance()
-    catchup.ask(replica, src, incoming.slot + 1)
+    snapshot = Snapshot(incoming.slot, incoming.total_bytes, incoming.checksum)
+    snapshots.install(replica, snapshot, src)

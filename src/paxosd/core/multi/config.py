@@ -35,10 +35,12 @@ class EngineConfig:
     catchup_timeout_ticks: int = 10
     retransmit_ticks: int = 6
     snapshot_every_slots: int = 1000
-    # Snapshots travel in chunks of this size; a larger snapshot than the max is never taken
-    # (the storage format could not hold it either).
+    # Snapshots travel in chunks of this size (read from the sender's snapshot file, staged
+    # into a file by the receiver: neither holds a whole snapshot in memory). A peer's
+    # snapshot larger than the max is refused: a sanity bound on what a peer may make this
+    # node write to its disk, far above the states paxosd is meant for (docs/storage.md).
     snapshot_chunk_bytes: int = 1 << 20
-    snapshot_bytes_max: int = 256 << 20
+    snapshot_bytes_max: int = 64 << 30
     # The leader's Accepts leave while its own fsync runs (they reveal no unsynced vote: see
     # replica.py, "Durability"); False makes them wait for the sync like every other message.
     early_accepts: bool = True

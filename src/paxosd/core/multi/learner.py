@@ -4,8 +4,9 @@ Theory of operation. The learner knows, per slot, the batch that was chosen (fro
 count of Accepted, from a commit point that covers what this node accepted in the leader's own
 ballot, or from a peer's Entries and snapshots). `chosen_upto` is the highest slot below which
 every slot is known chosen; `advance()` moves it over every contiguous known slot and applies
-them, strictly in order, to the deterministic state machine. A snapshot replaces the state
-machine with the state after some slot and forgets the chosen values it covers.
+them, strictly in order, to the deterministic state machine. A snapshot stands for the state
+after some slot: once its record is written (`recorded`, snapshots.py) the chosen values it
+covers are forgotten; installing a peer's snapshot (`install`) replaces the state machine too.
 
 Everything here is one node's knowledge, rebuilt on restart from the snapshot and by catching
 up: only the acceptor's state and snapshots are durable.
@@ -13,18 +14,30 @@ up: only the acceptor's state and snapshots are durable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from typing import Any, Protocol
+from collections.abc import Hashable
+from typing import Any, BinaryIO, Protocol
 
 from paxosd.core.multi.ready import Applied
-from paxosd.core.multi.records import Batch
+from paxosd.core.multi.records import Batch, Snapshot
 
 batch_shift = 16  # command index = slot << 16 | position in the batch
 batch_commands_cap = 1 << batch_shift
 
 
+class SnapshotView(Protocol):
+    """The state machine as it was when `Machine.snapshot_view` was called."""
+
+    def write(self, out: BinaryIO) -> None:
+        """Stream the captured state to `out`, in the format `restore` reads (deterministic:
+        equal states, equal bytes). It may run in a worker thread while the machine goes on
+        applying commands, so it reads only what the view captured."""
+        ...
+
+
 class Machine(Protocol):
-    """The replicated state machine, as the engine sees it (paxosd.service.StateMachine)."""
+    """The replicated state machine, as the engine sees it (the service's machine). A host
+    also knows how to `restore(inp: BinaryIO) -> Machine` from what a view wrote (it may run
+    in a worker thread); the engine never restores, it is handed the restored machine."""
 
     def apply(self, slot: int, payload: bytes) -> tuple[Any, Hashable | None]:
         """Apply one chosen command; its answer and the identity of the request it answers."""
@@ -34,8 +47,9 @@ class Machine(Protocol):
         """Answer a read-only query from the current state."""
         ...
 
-    def snapshot(self) -> bytes:
-        """The whole state, as bytes `restore` accepts."""
+    def snapshot_view(self) -> SnapshotView:
+        """The state after the last command applied, captured for a snapshot. Called on the
+        turn loop, so it must be cheap (it may not copy the whole state byte by byte)."""
         ...
 
     @property
@@ -56,14 +70,16 @@ class Machine(Protocol):
 
 
 class Learner:
-    def __init__(self, machine: Machine, restore: Callable[[bytes], Machine]) -> None:
+    def __init__(self, machine: Machine) -> None:
         self.machine = machine
-        self._restore = restore
         self.chosen: dict[int, Batch] = {}  # known-chosen values above the snapshot
         self.chosen_upto = 0
         self.applied = 0
-        self.snapshot_slot = 0
-        self.snapshot_data: bytes | None = None
+        self.snapshot: Snapshot | None = None  # the latest snapshot record written
+
+    @property
+    def snapshot_slot(self) -> int:
+        return 0 if self.snapshot is None else self.snapshot.slot
 
     def learn(self, slot: int, batch: Batch) -> None:
         """`batch` is the value chosen for `slot`."""
@@ -88,32 +104,25 @@ class Learner:
             self.applied = slot
         return applied
 
-    def install(self, slot: int, data: bytes) -> str | None:
-        """Replace the state with a snapshot taken after `slot`. None if installed, else why
-        not: the snapshot is not newer than what is here, or it does not restore."""
-        if slot <= self.chosen_upto:
-            return "not newer than this node's state"
-        try:
-            machine = self._restore(data)
-        except Exception as error:
-            return f"does not restore: {error}"
+    def restored(self, snapshot: Snapshot) -> None:
+        """On restart: the machine this learner was made with is the state after
+        `snapshot.slot`, restored from that snapshot's file by the host."""
+        assert not self.chosen and self.applied == 0, "a restart starts from the snapshot"
+        self.snapshot = snapshot
+        self.applied = self.chosen_upto = snapshot.slot
+
+    def install(self, snapshot: Snapshot, machine: Machine) -> None:
+        """A peer's snapshot, restored by the host: `machine` is the state after its slot."""
+        assert snapshot.slot > self.chosen_upto, "only a snapshot newer than what is known"
         self.machine = machine
-        self._took(slot, data)
-        self.applied = self.chosen_upto = slot
-        return None
+        self.applied = self.chosen_upto = snapshot.slot
+        self.recorded(snapshot)
 
-    def take_snapshot(self, bytes_max: int) -> tuple[int, bytes] | None:
-        """The state machine after everything applied, as (slot, data); None if it is larger
-        than `bytes_max` (no store could hold it)."""
-        slot, data = self.applied, self.machine.snapshot()
-        if len(data) > bytes_max:
-            return None
-        self._took(slot, data)
-        return slot, data
-
-    def _took(self, slot: int, data: bytes) -> None:
-        self.snapshot_slot, self.snapshot_data = slot, data
-        for old in [s for s in self.chosen if s <= slot]:
+    def recorded(self, snapshot: Snapshot) -> None:
+        """A snapshot record is written: the chosen values it covers are not needed again."""
+        assert self.snapshot_slot < snapshot.slot <= self.applied
+        self.snapshot = snapshot
+        for old in [s for s in self.chosen if s <= snapshot.slot]:
             del self.chosen[old]
 
     def values(self, from_slot: int, slots_max: int, bytes_max: int) -> list[tuple[int, Batch]]:

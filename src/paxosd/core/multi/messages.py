@@ -187,13 +187,15 @@ class Entries:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SnapshotInstall:
-    """One chunk of the snapshot at `slot`: `data` is bytes `offset` onwards of `total_bytes`."""
+    """One chunk of the snapshot at `slot`: `data` is bytes `offset` onwards of `total_bytes`;
+    `checksum` is the whole file's (the sender's `Snapshot` record), checked once it is here."""
 
     family: ClassVar[str] = "catchup"
     ballot: Ballot
     slot: int
     offset: int
     total_bytes: int
+    checksum: bytes
     data: bytes
 
     def describe(self) -> str:

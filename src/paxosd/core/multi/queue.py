@@ -1,17 +1,29 @@
 """A bounded queue of client commands: the leader's (commands waiting for a slot) and a
-follower's (commands waiting for the next Forward to the leader).
+follower's (commands waiting for the next Forward to the leader), and Forward between them.
 
 Theory of operation. Every command that enters either queue goes through `offer`, which
 refuses it past the limits (`queue_commands_max`, `queue_bytes_max`) instead of holding it:
 the client is told at once (`Proposal.QUEUE_FULL`) and may retry, where an unbounded queue
 would only turn overload into memory exhaustion. The byte count moves with every command in
 and out, so the limit is checked in constant time.
+
+A follower forwards its queue to the leader it knows at the end of each turn, in Forward
+messages of at most `forward_bytes_max` each. A leader whose queue is full drops the rest of a
+Forward (noted): the clients behind it time out and retry. A Forward that reaches a node that
+does not lead is dropped the same way.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from paxosd.core.multi.messages import Forward
+from paxosd.core.types import NodeId
+
+if TYPE_CHECKING:
+    from paxosd.core.multi.replica import Replica
 
 
 class CommandQueue:
@@ -62,3 +74,27 @@ class CommandQueue:
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.commands)
+
+
+def forward(replica: Replica, leader: NodeId) -> None:
+    """Send the follower's whole queue to `leader`."""
+    commands: list[bytes] = []
+    size = 0
+    for command in replica.forward_queue.drain():
+        if commands and size + len(command) > replica.config.forward_bytes_max:
+            replica.out.send(leader, Forward(commands=tuple(commands)))
+            commands, size = [], 0
+        commands.append(command)
+        size += len(command)
+    if commands:
+        replica.out.send(leader, Forward(commands=tuple(commands)))
+
+
+def on_forward(replica: Replica, src: NodeId, msg: Forward) -> None:
+    lead = replica.leading
+    if lead is None:
+        return  # the clients behind it will time out and retry
+    for command in msg.commands:
+        if not lead.queue.offer(command):
+            replica.out.note("forward_dropped", src=src, commands=len(msg.commands))
+            return

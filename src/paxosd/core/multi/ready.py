@@ -9,7 +9,12 @@ MUST carry out a `Ready` in this order:
 1. send `send_now` (it may leave at once, even before the records below are durable);
 2. write `records` and make them durable (fsync);
 3. call `replica.synced(ready)`;
-4. send `send_after_sync`, then hand over `applied` and `reads` to whoever waits for them.
+4. send `send_after_sync`, then hand over `applied` and `reads` to whoever waits for them;
+   then carry out `snapshots` (core/multi/snapshots.py), if any: remove the snapshot files a
+   now-durable `Snapshot` record made garbage, send the chunks peers asked for, stage the
+   chunks that arrived, and start writing or restoring a snapshot OFF the turn loop, each
+   reported back later as an input (`snapshot_saved`, `snapshot_restored`,
+   `snapshot_failed`).
 
 Nothing in `send_after_sync`, `applied` or `reads` may leave the node before step 2 returns:
 those messages reveal promises and acceptances (a Promise, an Accepted) and those answers
@@ -26,11 +31,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Hashable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-from paxosd.core.multi.records import Record
+from paxosd.core.multi.messages import SnapshotInstall
+from paxosd.core.multi.records import Record, Snapshot
 from paxosd.core.types import Ballot, Envelope, NodeId
+
+if TYPE_CHECKING:
+    from paxosd.core.multi.learner import SnapshotView
 
 
 class Role(enum.Enum):
@@ -109,6 +118,40 @@ def note(event: str, **fields: Any) -> Note:
     return Note(event, tuple(fields.items()))
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotChunk:
+    """A chunk of this node's snapshot file for a peer catching up: the host reads `length`
+    bytes at `offset` of the file of `slot` and sends them as a SnapshotInstall. The core
+    names what to send; it never holds a snapshot's bytes."""
+
+    dst: NodeId
+    ballot: Ballot
+    slot: int
+    offset: int
+    length: int
+    total_bytes: int
+    checksum: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotWork:
+    """What the host does with snapshot files once the turn's records are durable."""
+
+    # Write `view` as the snapshot file of `slot`, off the turn loop; then report
+    # `snapshot_saved(record)` or `snapshot_failed(slot, why)`.
+    take: tuple[int, SnapshotView] | None = None
+    # `records` hold this Snapshot record: once durable, older snapshot files are garbage.
+    recorded: Snapshot | None = None
+    # Read each chunk from this node's snapshot file and send it to its peer.
+    chunks_out: tuple[SnapshotChunk, ...] = ()
+    # Chunks of a snapshot arriving from a peer: append each to the staged file, in order.
+    chunks_in: tuple[SnapshotInstall, ...] = ()
+    # The staged snapshot is complete: check it against this record, and restore a state
+    # machine from it, off the turn loop; then report `snapshot_restored(record, machine)` or
+    # `snapshot_failed(slot, why)`.
+    install: Snapshot | None = None
+
+
 def _has_work(output: Ready | Outbox) -> bool:
     """Whether there is anything to carry out: the one list of `Ready`'s work fields (all
     but `commit`), shared by `Ready` and `Outbox` so that the two cannot drift apart."""
@@ -119,6 +162,7 @@ def _has_work(output: Ready | Outbox) -> bool:
         or output.applied
         or output.reads
         or output.notes
+        or output.snapshots is not None
     )
 
 
@@ -140,6 +184,8 @@ class Ready:
     # The chosen point when this value was made: once `synced(ready)` is called, early
     # Accepts may tell followers everything up to it.
     commit: int
+    # Work on snapshot files, after the sync (see SnapshotWork); None on most turns.
+    snapshots: SnapshotWork | None = None
 
     __bool__ = _has_work
 
@@ -148,7 +194,16 @@ class Outbox:
     """What a replica's inputs produced since its last `ready()`: the same fields as `Ready`,
     as lists to add to, and the one way every handler sends, persists and notes."""
 
-    __slots__ = ("applied", "node_id", "notes", "reads", "records", "send_after_sync", "send_now")
+    __slots__ = (
+        "applied",
+        "node_id",
+        "notes",
+        "reads",
+        "records",
+        "send_after_sync",
+        "send_now",
+        "snapshots",
+    )
 
     def __init__(self, node_id: NodeId) -> None:
         self.node_id = node_id
@@ -158,8 +213,19 @@ class Outbox:
         self.applied: list[Applied] = []
         self.reads: list[ReadDone | ReadRefused] = []
         self.notes: list[Note] = []
+        self.snapshots: SnapshotWork | None = None
 
     __bool__ = _has_work
+
+    def snapshot_work(self, **change: Any) -> None:
+        """Add to this turn's snapshot work: `take`, `recorded` or `install` set, or one
+        SnapshotChunk (`chunk_out`) or SnapshotInstall (`chunk_in`) appended."""
+        work = self.snapshots or SnapshotWork()
+        if "chunk_out" in change:
+            change["chunks_out"] = (*work.chunks_out, change.pop("chunk_out"))
+        if "chunk_in" in change:
+            change["chunks_in"] = (*work.chunks_in, change.pop("chunk_in"))
+        self.snapshots = replace(work, **change)
 
     def send(self, dst: NodeId, msg: Any) -> None:
         """A message that leaves after this turn's records are durable (ready.py)."""
@@ -180,6 +246,7 @@ class Outbox:
             reads=tuple(self.reads),
             notes=tuple(self.notes),
             commit=commit,
+            snapshots=self.snapshots,
         )
 
 

@@ -9,8 +9,14 @@ restart. Each record replaces what an older record of the same kind said:
 - `Rebuilding(active)`: `active=True` says this node lost its durable state and is
   rebuilding it from its peers, so it must not vote (see replica.py, "Amnesia"); a later
   `Rebuilding(active=False)` says the rebuild is complete and durable.
-- `Snapshot(slot, data)`: the state machine after applying every slot up to `slot`; it
-  supersedes every `Accepted` record for slots up to `slot` and every older snapshot.
+- `Snapshot(slot, size_bytes, checksum)`: the state machine after applying every slot up to
+  `slot` is in the snapshot file of that slot (storage/snapshots.py), `size_bytes` long, with
+  that checksum (BLAKE2b, 16 bytes, of the whole file). It supersedes every `Accepted` record
+  for slots up to `slot` and every older snapshot. It is written only once the file is
+  durable, so a store never names a snapshot it does not have (core/multi/snapshots.py).
+- `InlineSnapshot(slot, data)`: the same, carrying the state's bytes itself, as stores
+  written before snapshot files did. Still read; a node that starts on one moves its bytes to
+  a snapshot file and records a `Snapshot` before it runs (runtime/recovery.py).
 - `Configured(configuration)`: the membership this store belongs to (who votes, who learns,
   in which epoch). A store is created holding one (`paxosd init`, `paxosd up`,
   `--reinitialize`), so a node can refuse a config file that names other members than the
@@ -51,6 +57,13 @@ class Rebuilding:
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     slot: int
+    size_bytes: int
+    checksum: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InlineSnapshot:
+    slot: int
     data: bytes
 
 
@@ -59,4 +72,6 @@ class Configured:
     configuration: Configuration
 
 
-Record = Promised | Accepted | Rebuilding | Snapshot | Configured
+Record = Promised | Accepted | Rebuilding | Snapshot | InlineSnapshot | Configured
+# Either kind of snapshot record: the one of the highest slot is the store's snapshot.
+SnapshotRecord = Snapshot | InlineSnapshot

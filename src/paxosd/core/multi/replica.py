@@ -67,7 +67,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from paxosd.core.multi import ballots, catchup, reads, rebuild
+from paxosd.core.multi import ballots, catchup, queue, reads, rebuild, snapshots
 from paxosd.core.multi.acceptor import AcceptorLog
 from paxosd.core.multi.catchup import Catchup
 from paxosd.core.multi.config import EngineConfig
@@ -100,7 +100,16 @@ from paxosd.core.multi.reads import Reads
 from paxosd.core.multi.ready import Outbox, Proposal, Ready, Role, Status
 from paxosd.core.multi.rebuild import Rebuild
 from paxosd.core.multi.records import Accepted as AcceptedRecord
-from paxosd.core.multi.records import Batch, Configured, Promised, Rebuilding, Record, Snapshot
+from paxosd.core.multi.records import (
+    Batch,
+    Configured,
+    InlineSnapshot,
+    Promised,
+    Rebuilding,
+    Record,
+    Snapshot,
+)
+from paxosd.core.multi.snapshots import Snapshots
 from paxosd.core.types import Ballot, Envelope, NodeId
 
 NOOP: Batch = ()
@@ -117,7 +126,6 @@ class Replica:
         rng: random.Random,
         config: EngineConfig,
         machine: Machine,
-        restore: Callable[[bytes], Machine],
         durable: Sequence[Record] = (),
     ) -> None:
         assert configuration.is_voter(node_id), "only voters run a replica (no learners yet)"
@@ -130,7 +138,8 @@ class Replica:
         self.rng = rng
         self.config = config
         self.acceptor = AcceptorLog()
-        self.learner = Learner(machine, restore)
+        self.learner = Learner(machine)
+        self.snapshots = Snapshots()
         self.leading: Leadership | None = None
         self.campaign: Campaign | None = None
         self.prevote: PreVote | None = None
@@ -168,9 +177,11 @@ class Replica:
                 if slot > self.acceptor.snapshot_slot:
                     self.acceptor.promise(ballot)
                     self.acceptor.entries[slot] = (ballot, batch)
-            case Snapshot(slot=slot, data=data):
-                if self.learner.install(slot, data) is None:
-                    self.acceptor.truncate(slot)
+            case Snapshot(slot=slot):
+                self.learner.restored(record)  # `machine` is the state after it (recovery.py)
+                self.acceptor.truncate(slot)
+            case InlineSnapshot():
+                raise AssertionError("a host moves an inline snapshot to a file first")
             case Rebuilding(active=True):
                 self.rebuilding, self._handlers = Rebuild(), _REBUILDING_HANDLERS
             case Rebuilding(active=False):
@@ -200,6 +211,18 @@ class Replica:
         until it has applied that far itself. With no leader known it is refused at once
         (reads.py)."""
         reads.request(self, read_id, query)
+
+    def snapshot_saved(self, snapshot: Snapshot) -> None:
+        """The host made the snapshot file this replica asked for durable (snapshots.py)."""
+        snapshots.saved(self, snapshot)
+
+    def snapshot_restored(self, snapshot: Snapshot, machine: Machine) -> None:
+        """The host restored `machine` from the peer's snapshot this replica staged."""
+        snapshots.restored(self, snapshot, machine)
+
+    def snapshot_failed(self, slot: int, reason: str) -> None:
+        """Writing this replica's snapshot of `slot`, or installing a peer's, failed."""
+        snapshots.failed(self, slot, reason)
 
     def tick(self) -> None:
         """One unit of logical time has passed."""
@@ -251,7 +274,7 @@ class Replica:
                 for peer in self.peers:
                     self.out.send(peer, message)
         elif self.forward_queue and self.leader_hint not in (None, self.node_id):
-            self._forward(self.leader_hint)
+            queue.forward(self, self.leader_hint)
         out, self.out = self.out, Outbox(self.node_id)
         return out.freeze(commit=self.learner.chosen_upto)
 
@@ -463,7 +486,7 @@ class Replica:
                 if slot not in merged or accepted_ballot > merged[slot][0]:
                     merged[slot] = (accepted_ballot, batch)
         if snapshot_slot > chosen_upto:
-            # Someone truncated slots we never learned: they are chosen; fetch them.
+            # Someone truncated slots we never learned: they are chosen; fetch them now.
             holder = max(campaign.promises.items(), key=lambda item: item[1].snapshot_slot)[0]
             self.catchup.ticks_left = 0
             self.catchup.ask(self, holder, snapshot_slot)  # asked again by `_leader_tick`
@@ -602,27 +625,6 @@ class Replica:
         self.learner.learn(slot, proposal.batch)
         self.advance()
 
-    def _on_forward(self, src: NodeId, msg: Forward) -> None:
-        lead = self.leading
-        if lead is None:
-            return  # the clients behind it will time out and retry
-        for command in msg.commands:
-            if not lead.queue.offer(command):
-                self.out.note("forward_dropped", src=src, commands=len(msg.commands))
-                return
-
-    def _forward(self, leader: NodeId) -> None:
-        commands: list[bytes] = []
-        size = 0
-        for command in self.forward_queue.drain():
-            if commands and size + len(command) > self.config.forward_bytes_max:
-                self.out.send(leader, Forward(commands=tuple(commands)))
-                commands, size = [], 0
-            commands.append(command)
-            size += len(command)
-        if commands:
-            self.out.send(leader, Forward(commands=tuple(commands)))
-
     # -- learning and applying (the paper's replica) ------------------------------------------
 
     def advance(self) -> None:
@@ -633,18 +635,7 @@ class Replica:
         if self.reads.waiting:
             reads.answer(self)
         self.catchup.reached(self)
-        if self.learner.applied - self.acceptor.snapshot_slot >= self.config.snapshot_every_slots:
-            self._take_snapshot()
-
-    def _take_snapshot(self) -> None:
-        taken = self.learner.take_snapshot(self.config.snapshot_bytes_max)
-        if taken is None:
-            self.out.note("snapshot_too_large", slot=self.learner.applied)
-            return
-        slot, data = taken
-        self.out.persist([Snapshot(slot, data)])
-        self.acceptor.truncate(slot)
-        self.out.note("snapshot_taken", slot=slot, bytes=len(data))
+        snapshots.maybe_take(self)
 
     # -- heartbeats, leadership checks and reads ------------------------------------------
 
@@ -725,7 +716,7 @@ _HANDLERS: dict[type, Handler] = {
     Heartbeat: Replica._on_heartbeat,
     Commit: Replica._on_commit,
     Ack: Replica._on_ack,
-    Forward: Replica._on_forward,
+    Forward: queue.on_forward,
     PreVoteMessage: Replica._on_prevote,
     PreVoteReply: Replica._on_prevote_reply,
     ReadIndex: reads.on_read_index,

@@ -267,8 +267,8 @@ class SynodNode(LessonCore):
         rows = [("promised", shown(acceptor.promised)), ("accepted", accepted)]
         ballot = "" if proposer.ballot is None else f" {proposer.ballot}"
         rows.append(("proposer", f"{proposer.phase}{ballot}"))
-        if proposer.value is not None:
-            rows.append(("proposing", str(proposer.value)))
+        if proposer.value is not None and proposer.active:
+            rows.append(("proposing", self._proposing()))
         if proposer.phase == P.PREPARING:
             heard = sorted(node for node, _, _ in proposer.promises)
             rows.append(("promises from", ", ".join(map(str, heard)) or "none yet"))
@@ -276,6 +276,19 @@ class SynodNode(LessonCore):
             rows.append(("highest ballot seen", str(proposer.highest_seen)))
         rows.append(("decided", shown(self.decided)))
         return rows
+
+    def _proposing(self) -> str:
+        """The value this proposer's ballot carries. In phase 2 it is the one its Accept sent,
+        which its own acceptor accepted at once: the client's value, or one a promise
+        reported, which the proposer had to adopt."""
+        proposer, acceptor = self.proposer, self.acceptor
+        own = str(proposer.value)
+        if proposer.phase == P.ACCEPTING and acceptor.accepted_ballot == proposer.ballot:
+            carried = acceptor.accepted_value
+            if carried != proposer.value:
+                return f"{carried} (adopted; its client asked for {own})"
+            return str(carried)
+        return own
 
     def state_key(self) -> Hashable:
         proposer = self.proposer

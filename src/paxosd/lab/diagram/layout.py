@@ -41,6 +41,7 @@ witness_tag_height_px = 16
 caption_line_height_px = 17
 
 msg_font_px = 10.5  # monospace message labels
+label_room_px = 4.0  # space kept clear around a message label where the arrow allows
 mark_font_px = 11  # sans labels next to marks
 note_font_px = 10.5
 note_max_chars = 34

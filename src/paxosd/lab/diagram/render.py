@@ -53,6 +53,7 @@ from paxosd.lab.diagram.layout import (
     geometry,
     gutter_width_px,
     header_height_px,
+    label_room_px,
     lane_width,
     legend_icon_width_px,
     legend_items,
@@ -573,16 +574,21 @@ class Renderer:
             beside = x0 + loop_width_px + 6 + w / 2
             candidates = [(beside, (y0 + y1) / 2 + dy) for dy in (0, -h, h, -2 * h, 2 * h)]
         else:
-            fractions = (0.5, 0.36, 0.64, 0.25, 0.75, 0.43, 0.57, 0.18, 0.82)
+            fractions = (0.5, 0.36, 0.64, 0.25, 0.75, 0.43, 0.57, 0.18, 0.82, 0.3, 0.7, 0.12)
             candidates = [(x0 + (x1 - x0) * f, y0 + (y1 - y0) * f) for f in fractions]
 
-        def box(at: tuple[float, float]) -> Box:
-            return Box(at[0] - w / 2 - 1, at[1] - h / 2, at[0] + w / 2 + 1, at[1] + h / 2)
+        def box(at: tuple[float, float], room: float = 0.0) -> Box:
+            return Box(
+                at[0] - w / 2 - 1 - room, at[1] - h / 2 - room,
+                at[0] + w / 2 + 1 + room, at[1] + h / 2 + room,
+            )  # fmt: skip
 
-        # Best: overlap nothing and leave lifelines visible; next: overlap nothing; else midpoint.
+        # Best: a clear margin around it and lifelines visible; then without the margin
+        # (two labels that touch read as one); then overlap nothing; else the midpoint.
         free = [c for c in candidates if self.placer.free(box(c))]
-        clear = [c for c in free if not self.crosses_lifeline(box(c))]
-        cx, cy = (clear or free or candidates)[0]
+        roomy = [c for c in free if self.placer.free(box(c, label_room_px))]
+        clear = [c for c in roomy if not self.crosses_lifeline(box(c))]
+        cx, cy = (clear or roomy or free or candidates)[0]
         self.placer.take(box((cx, cy)))
         left = cx - w / 2
         # A box, not just a halo: a halo hugs the glyphs and the arrow shows between letters.

@@ -21,8 +21,10 @@ line follows the same rule as `lab check`.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,8 +32,8 @@ from paxosd.check.consensus import PROPERTIES
 from paxosd.lab import algorithms
 from paxosd.lab.check import fault_tolerance
 from paxosd.lab.flp import rename_mask, valences, value_names_of
-from paxosd.lab.play.session import Session, coach_nodes_max
-from paxosd.sim.explorer import Control, Explorer, ExState, Step
+from paxosd.lab.play.session import Session
+from paxosd.sim.explorer import Control, Explorer, ExState, LogEntry, Step
 from paxosd.sim.search import Progress, Result, Store, search
 
 __all__ = ["Advice", "CoachMemory", "advise", "coach_seconds_default", "coach_seconds_max"]
@@ -79,6 +81,7 @@ class Advice:
     critical: list[Critical] = field(default_factory=list)
     command: str = ""
     reduced_by: str = ""  # the symmetry used, in words ("" if none)
+    summary: str = ""  # the answer in one sentence
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -112,6 +115,7 @@ class Advice:
             ],
             "command": self.command,
             "reduced_by": self.reduced_by,
+            "summary": self.summary,
         }
 
 
@@ -137,6 +141,40 @@ class CoachMemory:
     def states(self) -> int:
         return len(self.store)
 
+    def forget(self) -> None:
+        """Start afresh (the store is full): what is remembered is the explorer's cache of
+        core steps and the store; both are dropped."""
+        self.explorer = Explorer(
+            self.explorer.factory, self.explorer.budget, self.explorer.config,
+            self.explorer.values,
+        )  # fmt: skip
+        self.store = Store(self.explorer, self.store.symmetry, self.store.states_max)
+        self.answers.clear()
+        release()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while a search runs, then what it built frozen out of the
+    collector's way. A search allocates millions of small objects that live on in the store,
+    and the collector would walk all of them again and again (a third of the search's time,
+    measured, and pauses of seconds once a session remembers much); the store holds no
+    cycles, so reference counting frees it when it is dropped."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def release() -> None:
+    """A store was dropped: let the collector see every object again, so that any cyclic
+    garbage frozen along with a store (a server's request objects, say) is collected."""
+    gc.unfreeze()
+
 
 def advise(
     session: Session,
@@ -148,26 +186,25 @@ def advise(
 ) -> Advice:
     """Explore the continuations of the session's current state for up to `seconds` (or until
     `cancel`, a threading.Event, is set, or `states_max` states), remembering what it met in
-    `memory` (the session's own by default).
-
-    ValueError for a cluster too large to explore."""
-    if session.config.nodes > coach_nodes_max:
-        raise ValueError(
-            f"the coach explores every continuation, which is for {coach_nodes_max} nodes or "
-            f"fewer; this session has {session.config.nodes}"
-        )
+    `memory` (the session's own by default). Any cluster the page plays can be coached: a
+    large one gets an answer that says how deep it checked."""
     if memory is None:
         memory = session.coach_memory
-        if memory is None:
+        if memory is None or memory.store.full:
+            if memory is not None:
+                release()
             memory = session.coach_memory = CoachMemory(session)
+    elif memory.store.full:
+        memory.forget()
     start = session.coach_state()
     store = memory.store
     known = store.find(start)
     if known is not None and known in memory.answers:
         return _restamped(memory.answers[known], session)
     control = Control(deadline=time.monotonic() + seconds * search_share, cancel=cancel)
-    result = search(store, start, control, progress, states_max)
-    advice = _advice(session, memory, start, result)
+    with _collector_paused():
+        result = search(store, start, control, progress, states_max)
+        advice = _advice(session, memory, start, result)
     if advice.complete:
         found = store.find(start)
         if found is not None:
@@ -184,10 +221,18 @@ def _restamped(advice: Advice, session: Session) -> Advice:
     )  # fmt: skip
 
 
+def _universe(session: Session, graph: Any, start: ExState) -> list[Any]:
+    """What a valence is made of: the session's values, or for a replicated log the entries
+    (slot, value) some explored run decides."""
+    entries = {v for values in graph.decided_values for v in values if isinstance(v, LogEntry)}
+    entries |= {v for _, v in start.decided if isinstance(v, LogEntry)}
+    return sorted(entries) if entries else list(session.values)
+
+
 def _advice(session: Session, memory: CoachMemory, start: ExState, result: Result) -> Advice:
     exploration = result.exploration
     graph = exploration.graph
-    values = session.values
+    values = _universe(session, graph, start)
     complete = exploration.complete
     masks: list[int] | None = None
     if complete:
@@ -195,15 +240,24 @@ def _advice(session: Session, memory: CoachMemory, start: ExState, result: Resul
         here = rename_mask(masks[0], result.value_maps[result.start_map], len(values))
     else:
         here = _witnessed(result, values)
-    real = here & ((1 << len(values)) - 1)
-    possible = bin(real).count("1")
+    real = [v for i, v in enumerate(values) if here >> i & 1]
+    by_slot: dict[Any, list[Any]] = {}
+    for value in real:
+        slot = value.slot if isinstance(value, LogEntry) else None
+        by_slot.setdefault(slot, []).append(value)
+    widest = max((len(v) for v in by_slot.values()), default=0)
     decided = {v for _, v in start.decided}
-    if decided and len(decided) == 1 and all(c is None or c.query() for c in start.cores):
+    if (
+        decided
+        and len(decided) == 1
+        and not isinstance(next(iter(decided)), LogEntry)
+        and all(c is None or c.query() for c in start.cores)
+    ):
         outlook = "decided"
-    elif possible >= 2:
+    elif widest >= 2:
         outlook = "bivalent"  # two values reached: certain, however far the search got
     elif not complete:
-        outlook = "open" if possible == 1 else "unknown"
+        outlook = "open" if real else "unknown"
     elif here == 0:
         outlook = "stuck"
     else:
@@ -232,9 +286,50 @@ def _advice(session: Session, memory: CoachMemory, start: ExState, result: Resul
         command=session.config.command() if session.cursor == 0 else "",
         reduced_by=memory.reduced_by,
     )
-    if possible >= 2:
-        advice.critical = _critical(session, memory.store, start, result, masks)
+    advice.summary = _summary(outlook, by_slot, advice)
+    if widest >= 2 and not isinstance(values[0], LogEntry):
+        advice.critical = _critical(session, memory.store, start, result, masks, values)
     return advice
+
+
+def _summary(outlook: str, by_slot: dict[Any, list[Any]], advice: Advice) -> str:
+    """The answer in one sentence: which values can still be decided, and how surely."""
+
+    def within(value: Any) -> str:
+        steps = advice.witnesses.get(str(value))
+        shown = value.value if isinstance(value, LogEntry) else value
+        return f"{shown}" if steps is None else f"{shown} in {_steps(steps)}"
+
+    depth = _steps(advice.depth)
+    if outlook == "stuck":
+        return "stuck: no value can ever be decided from here"
+    if outlook == "unknown":
+        return f"no decision in any run of up to {depth} from here; beyond that, unknown"
+    if None in by_slot or not by_slot:  # one decision
+        values = by_slot.get(None, [])
+        names = " or ".join(str(v) for v in values)
+        reached = ", ".join(within(v) for v in values)
+        return {
+            "bivalent": f"bivalent: {names} can still be decided ({reached})",
+            "univalent": f"univalent: only {names} can be decided now",
+            "decided": f"decided: {names}",
+            "open": f"{reached} can still be decided; whether another value can, the search "
+            "did not settle",
+        }[outlook]
+    slots = "; ".join(
+        f"slot {slot}: {' or '.join(within(v) for v in values)}"
+        for slot, values in sorted(by_slot.items())
+    )
+    return {
+        "bivalent": f"bivalent: a slot can still go more than one way ({slots})",
+        "univalent": f"univalent: what each slot holds is fixed ({slots})",
+        "open": f"can still be decided: {slots}; whether anything else can, the search did "
+        "not settle",
+    }[outlook]
+
+
+def _steps(count: int) -> str:
+    return f"{count} step" if count == 1 else f"{count} steps"
 
 
 def _witnessed(result: Result, values: list[Any]) -> int:
@@ -270,13 +365,17 @@ def _witnesses(result: Result, values: list[Any]) -> dict[str, int]:
 
 
 def _critical(
-    session: Session, store: Store, start: ExState, result: Result, masks: list[int] | None
+    session: Session,
+    store: Store,
+    start: ExState,
+    result: Result,
+    masks: list[int] | None,
+    values: list[Any],
 ) -> list[Critical]:
     """Deliveries from a bivalent state that leave one value possible, with what crashing
     their receiver instead would leave. Judged only where the search saw the successor's
     whole future: everywhere if it was complete, else where a successor's future is small
     enough to have been explored in full (and the values need no renaming)."""
-    values = session.values
     graph = result.graph
     if masks is None and result.value_maps[1:]:
         return []

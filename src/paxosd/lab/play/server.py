@@ -43,6 +43,7 @@ from paxosd.lab.play.coach import (
     advise,
     coach_seconds_default,
     coach_seconds_max,
+    release,
 )
 from paxosd.lab.play.recorded import RecordedRun
 from paxosd.lab.play.replay import session_from_trace
@@ -127,6 +128,7 @@ class Lab:
                 break
             other.coach_memory = None
             del self._coached[other.id]
+            release()
         if session.coach_memory is None:
             session.coach_memory = CoachMemory(session)
         memory: CoachMemory = session.coach_memory
@@ -365,7 +367,11 @@ def make_app(lab: Lab | None = None) -> web.Application:
         session = live(entry)
         stage = tour_of(session).current
         if not stage.show:
-            raise BadAction("this stage has nothing to show: ask the coach, or press next")
+            raise BadAction(
+                "this stage has nothing to show: ask the coach, or press next"
+                if stage.coach_at is None
+                else "the page shows this one: it goes to the step and asks the coach"
+            )
         session.apply_all(list(stage.show), version)
 
     async def coach(request: web.Request) -> web.Response:
@@ -396,8 +402,7 @@ def make_app(lab: Lab | None = None) -> web.Application:
                 entry.coach = None
             progress = session.tour
             if progress is not None:
-                progress.coached += 1
-                progress.coach_outlook = advice.outlook
+                tours.heard(progress, advice.step, advice)
                 tours.advance(session, progress)
                 session.version += 1
         answer = await changed(entry)

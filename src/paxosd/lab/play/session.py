@@ -33,7 +33,7 @@ __all__ = ["BadAction", "PlayConfig", "Point", "Session", "Stale", "action_id"]
 
 # Limits.
 nodes_max = 7
-coach_nodes_max = 5  # the explorer's limit (lab check --explore)
+explore_nodes_max = 5  # lab check --explore's limit (the coach bounds its search in time instead)
 values_max = 4
 ballots_max = 6
 steps_max = 2_000  # points on one branch
@@ -80,9 +80,9 @@ class PlayConfig:
             raise ValueError(f"ballots must be between 1 and {ballots_max}, not {self.ballots}")
         if self.timing not in (None, "async", "bounded"):
             raise ValueError(f"timing must be async or bounded, not {self.timing!r}")
-        # Faults, variant and crashes as lab check judges them; a larger cluster can be played
-        # but not coached (the coach refuses it).
-        replace(self.request(), nodes=min(self.nodes, coach_nodes_max)).validate()
+        # Faults, variant and crashes as lab check judges them (a larger cluster than lab check
+        # explores can be played and coached: the coach's answer says how deep it checked).
+        replace(self.request(), nodes=min(self.nodes, explore_nodes_max)).validate()
 
     def request(self) -> CheckRequest:
         """The `lab check --explore` request this configuration corresponds to."""
@@ -217,7 +217,7 @@ class Session:
         self.config.validate()
         request = self.config.request()
         self.coach_budget, self.core_config = explore_budget(request)
-        self.values = value_names(self.config.values)
+        self.values = value_names(self.config.values, request.algorithm.value_names)
         play_budget = replace(
             self.coach_budget, crashes=fault_budget_play, restarts=True, loss=True,
             duplicate=True, partitions=fault_budget_play, asymmetric=False, timing="async",

@@ -3,7 +3,8 @@
 A tour is a list of stages. A stage says something, may take some steps itself to set the
 scene (`setup`), and may give the learner a task with a check (`done`, a predicate on the
 session). When the check passes, the tour moves on by itself; a stage without a task waits
-for "next". "Show me" takes the stage's `show` steps for a learner who is stuck. Steps are
+for "next". "Show me" takes the stage's `show` steps for a learner who is stuck (or, for a
+task that is a question to the coach, goes to the step `coach_at` and asks it). Steps are
 step specs (see `Session.find`), so a tour names "node 3 receives Propose(red) from 1", never
 an id that depends on the order things happened in.
 """
@@ -28,6 +29,8 @@ class Stage:
     setup: tuple[dict[str, Any], ...] = ()
     done: Check | None = None
     show: tuple[dict[str, Any], ...] = ()
+    # A stage whose task is to ask the coach at a given step: "show me" goes there and asks.
+    coach_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,8 @@ class TourProgress:
     stage: int = 0
     coach_outlook: str = ""  # what the coach last said about the state (stuck, bivalent...)
     coached: int = 0  # how often the coach was asked
+    coach_step: int = -1  # the step the coach was last asked about
+    coach_violated: frozenset[str] = frozenset()  # what it then found violated
     finished: bool = False
     log: list[str] = field(default_factory=list)
 
@@ -62,11 +67,22 @@ class TourProgress:
             "stages": len(self.tour.stages),
             "say": stage.say,
             "task": stage.task,
-            "can_show": bool(stage.show),
+            "can_show": bool(stage.show) or stage.coach_at is not None,
+            "coach_at": stage.coach_at,
             "waits_for_next": stage.done is None and not self.finished,
             "finished": self.finished,
             "log": self.log,
+            "next": following(self.tour.key),
         }
+
+
+def following(key: str) -> dict[str, str] | None:
+    """The tour after this one, in the book's order (None after the last)."""
+    keys = list(TOURS)
+    if key not in keys or keys.index(key) + 1 >= len(keys):
+        return None
+    after = TOURS[keys[keys.index(key) + 1]]
+    return {"key": after.key, "title": after.title, "chapter": after.chapter}
 
 
 def start(session: Session, tour: Tour) -> TourProgress:
@@ -144,6 +160,25 @@ def _coach_said(outlook: str) -> Check:
 
 def _coached(_: Session, progress: TourProgress) -> bool:
     return progress.coached > 0
+
+
+def _coach_found_at_start(prop: str) -> Check:
+    """The coach, asked at step 0, found `prop` violated (the shortest run from the start)."""
+
+    def check(_: Session, progress: TourProgress) -> bool:
+        return progress.coach_step == 0 and prop in progress.coach_violated
+
+    return check
+
+
+def heard(progress: TourProgress, step: int, advice: Any) -> None:
+    """Record what the coach said, for the checks of the stage that asked for it."""
+    progress.coached += 1
+    progress.coach_outlook = advice.outlook
+    progress.coach_step = step
+    progress.coach_violated = frozenset(
+        prop for prop, verdict in advice.verdicts.items() if verdict["status"] == "violated"
+    )
 
 
 def _crashed_before_voting(node: int) -> Check:
@@ -434,6 +469,204 @@ _HOLDS = Tour(
     ),
 )
 
+
+def _replica(session: Session, node: int) -> Any:
+    """Node `node`'s Multi-Paxos replica (None while it is down)."""
+    core = session.state.cores[node - 1]
+    return getattr(core, "replica", None)
+
+
+def _accepted_slots(node: int, count: int) -> Check:
+    def check(session: Session, _: TourProgress) -> bool:
+        replica = _replica(session, node)
+        return replica is not None and len(replica.acceptor.entries) >= count
+
+    return check
+
+
+def _leads(node: int) -> Check:
+    def check(session: Session, _: TourProgress) -> bool:
+        replica = _replica(session, node)
+        return replica is not None and replica.leading is not None
+
+    return check
+
+
+def _applied(node: int, slots: int) -> Check:
+    def check(session: Session, _: TourProgress) -> bool:
+        replica = _replica(session, node)
+        return replica is not None and replica.learner.applied >= slots
+
+    return check
+
+
+_ELECT_1 = (
+    {"kind": "timeout", "node": 1},
+    _deliver(1, 2, "PreVote(1.1)"),
+    _deliver(2, 1, "PreVoteReply(1.1, yes)"),
+    _deliver(1, 2, "Prepare(1.1, from 1)"),
+    _deliver(2, 1, "Promise(1.1, nothing accepted)"),
+    _deliver(1, 2, "Accept(1.1, slot 1: no-op)"),
+    _deliver(2, 1, "Accepted(1.1, slot 1)"),
+)
+
+_MULTI = Tour(
+    "multi-paxos",
+    "A new leader finishes the log",
+    "Chapter 4: Multi-Paxos, one Paxos per slot",
+    PlayConfig("multipaxos", nodes=3, values=2, crashes=1, ballots=3),
+    (
+        Stage(
+            "This is the engine every paxosd node runs. Node 1 won an election (ballot 1.1: "
+            "one phase 1 for every slot at once), and, as every new leader must, got something "
+            "chosen in its own ballot before serving anyone: a no-op, in slot 1. Now clients "
+            "propose; each value takes the next slot.",
+            "Propose red at node 1 and blue at node 2 (a follower forwards its client's value "
+            "to the leader), and deliver the Forward.",
+            setup=_ELECT_1,
+            done=_accepted_slots(1, 3),
+            show=(_propose(1, "red"), _propose(2, "blue"), _deliver(2, 1, "Forward(blue)")),
+        ),
+        Stage(
+            "Node 1 proposed red in slot 2 and blue in slot 3 (it accepted both itself). One "
+            "more acceptance makes a quorum of two.",
+            "Deliver Accept(1.1, slot 3: blue) to node 2 only, then crash node 1 before any "
+            "Accepted reaches it. Blue is now chosen in slot 3, and nobody knows it.",
+            done=lambda s, p: _took("crash", node=1)(s, p) and _accepted_slots(2, 2)(s, p),
+            show=(_deliver(1, 2, "Accept(1.1, slot 3: blue)"), {"kind": "crash", "node": 1}),
+        ),
+        Stage(
+            "Node 2 stops hearing from its leader. To take over it needs a quorum's promise, "
+            "and with it, what that quorum accepted in every slot not known chosen.",
+            "Fire node 2's timer and carry its election through node 3: PreVote, the reply, "
+            "Prepare, and the Promise back.",
+            done=_leads(2),
+            show=(
+                {"kind": "timeout", "node": 2},
+                _deliver(2, 3, "PreVote(2.2)"),
+                _deliver(3, 2, "PreVoteReply(2.2, yes)"),
+                _deliver(2, 3, "Prepare(2.2, from 2)"),
+                _deliver(3, 2, "Promise(2.2, nothing accepted)"),
+            ),
+        ),
+        Stage(
+            "Node 2 leads in ballot 2.2. The quorum {2, 3} reported blue accepted in slot 3 "
+            "(node 2's own acceptance), so node 2 proposes blue again there, in its own ballot: "
+            "a value a quorum accepted may already be chosen, and here it is. Nobody reported "
+            "anything for slot 2, so node 2 fills it with a no-op rather than leave a gap the "
+            "log could never apply past. Red reached no quorum: it is not in the log, and its "
+            "client, which never heard back, must propose it again.",
+            "Deliver node 2's two Accepts to node 3 and both Accepted replies.",
+            done=_applied(2, 3),
+            show=(
+                _deliver(2, 3, "Accept(2.2, slot 2: no-op)"),
+                _deliver(2, 3, "Accept(2.2, slot 3: blue)"),
+                _deliver(3, 2, "Accepted(2.2, slot 2)"),
+                _deliver(3, 2, "Accepted(2.2, slot 3)"),
+            ),
+        ),
+        Stage(
+            "Node 2's log: slot 1 no-op, slot 2 no-op, slot 3 blue. A new leader never decides "
+            "on its own what a slot holds: it asks a quorum, keeps what was accepted, and fills "
+            "only true gaps. That is how paxosd loses a leader and keeps every value it chose."
+        ),
+    ),
+)
+
+_SIGN_UPS = (_propose(1, "alice"), _propose(2, "bob"))
+
+_REPLICATION = Tour(
+    "replication",
+    "Two replicas, one username",
+    "Chapter 1, Example 2: multi-leader replication",
+    PlayConfig("replication", nodes=3, values=2, crashes=0, faults=frozenset()),
+    (
+        Stage(
+            "Alice and Bob both sign up as paxos_expert. Alice's web server writes to replica "
+            "1, Bob's to replica 2. Under multi-leader replication each replica accepts an "
+            "insert on its own, answers at once, and sends the row to the others later.",
+            "Sign Alice up at replica 1 and Bob at replica 2, before any sync arrives.",
+            done=_two_values_decided,
+            show=_SIGN_UPS,
+        ),
+        Stage(
+            "Both web servers were told 'registered': replica 1 says Alice owns the name, "
+            "replica 2 says Bob. Now the lazy sync runs.",
+            "Deliver the four Replicate messages.",
+            done=lambda s, p: not any(type(e.msg).__name__ == "Replicate" for e in s.state.network),
+            show=(
+                _deliver(1, 2, "Replicate(paxos_expert: alice)"),
+                _deliver(1, 3, "Replicate(paxos_expert: alice)"),
+                _deliver(2, 1, "Replicate(paxos_expert: bob)"),
+                _deliver(2, 3, "Replicate(paxos_expert: bob)"),
+            ),
+        ),
+        Stage(
+            "Each replica kept the row it had and refused the other: the unique constraint "
+            "holds in every copy, yet two users own paxos_expert. Agreement is violated, and no "
+            "sync can repair it without a replica changing its mind. How short can such a run "
+            "be? The explorer knows.",
+            "Go back to step 0 (first) and ask the coach.",
+            done=_coach_found_at_start("agreement"),
+            coach_at=0,
+        ),
+        Stage(
+            "The coach's shortest run that breaks Agreement is the two sign-ups, nothing more: "
+            "no crash, no lost message. The web servers passed their consensus problem to the "
+            "database, and multi-leader replication did not solve it. The next chapter runs the "
+            "same two sign-ups through a consensus-backed table."
+        ),
+    ),
+)
+
+_REPLICATION_CONSENSUS = Tour(
+    "replication-consensus",
+    "A consensus-backed table",
+    "Chapter 1, Example 2: the fix",
+    PlayConfig(
+        "replication", nodes=3, values=2, crashes=0, faults=frozenset(), variant="consensus"
+    ),
+    (
+        Stage(
+            "The same two sign-ups, but no replica inserts the row on its own: the owner of "
+            "paxos_expert is decided by Paxos across the replicas, and each replica inserts "
+            "the row only once it is chosen.",
+            "Sign Alice up at replica 1 and Bob at replica 2.",
+            done=lambda s, p: len(s.state.proposed) == 2,
+            show=_SIGN_UPS,
+        ),
+        Stage(
+            "Each replica started a Paxos ballot for its user (1.1 for Alice, 1.2 for Bob). "
+            "Replica 3 decides nothing on its own: it answers whichever ballot reaches it.",
+            "Let Alice's ballot win: deliver its Prepare to replica 3, the Promise back, its "
+            "Accept to replica 3 and the Accepted back.",
+            done=_decided(1, "alice"),
+            show=(
+                _deliver(1, 3, "Prepare(1.1)"),
+                _deliver(3, 1, "Promise(1.1, none)"),
+                _deliver(1, 3, "Accept(1.1, alice)"),
+                _deliver(3, 1, "Accepted(1.1, alice)"),
+            ),
+        ),
+        Stage(
+            "Alice's ownership is chosen: replica 1 inserted the row and tells the others.",
+            "Deliver the Decided messages to replicas 2 and 3.",
+            done=lambda s, p: len(s.state.decided) == 3,
+            show=(_deliver(1, 2, "Decided(alice)"), _deliver(1, 3, "Decided(alice)")),
+        ),
+        Stage(
+            "One row, on every replica: Alice owns paxos_expert, and Bob's web server is told "
+            "the name is taken. Whatever order the messages had come in, Paxos would have "
+            "chosen one owner (the coach can show you every run). The conflict was solved where "
+            "it belonged, by consensus."
+        ),
+    ),
+)
+
 TOURS: dict[str, Tour] = {
-    tour.key: tour for tour in (_LEADER, _SPLIT_BRAIN, _SPLIT_VOTE, _TIEBREAK, _FLP, _DUEL, _HOLDS)
-}
+    tour.key: tour
+    for tour in (
+        _REPLICATION, _REPLICATION_CONSENSUS, _LEADER, _SPLIT_BRAIN, _SPLIT_VOTE, _TIEBREAK,
+        _FLP, _DUEL, _HOLDS, _MULTI,
+    )
+}  # fmt: skip

@@ -8,6 +8,7 @@ from paxosd.lab import algorithms
 from paxosd.lab.diagram import render_svg
 from paxosd.lab.play.recorded import RecordedRun
 from paxosd.lab.play.session import Session, message_view
+from paxosd.sim.explorer import disagrees
 
 __all__ = ["recorded_view", "session_view"]
 
@@ -64,8 +65,6 @@ def session_view(session: Session) -> dict[str, Any]:
                 "rows": [list(row) for row in view()] if callable(view) else [],
             }
         )
-    decided_values = {value for _, value in state.decided}
-    proposed = {session.values[i] for i in state.proposed}
     algorithm = algorithms.get(session.config.algorithm)
     branch = session.branch
     timeline = [
@@ -97,8 +96,8 @@ def session_view(session: Session) -> dict[str, Any]:
         "blocked": sorted(list(link) for link in state.blocked),
         "decided": sorted([node, value] for node, value in state.decided),
         "safety": {
-            "agreement": "violated" if len(decided_values) > 1 else "holds",
-            "validity": "violated" if decided_values - proposed else "holds",
+            "agreement": "violated" if disagrees(state.decided) else "holds",
+            "validity": "violated" if session.explorer.invalid_decision(state) else "holds",
         },
         "svg": render_svg(session.trace(), nodes=list(range(1, session.config.nodes + 1))),
         "tour": session.tour.to_json() if session.tour else None,

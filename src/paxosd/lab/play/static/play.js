@@ -88,6 +88,9 @@
     }
     $("title").textContent = data.title;
     $("summary").textContent = data.algorithm.summary;
+    $("algorithm-badge").textContent = "algorithm: " + data.algorithm.name +
+      (data.config && data.config.variant && data.config.variant !== "correct" ? " (" + data.config.variant + ")" : "");
+    showConfig(data);
     $("slider").max = String(data.last);
     $("slider").value = String(data.step);
     $("step-label").textContent = "step " + data.step + " / " + data.last;
@@ -106,9 +109,51 @@
     renderTour(data);
     renderCoach();
     $("diagram").innerHTML = data.svg;
+    pinHeads();
+    var fresh = liveRun && !data.tour && data.last === 0;
+    $("start-here").hidden = !fresh;
+    var firstPropose = document.querySelector('#nodes button[data-action^="propose:"]');
+    if (fresh && firstPropose) firstPropose.classList.add("cue");
     var story = data.story ? data.story : "";
     if (story && !$("story")) $("diagram").insertAdjacentElement("beforebegin", el("p", {id: "story", text: story}));
   }
+
+  var catalogLoaded = null;
+
+  function showConfig(data) {
+    // The header's "new run" form shows what this session runs (a tour's algorithm too).
+    if (!data.config || !catalogLoaded) return;
+    var select = $("new-algorithm");
+    if (select.value !== data.config.algorithm) { select.value = data.config.algorithm; select.onchange(); }
+    $("new-nodes").value = String(data.config.nodes);
+    $("new-values").value = String(data.config.values);
+    $("new-variant").value = data.config.variant || "correct";
+  }
+
+  function pinHeads() {
+    // The lifelines' names stay in view while the diagram panel scrolls: a sticky row of
+    // labels over the SVG, each where its lifeline is drawn.
+    var box = $("diagram"), old = $("diagram-heads");
+    if (old) old.remove();
+    var heads = Array.prototype.filter.call(box.querySelectorAll("svg text.h"), function (t) {
+      return /^node \d+$/.test(t.textContent);
+    });
+    if (!heads.length) return;
+    var row = el("div", {id: "diagram-heads", className: "diagram-heads", "aria-hidden": "true"});
+    row.style.top = document.querySelector(".controls").offsetHeight + "px";  // under the bar
+    var left = box.getBoundingClientRect().left, seen = {};
+    heads.forEach(function (t) {
+      if (seen[t.textContent]) return;  // the first (top) header of each lifeline
+      seen[t.textContent] = true;
+      var r = t.getBoundingClientRect();
+      var label = el("span", {text: t.textContent});
+      label.style.left = (r.left + r.width / 2 - left + box.scrollLeft) + "px";
+      row.appendChild(label);
+    });
+    box.insertBefore(row, box.firstChild);
+  }
+
+  window.addEventListener("resize", function () { if (view) pinHeads(); });
 
   function renderBranches(data) {
     var select = $("branches");
@@ -222,6 +267,11 @@
     $("tour-say").textContent = t.say;
     $("tour-task").textContent = t.finished ? "" : t.task;
     $("tour-finished").hidden = !t.finished;
+    $("tour-next-chapter").hidden = !t.next;
+    if (t.next) {
+      $("tour-next-link").textContent = t.next.title + " (" + t.next.chapter + ")";
+      $("tour-next-link").href = "?tour=" + encodeURIComponent(t.next.key);
+    }
     $("tour-show").hidden = !t.can_show || t.finished;
     $("tour-next").hidden = !t.waits_for_next;
     box.dataset.stage = String(t.stage);
@@ -231,20 +281,6 @@
   var BEYOND = "(beyond the ballot bound)";
 
   function steps(n) { return n + (n === 1 ? " step" : " steps"); }
-
-  function outlookText(a) {
-    var values = a.valence.filter(function (v) { return v !== BEYOND; });
-    var within = function (v) { return a.witnesses[v] !== undefined ? v + " in " + steps(a.witnesses[v]) : v; };
-    switch (a.outlook) {
-      case "bivalent": return "bivalent: " + values.join(" or ") + " can still be decided (" + values.map(within).join(", ") + ")";
-      case "univalent": return "univalent: only " + values.join(", ") + " can be decided now";
-      case "decided": return "decided: " + values.join(", ");
-      case "stuck": return "stuck: no value can ever be decided from here";
-      case "open": return values.map(within).join(", ") + " can still be decided; whether another value can, " +
-        "the search did not settle";
-      default: return "no decision in any run of up to " + steps(a.depth) + " from here; beyond that, unknown";
-    }
-  }
 
   function coverageText(a) {
     var seconds = a.elapsed_s ? ", " + a.elapsed_s.toFixed(1) + " s" : ", remembered";
@@ -270,7 +306,7 @@
     body.innerHTML = "";
     var stale = advice.step !== view.step;
     body.appendChild(el("p", {id: "coach-outlook", "data-outlook": advice.outlook, className: "outlook",
-      text: (stale ? "(about step " + advice.step + ") " : "") + "From step " + advice.step + ": " + outlookText(advice)}));
+      text: (stale ? "(about step " + advice.step + ") " : "") + "From step " + advice.step + ": " + advice.summary}));
     body.appendChild(el("p", {id: "coach-coverage", className: "muted", "data-complete": String(advice.complete), text: coverageText(advice)}));
     if (!advice.complete && !stale) {
       var longer = el("button", {type: "button", id: "coach-longer", text: "think longer (" + LONGER_S + " s)"});
@@ -383,7 +419,15 @@
   $("discard").onclick = function () { if (view) act("/discard", {branch: view.branch}); };
   $("coach-button").onclick = function () { coach(); };
   $("tour-next").onclick = function () { act("/tour/next"); };
-  $("tour-show").onclick = function () { act("/tour/show"); };
+  $("tour-show").onclick = function () {
+    var t = view && view.tour;
+    if (t && t.coach_at !== null && t.coach_at !== undefined) {  // "show me" is a question
+      var ask = function () { coach(); };
+      if (view.step !== t.coach_at) act("/goto", {step: t.coach_at}).then(ask); else ask();
+      return;
+    }
+    act("/tour/show");
+  };
   $("timeline").onclick = function (e) {
     var li = e.target.closest && e.target.closest("li[data-step]");
     if (li) go(+li.dataset.step);
@@ -443,8 +487,17 @@
     algorithmSelect.value = "paxos";
     algorithmSelect.onchange = variants;
     variants();
-    catalog.tours.forEach(function (t) { $("tour-pick").appendChild(el("option", {value: t.key, text: t.title})); });
+    catalog.tours.forEach(function (t) {
+      $("tour-pick").appendChild(el("option", {value: t.key, text: t.title}));
+      $("start-tour").appendChild(el("option", {value: t.key, text: t.chapter + ": " + t.title}));
+    });
+    catalogLoaded = catalog;
+    if (view) showConfig(view);
   });
+  $("start-tour").onchange = function () {
+    var key = $("start-tour").value;
+    if (key) location.search = "?tour=" + encodeURIComponent(key);
+  };
   var start;
   if (params.get("session")) start = load(params.get("session"));
   else if (params.get("tour")) start = request("POST", "/api/sessions", {tour: params.get("tour")}).then(render);
