@@ -369,3 +369,29 @@ def test_too_many_watchers_are_cancelled_as_overloaded() -> None:
     third = node.hub.watch(WatchRequest(key=b"c"))
     items = node.hub.take(third)
     assert isinstance(items[-1], Cancelled) and items[-1].reason is CancelReason.OVERLOADED
+
+
+def test_idle_watchers_hear_of_progress_before_an_automatic_compaction_is_applied() -> None:
+    """The hub knows the store's automatic compaction rule (the leader's): when a compaction
+    becomes due, idle watchers are told of progress past it before the Compact reaches
+    the log, so a client that reconnects later resumes after it."""
+    from paxosd.watch import WatchHub, compaction_due
+
+    node = Node()
+    node.hub = WatchHub(
+        lambda: node.history,
+        WatchOptions(progress_lead_revisions=10_000),
+        compaction_due(revisions_max=5, bytes_max=1 << 30),
+    )
+    idle = Client("idle", WatchRequest(key=b"quiet"))
+    idle.open(node)
+    for _ in range(8):
+        node.put(b"busy")
+    due = node.machine.store.compaction_target(5, 1 << 30)
+    assert due is not None  # the leader would propose Compact(due) now ...
+    progress = [i.revision for i in idle.read() if isinstance(i, Progress)]
+    assert progress and progress[-1] > due  # ... and the idle watcher already knows more
+    node.compact(due)
+    idle.resume(node)
+    assert not isinstance(idle.read()[-1], Cancelled)
+    checked(node, idle)

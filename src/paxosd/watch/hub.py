@@ -380,6 +380,7 @@ class WatchHub:
             items.append(item)
         if merged:
             items.append(Events(watcher.id, merged_revision, tuple(merged)))
+        watcher.queue = None  # an idle watcher holds no queue (made again at the next item)
         if watcher.state == CATCHING_UP:
             self._fill(watcher)
         return items
