@@ -75,7 +75,7 @@ def test_a_stale_leader_answering_reads_is_caught_by_the_stale_leader_fault() ->
     leader, paused or cut off, with a client reading at it the key it just wrote at the new
     leader, shows it."""
     spec = spec_for(3, frozenset({"stale-leader"}), "unconfirmed-reads")
-    result = run(spec, 1)
+    result = run(spec, 3)
     assert result.mechanisms.get("stale_read_windows"), result.mechanisms
-    assert result.violations, f"not caught; replay: {replay_command(spec, 1)}"
-    assert run(spec_for(3, frozenset({"stale-leader"}), "correct"), 1).ok
+    assert result.violations, f"not caught; replay: {replay_command(spec, 3)}"
+    assert run(spec_for(3, frozenset({"stale-leader"}), "correct"), 3).ok

@@ -18,7 +18,7 @@ ALL = frozenset(FAULTS)
     [
         ("watch-skip-revision", 1),  # a resume at last + 2
         ("watch-compaction-race", 12),  # a compaction racing a slow (catching-up) watcher
-        ("watch-early-progress", 10),  # a progress notification ahead of its events
+        ("watch-early-progress", 1),  # a progress notification ahead of its events
     ],
 )
 def test_a_known_failing_seed_of_each_planted_watch_bug_is_still_caught(
@@ -32,7 +32,7 @@ def test_a_known_failing_seed_of_each_planted_watch_bug_is_still_caught(
 
 def test_the_correct_hub_survives_the_seeds_that_catch_the_watch_bugs() -> None:
     spec = spec_for(3, ALL, "correct")
-    for seed in (1, 10, 12):
+    for seed in (1, 12):
         result = run(spec, seed)
         assert result.ok, f"{result.violations[:3]}; replay: {replay_command(spec, seed)}"
 
