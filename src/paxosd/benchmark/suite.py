@@ -512,6 +512,8 @@ def markdown(result: dict[str, Any]) -> str:
             shown = {k: v for k, v in r.items() if k not in ("system", "label", "op")}
             text = ", ".join(f"{k} {_cell(v)}" for k, v in shown.items())
             lines.append(f"| {r.get('system')} | {r.get('op')} | {text} |")
+        lines += ["", "The watch goals:", ""]
+        lines += [f"- {line}" for line in watch_bench.goals(watches)]
     fails = [r for r in result["records"] if r.get("op") == "failover"]
     if fails:
         lines += ["", "| system | trial | failover ms | longest write gap ms | errors after kill |"]

@@ -6,7 +6,7 @@ WebSocket, which paxosd serves on its HTTP port as etcd's gateway does on its cl
 by the same client code in this process. Watchers share streams as etcd's clients share
 theirs: up to `stream_watchers` create requests on one WebSocket.
 
-* latency: for each count in `latency_watchers` (1, 100, 10,000), that many watchers of one
+* latency: for each count in `latency_watchers` (1, 100, 1,000, 10,000), that many watchers of one
   key on the cluster's leader; a writer puts the key `latency_writes` times, one after the
   other. For each write, its latency (send to answer) and, for each watcher, the time from
   sending the write to the watcher receiving the event: p50 and p99 of both. (Received by
@@ -20,7 +20,8 @@ theirs: up to `stream_watchers` create requests on one WebSocket.
   second, both, and the ratio.
 
 `run(clusters, options, log)` returns one record per system and measure (`op`:
-"watch-latency", "watch-memory", "watch-throughput").
+"watch-latency", "watch-memory", "watch-throughput"); `goals(records)` reads them against
+the goals below, a line per system and goal.
 """
 
 from __future__ import annotations
@@ -41,17 +42,23 @@ import httpx
 from paxosd.benchmark.kv import gateway_url, rss_bytes
 from paxosd.benchmark.peers import Cluster
 
-__all__ = ["WatchBenchOptions", "run"]
+__all__ = ["WatchBenchOptions", "goals", "run"]
 
 Log = Callable[[str], None]
 request_timeout_s = 30.0
 created_timeout_s = 120.0  # every watch of a measure created, at most this long
 event_timeout_s = 30.0  # every watcher heard of the last write, at most this long
+# The goals the measures are read against: a watcher's p99 at most this many times a write's
+# p99 with `goal_watchers` watchers of the key, and with the idle watchers at least this share
+# of the writes per second without them.
+goal_watchers = 1_000
+goal_watch_over_write_p99 = 2.0
+goal_writes_share = 0.90
 
 
 @dataclass
 class WatchBenchOptions:
-    latency_watchers: list[int] = field(default_factory=lambda: [1, 100, 10_000])
+    latency_watchers: list[int] = field(default_factory=lambda: [1, 100, 1_000, 10_000])
     latency_writes: int = 50
     memory_watchers: int = 10_000
     throughput_watchers: int = 10_000
@@ -286,3 +293,43 @@ def _leader_pid(cluster: Cluster) -> int:
     if pid is None:
         raise RuntimeError(f"{cluster.name}: no leader to measure")
     return pid
+
+
+def goals(records: list[dict[str, Any]]) -> list[str]:
+    """Each system's records read against the goals: met, missed, or not measured (and how
+    to measure it), one line per system and goal."""
+    lines: list[str] = []
+    systems = [name for name in ("paxosd", "etcd") if any(r.get("system") == name for r in records)]
+    for system in systems:
+        mine = [r for r in records if r.get("system") == system and "error" not in r]
+        latency = next(
+            (
+                r
+                for r in mine
+                if r.get("op") == "watch-latency" and r.get("watchers") == goal_watchers
+            ),
+            None,
+        )
+        if latency and latency.get("watch_p99_ms") and latency.get("write_p99_ms"):
+            times = latency["watch_p99_ms"] / latency["write_p99_ms"]
+            met = "met" if times <= goal_watch_over_write_p99 else "MISSED"
+            lines.append(
+                f"{system}: watcher p99 {times:.2f}x the write p99 with {goal_watchers:,} "
+                f"watchers (goal: at most {goal_watch_over_write_p99:g}x): {met}"
+            )
+        else:
+            lines.append(
+                f"{system}: watcher p99 against the write p99 with {goal_watchers:,} watchers: "
+                f"not measured (--watch-watchers must include {goal_watchers})"
+            )
+        throughput = next((r for r in mine if r.get("op") == "watch-throughput"), None)
+        if throughput and throughput.get("ratio") is not None:
+            share = float(throughput["ratio"])
+            met = "met" if share >= goal_writes_share else "MISSED"
+            lines.append(
+                f"{system}: writes/s with {throughput['idle_watchers']:,} idle watchers "
+                f"{share:.0%} of without (goal: at least {goal_writes_share:.0%}): {met}"
+            )
+        else:
+            lines.append(f"{system}: writes/s with idle watchers: not measured")
+    return lines

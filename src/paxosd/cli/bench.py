@@ -68,7 +68,7 @@ def _ints(text: str) -> list[int]:
     help="The watch measures: write-to-watcher latency, memory per watcher, idle watchers' cost.",
 )
 @click.option("--watch-only", is_flag=True, help="Only the watch measures, on paxosd and etcd.")
-@click.option("--watch-watchers", default="1,100,10000", show_default=True,
+@click.option("--watch-watchers", default="1,100,1000,10000", show_default=True,
               help="Watchers of one key, per latency measure.")  # fmt: skip
 @click.option("--watch-writes", type=int, default=50, show_default=True)
 @click.option("--watch-idle", type=int, default=10_000, show_default=True,
