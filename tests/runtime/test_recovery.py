@@ -87,12 +87,16 @@ def test_snapshot_work_runs_with_the_collector_paused_and_freezes_what_survives(
         kept = collector_paused(lambda: (seen.append(gc.isenabled()), [object()])[1])
         assert seen == [False] and gc.isenabled()
         assert gc.get_freeze_count() > frozen and kept
+        frozen = gc.get_freeze_count()
         with pytest.raises(OSError):
             collector_paused(_failing)
         assert gc.isenabled(), "a failed write leaves the collector running"
+        assert gc.get_freeze_count() == frozen, "a failed restore's garbage is not frozen"
     finally:
         gc.unfreeze()
 
 
 def _failing() -> None:
+    half_built: list[object] = []
+    half_built.append(half_built)  # a cycle, as a traceback makes with a half-built machine
     raise OSError("disk full")
