@@ -31,6 +31,7 @@ from paxosd.api.metrics import HttpMetrics
 from paxosd.service import AdvanceTime, Request, StateMachine, encode
 from paxosd.service.commands import is_read
 from paxosd.service.kv.checks import DEFAULT_LIMITS, KvLimits
+from paxosd.watch import MachineHistory, WatchHub
 
 # How long a test waits for one request before calling the server hung, in seconds.
 request_timeout_s = 30.0
@@ -72,6 +73,8 @@ class FakeNode:
         self.http_metrics = HttpMetrics(self.registry)
         self.status_calls = 0
         self.limits = DEFAULT_LIMITS  # the node's [kv] limits (tests may narrow them)
+        # Watches, fed with what every apply changed, as the node's apply path feeds them.
+        self.watches: WatchHub | None = WatchHub(MachineHistory(lambda: self.machine))
 
     async def execute(
         self,
@@ -96,7 +99,10 @@ class FakeNode:
 
     def _apply(self, command: Any) -> Any:
         self.slot += 1
-        return self.machine.apply(self.slot, encode(command))[0]
+        result = self.machine.apply(self.slot, encode(command))[0]
+        if self.watches is not None:
+            self.watches.applied(self.machine.events)
+        return result
 
     def submit(
         self, op: Any, *, client_id: str | None = None, seq: int | None = None

@@ -1,5 +1,6 @@
 """The docs' examples of the key-value store over many keys, run: every ```console tested```
-block of docs/etcd-api.md, docs/http-api.md, docs/client.md and docs/resp.md, and every
+block of docs/etcd-api.md, docs/http-api.md, docs/client.md, docs/resp.md and
+docs/recipes.md, and every
 ```python tested``` block, against one node's HTTP and RESP ports over a FakeNode.
 
 A console block's `$ ` lines are commands (curl, redis-cli, paxosd) and the lines after each
@@ -33,7 +34,7 @@ from tests.mvcc_store import needs_store
 from .conftest import FakeNode
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ["etcd-api.md", "http-api.md", "client.md", "resp.md"]
+DOCS = ["etcd-api.md", "http-api.md", "client.md", "resp.md", "recipes.md"]
 BLOCK = re.compile(r"^```(console|python) tested\n(.*?)^```\n", re.MULTILINE | re.DOTALL)
 REWRITE = os.environ.get("PAXOSD_REWRITE_DOCS") == "1"
 # The cluster id the docs' answers were made with (their header's cluster_id follows from it).
@@ -70,6 +71,8 @@ class DocNode:
 
     def close(self) -> None:
         async def stop() -> None:
+            if self.node.watches is not None:
+                self.node.watches.close_all()  # streams end, as at a node's shutdown
             self.resp_server.close()
             close_resp_clients(self.resp_server)
             await self.runner.cleanup()

@@ -55,7 +55,7 @@ def test_correct_cluster_survives_faults_with_no_anomaly(tmp_path: Path) -> None
     problems = {k: v["problems"] for k, v in results["verdicts"].items() if not v["ok"]}
     assert status == 0 and results["valid"], f"seed {seed}: {problems}\n{replay}"
     assert set(results["verdicts"]) == {
-        "kv", "locks", "names", "decisions", "durability", "liveness",
+        "kv", "locks", "names", "decisions", "durability", "liveness", "watches",
     }  # fmt: skip
     assert all(v["checked"] > 0 for v in results["verdicts"].values()), results["verdicts"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "paxosd"
-PURE_PACKAGES = ["core", "service"]
+PURE_PACKAGES = ["core", "service", "watch"]
 FORBIDDEN = {"asyncio", "socket", "time", "os", "threading", "selectors", "subprocess"}
 
 

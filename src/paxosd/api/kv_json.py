@@ -58,6 +58,7 @@ from paxosd.service.kv.types import (
     prefix_end,
 )
 from paxosd.service.values import from_json_text, json_text
+from paxosd.watch.types import Filter, WatchRequest
 
 __all__ = [
     "KvJsonError",
@@ -158,6 +159,11 @@ def shown_value(data: bytes) -> dict[str, Any]:
     if ok:
         return {"value": value}
     return {"value_base64": base64.b64encode(data).decode("ascii")}
+
+
+def shown_key(key: bytes) -> dict[str, str]:
+    """{"key": text} if `key` is UTF-8, else {"key_base64": ...}."""
+    return _shown_key(key)
 
 
 def _shown_key(key: bytes) -> dict[str, str]:
@@ -315,6 +321,58 @@ def range_from_query(query: Mapping[str, str]) -> Range:
     members = _Members(query, "", query=True)
     members.only(RANGE_FIELDS)
     return _range(members)
+
+
+WATCH_FIELDS: Final = (
+    *_SELECTOR,
+    "start_revision",
+    "prev_kv",
+    "filters",
+    "progress_notify",
+    "last_event_id",
+)
+_FILTERS: Final = {"noput": Filter.NOPUT, "nodelete": Filter.NODELETE}
+
+
+def watch_from_query(query: Mapping[str, str], last_event_id: str | None = None) -> WatchRequest:
+    """GET /v1/watch's query as a WatchRequest. `last_event_id` (the Last-Event-ID header of
+    a reconnecting EventSource, or the query's `last_event_id`) is the last revision the
+    client saw: the watch starts at the next one."""
+    members = _Members(query, "", query=True)
+    members.only(WATCH_FIELDS)
+    key, range_end = _keys(members)
+    start = members.integer("start_revision")
+    if start < 0:
+        raise KvJsonError("start_revision", f"{start} is not a revision (0: the next one)")
+    resume = last_event_id if last_event_id is not None else members.text("last_event_id")
+    if resume is not None and resume.strip():
+        try:
+            seen = int(resume.strip(), 10)
+        except ValueError:
+            raise KvJsonError(
+                "last_event_id", f"must be a revision (an integer), got {resume[:40]!r}"
+            ) from None
+        if not 0 <= seen < _int64_max:
+            raise KvJsonError("last_event_id", f"{seen} is not a revision")
+        start = seen + 1
+    filters: set[Filter] = set()
+    for name in (members.text("filters") or "").split(","):
+        name = name.strip().lower()
+        if not name:
+            continue
+        if name not in _FILTERS:
+            raise KvJsonError(
+                "filters", f"unknown filter {name[:40]!r}: the filters are noput and nodelete"
+            )
+        filters.add(_FILTERS[name])
+    return WatchRequest(
+        key=key,
+        range_end=range_end,
+        start_revision=start,
+        prev_kv=members.flag("prev_kv"),
+        filters=frozenset(filters),
+        progress_notify=members.flag("progress_notify"),
+    )
 
 
 def delete_from_query(query: Mapping[str, str]) -> DeleteRange:

@@ -74,11 +74,13 @@ from .resp_commands import (
     RenderMany,
     error,
     exception_reply,
+    not_while_subscribed,
     result_error_reply,
     unknown_command,
     wrong_arity,
 )
 from .resp_kv import MULTI_CONTROL, MultiState, queue_command
+from .resp_pubsub import PubSub, allowed_while_subscribed
 from .resp_wire import BEGAN, VIOLATED, RespProtocolError, RespScanner
 
 __all__ = ["RespLimits", "RespProtocol", "close_resp_clients", "serve_resp"]
@@ -223,6 +225,7 @@ class RespProtocol(asyncio.Protocol):
         "multi",
         "name",
         "node",
+        "pubsub",
         "resp3",
         "watched",
     )
@@ -249,6 +252,7 @@ class RespProtocol(asyncio.Protocol):
         self._nil = NIL2
         self.multi: MultiState | None = None  # a MULTI block being queued (resp_kv)
         self.watched: dict[bytes, int] = {}  # WATCHed keys -> their mod revision then
+        self.pubsub: PubSub | None = None  # SUBSCRIBE's subscriptions (resp_pubsub)
         self._client_id = uuid.uuid4().hex
         self._seq = 0
         self._transport: asyncio.Transport | None = None
@@ -343,6 +347,8 @@ class RespProtocol(asyncio.Protocol):
         self._queue.clear()
         self._out.clear()
         self._waiting = None
+        if self.pubsub is not None:
+            self.pubsub.close()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -361,10 +367,14 @@ class RespProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         self._writing_paused = True
         self._halt()
+        if self.pubsub is not None:
+            self.pubsub.writing_paused()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
         self._pump()
+        if self.pubsub is not None:
+            self.pubsub.writing_resumed()
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -433,6 +443,11 @@ class RespProtocol(asyncio.Protocol):
             execute(args)
 
     def _execute(self, args: list[str]) -> None:
+        pubsub = self.pubsub
+        subscribed = pubsub is not None and pubsub.count and not self.resp3
+        if subscribed and not allowed_while_subscribed(args[0]):
+            self.reply(not_while_subscribed(args[0]))
+            return
         if self.multi is not None:
             name = args[0].upper()
             if name not in MULTI_CONTROL:
@@ -635,6 +650,16 @@ class RespProtocol(asyncio.Protocol):
             self._queue.append(_Entry.known(data))
         else:
             self._emit(data)
+
+    def push(self, data: bytes) -> None:
+        """A keyspace notification (resp_pubsub), sent now, after the replies owed."""
+        if self._lost:
+            return
+        if self._queue:
+            self._queue.append(_Entry.known(data))
+        else:
+            self._emit(data)
+            self._write_out()
 
     # A single operation is not validated here: `NodeService.submit` validates every op and
     # answers BadRequest (-ERR) for a bad one, and doing it twice cost 0.8 µs of the ~3.5 µs

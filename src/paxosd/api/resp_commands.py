@@ -75,6 +75,7 @@ from paxosd.service.results import (
 from paxosd.service.results import Error as ResultError
 
 from .resp_kv import KV_COMMANDS, MultiState
+from .resp_pubsub import PUBSUB_COMMANDS
 from .version import VERSION
 
 log = logging.getLogger("paxosd.api.resp")
@@ -135,6 +136,13 @@ def error(text: str) -> bytes:
     return b"-" + clean.encode("utf-8", "backslashreplace") + b"\r\n"
 
 
+def not_while_subscribed(name: str) -> bytes:
+    return error(
+        f"ERR Can't execute '{name.lower()[:64]}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+        "PING / QUIT / RESET are allowed in this context"
+    )
+
+
 def wrong_arity(name: str) -> bytes:
     return error(f"ERR wrong number of arguments for '{name.lower()}' command")
 
@@ -184,8 +192,11 @@ class Connection(Protocol):
     name: str | None
     lib_name: str
     lib_ver: str
+    pubsub: Any  # resp_pubsub.PubSub | None
 
     def reply(self, data: bytes) -> None: ...
+    def push(self, data: bytes) -> None: ...
+    def abort(self) -> None: ...
     def read(self, op: Any, render: Render) -> None: ...
     def write(self, op: Any, render: Render) -> None: ...
     def read_many(self, ops: list[Any], render: RenderMany) -> None: ...
@@ -523,6 +534,9 @@ def cmd_query(conn: Connection, args: list[str]) -> None:
 def cmd_ping(conn: Connection, args: list[str]) -> None:
     if len(args) > 2:
         conn.reply(wrong_arity(args[0]))
+    elif conn.pubsub is not None and conn.pubsub.count and not conn.resp3:
+        # A subscribed RESP2 connection answers PING as a message (Redis's rule).
+        conn.reply(array([bulk(b"pong"), bulk_text(args[1] if len(args) == 2 else "")]))
     elif len(args) == 2:
         conn.reply(bulk_text(args[1]))
     else:
@@ -622,6 +636,9 @@ def cmd_auth(conn: Connection, args: list[str]) -> None:
 
 
 def cmd_reset(conn: Connection, args: list[str]) -> None:
+    if conn.pubsub is not None:
+        conn.pubsub.close()
+        conn.pubsub = None
     conn.set_protocol(2)
     conn.name = None
     conn.multi = None
@@ -700,6 +717,9 @@ _CONFIG: Final[dict[str, str]] = {
     "appendonly": "yes",
     "appendfsync": "always",
     "databases": "1",
+    # Keyspace notifications are always on (docs/resp.md): keyspace and keyevent channels,
+    # for generic (del) and string (set) commands.
+    "notify-keyspace-events": "KEg$",
 }
 
 
@@ -787,6 +807,7 @@ COMMANDS: Final[dict[str, tuple[Handler, int]]] = {
     "INFO": (cmd_info, -1),
     "DBSIZE": (cmd_dbsize, 1),
     **KV_COMMANDS,
+    **PUBSUB_COMMANDS,
 }
 
 # Dispatch table keyed by the spellings clients actually send (upper and lower case), so the

@@ -16,9 +16,11 @@ from aiohttp import web
 
 from . import handlers as h
 from . import kv_handlers as kv
+from . import watch_handlers as watch
 from .calls import Call
 from .etcd import gateway as etcd
-from .schema import HTML_TYPE, JSON_TYPE, METRICS_TYPE, Field, Reply
+from .etcd import watch as etcd_watch
+from .schema import EVENT_STREAM_TYPE, HTML_TYPE, JSON_TYPE, METRICS_TYPE, Field, Reply
 
 __all__ = ["ROUTES", "Handler", "Route"]
 
@@ -295,6 +297,66 @@ ROUTES: Final[tuple[Route, ...]] = (
         body=(Field("revision", "integer", "the oldest revision to keep readable"),),
         example={"body": {"revision": 10}, "response": {"revision": 12, "compact_revision": 10}},
     ),
+    Route(
+        "watch",
+        "GET",
+        "/v1/watch",
+        watch.watch,
+        "Watch a key, a prefix or a range: Server-Sent Events (EventSource, curl -N)",
+        "kv",
+        (
+            Reply(
+                200,
+                "WatchEvent",
+                "text/event-stream: created, one message per revision "
+                "(id: the revision), progress, cancelled",
+            ),
+            Reply(
+                204,
+                "Error",
+                "a reconnect (Last-Event-ID) whose revision is compacted: "
+                "stop, re-list, watch again",
+            ),
+            Reply(400, "Error", "bad_request: the keys, a revision or a filter is malformed"),
+            Reply(503, "Error", "damaged: this node serves no watches"),
+        ),
+        service=False,
+        content_type=EVENT_STREAM_TYPE,
+        query=(
+            *_SELECT_QUERY,
+            Field(
+                "start_revision",
+                "integer",
+                "the first revision to deliver (0 or absent: "
+                "the next one; a past one replays history; a future one waits)",
+                False,
+            ),
+            Field("prev_kv", "string", "true: each change carries the key before it (prev)", False),
+            Field(
+                "filters",
+                "string",
+                "noput, nodelete or both (comma-separated): changes not to send",
+                False,
+            ),
+            Field(
+                "progress_notify",
+                "string",
+                "true: a progress event after each quiet "
+                "interval (the node's watch.progress_interval_ms)",
+                False,
+            ),
+            Field(
+                "last_event_id",
+                "string",
+                "the last revision seen (as the Last-Event-ID "
+                "header an EventSource sends): resume after it",
+                False,
+            ),
+        ),
+        description="Every change of the keys from start_revision on, in revision order, "
+        "each revision whole in one message whose id is that revision; progress messages' "
+        "ids are revisions too, so Last-Event-ID resumes exactly. docs/http-api.md.",
+    ),
     # Locks
     Route(
         "lock_acquire",
@@ -448,6 +510,38 @@ ROUTES: Final[tuple[Route, ...]] = (
         )
     ),
     Route(
+        "etcd_watch",
+        "POST",
+        "/v3/watch",
+        etcd_watch.watch,
+        "Watch.Watch: a stream of changes (newline-delimited JSON, as etcd's gateway)",
+        "etcd",
+        (
+            Reply(200, "EtcdWatchResponse", 'one {"result": WatchResponse} per line, as made'),
+            *_ETCD_ERRORS,
+        ),
+        service=False,
+        request_schema="EtcdWatchRequest",
+        description="The body holds WatchRequests (create, cancel, progress), one after the "
+        "other; the answer streams created, events (whole revisions), progress notifications "
+        "and cancellations (with compact_revision and cancel_reason). docs/etcd-api.md.",
+    ),
+    Route(
+        "etcd_watch_websocket",
+        "GET",
+        "/v3/watch",
+        etcd_watch.watch_websocket,
+        "Watch.Watch over a WebSocket (as etcd's gateway serves it)",
+        "etcd",
+        (
+            Reply(101, "EtcdWatchResponse", 'each message one {"result": WatchResponse}'),
+            Reply(400, "EtcdError", "not a WebSocket upgrade"),
+        ),
+        service=False,
+        description="Upgrade to a WebSocket; each text message sent is a WatchRequest, each "
+        'message received a WatchResponse in the gateway\'s {"result": ...}.',
+    ),
+    Route(
         "etcd_unimplemented",
         "POST",
         "/v3/{path:.+}",
@@ -456,7 +550,7 @@ ROUTES: Final[tuple[Route, ...]] = (
         "etcd",
         (Reply(501, "EtcdError", "code 12: paxosd does not serve this part of etcd's API"),),
         service=False,
-        description="Watch, Lease, Auth, the other Maintenance and Cluster calls and the "
+        description="Lease, Auth, the other Maintenance and Cluster calls and the "
         "lock and election services are not served (yet); each answers etcd's Unimplemented.",
     ),
     Route(

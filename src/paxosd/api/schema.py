@@ -20,6 +20,7 @@ FieldKind: TypeAlias = Literal["string", "integer", "json"]
 JSON_TYPE: Final = "application/json"
 METRICS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 HTML_TYPE: Final = "text/html"
+EVENT_STREAM_TYPE: Final = "text/event-stream"
 
 # Error codes the API itself produces (the state machine's own codes, e.g. "not_holder", are
 # passed through unchanged).
@@ -366,6 +367,55 @@ SCHEMAS.update(
                     ),
                 },
             }
+        ),
+        "EtcdWatchRequest": _etcd(
+            {
+                "create_request": _etcd(
+                    {
+                        "key": _B64,
+                        "range_end": _B64,
+                        "start_revision": _I64,
+                        "progress_notify": _BOOL,
+                        "filters": {"type": "array", "items": _enum("NOPUT", "NODELETE")},
+                        "prev_kv": _BOOL,
+                        "watch_id": _I64,
+                        "fragment": _BOOL,
+                    }
+                ),
+                "cancel_request": _etcd({"watch_id": _I64}),
+                "progress_request": _etcd({}),
+            },
+            "etcdserverpb.WatchRequest, one of the three; the body may hold several in turn",
+        ),
+        "EtcdWatchResponse": _etcd(
+            {
+                "result": _etcd(
+                    {
+                        "header": _HEADER,
+                        "watch_id": _STR,
+                        "created": _BOOL,
+                        "canceled": _BOOL,
+                        "compact_revision": _STR,
+                        "cancel_reason": _STR,
+                        "fragment": _BOOL,
+                        "events": {
+                            "type": "array",
+                            "items": _etcd(
+                                {
+                                    "type": _enum("PUT", "DELETE"),
+                                    "kv": {"$ref": _ETCD_REF + "EtcdKeyValue"},
+                                    "prev_kv": {"$ref": _ETCD_REF + "EtcdKeyValue"},
+                                }
+                            ),
+                        },
+                    }
+                )
+            },
+            'one line of the newline-delimited stream: {"result": WatchResponse}',
+        ),
+        "WatchEvent": _object(
+            {"revision": _INT, "events": {"type": "array", "items": _ANY}},
+            {},
         ),
         "EtcdVersion": _object({"etcdserver": _STR, "etcdcluster": _STR}, {"paxosd": _STR}),
         "EtcdError": _object(

@@ -29,6 +29,7 @@ from typing import Any
 
 from paxosd.benchmark import kv as kv_bench
 from paxosd.benchmark import measure, peers
+from paxosd.benchmark import watch as watch_bench
 
 SYSTEMS = ("paxosd", "etcd", "zookeeper", "pysyncobj")
 PEERS = SYSTEMS[1:]
@@ -85,6 +86,13 @@ class Options:
     kv: bool = True
     kv_only: bool = False
     kv_options: kv_bench.KvOptions = field(default_factory=kv_bench.KvOptions)
+    # The watch measures (paxosd and etcd through /v3/watch: benchmark/watch.py);
+    # `watch_only`: those alone.
+    watch: bool = True
+    watch_only: bool = False
+    watch_options: watch_bench.WatchBenchOptions = field(
+        default_factory=watch_bench.WatchBenchOptions
+    )
     command: str = ""
 
 
@@ -117,7 +125,7 @@ def run(options: Options, log: Log = _stderr) -> dict[str, Any]:
     skipped: dict[str, list[str]] = {}
     systems = []
     for system in options.systems:
-        reasons = missing(system, options.kv_only)
+        reasons = missing(system, options.kv_only or options.watch_only)
         if reasons:
             skipped[system] = reasons
             log(f"skipping {system}: {'; '.join(reasons)}")
@@ -133,6 +141,8 @@ def run(options: Options, log: Log = _stderr) -> dict[str, Any]:
             for k in ("system", "label", "op", "clients", "ops_per_s", "p50_ms", "p99_ms")
             + ("failover_ms", "server_cpu_s_per_1k_ops", "client_cpu_s", "busy_cores_before")
             + ("bytes_per_key", "bytes_per_version", "error")
+            + ("watchers", "watch_p50_ms", "watch_p99_ms", "write_p99_ms", "bytes_per_watcher")
+            + ("writes_per_s", "writes_per_s_with_watchers", "ratio")
         }
         log(json.dumps({k: v for k, v in brief.items() if v is not None}))
 
@@ -142,10 +152,14 @@ def run(options: Options, log: Log = _stderr) -> dict[str, Any]:
             for system in systems:
                 log(f"starting a 3-node {system} cluster")
                 clusters[system] = stack.enter_context(_cluster(system, root))
-            if options.kv_only:
+            if options.kv_only or options.watch_only:
                 systems_kv = {s: clusters[s] for s in systems if s in KV_SYSTEMS}
-                for record in kv_bench.run(systems_kv, options.kv_options, log):
-                    emit(record)
+                if options.kv_only:
+                    for record in kv_bench.run(systems_kv, options.kv_options, log):
+                        emit(record)
+                if options.watch_only:
+                    for record in watch_bench.run(systems_kv, options.watch_options, log):
+                        emit(record)
                 systems = []  # nothing else to run
             for system in systems:  # discarded: the JVM's JIT, allocators, the files
                 what: dict[str, Any] = {"system": system, "op": "warm-up"}
@@ -178,6 +192,10 @@ def run(options: Options, log: Log = _stderr) -> dict[str, Any]:
             if options.kv and systems:
                 systems_kv = {s: clusters[s] for s in systems if s in KV_SYSTEMS}
                 for record in kv_bench.run(systems_kv, options.kv_options, log):
+                    emit(record)
+            if options.watch and systems:
+                systems_kv = {s: clusters[s] for s in systems if s in KV_SYSTEMS}
+                for record in watch_bench.run(systems_kv, options.watch_options, log):
                     emit(record)
         if options.sweeps and "paxosd" in systems:
             _sweeps(root, options, emit, log)
@@ -378,6 +396,28 @@ def figures(records: Sequence[dict[str, Any]], options: Options) -> list[dict[st
     add(f"memory per key ({kv.value_size} B values)", "bytes", "lower",
         kv_field("memory", "bytes_per_key"))  # fmt: skip
     add("memory per historic version", "bytes", "lower", kv_field("memory", "bytes_per_version"))
+
+    def watch_field(watchers: int, key: str) -> Callable[[str], float | None]:
+        def pick(system: str) -> float | None:
+            for record in records:
+                found = record.get("system") == system and record.get("op") == "watch-latency"
+                if found and record.get("watchers") == watchers:
+                    value = record.get(key)
+                    return None if value is None else float(value)
+            return None
+
+        return pick
+
+    for count in options.watch_options.latency_watchers:
+        add(f"write to watcher p99, {count:,} watchers", "ms", "lower",
+            watch_field(count, "watch_p99_ms"))  # fmt: skip
+        add(f"write p99 beside {count:,} watchers", "ms", "lower",
+            watch_field(count, "write_p99_ms"))  # fmt: skip
+    add("memory per idle watcher", "bytes", "lower",
+        kv_field("watch-memory", "bytes_per_watcher"))  # fmt: skip
+    idle = options.watch_options.throughput_watchers
+    add(f"writes/s with {idle:,} idle watchers, as a share of without", "ratio", "higher",
+        kv_field("watch-throughput", "ratio"))  # fmt: skip
     most = max(options.clients)
     add(f"server CPU per 1000 writes, {most} clients", "CPU s", "lower",
         field_of("write", most, "server_cpu_s_per_1k_ops"))  # fmt: skip
@@ -464,6 +504,16 @@ def markdown(result: dict[str, Any]) -> str:
             shown = {k: v for k, v in r.items() if k not in ("system", "label", "op")}
             text = ", ".join(f"{k} {_cell(v)}" for k, v in shown.items())
             lines.append(f"| {r.get('system')} | {r.get('op')} | {text} |")
+    watches = [r for r in result["records"] if str(r.get("op", "")).startswith("watch-")]
+    if watches:
+        lines += ["", "Watches (both through etcd's /v3/watch; benchmark/watch.py):", ""]
+        lines += ["| system | measure | result |", "|---|---|---|"]
+        for r in watches:
+            shown = {k: v for k, v in r.items() if k not in ("system", "label", "op")}
+            text = ", ".join(f"{k} {_cell(v)}" for k, v in shown.items())
+            lines.append(f"| {r.get('system')} | {r.get('op')} | {text} |")
+        lines += ["", "The watch goals:", ""]
+        lines += [f"- {line}" for line in watch_bench.goals(watches)]
     fails = [r for r in result["records"] if r.get("op") == "failover"]
     if fails:
         lines += ["", "| system | trial | failover ms | longest write gap ms | errors after kill |"]

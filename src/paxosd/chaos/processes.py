@@ -42,6 +42,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from paxosd.runtime.config import NodeConfig, Timeouts, local_cluster, to_toml
 from paxosd.runtime.datadir import has_store, initialise
+from paxosd.service.kv import KvLimits
 
 if TYPE_CHECKING:
     from paxosd.chaos.proxy import Address, ProxyMesh
@@ -65,6 +66,10 @@ def cluster_layout(
 def peer_addresses(n: int, base_port: int) -> dict[int, Address]:
     """Each node's REAL peer address in the layout: what a ProxyMesh forwards to."""
     return {c.node_id: c.me.peer for c in cluster_layout(n, Path("."), base_port)}
+
+
+# A run keeps its whole key-value history, so that its watchers can be judged against it.
+CHAOS_KV_LIMITS = KvLimits(history_revisions_max=1 << 40, history_bytes_max=1 << 36)
 
 
 def write_configs(
@@ -103,6 +108,7 @@ def write_configs(
         proxied = replace(
             config, members=members, storage=storage, variant=variant,
             clock_file=base_dir / f"node{config.node_id}.clock.json",  # the clock nemesis's
+            kv=CHAOS_KV_LIMITS,
         )  # fmt: skip
         if timeouts is not None:
             proxied = replace(proxied, timeouts=timeouts)

@@ -211,6 +211,12 @@ def build_results(data: RunData, history_path: Path, out: Path) -> dict[str, Any
         if key in f["detail"]
     ]
     verdicts["liveness"] = {"ok": not liveness, "checked": len(data.faults), "problems": liveness}
+    if data.watch_stats:
+        verdicts["watches"] = {
+            "ok": not data.watch_problems,
+            "checked": data.watch_stats.get("streams", 0),
+            "problems": data.watch_problems[:10],
+        }
 
     writes = probe_writes(data.events)
     agreed = _agreed_times(data.samples, spec.nodes)
@@ -248,6 +254,7 @@ def build_results(data: RunData, history_path: Path, out: Path) -> dict[str, Any
             None if data.recovered_at is None else round(data.recovered_at - data.chaos_end, 3)
         ),
         "full_restart": data.restart,
+        "watches": data.watch_stats,
         "kv_check_s": None if kv is None else round(kv.elapsed_s, 3),
         # The checker's full story of each violated key (the verdict above is clipped).
         "kv_violations": [] if kv is None else [v.explain() for v in kv.violations[:3]],

@@ -38,6 +38,9 @@ import httpx
 from paxosd.chaos.nemesis import KINDS, NemesisRunner, agreed_leader, make_schedule
 from paxosd.chaos.processes import NodeProcess, peer_addresses, write_configs
 from paxosd.chaos.proxy import ProxyMesh
+from paxosd.chaos.watchers import check as check_watchers
+from paxosd.chaos.watchers import make_watchers
+from paxosd.chaos.watchers import reference as watch_reference
 from paxosd.chaos.workloads import (
     WORKLOADS,
     Caller,
@@ -122,6 +125,9 @@ class RunData:
     restart: dict[str, Any]
     stale_uses_refused: int
     mesh_totals: dict[str, int]
+    # The watchers' verdict (chaos/watchers.py): problems, and what they went through.
+    watch_problems: list[str] = field(default_factory=list)
+    watch_stats: dict[str, int] = field(default_factory=dict)
 
 
 class StatusSampler:
@@ -250,8 +256,10 @@ async def _run_started(
     caller = Caller(endpoints, random.Random(rng.getrandbits(64)))
     shared = Shared(caller, recorder, rng, run_id=f"chaos{spec.seed}-{int(time.time())}",
                     epoch_s=spec.epoch_s)  # fmt: skip
+    watch_http = httpx.AsyncClient()
     try:
-        await _wait_for_agreed_leader(sampler, startup_timeout_s)
+        leader = await _wait_for_agreed_leader(sampler, startup_timeout_s)
+        watchers = make_watchers(endpoints, leader, random.Random(rng.getrandbits(64)))
         recorder.t0 = time.time()  # the run's clock starts with the clients
         schedule = make_schedule(
             spec.nemesis, spec.duration_s, spec.seed, sorted(nodes),
@@ -262,6 +270,7 @@ async def _run_started(
         sampling = asyncio.Event()
         background = [asyncio.create_task(sampler.run(sampling))]
         background += [asyncio.create_task(w.run()) for w in workers]
+        background += [asyncio.create_task(w.run(watch_http, shared.stopping)) for w in watchers]
         ticker = asyncio.create_task(_tick(state, recorder, nemesis, show))
         try:
             show("chaos")
@@ -287,6 +296,22 @@ async def _run_started(
         restart = await _full_restart(nodes, sampler, shared)
         show("reading back after the restart")
         await final_reads(shared, keys_used(recorder.events), final_reads_deadline_s)
+        show("reading the history back for the watchers")
+        history = await watch_reference(endpoints, watch_http)
+        watch_problems = check_watchers(watchers, history, recorder.events)
+        watch_stats = {
+            "watchers": len(watchers),
+            "streams": sum(len(w.session.streams) for w in watchers),
+            "streams_failed": sum(w.streams_failed for w in watchers),
+            "changes_seen": sum(
+                len(item[2])
+                for w in watchers
+                for stream in w.session.streams
+                for item in stream.items
+                if item[0] == "events"
+            ),
+            "history_changes": 0 if isinstance(history, str) else len(history.changes),
+        }
         show("stopping the cluster")
         for node in nodes.values():
             await asyncio.to_thread(node.terminate)
@@ -306,8 +331,11 @@ async def _run_started(
             restart=restart,
             stale_uses_refused=shared.resource.refused,
             mesh_totals=mesh.totals(),
+            watch_problems=watch_problems,
+            watch_stats=watch_stats,
         )
     finally:
+        await watch_http.aclose()
         await caller.aclose()
         await sampler.aclose()
 

@@ -61,6 +61,20 @@ def _ints(text: str) -> list[int]:
     show_default=True,
     help="Overwrites of every key for the memory per historic version.",
 )
+@click.option(
+    "--watch/--no-watch",
+    default=True,
+    show_default=True,
+    help="The watch measures: write-to-watcher latency, memory per watcher, idle watchers' cost.",
+)
+@click.option("--watch-only", is_flag=True, help="Only the watch measures, on paxosd and etcd.")
+@click.option("--watch-watchers", default="1,100,1000,10000", show_default=True,
+              help="Watchers of one key, per latency measure.")  # fmt: skip
+@click.option("--watch-writes", type=int, default=50, show_default=True)
+@click.option("--watch-idle", type=int, default=10_000, show_default=True,
+              help="Idle watchers for the memory and throughput measures.")  # fmt: skip
+@click.option("--watch-seconds", type=float, default=10.0, show_default=True,
+              help="Seconds of writes, with and without the idle watchers.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result on stdout.")
 def command(
     systems: str,
@@ -83,6 +97,12 @@ def command(
     kv_range_keys: int,
     kv_memory_keys: int,
     kv_versions: int,
+    watch: bool,
+    watch_only: bool,
+    watch_watchers: str,
+    watch_writes: int,
+    watch_idle: int,
+    watch_seconds: float,
     as_json: bool,
 ) -> None:
     """Benchmark paxosd against etcd, ZooKeeper and PySyncObj, side by side in one run.
@@ -92,6 +112,7 @@ def command(
     bench/bin/loadgen (the peers; bash bench/setup.sh installs them)."""
     from paxosd.benchmark import kv as kv_bench
     from paxosd.benchmark import suite
+    from paxosd.benchmark import watch as watch_bench
 
     chosen = [s.strip() for s in systems.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in suite.SYSTEMS]
@@ -120,6 +141,15 @@ def command(
             range_keys=kv_range_keys,
             memory_keys=kv_memory_keys,
             memory_versions=kv_versions,
+        ),
+        watch=watch,
+        watch_only=watch_only,
+        watch_options=watch_bench.WatchBenchOptions(
+            latency_watchers=_ints(watch_watchers),
+            latency_writes=watch_writes,
+            memory_watchers=watch_idle,
+            throughput_watchers=watch_idle,
+            throughput_seconds=watch_seconds,
         ),
     )
     result = suite.run(options)

@@ -28,6 +28,7 @@ SUBCOMMANDS = {
     "del": ("paxosd.cli.kv", "delete", "The same as delete (etcdctl's name)."),
     "txn": ("paxosd.cli.kv", "txn", "Run a transaction (etcdctl's text form, or JSON)."),
     "compact": ("paxosd.cli.kv", "compact", "Forget the history before a revision."),
+    "watch": ("paxosd.cli.watch", "watch", "Print every change of a key or a range as it happens."),
     "cas": ("paxosd.cli.verbs", "cas", "Compare and set a key."),
     "lock": ("paxosd.cli.locks", "lock", "Take a lock (optionally while a command runs)."),
     "unlock": ("paxosd.cli.locks", "unlock", "Release a lock."),

@@ -27,6 +27,13 @@ console = Console()
 @click.option("--nodes", type=click.IntRange(1, 9), default=3, show_default=True)
 @click.option("--clients", default=6, show_default=True, help="Concurrent clients per run.")
 @click.option(
+    "--watchers",
+    type=click.IntRange(0, 64),
+    default=4,
+    show_default=True,
+    help="Clients that watch keys on the nodes (sim/watchers.py), per run.",
+)
+@click.option(
     "--faults",
     default="all",
     show_default=True,
@@ -55,6 +62,7 @@ def command(
     seed: int,
     nodes: int,
     clients: int,
+    watchers: int,
     faults: str,
     variant: str,
     fixed: bool,
@@ -74,7 +82,7 @@ def command(
         raise click.UsageError(
             f"unknown fault(s) {', '.join(unknown)}; choose from {', '.join(FAULTS)}"
         )
-    spec = spec_for(nodes, fault_set, variant, clients, draws=not fixed)
+    spec = spec_for(nodes, fault_set, variant, clients, draws=not fixed, watchers=watchers)
     seed_range = range(seed, seed + seeds)
     if as_json or not console.is_terminal:
         report, failing = swarm(spec, seed_range, jobs, stop_at_violation=stop)

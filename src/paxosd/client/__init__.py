@@ -1,7 +1,7 @@
 """Python clients for a paxosd cluster: `Client` (blocking) and `AsyncClient` (asyncio);
 transactions are built with `paxosd.client.kv`."""
 
-from paxosd.client.aio import AsyncClient
+from paxosd.client.aio import AsyncClient, AsyncWatch
 from paxosd.client.core import (
     BadRequest,
     CasOutcome,
@@ -20,10 +20,12 @@ from paxosd.client.core import (
 )
 from paxosd.client.kv import DeleteResult, PutResult, RangeResult, Txn, TxnResult
 from paxosd.client.lease import Lease
-from paxosd.client.sync import Client
+from paxosd.client.sync import Client, Watch
+from paxosd.client.watch import WatchCompacted, WatchEvent
 
 __all__ = [
     "AsyncClient",
+    "AsyncWatch",
     "BadRequest",
     "CasOutcome",
     "Client",
@@ -45,4 +47,7 @@ __all__ = [
     "Txn",
     "TxnResult",
     "Unavailable",
+    "Watch",
+    "WatchCompacted",
+    "WatchEvent",
 ]

@@ -9,6 +9,7 @@ async with AsyncClient() as client:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import logging
@@ -37,6 +38,13 @@ from paxosd.client.core import (
 )
 from paxosd.client.kv import DeleteResult, RangeResult, TxnResult
 from paxosd.client.lease import Acquisition, Lease, LeaseKeeper, OnLost
+from paxosd.client.watch import (
+    EventParser,
+    WatchEvent,
+    WatchState,
+    read_timeout_s,
+    retries_max_default,
+)
 
 
 class AsyncClient(ClientBase):
@@ -164,6 +172,36 @@ class AsyncClient(ClientBase):
         """A transaction to build and `.commit()`: see paxosd.client.kv."""
         return kv.BoundTxn(lambda body: self._do(*ops.txn(body)))
 
+    def watch(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        no_put: bool = False,
+        no_delete: bool = False,
+        progress_notify: bool = False,
+        retries_max: int = retries_max_default,
+    ) -> AsyncWatch:
+        """`Client.watch`, for `async for event in client.watch(prefix=...)`."""
+        state = WatchState.make(
+            self.endpoints,
+            key,
+            prefix=prefix,
+            start=start,
+            end=end,
+            start_revision=start_revision,
+            prev_kv=prev_kv,
+            no_put=no_put,
+            no_delete=no_delete,
+            progress_notify=progress_notify,
+            retries_max=retries_max,
+        )
+        return AsyncWatch(self._http, state)
+
     async def compact(self, revision: int) -> int:
         """Forget the history before `revision` (reads below it are refused from then on);
         returns the store's revision."""
@@ -279,3 +317,86 @@ async def _settled(result: Any) -> None:
             await result
         except Exception:
             logging.getLogger("paxosd.client").exception("on_lost callback failed")
+
+
+class AsyncWatch:
+    """A watch being read (`AsyncClient.watch`): `async for` over its WatchEvents;
+    `revision` is the revision up to which everything was delivered; `aclose()` (or leaving
+    an `async with` block) ends it."""
+
+    def __init__(self, http: httpx.AsyncClient, state: WatchState) -> None:
+        self._http = http
+        self.state = state
+        self._closed = False
+        self._response: httpx.Response | None = None
+        self._lines: AsyncIterator[str] | None = None
+        self._parser = EventParser()
+        self._pending: collections.deque[WatchEvent] = collections.deque()
+
+    @property
+    def revision(self) -> int:
+        return self.state.revision
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._drop()
+
+    async def __aenter__(self) -> AsyncWatch:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncWatch:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        state = self.state
+        while True:
+            if self._pending:
+                return self._pending.popleft()
+            if self._closed:
+                raise StopAsyncIteration
+            try:
+                if self._lines is None:
+                    delay = await self._connect()
+                    if delay is not None:
+                        await asyncio.sleep(delay)
+                    continue
+                line = await self._lines.__anext__()
+            except StopAsyncIteration:
+                await self._drop()
+                if self._closed:
+                    raise
+                await asyncio.sleep(state.failed(f"{state.node}: the stream ended"))
+                continue
+            except httpx.HTTPError as error:
+                await self._drop()
+                if self._closed:
+                    raise StopAsyncIteration from None
+                await asyncio.sleep(state.failed(f"{state.node}: {error or type(error).__name__}"))
+                continue
+            message = self._parser.line(line)
+            if message is not None:
+                self._pending.extend(state.message(*message))
+
+    async def _connect(self) -> float | None:
+        """Open the next connection; None if it streams, else how long to wait."""
+        state = self.state
+        timeout = httpx.Timeout(10.0, connect=1.0, read=read_timeout_s)
+        request = self._http.build_request("GET", state.url(), timeout=timeout)
+        response = await self._http.send(request, stream=True)
+        if response.status_code != 200:
+            body = await response.aread()
+            await response.aclose()
+            return state.refused(response.status_code, body)
+        self._response = response
+        self._lines = response.aiter_lines()
+        self._parser = EventParser()
+        return None
+
+    async def _drop(self) -> None:
+        response, self._response, self._lines = self._response, None, None
+        if response is not None:
+            with contextlib.suppress(Exception):
+                await response.aclose()

@@ -39,6 +39,13 @@ from paxosd.client.core import (
 )
 from paxosd.client.kv import DeleteResult, RangeResult, TxnResult
 from paxosd.client.lease import Acquisition, Lease, LeaseKeeper, OnLost
+from paxosd.client.watch import (
+    EventParser,
+    WatchEvent,
+    WatchState,
+    read_timeout_s,
+    retries_max_default,
+)
 
 
 class Client(ClientBase):
@@ -178,6 +185,43 @@ class Client(ClientBase):
         /v1/txn's JSON."""
         return kv.BoundTxn(lambda body: self._do(*ops.txn(body)), request)
 
+    def watch(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        no_put: bool = False,
+        no_delete: bool = False,
+        progress_notify: bool = False,
+        retries_max: int = retries_max_default,
+    ) -> Watch:
+        """Every change of a key, a `prefix`, or the keys in [start, end), from
+        `start_revision` on (0: the next one; a past revision replays the history still
+        held), in revision order: `for event in client.watch(prefix="config/"): ...`.
+
+        The watch moves to another node when its node fails and resumes from the last
+        revision it delivered, nothing lost or repeated; `retries_max` failed connections in
+        a row end it with Unavailable, and a history compacted away with WatchCompacted
+        (re-list at its compact_revision, then watch from the revision after)."""
+        state = WatchState.make(
+            self.endpoints,
+            key,
+            prefix=prefix,
+            start=start,
+            end=end,
+            start_revision=start_revision,
+            prev_kv=prev_kv,
+            no_put=no_put,
+            no_delete=no_delete,
+            progress_notify=progress_notify,
+            retries_max=retries_max,
+        )
+        return Watch(self._http, state)
+
     def compact(self, revision: int) -> int:
         """Forget the history before `revision` (reads below it are refused from then on);
         returns the store's revision."""
@@ -296,3 +340,59 @@ class Client(ClientBase):
                 if done:
                     return result
                 time.sleep(attempts.backoff_s())
+
+
+class Watch:
+    """A watch being read (`Client.watch`): iterate over its WatchEvents; `revision` is the
+    revision up to which everything was delivered; `close()` (or leaving a `with` block)
+    ends it, from any thread."""
+
+    def __init__(self, http: httpx.Client, state: WatchState) -> None:
+        self._http = http
+        self.state = state
+        self._closed = False
+        self._response: httpx.Response | None = None
+
+    @property
+    def revision(self) -> int:
+        return self.state.revision
+
+    def close(self) -> None:
+        self._closed = True
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.close()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[WatchEvent]:
+        state = self.state
+        timeout = httpx.Timeout(10.0, connect=1.0, read=read_timeout_s)
+        while not self._closed:
+            url = state.url()
+            try:
+                with self._http.stream("GET", url, timeout=timeout) as response:
+                    self._response = response
+                    if response.status_code != 200:
+                        delay = state.refused(response.status_code, response.read())
+                    else:
+                        parser = EventParser()
+                        for line in response.iter_lines():
+                            message = parser.line(line)
+                            if message is not None:
+                                yield from state.message(*message)
+                        if self._closed:
+                            return
+                        delay = state.failed(f"{state.node}: the stream ended")
+            except httpx.HTTPError as error:
+                if self._closed:
+                    return
+                delay = state.failed(f"{state.node}: {error or type(error).__name__}")
+            finally:
+                self._response = None
+            time.sleep(delay)

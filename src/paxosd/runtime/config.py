@@ -13,6 +13,9 @@ election_ms_min = 200
 election_ms_max = 400
 request_timeout_ms = 5000
 
+[watch]               # optional; the watch hub's limits (paxosd.watch.WatchOptions)
+progress_interval_ms = 600000
+
 [[members]]           # every node of the cluster, this one included
 id = 1
 peer = "127.0.0.1:7101"
@@ -33,6 +36,7 @@ from typing import Any
 from paxosd.api.limits import ClientLimits
 from paxosd.runtime.variants import VARIANTS
 from paxosd.service.kv import KvLimits
+from paxosd.watch.hub import WatchOptions
 
 snapshot_every_slots_max = 1_000_000_000
 
@@ -95,6 +99,8 @@ class NodeConfig:
     # The key-value store's limits on requests, answers and history (the `[kv]` table;
     # docs/data-model.md).
     kv: KvLimits = field(default_factory=KvLimits)
+    # The watch hub's limits and progress intervals (the `[watch]` table).
+    watch: WatchOptions = field(default_factory=WatchOptions)
 
     @property
     def me(self) -> Member:
@@ -188,6 +194,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         "clock_file",
         "limits",
         "kv",
+        "watch",
     }
     unknown = set(raw) - known
     if unknown:
@@ -229,8 +236,25 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         clock_file=None if raw.get("clock_file") is None else Path(str(raw["clock_file"])),
         limits=_limits(raw.get("limits", {})),
         kv=_kv(raw.get("kv", {})),
+        watch=_watch(raw.get("watch", {})),
     )
     return config.validate()
+
+
+# The `[watch]` settings a config file may give (the variant comes from `variant`).
+_WATCH_SETTINGS = tuple(f.name for f in dataclasses.fields(WatchOptions) if f.name != "variant")
+
+
+def _watch(table: Any) -> WatchOptions:
+    if not isinstance(table, dict):
+        raise ConfigError("watch must be a table")
+    for key in table:
+        if key not in _WATCH_SETTINGS:
+            raise ConfigError(f"unknown watch setting {key!r} (known: {list(_WATCH_SETTINGS)})")
+    try:
+        return WatchOptions(**table)
+    except ValueError as error:
+        raise ConfigError(f"watch: {error}") from None
 
 
 def _limits(table: Any) -> ClientLimits:
@@ -315,7 +339,12 @@ def to_toml(config: NodeConfig) -> str:
             f'http = "{_show(member.http)}"',
             f'resp = "{_show(member.resp)}"',
         ]
-    return "\n".join(lines + _limits_toml(config.limits) + _kv_toml(config.kv)) + "\n"
+    return (
+        "\n".join(
+            lines + _limits_toml(config.limits) + _kv_toml(config.kv) + _watch_toml(config.watch)
+        )
+        + "\n"
+    )
 
 
 def _kv_toml(kv: KvLimits) -> list[str]:
@@ -327,6 +356,17 @@ def _kv_toml(kv: KvLimits) -> list[str]:
         if getattr(kv, f.name) != getattr(default, f.name)
     ]
     return ["", "[kv]", *changed] if changed else []
+
+
+def _watch_toml(watch: WatchOptions) -> list[str]:
+    """The `[watch]` table, with only the settings that differ from their defaults."""
+    default = WatchOptions()
+    changed = [
+        f"{name} = {getattr(watch, name)}"
+        for name in _WATCH_SETTINGS
+        if getattr(watch, name) != getattr(default, name)
+    ]
+    return ["", "[watch]", *changed] if changed else []
 
 
 def _limits_toml(limits: ClientLimits) -> list[str]:

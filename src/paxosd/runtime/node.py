@@ -71,6 +71,7 @@ from paxosd.service.kv.checks import KvLimits
 from paxosd.service.kv.compaction import AutoCompactor
 from paxosd.service.namespace import Options
 from paxosd.storage import CorruptLog, LogStore
+from paxosd.watch import MachineHistory, WatchHub, compaction_due
 
 log = logging.getLogger("paxosd.node")
 T = TypeVar("T")
@@ -137,6 +138,8 @@ class Node:
         )
         self.clock = SystemClock(config.clock_file)
         self.driver: Driver | None = None
+        # Every watch this node serves, fed by the apply path (None while damaged).
+        self.watches: WatchHub | None = None
         self.damage: str | None = None
         self.transport: PeerTransport | None = None
         self.store: LogStore | None = None
@@ -233,6 +236,12 @@ class Node:
                 restore=self._restore_machine,
             )
             self.driver = Driver(replica, self.store, self.transport, self.clock, self, options)
+            kv = self.config.kv
+            self.watches = WatchHub(
+                MachineHistory(lambda: replica.learner.machine),
+                replace(self.config.watch, variant=self.variant.watch),
+                compaction_due(kv.history_revisions_max, kv.history_bytes_max),
+            )
             await self.transport.start()
             self._tick_handle = self.loop.call_later(self.tick_s, self._tick)
         self._remember("started", version=self.version, data=str(self.config.data_dir))
@@ -257,6 +266,9 @@ class Node:
             return
         self.stopping = True
         self._remember("stopping", cause=cause)
+        if self.watches is not None:
+            # Each watch's stream ends with where to resume, before its connection closes.
+            self.watches.close_all("the node is shutting down: watch on another node")
         for server in self.servers:
             cleanup = getattr(server, "cleanup", None)
             if cleanup is not None:
@@ -402,7 +414,9 @@ class Node:
         self._event(note.event, level, **fields)
 
     def applied(self, entry: Applied) -> None:
-        pass  # watchers of the applied stream hook in here
+        watches = self.watches
+        if watches is not None:
+            watches.applied(entry.events)
 
     def background(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
         """Snapshot work, in the node's one snapshot thread: one snapshot is written or
@@ -431,6 +445,8 @@ class Node:
         self._tick_handle = loop.call_later(self.tick_s, self._tick)
         driver.tick()
         self._compact_if_due(driver)
+        if self.watches is not None:
+            self.watches.tick(self.clock.monotonic_ms())
         self._watch_clock()
         self._observe()
         now = self.clock.monotonic_ms()
@@ -545,6 +561,8 @@ class Node:
         if core.rebuilding:
             reasons = self.rebuild_report.reasons(core, connected)
             status["rebuild_waiting_for"] = {str(peer): why for peer, why in reasons.items()}
+        if self.watches is not None:
+            status["watches"] = self.watches.status()
         return status
 
     def _metrics(self) -> None:

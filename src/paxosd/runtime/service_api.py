@@ -19,11 +19,14 @@ import asyncio
 from typing import Any, Protocol
 
 from paxosd.service.kv.checks import KvLimits
+from paxosd.watch import WatchHub
 
 
 class NodeService(Protocol):
     node_id: int
     cluster_id: str
+    # Every watch the node serves (paxosd.watch); None while the node is damaged.
+    watches: WatchHub | None
 
     async def execute(
         self,

@@ -2,7 +2,8 @@
 
 Each lives where the bug would live: in the engine core (`EngineConfig.variant`), in the one
 driver (`DriverOptions.variant`), in the state machine (`service.namespace.Options.variant`),
-or in how a node opens its data directory at start. The
+in the watch hub (`WatchOptions.variant`), or in how a node opens its data directory at
+start. The
 simulator and the node process take the same names; a node running one logs loudly that it
 is not safe.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from paxosd.core.multi.config import CORE_VARIANTS
 from paxosd.runtime.driver import DRIVER_VARIANTS
 from paxosd.service.kv.machine import KV_VARIANTS
+from paxosd.watch.hub import WATCH_VARIANTS
 
 STARTUP_VARIANTS = {
     "amnesia": "a node whose store is lost starts again as an empty voter",
@@ -25,6 +27,7 @@ VARIANTS: dict[str, str] = {
     **DRIVER_VARIANTS,
     **STARTUP_VARIANTS,
     **KV_VARIANTS,
+    **WATCH_VARIANTS,
 }
 
 
@@ -47,6 +50,10 @@ class Variant:
     @property
     def driver(self) -> str:
         return self.name if self.name in DRIVER_VARIANTS else "correct"
+
+    @property
+    def watch(self) -> str:
+        return self.name if self.name in WATCH_VARIANTS else "correct"
 
     @property
     def service(self) -> str:

@@ -74,7 +74,15 @@ from paxosd.sim.reach import (
     draw_limits,
     limits_summary,
 )
+from paxosd.sim.watchers import (
+    SimWatcher,
+    check_watchers,
+    draw_watch_options,
+    final_progress_ms,
+)
+from paxosd.sim.watchers import reference as watch_reference
 from paxosd.storage import CorruptLog, MemoryLog, make_identity
+from paxosd.watch import MachineHistory, WatchHub, compaction_due
 
 __all__ = ["FAULTS", "Cluster", "SimNode", "SimResult", "SimSpec", "judge", "run"]
 
@@ -84,6 +92,7 @@ WORKLOADS = ("kv", "locks", "names", "decisions", "mvcc")
 SIM_KV_LIMITS = KvLimits(history_revisions_max=40, history_bytes_max=16 * 1024)
 
 tick_ms = 10.0
+watchers_default = 4  # per run (sim/watchers.py)
 turn_ms = 0.05  # how long a node's event-loop turn takes before it syncs and sends
 # A datacenter: a peer message takes about as long as an fsync, so whatever leaves a node
 # before its sync has often been acted on before the sync is done.
@@ -105,6 +114,7 @@ class SimSpec:
     faults: frozenset[str] = frozenset(FAULTS)
     workloads: tuple[str, ...] = WORKLOADS
     variant: str = "correct"
+    watchers: int = watchers_default  # clients that watch keys (sim/watchers.py)
     safety_ms: float = 3_000.0
     liveness_ms: float = 4_000.0
     config: EngineConfig = field(default_factory=EngineConfig)
@@ -193,6 +203,13 @@ class SimNode:
             self.replica, disk, cluster.peers, cluster.clocks[node_id], self, options
         )
         self.position = (0, 0)  # (slot, commands of it applied so far)
+        # The node's watch hub, fed by the driver's applied commands (runtime/node.py).
+        limits = cluster.machine_options.kv_limits
+        self.watches = WatchHub(
+            MachineHistory(lambda: self.replica.learner.machine),
+            cluster.watch_options,
+            compaction_due(limits.history_revisions_max, limits.history_bytes_max),
+        )
         # The leader's automatic compaction of the key-value history, proposed as the node
         # process does (runtime/node.py): an anonymous request, its answer not awaited.
         self.compactor = AutoCompactor(cluster.machine_options.kv_limits)
@@ -204,6 +221,7 @@ class SimNode:
 
     def tick(self) -> None:
         self.driver.tick()
+        self.watches.tick(self.cluster.now)
         replica = self.replica
         if replica.role is Role.LEADER:
             machine = replica.learner.machine
@@ -286,6 +304,7 @@ class SimNode:
         cluster.at(cluster.now + cluster.rng.uniform(*snapshot_work_ms), finish)
 
     def applied(self, entry: Applied) -> None:
+        self.watches.applied(entry.events)
         slot, count = self.position
         self.position = (entry.slot, count + 1 if slot == entry.slot else 1)
         self.cluster.record_slot(self.node_id, entry, self.position[1])
@@ -374,6 +393,13 @@ class Cluster:
         self.stop_at = spec.safety_ms + spec.liveness_ms * 0.5
         self.liveness_end = spec.safety_ms + spec.liveness_ms
         self.clients = [SimClient(self, i) for i in range(spec.clients)]
+        # Watchers draw from a generator of their own: they change nothing else in the run.
+        self.watch_rng = random.Random(f"watchers-{seed}")
+        self.watch_options = draw_watch_options(self.watch_rng, self.variant.watch)
+        self.watchers = [
+            SimWatcher(self, i, random.Random(self.watch_rng.random()))
+            for i in range(spec.watchers)
+        ]
         for node in self.members:
             self.nodes[node] = SimNode(self, node, self.disks[node])
             self._tick_chain(node, self.rng.uniform(0, tick_ms))
@@ -703,6 +729,9 @@ def run(spec: SimSpec, seed: int) -> SimResult:
     cluster = Cluster(spec, seed)
     for client in cluster.clients:
         cluster.at(cluster.rng.uniform(0, 50), client.start)
+    for watcher in cluster.watchers:
+        cluster.at(cluster.watch_rng.uniform(0, 100), watcher.start)
+        cluster.at(cluster.liveness_end - final_progress_ms, watcher.finish)
     schedule_faults(cluster)
     cluster.at(spec.safety_ms, partial(heal_everything, cluster))
     cluster.run_until(cluster.liveness_end)
@@ -750,6 +779,8 @@ def judge(cluster: Cluster) -> list[str]:
             ) in cluster.mvcc_records.items()
         ],
     )
+    payloads = [cluster.log_payloads[position] for position in sorted(cluster.log_payloads)]
+    problems += check_watchers(cluster, watch_reference(payloads, cluster.machine_options))
     history = build_history(cluster.history, "sim")
     problems += problem_lines(judge_workloads(history, time_limit_s=20))
     stuck = [c.name for c in cluster.clients if c.current is not None]

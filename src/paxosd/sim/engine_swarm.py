@@ -17,12 +17,17 @@ from typing import Any
 
 from paxosd.core.multi.config import EngineConfig
 from paxosd.runtime.variants import Variant
-from paxosd.sim.cluster import SimResult, SimSpec, run
+from paxosd.sim.cluster import SimResult, SimSpec, run, watchers_default
 from paxosd.sim.reach import MECHANISMS
 
 
 def spec_for(
-    nodes: int, faults: frozenset[str], variant: str, clients: int = 6, draws: bool = True
+    nodes: int,
+    faults: frozenset[str],
+    variant: str,
+    clients: int = 6,
+    draws: bool = True,
+    watchers: int = watchers_default,
 ) -> SimSpec:
     """A run's spec; `ValueError` for an unknown variant (the message lists them)."""
     return SimSpec(
@@ -30,6 +35,7 @@ def spec_for(
         clients=clients,
         faults=faults,
         variant=variant,
+        watchers=watchers,
         config=EngineConfig(variant=Variant(variant).core),
         draws=draws,
     )
@@ -88,6 +94,8 @@ def replay_command(spec: SimSpec, seed: int) -> str:
     )
     if not spec.draws:
         command += " --fixed"
+    if spec.watchers != watchers_default:
+        command += f" --watchers {spec.watchers}"
     return command
 
 

@@ -43,6 +43,14 @@ MECHANISMS: dict[str, str] = {
     "mvcc_nested_txns_answered": "... with a nested transaction on the branch that ran",
     "mvcc_past_reads_answered": "reads of a past revision answered (a listing's later pages too)",
     "mvcc_compacted_reads_refused": "reads of a past revision refused as compacted",
+    "watches_created": "a watcher watched keys on a node (sim/watchers.py)",
+    "watches_from_the_past": "... from a revision the node had passed: replayed from history",
+    "watches_resumed": "a watcher watched again from the revision after the last one it had",
+    "watch_connections_lost": "a watcher's node crashed or restarted under it",
+    "watches_hopped": "a watcher left its node for another",
+    "watches_cancelled_slow": "a watcher that read too slowly was cancelled by the hub",
+    "watches_cancelled_compacted": "a watcher needed compacted history and was cancelled",
+    "watches_relisted": "... and listed its keys again, then watched from the next revision",
 }
 
 # The engine's notes (core/multi), by the mechanism each one shows.

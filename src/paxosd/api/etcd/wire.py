@@ -22,6 +22,11 @@ decoder's) and name the field, e.g. `Txn.success[0].request_put.key`.
 
 The checks of the values themselves (an empty key, too many operations, a key written twice)
 are not here: they are the key-value store's (kv/checks.py), which gives etcd's errors.
+
+Watches (/v3/watch): a WatchRequest holds one of `create_request` (a paxosd.watch
+WatchRequest and the id the client chose), `cancel_request` or `progress_request`; each item
+of a watch's stream becomes one WatchResponse, wrapped in `{"result": ...}` as the gateway
+streams it.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from paxosd.service.kv.types import (
     CompareTarget,
     DeleteRange,
     DeleteRangeResponse,
+    Event,
+    EventType,
     KeyValue,
     Put,
     PutResponse,
@@ -54,9 +61,13 @@ from paxosd.service.kv.types import (
     Txn,
     TxnResponse,
 )
+from paxosd.watch.types import Filter, WatchRequest
 
 __all__ = [
     "Header",
+    "WatchCancel",
+    "WatchCreate",
+    "WatchProgress",
     "WireError",
     "compact_request",
     "compaction_response",
@@ -70,6 +81,8 @@ __all__ = [
     "response_header",
     "txn_request",
     "txn_response",
+    "watch_request",
+    "watch_response",
 ]
 
 int64_min: Final = -(2**63)
@@ -349,12 +362,96 @@ def _txn(document: object, where: str, depth: int) -> Txn:
     return Txn(**_txn_fields(depth).read(document, where))
 
 
+_filter: Final = _enum(Filter, "etcdserverpb.WatchCreateRequest_FilterType")
+
+
+def _filters(value: object, where: str) -> frozenset[Filter]:
+    return frozenset(
+        Filter(_filter(item, f"{where}[{i}]")) for i, item in enumerate(_list(value, where))
+    )
+
+
+_WATCH_CREATE: Final = _Message(
+    "WatchCreateRequest",
+    {
+        "key": _bytes,
+        "range_end": _bytes,
+        "start_revision": _int64,
+        "progress_notify": _bool,
+        "filters": _filters,
+        "prev_kv": _bool,
+        "watch_id": _int64,
+        "fragment": _bool,
+    },
+)
+_WATCH_CANCEL: Final = _Message("WatchCancelRequest", {"watch_id": _int64})
+_WATCH_REQUESTS: Final = ("create_request", "cancel_request", "progress_request")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchCreate:
+    """A WatchCreateRequest: the watch, and the id the client chose for it (0: any).
+    `start_revision` may be negative here: the stream refuses it with its reason."""
+
+    request: WatchRequest
+    watch_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchCancel:
+    watch_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchProgress:
+    pass
+
+
+def watch_request(
+    document: object, where: str = "WatchRequest"
+) -> WatchCreate | WatchCancel | WatchProgress | None:
+    """One WatchRequest of a /v3/watch stream; None for one that holds no request (etcd
+    ignores those)."""
+    if type(document) is not dict:
+        raise WireError(where, f"expected a JSON object (WatchRequest), got {_json_kind(document)}")
+    found = [
+        (name, value)
+        for member, value in document.items()
+        if (name := _ALIASES.get(member) or member) in _WATCH_REQUESTS and value is not None
+    ]
+    if not found:
+        return None
+    if len(found) > 1:
+        names = " and ".join(name for name, _ in found)
+        raise WireError(where, f"a WatchRequest holds one request, this one holds {names}")
+    name, value = found[0]
+    where = f"{where}.{name}"
+    if name == "create_request":
+        fields = _WATCH_CREATE.read(value, where)
+        watch_id = fields.pop("watch_id", 0)
+        request = WatchRequest(
+            key=fields.get("key", b""),
+            range_end=fields.get("range_end", b""),
+            start_revision=fields.get("start_revision", 0),
+            prev_kv=fields.get("prev_kv", False),
+            filters=fields.get("filters", frozenset()),
+            progress_notify=fields.get("progress_notify", False),
+            fragment=fields.get("fragment", False),
+        )
+        return WatchCreate(request, watch_id)
+    if name == "cancel_request":
+        return WatchCancel(_WATCH_CANCEL.read(value, where).get("watch_id", 0))
+    if type(value) is not dict:
+        raise WireError(where, f"expected a JSON object, got {_json_kind(value)}")
+    return WatchProgress()
+
+
 _ALIASES: Final[dict[str, str]] = {
     _camel(name): name
-    for message in (_RANGE, _PUT, _DELETE_RANGE, _COMPARE, _COMPACT)
+    for message in (_RANGE, _PUT, _DELETE_RANGE, _COMPARE, _COMPACT, _WATCH_CREATE)
     for name in message.fields
     if "_" in name
-} | {_camel(name): name for name in _REQUEST_OPS}
+} | {_camel(name): name for name in (*_REQUEST_OPS, *_WATCH_REQUESTS)}
 
 # ---------------------------------------------------------------------------------------------
 # Answers: types -> JSON
@@ -463,3 +560,46 @@ def _response_op(answer: ResponseOp) -> JsonObject:
         return {"response_delete_range": delete_range_response(answer, None)}
     assert isinstance(answer, TxnResponse), answer
     return {"response_txn": txn_response(answer, None)}
+
+
+def _event_json(event: Event, prev_kv: bool) -> JsonObject:
+    """mvccpb.Event: `type` left out for a PUT (the enum's first value)."""
+    out: JsonObject = {}
+    if event.type == EventType.DELETE:
+        out["type"] = "DELETE"
+    out["kv"] = key_value(event.kv)
+    if prev_kv and event.prev_kv is not None:
+        out["prev_kv"] = key_value(event.prev_kv)
+    return out
+
+
+def watch_response(
+    node: Header,
+    revision: int,
+    watch_id: int,
+    *,
+    created: bool = False,
+    canceled: bool = False,
+    compact_revision: int = 0,
+    cancel_reason: str = "",
+    fragment: bool = False,
+    events: tuple[Event, ...] = (),
+    prev_kv: bool = False,
+) -> JsonObject:
+    """etcdserverpb.WatchResponse, as the gateway streams it: inside {"result": ...}."""
+    out: JsonObject = {"header": response_header(revision, node)}
+    if watch_id:
+        out["watch_id"] = str(watch_id)
+    if created:
+        out["created"] = True
+    if canceled:
+        out["canceled"] = True
+    if compact_revision:
+        out["compact_revision"] = str(compact_revision)
+    if cancel_reason:
+        out["cancel_reason"] = cancel_reason
+    if fragment:
+        out["fragment"] = True
+    if events:
+        out["events"] = [_event_json(e, prev_kv) for e in events]
+    return {"result": out}
