@@ -91,6 +91,10 @@ def test_bench_command_runs_paxosd_and_a_peer(tmp_path: Path) -> None:
             "--read-clients", "4", "--failover-trials", "1", "--failover-window", "0.5", "2.5",
             "--warmup-run", "0.3", "--sweep-nodes", "3", "--sweep-sizes", "1024",
             "--quiet-wait", "0", "--out", str(out), "--data-root", str(tmp_path),
+            "--kv-txn-clients", "2", "--kv-txn-seconds", "0.5", "--kv-range-keys", "200",
+            "--kv-memory-keys", "200", "--kv-versions", "1",
+            "--watch-watchers", "1,10", "--watch-writes", "5", "--watch-idle", "100",
+            "--watch-seconds", "0.5",
             "--json"]  # fmt: skip
     result = CliRunner().invoke(main, argv, catch_exceptions=False)
     assert result.exit_code == 0, result.output
