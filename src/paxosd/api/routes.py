@@ -14,6 +14,7 @@ from typing import Any, Final, TypeAlias
 
 from aiohttp import web
 
+from . import backup_handlers as backup
 from . import handlers as h
 from . import kv_handlers as kv
 from . import lease_handlers as lease
@@ -695,6 +696,23 @@ ROUTES: Final[tuple[Route, ...]] = (
         (Reply(200, "Status", "node.status()"),),
         service=False,
         cors=True,
+    ),
+    Route(
+        "snapshot_save",
+        "GET",
+        "/v1/snapshot",
+        backup.snapshot_save,
+        "A backup of the cluster's state at one revision (what `paxosd snapshot save` keeps)",
+        "ops",
+        (
+            Reply(200, "Backup", "the backup file, streamed; it holds every acknowledged write"),
+            Reply(503, "Error", "no leader confirms the read the backup starts from"),
+        ),
+        service=False,
+        content_type=backup.BACKUP_TYPE,
+        description="Taken without stopping writes: after a linearizable read, the state "
+        "machine's snapshot at one slot, checksummed. `paxosd snapshot status` tells what a "
+        "file holds; `paxosd snapshot restore` seeds a new cluster from it.",
     ),
     Route(
         "healthz",

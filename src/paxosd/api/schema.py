@@ -151,6 +151,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
     "OpenApi": {"type": "object", "description": "this document"},
     "Metrics": {"type": "string", "description": "Prometheus text exposition 0.0.4"},
     "Html": {"type": "string", "description": "the live dashboard page"},
+    "Backup": {"type": "string", "description": "a backup file (docs/operations.md, 'Backup')"},
 }
 
 # ---------------------------------------------------------------------------------------------

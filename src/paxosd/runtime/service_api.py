@@ -16,9 +16,10 @@ It returns a result from `paxosd.service.results` (each has `to_json()`), or rai
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from paxosd.service.kv.checks import KvLimits
+from paxosd.storage.backup import BackupMeta
 from paxosd.watch import WatchHub
 
 
@@ -49,6 +50,12 @@ class NodeService(Protocol):
         """node_id, pid, role, leader, ballot, chosen/applied slots, members (with their
         http/resp addresses and last-heard ages), lag, recent leader changes, throughput and
         latency figures; JSON-serializable."""
+        ...
+
+    async def backup(self) -> tuple[BackupMeta, BinaryIO]:
+        """The state machine's snapshot at one slot, after a linearizable read (so it holds
+        every write acknowledged before it was asked), in an unnamed temporary file rewound
+        to its start (the caller closes it), and the meta describing it."""
         ...
 
     def members(self) -> list[dict[str, Any]]:
