@@ -22,6 +22,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
         ("service_apply.py", ["--n", "300"], "apply put"),
         ("resp_micro.py", ["--rounds", "300"], "µs per command"),
         ("snapshot_bench.py", ["--keys", "3000"], "restore s"),
+        ("backup_bench.py", ["--keys", "2000"], "restore s"),
         ("lab_coach.py", ["--tours", "leader-crash", "--random", "2", "--seconds", "0.3"], "p50"),
     ],
 )

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -71,6 +71,7 @@ from paxosd.service.kv.checks import KvLimits
 from paxosd.service.kv.compaction import AutoCompactor
 from paxosd.service.namespace import Options
 from paxosd.storage import CorruptLog, LogStore
+from paxosd.storage.backup import BackupMeta, engine_slot, spool_state
 from paxosd.watch import MachineHistory, WatchHub, compaction_due
 
 log = logging.getLogger("paxosd.node")
@@ -356,9 +357,44 @@ class Node:
     def members(self) -> list[dict[str, Any]]:
         return [m.to_json() for m in self.config.members]
 
+    async def backup(self) -> tuple[BackupMeta, BinaryIO]:
+        """The state for `paxosd snapshot save`, and what it holds: an unnamed temporary file
+        (removed when closed) holding the state machine's snapshot at one slot.
+
+        It first confirms a linearizable read, so the backup holds every write acknowledged
+        before it was asked for; then the snapshot view and the figures of the meta are taken
+        in one step of the loop (nothing applies in between: one slot, one revision), and the
+        view is written off the loop, in the snapshot thread, while writes go on."""
+        if self.driver is None:
+            raise Damaged(f"node {self.node_id} is damaged: {self.damage}")
+        await self.execute(_BACKUP_BARRIER)
+        assert self.loop is not None and self.driver is not None
+        router = _router(self.driver)
+        store = router.kv.store
+        meta = BackupMeta(
+            cluster_id=self.cluster_id, node_id=self.node_id, slot=engine_slot(router.applied_slot),
+            revision=router.revision, compact_revision=store.compact_revision,
+            keys=store.live_keys, state_bytes=0, created_at=_iso(time.time()),
+            paxosd_version=self.version,
+        )  # fmt: skip
+        view = router.snapshot_view()
+        try:
+            work = partial(spool_state, view, self.config.data_dir)
+            file, size = await self.loop.run_in_executor(
+                self.snapshot_thread, partial(collector_paused, work)
+            )
+        finally:
+            view.close()
+        self._event("backup_taken", slot=meta.slot, revision=meta.revision, bytes=size)
+        return replace(meta, state_bytes=size), file
+
     @property
     def kv_limits(self) -> KvLimits:
         return self.config.kv
+
+    @property
+    def lease_ttl_ms_min(self) -> int:
+        return self.config.timeouts.lease_ttl_ms_min
 
     def term(self) -> int:
         driver = self.driver
@@ -735,6 +771,11 @@ def collector_paused(work: Callable[[], T]) -> T:
     gc.freeze()
     gc.enable()
     return result
+
+
+# A linearizable read of nothing in particular: once it is answered, the state holds every
+# write acknowledged before it was asked (a backup's promise).
+_BACKUP_BARRIER = Range(key=b"\x00", limit=1, count_only=True)
 
 
 def _time_command(now_ms: int) -> bytes:

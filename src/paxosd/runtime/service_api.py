@@ -16,9 +16,10 @@ It returns a result from `paxosd.service.results` (each has `to_json()`), or rai
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from paxosd.service.kv.checks import KvLimits
+from paxosd.storage.backup import BackupMeta
 from paxosd.watch import WatchHub
 
 
@@ -51,6 +52,12 @@ class NodeService(Protocol):
         latency figures; JSON-serializable."""
         ...
 
+    async def backup(self) -> tuple[BackupMeta, BinaryIO]:
+        """The state machine's snapshot at one slot, after a linearizable read (so it holds
+        every write acknowledged before it was asked), in an unnamed temporary file rewound
+        to its start (the caller closes it), and the meta describing it."""
+        ...
+
     def members(self) -> list[dict[str, Any]]:
         """[{"id", "http", "resp", "peer"}] for every member, this node included."""
         ...
@@ -59,6 +66,12 @@ class NodeService(Protocol):
     def kv_limits(self) -> KvLimits:
         """The limits this node puts on key-value requests (its config's [kv]): the front
         ends check a request against them before sending it, so a refusal names them."""
+        ...
+
+    @property
+    def lease_ttl_ms_min(self) -> int:
+        """The shortest lease this node grants, in ms: 1.5 times its longest election timeout
+        (a shorter lease would end whenever the leader changes; docs/leases.md)."""
         ...
 
     def term(self) -> int:

@@ -13,7 +13,7 @@ collide:
     64-127     sql: the SQL database               128-  free
 
 Answers cached by the exactly-once table have tags of their own (results.py): 1-10 are
-results.py's, 11-16 the key-value store's; 64-127 the SQL database's (sql/codec.py).
+results.py's, 11-21 the key-value store's; 64-127 the SQL database's (sql/codec.py).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _new_kv(options: Options) -> kv_machine.KvMachine:
 def _restore_kv(
     objects: Any, reader: SnapshotReader, options: Options, now_ms: int
 ) -> kv_machine.KvMachine:
-    return kv_machine.restore(objects, reader, options.kv_limits, _kv_variant(options))
+    return kv_machine.restore(objects, reader, options.kv_limits, _kv_variant(options), now_ms)
 
 
 def _new_coordination(options: Options) -> coordination.Coordination:

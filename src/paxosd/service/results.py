@@ -34,6 +34,7 @@ from typing import Any, Final, TypeAlias
 from .errors import BadCommand, CorruptSnapshot
 from .kv import codec as kv_codec
 from .kv.errors import KvError
+from .kv.leases import LeaseResponse
 from .kv.types import KvResponse
 from .sql import codec as sql_codec
 from .sql.types import SqlAnswer
@@ -191,11 +192,11 @@ Answer: TypeAlias = (
     | DecisionResult
     | Error
 )
-Result: TypeAlias = Answer | KvResponse | KvError | SqlAnswer | None
+Result: TypeAlias = Answer | KvResponse | LeaseResponse | KvError | SqlAnswer | None
 
 # ---------------------------------------------------------------------------------------------
 # Snapshot encoding. Tags are part of the snapshot format: never renumber, only append.
-# Tags 11-16 are the key-value store's answers (kv/codec.py).
+# Tags 11-21 are the key-value store's answers (kv/codec.py, kv/leases.py).
 
 _TAGS: Final[dict[type, int]] = {
     Value: 1,

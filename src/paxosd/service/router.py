@@ -12,8 +12,9 @@ machine behind it shares:
   replica on the same slot or be handled differently by different callers;
 * exactly-once sessions (sessions.py) for every `Request`, whatever it is for;
 * log time: `AdvanceTime` commands from the leader move `log_time_ms` forward (never back) and
-  each state machine hears of it; `wants_log_time` tells the leader to keep it moving while a
-  state machine waits for it (a lock lease that may be live);
+  each state machine hears of it (the key-value store ends the leases it passed, and the
+  deletes of their keys are that entry's events); `wants_log_time` tells the leader to keep
+  it moving while a state machine waits for it (a lease that may be live);
 * dispatch: each op goes to the state machine of its namespace (registry.py), by its class;
 * events: after each `apply`, `events` holds what the key-value store changed (types.Event,
   in the order it changed them; empty for anything else). The engine hands them on with the
@@ -214,6 +215,8 @@ class Router:
                 self._log_time_ms = command.now_ms
                 for part in self._parts.values():
                     part.advance_time(command.now_ms)
+                if self._kv.events:  # the keys of the leases that time ended (kv/leases.py)
+                    self.events = self._kv.take_events()
             return _NONE
         if kind is Noop:
             return _NONE
@@ -422,6 +425,7 @@ class _V2Restorer:
         machine._log_time_ms = now_ms
         coordination = machine.coordination
         coordination.now_ms = now_ms
+        machine.kv.leases.now_ms = now_ms
         coordination.fencing_token = fencing_token
 
         store = machine.kv.store

@@ -1,10 +1,25 @@
 """The key-value store: etcd v3's data model (types.py), its checks (checks.py), its errors
-(errors.py), its log encoding (codec.py) and the state machine that applies it (machine.py).
+(errors.py), its leases (leases.py), its log encoding (codec.py) and the state machine that
+applies it (machine.py).
 
 Interfaces build the requests and render the answers exported here."""
 
 from .checks import DEFAULT_LIMITS, KvLimits
 from .errors import GrpcCode, InvalidRequest, KvError
+from .leases import (
+    LeaseGrant,
+    LeaseGrantResponse,
+    LeaseKeepAlive,
+    LeaseKeepAliveResponse,
+    LeaseLeases,
+    LeaseLeasesResponse,
+    LeaseResponse,
+    LeaseRevoke,
+    LeaseRevokeResponse,
+    LeaseTimeToLive,
+    LeaseTimeToLiveResponse,
+    lease_ttl_ms_max,
+)
 from .types import (
     Compact,
     CompactionResponse,
@@ -50,6 +65,17 @@ __all__ = [
     "KvLimits",
     "KvOp",
     "KvResponse",
+    "LeaseGrant",
+    "LeaseGrantResponse",
+    "LeaseKeepAlive",
+    "LeaseKeepAliveResponse",
+    "LeaseLeases",
+    "LeaseLeasesResponse",
+    "LeaseResponse",
+    "LeaseRevoke",
+    "LeaseRevokeResponse",
+    "LeaseTimeToLive",
+    "LeaseTimeToLiveResponse",
     "Put",
     "PutResponse",
     "Range",
@@ -61,5 +87,6 @@ __all__ = [
     "Txn",
     "TxnResponse",
     "in_range",
+    "lease_ttl_ms_max",
     "prefix_end",
 ]

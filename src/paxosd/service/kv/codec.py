@@ -8,6 +8,7 @@ revisions integers, flags booleans. A transaction nests its compares and ops:
 is an array as above. Tags (commands.py's table, shared by every namespace):
 
     14 Range   15 Put   16 DeleteRange   17 Txn   18 Compact
+    19-23 the lease requests (leases.py; their answers' tags are 17-21)
 
 Decoding checks everything encoding checks (kv/checks.py), with the largest limits a node may
 be configured with, and raises `BadCommand` (as `InvalidRequest`) and nothing else.
@@ -36,6 +37,9 @@ from .checks import (
     txn_depth_max,
 )
 from .errors import KV_ERROR_CODES, GrpcCode, KvError
+from .leases import CODECS as LEASE_CODECS
+from .leases import FROM_RAW as LEASE_FROM_RAW
+from .leases import response_to_raw as lease_response_to_raw
 from .types import (
     Compact,
     CompactionResponse,
@@ -326,6 +330,7 @@ CODECS: Final = (
     ),
     OpCodec(Txn, TXN_TAG, encode_txn, decode_txn, _measured_already, Txn.is_read_only),
     OpCodec(Compact, COMPACT_TAG, encode_compact, decode_compact, _measured_already, always(False)),
+    *LEASE_CODECS,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -387,6 +392,9 @@ def response_to_raw(response: Any) -> list[Any]:
                 response.message,
                 response.detail,
             ]
+    raw = lease_response_to_raw(response)
+    if raw is not None:
+        return raw
     raise TypeError(f"not a key-value answer: {response!r:.80}")
 
 
@@ -465,6 +473,7 @@ _FROM_RAW: Final[dict[int, tuple[int, Callable[[list[Any]], Any]]]] = {
     TXN_RESPONSE_TAG: (4, _txn_from_raw),
     COMPACTION_RESPONSE_TAG: (2, _compaction_from_raw),
     KV_ERROR_TAG: (5, _error_from_raw),
+    **LEASE_FROM_RAW,
 }
 RESPONSE_TAGS: Final = frozenset(_FROM_RAW)
 

@@ -105,6 +105,8 @@ _ETCD: Final[dict[str, tuple[GrpcCode, str]]] = {
         "etcdserver: mvcc: required revision is a future revision",
     ),
     "lease_not_found": (GrpcCode.NOT_FOUND, "etcdserver: requested lease not found"),
+    "lease_exist": (GrpcCode.FAILED_PRECONDITION, "etcdserver: lease already exists"),
+    "lease_ttl_too_large": (GrpcCode.OUT_OF_RANGE, "etcdserver: too large lease TTL"),
     "answer_too_large": (
         GrpcCode.RESOURCE_EXHAUSTED,
         "paxosd: the answer is larger than the server's limit",
@@ -122,6 +124,8 @@ REQUEST_TOO_LARGE: Final = "request_too_large"
 COMPACTED: Final = "compacted"
 FUTURE_REVISION: Final = "future_revision"
 LEASE_NOT_FOUND: Final = "lease_not_found"
+LEASE_EXIST: Final = "lease_exist"
+LEASE_TTL_TOO_LARGE: Final = "lease_ttl_too_large"
 ANSWER_TOO_LARGE: Final = "answer_too_large"
 INVALID_ARGUMENT: Final = "invalid_argument"
 
@@ -156,7 +160,14 @@ def key_not_found(key: bytes, flag: str) -> KvError:
 
 
 def lease_not_found(lease: int) -> KvError:
-    return kv_error(LEASE_NOT_FOUND, f"lease {lease} does not exist")
+    return kv_error(
+        LEASE_NOT_FOUND,
+        f"lease {lease} does not exist (never granted, revoked, or expired in log time)",
+    )
+
+
+def lease_exist(lease: int) -> KvError:
+    return kv_error(LEASE_EXIST, f"lease {lease} exists already: ask for another id, or 0")
 
 
 def answer_too_large(what: str, count: int, limit_name: str, limit: int) -> KvError:

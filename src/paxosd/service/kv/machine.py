@@ -15,8 +15,13 @@ multi-version store (store.py):
   values: over either, the request is refused with an error naming the limit and the count.
   Reads use the limits the node was configured with; requests applied from the log use the
   defaults, which every replica shares.
-* Put writes at the next revision; `prev_kv`, `ignore_value`, `ignore_lease` as in etcd (a
-  lease other than 0 is refused: "requested lease not found", there are no leases yet).
+* Put writes at the next revision; `prev_kv`, `ignore_value`, `ignore_lease` as in etcd; a
+  `lease` other than 0 attaches the key to that lease (refused, "requested lease not found",
+  unless the lease is live).
+* Leases (leases.py): grant, revoke, keep-alive, time-to-live and list, as etcd's, on log
+  time. Revoking a lease, or log time passing its deadline (`advance_time`), deletes its keys
+  in one revision. Which keys a lease holds is kept from the events of every committed write
+  (`_commit`), whatever request made them.
 * DeleteRange deletes every live key in the range at one revision (none deleted: no new
   revision).
 * Txn: the compares of the transaction AND of every nested transaction on the chosen path are
@@ -56,9 +61,24 @@ from .errors import (
     compacted,
     future_revision,
     key_not_found,
+    lease_exist,
     lease_not_found,
 )
 from .index import KeyIndex
+from .leases import (
+    LeaseGrant,
+    LeaseGrantResponse,
+    LeaseKeepAlive,
+    LeaseKeepAliveResponse,
+    LeaseLeases,
+    LeaseLeasesResponse,
+    LeaseRevoke,
+    LeaseRevokeResponse,
+    LeaseTimeToLive,
+    LeaseTimeToLiveResponse,
+    Lessor,
+    restore_lessor,
+)
 from .legacy import Cas, Delete, Get
 from .legacy import Put as LegacyPut
 from .store import MvccStore, version_size
@@ -119,7 +139,16 @@ def _end(range_end: bytes) -> bytes | None:
 class KvMachine:
     """One replica's key-value store. Not thread-safe; not shared."""
 
-    __slots__ = ("_changed", "_housekeeping", "events", "read_limits", "store", "variant")
+    __slots__ = (
+        "_changed",
+        "_housekeeping",
+        "_noted",
+        "events",
+        "leases",
+        "read_limits",
+        "store",
+        "variant",
+    )
 
     def __init__(self, read_limits: KvLimits = DEFAULT_LIMITS, variant: str = "correct") -> None:
         assert variant == "correct" or variant in KV_VARIANTS, variant
@@ -130,6 +159,8 @@ class KvMachine:
         self.events: list[Event] = []
         self._changed = False  # whether the transaction being applied wrote yet
         self._housekeeping = False  # whether compacted versions wait to be freed
+        self.leases = Lessor()
+        self._noted = 0  # how many of `events` the lease table has seen (`_commit`)
 
     def handlers(self) -> dict[type, Callable[[Any], Result]]:
         return {
@@ -142,17 +173,35 @@ class KvMachine:
             LegacyPut: self._legacy_put,
             Delete: self._legacy_delete,
             Cas: self._legacy_cas,
+            LeaseGrant: self._lease_grant,
+            LeaseRevoke: self._lease_revoke,
+            LeaseKeepAlive: self._lease_keepalive,
+            LeaseTimeToLive: self._lease_timetolive,
+            LeaseLeases: self._lease_leases,
         }
 
     def readers(self) -> dict[type, Callable[[Any], Result]]:
-        return {Range: self._range_read, Txn: self._txn_read, Get: self._legacy_get}
+        return {
+            Range: self._range_read,
+            Txn: self._txn_read,
+            Get: self._legacy_get,
+            LeaseTimeToLive: self._lease_timetolive,
+            LeaseLeases: self._lease_leases,
+        }
 
     def advance_time(self, now_ms: int) -> None:
-        return None
+        """Log time is `now_ms`: end every lease it passed, their keys in one revision."""
+        leases = self.leases
+        leases.now_ms = now_ms
+        if leases.leases:
+            ended = leases.due()
+            if ended:
+                self._end_leases(ended)
 
     @property
     def wants_log_time(self) -> bool:
-        return False
+        """A live lease waits for log time to pass its deadline."""
+        return bool(self.leases.leases)
 
     def snapshot_view(self) -> KvView:
         return KvView(self)
@@ -164,6 +213,7 @@ class KvMachine:
             return ()
         taken = tuple(events)
         events.clear()
+        self._noted = 0
         return taken
 
     @property
@@ -239,8 +289,20 @@ class KvMachine:
     # -----------------------------------------------------------------------------------------
     # Put and DeleteRange
 
+    def _commit(self, changed: bool) -> None:
+        """Commit the request being applied to the store, and move the keys it changed
+        between leases: a key follows its newest version's lease (0 once deleted)."""
+        self.store.commit(changed)
+        events = self.events
+        if len(events) > self._noted:
+            attach = self.leases.attach
+            for event in events[self._noted :]:
+                prev = event.prev_kv
+                attach(event.kv.key, prev.lease if prev is not None else 0, event.kv.lease)
+            self._noted = len(events)
+
     def _put(self, op: Put) -> Result:
-        if op.lease:
+        if op.lease and op.lease not in self.leases.leases:
             return lease_not_found(op.lease)
         store = self.store
         if op.ignore_value or op.ignore_lease or op.prev_kv:
@@ -248,7 +310,7 @@ class KvMachine:
             if previous is None and (op.ignore_value or op.ignore_lease):
                 return key_not_found(op.key, "ignore_value" if op.ignore_value else "ignore_lease")
         answer = self._write_put(op)
-        store.commit(True)
+        self._commit(True)
         if self._housekeeping:
             self.housekeep()
         return answer
@@ -273,7 +335,7 @@ class KvMachine:
         answer = self._write_delete(op, APPLIED_LIMITS)
         if isinstance(answer, KvError):
             return answer
-        self.store.commit(answer.deleted > 0)
+        self._commit(answer.deleted > 0)
         self.housekeep()
         return answer
 
@@ -337,8 +399,9 @@ class KvMachine:
         if isinstance(answer, KvError):
             store.abort()
             self.events.clear()
+            self._noted = 0
             return answer
-        store.commit(self._changed)
+        self._commit(self._changed)
         return TxnResponse(revision=store.revision, succeeded=plan[0], responses=answer)
 
     def _plan(self, op: Txn, revision: int) -> Plan:
@@ -400,7 +463,7 @@ class KvMachine:
         ignoring = put.ignore_value or put.ignore_lease
         if ignoring and store.get(put.key, store.revision) is None:
             return key_not_found(put.key, "ignore_value" if put.ignore_value else "ignore_lease")
-        if put.lease:
+        if put.lease and put.lease not in self.leases.leases:
             return lease_not_found(put.lease)
         return None
 
@@ -457,6 +520,67 @@ class KvMachine:
         return CompactionResponse(revision=store.revision)
 
     # -----------------------------------------------------------------------------------------
+    # Leases (leases.py)
+
+    def _lease_grant(self, op: LeaseGrant) -> Result:
+        leases = self.leases
+        lease_id = op.id
+        if not lease_id:
+            lease_id = leases.choose_id()
+        elif lease_id in leases.leases:
+            return lease_exist(lease_id)
+        leases.grant(lease_id, op.ttl_ms)
+        return LeaseGrantResponse(revision=self.store.revision, id=lease_id, ttl_ms=op.ttl_ms)
+
+    def _lease_revoke(self, op: LeaseRevoke) -> Result:
+        if op.id not in self.leases.leases:
+            return lease_not_found(op.id)
+        self._end_leases([op.id])
+        return LeaseRevokeResponse(revision=self.store.revision)
+
+    def _lease_keepalive(self, op: LeaseKeepAlive) -> Result:
+        leases = self.leases
+        lease = leases.leases.get(op.id)
+        if lease is None:
+            return lease_not_found(op.id)
+        leases.renew(lease, op.id, lease.ttl_ms)
+        return LeaseKeepAliveResponse(revision=self.store.revision, id=op.id, ttl_ms=lease.ttl_ms)
+
+    def _lease_timetolive(self, op: LeaseTimeToLive) -> Result:
+        leases = self.leases
+        lease = leases.leases.get(op.id)
+        revision = self.store.revision
+        if lease is None:
+            return LeaseTimeToLiveResponse(revision=revision, id=op.id, ttl_ms=-1, granted_ttl_ms=0)
+        return LeaseTimeToLiveResponse(
+            revision=revision,
+            id=op.id,
+            ttl_ms=leases.remaining_ms(lease),
+            granted_ttl_ms=lease.ttl_ms,
+            keys=tuple(sorted(lease.keys)) if op.keys else (),
+        )
+
+    def _lease_leases(self, op: LeaseLeases) -> Result:
+        return LeaseLeasesResponse(
+            revision=self.store.revision, ids=tuple(sorted(self.leases.leases))
+        )
+
+    def _end_leases(self, ids: list[int]) -> None:
+        """End the leases `ids`: forget them and delete all their keys, in one revision."""
+        store = self.store
+        events = self.events
+        doomed: list[bytes] = []
+        for lease_id in ids:
+            doomed.extend(self.leases.leases.pop(lease_id).keys)
+        for key in sorted(doomed):
+            deleted = store.delete(key)
+            assert deleted is not None, key
+            events.append(_new_tuple(Event, (_DELETE_EVENT, deleted[0], deleted[1])))
+        self._commit(bool(doomed))
+        if doomed:
+            self.housekeep()
+
+    # -----------------------------------------------------------------------------------------
     # Commands older than this model (module docstring)
 
     def _legacy_get(self, op: Get) -> Result:
@@ -474,7 +598,7 @@ class KvMachine:
         store = self.store
         kv, replaced = store.put(key.encode(), json_text(value), 0, version=1)
         self.events.append(_new_tuple(Event, (_PUT_EVENT, kv, replaced)))
-        store.commit(True)
+        self._commit(True)
         self._legacy_compact()
         return kv.mod_revision
 
@@ -495,7 +619,7 @@ class KvMachine:
             # Nothing changed, so the revision does not move (etcd does the same).
             return Deleted(key=op.key, existed=False, revision=store.revision)
         self.events.append(_new_tuple(Event, (_DELETE_EVENT, deleted[0], deleted[1])))
-        store.commit(True)
+        self._commit(True)
         self._legacy_compact()
         return Deleted(key=op.key, existed=True, revision=store.revision)
 
@@ -565,23 +689,32 @@ def _too_large(kvs: list[KeyValue], limits: KvLimits) -> KvError | None:
 # Snapshots
 #
 # The key-value section of a version-3 snapshot (snapshot.py, router.py):
-#   ["kv", revision, compact_revision]
+#   ["kv", revision, compact_revision, next_lease_id, leases]
+#   [id, granted_ttl_ms, deadline_ms]                                      per lease, by id
 #   [key, [[create_revision, mod_revision, version, value, lease], ...]]   per key, sorted;
 #        the versions a reader needs (store.py StoreView.keys); a tombstone is [0, mod, 0, b"", 0]
 #   None                                                                   the end
+# A section written before leases has the header ["kv", revision, compact_revision] and no
+# lease rows: it loads with no leases. Which keys a lease holds is not written: each live
+# key's newest version names its lease.
 
 
 class KvView:
     """The key-value store at one revision, to be written from any thread (store.py)."""
 
-    __slots__ = ("_view",)
+    __slots__ = ("_leases", "_next_lease_id", "_view")
 
     def __init__(self, machine: KvMachine) -> None:
         self._view = machine.store.open_view()
+        self._leases = machine.leases.rows()  # copied: small beside the store
+        self._next_lease_id = machine.leases.next_id
 
     def write(self, writer: Any) -> None:
         view = self._view
-        writer.write(["kv", view.revision, view.compact_revision])
+        leases = self._leases
+        writer.write(["kv", view.revision, view.compact_revision, self._next_lease_id, len(leases)])
+        for row in leases:
+            writer.write(row)
         for key, versions in view.versions():
             writer.write([key, [list(kv)[1:] for kv in versions]])
         writer.write(None)
@@ -591,23 +724,32 @@ class KvView:
 
 
 def restore(
-    objects: Any, reader: Any, read_limits: KvLimits = DEFAULT_LIMITS, variant: str = "correct"
+    objects: Any,
+    reader: Any,
+    read_limits: KvLimits = DEFAULT_LIMITS,
+    variant: str = "correct",
+    now_ms: int = 0,
 ) -> KvMachine:
-    """The key-value store a section written by `KvView.write` describes, every invariant
-    checked (`CorruptSnapshot` otherwise)."""
+    """The key-value store a section written by `KvView.write` describes, at log time
+    `now_ms`, every invariant checked (`CorruptSnapshot` otherwise)."""
 
     def fail(what: str) -> CorruptSnapshot:
         return CorruptSnapshot(f"key-value section: {what}")
 
     head = reader.next(objects, "the key-value section")
-    if type(head) is not list or len(head) != 3 or head[0] != "kv":
+    if type(head) is not list or len(head) not in (3, 5) or head[0] != "kv":
         raise fail(f"malformed header {head!r:.60}")
-    _, revision, compact_revision = head
+    revision, compact_revision = head[1], head[2]
+    next_lease_id, lease_count = (head[3], head[4]) if len(head) == 5 else (1, 0)
+    if type(lease_count) is not int or lease_count < 0:
+        raise fail(f"lease count {lease_count!r:.40}")
     if type(revision) is not int or revision < 1:
         raise fail(f"revision {revision!r:.40}")
     if type(compact_revision) is not int or not -1 <= compact_revision <= revision:
         raise fail(f"compacted revision {compact_revision!r:.40}")
     machine = KvMachine(read_limits, variant)
+    lease_rows = [reader.next(objects, "a lease") for _ in range(lease_count)]
+    machine.leases = leases = restore_lessor(now_ms, next_lease_id, lease_rows, fail)
     store = machine.store
     store.revision = revision
     store.compact_revision = compact_revision
@@ -659,7 +801,13 @@ def restore(
             before = kv
         history[key] = versions
         keys.append(key)
-        live += bool(versions[-1].create_revision)
+        newest = versions[-1]
+        live += bool(newest.create_revision)
+        if newest.lease:
+            lease = leases.leases.get(newest.lease)
+            if lease is None:
+                raise fail(f"key {key!r:.40} is attached to lease {newest.lease}, which is absent")
+            lease.keys.add(key)
     store.index = KeyIndex(keys)
     store.live_keys = live
     cumulative = 0
