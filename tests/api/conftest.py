@@ -73,6 +73,7 @@ class FakeNode:
         self.http_metrics = HttpMetrics(self.registry)
         self.status_calls = 0
         self.limits = DEFAULT_LIMITS  # the node's [kv] limits (tests may narrow them)
+        self.lease_ttl_ms_min = 600  # 1.5 times the default longest election timeout
         # Watches, fed with what every apply changed, as the node's apply path feeds them.
         self.watches: WatchHub | None = WatchHub(MachineHistory(lambda: self.machine))
 

@@ -116,7 +116,7 @@ async def kv_get(call: Call) -> web.Response:
     return _json(_key_value(key, result.kvs[0], result.revision))
 
 
-def _written(key: str, result: PutResponse) -> dict[str, Any]:
+def _written(key: str, result: PutResponse, lease: int = 0) -> dict[str, Any]:
     """A put's answer: the store revision and the key as written."""
     previous = result.prev_kv
     revision = result.revision
@@ -126,7 +126,7 @@ def _written(key: str, result: PutResponse) -> dict[str, Any]:
         "create_revision": previous.create_revision if previous else revision,
         "mod_revision": revision,
         "version": previous.version + 1 if previous else 1,
-        "lease": 0,
+        "lease": lease,
     }
 
 
@@ -134,9 +134,10 @@ async def kv_put(call: Call) -> web.Response:
     key = call.param("key")
     value = _body_value(call.body)
     # prev_kv: the answer names the key's create revision and version after the write.
-    result = await call.execute(Put(key=key.encode(), value=value, prev_kv=True))
+    lease = call.body.get("lease", 0)
+    result = await call.execute(Put(key=key.encode(), value=value, lease=lease, prev_kv=True))
     assert isinstance(result, PutResponse)
-    return _json(_written(key, result))
+    return _json(_written(key, result, lease))
 
 
 async def kv_delete(call: Call) -> web.Response:

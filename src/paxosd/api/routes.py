@@ -17,10 +17,12 @@ from aiohttp import web
 from . import backup_handlers as backup
 from . import handlers as h
 from . import kv_handlers as kv
+from . import lease_handlers as lease
 from . import member_handlers as members
 from . import watch_handlers as watch
 from .calls import Call
 from .etcd import gateway as etcd
+from .etcd import lease as etcd_lease
 from .etcd import watch as etcd_watch
 from .schema import EVENT_STREAM_TYPE, HTML_TYPE, JSON_TYPE, METRICS_TYPE, Field, Reply
 
@@ -64,6 +66,8 @@ _NO_KEY = Reply(404, "Error", "error not_found: the key does not exist")
 _VALUE = Field("value", "json", "the new value: any JSON value, stored as its JSON text", False)
 _VALUE_BASE64 = Field("value_base64", "string", "or: the new value's bytes, base64", False)
 _NOT_HOLDER = Reply(409, "Error", "error not_holder: the owner does not hold the lock")
+_LEASE = Field("lease", "integer", "a live lease's id: the key ends with it (0: none)", False)
+_NO_LEASE = Reply(404, "KvError", "lease_not_found: never granted, revoked, or expired")
 
 _SELECT_QUERY: Final = (
     Field("key", "string", "one key", False),
@@ -144,9 +148,10 @@ ROUTES: Final[tuple[Route, ...]] = (
         "Write a key",
         "kv",
         (Reply(200, "Written", "the new store revision and the key's revisions"),),
-        body=(_VALUE, _VALUE_BASE64),
+        body=(_VALUE, _VALUE_BASE64, _LEASE),
         description="Give `value` (any JSON value, stored as its JSON text) or "
-        "`value_base64` (any bytes, at most 1 MiB).",
+        "`value_base64` (any bytes, at most 1 MiB); `lease` attaches the key to a lease "
+        "(POST /v1/leases): the key is deleted when the lease ends.",
     ),
     Route(
         "kv_delete",
@@ -399,6 +404,61 @@ ROUTES: Final[tuple[Route, ...]] = (
         "locks",
         (Reply(200, "LockResult", "acquired says whether anyone holds it"),),
     ),
+    # Leases (docs/leases.md)
+    Route(
+        "lease_grant",
+        "POST",
+        "/v1/leases",
+        lease.grant,
+        "Grant a lease of ttl_ms of log time; keys put with it are deleted when it ends",
+        "leases",
+        (
+            Reply(200, "LeaseGranted", "the lease's id and TTL"),
+            Reply(400, "Error", "ttl_out_of_range (the node's minimum is named), lease_exist"),
+        ),
+        body=(
+            Field("ttl_ms", "integer", "the lease's length in milliseconds of log time"),
+            Field("id", "integer", "the id wanted (absent or 0: the store chooses)", False),
+        ),
+        example={"body": {"ttl_ms": 10000}, "response": {"id": 1, "ttl_ms": 10000, "revision": 4}},
+    ),
+    Route(
+        "lease_list",
+        "GET",
+        "/v1/leases",
+        lease.leases,
+        "Every live lease's id (linearizable)",
+        "leases",
+        (Reply(200, "LeaseList", "ids in increasing order"),),
+    ),
+    Route(
+        "lease_keepalive",
+        "POST",
+        "/v1/leases/{id}/keepalive",
+        lease.keepalive,
+        "Renew a lease to its full TTL from now",
+        "leases",
+        (Reply(200, "LeaseGranted", "the TTL it has again"), _NO_LEASE),
+    ),
+    Route(
+        "lease_time_to_live",
+        "GET",
+        "/v1/leases/{id}",
+        lease.time_to_live,
+        "How long a lease has left (linearizable), and its keys",
+        "leases",
+        (Reply(200, "LeaseTimeToLive", "ttl_ms left, granted_ttl_ms, keys if asked"), _NO_LEASE),
+        query=(Field("keys", "string", "true: list the keys attached to it", False),),
+    ),
+    Route(
+        "lease_revoke",
+        "DELETE",
+        "/v1/leases/{id}",
+        lease.revoke,
+        "End a lease now: its keys are deleted, in one revision",
+        "leases",
+        (Reply(200, "LeaseRevoked", "the revision that deleted its keys"), _NO_LEASE),
+    ),
     # Names
     Route(
         "name_register",
@@ -493,6 +553,67 @@ ROUTES: Final[tuple[Route, ...]] = (
                 "EtcdCompactionRequest",
                 "EtcdCompactionResponse",
             ),
+            *(
+                (name, path, handler, summary, request, f"Etcd{answer}")
+                for name, path, handler, summary, request, answer in (
+                    (
+                        "lease_grant",
+                        "lease/grant",
+                        etcd_lease.grant,
+                        "Lease.LeaseGrant: a lease of TTL seconds (raised to the minimum)",
+                        "EtcdLeaseGrantRequest",
+                        "LeaseGrantResponse",
+                    ),
+                    (
+                        "lease_revoke",
+                        "lease/revoke",
+                        etcd_lease.revoke,
+                        "Lease.LeaseRevoke: end a lease, deleting its keys",
+                        "EtcdLeaseRequest",
+                        "LeaseRevokeResponse",
+                    ),
+                    (
+                        "kv_lease_revoke",
+                        "kv/lease/revoke",
+                        etcd_lease.revoke,
+                        "Lease.LeaseRevoke (the path gateway clients use)",
+                        "EtcdLeaseRequest",
+                        "LeaseRevokeResponse",
+                    ),
+                    (
+                        "lease_timetolive",
+                        "lease/timetolive",
+                        etcd_lease.time_to_live,
+                        "Lease.LeaseTimeToLive: seconds left (-1: no such lease), keys",
+                        "EtcdLeaseTimeToLiveRequest",
+                        "LeaseTimeToLiveResponse",
+                    ),
+                    (
+                        "kv_lease_timetolive",
+                        "kv/lease/timetolive",
+                        etcd_lease.time_to_live,
+                        "Lease.LeaseTimeToLive (the path gateway clients use)",
+                        "EtcdLeaseTimeToLiveRequest",
+                        "LeaseTimeToLiveResponse",
+                    ),
+                    (
+                        "lease_leases",
+                        "lease/leases",
+                        etcd_lease.leases,
+                        "Lease.LeaseLeases: every live lease",
+                        "EtcdEmptyRequest",
+                        "LeaseLeasesResponse",
+                    ),
+                    (
+                        "lease_keepalive",
+                        "lease/keepalive",
+                        etcd_lease.keepalive,
+                        "Lease.LeaseKeepAlive: renew leases; one result line per request",
+                        "EtcdLeaseRequest",
+                        "LeaseKeepAliveResponse",
+                    ),
+                )
+            ),
             (
                 "status",
                 "maintenance/status",
@@ -552,8 +673,8 @@ ROUTES: Final[tuple[Route, ...]] = (
         "etcd",
         (Reply(501, "EtcdError", "code 12: paxosd does not serve this part of etcd's API"),),
         service=False,
-        description="Lease, Auth, the other Maintenance and Cluster calls and the "
-        "lock and election services are not served (yet); each answers etcd's Unimplemented.",
+        description="Auth, the other Maintenance and Cluster calls and the lock and "
+        "election services are not served (yet); each answers etcd's Unimplemented.",
     ),
     Route(
         "etcd_version",

@@ -438,6 +438,60 @@ SCHEMAS.update(
     }
 )
 
+# ---------------------------------------------------------------------------------------------
+# Leases (/v1/leases, and etcd's Lease service)
+
+SCHEMAS.update(
+    {
+        "LeaseGranted": _object({"id": _INT, "ttl_ms": _INT, "revision": _INT}),
+        "LeaseList": _object({"revision": _INT, "leases": {"type": "array", "items": _INT}}),
+        "LeaseTimeToLive": _object(
+            {"id": _INT, "ttl_ms": _INT, "granted_ttl_ms": _INT, "revision": _INT},
+            {
+                "keys": {
+                    "type": "array",
+                    "items": _object({}, {"key": _STR, "key_base64": _STR}),
+                    "description": "with keys=true: each key as text, or base64 if not UTF-8",
+                }
+            },
+        ),
+        "LeaseRevoked": _object({"id": _INT, "revision": _INT}),
+        "EtcdLeaseGrantRequest": _etcd(
+            {"TTL": {**_I64, "description": "seconds (raised to the node's minimum)"}, "ID": _I64},
+            "etcdserverpb.LeaseGrantRequest",
+        ),
+        "EtcdLeaseRequest": _etcd(
+            {"ID": _I64}, "etcdserverpb.LeaseRevokeRequest or LeaseKeepAliveRequest"
+        ),
+        "EtcdLeaseTimeToLiveRequest": _etcd(
+            {"ID": _I64, "keys": _BOOL}, "etcdserverpb.LeaseTimeToLiveRequest"
+        ),
+        "EtcdLeaseGrantResponse": _etcd({"header": _HEADER, "ID": _STR, "TTL": _STR}),
+        "EtcdLeaseRevokeResponse": _etcd({"header": _HEADER}),
+        "EtcdLeaseTimeToLiveResponse": _etcd(
+            {
+                "header": _HEADER,
+                "ID": _STR,
+                "TTL": {**_STR, "description": "seconds left; -1: no such lease"},
+                "grantedTTL": _STR,
+                "keys": {"type": "array", "items": _B64},
+            }
+        ),
+        "EtcdLeaseLeasesResponse": _etcd(
+            {"header": _HEADER, "leases": {"type": "array", "items": _etcd({"ID": _STR})}}
+        ),
+        "EtcdLeaseKeepAliveResponse": _etcd(
+            {
+                "result": _etcd(
+                    {"header": _HEADER, "ID": _STR, "TTL": {**_STR, "description": "absent: "
+                     "no such lease"}}
+                )
+            },
+            'one line per LeaseKeepAliveRequest of the body: {"result": ...}',
+        ),
+    }
+)  # fmt: skip
+
 FIELD_SCHEMAS: Final[dict[FieldKind, dict[str, Any]]] = {
     "string": _STR,
     "integer": _INT,

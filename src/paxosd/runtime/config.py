@@ -69,6 +69,12 @@ class Timeouts:
     election_ms_max: int = 400
     request_timeout_ms: int = 5000
 
+    @property
+    def lease_ttl_ms_min(self) -> int:
+        """The shortest lease a node grants: 1.5 times the longest election timeout, rounded
+        up (etcd's rule): a shorter lease would end at every change of leader."""
+        return (3 * self.election_ms_max + 1) // 2
+
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:

@@ -392,6 +392,10 @@ class Node:
     def kv_limits(self) -> KvLimits:
         return self.config.kv
 
+    @property
+    def lease_ttl_ms_min(self) -> int:
+        return self.config.timeouts.lease_ttl_ms_min
+
     def term(self) -> int:
         driver = self.driver
         if driver is None:

@@ -68,6 +68,12 @@ class NodeService(Protocol):
         ends check a request against them before sending it, so a refusal names them."""
         ...
 
+    @property
+    def lease_ttl_ms_min(self) -> int:
+        """The shortest lease this node grants, in ms: 1.5 times its longest election timeout
+        (a shorter lease would end whenever the leader changes; docs/leases.md)."""
+        ...
+
     def term(self) -> int:
         """The round of the highest ballot this node has promised (0 before any): what the
         etcd API reports as raft_term. Cheap: read on every etcd API answer."""

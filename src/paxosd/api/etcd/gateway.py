@@ -20,8 +20,9 @@ The header, as paxosd fills it:
   counts rounds of Multi-Paxos, not raft's terms.
 
 `/v3/maintenance/status` and `/v3/cluster/member/list` answer from the node's own status
-(as etcd answers them from the member asked). Other etcd services (watch, lease, auth, ...)
-answer Unimplemented (HTTP 501) naming the path: paxosd does not serve them yet.
+(as etcd answers them from the member asked). Watches are watch.py's, leases lease.py's.
+Other etcd services (auth, ...) answer Unimplemented (HTTP 501) naming the path: paxosd
+does not serve them yet.
 """
 
 from __future__ import annotations
@@ -224,6 +225,6 @@ async def unimplemented(call: Call) -> web.StreamResponse:
         f"paxosd: {path} is not supported by paxosd",
         error="unimplemented",
         detail=f"{path} is part of etcd's API that paxosd does not serve yet; it serves "
-        "/v3/kv/range, put, deleterange, txn and compaction, /v3/maintenance/status and "
-        "/v3/cluster/member/list",
+        "/v3/kv/range, put, deleterange, txn and compaction, /v3/watch, /v3/lease/*, "
+        "/v3/maintenance/status and /v3/cluster/member/list",
     ).response()
