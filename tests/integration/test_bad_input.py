@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import msgpack  # type: ignore[import-untyped]
 import pytest
 
 from paxosd import Client, RevisionCompacted
@@ -45,11 +46,37 @@ def test_a_peer_from_another_cluster_is_refused(cluster: Cluster) -> None:
     leader = cluster.wait_for_leader()
     with socket.create_connection(("127.0.0.1", _peer_port(cluster, leader)), timeout=2) as sock:
         sock.sendall(codec.encode_handshake("some-other-cluster", 2))
-        sock.settimeout(2)
-        assert sock.recv(1) == b"", "the connection should be closed"
+        reason = _refusal(sock)
+    assert "belongs to cluster 'some-other-cluster'" in reason
     client = Client(cluster.endpoints())
     client.put("k", 1)
     assert cluster.wait_for_leader() == leader
+
+
+def _refusal(sock: socket.socket) -> str:
+    """The one frame a refused dialer gets (the reason), then the connection is closed."""
+    sock.settimeout(5)
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    frames = codec.FrameReader().feed(data)
+    assert len(frames) == 1, f"expected one refusal frame, got {data!r}"
+    reason = codec.decode_refusal(frames[0])
+    assert reason is not None, f"not a refusal: {frames[0]!r}"
+    return reason
+
+
+def test_a_peer_speaking_a_newer_protocol_is_refused_and_told_why(cluster: Cluster) -> None:
+    """A rolling upgrade gone too far: the node says which side to upgrade, and serves on."""
+    leader = cluster.wait_for_leader()
+    newer = codec.protocol_version + 1
+    payload = msgpack.packb((codec.HANDSHAKE, "paxosd", newer, cluster.configs[0].cluster_id, 2))
+    with socket.create_connection(("127.0.0.1", _peer_port(cluster, leader)), timeout=2) as sock:
+        sock.sendall(len(payload).to_bytes(4, "big") + payload)
+        reason = _refusal(sock)
+    assert f"speaks peer protocol {newer}, newer than this node's" in reason
+    assert "upgrade this node" in reason
+    Client(cluster.endpoints()).put("still-serving", 1)
 
 
 def test_a_node_started_with_another_nodes_data_directory_refuses_to_run(

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
 
+import msgpack  # type: ignore[import-untyped]
 import pytest
 
 from paxosd.core.multi.messages import Accept
 from paxosd.core.types import Ballot, Envelope
+from paxosd.runtime import codec
 from paxosd.runtime.codec import FrameReader, decode
 from paxosd.runtime.config import local_cluster
 from paxosd.runtime.transport import PeerTransport
+from tests.ports import free_layout
 
 
 class ClosedHandle:
@@ -106,3 +110,49 @@ def test_a_flapping_peer_costs_one_line_per_interval(caplog: pytest.LogCaptureFi
     assert written[0] == "event=peer_connected node=1 peer=3"
     assert written[1] == "event=peer_connected node=1 peer=2"
     assert written[2] == "event=peer_lost node=1 peer=3 flaps=401 in_s=10"
+
+
+def _handshake(cluster: str, node: int, version: int) -> bytes:
+    payload = msgpack.packb((codec.HANDSHAKE, "paxosd", version, cluster, node))
+    return len(payload).to_bytes(4, "big") + payload
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        (codec.protocol_version, None),
+        (codec.protocol_version + 1, "newer than this node's"),
+        (codec.protocol_version_min - 1, "older than this node's"),
+    ],
+)
+def test_peers_too_old_or_too_new_are_refused_and_told_why(
+    tmp_path: Path, version: int, expected: str | None
+) -> None:
+    """Rolling upgrades: a peer outside the versions this node speaks is refused at the
+    handshake, and the refusal reaches the dialer, whose status names the reason."""
+    base = free_layout(2, offset=2000)
+    older, newer = local_cluster(2, tmp_path, base, "upgrade")
+
+    async def run() -> tuple[dict[int, str], int]:
+        listener = PeerTransport(older, lambda peer, msg: None)
+        dialer = PeerTransport(newer, lambda peer, msg: None)
+        dialer.handshake = _handshake("upgrade", newer.node_id, version)
+        await listener.start()
+        await dialer.start()
+        try:
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                if dialer.refusals or newer.node_id in listener.inbound:
+                    break
+            return dict(dialer.refusals), len(listener.inbound)
+        finally:
+            await dialer.close()
+            await listener.close()
+
+    refusals, accepted = asyncio.run(run())
+    if expected is None:
+        assert refusals == {} and accepted == 1
+    else:
+        assert accepted == 0
+        assert expected in refusals[older.node_id]
+        assert f"speaks peer protocol {version}" in refusals[older.node_id]

@@ -18,6 +18,7 @@ from . import backup_handlers as backup
 from . import handlers as h
 from . import kv_handlers as kv
 from . import lease_handlers as lease
+from . import member_handlers as members
 from . import watch_handlers as watch
 from .calls import Call
 from .etcd import gateway as etcd
@@ -696,6 +697,20 @@ ROUTES: Final[tuple[Route, ...]] = (
         (Reply(200, "Status", "node.status()"),),
         service=False,
         cors=True,
+    ),
+    Route(
+        "members",
+        "GET",
+        "/v1/members",
+        members.members,
+        "The members as this node knows them: voter or learner, addresses, connected",
+        "ops",
+        (Reply(200, "Members", "cluster_id, leader, epoch, protocol, members"),),
+        service=False,
+        cors=True,
+        description="A member that refuses this node's peer connection carries `refused`, "
+        "the reason it gave (a protocol version too old or too new). `paxosd member list` "
+        "adds each member's own role and applied slot.",
     ),
     Route(
         "snapshot_save",

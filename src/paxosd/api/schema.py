@@ -151,6 +151,13 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
     "OpenApi": {"type": "object", "description": "this document"},
     "Metrics": {"type": "string", "description": "Prometheus text exposition 0.0.4"},
     "Html": {"type": "string", "description": "the live dashboard page"},
+    "Members": {
+        "type": "object",
+        "description": "cluster_id, answered_by, leader, epoch, protocol, and members: each "
+        "with id, peer, http, resp, voting (voter or learner), connected, and refused (why it "
+        "refuses this node) when it does",
+        "additionalProperties": True,
+    },
     "Backup": {"type": "string", "description": "a backup file (docs/operations.md, 'Backup')"},
 }
 

@@ -38,6 +38,11 @@ SUBCOMMANDS = {
     "propose": ("paxosd.cli.verbs", "propose", "The book's propose(): offer a value."),
     "query": ("paxosd.cli.verbs", "query", "The book's query(): the chosen value."),
     "snapshot": ("paxosd.cli.snapshot", "snapshot", "Back up a running cluster; restore a backup."),
+    "member": (
+        "paxosd.cli.member",
+        "member",
+        "The members: voters, learners, each one's progress.",
+    ),
     "status": ("paxosd.cli.status", "status", "Every node's role, leader, ballot, slots."),
     "endpoint": ("paxosd.cli.status", "endpoint", "Per-endpoint checks: `endpoint health`."),
     "bench": ("paxosd.cli.bench", "command", "Benchmark against etcd, ZooKeeper, PySyncObj."),

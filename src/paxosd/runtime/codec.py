@@ -21,6 +21,11 @@ from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 from paxosd.storage.codec import snapshot_checksum_bytes
 
 protocol_version = 3  # 3: SnapshotInstall carries the snapshot file's checksum
+# The oldest peer protocol this node still speaks. Rolling upgrades need two versions side by
+# side: a change to the wire bumps `protocol_version` and, while it still reads (and, to an
+# older peer, writes) the previous format, keeps `protocol_version_min` one below it. A peer
+# outside [protocol_version_min, protocol_version] is refused at the handshake, and told why.
+protocol_version_min = 3
 frame_bytes_max = 128 << 20
 _length = struct.Struct(">I")
 
@@ -29,11 +34,20 @@ class WireError(ValueError):
     """A peer sent something that is not a valid frame or message."""
 
 
+class HandshakeRefused(WireError):
+    """A well-formed handshake from a peer that cannot take part (another cluster, an unknown
+    id, a protocol version this node does not speak): the peer is told why."""
+
+
 class FrameTooLarge(WireError):
     """A message whose frame would be over `frame_bytes_max`: it cannot be sent."""
 
 
 HANDSHAKE = 0
+# The one frame a listener ever sends on a connection a peer dialed: why it refuses it, just
+# before it closes it, so the dialer can log the reason instead of a bare disconnect.
+REFUSAL = 255
+refusal_reason_chars_max = 500
 _TAGS: dict[type, int] = {
     m.Prepare: 1,
     m.Promise: 2,
@@ -118,6 +132,50 @@ def encode_handshake(cluster_id: str, node_id: int) -> bytes:
         (HANDSHAKE, "paxosd", protocol_version, cluster_id, node_id), use_bin_type=True
     )
     return _length.pack(len(payload)) + payload
+
+
+def encode_refusal(reason: str) -> bytes:
+    payload = msgpack.packb(
+        (REFUSAL, "paxosd", reason[:refusal_reason_chars_max]), use_bin_type=True
+    )
+    return _length.pack(len(payload)) + payload
+
+
+def decode_refusal(payload: bytes) -> str | None:
+    """The reason of a refusal frame; None if the payload is anything else."""
+    try:
+        data = msgpack.unpackb(payload, use_list=True, raw=False)
+    except Exception:
+        return None
+    if (
+        isinstance(data, list)
+        and len(data) == 3
+        and data[0] == REFUSAL
+        and data[1] == "paxosd"
+        and type(data[2]) is str
+    ):
+        return data[2][:refusal_reason_chars_max]
+    return None
+
+
+def version_problem(version: int, node: int) -> str | None:
+    """Why a peer announcing `version` cannot take part, or None if this node speaks it."""
+    if protocol_version_min <= version <= protocol_version:
+        return None
+    speaks = (
+        f"{protocol_version}"
+        if protocol_version_min == protocol_version
+        else f"{protocol_version_min} to {protocol_version}"
+    )
+    if version < protocol_version_min:
+        return (
+            f"node {node} speaks peer protocol {version}, older than this node's ({speaks}): "
+            f"node {node} runs an older paxosd than a rolling upgrade can span; upgrade it"
+        )
+    return (
+        f"node {node} speaks peer protocol {version}, newer than this node's ({speaks}): "
+        f"this node runs an older paxosd than a rolling upgrade can span; upgrade this node"
+    )
 
 
 # -- decoding, with validation ----------------------------------------------------------------

@@ -48,7 +48,7 @@ from paxosd.api.version import VERSION
 from paxosd.core.multi.config import EngineConfig
 from paxosd.core.multi.ready import Applied, Note, Role
 from paxosd.core.multi.replica import Replica
-from paxosd.runtime import datadir, recovery
+from paxosd.runtime import codec, datadir, recovery
 from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, ServiceError
@@ -548,6 +548,9 @@ class Node:
         for member in self.config.members:
             info = member.to_json()
             info["connected"] = member.id == self.node_id or member.id in connected
+            refused = self.transport.refusals.get(member.id) if self.transport else None
+            if refused is not None:
+                info["refused"] = refused  # it refuses this node's connection, and why
             members.append(info)
         latencies = sorted(self.latencies)
         driver = self.driver
@@ -556,6 +559,7 @@ class Node:
             "node_id": self.node_id,
             "cluster_id": self.cluster_id,
             "version": self.version,
+            "protocol": {"version": codec.protocol_version, "oldest": codec.protocol_version_min},
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started, 1),
             "members": members,
@@ -573,6 +577,12 @@ class Node:
             return status
         core = driver.replica.status()
         ballot = core.ballot if core.ballot is not None else core.promised
+        configuration = driver.replica.configuration
+        status["configuration"] = {
+            "epoch": configuration.epoch,
+            "voters": list(configuration.voters),
+            "learners": list(configuration.learners),
+        }
         store = self.store
         log_bytes = store.disk_bytes() if store is not None else 0
         snapshot_bytes = store.snapshots.disk_bytes() if store is not None else 0

@@ -138,6 +138,12 @@ class _Inbound(asyncio.Protocol):
                     self._named(self.owner.accept_handshake(payload))
                 else:
                     self.owner.deliver(self.peer, codec.decode(payload))
+        except codec.HandshakeRefused as error:
+            # A paxosd peer that cannot take part: say why before closing, so its own log
+            # names the cause (a version, a cluster id) instead of a bare disconnect.
+            if self.transport is not None:
+                self.transport.write(codec.encode_refusal(str(error)))
+            self._refuse(str(error), flush=True)
         except codec.WireError as error:
             self._refuse(str(error))
 
@@ -148,13 +154,16 @@ class _Inbound(asyncio.Protocol):
             self.deadline.cancel()
         self.owner.named(self, peer)
 
-    def _refuse(self, reason: str) -> None:
+    def _refuse(self, reason: str, flush: bool = False) -> None:
         self.owner.stats["rejected_connections"] += 1
         peer = self.transport.get_extra_info("peername") if self.transport else None
         address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else peer
         event(log, "peer_refused", logging.WARNING, address=address, reason=reason)
         if self.transport is not None:
-            self.transport.abort()
+            if flush:
+                self.transport.close()  # after the refusal frame is written
+            else:
+                self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.deadline is not None:
@@ -165,14 +174,24 @@ class _Inbound(asyncio.Protocol):
 
 
 class _Outbound(asyncio.Protocol):
-    def __init__(self, lost: asyncio.Future[None]) -> None:
+    def __init__(self, lost: asyncio.Future[None], refused: Callable[[str], None]) -> None:
         self.lost = lost
+        self.refused = refused
+        self.reader = codec.FrameReader(handshake_frame_bytes_max)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         _nodelay(transport)
 
     def data_received(self, data: bytes) -> None:
-        pass  # peers never answer on the connection we dialed
+        # A peer answers on the connection we dialed only to refuse it, with the reason.
+        try:
+            frames = self.reader.feed(data)
+        except codec.WireError:
+            return  # not a refusal: ignored, as anything else a peer sends here
+        for payload in frames:
+            reason = codec.decode_refusal(payload)
+            if reason is not None:
+                self.refused(reason)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
@@ -191,6 +210,8 @@ class PeerTransport:
         self.tasks: list[asyncio.Task[None]] = []
         self.closing = False
         self.handshake = codec.encode_handshake(config.cluster_id, config.node_id)
+        # Peers that refused our connection, and why (their last word; see `_refused`).
+        self.refusals: dict[int, str] = {}
         self.stats = {
             "dropped_messages": 0,
             "rejected_connections": 0,
@@ -214,7 +235,9 @@ class PeerTransport:
             lost: asyncio.Future[None] = loop.create_future()
             try:
                 transport, _ = await loop.create_connection(
-                    functools.partial(_Outbound, lost), host, port
+                    functools.partial(_Outbound, lost, functools.partial(self._refused, peer)),
+                    host,
+                    port,
                 )
             except OSError:
                 await asyncio.sleep(delay_ms / 1000)
@@ -234,23 +257,31 @@ class PeerTransport:
             if not self.closing:
                 await asyncio.sleep(delay_ms / 1000)
 
+    def _refused(self, peer: int, reason: str) -> None:
+        """Peer `peer` refused this node's connection: logged when the reason is new (the
+        dialer tries again every second), and kept for status until a connection holds."""
+        if self.refusals.get(peer) != reason:
+            event(log, "refused_by_peer", logging.ERROR, node=self.config.node_id, peer=peer,
+                  reason=reason)  # fmt: skip
+        self.refusals[peer] = reason
+
     def accept_handshake(self, payload: bytes) -> int:
         cluster, node, version = codec.decode_handshake(payload)
-        if version != codec.protocol_version:
-            raise codec.WireError(
-                f"node {node} speaks protocol {version}, this node {codec.protocol_version}"
-            )
+        problem = codec.version_problem(version, node)
+        if problem is not None:
+            raise codec.HandshakeRefused(problem)
         if cluster != self.config.cluster_id:
-            raise codec.WireError(
+            raise codec.HandshakeRefused(
                 f"node {node} belongs to cluster {cluster!r}, not {self.config.cluster_id!r}"
             )
         if node == self.config.node_id or self.config.member(node) is None:
-            raise codec.WireError(f"node id {node} is not a peer in this cluster")
+            raise codec.HandshakeRefused(f"node id {node} is not a peer in this cluster")
         return node
 
     def named(self, connection: _Inbound, peer: int) -> None:
         """A connection completed its handshake as `peer`: it replaces any older one."""
         self.unnamed.discard(connection)
+        self.refusals.pop(peer, None)  # it dialed us and we took it: the two can talk
         older = self.inbound.get(peer)
         self.inbound[peer] = connection
         if older is not None and older.transport is not None:

@@ -1,0 +1,43 @@
+"""`GET /v1/members`: the cluster's members as this node knows them.
+
+Who is a member, and whether it votes, comes from the node's configuration (the value its
+store was made for, core/multi/configuration.py); each entry adds its addresses, whether this
+node is connected to it, and, when it refuses this node's peer connection, why (a protocol
+version too old or too new, another cluster). The leader is this node's view of it.
+`paxosd member list` asks one node for this, then each member for its own progress.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .calls import Call
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def members_view(status: dict[str, Any]) -> dict[str, Any]:
+    """The members part of a node's status, as /v1/members answers it."""
+    configuration = status.get("configuration") or {}
+    voters = set(configuration.get("voters", []))
+    learners = set(configuration.get("learners", []))
+    members = []
+    for member in status.get("members", []):
+        entry = dict(member)
+        node = entry.get("id")
+        entry["voting"] = "voter" if node in voters else "learner" if node in learners else "?"
+        members.append(entry)
+    return {
+        "cluster_id": status.get("cluster_id"),
+        "answered_by": status.get("node_id"),
+        "leader": status.get("leader"),
+        "epoch": configuration.get("epoch"),
+        "protocol": status.get("protocol"),
+        "members": members,
+    }
+
+
+async def members(call: Call) -> web.Response:
+    return web.json_response(members_view(call.node.status()), headers=_NO_STORE)
