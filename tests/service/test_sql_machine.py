@@ -373,6 +373,13 @@ def test_a_commit_is_refused_when_something_it_touched_changed(change: str) -> N
     assert db.digest() == before
 
 
+def test_a_transaction_that_began_on_an_empty_database_is_checked_too() -> None:
+    db = Db()
+    db.write("CREATE TABLE t (x)")  # revision 1, after the transaction began at 0
+    answer = db.write(st("INSERT INTO t VALUES (1)"), begin_revision=0, tables=("t",))
+    assert isinstance(answer, Error) and answer.code == SQL_CONFLICT
+
+
 def test_a_commit_checks_the_tables_its_own_statements_touch() -> None:
     """The commit's writes are checked too, even when the tables it names omit them."""
     db = signups()
@@ -388,7 +395,8 @@ def test_a_query_sees_pending_writes_and_leaves_nothing_behind() -> None:
     before = db.digest()
     pending = (st("INSERT INTO users(username) VALUES (?)", "mine"),)
     answer = db.query("SELECT username FROM users", pending=pending)
-    assert answer.results[0].rows == (("mine",),)
+    assert answer.results[0].rows_affected == 1  # the pending write's own result comes first
+    assert answer.results[1].rows == (("mine",),)
     assert answer.tables_written == ("users",) and "users" in answer.tables_read
     assert db.digest() == before
     assert db.rows("SELECT count(*) FROM users") == [(0,)]

@@ -154,7 +154,7 @@ class SqlMachine:
 
     def execute(self, op: SqlExecute) -> SqlAnswer | Error:
         """Apply a write request (see the module docstring). Never raises."""
-        checked = op.begin_revision > 0 and self.variant != "sql-commit-unchecked"
+        checked = op.begin_revision >= 0 and self.variant != "sql-commit-unchecked"
         if checked:
             stale = self._changed_since(op.begin_revision, op.tables)
             if stale is not None:
@@ -212,7 +212,8 @@ class SqlMachine:
 
     def query(self, op: SqlQuery) -> SqlAnswer | Error:
         """Answer a query; an interactive transaction's pending writes are applied first in a
-        savepoint and rolled back. Changes nothing. Never raises."""
+        savepoint and rolled back (their results come first in the answer, and the answer
+        stops at the first that fails). Changes nothing. Never raises."""
         self._start_request()
         results: list[StatementResult] = []
         read: set[str] = set()
@@ -224,9 +225,10 @@ class SqlMachine:
         try:
             for statement in op.pending:
                 result, touched_read, touched_written = self._run(statement, Mode.WRITE, budget)
+                results.append(result)
                 if result.error is not None:
-                    # The transaction cannot commit what fails now; say which write it was.
-                    return SqlAnswer(results=(result,), revision=self.revision)
+                    # The transaction could not commit what fails now: stop at it.
+                    return SqlAnswer(results=tuple(results), revision=self.revision)
                 read |= touched_read
                 written |= touched_written
             for statement in op.statements:
@@ -238,7 +240,7 @@ class SqlMachine:
             if pending and self._db.in_transaction:
                 self._internal("ROLLBACK TO paxosd_pending")
                 self._internal("RELEASE paxosd_pending")
-        if op.begin_revision > 0:
+        if op.begin_revision >= 0:
             stale = self._changed_since(op.begin_revision, (*read, *written))
             if stale is not None:
                 return _conflict(stale, op.begin_revision)
