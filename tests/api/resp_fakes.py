@@ -75,6 +75,7 @@ class RespFakeNode:
         self.machine = StateMachine()
         self.slot = 0
         self.clock_ms = 1_000_000  # log time; stamped before a write when it moved
+        self.lease_ttl_ms_min = 600  # 1.5 times the default longest election timeout
         self._stamped_ms = -1
         self.record = record
         self.calls: list[Call] = []

@@ -74,6 +74,7 @@ from paxosd.service.results import (
 )
 from paxosd.service.results import Error as ResultError
 
+from .resp_expire import EXPIRE_COMMANDS, set_with_options
 from .resp_kv import KV_COMMANDS, MultiState
 from .resp_pubsub import PUBSUB_COMMANDS
 from .version import VERSION
@@ -415,32 +416,11 @@ def cmd_get(conn: Connection, args: list[str]) -> None:
     conn.read(Range(key=_bytes(args[1])), _render_get)
 
 
-# SET options paxosd recognises but does not implement: refused by name, not as syntax errors.
-_SET_UNSUPPORTED: Final = frozenset({"XX", "GET", "EX", "PX", "EXAT", "PXAT", "KEEPTTL"})
-
-
 def cmd_set(conn: Connection, args: list[str]) -> None:
-    key, value = _bytes(args[1]), _bytes(args[2])
     if len(args) == 3:
-        conn.write(Put(key=key, value=value), _render_ok)
+        conn.write(Put(key=_bytes(args[1]), value=_bytes(args[2])), _render_ok)
         return
-    nx = False
-    for option in args[3:]:
-        upper = option.upper()
-        if upper == "NX":
-            nx = True
-        elif upper in _SET_UNSUPPORTED:
-            conn.reply(
-                error(f"ERR SET option '{upper}' is not supported by paxosd (supported: NX)")
-            )
-            return
-        else:
-            conn.reply(ERR_SYNTAX)
-            return
-    if nx:
-        conn.write(_create(key, value), _render_set_nx)
-    else:
-        conn.write(Put(key=key, value=value), _render_ok)
+    set_with_options(conn, args)  # NX, EX, PX, EXAT, PXAT, KEEPTTL (resp_expire.py)
 
 
 def cmd_setnx(conn: Connection, args: list[str]) -> None:
@@ -808,6 +788,7 @@ COMMANDS: Final[dict[str, tuple[Handler, int]]] = {
     "DBSIZE": (cmd_dbsize, 1),
     **KV_COMMANDS,
     **PUBSUB_COMMANDS,
+    **EXPIRE_COMMANDS,
 }
 
 # Dispatch table keyed by the spellings clients actually send (upper and lower case), so the
