@@ -288,6 +288,23 @@ def test_replicas_that_restore_midway_end_equal() -> None:
     assert halfway.digest() == whole.digest()
 
 
+def test_temporary_views_and_triggers_survive_a_snapshot() -> None:
+    db = signups()
+    db.write("CREATE TABLE log (name TEXT)")
+    db.write("CREATE TEMP VIEW names AS SELECT username FROM users")
+    db.write(
+        "CREATE TEMP TRIGGER audit AFTER INSERT ON users BEGIN "
+        "INSERT INTO log VALUES (new.username); END"
+    )
+    restored = Db(StateMachine.restore(db.machine.snapshot()))
+    restored.seq = db.seq
+    for replica in (db, restored):
+        replica.write(st("INSERT INTO users(username) VALUES (?)", "ada"))
+        assert replica.rows("SELECT * FROM names") == [("ada",)]
+        assert replica.rows("SELECT * FROM log") == [("ada",)]
+    assert restored.digest() == db.digest()
+
+
 def test_an_sql_answer_round_trips_through_the_cache_encoding() -> None:
     db = signups()
     answer = db.write(
@@ -306,6 +323,7 @@ def _section(*objects: object) -> bytes:
 
 
 HEAD = ["paxosd", 5, 0, 100, ["kv", "coordination", "sql"]]
+NO_TEMP: list[str] = []
 KV = [["kv", 1, -1], None]
 COORDINATION = ["coordination", 0, 0, 0, 0]
 SESSIONS = ["sessions", 0]
@@ -314,13 +332,15 @@ SESSIONS = ["sessions", 0]
 @pytest.mark.parametrize(
     "section",
     [
-        [["sql", "3.0.0", 0, [], 0]],  # another SQLite
-        [["sql", None, 0, [], 0]],
-        [["sql", "VERSION", -1, [], 0]],
-        [["sql", "VERSION", 1, [["t", 2]], 0]],  # a table written after the revision
-        [["sql", "VERSION", 1, [], 8192], b"not a database image"],  # short
-        [["sql", "VERSION", 1, [], 16], b"not a database!!"],  # not SQLite
-        [["sql", "VERSION", 1, [], 4], "text"],
+        [["sql", "3.0.0", 0, [], 0, NO_TEMP]],  # another SQLite
+        [["sql", None, 0, [], 0, NO_TEMP]],
+        [["sql", "VERSION", -1, [], 0, NO_TEMP]],
+        [["sql", "VERSION", 1, [["t", 2]], 0, NO_TEMP]],  # a table written after the revision
+        [["sql", "VERSION", 1, [], 8192, NO_TEMP], b"not a database image"],  # short
+        [["sql", "VERSION", 1, [], 16, NO_TEMP], b"not a database!!"],  # not SQLite
+        [["sql", "VERSION", 1, [], 4, NO_TEMP], "text"],
+        [["sql", "VERSION", 0, [], 0, ["CREATE TEMP VIEW AS"]]],
+        [["sql", "VERSION", 0, [], 0, [5]]],
     ],
 )
 def test_damaged_or_foreign_sql_sections_are_refused(section: list[Any]) -> None:
