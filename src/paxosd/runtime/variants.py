@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from paxosd.core.multi.config import CORE_VARIANTS
 from paxosd.runtime.driver import DRIVER_VARIANTS
 from paxosd.service.kv.machine import KV_VARIANTS
+from paxosd.service.sql.machine import SQL_VARIANTS
 from paxosd.watch.hub import WATCH_VARIANTS
 
 STARTUP_VARIANTS = {
@@ -27,6 +28,7 @@ VARIANTS: dict[str, str] = {
     **DRIVER_VARIANTS,
     **STARTUP_VARIANTS,
     **KV_VARIANTS,
+    **SQL_VARIANTS,
     **WATCH_VARIANTS,
 }
 
@@ -57,8 +59,8 @@ class Variant:
 
     @property
     def service(self) -> str:
-        """A planted bug of the state machine (the key-value store's, service/kv)."""
-        return self.name if self.name in KV_VARIANTS else "correct"
+        """A planted bug of the state machines (service/kv, service/sql)."""
+        return self.name if self.name in KV_VARIANTS or self.name in SQL_VARIANTS else "correct"
 
     @property
     def amnesia(self) -> bool:

@@ -10,10 +10,10 @@ collide:
 
     0          the router: a client Request        13    the router: AdvanceTime
     1-4, 14-40 kv: the key-value store             5-12  coordination: locks, names, decisions
-    64-127     free for the SQL database           128-  free
+    64-127     sql: the SQL database               128-  free
 
 Answers cached by the exactly-once table have tags of their own (results.py): 1-10 are
-results.py's, 11-21 the key-value store's; 64-127 are free for the SQL database.
+results.py's, 11-21 the key-value store's; 64-127 the SQL database's (sql/codec.py).
 """
 
 from __future__ import annotations
@@ -26,16 +26,22 @@ from .kv import legacy as kv_legacy
 from .kv import machine as kv_machine
 from .namespace import Namespace, Options
 from .snapshot import SnapshotReader
+from .sql import codec as sql_codec
+from .sql import machine as sql_machine
+
+
+def _kv_variant(options: Options) -> str:
+    return options.variant if options.variant in kv_machine.KV_VARIANTS else "correct"
 
 
 def _new_kv(options: Options) -> kv_machine.KvMachine:
-    return kv_machine.KvMachine(options.kv_limits, options.variant)
+    return kv_machine.KvMachine(options.kv_limits, _kv_variant(options))
 
 
 def _restore_kv(
     objects: Any, reader: SnapshotReader, options: Options, now_ms: int
 ) -> kv_machine.KvMachine:
-    return kv_machine.restore(objects, reader, options.kv_limits, options.variant, now_ms)
+    return kv_machine.restore(objects, reader, options.kv_limits, _kv_variant(options), now_ms)
 
 
 def _new_coordination(options: Options) -> coordination.Coordination:
@@ -53,4 +59,17 @@ COORDINATION: Final = Namespace(
     "coordination", coordination.CODECS, _new_coordination, _restore_coordination
 )
 
-NAMESPACES: Final[tuple[Namespace, ...]] = (KV, COORDINATION)
+
+def _new_sql(options: Options) -> sql_machine.SqlMachine:
+    return sql_machine.SqlMachine(options.variant)
+
+
+def _restore_sql(
+    objects: Any, reader: SnapshotReader, options: Options, now_ms: int
+) -> sql_machine.SqlMachine:
+    return sql_machine.restore(objects, reader, options.variant)
+
+
+SQL: Final = Namespace("sql", sql_codec.CODECS, _new_sql, _restore_sql)
+
+NAMESPACES: Final[tuple[Namespace, ...]] = (KV, COORDINATION, SQL)

@@ -36,6 +36,8 @@ from .kv import codec as kv_codec
 from .kv.errors import KvError
 from .kv.leases import LeaseResponse
 from .kv.types import KvResponse
+from .sql import codec as sql_codec
+from .sql.types import SqlAnswer
 from .values import JsonValue, check_value
 
 # Error codes (Error.code).
@@ -190,7 +192,7 @@ Answer: TypeAlias = (
     | DecisionResult
     | Error
 )
-Result: TypeAlias = Answer | KvResponse | LeaseResponse | KvError | None
+Result: TypeAlias = Answer | KvResponse | LeaseResponse | KvError | SqlAnswer | None
 
 # ---------------------------------------------------------------------------------------------
 # Snapshot encoding. Tags are part of the snapshot format: never renumber, only append.
@@ -247,6 +249,8 @@ def result_to_raw(result: Result) -> list[Any] | None:
         return None
     tag = _TAGS.get(type(result))
     if tag is None:
+        if type(result) is SqlAnswer:
+            return sql_codec.answer_to_raw(result)
         return kv_codec.response_to_raw(result)
     return [tag, *(getattr(result, name) for name, _ in _LAYOUTS[tag][1])]
 
@@ -258,6 +262,8 @@ def result_from_raw(raw: object) -> Result:
     if type(raw) is list and raw and type(raw[0]) is int and raw[0] in kv_codec.RESPONSE_TAGS:
         answer: Result = kv_codec.response_from_raw(raw)
         return answer
+    if type(raw) is list and len(raw) > 1 and raw[0] == sql_codec.ANSWER_TAG:
+        return sql_codec.answer_from_raw(raw)
     if type(raw) is not list or not raw or type(raw[0]) is not int or raw[0] not in _LAYOUTS:
         raise CorruptSnapshot(f"malformed cached result {raw!r:.80}")
     cls, layout = _LAYOUTS[raw[0]]

@@ -63,6 +63,7 @@ from .results import (
 )
 from .sessions import ANONYMOUS_PREFIX, RequestId, Session, Sessions, clients_max, digest_bytes
 from .snapshot import SnapshotReader, SnapshotWriter, open_snapshot
+from .sql.machine import SqlMachine
 from .values import check_value, json_text, unpack
 
 __all__ = ["ANONYMOUS_PREFIX", "Router", "RouterView", "StateMachine", "clients_max"]
@@ -136,6 +137,12 @@ class Router:
     def coordination(self) -> Coordination:
         """Locks, names and decisions."""
         part: Coordination = self._parts["coordination"]
+        return part
+
+    @property
+    def sql(self) -> SqlMachine:
+        """The SQL database."""
+        part: SqlMachine = self._parts["sql"]
         return part
 
     @property
@@ -347,13 +354,20 @@ def _restore(reader: SnapshotReader, options: Options) -> Router:
     _check_int(applied_slot, "applied_slot", low=-1)
     _check_int(log_time_ms, "log time", high=time_ms_max)
     _check_int(sessions_max, "clients_max", low=1)
-    if stored_names != names:
+    # A snapshot written before a state machine was added lacks its section: that machine
+    # starts empty, as it was then (NAMESPACES only ever grows at its end).
+    if type(stored_names) is not list or stored_names != names[: len(stored_names)]:
         raise CorruptSnapshot(f"state machines {stored_names!r:.80}, this code has {names}")
     machine = Router(clients_max=sessions_max, options=options)
     machine._applied_slot = applied_slot
     machine._log_time_ms = log_time_ms
     machine._install(
-        {ns.name: ns.restore(objects, reader, options, log_time_ms) for ns in NAMESPACES}
+        {
+            ns.name: ns.restore(objects, reader, options, log_time_ms)
+            if ns.name in stored_names
+            else ns.new(options)
+            for ns in NAMESPACES
+        }
     )
     head = reader.next(objects, "the sessions")
     if type(head) is not list or len(head) != 2 or head[0] != "sessions":
