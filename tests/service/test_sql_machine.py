@@ -190,6 +190,27 @@ def test_a_trigger_that_calls_random_is_refused_when_it_runs() -> None:
     assert db.rows("SELECT count(*) FROM users") == [(0,)]
 
 
+@pytest.mark.parametrize(
+    "default", ["random()", "randomblob(4)", "CURRENT_TIMESTAMP", "datetime('now')", "date()"]
+)
+def test_a_default_that_reads_chance_or_the_clock_is_refused_when_it_runs(default: str) -> None:
+    db = signups()
+    db.write(f"CREATE TABLE d (x DEFAULT ({default}), y)")
+    before = db.digest()
+    answer = db.write("INSERT INTO d (y) VALUES (1)")
+    assert not answer.applied and answer.results[0].error_code == SQL_REFUSED
+    assert "give the" in (answer.results[0].error or "")
+    assert db.digest() == before
+
+
+def test_a_query_reads_chance_and_the_clock_as_sqlite_does() -> None:
+    answer = signups().query(
+        "SELECT typeof(random()), length(randomblob(5)), "
+        "length(CURRENT_TIMESTAMP), CURRENT_DATE = date('now')"
+    )
+    assert answer.results[0].rows == (("integer", 5, 19, 1),)
+
+
 def test_date_functions_of_given_times_answer_as_sqlites_own() -> None:
     db = signups()
     db.write("CREATE TABLE t (d)")
@@ -288,6 +309,23 @@ def test_replicas_that_restore_midway_end_equal() -> None:
     assert halfway.digest() == whole.digest()
 
 
+def test_temporary_views_and_triggers_survive_a_snapshot() -> None:
+    db = signups()
+    db.write("CREATE TABLE log (name TEXT)")
+    db.write("CREATE TEMP VIEW names AS SELECT username FROM users")
+    db.write(
+        "CREATE TEMP TRIGGER audit AFTER INSERT ON users BEGIN "
+        "INSERT INTO log VALUES (new.username); END"
+    )
+    restored = Db(StateMachine.restore(db.machine.snapshot()))
+    restored.seq = db.seq
+    for replica in (db, restored):
+        replica.write(st("INSERT INTO users(username) VALUES (?)", "ada"))
+        assert replica.rows("SELECT * FROM names") == [("ada",)]
+        assert replica.rows("SELECT * FROM log") == [("ada",)]
+    assert restored.digest() == db.digest()
+
+
 def test_an_sql_answer_round_trips_through_the_cache_encoding() -> None:
     db = signups()
     answer = db.write(
@@ -306,6 +344,7 @@ def _section(*objects: object) -> bytes:
 
 
 HEAD = ["paxosd", 5, 0, 100, ["kv", "coordination", "sql"]]
+NO_TEMP: list[str] = []
 KV = [["kv", 1, -1], None]
 COORDINATION = ["coordination", 0, 0, 0, 0]
 SESSIONS = ["sessions", 0]
@@ -314,13 +353,15 @@ SESSIONS = ["sessions", 0]
 @pytest.mark.parametrize(
     "section",
     [
-        [["sql", "3.0.0", 0, [], 0]],  # another SQLite
-        [["sql", None, 0, [], 0]],
-        [["sql", "VERSION", -1, [], 0]],
-        [["sql", "VERSION", 1, [["t", 2]], 0]],  # a table written after the revision
-        [["sql", "VERSION", 1, [], 8192], b"not a database image"],  # short
-        [["sql", "VERSION", 1, [], 16], b"not a database!!"],  # not SQLite
-        [["sql", "VERSION", 1, [], 4], "text"],
+        [["sql", "3.0.0", 0, [], 0, NO_TEMP]],  # another SQLite
+        [["sql", None, 0, [], 0, NO_TEMP]],
+        [["sql", "VERSION", -1, [], 0, NO_TEMP]],
+        [["sql", "VERSION", 1, [["t", 2]], 0, NO_TEMP]],  # a table written after the revision
+        [["sql", "VERSION", 1, [], 8192, NO_TEMP], b"not a database image"],  # short
+        [["sql", "VERSION", 1, [], 16, NO_TEMP], b"not a database!!"],  # not SQLite
+        [["sql", "VERSION", 1, [], 4, NO_TEMP], "text"],
+        [["sql", "VERSION", 0, [], 0, ["CREATE TEMP VIEW AS"]]],
+        [["sql", "VERSION", 0, [], 0, [5]]],
     ],
 )
 def test_damaged_or_foreign_sql_sections_are_refused(section: list[Any]) -> None:
@@ -373,6 +414,13 @@ def test_a_commit_is_refused_when_something_it_touched_changed(change: str) -> N
     assert db.digest() == before
 
 
+def test_a_transaction_that_began_on_an_empty_database_is_checked_too() -> None:
+    db = Db()
+    db.write("CREATE TABLE t (x)")  # revision 1, after the transaction began at 0
+    answer = db.write(st("INSERT INTO t VALUES (1)"), begin_revision=0, tables=("t",))
+    assert isinstance(answer, Error) and answer.code == SQL_CONFLICT
+
+
 def test_a_commit_checks_the_tables_its_own_statements_touch() -> None:
     """The commit's writes are checked too, even when the tables it names omit them."""
     db = signups()
@@ -388,7 +436,8 @@ def test_a_query_sees_pending_writes_and_leaves_nothing_behind() -> None:
     before = db.digest()
     pending = (st("INSERT INTO users(username) VALUES (?)", "mine"),)
     answer = db.query("SELECT username FROM users", pending=pending)
-    assert answer.results[0].rows == (("mine",),)
+    assert answer.results[0].rows_affected == 1  # the pending write's own result comes first
+    assert answer.results[1].rows == (("mine",),)
     assert answer.tables_written == ("users",) and "users" in answer.tables_read
     assert db.digest() == before
     assert db.rows("SELECT count(*) FROM users") == [(0,)]

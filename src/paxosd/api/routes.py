@@ -19,6 +19,8 @@ from . import handlers as h
 from . import kv_handlers as kv
 from . import lease_handlers as lease
 from . import member_handlers as members
+from . import sql_handlers as sql
+from . import sql_schema as _sql_schema  # noqa: F401  (adds the SQL schemas to SCHEMAS)
 from . import watch_handlers as watch
 from .calls import Call
 from .etcd import gateway as etcd
@@ -103,6 +105,20 @@ _ETCD_DOC: Final = (
     "and values in base64, int64 as strings, enums by name, fields at their default left "
     "out. Errors are {error, message, code} with etcd's gRPC code and message, and a "
     "paxosd member with paxosd's own code and explanation."
+)
+
+_RQLITE_DOC: Final = (
+    "rqlite's API: the body is a JSON array of statements; the answer has one result per "
+    "statement, a failed statement's SQLite message as its error, with HTTP 200 (as rqlite)."
+)
+_RQLITE_WRITE: Final = (
+    Field("transaction", "string", "present: all or nothing (else each statement alone)", False),
+    Field("timings", "string", "present: the request's time at the node, in seconds", False),
+)
+_RQLITE_READ: Final = (
+    Field("level", "string", "none, weak, linearizable (default), strong (docs/sql.md)", False),
+    Field("associative", "string", "present: rows as objects", False),
+    Field("timings", "string", "present: the request's time at the node, in seconds", False),
 )
 
 ROUTES: Final[tuple[Route, ...]] = (
@@ -504,6 +520,147 @@ ROUTES: Final[tuple[Route, ...]] = (
         "Read a decision (linearizable)",
         "decisions",
         (Reply(200, "DecisionResult", "chosen is null while undecided"),),
+    ),
+    # The SQL database: rqlite's HTTP API, and /v1/sql with interactive transactions (docs/sql.md)
+    *(
+        Route(
+            name,
+            method,
+            path,
+            handler,
+            summary,
+            "sql",
+            (
+                Reply(200, answer, "one result per statement (rqlite: a failed one's error)"),
+                Reply(
+                    400,
+                    "Error",
+                    "bad_request (not a list of statements), sql_error (syntax, "
+                    "no such table, parameter count), sql_refused (random(), the clock, "
+                    "ATTACH, PRAGMA, BEGIN), not_read_only, result_too_large; on /db/ only "
+                    "the first",
+                ),
+                Reply(
+                    404,
+                    "Error",
+                    "no_transaction: committed, rolled back, timed out, or begun on another node",
+                ),
+                Reply(
+                    409,
+                    "Error",
+                    "sql_constraint (a constraint failed), sql_conflict (the "
+                    "transaction read or wrote a table changed since it began): nothing "
+                    "applied",
+                ),
+            ),
+            request_schema=request,
+            query=query,
+            description=description,
+        )
+        for name, method, path, handler, summary, request, answer, query, description in (
+            (
+                "db_execute",
+                "POST",
+                "/db/execute",
+                sql.db_execute,
+                "rqlite: run writes through the log",
+                "RqliteStatements",
+                "RqliteResults",
+                _RQLITE_WRITE,
+                _RQLITE_DOC,
+            ),
+            (
+                "db_query_get",
+                "GET",
+                "/db/query",
+                sql.db_query,
+                "rqlite: run a query (?q=SELECT ...)",
+                None,
+                "RqliteResults",
+                (Field("q", "string", "the query"), *_RQLITE_READ),
+                _RQLITE_DOC,
+            ),
+            (
+                "db_query",
+                "POST",
+                "/db/query",
+                sql.db_query,
+                "rqlite: run queries",
+                "RqliteStatements",
+                "RqliteResults",
+                _RQLITE_READ,
+                _RQLITE_DOC,
+            ),
+            (
+                "db_request",
+                "POST",
+                "/db/request",
+                sql.db_request,
+                "rqlite: reads and writes in one body",
+                "RqliteStatements",
+                "RqliteResults",
+                (*_RQLITE_WRITE, *_RQLITE_READ),
+                "Reads alone run as a query at `level`; any write sends the whole body through "
+                "the log. " + _RQLITE_DOC,
+            ),
+            (
+                "sql_execute",
+                "POST",
+                "/v1/sql/execute",
+                sql.sql_execute,
+                "Run writes as one transaction through the log (or add them to txn)",
+                "SqlRequest",
+                "SqlResults",
+                (),
+                "All or nothing: a failing statement answers 4xx naming it and applies nothing. "
+                "With txn, the writes run now on the transaction's view (to answer them) and are "
+                "applied at its commit.",
+            ),
+            (
+                "sql_query",
+                "POST",
+                "/v1/sql/query",
+                sql.sql_query,
+                "Run queries (read level: none, weak, linearizable (default), strong)",
+                "SqlRequest",
+                "SqlResults",
+                (),
+                "A query that would write is not_read_only.",
+            ),
+            (
+                "sql_begin",
+                "POST",
+                "/v1/sql/begin",
+                sql.sql_begin,
+                "Begin an interactive transaction (optimistic, checked at commit)",
+                "SqlTxn",
+                "SqlBegun",
+                (),
+                "Holds nothing in the cluster; forgotten after idle_timeout_ms.",
+            ),
+            (
+                "sql_commit",
+                "POST",
+                "/v1/sql/commit",
+                sql.sql_commit,
+                "Commit a transaction: applied only if nothing it touched changed",
+                "SqlTxn",
+                "SqlResults",
+                (),
+                "409 sql_conflict when a table it read or wrote changed.",
+            ),
+            (
+                "sql_rollback",
+                "POST",
+                "/v1/sql/rollback",
+                sql.sql_rollback,
+                "Forget a transaction",
+                "SqlTxn",
+                "SqlRolledBack",
+                (),
+                "",
+            ),
+        )
     ),
     # etcd's v3 API, as its JSON gateway serves it (docs/etcd-api.md)
     *(

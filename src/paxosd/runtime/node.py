@@ -70,6 +70,7 @@ from paxosd.service.kv import InvalidRequest, Range, Txn
 from paxosd.service.kv.checks import KvLimits
 from paxosd.service.kv.compaction import AutoCompactor
 from paxosd.service.namespace import Options
+from paxosd.service.sql import SqlQuery
 from paxosd.storage import CorruptLog, LogStore
 from paxosd.storage.backup import BackupMeta, engine_slot, spool_state
 from paxosd.watch import MachineHistory, WatchHub, compaction_due
@@ -742,7 +743,10 @@ def _router(driver: Driver) -> StateMachine:
 
 
 def _serializable(op: Any) -> bool:
-    """A Range marked serializable, or a read-only Txn whose ranges all are (etcd's rule)."""
+    """A Range marked serializable, or a read-only Txn whose ranges all are (etcd's rule), or
+    an SQL query at the `none` level."""
+    if type(op) is SqlQuery:
+        return op.local
     if type(op) is Range:
         return bool(op.serializable)
     if type(op) is Txn:

@@ -75,6 +75,8 @@ if TYPE_CHECKING:
 client_timeout_ms = 400.0
 client_attempts_max = 6
 lock_ttl_ms = 300
+# The mvcc workload's lease operations stop this long before clients stop (mvcc_workload.py).
+lease_quiet_ms = 1500.0
 # After a write that was applied, the next request reuses its seq for a different write this
 # often (a buggy client; the state machine must refuse it).
 seq_reuse_odds = 0.04
@@ -149,6 +151,7 @@ class SimClient:
         workload = rng.choice(spec.workloads)
         key = f"k{rng.randrange(spec.keys)}"
         if workload == "mvcc":
+            self.mvcc.lease_ops = self.cluster.now < self.cluster.stop_at - lease_quiet_ms
             kind, op = self.mvcc.choose(self.seq)
             return f"mvcc-{kind}", MVCC_KEY, None, op
         if workload == "kv":

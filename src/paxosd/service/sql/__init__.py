@@ -9,6 +9,7 @@ the requests and answers only: the results module imports it, and the machine im
 from __future__ import annotations
 
 from .types import (
+    NO_TRANSACTION,
     NOT_READ_ONLY,
     RESULT_TOO_LARGE,
     SQL_CONFLICT,
@@ -28,6 +29,7 @@ from .types import (
 
 __all__ = [
     "NOT_READ_ONLY",
+    "NO_TRANSACTION",
     "RESULT_TOO_LARGE",
     "SQL_CONFLICT",
     "SQL_ERROR",

@@ -137,7 +137,7 @@ def _encode_execute(op: SqlExecute) -> list[Any]:
     if not statements:
         raise BadCommand("SqlExecute.statements", "no statement to execute")
     _bool(op.atomic, "SqlExecute.atomic")
-    check_int(op.begin_revision, "SqlExecute.begin_revision", 0, _REVISION_MAX)
+    check_int(op.begin_revision, "SqlExecute.begin_revision", -1, _REVISION_MAX)
     tables = list(_tables(op.tables, "SqlExecute.tables"))
     return [EXECUTE_TAG, statements, op.atomic, op.begin_revision, tables]
 
@@ -149,18 +149,20 @@ def _decode_execute(raw: list[Any]) -> SqlExecute:
     if not statements:
         raise BadCommand("SqlExecute.statements", "no statement to execute")
     atomic = _bool(raw[2], "SqlExecute.atomic")
-    check_int(raw[3], "SqlExecute.begin_revision", 0, _REVISION_MAX)
+    check_int(raw[3], "SqlExecute.begin_revision", -1, _REVISION_MAX)
     tables = _tables(raw[4], "SqlExecute.tables")
     return SqlExecute(statements=statements, atomic=atomic, begin_revision=raw[3], tables=tables)
 
 
 def _encode_query(op: SqlQuery) -> list[Any]:
     statements = _raw_statements(op.statements, "SqlQuery.statements")
-    if not statements:
-        raise BadCommand("SqlQuery.statements", "no statement to run")
     _bool(op.through_log, "SqlQuery.through_log")
+    if op.local and op.through_log:
+        raise BadCommand("SqlQuery.local", "a local query is not sent through the log")
     pending = _raw_statements(op.pending, "SqlQuery.pending")
-    check_int(op.begin_revision, "SqlQuery.begin_revision", 0, _REVISION_MAX)
+    if not statements and not pending:
+        raise BadCommand("SqlQuery.statements", "no statement to run")
+    check_int(op.begin_revision, "SqlQuery.begin_revision", -1, _REVISION_MAX)
     return [QUERY_TAG, statements, op.through_log, pending, op.begin_revision]
 
 
@@ -168,11 +170,11 @@ def _decode_query(raw: list[Any]) -> SqlQuery:
     if len(raw) != 5:
         raise BadCommand("SqlQuery", f"expected 4 fields, got {len(raw) - 1}")
     statements = _statements(raw[1], "SqlQuery.statements")
-    if not statements:
-        raise BadCommand("SqlQuery.statements", "no statement to run")
     through_log = _bool(raw[2], "SqlQuery.through_log")
     pending = _statements(raw[3], "SqlQuery.pending")
-    check_int(raw[4], "SqlQuery.begin_revision", 0, _REVISION_MAX)
+    if not statements and not pending:
+        raise BadCommand("SqlQuery.statements", "no statement to run")
+    check_int(raw[4], "SqlQuery.begin_revision", -1, _REVISION_MAX)
     return SqlQuery(
         statements=statements, through_log=through_log, pending=pending, begin_revision=raw[4]
     )

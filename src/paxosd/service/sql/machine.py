@@ -154,7 +154,7 @@ class SqlMachine:
 
     def execute(self, op: SqlExecute) -> SqlAnswer | Error:
         """Apply a write request (see the module docstring). Never raises."""
-        checked = op.begin_revision > 0 and self.variant != "sql-commit-unchecked"
+        checked = op.begin_revision >= 0 and self.variant != "sql-commit-unchecked"
         if checked:
             stale = self._changed_since(op.begin_revision, op.tables)
             if stale is not None:
@@ -212,7 +212,8 @@ class SqlMachine:
 
     def query(self, op: SqlQuery) -> SqlAnswer | Error:
         """Answer a query; an interactive transaction's pending writes are applied first in a
-        savepoint and rolled back. Changes nothing. Never raises."""
+        savepoint and rolled back (their results come first in the answer, and the answer
+        stops at the first that fails). Changes nothing. Never raises."""
         self._start_request()
         results: list[StatementResult] = []
         read: set[str] = set()
@@ -224,9 +225,10 @@ class SqlMachine:
         try:
             for statement in op.pending:
                 result, touched_read, touched_written = self._run(statement, Mode.WRITE, budget)
+                results.append(result)
                 if result.error is not None:
-                    # The transaction cannot commit what fails now; say which write it was.
-                    return SqlAnswer(results=(result,), revision=self.revision)
+                    # The transaction could not commit what fails now: stop at it.
+                    return SqlAnswer(results=tuple(results), revision=self.revision)
                 read |= touched_read
                 written |= touched_written
             for statement in op.statements:
@@ -238,7 +240,7 @@ class SqlMachine:
             if pending and self._db.in_transaction:
                 self._internal("ROLLBACK TO paxosd_pending")
                 self._internal("RELEASE paxosd_pending")
-        if op.begin_revision > 0:
+        if op.begin_revision >= 0:
             stale = self._changed_since(op.begin_revision, (*read, *written))
             if stale is not None:
                 return _conflict(stale, op.begin_revision)
@@ -354,7 +356,7 @@ class SqlMachine:
         schema = self._db.execute(
             "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name"
         ).fetchall()
-        digest.update(repr(schema).encode())
+        digest.update(repr((schema, self.temp_schema())).encode())
         for name, _ in self.tables():
             quoted = '"' + name.replace('"', '""') + '"'
             rows = sorted(repr(row) for row in self._db.execute(f"SELECT * FROM {quoted}"))
@@ -369,6 +371,16 @@ class SqlMachine:
             return self._db.serialize()
         finally:
             self._policy.trusted = False
+
+    def temp_schema(self) -> list[str]:
+        """The SQL of the temporary views and triggers, in the order they were made (the
+        database's image holds none of them)."""
+        return [
+            row[0]
+            for row in self._db.execute(
+                "SELECT sql FROM sqlite_temp_schema WHERE sql IS NOT NULL ORDER BY rowid"
+            )
+        ]
 
     def close(self) -> None:
         self._policy.close()
@@ -436,6 +448,7 @@ class SqlView:
             machine.revision,
             sorted([table, revision] for table, revision in machine.table_revisions.items()),
             len(self._image),
+            machine.temp_schema(),
         ]
 
     def write(self, writer: Any) -> None:
@@ -452,9 +465,9 @@ def restore(objects: Iterator[Any], reader: Any, variant: str = "correct") -> Sq
     """The machine a `SqlView` wrote. Raises `CorruptSnapshot` for anything else, and for a
     snapshot of another SQLite version (its replicas would not run statements alike)."""
     head = reader.next(objects, "the SQL database")
-    if type(head) is not list or len(head) != 5 or head[0] != "sql":
+    if type(head) is not list or len(head) != 6 or head[0] != "sql":
         raise CorruptSnapshot(f"malformed SQL section {head!r:.80}")
-    _, version, revision, tables, size = head
+    _, version, revision, tables, size, temp_schema = head
     if version != SQLITE_VERSION:
         raise CorruptSnapshot(
             f"the SQL database was written by SQLite {version!r:.20}, this node runs "
@@ -494,4 +507,14 @@ def restore(objects: Iterator[Any], reader: Any, variant: str = "correct") -> Sq
         machine._configure()
         if check is None or check[0] != "ok":
             raise CorruptSnapshot(f"the SQL database image fails its check: {check!r:.80}")
+    if type(temp_schema) is not list or any(type(sql) is not str for sql in temp_schema):
+        raise CorruptSnapshot("malformed SQL temporary schema")
+    for sql in temp_schema:
+        if not sql.startswith("CREATE "):
+            raise CorruptSnapshot(f"malformed temporary view or trigger {sql!r:.60}")
+        try:
+            # SQLite keeps the text without its TEMP (it is implied by where it is kept).
+            machine._internal("CREATE TEMP " + sql[len("CREATE ") :])
+        except sqlite3.Error as exc:
+            raise CorruptSnapshot(f"a temporary view or trigger does not load: {exc}") from None
     return machine

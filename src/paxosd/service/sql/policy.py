@@ -14,8 +14,10 @@ there, by the engine that parses the SQL, not by a pattern over the text:
   (which means now), and the `localtime` / `utc` modifiers (the node's time zone), and
   otherwise answer as SQLite's own (computed by a private connection of the same SQLite);
   ATTACH / DETACH (and so VACUUM INTO), BEGIN / COMMIT / SAVEPOINT (the machine owns
-  transactions), temporary and virtual tables (not part of the replicated file), extension
-  loading and every PRAGMA but the read-only ones of `READ_PRAGMAS` are refused;
+  transactions), temporary tables and indexes (their rows are not in the database's image,
+  which is what a snapshot copies; temporary views and triggers are allowed: the snapshot
+  keeps their SQL), virtual tables, extension loading and every PRAGMA but the read-only ones
+  of `READ_PRAGMAS` are refused;
 * reads (`Mode.READ`): only SELECT, reads of tables, functions (the clock and randomness too:
   a read changes nothing) and the read-only PRAGMAs; anything else is `not_read_only`.
 
@@ -37,7 +39,9 @@ from typing import Any, Final
 
 SCHEMA: Final = "sqlite_schema"
 # The schema table's names (a statement reads it under whichever name it uses).
-_SCHEMA_NAMES: Final = frozenset({"sqlite_schema", "sqlite_master"})
+_SCHEMA_NAMES: Final = frozenset(
+    {"sqlite_schema", "sqlite_master", "sqlite_temp_schema", "sqlite_temp_master"}
+)
 
 READ_PRAGMAS: Final = frozenset(
     {
@@ -67,6 +71,13 @@ REFUSED_IN_WRITES: Final = {
 REFUSED_ALWAYS: Final = {
     "load_extension": "loading an extension runs code outside the replicated database",
 }
+_CLOCK_AND_CHANCE: Final = (
+    ("random", 0),
+    ("randomblob", 1),
+    ("current_timestamp", 0),
+    ("current_date", 0),
+    ("current_time", 0),
+)
 DATE_FUNCTIONS: Final = ("date", "time", "datetime", "julianday", "unixepoch", "strftime")
 _ZONE_MODIFIERS: Final = frozenset({"localtime", "utc"})
 
@@ -89,6 +100,11 @@ _SCHEMA_CHANGES: Final = {
     _A.SQLITE_DROP_TRIGGER: 2,
     _A.SQLITE_CREATE_VIEW: 1,
     _A.SQLITE_DROP_VIEW: 1,
+    # Temporary views and triggers hold no rows: the snapshot keeps their SQL (machine.py).
+    _A.SQLITE_CREATE_TEMP_VIEW: 1,
+    _A.SQLITE_DROP_TEMP_VIEW: 1,
+    _A.SQLITE_CREATE_TEMP_TRIGGER: 2,
+    _A.SQLITE_DROP_TEMP_TRIGGER: 2,
     _A.SQLITE_ALTER_TABLE: 2,
     _A.SQLITE_REINDEX: 0,
     _A.SQLITE_ANALYZE: 0,
@@ -100,14 +116,11 @@ _REFUSED_ACTIONS: Final = {
     "as one request (it is one transaction), or use an interactive transaction "
     "(/v1/sql/begin)",
     32: "SAVEPOINT and RELEASE are paxosd's: a request is one transaction",
-    _A.SQLITE_CREATE_TEMP_TABLE: "temporary tables are not replicated",
-    _A.SQLITE_CREATE_TEMP_INDEX: "temporary objects are not replicated",
-    _A.SQLITE_CREATE_TEMP_TRIGGER: "temporary objects are not replicated",
-    _A.SQLITE_CREATE_TEMP_VIEW: "temporary objects are not replicated",
-    _A.SQLITE_DROP_TEMP_TABLE: "temporary objects are not replicated",
-    _A.SQLITE_DROP_TEMP_INDEX: "temporary objects are not replicated",
-    _A.SQLITE_DROP_TEMP_TRIGGER: "temporary objects are not replicated",
-    _A.SQLITE_DROP_TEMP_VIEW: "temporary objects are not replicated",
+    _A.SQLITE_CREATE_TEMP_TABLE: "temporary tables are not supported: their rows would not "
+    "survive a snapshot (use a table, and drop it)",
+    _A.SQLITE_CREATE_TEMP_INDEX: "temporary indexes are not supported (temporary tables are not)",
+    _A.SQLITE_DROP_TEMP_TABLE: "temporary tables are not supported",
+    _A.SQLITE_DROP_TEMP_INDEX: "temporary indexes are not supported",
     _A.SQLITE_CREATE_VTABLE: "virtual tables are not supported",
     _A.SQLITE_DROP_VTABLE: "virtual tables are not supported",
 }
@@ -150,6 +163,11 @@ class Policy:
         connection.set_authorizer(self._authorize)
         for name in DATE_FUNCTIONS:
             connection.create_function(name, -1, self._date_function(name), deterministic=True)
+        # The authorizer sees the functions a statement names, but not those of a column's
+        # DEFAULT: these replacements refuse in writes wherever they are called from, and in
+        # reads answer as SQLite's own (from the private connection, which has them).
+        for name, arity in _CLOCK_AND_CHANCE:
+            connection.create_function(name, arity, self._guarded(name))
         connection.create_function("last_insert_rowid", 0, lambda: self.last_insert_id)
         connection.create_function("changes", 0, lambda: self.changes)
         connection.create_function("total_changes", 0, lambda: self.total_changes)
@@ -220,6 +238,24 @@ class Policy:
                 self.written.add(_table(table))
             return sqlite3.SQLITE_OK
         return self._deny(f"operation {action} is not allowed")
+
+    def _guarded(self, name: str) -> Any:
+        clockless = self._clockless
+        query = f"SELECT {name}" if name.startswith("current_") else f"SELECT {name}" + "({})"
+        planted = self._allow_random and name in ("random", "randomblob")
+
+        def function(*args: Any) -> Any:
+            if self.mode is Mode.WRITE and not planted:
+                raise sqlite3.OperationalError(
+                    self._note(
+                        f"{REFUSED_IN_WRITES[name]} (here in a column's DEFAULT or a trigger, "
+                        "which the node cannot rewrite): give the value in the statement"
+                    )
+                )
+            marks = ", ".join("?" * len(args))
+            return clockless.execute(query.format(marks), args).fetchone()[0]
+
+        return function
 
     def _date_function(self, name: str) -> Any:
         clockless = self._clockless

@@ -49,6 +49,10 @@ SQL_CONFLICT: Final = "sql_conflict"  # an interactive transaction's commit foun
 NOT_READ_ONLY: Final = "not_read_only"  # a query tried to change the database
 
 
+# begin_revision of a request that is not part of an interactive transaction.
+NO_TRANSACTION: Final = -1
+
+
 @dataclass(frozen=True, slots=True)
 class Statement:
     """One SQL statement and its parameters."""
@@ -64,14 +68,14 @@ class SqlExecute:
     `atomic`: a failing statement undoes the whole request and stops it (rqlite's
     `?transaction`; always so on /v1); otherwise a failing statement undoes only itself and
     the others still apply (rqlite's default).
-    `begin_revision` > 0 makes this an interactive transaction's commit: it applies only if no
+    `begin_revision` >= 0 makes this an interactive transaction's commit: it applies only if no
     table of `tables` (and no schema object) changed after that revision; else it answers
-    `results.Error(sql_conflict)` and changes nothing.
+    `results.Error(sql_conflict)` and changes nothing. -1: not a transaction's commit.
     """
 
     statements: tuple[Statement, ...]
     atomic: bool = True
-    begin_revision: int = 0
+    begin_revision: int = NO_TRANSACTION
     tables: tuple[str, ...] = ()
 
 
@@ -81,14 +85,17 @@ class SqlQuery:
 
     `through_log`: answered through the log, like a write (rqlite's `strong`); else a read.
     `pending`: an interactive transaction's writes so far, applied first in a savepoint that is
-    rolled back (so the query sees them and nothing changes); with `begin_revision` > 0 a
+    rolled back (so the query sees them and nothing changes); with `begin_revision` >= 0 a
     table they or the query touch that changed after it answers `sql_conflict` early.
+    `local`: answered from this node's own state, without confirming it is current (the
+    `none` read level); never sent to another node or the log.
     """
 
     statements: tuple[Statement, ...]
     through_log: bool = False
     pending: tuple[Statement, ...] = ()
-    begin_revision: int = 0
+    begin_revision: int = NO_TRANSACTION
+    local: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
