@@ -46,6 +46,7 @@ SUBCOMMANDS = {
         "The members: voters, learners, each one's progress.",
     ),
     "status": ("paxosd.cli.status", "status", "Every node's role, leader, ballot, slots."),
+    "sql": ("paxosd.cli.sql", "sql", "Run SQL on the replicated database (-c, or a shell)."),
     "endpoint": ("paxosd.cli.status", "endpoint", "Per-endpoint checks: `endpoint health`."),
     "bench": ("paxosd.cli.bench", "command", "Benchmark against etcd, ZooKeeper, PySyncObj."),
 }
