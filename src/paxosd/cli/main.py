@@ -34,6 +34,8 @@ SUBCOMMANDS = {
     "unlock": ("paxosd.cli.locks", "unlock", "Release a lock."),
     "lock-status": ("paxosd.cli.locks", "lock_status", "Who holds a lock, and its token."),
     "register": ("paxosd.cli.verbs", "register", "Claim a unique name."),
+    "elect": ("paxosd.cli.elect", "elect", "Lead an election while a command runs; observe one."),
+    "instances": ("paxosd.cli.elect", "instances", "Register live instances; list, watch them."),
     "lookup": ("paxosd.cli.verbs", "lookup", "Who owns a name."),
     "propose": ("paxosd.cli.verbs", "propose", "The book's propose(): offer a value."),
     "query": ("paxosd.cli.verbs", "query", "The book's query(): the chosen value."),

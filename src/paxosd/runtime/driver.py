@@ -273,6 +273,15 @@ class Driver:
         self.replica.step(Envelope(src, self.replica.node_id, msg))
         self._schedule()
 
+    def transfer_leadership(self, target: NodeId) -> str | None:
+        """An operator's handover to `target` (core/multi/transfer.py): why it cannot be
+        done, or None once it has begun."""
+        if self.stopped:
+            return "the node is stopping"
+        refused = self.replica.transfer_leadership(target)
+        self._schedule()
+        return refused
+
     def tick(self) -> None:
         """One tick of the replica's logical time, and the driver's own timers."""
         if self.stopped:

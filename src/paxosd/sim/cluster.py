@@ -61,6 +61,7 @@ from paxosd.sim.disk import SimDisk
 from paxosd.sim.mvcc_workload import reached as mvcc_reached
 from paxosd.sim.nemesis import (
     FAULTS,
+    OWN_GENERATOR,
     SnapshotCrash,
     crash_after_promise,
     crash_after_snapshot,
@@ -329,7 +330,7 @@ class Cluster:
         self.active_faults = spec.faults
         if spec.draws:
             self.config, self.policy = draw_limits(spec.config, self.rng)
-            self.active_faults = draw_faults(spec.faults, self.rng)
+            self.active_faults = draw_faults(spec.faults, self.rng, OWN_GENERATOR, seed)
         self.variant = Variant(spec.variant)
         self.members = tuple(range(1, spec.nodes + 1))
         self.configuration = Configuration(self.members)
