@@ -114,6 +114,9 @@ def test_a_registered_instance_vanishes_with_its_process(shared_cluster: Cluster
             capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
         assert json.loads(listed.stdout)["instances"] == {"svc/api/i-1": "10.0.0.1:80"}
+        with Client(endpoints) as client:  # the status page counts the live lease
+            kv = client.status()["kv"]
+            assert kv["leases"] >= 1 and 0 <= kv["soonest_lease_ms"] <= ttl_s * 1000
         _kill_group(instance)
         killed_at = time.monotonic()
         down = json.loads(events.next(30))

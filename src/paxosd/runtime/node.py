@@ -726,13 +726,18 @@ def _bad_request(error: BadCommand) -> BadRequest:
 
 def _kv_status(machine: StateMachine) -> dict[str, Any]:
     """The key-value store in /v1/status: its revision, the compacted one (reads below it are
-    refused), its keys and what its history costs."""
+    refused), its keys, what its history costs, its live leases and how long the soonest to
+    end has left in log time (None: no lease)."""
     store = machine.kv.store
+    leases = machine.kv.leases
+    soonest = leases.soonest_deadline_ms()
     return {
         "revision": store.revision,
         "compact_revision": store.compact_revision,
         "keys": store.live_keys,
         "history_bytes": store.history_bytes,
+        "leases": len(leases),
+        "soonest_lease_ms": None if soonest is None else max(0, soonest - leases.now_ms),
     }
 
 
