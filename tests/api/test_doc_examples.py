@@ -34,7 +34,7 @@ from tests.mvcc_store import needs_store
 from .conftest import FakeNode
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ["etcd-api.md", "http-api.md", "client.md", "resp.md", "recipes.md"]
+DOCS = ["etcd-api.md", "http-api.md", "client.md", "resp.md", "recipes.md", "sql.md", "leases.md"]
 BLOCK = re.compile(r"^```(console|python) tested\n(.*?)^```\n", re.MULTILINE | re.DOTALL)
 REWRITE = os.environ.get("PAXOSD_REWRITE_DOCS") == "1"
 # The cluster id the docs' answers were made with (their header's cluster_id follows from it).

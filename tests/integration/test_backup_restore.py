@@ -1,6 +1,6 @@
 """Backup and restore on real processes: `paxosd snapshot save` from a running 3-node cluster
 while writes go on, `status`, and `restore` into a new 3-node cluster that serves every key
-with the revisions it had, under a new cluster id."""
+with the revisions it had (and the names and SQL tables), under a new cluster id."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from paxosd import Client
 from paxosd.runtime.config import local_cluster, to_toml
@@ -39,6 +41,12 @@ def test_a_backup_taken_under_writes_restores_into_a_new_cluster(tmp_path: Path)
             client.put(f"key/{i % 60:03d}", {"n": i})  # overwritten: versions above 1
         client.delete("key/007")
         client.register("service/a", "owner-1")
+        sql = f"http://{old.http(1)}/v1/sql"
+        created = httpx.post(f"{sql}/execute", json={"statements": [
+            "CREATE TABLE signups (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+            ["INSERT INTO signups (name) VALUES (?)", ["ada"]],
+        ]}, timeout=30)  # fmt: skip
+        assert created.status_code == 200, created.text
         acknowledged = client.put("before/save", "yes")
         # Writes go on during the save, from another client.
         stop = threading.Event()
@@ -97,6 +105,12 @@ def test_a_backup_taken_under_writes_restores_into_a_new_cluster(tmp_path: Path)
         fresh = Client(new.endpoints(), timeout_s=30)
         assert _rows(fresh) == expected, "every key, value and revision as at the backup"
         assert fresh.lookup("service/a") == "owner-1"
+        rows = httpx.post(
+            f"http://{new.http(2)}/v1/sql/query",
+            json={"statements": ["SELECT name FROM signups"]},
+            timeout=30,
+        ).json()
+        assert "ada" in json.dumps(rows), rows
         assert fresh.put("after/restore", 1) == revision + 1, "revisions go on from the backup"
         for node in (1, 2, 3):
             status_of = new.status(node) or {}

@@ -2,9 +2,8 @@
 cluster: it finds the API path from GET /version and uses /v3 on whichever node it is given.
 
 What it relies on and gets: get, put, delete, the prefix calls, create and replace (its
-transactions), raw transactions, status and the member list. Its lock takes an etcd lease
-first, which paxosd does not serve yet: the lock fails at once with etcd's Unimplemented
-error naming the path, and changes nothing."""
+transactions), raw transactions, status and the member list, leases (grant, put with a
+lease, time-to-live, keep-alive, keys, revoke) and its lock, which holds a key on a lease."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from collections.abc import Iterator
 
 import pytest
 from etcd3gw.client import Etcd3Client
-from etcd3gw.exceptions import Etcd3Exception
 
 from tests.mvcc_store import needs_store
 
@@ -118,9 +116,24 @@ def test_status_and_members(clients: list[Etcd3Client], shared_cluster: Cluster)
     assert urls == {f"http://{shared_cluster.http(n)}" for n in (1, 2, 3)}
 
 
-def test_lock_needs_leases_and_says_so(clients: list[Etcd3Client]) -> None:
-    lock = clients[0].lock("gw-job", ttl=5)
-    with pytest.raises(Etcd3Exception) as refused:
-        lock.acquire()
-    assert "/v3/lease/grant is not supported by paxosd" in (refused.value.detail_text or "")
-    assert clients[1].get("/locks/gw-job") == []  # nothing taken
+def test_leases_keep_and_end_keys(clients: list[Etcd3Client]) -> None:
+    lease = clients[0].lease(ttl=30)
+    assert clients[1].put("gw-eph", "up", lease=lease)
+    assert 0 < lease.ttl() <= 30
+    assert lease.refresh() == 30
+    assert lease.keys() == [b"gw-eph"]
+    assert lease.revoke()
+    assert clients[2].get("gw-eph") == []  # the lease took its key with it
+    assert lease.ttl() == -1 and lease.refresh() == -1  # etcd's answers for a lease gone
+
+
+def test_lock_takes_a_lease_and_excludes_another(clients: list[Etcd3Client]) -> None:
+    first = clients[0].lock("gw-job", ttl=5)
+    assert first.acquire()
+    assert first.is_acquired()
+    second = clients[1].lock("gw-job", ttl=5)
+    assert not second.acquire()  # held: etcd3gw gives up rather than wait
+    assert first.refresh() == 5
+    assert first.release()
+    assert second.acquire() and second.release()
+    assert clients[2].get("/locks/gw-job") == []

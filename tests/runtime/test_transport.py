@@ -156,3 +156,21 @@ def test_peers_too_old_or_too_new_are_refused_and_told_why(
         assert accepted == 0
         assert expected in refusals[older.node_id]
         assert f"speaks peer protocol {version}" in refusals[older.node_id]
+
+
+def test_transfer_messages_round_trip_and_a_plain_prepare_keeps_version_3s_shape() -> None:
+    """A node at protocol 4 writes what a node at 3 reads, until a transfer is asked for."""
+    from paxosd.core.multi.messages import Prepare, TimeoutNow
+
+    ballot = Ballot(7, 2)
+    for message in (
+        Prepare(ballot=ballot, from_slot=5),
+        Prepare(ballot=ballot, from_slot=5, transfer=True),
+        TimeoutNow(ballot=ballot),
+    ):
+        (payload,) = FrameReader().feed(codec.encode(message))
+        assert decode(payload) == message
+    (plain,) = FrameReader().feed(codec.encode(Prepare(ballot=ballot, from_slot=5)))
+    assert msgpack.unpackb(plain) == [1, [7, 2], 5], "version 3's Prepare: tag, ballot, slot"
+    with pytest.raises(codec.WireError):
+        decode(msgpack.packb([1, [7, 2], 5, "yes"]))

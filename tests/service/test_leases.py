@@ -207,6 +207,17 @@ def test_keepalive_renews_to_the_full_ttl_from_now() -> None:
     assert len(at(log, 1901)) == 1
 
 
+def test_two_renewals_at_one_log_time_end_the_lease_once() -> None:
+    """Found by the simulator: both renewals queue the same deadline; the lease ends once."""
+    log = Log()
+    lease = log.run(LeaseGrant(ttl_ms=100)).id  # type: ignore[union-attr]
+    put(log, b"k", lease)
+    log.run(LeaseKeepAlive(id=lease))
+    log.run(LeaseKeepAlive(id=lease))
+    assert [e.kv.key for e in at(log, 101)] == [b"k"]
+    assert log.machine.read(LeaseLeases()).ids == ()  # type: ignore[union-attr]
+
+
 def test_keepalive_of_an_ended_lease_is_refused() -> None:
     log = Log()
     lease = log.run(LeaseGrant(ttl_ms=100)).id  # type: ignore[union-attr]

@@ -190,6 +190,27 @@ def test_a_trigger_that_calls_random_is_refused_when_it_runs() -> None:
     assert db.rows("SELECT count(*) FROM users") == [(0,)]
 
 
+@pytest.mark.parametrize(
+    "default", ["random()", "randomblob(4)", "CURRENT_TIMESTAMP", "datetime('now')", "date()"]
+)
+def test_a_default_that_reads_chance_or_the_clock_is_refused_when_it_runs(default: str) -> None:
+    db = signups()
+    db.write(f"CREATE TABLE d (x DEFAULT ({default}), y)")
+    before = db.digest()
+    answer = db.write("INSERT INTO d (y) VALUES (1)")
+    assert not answer.applied and answer.results[0].error_code == SQL_REFUSED
+    assert "give the" in (answer.results[0].error or "")
+    assert db.digest() == before
+
+
+def test_a_query_reads_chance_and_the_clock_as_sqlite_does() -> None:
+    answer = signups().query(
+        "SELECT typeof(random()), length(randomblob(5)), "
+        "length(CURRENT_TIMESTAMP), CURRENT_DATE = date('now')"
+    )
+    assert answer.results[0].rows == (("integer", 5, 19, 1),)
+
+
 def test_date_functions_of_given_times_answer_as_sqlites_own() -> None:
     db = signups()
     db.write("CREATE TABLE t (d)")

@@ -93,7 +93,7 @@ PLANTED = (
 @pytest.mark.parametrize(
     ("variant", "seed"),
     [
-        ("unconfirmed-reads", 5),
+        ("unconfirmed-reads", 6),  # re-pinned when the mvcc workload gained leases
         ("reply-before-fsync", 1),
         ("amnesia", 7),
         ("wall-clock-leases", 4),
@@ -117,7 +117,7 @@ def test_each_planted_bug_is_caught_within_the_default_budget(variant: str) -> N
 
 def test_the_correct_engine_survives_the_seeds_that_catch_the_bugs() -> None:
     spec = spec_for(3, ALL, "correct")
-    for seed in (1, 4, 5, 7, 25, 53):
+    for seed in (1, 4, 6, 7, 25, 53):
         assert run(spec, seed).ok, replay_command(spec, seed)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from .calls import Call
+from .failures import ApiError
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -41,3 +42,14 @@ def members_view(status: dict[str, Any]) -> dict[str, Any]:
 
 async def members(call: Call) -> web.Response:
     return web.json_response(members_view(call.node.status()), headers=_NO_STORE)
+
+
+async def transfer_leader(call: Call) -> web.Response:
+    """Ask this node, the leader, to hand leadership to `to` (core/multi/transfer.py); 202
+    once the handover has begun (`GET /v1/status`'s leader says when it is done)."""
+    target = call.body["to"]
+    refused = call.node.transfer_leadership(target)
+    if refused is not None:
+        raise ApiError(409, "refused", refused)
+    body = {"from": call.node.node_id, "to": target, "state": "handing over"}
+    return web.json_response(body, status=202, headers=_NO_STORE)

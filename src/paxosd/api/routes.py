@@ -870,6 +870,23 @@ ROUTES: Final[tuple[Route, ...]] = (
         "adds each member's own role and applied slot.",
     ),
     Route(
+        "transfer_leader",
+        "POST",
+        "/v1/leader/transfer",
+        members.transfer_leader,
+        "Hand leadership to another voter (sent to the leader): no write fails meanwhile",
+        "ops",
+        (
+            Reply(202, "Transfer", "the handover has begun: from, to"),
+            Reply(409, "Error", "refused: this node does not lead, or `to` is not a voter"),
+        ),
+        body=(Field("to", "integer", "the node id of the voter that is to lead"),),
+        service=False,
+        description="The leader stops forming new batches, waits until `to` has applied "
+        "everything chosen, then tells it to campaign at once; queued writes go to the new "
+        "leader. Abandoned after an election timeout if `to` does not take over.",
+    ),
+    Route(
         "snapshot_save",
         "GET",
         "/v1/snapshot",

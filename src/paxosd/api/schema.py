@@ -158,6 +158,7 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         "refuses this node) when it does",
         "additionalProperties": True,
     },
+    "Transfer": _object({"from": _INT, "to": _INT, "state": _STR}),
     "Backup": {"type": "string", "description": "a backup file (docs/operations.md, 'Backup')"},
 }
 

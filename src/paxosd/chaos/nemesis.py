@@ -45,6 +45,11 @@ Kinds (`KINDS`):
   the end: what makes a lease measured in wall time expire early (the `wall-clock-leases`
   variant) while its holder still relies on it. One jump expires only the leases held at that
   instant; repeated jumps make it likely that some lock was just granted and is wanted.
+- `transfer-leader`: an operator hands leadership to another node that is up (`POST
+  /v1/leader/transfer` to the leader, as `paxosd member transfer-leader` does); the new
+  leader is recorded in `detail.to`, the leader's answer in `detail.answer`. Nothing is
+  undone at the end: the handover is the whole fault, and what it cost the clients (a pause
+  of writes, never a failed one) is what the run measures.
 """
 
 from __future__ import annotations
@@ -52,9 +57,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import random
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +88,7 @@ KINDS = (
     "failing-write",
     "clock-skew",
     "clock-jump-leader",
+    "transfer-leader",
 )
 NETWORK_KINDS = frozenset(
     {"partition", "isolate-leader", "bridge", "one-way", "delay", "loss", "duplicate", "reset"}
@@ -262,6 +271,7 @@ class NemesisRunner:
             "failing-write": self._failing_write,
             "clock-skew": self._clock,
             "clock-jump-leader": self._clock,
+            "transfer-leader": self._transfer_leader,
         }
 
     # -- running a schedule -----------------------------------------------------------------
@@ -514,6 +524,21 @@ class NemesisRunner:
 
         active.undo = set_right
 
+    async def _transfer_leader(self, active: _Active) -> None:
+        leader = await self._leader_or_random(active)
+        others = [i for i, p in sorted(self.nodes.items()) if i != leader and p.alive]
+        detail = active.record["detail"]
+        process = self.nodes[leader]
+        if not others or process.http is None:
+            detail["answer"] = "no other node is up"
+            return
+        target = self.rng.choice(others)
+        detail["to"] = target
+        active.record["start"] = time.time()
+        detail["answer"] = await asyncio.to_thread(
+            ask_transfer, process.http, target, self.status_timeout_s
+        )
+
     async def _failing_write(self, active: _Active) -> None:
         victim = self._victim(active)
         process = self.nodes[victim]
@@ -557,6 +582,23 @@ class NemesisRunner:
             self._downed.discard(victim)
 
         active.undo = restore
+
+
+def ask_transfer(http: tuple[str, int], target: int, timeout_s: float) -> str:
+    """POST /v1/leader/transfer to a node; its answer in a few words."""
+    request = urllib.request.Request(
+        f"http://{http[0]}:{http[1]}/v1/leader/transfer",
+        data=json.dumps({"to": target}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+            return f"{answer.status} handing over"
+    except urllib.error.HTTPError as error:
+        return f"{error.code} {error.read()[:200].decode(errors='replace')}"
+    except (OSError, urllib.error.URLError) as error:
+        return f"no answer: {error}"
 
 
 def leader_of(statuses: Mapping[int, Mapping[str, Any]]) -> int | None:

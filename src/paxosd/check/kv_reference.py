@@ -7,6 +7,12 @@ whole dict, runs a transaction on a scratch copy of the keyspace that it either 
 drops, and compacts by deleting whole revisions. Small and obviously right, slow and
 memory-hungry: for tests and checkers of small key sets only. The answers are the state
 machine's own types, so they compare with `==`.
+
+Leases: a table id -> [granted TTL, deadline in log time]; a lease's keys are found by looking
+at every key's `lease` (no index), and `advance_time` ends every lease whose deadline log time
+passed, deleting all their keys in one revision, as the store does. Only a client's request
+renews a lease: `apply` takes lease requests as a client sends them (the checker leaves out
+any the log holds outside a client's request, since nothing else may renew a lease).
 """
 
 from __future__ import annotations
@@ -23,6 +29,16 @@ from paxosd.service.kv import (
     DeleteRangeResponse,
     KeyValue,
     KvError,
+    LeaseGrant,
+    LeaseGrantResponse,
+    LeaseKeepAlive,
+    LeaseKeepAliveResponse,
+    LeaseLeases,
+    LeaseLeasesResponse,
+    LeaseRevoke,
+    LeaseRevokeResponse,
+    LeaseTimeToLive,
+    LeaseTimeToLiveResponse,
     Put,
     PutResponse,
     Range,
@@ -39,8 +55,11 @@ from paxosd.service.kv.errors import (
     compacted,
     future_revision,
     key_not_found,
+    lease_exist,
     lease_not_found,
 )
+
+LEASE_OPS = (LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases)
 
 State = dict[bytes, KeyValue]
 
@@ -54,6 +73,9 @@ class KvModel:
         self.revision = 1
         self.compacted = -1
         self.states: dict[int, State] = {1: {}}
+        self.now_ms = 0  # log time
+        self.leases: dict[int, list[int]] = {}  # id -> [granted ttl_ms, deadline_ms]
+        self.lease_counter = 1
 
     @property
     def now(self) -> State:
@@ -67,7 +89,9 @@ class KvModel:
             return self.range(op, self.now, self.revision, self.revision)
         if isinstance(op, Compact):
             return self.compact(op)
-        if isinstance(op, Put) and op.lease:
+        if isinstance(op, LEASE_OPS):
+            return self.lease(op)
+        if isinstance(op, Put) and op.lease and op.lease not in self.leases:
             return lease_not_found(op.lease)
         txn = op if isinstance(op, Txn) else None
         if txn is None:
@@ -86,6 +110,8 @@ class KvModel:
         """A read (Range, or a transaction of ranges), without the log."""
         if isinstance(op, Txn):
             return self.txn(op, read_only=True)
+        if isinstance(op, LEASE_OPS):
+            return self.lease(op)
         return self.range(op, self.now, self.revision, self.revision, self.limits)
 
     def read_at(self, op: Any, revision: int) -> Any:
@@ -260,7 +286,7 @@ class KvModel:
                 if (child.ignore_value or child.ignore_lease) and child.key not in before:
                     flag = "ignore_value" if child.ignore_value else "ignore_lease"
                     return key_not_found(child.key, flag)
-                if child.lease:
+                if child.lease and child.lease not in self.leases:
                     return lease_not_found(child.lease)
         for child in chosen:
             if isinstance(child, Range):
@@ -310,3 +336,58 @@ class KvModel:
                 self.states[op.revision] = keep
         self.compacted = op.revision
         return CompactionResponse(revision=self.revision)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def lease(self, op: Any) -> Any:
+        revision = self.revision
+        if isinstance(op, LeaseGrant):
+            lease_id = op.id
+            if lease_id in self.leases:
+                return lease_exist(lease_id)
+            if not lease_id:
+                lease_id = self.lease_counter
+                while lease_id in self.leases:
+                    lease_id += 1
+                self.lease_counter = lease_id + 1
+            self.leases[lease_id] = [op.ttl_ms, self.now_ms + op.ttl_ms]
+            return LeaseGrantResponse(revision=revision, id=lease_id, ttl_ms=op.ttl_ms)
+        if isinstance(op, LeaseLeases):
+            return LeaseLeasesResponse(revision=revision, ids=tuple(sorted(self.leases)))
+        entry = self.leases.get(op.id)
+        if isinstance(op, LeaseTimeToLive):
+            if entry is None:
+                return LeaseTimeToLiveResponse(
+                    revision=revision, id=op.id, ttl_ms=-1, granted_ttl_ms=0
+                )
+            keys = tuple(sorted(k for k, kv in self.now.items() if kv.lease == op.id))
+            return LeaseTimeToLiveResponse(
+                revision=revision,
+                id=op.id,
+                ttl_ms=max(0, entry[1] - self.now_ms),
+                granted_ttl_ms=entry[0],
+                keys=keys if op.keys else (),
+            )
+        if entry is None:
+            return lease_not_found(op.id)
+        if isinstance(op, LeaseKeepAlive):
+            entry[1] = self.now_ms + entry[0]
+            return LeaseKeepAliveResponse(revision=revision, id=op.id, ttl_ms=entry[0])
+        assert isinstance(op, LeaseRevoke)
+        self.end_leases({op.id})
+        return LeaseRevokeResponse(revision=self.revision)
+
+    def advance_time(self, now_ms: int) -> None:
+        """Log time is `now_ms` (if later): every lease it passed ends."""
+        if now_ms <= self.now_ms:
+            return
+        self.now_ms = now_ms
+        ended = {i for i, (_, deadline) in self.leases.items() if deadline < now_ms}
+        if ended:
+            self.end_leases(ended)
+
+    def end_leases(self, ids: set[int]) -> None:
+        for lease_id in ids:
+            del self.leases[lease_id]
+        scratch = {key: kv for key, kv in self.now.items() if kv.lease not in ids}
+        self.keep(scratch, changed=len(scratch) != len(self.now))

@@ -14,6 +14,11 @@ candidate order and verifies it, which is as strong as finding it:
    the reference model (kv_reference.py), applying a client's request once as the state
    machine's exactly-once sessions do (a retry or a stale seq changes nothing). This gives
    the state at every revision and each request's answer by the specification.
+   Leases live on log time: the reference ends every lease the log's `AdvanceTime` entries
+   pass, with its keys, at that point of the log, so a key read after its lease's end as
+   the log saw it, or missing before, is a reference mismatch. Only a client's request
+   touches a lease: a lease request in the log outside one (no client sends it) is not
+   applied to the reference, so a node that renews leases on its own is caught.
 2. Answers. Every write a client saw answered must be in the log, and its answer must equal
    the reference's. Every read answered without the log must equal the reference's read at
    the revision its answer names; a read of the past must not succeed below a compaction
@@ -42,8 +47,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from paxosd.check.kv_reference import KvModel
-from paxosd.service.commands import Request, decode
+from paxosd.check.kv_reference import LEASE_OPS, KvModel
+from paxosd.service.commands import AdvanceTime, Request, decode
 from paxosd.service.errors import BadCommand
 from paxosd.service.kv import (
     Compact,
@@ -58,7 +63,7 @@ from paxosd.service.kv import (
 from paxosd.service.results import REQUEST_MISMATCH, STALE_REQUEST, Error
 from paxosd.service.sessions import ANONYMOUS_PREFIX
 
-KV_OPS = (Range, Put, DeleteRange, Txn, Compact)
+KV_OPS = (Range, Put, DeleteRange, Txn, Compact, *LEASE_OPS)
 PROBLEMS_MAX = 5
 
 
@@ -117,10 +122,20 @@ def _replay(
             command = decode(payload)
         except BadCommand:
             continue
+        if isinstance(command, AdvanceTime):
+            # Log time: the leases it passed end, their keys deleted in one revision.
+            before = model.revision
+            model.advance_time(command.now_ms)
+            if model.revision != before:
+                compacted_at[model.revision] = model.compacted
+                compacted_after[model.revision] = model.compacted
+            continue
         if isinstance(command, Request):
             op, client, seq = command.op, command.client_id, command.seq
         else:
             op, client, seq = command, None, 0
+            if isinstance(op, LEASE_OPS):
+                continue  # only a client's request may grant, renew or end a lease
         if client is not None and not client.startswith(ANONYMOUS_PREFIX):
             # Exactly-once, as the state machine's sessions (one per client, whatever the
             # request is for): a seq at or below the client's last one is a retry, a stale

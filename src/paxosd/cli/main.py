@@ -34,6 +34,8 @@ SUBCOMMANDS = {
     "unlock": ("paxosd.cli.locks", "unlock", "Release a lock."),
     "lock-status": ("paxosd.cli.locks", "lock_status", "Who holds a lock, and its token."),
     "register": ("paxosd.cli.verbs", "register", "Claim a unique name."),
+    "elect": ("paxosd.cli.elect", "elect", "Lead an election while a command runs; observe one."),
+    "instances": ("paxosd.cli.elect", "instances", "Register live instances; list, watch them."),
     "lookup": ("paxosd.cli.verbs", "lookup", "Who owns a name."),
     "propose": ("paxosd.cli.verbs", "propose", "The book's propose(): offer a value."),
     "query": ("paxosd.cli.verbs", "query", "The book's query(): the chosen value."),
@@ -44,6 +46,7 @@ SUBCOMMANDS = {
         "The members: voters, learners, each one's progress.",
     ),
     "status": ("paxosd.cli.status", "status", "Every node's role, leader, ballot, slots."),
+    "sql": ("paxosd.cli.sql", "sql", "Run SQL on the replicated database (-c, or a shell)."),
     "endpoint": ("paxosd.cli.status", "endpoint", "Per-endpoint checks: `endpoint health`."),
     "bench": ("paxosd.cli.bench", "command", "Benchmark against etcd, ZooKeeper, PySyncObj."),
 }

@@ -1,4 +1,5 @@
-"""`paxosd member list`: the cluster's members, whether each votes, and how far each is.
+"""`paxosd member list`: the cluster's members, whether each votes, and how far each is;
+`paxosd member transfer-leader N`: hand leadership to node N.
 
 One node that answers names the members (its configuration: voters and learners, the epoch)
 and the leader it knows; then every member is asked for its own view at once, each with its
@@ -11,6 +12,10 @@ answers.
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,7 +45,8 @@ node_timeout_option = timeout_option_for(2.0, "Seconds to wait for each node.")
 
 @click.group()
 def member() -> None:
-    """The cluster's members: list them (voters, learners, each one's progress)."""
+    """The cluster's members: list them (voters, learners, each one's progress), and hand
+    leadership from one to another."""
 
 
 @member.command(name="list")
@@ -164,3 +170,76 @@ def _table(rows: list[dict[str, Any]], view: dict[str, Any], leader: Any, notes:
     console.print(head, highlight=False)
     for note in notes:
         console.print(note, highlight=False, style="red")
+
+
+@member.command(name="transfer-leader")
+@click.argument("target", type=click.IntRange(0))
+@endpoints_option
+@timeout_option_for(10.0, "Seconds to wait for the new leader.")
+@json_option
+def transfer_leader(target: int, endpoints: str, timeout: float, as_json: bool) -> None:
+    """Hand leadership to node TARGET (for maintenance of the leader's machine). The leader
+    stops forming new batches, waits until TARGET has applied everything, and tells it to
+    take over at once: writes meanwhile wait, none fails."""
+    started = time.monotonic()
+    with connected(endpoints, min(timeout, 2.0)) as client:
+        view = _first_view(client, min(timeout, 2.0))
+        members = {m.get("id"): m for m in view.get("members") or []}
+        if target not in members:
+            raise Failure(f"node {target} is not a member (members: {sorted(members)})")
+        leader = _leader_of(client, members, timeout)
+        if leader == target:
+            emit(as_json, {"from": leader, "to": target, "seconds": 0.0},
+                 f"node {target} already leads")  # fmt: skip
+            return
+        _ask_transfer(str(members[leader]["http"]), target)
+        while time.monotonic() - started < timeout:
+            try:
+                status = client.status(str(members[target]["http"]), timeout_s=1.0)
+            except PaxosdError:
+                status = {}
+            if status.get("role") == "leader":
+                seconds = round(time.monotonic() - started, 3)
+                emit(as_json, {"from": leader, "to": target, "seconds": seconds},
+                     f"node {target} leads now (was node {leader}), after {seconds} s")  # fmt: skip
+                return
+            time.sleep(0.05)
+    raise Failure(
+        f"node {target} did not take over within {timeout} s; node {leader} went on leading "
+        "(the handover is abandoned after an election timeout)",
+        hint=f"see `paxosd member list`: is node {target} up, and caught up?",
+    )
+
+
+def _leader_of(client: Client, members: dict[Any, dict[str, Any]], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for node, info in members.items():
+            try:
+                status = client.status(str(info.get("http")), timeout_s=1.0)
+            except PaxosdError:
+                continue
+            if status.get("role") == "leader":
+                return node
+        time.sleep(0.1)
+    raise Failure("no leader answers: nothing to hand over", hint=NOT_RUNNING_HINT)
+
+
+def _ask_transfer(http: str, target: int) -> None:
+    request = urllib.request.Request(
+        f"http://{http}/v1/leader/transfer",
+        data=json.dumps({"to": target}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5):
+            return
+    except urllib.error.HTTPError as error:
+        try:
+            message = json.loads(error.read()).get("message", "")
+        except (ValueError, OSError, AttributeError):
+            message = ""
+        raise Failure(f"the leader refused: {message or f'HTTP {error.code}'}") from None
+    except urllib.error.URLError as error:
+        raise Failure(f"the leader did not answer: {error.reason}") from None

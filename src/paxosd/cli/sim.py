@@ -13,10 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from paxosd.runtime.variants import VARIANTS
-from paxosd.sim.cluster import FAULTS, SimResult
+from paxosd.sim.cluster import FAULTS, WORKLOADS, SimResult
 from paxosd.sim.engine_swarm import spec_for, swarm
 from paxosd.sim.nemesis import NEEDS_PEERS
 from paxosd.sim.reach import MECHANISMS
+
+ALL_WORKLOADS = (*WORKLOADS, "sql")
 
 console = Console()
 
@@ -47,6 +49,12 @@ console = Console()
     help="A planted bug the checkers must catch.",
 )
 @click.option(
+    "--workloads",
+    default="",
+    help="Comma-separated workloads of the clients (kv, locks, names, decisions, mvcc, sql); "
+    "default: all but sql (which a planted bug of the SQL database adds).",
+)
+@click.option(
     "--fixed",
     is_flag=True,
     help="Every fault in every run, and the engine's own limits. By default each run draws "
@@ -65,6 +73,7 @@ def command(
     watchers: int,
     faults: str,
     variant: str,
+    workloads: str,
     fixed: bool,
     jobs: int,
     history_out: str | None,
@@ -82,7 +91,16 @@ def command(
         raise click.UsageError(
             f"unknown fault(s) {', '.join(unknown)}; choose from {', '.join(FAULTS)}"
         )
-    spec = spec_for(nodes, fault_set, variant, clients, draws=not fixed, watchers=watchers)
+    chosen = tuple(w.strip() for w in workloads.split(",") if w.strip()) or None
+    unknown_workloads = sorted(set(chosen or ()) - set(ALL_WORKLOADS))
+    if unknown_workloads:
+        raise click.UsageError(
+            f"unknown workload(s) {', '.join(unknown_workloads)}; choose from "
+            + ", ".join(ALL_WORKLOADS)
+        )
+    spec = spec_for(
+        nodes, fault_set, variant, clients, draws=not fixed, watchers=watchers, workloads=chosen
+    )
     seed_range = range(seed, seed + seeds)
     if as_json or not console.is_terminal:
         report, failing = swarm(spec, seed_range, jobs, stop_at_violation=stop)

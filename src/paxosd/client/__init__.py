@@ -7,6 +7,7 @@ from paxosd.client.core import (
     CasOutcome,
     FutureRevision,
     KeyValue,
+    LeaseNotFound,
     LockGrant,
     LockHeld,
     LockLost,
@@ -18,21 +19,29 @@ from paxosd.client.core import (
     RevisionCompacted,
     Unavailable,
 )
+from paxosd.client.election import Election, ElectionLost, Leader, Leadership
 from paxosd.client.kv import DeleteResult, PutResult, RangeResult, Txn, TxnResult
 from paxosd.client.lease import Lease
+from paxosd.client.session import AsyncSession, Session, SessionLost
 from paxosd.client.sync import Client, Watch
 from paxosd.client.watch import WatchCompacted, WatchEvent
 
 __all__ = [
     "AsyncClient",
+    "AsyncSession",
     "AsyncWatch",
     "BadRequest",
     "CasOutcome",
     "Client",
     "DeleteResult",
+    "Election",
+    "ElectionLost",
     "FutureRevision",
     "KeyValue",
+    "Leader",
+    "Leadership",
     "Lease",
+    "LeaseNotFound",
     "LockGrant",
     "LockHeld",
     "LockLost",
@@ -44,6 +53,8 @@ __all__ = [
     "Registration",
     "RequestMismatch",
     "RevisionCompacted",
+    "Session",
+    "SessionLost",
     "Txn",
     "TxnResult",
     "Unavailable",

@@ -14,7 +14,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, overload
 
@@ -36,8 +36,10 @@ from paxosd.client.core import (
 from paxosd.client.core import (
     key_text as _key,
 )
+from paxosd.client.election import AsyncElection
 from paxosd.client.kv import DeleteResult, RangeResult, TxnResult
 from paxosd.client.lease import Acquisition, Lease, LeaseKeeper, OnLost
+from paxosd.client.session import AsyncSession, ttl_ms_of
 from paxosd.client.watch import (
     EventParser,
     WatchEvent,
@@ -62,8 +64,39 @@ class AsyncClient(ClientBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def put(self, key: str, value: Any) -> int:
-        return await self._do(*ops.put(key, value))
+    async def put(self, key: str, value: Any, *, lease: int = 0) -> int:
+        """As `Client.put`: with `lease`, the key ends with that lease."""
+        return await self._do(*ops.put(key, value, lease))
+
+    # -- leases, sessions, elections (docs/leases.md) ---------------------------------------
+
+    async def grant(self, ttl: float, *, lease_id: int = 0) -> int:
+        return await self._do(*ops.lease_grant(ttl_ms_of(ttl), lease_id))
+
+    async def keep_alive(self, lease_id: int) -> int:
+        return await self._do(*ops.lease_keepalive(lease_id))
+
+    async def revoke(self, lease_id: int) -> bool:
+        return await self._do(*ops.lease_revoke(lease_id))
+
+    async def time_to_live(self, lease_id: int, *, keys: bool = False) -> dict[str, Any] | None:
+        return await self._do(*ops.lease_ttl(lease_id, keys))
+
+    async def leases(self) -> list[int]:
+        return await self._do(*ops.lease_list())
+
+    async def session(
+        self,
+        ttl: float = 10.0,
+        *,
+        on_state: Callable[[str], Any] | None = None,
+        on_lost: Callable[[str], Any] | None = None,
+    ) -> AsyncSession:
+        """As `Client.session`, kept alive by a task: `async with await client.session()`."""
+        return await AsyncSession.start(self, ttl, on_state=on_state, on_lost=on_lost)
+
+    def election(self, name: str) -> AsyncElection:
+        return AsyncElection(self, name)
 
     async def cas(self, key: str, expected: Any, value: Any) -> CasOutcome:
         return await self._do(*ops.cas(key, expected, value))

@@ -59,6 +59,11 @@ class NotHolder(PaxosdError):
     """A lock operation by an owner that does not hold the lock."""
 
 
+class LeaseNotFound(PaxosdError):
+    """The lease does not exist: never granted, revoked, or ended by the cluster's log time
+    (its keys are gone with it)."""
+
+
 class LockHeld(PaxosdError):
     """The lock stayed held by another owner for as long as the caller would wait (a
     definite no: nothing was applied). `owner` names the holder."""
@@ -343,6 +348,8 @@ def judge(call: Call, status: int, body: bytes) -> Verdict:
     message = data.get("message", "") if isinstance(data, dict) else ""
     if status == 409 and code == "not_holder":
         return Verdict(True, error=NotHolder(message))
+    if code == "lease_not_found":
+        return Verdict(True, error=LeaseNotFound(message or code))
     if code == "request_mismatch":
         return Verdict(True, error=RequestMismatch(f"{code}: {message}"))
     if code == "stale_request":  # a session used by two requests at once: our bug

@@ -300,10 +300,12 @@ class Operation:
     body: dict[str, Any]
 
 
-def put(key: str, value: Any, *, prev_kv: bool = False) -> Operation:
+def put(key: str, value: Any, *, prev_kv: bool = False, lease: int = 0) -> Operation:
     body: dict[str, Any] = {"key": key, **stored(value)}
     if prev_kv:
         body["prev_kv"] = True
+    if lease:
+        body["lease"] = lease
     return Operation({"put": body})
 
 

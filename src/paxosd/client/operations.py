@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from paxosd.client.core import (
+    BadRequest,
     Call,
     CasOutcome,
     KeyValue,
@@ -29,8 +30,10 @@ def get(key: str) -> Operation:
     return Call("GET", kv_path(key), None, False, absent_statuses=(404,)), to_kv
 
 
-def put(key: str, value: Any) -> Operation:
-    body = stored(value)  # bytes travel raw (value_base64), anything else as JSON
+def put(key: str, value: Any, lease: int = 0) -> Operation:
+    body: dict[str, Any] = stored(value)  # bytes travel raw (value_base64), else as JSON
+    if lease:
+        body["lease"] = lease
     return Call("PUT", kv_path(key), body, True), lambda d: int(d["revision"])
 
 
@@ -113,6 +116,37 @@ def propose(decision: str, value: Any) -> Operation:
 
 def query(decision: str) -> Operation:
     return Call("GET", named("decisions", decision), None, False), lambda d: d.get("chosen")
+
+
+def lease_grant(ttl_ms: int, lease_id: int = 0) -> Operation:
+    body: dict[str, Any] = {"ttl_ms": ttl_ms, **({"id": lease_id} if lease_id else {})}
+    return Call("POST", "/v1/leases", body, True), lambda d: int(d["id"])
+
+
+def lease_keepalive(lease_id: int) -> Operation:
+    call = Call("POST", f"/v1/leases/{_lease(lease_id)}/keepalive", None, True)
+    return call, lambda d: int(d["ttl_ms"])
+
+
+def lease_revoke(lease_id: int) -> Operation:
+    call = Call("DELETE", f"/v1/leases/{_lease(lease_id)}", None, True, absent_statuses=(404,))
+    return call, lambda d: d is not None
+
+
+def lease_ttl(lease_id: int, keys: bool) -> Operation:
+    query = "?keys=true" if keys else ""
+    call = Call("GET", f"/v1/leases/{_lease(lease_id)}{query}", None, False, absent_statuses=(404,))
+    return call, lambda d: d
+
+
+def lease_list() -> Operation:
+    return Call("GET", "/v1/leases", None, False), lambda d: [int(i) for i in d["leases"]]
+
+
+def _lease(lease_id: int) -> int:
+    if type(lease_id) is not int or lease_id < 1:
+        raise BadRequest(f"a lease id is a positive int, not {lease_id!r}")
+    return lease_id
 
 
 def status() -> Operation:

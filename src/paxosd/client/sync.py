@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, overload
 
@@ -37,8 +37,10 @@ from paxosd.client.core import (
 from paxosd.client.core import (
     key_text as _key,
 )
+from paxosd.client.election import Election
 from paxosd.client.kv import DeleteResult, RangeResult, TxnResult
 from paxosd.client.lease import Acquisition, Lease, LeaseKeeper, OnLost
+from paxosd.client.session import Session, ttl_ms_of
 from paxosd.client.watch import (
     EventParser,
     WatchEvent,
@@ -67,9 +69,47 @@ class Client(ClientBase):
 
     # -- the book's API and the service ------------------------------------------------------
 
-    def put(self, key: str, value: Any) -> int:
-        """Set a key to any JSON value; returns the new revision."""
-        return self._do(*ops.put(key, value))
+    def put(self, key: str, value: Any, *, lease: int = 0) -> int:
+        """Set a key to any JSON value; returns the new revision. With `lease`, the key is
+        attached to that lease and deleted when it ends."""
+        return self._do(*ops.put(key, value, lease))
+
+    # -- leases, sessions, elections (docs/leases.md) ---------------------------------------
+
+    def grant(self, ttl: float, *, lease_id: int = 0) -> int:
+        """A lease of `ttl` seconds of the cluster's log time; its id."""
+        return self._do(*ops.lease_grant(ttl_ms_of(ttl), lease_id))
+
+    def keep_alive(self, lease_id: int) -> int:
+        """Renew a lease to its full TTL; the TTL in ms. LeaseNotFound if it ended."""
+        return self._do(*ops.lease_keepalive(lease_id))
+
+    def revoke(self, lease_id: int) -> bool:
+        """End a lease now, deleting its keys; False if it did not exist."""
+        return self._do(*ops.lease_revoke(lease_id))
+
+    def time_to_live(self, lease_id: int, *, keys: bool = False) -> dict[str, Any] | None:
+        """{id, ttl_ms, granted_ttl_ms, revision, keys?} of a lease; None if it ended."""
+        return self._do(*ops.lease_ttl(lease_id, keys))
+
+    def leases(self) -> list[int]:
+        """Every live lease's id."""
+        return self._do(*ops.lease_list())
+
+    def session(
+        self,
+        ttl: float = 10.0,
+        *,
+        on_state: Callable[[str], Any] | None = None,
+        on_lost: Callable[[str], Any] | None = None,
+    ) -> Session:
+        """A lease kept alive by a background thread until closed (paxosd.client.session):
+        `with client.session(ttl=5) as s: s.put("workers/a", "up")`."""
+        return Session(self, ttl, on_state=on_state, on_lost=on_lost)
+
+    def election(self, name: str) -> Election:
+        """The election NAME (paxosd.client.election): campaign, leader, observe."""
+        return Election(self, name)
 
     def cas(self, key: str, expected: Any, value: Any) -> CasOutcome:
         """Set `value` if the key holds `expected` (None: if it does not exist)."""

@@ -20,7 +20,11 @@ from paxosd.core.multi import messages as m
 from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 from paxosd.storage.codec import snapshot_checksum_bytes
 
-protocol_version = 3  # 3: SnapshotInstall carries the snapshot file's checksum
+# 3: SnapshotInstall carries the snapshot file's checksum. 4: leadership transfer
+# (TimeoutNow, and Prepare's `transfer` flag). A version-4 node writes every version-3 message
+# as version 3 did (a Prepare carries its flag only when set), so 3 and 4 run side by side;
+# a transfer needs its target at 4.
+protocol_version = 4
 # The oldest peer protocol this node still speaks. Rolling upgrades need two versions side by
 # side: a change to the wire bumps `protocol_version` and, while it still reads (and, to an
 # older peer, writes) the previous format, keeps `protocol_version_min` one below it. A peer
@@ -67,6 +71,7 @@ _TAGS: dict[type, int] = {
     m.PreVoteReply: 16,
     m.StateQuery: 17,
     m.StateReport: 18,
+    m.TimeoutNow: 19,
 }
 
 
@@ -76,8 +81,8 @@ def _b(ballot: Ballot) -> tuple[int, int]:
 
 def _fields(msg: Any) -> tuple[Any, ...]:
     match msg:
-        case m.Prepare(ballot=b, from_slot=f):
-            return (_b(b), f)
+        case m.Prepare(ballot=b, from_slot=f, transfer=t):
+            return (_b(b), f, True) if t else (_b(b), f)  # version 3's shape unless handed over
         case m.Promise(ballot=b, accepted=acc, snapshot_slot=s, commit=c):
             return (_b(b), [(slot, _b(ab), list(batch)) for slot, ab, batch in acc], s, c)
         case m.Accept(ballot=b, slot=s, batch=batch, commit=c):
@@ -113,6 +118,8 @@ def _fields(msg: Any) -> tuple[Any, ...]:
         case m.StateReport(whole=w, promised=p, accepted=acc, snapshot_slot=s):
             report = [(slot, _b(ab), list(batch)) for slot, ab, batch in acc]
             return (w, None if p is None else _b(p), report, s)
+        case m.TimeoutNow(ballot=b):
+            return (_b(b),)
     raise TypeError(f"cannot encode {msg!r}")
 
 
@@ -212,7 +219,9 @@ def _list(value: Any) -> list[Any]:
 
 
 _DECODERS: dict[int, Callable[[list[Any]], Any]] = {
-    1: lambda f: m.Prepare(ballot=_ballot(f[0]), from_slot=_int(f[1])),
+    1: lambda f: m.Prepare(
+        ballot=_ballot(f[0]), from_slot=_int(f[1]), transfer=len(f) > 2 and _bool(f[2])
+    ),
     2: lambda f: m.Promise(
         ballot=_ballot(f[0]),
         accepted=_accepted(f[1]),
@@ -255,6 +264,7 @@ _DECODERS: dict[int, Callable[[list[Any]], Any]] = {
         accepted=_accepted(f[2]),
         snapshot_slot=_int(f[3]),
     ),
+    19: lambda f: m.TimeoutNow(ballot=_ballot(f[0])),
 }
 
 

@@ -70,6 +70,9 @@ from paxosd.storage.state import LogStore
 DRIVER_VARIANTS = {
     "reply-before-fsync": "replies and messages leave before the records are durable",
     "wall-clock-leases": "log time follows the leader's wall clock, not its monotonic clock",
+    "lease-follower-clock": "a follower ends the store's leases when its own clock says log "
+    "time has passed them, not when the log does",
+    "lease-reset-on-leader-change": "a new leader renews every lease to its full TTL",
 }
 # The planted reply-before-fsync bug syncs in the background this often, as stores that
 # "fsync periodically" do.
@@ -210,6 +213,10 @@ class Driver:
         self._time_base: tuple[Ballot, int, float] | None = None
         self._last_time_advance_ms = -float("inf")
         self._idle_time_due = False
+        # The planted lease bugs' memory: (log time, this host's clock when it was seen) and
+        # whether a new leader owes its renewals.
+        self._log_time_seen: tuple[int, float] | None = None
+        self._renewals_due = False
 
     # -- client requests ------------------------------------------------------------------
 
@@ -266,6 +273,15 @@ class Driver:
         self.replica.step(Envelope(src, self.replica.node_id, msg))
         self._schedule()
 
+    def transfer_leadership(self, target: NodeId) -> str | None:
+        """An operator's handover to `target` (core/multi/transfer.py): why it cannot be
+        done, or None once it has begun."""
+        if self.stopped:
+            return "the node is stopping"
+        refused = self.replica.transfer_leadership(target)
+        self._schedule()
+        return refused
+
     def tick(self) -> None:
         """One tick of the replica's logical time, and the driver's own timers."""
         if self.stopped:
@@ -287,6 +303,8 @@ class Driver:
             # next turn proposes it (`_propose_idle_time`).
             self._last_time_advance_ms = now
             self._idle_time_due = True
+        if self.options.variant == "lease-follower-clock" and not status.is_leader:
+            self._expire_by_own_clock(now)
         self._observe(status)
         self._retry_and_expire(now, status)
         self._schedule()
@@ -313,6 +331,8 @@ class Driver:
         # Log time goes at the head of each batch this turn forms, and only then: most of a
         # busy leader's turns (an Accepted, a read) form none.
         stamp = self._stamp(replica.batch_ballot)
+        if self._renewals_due:
+            self._renew_every_lease()
         if stamp is None and self._idle_time_due:
             self._propose_idle_time()
         ready = replica.ready(stamp)
@@ -521,8 +541,29 @@ class Driver:
             if base is None or base[0] != ballot:
                 base = (ballot, self.replica.log_time_ms, clock.monotonic_ms())
                 self._time_base = base
+                self._renewals_due = self.options.variant == "lease-reset-on-leader-change"
             now = base[1] + int(clock.monotonic_ms() - base[2])
         return command(now)
+
+    def _expire_by_own_clock(self, now: float) -> None:
+        """The planted lease-follower-clock bug: this follower takes log time to be the last
+        one it applied plus what its own clock measured since, and ends leases by it."""
+        log_time = self.replica.log_time_ms
+        seen = self._log_time_seen
+        if seen is None or seen[0] != log_time:
+            seen = self._log_time_seen = (log_time, now)
+        expire = getattr(self.replica.learner.machine, "expire_by_own_clock", None)
+        if expire is not None:
+            expire(log_time + int(now - seen[1]))
+
+    def _renew_every_lease(self) -> None:
+        """The planted lease-reset-on-leader-change bug: a new leader renews every lease it
+        knows of (etcd's leader does so on promotion)."""
+        self._renewals_due = False
+        renewals = getattr(self.replica.learner.machine, "renewals", None)
+        if renewals is not None and self.replica.status().is_leader:
+            for payload in renewals():
+                self.replica.propose(payload)
 
     def _propose_idle_time(self) -> None:
         """The idle leader's log time, proposed in the very turn that batches it. It is never

@@ -355,6 +355,16 @@ class Node:
 
             raise Unavailable(f"no answer within {timeout_s} s; outcome unknown") from None
 
+    def transfer_leadership(self, target: int) -> str | None:
+        """Hand leadership to node `target`: None once the handover has begun, else why not
+        (not the leader, not a voter, one already under way)."""
+        if self.driver is None:
+            return f"node {self.node_id} is damaged: {self.damage}"
+        refused = self.driver.transfer_leadership(target)
+        if refused is None:
+            self._event("transfer_asked", target=target)
+        return refused
+
     def members(self) -> list[dict[str, Any]]:
         return [m.to_json() for m in self.config.members]
 
@@ -600,6 +610,7 @@ class Node:
             inflight_slots=core.inflight_slots,
             elections=core.elections,
             rebuilding=core.rebuilding,
+            transferring_to=core.transferring_to,
             # The log and the snapshot files beside it; snapshot_bytes: the files alone.
             disk_bytes=log_bytes + snapshot_bytes,
             snapshot_bytes=snapshot_bytes,
@@ -714,13 +725,18 @@ def _bad_request(error: BadCommand) -> BadRequest:
 
 def _kv_status(machine: StateMachine) -> dict[str, Any]:
     """The key-value store in /v1/status: its revision, the compacted one (reads below it are
-    refused), its keys and what its history costs."""
+    refused), its keys, what its history costs, its live leases and how long the soonest to
+    end has left in log time (None: no lease)."""
     store = machine.kv.store
+    leases = machine.kv.leases
+    soonest = leases.soonest_deadline_ms()
     return {
         "revision": store.revision,
         "compact_revision": store.compact_revision,
         "keys": store.live_keys,
         "history_bytes": store.history_bytes,
+        "leases": len(leases),
+        "soonest_lease_ms": None if soonest is None else max(0, soonest - leases.now_ms),
     }
 
 

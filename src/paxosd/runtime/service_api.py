@@ -58,6 +58,11 @@ class NodeService(Protocol):
         to its start (the caller closes it), and the meta describing it."""
         ...
 
+    def transfer_leadership(self, target: int) -> str | None:
+        """Hand leadership to node `target` (this node must lead): None once the handover has
+        begun, else the reason it cannot be."""
+        ...
+
     def members(self) -> list[dict[str, Any]]:
         """[{"id", "http", "resp", "peer"}] for every member, this node included."""
         ...

@@ -41,10 +41,11 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, Final
 
 from .codec import key_bytes_max, owner_bytes_max, seq_max, time_ms_max
-from .commands import AdvanceTime, Noop, Request, decode, is_read, validate
+from .commands import AdvanceTime, Noop, Request, decode, encode, is_read, validate
 from .coordination import Coordination
 from .errors import BadCommand, CorruptSnapshot, SlotOrderError
 from .kv.index import KeyIndex
+from .kv.leases import LeaseKeepAlive
 from .kv.machine import KvMachine
 from .kv.types import Event, KeyValue
 from .namespace import Options, PartView
@@ -236,6 +237,23 @@ class Router:
             raise BadCommand("query", f"{type(query).__name__} is not a read query")
         validate(query, self._options.kv_limits)
         return self._readers[type(query)](query)
+
+    # -----------------------------------------------------------------------------------------
+    # The planted lease bugs (runtime/driver.py) reach the state machine through these two;
+    # nothing else calls them.
+
+    def renewals(self) -> list[bytes]:
+        """A keep-alive of every live lease, as bare commands (no client sent them)."""
+        return [encode(LeaseKeepAlive(id=lease_id)) for lease_id in sorted(self._kv.leases.leases)]
+
+    def expire_by_own_clock(self, now_ms: int) -> None:
+        """End the leases `now_ms` passed, here only, outside the log (what a replica that
+        timed leases with its own clock would do)."""
+        kv = self._kv
+        if now_ms > kv.leases.now_ms:
+            kv.advance_time(now_ms)
+            kv.leases.now_ms = self._log_time_ms
+            kv.take_events()
 
     # -----------------------------------------------------------------------------------------
     # Snapshots

@@ -68,6 +68,7 @@ from paxosd.service.results import (
 )
 from paxosd.service.values import from_json_text, json_text
 from paxosd.sim.mvcc_workload import MvccClient
+from paxosd.sim.sql_workload import SQL_KEY, SqlClient
 
 if TYPE_CHECKING:
     from paxosd.sim.cluster import Cluster
@@ -75,6 +76,8 @@ if TYPE_CHECKING:
 client_timeout_ms = 400.0
 client_attempts_max = 6
 lock_ttl_ms = 300
+# The mvcc workload's lease operations stop this long before clients stop (mvcc_workload.py).
+lease_quiet_ms = 1500.0
 # After a write that was applied, the next request reuses its seq for a different write this
 # often (a buggy client; the state machine must refuse it).
 seq_reuse_odds = 0.04
@@ -115,6 +118,12 @@ class SimClient:
         self.reading_back = False  # the current op is such a read
         self.read_back_at: NodeId = self.target  # ... and where it goes
         self.mvcc = MvccClient(self.name, cluster.spec.keys + 1, self.rng)
+        # A generator of its own, so that the sql workload changes no other workload's draws.
+        self.sql = SqlClient(
+            self.name,
+            random.Random(f"sql-{cluster.seed}-{self.name}"),
+            unrewritten=cluster.variant.name == "sql-random-unrewritten",
+        )
 
     def start(self) -> None:
         if self.cluster.now >= self.cluster.stop_at or self.current is not None:
@@ -142,6 +151,8 @@ class SimClient:
         self.cluster.log(self.name, OpType.INVOKE, f, key, value)
         if key == MVCC_KEY:
             self.cluster.mvcc_invoked(self.name, request, is_read(request.op))
+        elif key == SQL_KEY:
+            self.cluster.sql_invoked(self.name, request, f.removeprefix("sql-"))
         self._send()
 
     def _choose(self) -> tuple[str, Any, Any, Any]:
@@ -149,8 +160,12 @@ class SimClient:
         workload = rng.choice(spec.workloads)
         key = f"k{rng.randrange(spec.keys)}"
         if workload == "mvcc":
+            self.mvcc.lease_ops = self.cluster.now < self.cluster.stop_at - lease_quiet_ms
             kind, op = self.mvcc.choose(self.seq)
             return f"mvcc-{kind}", MVCC_KEY, None, op
+        if workload == "sql":
+            kind, op = self.sql.choose(self.cluster.now)
+            return f"sql-{kind}", SQL_KEY, None, op
         if workload == "kv":
             # The register of each key, on etcd's model: values are JSON text, a get is a
             # range of one key, a cas a transaction comparing the value.
@@ -203,7 +218,7 @@ class SimClient:
         self.cluster.send_request(target, partial(_request, self, request, attempt), request)
         # A twin may take the seq first and get the original refused: not for the mvcc
         # workload's operations, whose checker expects each of them applied or unknown.
-        plain = not is_read(request.op) and not self.current[0].startswith("mvcc-")
+        plain = not is_read(request.op) and not self.current[0].startswith(("mvcc-", "sql-"))
         if plain and self.tries == 1 and not self.reusing and self.rng.random() < twin_odds:
             TwinRequest(self, request.seq, target)
         self.cluster.at(self.cluster.now + client_timeout_ms, partial(self._timeout, attempt))
@@ -238,6 +253,8 @@ class SimClient:
             self.cluster.log(self.name, OpType.INFO, f, key, None)
             if key == MVCC_KEY:
                 self.mvcc.gave_up(f.removeprefix("mvcc-"))
+            elif key == SQL_KEY:
+                self.sql.gave_up(f.removeprefix("sql-"))
             self._finish()
             return
         self.target = hint if hint is not None else self.rng.choice(self.cluster.members)
@@ -267,6 +284,9 @@ class SimClient:
         if key == MVCC_KEY:
             self.cluster.mvcc_completed(self.name, request.seq, result)
             self.mvcc.answered(f.removeprefix("mvcc-"), request.op, result)
+        elif key == SQL_KEY:
+            self.cluster.sql_completed(self.name, request.seq, result)
+            self.sql.answered(f.removeprefix("sql-"), result)
         outcome, output = self._outcome(f, value, result)
         self.cluster.log(self.name, outcome, f, key, output, node)
         pause_ms = self.rng.uniform(1, 20)
@@ -304,6 +324,9 @@ class SimClient:
         if key == MVCC_KEY and self.current is not None:
             self.cluster.mvcc_refused(self.name, self.current[3].seq)
             self.mvcc.gave_up(f.removeprefix("mvcc-"))
+        if key == SQL_KEY and self.current is not None:
+            self.cluster.sql_refused(self.name, self.current[3].seq)
+            self.sql.gave_up(f.removeprefix("sql-"))
         self.cluster.log(self.name, OpType.FAIL, f, key, None)
         self._finish()
 
@@ -318,6 +341,8 @@ class SimClient:
             return OpType.FAIL, None
         if f.startswith("mvcc-"):
             return OpType.OK, getattr(result, "revision", None)  # judged by check.mvcc
+        if f.startswith("sql-"):
+            return OpType.OK, getattr(result, "revision", None)  # judged by check.sql
         match result:
             case RangeResponse(kvs=kvs):
                 if not kvs:
@@ -390,7 +415,7 @@ class TwinRequest:
 
 def _read_of(op: Any, key: Any) -> tuple[str, Any, Any, Any] | None:
     """The read that observes what the write `op` (recorded under `key`) did, if any."""
-    if key == MVCC_KEY:
+    if key in (MVCC_KEY, SQL_KEY):
         return None
     match op:
         case Put(key=name) | DeleteRange(key=name):

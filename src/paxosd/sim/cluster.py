@@ -38,6 +38,8 @@ from typing import Any
 from paxosd.check.history import Event, OpType, build_history
 from paxosd.check.mvcc import Record as MvccRecord
 from paxosd.check.mvcc import check as check_mvcc
+from paxosd.check.sql import Record as SqlRecord
+from paxosd.check.sql import check as check_sql
 from paxosd.check.workloads import judge_workloads, problem_lines
 from paxosd.core.multi.config import EngineConfig
 from paxosd.core.multi.configuration import Configuration, ConfigurationMismatch
@@ -59,6 +61,7 @@ from paxosd.sim.disk import SimDisk
 from paxosd.sim.mvcc_workload import reached as mvcc_reached
 from paxosd.sim.nemesis import (
     FAULTS,
+    OWN_GENERATOR,
     SnapshotCrash,
     crash_after_promise,
     crash_after_snapshot,
@@ -74,6 +77,7 @@ from paxosd.sim.reach import (
     draw_limits,
     limits_summary,
 )
+from paxosd.sim.sql_workload import reached as sql_reached
 from paxosd.sim.watchers import (
     SimWatcher,
     check_watchers,
@@ -326,7 +330,7 @@ class Cluster:
         self.active_faults = spec.faults
         if spec.draws:
             self.config, self.policy = draw_limits(spec.config, self.rng)
-            self.active_faults = draw_faults(spec.faults, self.rng)
+            self.active_faults = draw_faults(spec.faults, self.rng, OWN_GENERATOR, seed)
         self.variant = Variant(spec.variant)
         self.members = tuple(range(1, spec.nodes + 1))
         self.configuration = Configuration(self.members)
@@ -386,6 +390,13 @@ class Cluster:
         # operation as [op, invoked, completed, answer, read] by request id.
         self.log_payloads: dict[tuple[int, int], bytes] = {}
         self.mvcc_records: dict[tuple[str, int], list[Any]] = {}
+        # The sql workload: each operation as [kind, op, invoked, completed, answer]; each
+        # node's SQL revision when its database was last compared; the database's content
+        # hash at each SQL revision, as the first node there had it; where two differed.
+        self.sql_records: dict[tuple[str, int], list[Any]] = {}
+        self.sql_revisions: dict[NodeId, int] = {}
+        self.sql_digests: dict[int, tuple[NodeId, str]] = {}
+        self.sql_divergences: list[str] = []
         self.machine_options = Options(kv_limits=SIM_KV_LIMITS, variant=self.variant.service)
         self.resource: dict[str, int] = {}
         self.compactions_lost = 0  # compactions of disks since replaced (lost)
@@ -530,6 +541,44 @@ class Cluster:
             )
         if applied.request is not None:
             self.first_applied.setdefault(applied.request, digest(applied.payload))
+        if "sql" in self.spec.workloads:
+            self._compare_databases(node, applied.slot, position)
+
+    def _compare_databases(self, node_id: NodeId, slot: int, position: int) -> None:
+        """Replicas agree on the database: whenever this node's SQL revision moves, its
+        content hash must be the one the first node to reach that revision had there (the
+        content is a function of the revision: every request that changes it takes the next
+        one). Taken when the host hears of an applied entry, which may be after later entries
+        of its turn were applied too: hence by revision, not by slot."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            return
+        machine = node.replica.learner.machine
+        assert isinstance(machine, StateMachine)
+        sql = machine.sql
+        if self.sql_revisions.get(node_id) == sql.revision:
+            return
+        self.sql_revisions[node_id] = sql.revision
+        content = sql.content_digest()
+        first, known = self.sql_digests.setdefault(sql.revision, (node_id, content))
+        if known != content:
+            self.sql_divergences.append(
+                f"sql: replicas diverge: at SQL revision {sql.revision} (slot {slot}), node "
+                f"{node_id}'s database differs from node {first}'s (content hash "
+                f"{content[:12]} vs {known[:12]})"
+            )
+
+    def sql_invoked(self, client: str, request: Request, kind: str) -> None:
+        self.sql_records[(client, request.seq)] = [kind, request.op, self.now, None, None]
+
+    def sql_completed(self, client: str, seq: int, answer: Any) -> None:
+        record = self.sql_records[(client, seq)]
+        record[3], record[4] = self.now, answer
+        for mechanism in sql_reached(record[0], answer):
+            self.count_mechanism(mechanism)
+
+    def sql_refused(self, client: str, seq: int) -> None:
+        self.sql_records.pop((client, seq), None)
 
     def mvcc_invoked(self, client: str, request: Request, read: bool) -> None:
         """A client of the mvcc workload invoked `request` (check/mvcc.py judges these)."""
@@ -780,6 +829,18 @@ def judge(cluster: Cluster) -> list[str]:
         ],
     )
     payloads = [cluster.log_payloads[position] for position in sorted(cluster.log_payloads)]
+    if "sql" in cluster.spec.workloads:
+        problems += check_sql(
+            payloads,
+            [
+                SqlRecord(client, seq, kind, op, invoked, completed, answer)
+                for (client, seq), (kind, op, invoked, completed, answer) in sorted(
+                    cluster.sql_records.items()
+                )
+            ],
+            cluster.machine_options,
+            cluster.sql_divergences,
+        )
     problems += check_watchers(cluster, watch_reference(payloads, cluster.machine_options))
     history = build_history(cluster.history, "sim")
     problems += problem_lines(judge_workloads(history, time_limit_s=20))

@@ -17,7 +17,8 @@ from typing import Any
 
 from paxosd.core.multi.config import EngineConfig
 from paxosd.runtime.variants import Variant
-from paxosd.sim.cluster import SimResult, SimSpec, run, watchers_default
+from paxosd.service.sql.machine import SQL_VARIANTS
+from paxosd.sim.cluster import WORKLOADS, SimResult, SimSpec, run, watchers_default
 from paxosd.sim.reach import MECHANISMS
 
 
@@ -28,9 +29,16 @@ def spec_for(
     clients: int = 6,
     draws: bool = True,
     watchers: int = watchers_default,
+    workloads: tuple[str, ...] | None = None,
 ) -> SimSpec:
-    """A run's spec; `ValueError` for an unknown variant (the message lists them)."""
+    """A run's spec; `ValueError` for an unknown variant (the message lists them). A planted
+    bug of the SQL database adds the sql workload (the default workloads do not use it)."""
+    if workloads is None:
+        workloads = WORKLOADS
+        if variant in SQL_VARIANTS:
+            workloads = (*workloads, "sql")
     return SimSpec(
+        workloads=workloads,
         nodes=nodes,
         clients=clients,
         faults=faults,
@@ -94,6 +102,8 @@ def replay_command(spec: SimSpec, seed: int) -> str:
     )
     if not spec.draws:
         command += " --fixed"
+    if spec.workloads != spec_for(spec.nodes, spec.faults, spec.variant).workloads:
+        command += " --workloads " + ",".join(spec.workloads)
     if spec.watchers != watchers_default:
         command += f" --watchers {spec.watchers}"
     return command

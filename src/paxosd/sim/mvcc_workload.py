@@ -20,7 +20,10 @@ recently true:
   branches each put the first key; or a read-only transaction, answered without the log,
   that reads a key now and the prefix at a revision the client saw;
 - ranges now and then filtered by mod or create revision (filter, then sort, then limit);
-- a compaction to a revision the client saw, a few behind the newest.
+- a compaction to a revision the client saw, a few behind the newest;
+- leases: grants of a few hundred ms of log time, puts of a key with one of the client's
+  leases (an ephemeral key: deleted when the lease ends), keep-alives and revokes; a lease
+  the client stops renewing ends by log time, under every fault, and its keys with it.
 
 The checker (paxosd.check.mvcc) judges every answer against the reference model replaying the
 agreed log, and real time against revisions.
@@ -38,6 +41,11 @@ from paxosd.service.kv import (
     CompareTarget,
     DeleteRange,
     KeyValue,
+    KvError,
+    LeaseGrant,
+    LeaseGrantResponse,
+    LeaseKeepAlive,
+    LeaseRevoke,
     Put,
     Range,
     RangeResponse,
@@ -50,6 +58,10 @@ from paxosd.service.kv import (
 
 PREFIX = b"m/"
 PAGE_LIMIT = 2
+# How often an operation is a lease's, and the TTLs granted (a few elections' worth: some end
+# under faults, some are kept alive through them).
+LEASE_ODDS = 0.35
+LEASE_TTLS_MS = (300, 600, 1200)
 
 
 class MvccClient:
@@ -62,6 +74,10 @@ class MvccClient:
         self.revisions: list[int] = []  # revisions this client saw answered
         self.mods: dict[bytes, KeyValue | None] = {}  # each key as last seen
         self.listing: tuple[int, bytes] | None = None  # (revision, next key) of a listing
+        self.leases: list[int] = []  # leases granted to this client, not known ended
+        # Off near the end of a run, so that every lease ends (and its keys with it) while
+        # watchers still watch: their liveness check wants every revision the log made.
+        self.lease_ops = True
 
     def choose(self, seq: int) -> tuple[str, Any]:
         """(kind, op) of the next operation."""
@@ -72,8 +88,10 @@ class MvccClient:
                 key=start, range_end=prefix_end(PREFIX), limit=PAGE_LIMIT, revision=revision
             )
             return "page", page
-        roll = rng.random()
         key = rng.choice(self.keys)
+        if rng.random() < LEASE_ODDS and self.lease_ops:
+            return self._lease(key, seq)
+        roll = rng.random()
         if roll < 0.25:
             return "put", Put(key=key, value=b"%s-%d" % (self.name.encode(), seq))
         if roll < 0.32:
@@ -96,6 +114,27 @@ class MvccClient:
             if target > 1:
                 return "compact", Compact(revision=target)
         return "range", self._range()
+
+    def _lease(self, key: bytes, seq: int) -> tuple[str, Any]:
+        """(kind, op) of a lease operation: `lease-grant`, `lease-put` (an ephemeral key),
+        `lease-keepalive` or `lease-revoke`."""
+        rng = self.rng
+        if not self.leases or rng.random() < 0.2:
+            return "lease-grant", LeaseGrant(ttl_ms=rng.choice(LEASE_TTLS_MS))
+        # Mostly the newest lease, so that leases hold several keys when they end.
+        lease = self.leases[-1] if rng.random() < 0.7 else rng.choice(self.leases)
+        roll = rng.random()
+        if roll < 0.5:
+            # Mostly a key of this client's own (under the prefix, so every listing shows it),
+            # which no other client overwrites: leases then end with keys on them.
+            if rng.random() < 0.8:
+                key = b"%s%s.e%d" % (PREFIX, self.name.encode(), rng.randrange(3))
+            value = b"%s-%d-e" % (self.name.encode(), seq)
+            return "lease-put", Put(key=key, value=value, lease=lease)
+        if roll < 0.8:
+            return "lease-keepalive", LeaseKeepAlive(id=lease)
+        self.leases.remove(lease)
+        return "lease-revoke", LeaseRevoke(id=lease)
 
     def _range(self) -> Range:
         rng = self.rng
@@ -175,6 +214,13 @@ class MvccClient:
         if isinstance(revision, int) and revision > 0:
             self.revisions.append(revision)
             del self.revisions[:-100]
+        if isinstance(answer, LeaseGrantResponse):
+            self.leases.append(answer.id)
+            del self.leases[:-4]  # the newest few; the others end by themselves
+        elif isinstance(answer, KvError) and answer.code == "lease_not_found":
+            lease = getattr(op, "lease", 0) or getattr(op, "id", 0)
+            if lease in self.leases:
+                self.leases.remove(lease)  # it ended by log time
         if isinstance(answer, RangeResponse):
             self._saw(op, answer)
             if kind == "page":
@@ -220,6 +266,12 @@ def reached(op: Any, answer: Any) -> tuple[str, ...]:
             if nested
             else ("mvcc_txns_answered",)
         )
+    if isinstance(op, Put) and op.lease and not isinstance(answer, KvError):
+        return ("mvcc_ephemeral_keys_put",)
+    if isinstance(op, LeaseKeepAlive):
+        if isinstance(answer, KvError):
+            return ("mvcc_leases_ended_by_time",)  # this client never revokes one it renews
+        return ("mvcc_leases_renewed",)
     if isinstance(op, Range) and op.revision:
         if isinstance(answer, RangeResponse):
             return ("mvcc_past_reads_answered",)

@@ -25,6 +25,7 @@ every peer) do not apply to a one-node cluster and are skipped there (`NEEDS_PEE
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -53,10 +54,17 @@ FAULTS = {
     "other-members": "an operator restarts nodes with a config naming too few members",
     "clock-skew": "wall clocks are up to 10 minutes off",
     "clock-jump": "the leader's wall clock jumps forward or back by seconds",
+    "transfer": "an operator hands leadership to another voter (transfer-leader)",
 }
 NEEDS_PEERS = frozenset(
-    {"partition", "isolate-leader", "stale-leader", "disk-loss", "reinit", "other-members"}
-)
+    {
+        "partition", "isolate-leader", "stale-leader", "disk-loss", "reinit", "other-members",
+        "transfer",
+    }
+)  # fmt: skip
+# Faults drawn and scheduled with a generator of their own (derived from the run's seed), so
+# that adding them left every older fault's schedule, seed for seed, as it was.
+OWN_GENERATOR = frozenset({"transfer"})
 
 wall_skew_ms_max = 600_000.0
 retry_ms = 50.0  # a fault waiting for the right moment looks again this often
@@ -146,6 +154,16 @@ def schedule_faults(cluster: Cluster) -> None:
         for _ in range(rng.randint(2, 6)):
             jump = rng.choice((-1, 1)) * rng.uniform(1_000, 10_000)
             cluster.at(rng.uniform(0, horizon), partial(_jump_leader, cluster, jump))
+    if "transfer" in faults:
+        own = own_generator(cluster.seed, "transfer")
+        for _ in range(own.randint(1, 4)):
+            at = own.uniform(100, horizon * 0.9)
+            cluster.at(at, partial(_transfer, cluster, own.random()))
+
+
+def own_generator(seed: int, fault: str) -> random.Random:
+    """The generator of a fault in `OWN_GENERATOR`: a function of the run's seed alone."""
+    return random.Random(f"{seed}/{fault}")
 
 
 # -- a restart from a node's own snapshot -----------------------------------------------------
@@ -451,6 +469,21 @@ def _crash_counted(cluster: Cluster, node: NodeId, fault: str) -> None:
 
 
 # -- the rest -----------------------------------------------------------------------------------
+
+
+def _transfer(cluster: Cluster, pick: float) -> None:
+    """An operator asks the leader to hand leadership to another voter that is up (the
+    handover may still fail: the target can crash, or be cut off, meanwhile)."""
+    leader = cluster.leader()
+    if leader is None:
+        return
+    node = cluster.nodes[leader]
+    others = sorted(n for n, sim in cluster.nodes.items() if n != leader and sim is not None)
+    if node is None or not others:
+        return
+    target = others[int(pick * len(others))]
+    if node.driver.transfer_leadership(target) is None:
+        cluster.count("transfer")
 
 
 def _jump_leader(cluster: Cluster, jump_ms: float) -> None:

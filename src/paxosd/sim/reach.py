@@ -33,6 +33,8 @@ MECHANISMS: dict[str, str] = {
     "rebuilds_started": "a node with a lost store restarted, rebuilding from every peer",
     "rebuilds_behind_a_snapshot": "a rebuild had to reach its peers' snapshot before voting",
     "rebuilds_finished": "a rebuilding node caught up and voted again",
+    "transfers_told": "a leader handed over: its target caught up and was told to campaign",
+    "transfer_campaigns": "... and the target campaigned at once, its Prepare marked handed over",
     "stale_read_windows": "a new leader was elected while the old one still believed it led",
     "reads_at_deposed_leader": "reads that reached a leader a newer leader had replaced",
     "reads_confirmed": "reads answered, each once a quorum confirmed its leader still led",
@@ -43,6 +45,12 @@ MECHANISMS: dict[str, str] = {
     "mvcc_nested_txns_answered": "... with a nested transaction on the branch that ran",
     "mvcc_past_reads_answered": "reads of a past revision answered (a listing's later pages too)",
     "mvcc_compacted_reads_refused": "reads of a past revision refused as compacted",
+    "mvcc_ephemeral_keys_put": "keys put with a lease (deleted when it ends)",
+    "mvcc_leases_renewed": "leases kept alive by their client",
+    "mvcc_leases_ended_by_time": "a keep-alive found its lease ended by log time",
+    "sql_commits_applied": "interactive SQL transactions committed (sim/sql_workload.py)",
+    "sql_commits_conflicted": "... refused at their commit: a table they read had changed",
+    "sql_unique_refused": "SQL sign-ups refused by the UNIQUE username",
     "watches_created": "a watcher watched keys on a node (sim/watchers.py)",
     "watches_from_the_past": "... from a revision the node had passed: replayed from history",
     "watches_resumed": "a watcher watched again from the revision after the last one it had",
@@ -56,6 +64,8 @@ MECHANISMS: dict[str, str] = {
 # The engine's notes (core/multi), by the mechanism each one shows.
 NOTE_MECHANISMS = {
     "leader_elected": "elections_won",
+    "transfer_told": "transfers_told",
+    "transfer_campaign": "transfer_campaigns",
     "snapshot_taken": "snapshots_taken",
     "snapshot_installed": "snapshots_installed",
     "catchup_started": "catch_ups",
@@ -90,10 +100,20 @@ def draw_limits(config: EngineConfig, rng: random.Random) -> tuple[EngineConfig,
     return drawn, policy
 
 
-def draw_faults(faults: frozenset[str], rng: random.Random) -> frozenset[str]:
-    """The faults one run uses: each allowed one with even odds (one of them if none was)."""
-    drawn = frozenset(fault for fault in sorted(faults) if rng.random() < fault_odds)
-    return drawn or frozenset(rng.sample(sorted(faults), min(1, len(faults))))
+def draw_faults(
+    faults: frozenset[str], rng: random.Random, own: frozenset[str] = frozenset(), seed: int = 0
+) -> frozenset[str]:
+    """The faults one run uses: each allowed one with even odds (one of them if none was).
+    The faults in `own` are drawn from a generator of their own (a function of `seed`), so
+    that adding one changed no other fault's draw."""
+    older = faults - own
+    drawn = frozenset(fault for fault in sorted(older) if rng.random() < fault_odds)
+    if older:
+        drawn = drawn or frozenset(rng.sample(sorted(older), min(1, len(older))))
+    for fault in sorted(faults & own):
+        if random.Random(f"{seed}/draw/{fault}").random() < fault_odds:
+            drawn |= {fault}
+    return drawn or frozenset(faults & own)
 
 
 def limits_summary(config: EngineConfig, policy: CompactionPolicy) -> dict[str, int]:

@@ -29,6 +29,7 @@ from paxosd.core.multi.messages import (
     Promise,
     SnapshotInstall,
     StateReport,
+    TimeoutNow,
 )
 from paxosd.core.types import Ballot, NodeId, ballot_round_step_max
 
@@ -75,6 +76,7 @@ def ballots_of(msg: Any) -> tuple[Ballot, ...]:
             | Ack()
             | Entries()
             | SnapshotInstall()
+            | TimeoutNow()
         ):
             return (msg.ballot,)
     return ()

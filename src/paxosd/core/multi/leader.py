@@ -58,3 +58,18 @@ class Leadership:
     inflight: dict[int, Inflight] = field(default_factory=dict)
     heartbeat_ticks_left: int = 0
     commit_sent: int = 0  # the chosen point followers were last told of
+    # Voting peer -> the applied slot its last Ack reported (how far it is, for a handover).
+    applied: dict[NodeId, int] = field(default_factory=dict)
+    # A handover in progress (transfer.py): while it lasts, no new batch is proposed.
+    transfer: Transfer | None = None
+
+
+@dataclass(slots=True)
+class Transfer:
+    """Leadership being handed to `target`: once nothing is in flight and `target` has
+    applied everything chosen, it is told to campaign (`told`); after `ticks_left` ticks the
+    handover is abandoned and the leader goes on."""
+
+    target: NodeId
+    ticks_left: int
+    told: bool = False

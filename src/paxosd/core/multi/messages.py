@@ -25,9 +25,25 @@ class Prepare:
     family: ClassVar[str] = "phase1"
     ballot: Ballot
     from_slot: int
+    # Sent by the node its leader handed leadership to (TimeoutNow): the peers still hear
+    # that leader, and answer anyway (stickiness is for nodes nobody asked to take over).
+    transfer: bool = False
 
     def describe(self) -> str:
-        return f"Prepare({self.ballot}, from {self.from_slot})"
+        handed = ", handed over" if self.transfer else ""
+        return f"Prepare({self.ballot}, from {self.from_slot}{handed})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeoutNow:
+    """The leader hands leadership over: the receiver campaigns at once (Raft's TimeoutNow),
+    once it has applied everything the leader had chosen."""
+
+    family: ClassVar[str] = "election"
+    ballot: Ballot
+
+    def describe(self) -> str:
+        return f"TimeoutNow({self.ballot})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,5 +261,5 @@ class Forward:
 Message = (
     Prepare | Promise | Accept | Accepted | Nack | Heartbeat | Commit | Ack | CatchUp | Entries
     | SnapshotInstall | Forward | ReadIndex | ReadIndexReply | PreVote | PreVoteReply
-    | StateQuery | StateReport
+    | StateQuery | StateReport | TimeoutNow
 )  # fmt: skip

@@ -273,6 +273,8 @@ class Status:
     # While rebuilding: the peers whose reports it still waits for, and why (empty once
     # every peer reported, and whenever it is not rebuilding).
     rebuild_waiting_for: tuple[tuple[NodeId, RebuildWait], ...] = ()
+    # While leading and handing leadership over: to whom (transfer.py).
+    transferring_to: NodeId | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -297,4 +299,5 @@ class Status:
             "elections": self.elections,
             "rebuilding": self.rebuilding,
             "rebuild_waiting_for": {str(peer): why.value for peer, why in self.rebuild_waiting_for},
+            "transferring_to": self.transferring_to,
         }

@@ -67,7 +67,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from paxosd.core.multi import ballots, catchup, queue, reads, rebuild, snapshots
+from paxosd.core.multi import ballots, catchup, queue, reads, rebuild, snapshots, transfer
 from paxosd.core.multi.acceptor import AcceptorLog
 from paxosd.core.multi.catchup import Catchup
 from paxosd.core.multi.config import EngineConfig
@@ -92,6 +92,7 @@ from paxosd.core.multi.messages import (
     SnapshotInstall,
     StateQuery,
     StateReport,
+    TimeoutNow,
 )
 from paxosd.core.multi.messages import PreVote as PreVoteMessage
 from paxosd.core.multi.queue import CommandQueue
@@ -224,6 +225,11 @@ class Replica:
         """Writing this replica's snapshot of `slot`, or installing a peer's, failed."""
         snapshots.failed(self, slot, reason)
 
+    def transfer_leadership(self, target: NodeId) -> str | None:
+        """Hand leadership to the voter `target` (transfer.py): the reason it cannot be
+        done, or None once the handover has begun."""
+        return transfer.start(self, target)
+
     def tick(self) -> None:
         """One unit of logical time has passed."""
         rebuilding = self.rebuilding
@@ -290,7 +296,11 @@ class Replica:
         lead = self.leading
         if lead is not None:
             return bool(
-                (lead.queue and len(lead.inflight) < self.config.pipeline_slots_max)
+                (
+                    lead.queue
+                    and len(lead.inflight) < self.config.pipeline_slots_max
+                    and lead.transfer is None
+                )
                 or lead.read_index.needs_round()
                 or (self.learner.chosen_upto > lead.commit_sent and not lead.inflight)
             )
@@ -317,7 +327,12 @@ class Replica:
         """The ballot under which the next `ready()` forms a batch; None if it forms none (not
         leading, nothing queued, or the pipeline full). The driver stamps log time only then."""
         lead = self.leading
-        if lead is None or not lead.queue or len(lead.inflight) >= self.config.pipeline_slots_max:
+        if (
+            lead is None
+            or not lead.queue
+            or len(lead.inflight) >= self.config.pipeline_slots_max
+            or lead.transfer is not None
+        ):
             return None
         return lead.ballot
 
@@ -351,6 +366,7 @@ class Replica:
             log_time_ms=machine.log_time_ms,
             wants_log_time=machine.wants_log_time,
             rebuild_waiting_for=rebuilding.waiting_for(self.voting_peers) if rebuilding else (),
+            transferring_to=lead.transfer.target if lead and lead.transfer else None,
         )
 
     def invariants(self, full: bool = False) -> None:
@@ -400,7 +416,7 @@ class Replica:
             return
         self.prevote = PreVote(ballot, {self.node_id})
         if self.quorum.is_phase1_quorum(self.prevote.granted):
-            self._start_election()
+            self.start_election()
             return
         for peer in self.voting_peers:
             self.out.send(peer, PreVoteMessage(ballot=ballot))
@@ -426,9 +442,11 @@ class Replica:
             return
         prevote.granted.add(src)
         if self.quorum.is_phase1_quorum(prevote.granted):
-            self._start_election()
+            self.start_election()
 
-    def _start_election(self) -> None:
+    def start_election(self, handed_over: bool = False) -> None:
+        """Phase 1 in a new ballot; `handed_over`: the leader asked this node to take over
+        (transfer.py), so peers that still hear it answer anyway."""
         self.prevote = None
         ballot = self._next_ballot()
         if ballot is None:
@@ -440,8 +458,11 @@ class Replica:
         self.out.persist(self.acceptor.promise(ballot))
         own = self._promise(ballot, self.learner.chosen_upto + 1)
         self.campaign = Campaign(ballot, {self.node_id: own})
+        prepare = Prepare(
+            ballot=ballot, from_slot=self.learner.chosen_upto + 1, transfer=handed_over
+        )
         for peer in self.voting_peers:
-            self.out.send(peer, Prepare(ballot=ballot, from_slot=self.learner.chosen_upto + 1))
+            self.out.send(peer, prepare)
         self._maybe_win(self.campaign)
 
     def _promise(self, ballot: Ballot, from_slot: int) -> Promise:
@@ -454,7 +475,8 @@ class Replica:
         )
 
     def _on_prepare(self, src: NodeId, msg: Prepare) -> None:
-        if self._sticky(src) or not self.acceptor.can_promise(msg.ballot):
+        sticky = self._sticky(src) and not msg.transfer
+        if sticky or not self.acceptor.can_promise(msg.ballot):
             promised = self.acceptor.promised or msg.ballot
             self.out.send(src, Nack(ballot=msg.ballot, promised=promised))
             return
@@ -566,6 +588,8 @@ class Replica:
         config = self.config
         head = () if stamp is None else (stamp,)
         count_max = config.batch_commands_max - len(head)
+        if lead.transfer is not None:
+            return  # handing over: commands wait, and go to the new leader (transfer.py)
         while lead.queue and len(lead.inflight) < config.pipeline_slots_max:
             commands = lead.queue.take(count_max, config.batch_bytes_max)
             self._propose_slot(lead, lead.next_slot, (*head, *commands))
@@ -658,6 +682,7 @@ class Replica:
             self.heartbeat_round(lead)
         self._retransmit(lead)
         self.catchup.retry(self)
+        transfer.tick(self, lead)
 
     def _retransmit(self, lead: Leadership) -> None:
         """Messages get lost: an Accept unanswered for a while goes out again to the acceptors
@@ -699,8 +724,11 @@ class Replica:
         if lead is None or msg.ballot != lead.ballot:
             return
         lead.heard[src] = 0
+        lead.applied[src] = msg.applied
         lead.read_index.ack(src, msg.read_round)
         reads.confirm(self, lead)
+        if lead.transfer is not None:
+            transfer.progress(self, lead)
 
     def _ignore(self, src: NodeId, msg: Any) -> None:
         """A message meant for another role (a rebuild's late report, say)."""
@@ -726,6 +754,7 @@ _HANDLERS: dict[type, Handler] = {
     SnapshotInstall: catchup.on_snapshot,
     StateQuery: rebuild.report_state,
     StateReport: Replica._ignore,
+    TimeoutNow: transfer.on_timeout_now,
 }
 # While rebuilding: a follower's table, but for the messages rebuild.py handles its own way.
 _REBUILDING_HANDLERS: dict[type, Handler] = {**_HANDLERS, **rebuild.HANDLERS}

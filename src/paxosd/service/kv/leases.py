@@ -397,7 +397,8 @@ class Lessor:
         while due and due[0][0] < self.now_ms:
             deadline, lease_id = heapq.heappop(due)
             lease = leases.get(lease_id)
-            if lease is not None and lease.deadline_ms == deadline:
+            # Two renewals at one log time leave two equal entries: the lease ends once.
+            if lease is not None and lease.deadline_ms == deadline and lease_id not in ended:
                 ended.append(lease_id)
         return ended
 

@@ -112,6 +112,7 @@ KV_VARIANTS: Final = {
     "revision, which is still readable",
     "nested-compare-late": "a nested transaction's compares read the store as the ops "
     "before it in its branch left it, not as it was before the transaction",
+    "lease-revoke-leaves-key": "revoking a lease deletes all of its keys but the last",
 }
 
 # The answer limits of requests applied from the log: the defaults, the same on every replica
@@ -535,7 +536,7 @@ class KvMachine:
     def _lease_revoke(self, op: LeaseRevoke) -> Result:
         if op.id not in self.leases.leases:
             return lease_not_found(op.id)
-        self._end_leases([op.id])
+        self._end_leases([op.id], revoked=True)
         return LeaseRevokeResponse(revision=self.store.revision)
 
     def _lease_keepalive(self, op: LeaseKeepAlive) -> Result:
@@ -565,14 +566,17 @@ class KvMachine:
             revision=self.store.revision, ids=tuple(sorted(self.leases.leases))
         )
 
-    def _end_leases(self, ids: list[int]) -> None:
+    def _end_leases(self, ids: list[int], revoked: bool = False) -> None:
         """End the leases `ids`: forget them and delete all their keys, in one revision."""
         store = self.store
         events = self.events
         doomed: list[bytes] = []
         for lease_id in ids:
             doomed.extend(self.leases.leases.pop(lease_id).keys)
-        for key in sorted(doomed):
+        doomed.sort()
+        if revoked and self.variant == "lease-revoke-leaves-key" and doomed:
+            del doomed[-1]  # the planted bug
+        for key in doomed:
             deleted = store.delete(key)
             assert deleted is not None, key
             events.append(_new_tuple(Event, (_DELETE_EVENT, deleted[0], deleted[1])))

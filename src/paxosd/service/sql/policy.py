@@ -71,6 +71,13 @@ REFUSED_IN_WRITES: Final = {
 REFUSED_ALWAYS: Final = {
     "load_extension": "loading an extension runs code outside the replicated database",
 }
+_CLOCK_AND_CHANCE: Final = (
+    ("random", 0),
+    ("randomblob", 1),
+    ("current_timestamp", 0),
+    ("current_date", 0),
+    ("current_time", 0),
+)
 DATE_FUNCTIONS: Final = ("date", "time", "datetime", "julianday", "unixepoch", "strftime")
 _ZONE_MODIFIERS: Final = frozenset({"localtime", "utc"})
 
@@ -156,6 +163,11 @@ class Policy:
         connection.set_authorizer(self._authorize)
         for name in DATE_FUNCTIONS:
             connection.create_function(name, -1, self._date_function(name), deterministic=True)
+        # The authorizer sees the functions a statement names, but not those of a column's
+        # DEFAULT: these replacements refuse in writes wherever they are called from, and in
+        # reads answer as SQLite's own (from the private connection, which has them).
+        for name, arity in _CLOCK_AND_CHANCE:
+            connection.create_function(name, arity, self._guarded(name))
         connection.create_function("last_insert_rowid", 0, lambda: self.last_insert_id)
         connection.create_function("changes", 0, lambda: self.changes)
         connection.create_function("total_changes", 0, lambda: self.total_changes)
@@ -226,6 +238,24 @@ class Policy:
                 self.written.add(_table(table))
             return sqlite3.SQLITE_OK
         return self._deny(f"operation {action} is not allowed")
+
+    def _guarded(self, name: str) -> Any:
+        clockless = self._clockless
+        query = f"SELECT {name}" if name.startswith("current_") else f"SELECT {name}" + "({})"
+        planted = self._allow_random and name in ("random", "randomblob")
+
+        def function(*args: Any) -> Any:
+            if self.mode is Mode.WRITE and not planted:
+                raise sqlite3.OperationalError(
+                    self._note(
+                        f"{REFUSED_IN_WRITES[name]} (here in a column's DEFAULT or a trigger, "
+                        "which the node cannot rewrite): give the value in the statement"
+                    )
+                )
+            marks = ", ".join("?" * len(args))
+            return clockless.execute(query.format(marks), args).fetchone()[0]
+
+        return function
 
     def _date_function(self, name: str) -> Any:
         clockless = self._clockless

@@ -1,0 +1,203 @@
+"""The simulator's checker of the SQL database: replicas agree, the bank keeps its money,
+committed transactions are serializable, a username is given once, reads are linearizable.
+
+Theory of operation. The log is the candidate serial order, as in check/mvcc.py: the checker
+replays the agreed log through a state machine built as the nodes' (their options, their
+planted bug if any), which gives each request's answer and the database at every revision,
+and then judges what clients saw and what the replay did against the specification, never
+against the machine's own verdicts:
+
+1. Replicas. The simulator compares, at every position of the log where a node's SQL
+   revision moved, that node's database (its content hash) with the first node's there
+   (sim/cluster.py); a difference is a violation.
+2. Answers. A write a client saw answered must be in the log with that answer; a read's rows
+   must be the replay's table at the revision the read names.
+3. Serializability. A transfer is an interactive transaction: it read every balance at
+   revision B and commits absolute balances computed from them. Its commit must apply only
+   if no request wrote `accounts` after B: the checker tracks, from the replay, the revision
+   of the last write of `accounts` (any applied request whose statements write it), and a
+   commit applied while that revision is above its B is a violation. With that rule the log
+   order is a serial order of the committed transactions in which every transaction reads
+   what it read (the table as of B is the table at its commit), which is serializability;
+   the commit's position lies within its real-time interval, so it is strict.
+4. Invariants. The total of the balances is the opening total after every applied write and
+   in every read and audit (a lost update creates or destroys money); each username has at
+   most one successful sign-up, and its row names the client that was told it succeeded.
+5. Real time. A read must not name a revision below that of a write completed before it
+   was invoked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from paxosd.service.commands import Request, decode
+from paxosd.service.errors import BadCommand
+from paxosd.service.namespace import Options
+from paxosd.service.results import REQUEST_MISMATCH, STALE_REQUEST, Error
+from paxosd.service.router import Router
+from paxosd.service.sql import SqlAnswer, SqlExecute, SqlQuery, Statement
+from paxosd.sim.sql_workload import ACCOUNTS, TOTAL
+
+PROBLEMS_MAX = 5
+_BALANCES = SqlQuery(statements=(Statement("SELECT id, balance FROM accounts ORDER BY id"),))
+_SIGNUPS = SqlQuery(statements=(Statement("SELECT username, client FROM signups"),))
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One client operation of the sql workload."""
+
+    client: str
+    seq: int
+    kind: str
+    op: Any
+    invoked_ms: float
+    completed_ms: float | None
+    answer: Any
+
+
+def _writes_accounts(op: SqlExecute) -> bool:
+    return any(
+        "accounts" in s.sql and not s.sql.lstrip().upper().startswith("SELECT")
+        for s in op.statements
+    )
+
+
+def _rows(answer: Any) -> tuple[tuple[Any, ...], ...] | None:
+    if isinstance(answer, SqlAnswer) and answer.error is None and answer.results:
+        return answer.results[0].rows
+    return None
+
+
+def check(
+    log: Iterable[bytes], records: Sequence[Record], options: Options, divergences: Sequence[str]
+) -> list[str]:
+    """The problems found (none: the history is as the module docstring says), at most
+    PROBLEMS_MAX."""
+    problems = list(dict.fromkeys(divergences))
+    router = Router(options=options)
+    applied: dict[tuple[str, int], Any] = {}
+    balances: dict[int, tuple[tuple[Any, ...], ...]] = {}
+    last_accounts_write = 0
+    for slot, payload in enumerate(log, start=1):
+        try:
+            command = decode(payload)
+        except BadCommand:
+            command = None
+        revision_before = router.sql.revision
+        answer, request = router.apply(slot, payload)
+        if not isinstance(command, Request) or request is None:
+            continue
+        op = command.op
+        if not isinstance(op, SqlExecute | SqlQuery):
+            continue
+        applied.setdefault(request, answer)
+        if not isinstance(op, SqlExecute) or not isinstance(answer, SqlAnswer):
+            continue
+        if not answer.applied or router.sql.revision == revision_before:
+            continue
+        if op.begin_revision >= 0 and last_accounts_write > op.begin_revision:
+            problems.append(
+                f"sql: {command.client_id} seq {command.seq} committed a transaction that read "
+                f"accounts at revision {op.begin_revision}, but revision {last_accounts_write} "
+                "wrote accounts before its commit (not serializable: a lost update)"
+            )
+        if _writes_accounts(op):
+            last_accounts_write = router.sql.revision
+            rows = _rows(router.read(_BALANCES))
+            if rows is not None:
+                balances[router.sql.revision] = rows
+                total = sum(int(row[1]) for row in rows)
+                if len(rows) == len(ACCOUNTS) and total != TOTAL:
+                    problems.append(
+                        f"sql: the bank holds {total} after revision {router.sql.revision} "
+                        f"({command.client_id} seq {command.seq}), not {TOTAL}"
+                    )
+    problems += _check_answers(records, applied, balances)
+    problems += _check_signups(records, router)
+    return list(dict.fromkeys(problems))[:PROBLEMS_MAX]
+
+
+def _skipped(answer: Any) -> bool:
+    """Refused by the exactly-once table: it did not happen."""
+    return isinstance(answer, Error) and answer.code in (STALE_REQUEST, REQUEST_MISMATCH)
+
+
+def _check_answers(
+    records: Sequence[Record],
+    applied: dict[tuple[str, int], Any],
+    balances: dict[int, tuple[tuple[Any, ...], ...]],
+) -> list[str]:
+    problems = []
+    written: list[tuple[float, int]] = []  # (completed, revision) of answered writes
+    for record in records:
+        if record.completed_ms is None or _skipped(record.answer):
+            continue
+        name = f"{record.client} seq {record.seq} ({record.kind})"
+        read = isinstance(record.op, SqlQuery) and not record.op.through_log
+        if not read:
+            logged = applied.get((record.client, record.seq))
+            if logged is None:
+                problems.append(f"sql: {name} was answered, but it is nowhere in the log")
+            elif logged != record.answer:
+                problems.append(
+                    f"sql: {name} answered {record.answer!r:.200}, the log's replay answers "
+                    f"{logged!r:.200}"
+                )
+            if isinstance(record.answer, SqlAnswer) and record.answer.applied:
+                written.append((record.completed_ms, record.answer.revision))
+        rows = _rows(record.answer)
+        if rows is None:
+            continue
+        if record.kind == "read":
+            revision = record.answer.revision
+            expected = balances.get(revision)
+            if expected is not None and expected != rows:
+                problems.append(
+                    f"sql: {name} read {rows} at revision {revision}, the replay has {expected}"
+                )
+            total = sum(int(row[1]) for row in rows)
+            if len(rows) == len(ACCOUNTS) and total != TOTAL:
+                problems.append(f"sql: {name} read a bank of {total}, not {TOTAL}")
+        if record.kind == "audit" and rows and rows[0][1] == len(ACCOUNTS) and rows[0][0] != TOTAL:
+            problems.append(f"sql: {name} audited a bank of {rows[0][0]}, not {TOTAL}")
+    written.sort()
+    for record in records:
+        if record.kind != "read" or record.completed_ms is None:
+            continue
+        answer = record.answer
+        if not isinstance(answer, SqlAnswer):
+            continue
+        before = [revision for done, revision in written if done < record.invoked_ms]
+        if before and answer.revision < max(before):
+            problems.append(
+                f"sql: {record.client} seq {record.seq} read revision {answer.revision}, below "
+                f"revision {max(before)} of a write completed before it began (a stale read)"
+            )
+    return problems
+
+
+def _check_signups(records: Sequence[Record], router: Router) -> list[str]:
+    problems = []
+    rows = _rows(router.read(_SIGNUPS)) or ()
+    owners = {str(row[0]): str(row[1]) for row in rows}
+    told: dict[str, list[str]] = {}
+    for record in records:
+        answer = record.answer
+        if record.kind != "signup" or not isinstance(answer, SqlAnswer):
+            continue
+        if answer.applied and answer.error is None:
+            username = str(record.op.statements[0].params[0])
+            told.setdefault(username, []).append(record.client)
+    for username, clients in sorted(told.items()):
+        if len(set(clients)) > 1:
+            problems.append(f"sql: {username!r} was signed up by {sorted(set(clients))}")
+        elif owners.get(username) != clients[0]:
+            problems.append(
+                f"sql: {clients[0]} was told it signed up {username!r}, the table says "
+                f"{owners.get(username)!r}"
+            )
+    return problems

@@ -1,0 +1,275 @@
+"""`paxosd elect` and `paxosd instances`: leader election and service registration on
+sessions (paxosd.client.session, paxosd.client.election; docs/leases.md).
+
+`paxosd elect NAME VALUE -- COMMAND` campaigns in election NAME with a session of --ttl
+seconds; once it leads it runs COMMAND (with $PAXOSD_FENCING_TOKEN, the leadership's
+fencing token, and $PAXOSD_ELECTION_KEY) and stops it (SIGTERM, then SIGKILL after
+--grace) the moment the session is lost, because from then on another candidate may lead.
+When COMMAND exits the leadership is resigned and `elect` exits with COMMAND's code.
+`paxosd elect --observe NAME` prints the leader now and at every change.
+
+`paxosd instances register PREFIX NAME [VALUE] [-- COMMAND]` puts PREFIX/NAME as an
+ephemeral key of a session: it lives while COMMAND runs (or until Ctrl-C / SIGTERM) and
+vanishes when the process ends, or at most --ttl seconds after it dies.
+`paxosd instances list PREFIX` prints the live ones; `paxosd instances watch PREFIX` prints
+every arrival and departure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import click
+
+from paxosd.cli.common import (
+    ERROR,
+    Failure,
+    Seconds,
+    connected,
+    emit,
+    endpoints_option,
+    json_option,
+    timeout_option,
+)
+from paxosd.client import Client, Session
+from paxosd.client.election import Leader, value_text
+
+__all__ = ["elect", "instances"]
+
+ttl_option = click.option(
+    "--ttl",
+    default=10.0,
+    show_default=True,
+    type=Seconds(0.6, 9_000_000_000),
+    help="The session's lease in seconds (at least the cluster's shortest lease, 1.5 "
+    "election timeouts).",
+)
+grace_option = click.option(
+    "--grace",
+    default=5.0,
+    show_default=True,
+    type=Seconds(),
+    help="Seconds between SIGTERM and SIGKILL when the command must stop.",
+)
+
+
+def _check_command(command: tuple[str, ...]) -> None:
+    if command and shutil.which(command[0]) is None:
+        raise Failure(
+            f"cannot run {command[0]!r}: no such command, or not executable",
+            code="bad_request",
+        )
+
+
+def _stopper(child: list[subprocess.Popen[bytes]], grace: float) -> Any:
+    """The session-loss callback: stop the command (SIGTERM, SIGKILL after `grace`)."""
+
+    def stop(reason: str) -> None:
+        if not child or child[0].poll() is not None:
+            return
+        click.echo(f"error: session lost ({reason}); stopping the command", err=True)
+        process = child[0]
+        process.send_signal(signal.SIGTERM)
+        timer = threading.Timer(grace, _kill_if_running, (process,))
+        timer.daemon = True
+        timer.start()
+
+    return stop
+
+
+def _kill_if_running(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+
+
+def _run_until_exit(
+    command: tuple[str, ...], env: dict[str, str], child: list[subprocess.Popen[bytes]]
+) -> int:
+    try:
+        child.append(subprocess.Popen(list(command), env=env))
+    except OSError as error:
+        raise Failure(f"cannot run {command[0]!r}: {error.strerror}", code="bad_request") from None
+    return child[0].wait()
+
+
+def _wait_for_signal(session: Session) -> None:
+    """Block until SIGINT/SIGTERM, or until the session is lost."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    with contextlib.suppress(KeyboardInterrupt):
+        while not stop.is_set() and not session.lost.wait(0.2):
+            pass
+
+
+def _leader_json(leader: Leader | None) -> dict[str, Any]:
+    if leader is None:
+        return {"leader": None}
+    return {"leader": leader.value, "key": leader.key, "fencing_token": leader.revision}
+
+
+@click.command()
+@click.argument("name")
+@click.argument("value", required=False)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--observe", is_flag=True, help="Print the leader now and at every change.")
+@ttl_option
+@grace_option
+@endpoints_option
+@json_option
+@timeout_option
+def elect(
+    name: str, value: str | None, command: tuple[str, ...], observe: bool, ttl: float,
+    grace: float, endpoints: str, as_json: bool, timeout: float,
+) -> None:  # fmt: skip
+    """Campaign in election NAME with VALUE and, once leading, run COMMAND (after --) until
+    it exits or leadership is lost (then it is stopped). Without COMMAND, lead until Ctrl-C.
+    With --observe, print who leads NAME, now and at every change, until Ctrl-C."""
+    if observe:
+        if value is not None or command:
+            raise Failure("--observe takes the election's NAME only", code="usage")
+        with connected(endpoints, timeout) as client, contextlib.suppress(KeyboardInterrupt):
+            for leader in client.election(name).observe():
+                text = "no leader" if leader is None else f"{leader.value}"
+                if leader is not None:
+                    text += f" (fencing token {leader.revision})"
+                emit(as_json, _leader_json(leader), text)
+                sys.stdout.flush()
+        return
+    if value is None:
+        raise Failure("give the candidate's VALUE (or --observe)", code="usage")
+    _check_command(command)
+    child: list[subprocess.Popen[bytes]] = []
+    code = 0
+    with connected(endpoints, timeout) as client:
+        session = client.session(ttl, on_lost=_stopper(child, grace))
+        try:
+            leadership = client.election(name).campaign(value, session)
+            data = {"leader": value, "key": leadership.key, "fencing_token": leadership.token}
+            emit(as_json, data, f"leading {name} as {value}: fencing token {leadership.token}")
+            sys.stdout.flush()
+            if command:
+                env = dict(
+                    os.environ,
+                    PAXOSD_FENCING_TOKEN=str(leadership.token),
+                    PAXOSD_ELECTION_KEY=leadership.key,
+                )
+                code = _run_until_exit(command, env, child)
+            else:
+                _wait_for_signal(session)
+            lost = session.state == "lost"
+            if not lost:
+                leadership.resign()
+        finally:
+            session.close()
+    if lost:
+        raise Failure(
+            f"leadership of {name} lost: {session.keeper.reason}",
+            code="leadership_lost",
+            exit_code=ERROR,
+        )
+    sys.exit(code)
+
+
+@click.group()
+def instances() -> None:
+    """Service registration: live instances under a prefix, each an ephemeral key."""
+
+
+def _instance_key(prefix: str, name: str) -> str:
+    return prefix.rstrip("/") + "/" + name
+
+
+@instances.command("register")
+@click.argument("prefix")
+@click.argument("name")
+@click.argument("value", required=False, default="")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@ttl_option
+@grace_option
+@endpoints_option
+@json_option
+@timeout_option
+def register(
+    prefix: str, name: str, value: str, command: tuple[str, ...], ttl: float, grace: float,
+    endpoints: str, as_json: bool, timeout: float,
+) -> None:  # fmt: skip
+    """Register instance NAME under PREFIX (the key PREFIX/NAME, holding VALUE) for as long
+    as COMMAND runs (after --), or until Ctrl-C; it vanishes when this process ends."""
+    _check_command(command)
+    key = _instance_key(prefix, name)
+    child: list[subprocess.Popen[bytes]] = []
+    code = 0
+    with connected(endpoints, timeout) as client:
+        session = client.session(ttl, on_lost=_stopper(child, grace))
+        try:
+            revision = session.put(key, value.encode())
+            emit(as_json, {"key": key, "lease": session.id, "revision": revision},
+                 f"registered {key} (lease {session.id})")  # fmt: skip
+            sys.stdout.flush()
+            if command:
+                code = _run_until_exit(command, dict(os.environ, PAXOSD_INSTANCE_KEY=key), child)
+            else:
+                _wait_for_signal(session)
+            lost = session.state == "lost"
+        finally:
+            session.close()
+    if lost:
+        raise Failure(f"registration of {key} lost: {session.keeper.reason}", code="session_lost")
+    sys.exit(code)
+
+
+def _live(client: Client, prefix: str) -> tuple[dict[str, str], int]:
+    found = client.range(prefix=prefix.rstrip("/") + "/")
+    return {kv.key: value_text(kv.value) for kv in found.kvs}, found.revision
+
+
+@instances.command("list")
+@click.argument("prefix")
+@endpoints_option
+@json_option
+@timeout_option
+def list_(prefix: str, endpoints: str, as_json: bool, timeout: float) -> None:
+    """The live instances under PREFIX (linearizable)."""
+    with connected(endpoints, timeout) as client:
+        live, revision = _live(client, prefix)
+    lines = [f"{key} {text}".rstrip() for key, text in live.items()]
+    emit(as_json, {"revision": revision, "instances": live}, "\n".join(lines) or "(none)")
+
+
+@instances.command("watch")
+@click.argument("prefix")
+@endpoints_option
+@json_option
+@timeout_option
+def watch(prefix: str, endpoints: str, as_json: bool, timeout: float) -> None:
+    """The live instances under PREFIX, then every arrival and departure, until Ctrl-C."""
+    with connected(endpoints, timeout) as client, contextlib.suppress(KeyboardInterrupt):
+        live, revision = _live(client, prefix)
+        for key, text in live.items():
+            _say(as_json, "up", key, text)
+        with client.watch(prefix=prefix.rstrip("/") + "/", start_revision=revision + 1) as events:
+            for event in events:
+                if event.type == "delete":
+                    _say(as_json, "down", event.key, "")
+                else:
+                    _say(as_json, "up", event.key, value_text(event.value))
+
+
+def _say(as_json: bool, what: str, key: str, text: str) -> None:
+    if as_json:
+        click.echo(json.dumps({"event": what, "key": key, "value": text}))
+    else:
+        click.echo(f"{what} {key} {text}".rstrip())
+    sys.stdout.flush()

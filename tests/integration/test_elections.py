@@ -1,0 +1,127 @@
+"""Elections and registrations between real processes over a real cluster: three workers
+run `paxosd elect`, one leads; `kill -9` of the leader (its whole process group) elects
+another within the session's TTL plus the time to notice, and every observer
+(`paxosd elect --observe`) sees the same sequence of leaders. A registered instance
+(`paxosd instances register`) vanishes when its process is killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from paxosd import Client
+
+from .cluster import Cluster
+
+ttl_s = 2.0
+# Beyond the TTL: log time's idle stamps (50 ms), the waiting candidate's poll (50 ms), the
+# observers' watch and read, on a loaded two-core machine.
+notice_s = 4.0
+LEADER = "import os, time\nprint('leading', os.environ['PAXOSD_FENCING_TOKEN'], flush=True)\n" \
+    "time.sleep(600)\n"  # fmt: skip
+
+
+class Lines:
+    """A process's stdout lines, read by a thread into a queue."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.queue: queue.Queue[str] = queue.Queue()
+        assert process.stdout is not None
+        stream = process.stdout
+        threading.Thread(target=lambda: [self.queue.put(x) for x in stream], daemon=True).start()
+
+    def next(self, timeout: float) -> str:
+        return self.queue.get(timeout=timeout)
+
+
+def _spawn(args: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "paxosd", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # its own process group: kill -9 takes its command too
+    )
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def test_kill_9_of_the_leader_elects_another_and_every_observer_agrees(
+    shared_cluster: Cluster,
+) -> None:
+    endpoints = ",".join(shared_cluster.endpoints())
+    common = ["--endpoints", endpoints]
+    observers = [_spawn(["elect", "--observe", "work", "--json", *common]) for _ in range(2)]
+    workers: dict[str, subprocess.Popen[str]] = {}
+    seen: list[list[Any]] = [[], []]
+    try:
+        streams = [Lines(observer) for observer in observers]
+        for stream, sequence in zip(streams, seen, strict=True):
+            sequence.append(json.loads(stream.next(30))["leader"])
+        for name in ("w1", "w2", "w3"):
+            workers[name] = _spawn(
+                ["elect", "work", name, "--ttl", str(ttl_s), *common, "--",
+                 sys.executable, "-c", LEADER]
+            )  # fmt: skip
+        for stream, sequence in zip(streams, seen, strict=True):
+            sequence.append(json.loads(stream.next(30)))
+        first = seen[0][1]["leader"]
+        assert first in workers
+        with Client(endpoints) as client:
+            leader = client.election("work").leader()
+            assert leader is not None and leader.value == first
+            assert leader.revision == seen[0][1]["fencing_token"]
+        _kill_group(workers[first])
+        killed_at = time.monotonic()
+        for stream, sequence in zip(streams, seen, strict=True):
+            sequence.append(json.loads(stream.next(30)))
+        took = time.monotonic() - killed_at
+        second = seen[0][2]["leader"]
+        assert second in workers and second != first
+        assert seen[0][2]["fencing_token"] > seen[0][1]["fencing_token"]
+        assert took <= ttl_s + notice_s, f"a new leader after {took:.2f} s"
+        assert seen[0] == seen[1], seen
+        print(f"new leader seen by both observers {took:.2f} s after kill -9 (TTL {ttl_s} s)")
+    finally:
+        for process in (*workers.values(), *observers):
+            _kill_group(process)
+
+
+def test_a_registered_instance_vanishes_with_its_process(shared_cluster: Cluster) -> None:
+    endpoints = ",".join(shared_cluster.endpoints())
+    common = ["--endpoints", endpoints]
+    watcher = _spawn(["instances", "watch", "svc/api", "--json", *common])
+    instance = _spawn(
+        ["instances", "register", "svc/api", "i-1", "10.0.0.1:80", "--ttl", str(ttl_s), *common]
+    )
+    try:
+        events = Lines(watcher)
+        up = json.loads(events.next(30))
+        assert up == {"event": "up", "key": "svc/api/i-1", "value": "10.0.0.1:80"}
+        listed = subprocess.run(
+            [sys.executable, "-m", "paxosd", "instances", "list", "svc/api", "--json", *common],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert json.loads(listed.stdout)["instances"] == {"svc/api/i-1": "10.0.0.1:80"}
+        with Client(endpoints) as client:  # the status page counts the live lease
+            kv = client.status()["kv"]
+            assert kv["leases"] >= 1 and 0 <= kv["soonest_lease_ms"] <= ttl_s * 1000
+        _kill_group(instance)
+        killed_at = time.monotonic()
+        down = json.loads(events.next(30))
+        assert down == {"event": "down", "key": "svc/api/i-1", "value": ""}
+        assert time.monotonic() - killed_at <= ttl_s + notice_s
+    finally:
+        for process in (instance, watcher):
+            _kill_group(process)

@@ -1,0 +1,71 @@
+"""Leadership transfer on real processes, under a write load: `paxosd member transfer-leader`
+moves the leader, no write fails, and every acknowledged write is there afterwards."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+from paxosd import Client, PaxosdError
+
+from .cluster import Cluster
+
+
+def test_transfer_leader_under_writes_fails_no_write(cluster: Cluster) -> None:
+    leader = cluster.wait_for_leader()
+    target = next(n for n in (1, 2, 3) if n != leader)
+    stop = threading.Event()
+    acknowledged: list[str] = []
+    failures: list[str] = []
+
+    def writer() -> None:
+        client = Client(cluster.endpoints(), timeout_s=10)
+        i = 0
+        while not stop.is_set() and i < 5000:
+            key = f"t/{i:05d}"
+            try:
+                client.put(key, i)
+                acknowledged.append(key)
+            except PaxosdError as error:
+                failures.append(f"{key}: {error}")
+            i += 1
+        client.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while len(acknowledged) < 30:
+            time.sleep(0.02)
+        done = subprocess.run(
+            [sys.executable, "-m", "paxosd", "member", "transfer-leader", str(target),
+             "--endpoints", ",".join(cluster.endpoints()), "--json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        before = len(acknowledged)
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < before + 30 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    moved = json.loads(done.stdout)
+    assert (moved["from"], moved["to"]) == (leader, target)
+    assert cluster.wait_for_leader() == target
+    assert failures == [], failures[:5]
+    assert len(acknowledged) >= before + 30, "writes went on after the handover"
+    found = Client(cluster.endpoints()).range(prefix="t/").kvs
+    assert sorted(kv.key for kv in found) == sorted(acknowledged)
+
+
+def test_transfer_to_a_non_member_is_refused_with_a_reason(cluster: Cluster) -> None:
+    cluster.wait_for_leader()
+    done = subprocess.run(
+        [sys.executable, "-m", "paxosd", "member", "transfer-leader", "9",
+         "--endpoints", ",".join(cluster.endpoints())],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "not a member" in done.stderr
