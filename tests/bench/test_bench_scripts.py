@@ -24,6 +24,21 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
         ("snapshot_bench.py", ["--keys", "3000"], "restore s"),
         ("backup_bench.py", ["--keys", "2000"], "restore s"),
         ("lab_coach.py", ["--tours", "leader-crash", "--random", "2", "--seconds", "0.3"], "p50"),
+        (
+            "leases_bench.py",
+            [
+                "--seconds",
+                "0.5",
+                "--sessions",
+                "20",
+                "--rounds",
+                "1",
+                "--instances",
+                "3",
+                "--skip-etcd",
+            ],
+            '"observers_agree": true',
+        ),
     ],
 )
 def test_bench_script_runs(script: str, args: list[str], expected: str) -> None:
