@@ -23,7 +23,23 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
         ("resp_micro.py", ["--rounds", "300"], "µs per command"),
         ("snapshot_bench.py", ["--keys", "3000"], "restore s"),
         ("backup_bench.py", ["--keys", "2000"], "restore s"),
+        ("sql_bench.py", ["--seconds", "0.3", "--clients", "1,2"], "local SQLite (wal, FULL)"),
         ("lab_coach.py", ["--tours", "leader-crash", "--random", "2", "--seconds", "0.3"], "p50"),
+        (
+            "leases_bench.py",
+            [
+                "--seconds",
+                "0.5",
+                "--sessions",
+                "20",
+                "--rounds",
+                "1",
+                "--instances",
+                "3",
+                "--skip-etcd",
+            ],
+            '"observers_agree": true',
+        ),
     ],
 )
 def test_bench_script_runs(script: str, args: list[str], expected: str) -> None:

@@ -62,6 +62,27 @@ def test_a_token_granted_twice_is_caught() -> None:
     assert any("granted twice" in p for p in result.problems)
 
 
+def test_a_holder_acquiring_again_keeps_its_token() -> None:
+    """The service answers a holder's second acquire (its release failed, say) with the token
+    it holds: that is one grant, not two, unless a release of it completed in between."""
+    reentrant = history(*grant("a", "L", 4, 0, 1, lease_s=1), *grant("a", "L", 4, 2, 3))
+    assert check_locks(reentrant).ok, check_locks(reentrant).problems
+    released = history(
+        *grant("a", "L", 4, 0, 1, lease_s=1),
+        *release("a", "L", 4, 1.2, 1.5),
+        *grant("a", "L", 4, 2, 3),
+    )
+    result = check_locks(released)
+    assert any("granted twice" in p for p in result.problems), result.problems
+    overtaken = history(
+        *grant("a", "L", 4, 0, 1),
+        *grant("b", "L", 5, 2, 3),
+        *grant("a", "L", 4, 4, 5),
+    )
+    result = check_locks(overtaken)
+    assert any("token 4" in p and "not above token 5" in p for p in result.problems)
+
+
 def test_global_counter_makes_tokens_distinct_across_locks() -> None:
     h = history(*grant("a", "L1", 1, 0, 1), *grant("b", "L2", 1, 2, 3))
     assert check_locks(h).ok

@@ -147,6 +147,15 @@ def test_a_query_that_writes_is_refused_and_a_request_routes_by_content(
     assert two.rqlite("/db/request", ["SELECT count(*) FROM req"])[0]["values"] == [[1]]
 
 
+def test_every_node_shows_its_tables_in_its_status(nodes: list[Sql]) -> None:
+    nodes[0].rqlite("/db/execute", ["CREATE TABLE shown (x)", "INSERT INTO shown VALUES (1)"],
+                    transaction="")  # fmt: skip
+    nodes[2].rows("SELECT 1")  # linearizable: node 3 has applied the insert
+    status = nodes[2].client.get("/v1/status").json()["sql"]
+    assert {"name": "shown", "rows": 1} in status["tables"]
+    assert status["sqlite_version"] and status["revision"] >= 1
+
+
 def test_timings_are_reported(nodes: list[Sql]) -> None:
     response = nodes[0].post("/db/query", ["SELECT 1"], timings="")
     assert response.status_code == 200 and response.json()["time"] >= 0

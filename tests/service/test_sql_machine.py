@@ -554,6 +554,18 @@ def test_the_planted_unrewritten_random_makes_replicas_diverge() -> None:
     assert replicas[0].digest() != replicas[1].digest()
 
 
+def test_the_status_lists_tables_and_rows_with_bounds() -> None:
+    db = signups()
+    db.write("CREATE TABLE b (x)", "CREATE TABLE a (x)")
+    db.write("INSERT INTO a VALUES (1), (2), (3)")
+    status = db.machine.sql.status(tables_max=2, rows_counted_max=2)
+    assert status["tables"] == [
+        {"name": "a", "rows": 2, "rows_more": True},
+        {"name": "b", "rows": 0},
+    ]
+    assert status["tables_more"] is True and status["revision"] == 3 and status["bytes"] > 0
+
+
 def test_the_machine_alone_is_usable_without_the_router() -> None:
     machine = SqlMachine()
     answer = machine.execute(SqlExecute(statements=(st("CREATE TABLE t (x)"),)))

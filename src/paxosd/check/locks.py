@@ -19,7 +19,11 @@ resource-side one, and the checks are:
 
 1. Tokens: every grant carries an integer token; per lock, tokens are distinct and grow in
    real time (a grant that precedes another has the smaller token). With
-   ``global_tokens=True`` (one counter for all locks) the same holds across locks.
+   ``global_tokens=True`` (one counter for all locks) the same holds across locks. One
+   exception: a holder that acquires again while it holds the lock (its release failed, say)
+   is answered with the token it holds, so the same owner may get a token again when no
+   release of it by that owner completed in between; such a repeat must still not be below
+   a token granted before it.
 2. Fencing at the resource: every accepted use carries a token >= the token of every use
    the resource accepted before it (in real time). A use must carry a token that some grant
    of that lock returned, to the same process, not after the use returned. With
@@ -172,6 +176,25 @@ def _grants(ops: list[Operation], problems: list[str]) -> list[Grant]:
     return grants
 
 
+def _reentrant(first: Grant, again: Grant, releases: list[Operation]) -> bool:
+    """Whether `again`, a grant of `first`'s token, is its holder acquiring the lock again
+    while it held it (the service answers that with the token it holds): the same owner, and
+    no release of that token by its holder completed between the two."""
+    if again.owner != first.owner:
+        return False
+    for rel in releases:
+        if rel.key != first.lock or rel.process != first.op.process or not rel.known:
+            continue
+        token = _field(rel.input, "token", rel.input)
+        if (
+            (token is None or token == first.token)
+            and first.op.ret < rel.call
+            and (rel.ret < again.op.call)
+        ):
+            return False
+    return True
+
+
 def _ownership_end(grant: Grant, releases: list[Operation], grants: list[Grant]) -> float:
     """When ``grant``'s ownership stops being certain (see the module docstring)."""
     end = math.inf if grant.lease_s is None else grant.op.call + grant.lease_s
@@ -207,6 +230,7 @@ def check_locks(
     ops = _ops(history)
     problems: list[str] = []
     grants = _grants(ops, problems)
+    releases = [op for op in ops if op.f == "release"]
 
     # 1. tokens: distinct and increasing in real time, per lock (or globally)
     groups: dict[Hashable, list[Grant]] = {}
@@ -216,13 +240,25 @@ def check_locks(
     for group_key, group in groups.items():
         label = scope if global_tokens else f"lock {group_key}"
         seen: dict[int, Grant] = {}
+        firsts: list[Grant] = []
         for g in group:
-            if g.token in seen:
+            first = seen.get(g.token)
+            if first is None:
+                seen[g.token] = g
+                firsts.append(g)
+            elif _reentrant(first, g, releases):
+                # The holder acquired again while it held the lock: the same grant, so the
+                # same token; it must still not be below a token granted before it.
+                problems += [
+                    f"{label}: token {g.token} ({_where(g.op)}) is not above token "
+                    f"{h.token}, granted before it ({_where(h.op)})"
+                    for h in group
+                    if h.token > g.token and h.op.ret < g.op.call
+                ]
+            else:
                 problems.append(
-                    f"{label}: token {g.token} granted twice: {_where(seen[g.token].op)} "
-                    f"and {_where(g.op)}"
+                    f"{label}: token {g.token} granted twice: {_where(first.op)} and {_where(g.op)}"
                 )
-            seen.setdefault(g.token, g)
 
         def regress(op: Operation, n: int, prev: Operation, m: int, label: str = label) -> str:
             return (
@@ -230,10 +266,12 @@ def check_locks(
                 f"granted before it ({_where(prev)})"
             )
 
-        problems += _later_than_all_earlier([(g.op, g.token) for g in group], regress, strict=True)
+        problems += _later_than_all_earlier([(g.op, g.token) for g in firsts], regress, strict=True)
 
     # 2. fencing at the resource
-    by_lock_token = {(g.lock, g.token): g for g in grants}
+    by_lock_token: dict[tuple[Hashable, int], Grant] = {}
+    for g in grants:  # a re-entrant grant's token was granted first by the first one
+        by_lock_token.setdefault((g.lock, g.token), g)
     unknown_acquires = {(op.key, op.process) for op in ops if op.f == "acquire" and not op.known}
     uses: dict[Hashable, list[_Use]] = {}
     for op in ops:
@@ -279,7 +317,6 @@ def check_locks(
             problems += _stale_after_grant(accepted, grants)
 
     # 3. confirmed mutual exclusion
-    releases = [op for op in ops if op.f == "release"]
     for lock in {g.lock for g in grants}:
         mine = sorted((g for g in grants if g.lock == lock), key=lambda g: g.op.ret)
         for a in mine:

@@ -615,6 +615,7 @@ class Node:
             disk_bytes=log_bytes + snapshot_bytes,
             snapshot_bytes=snapshot_bytes,
             kv=_kv_status(_router(driver)),
+            sql=_router(driver).sql.status(),
         )
         if core.rebuilding:
             reasons = self.rebuild_report.reasons(core, connected)

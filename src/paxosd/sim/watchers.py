@@ -15,8 +15,8 @@ current revision and watches from the next.
 
 Every watcher records its streams for the watch checker (paxosd.check.watches), which
 compares them with the committed history replayed from the agreed log (`reference`). Near
-the end of the run each watcher asks for a progress notification, and must by then have been
-promised every revision of the run (the liveness check).
+the end of the run each watcher asks for progress notifications, and must by the end have been
+promised every revision committed before its last request (the liveness check).
 
 Watchers draw from a random generator of their own, so they change nothing the rest of a
 seeded run does: they read the nodes' state and never send the nodes a message.
@@ -65,6 +65,8 @@ away_ms = (100.0, 800.0)
 progress_odds = 0.05
 # This long before the run ends every watcher asks for progress, and slow ones read at once.
 final_progress_ms = 1500.0
+# ... and asks again this often (ms), as long as an answer has time to arrive.
+final_progress_every_ms = 250.0
 
 
 def draw_watch_options(rng: random.Random, variant: str) -> WatchOptions:
@@ -132,6 +134,7 @@ class SimWatcher:
         self.arrival = 0.0  # when the last item in flight reaches it (items arrive in order)
         self.relisting = False
         self.finishing = False  # the run is ending: no more hops, every new watch asks progress
+        self.owed = 0  # the revision it must have been promised by the end (set by `finish`)
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -312,14 +315,33 @@ class SimWatcher:
         self._connect(node_id, revision + 1, (revision, listing))
 
     def finish(self) -> None:
-        """Near the end: read at once from now on, and ask for a progress notification, to
-        learn how far it got."""
+        """Near the end: read at once from now on, and ask for progress notifications, to
+        learn how far it got. It owes the checker every revision committed by then."""
         self.slow = False
         self.finishing = True
+        self.owed = self._committed()
+        self._ask_progress()
+
+    def _ask_progress(self) -> None:
+        """Ask its node for a progress notification, again every `final_progress_every_ms`
+        while the end is far enough for the answer to arrive: writes that were still
+        retrying at the first request (or a key it does not watch changing) move the
+        revision on, and without a later progress notification nothing would tell it."""
+        cluster = self.cluster
         node, watcher = self.node, self.watcher
         if node is not None and watcher is not None and node.alive and not watcher.done:
+            self.owed = max(self.owed, self._committed())
             node.watches.progress(watcher)
             self._read_soon()
+        if cluster.now + 2 * final_progress_every_ms < cluster.liveness_end:
+            cluster.at(cluster.now + final_progress_every_ms, self._ask_progress)
+
+    def _committed(self) -> int:
+        """The newest revision any live node has applied."""
+        return max(
+            (node.watches.revision for node in self.cluster.nodes.values() if node and node.alive),
+            default=0,
+        )
 
 
 def _recorded(item: Item) -> tuple[Any, ...]:
@@ -362,12 +384,12 @@ def _in_key_order(changes: list[Change]) -> list[Change]:
 
 def check_watchers(cluster: Cluster, history: Reference) -> list[str]:
     problems: list[str] = []
-    final = history.last_revision
     for watcher in cluster.watchers:
         problems += check_session(watcher.session, history)
-        if watcher.last is not None and watcher.last < final:
+        if watcher.last is not None and watcher.last < watcher.owed:
             problems.append(
                 f"liveness: watcher {watcher.name} was promised revisions up to "
-                f"{watcher.last} only; the run ended at revision {final}"
+                f"{watcher.last} only; revision {watcher.owed} was committed before its last "
+                f"progress request (the run ended at revision {history.last_revision})"
             )
     return problems

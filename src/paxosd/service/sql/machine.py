@@ -333,6 +333,43 @@ class SqlMachine:
     # -----------------------------------------------------------------------------------------
     # Introspection
 
+    def status(self, tables_max: int = 50, rows_counted_max: int = 1_000_000) -> dict[str, Any]:
+        """What a node's status shows (the dashboard's table list): the revision, the SQLite
+        version, the database's bytes, and up to `tables_max` tables with their rows (counted
+        up to `rows_counted_max`: `rows_more` says a table has more), cheap enough to poll."""
+        self._policy.trusted = True
+        try:
+            pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+            page_bytes = self._db.execute("PRAGMA page_size").fetchone()[0]
+            names = [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT name FROM sqlite_schema WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%' ORDER BY name LIMIT ?",
+                    (tables_max + 1,),
+                )
+            ]
+            tables = []
+            for name in names[:tables_max]:
+                quoted = '"' + name.replace('"', '""') + '"'
+                (rows,) = self._db.execute(
+                    f"SELECT count(*) FROM (SELECT 1 FROM {quoted} LIMIT ?)",
+                    (rows_counted_max + 1,),
+                ).fetchone()
+                entry: dict[str, Any] = {"name": name, "rows": min(rows, rows_counted_max)}
+                if rows > rows_counted_max:
+                    entry["rows_more"] = True
+                tables.append(entry)
+        finally:
+            self._policy.trusted = False
+        return {
+            "revision": self.revision,
+            "sqlite_version": SQLITE_VERSION,
+            "bytes": pages * page_bytes,
+            "tables": tables,
+            "tables_more": len(names) > tables_max,
+        }
+
     def tables(self) -> list[tuple[str, int]]:
         """(name, rows) of every table, by name: what the dashboard lists."""
         names = [
