@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 
 from paxosd.check.history import load_history
@@ -144,3 +145,16 @@ def test_usage_errors_are_reported() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2 and "unknown nemesis kinds ['flood']" in done.stderr
+
+
+def test_all_may_stand_beside_names() -> None:
+    """`--workload all,bank` is every default workload and the bank, as the help's
+    "Comma-separated, or all" reads; an unknown name is still refused."""
+    from paxosd.chaos.workloads import OPTIONAL_WORKLOADS, WORKLOADS
+    from paxosd.cli.chaos import _choices
+
+    chosen = _choices("all,bank", WORKLOADS, "workloads", OPTIONAL_WORKLOADS)
+    assert chosen == (*WORKLOADS, "bank")
+    assert _choices("kv,all", WORKLOADS, "workloads") == WORKLOADS
+    with pytest.raises(click.BadParameter, match=r"unknown workloads \['flood'\]"):
+        _choices("all,flood", WORKLOADS, "workloads")

@@ -60,13 +60,14 @@ log = logging.getLogger("paxosd.chaos.workloads")
 
 WORKLOADS = ("kv", "locks", "names", "decisions")
 # Chosen by name only (`--workload bank`), not by "all".
-OPTIONAL_WORKLOADS = ("bank",)
-CLIENTS_PER_WORKLOAD = {"kv": 6, "locks": 3, "names": 2, "decisions": 2, "bank": 4}
+OPTIONAL_WORKLOADS = ("bank", "sql")
+CLIENTS_PER_WORKLOAD = {"kv": 6, "locks": 3, "names": 2, "decisions": 2, "bank": 4, "sql": 4}
 
 epoch_s_default = 15.0
 kv_keys = 3
 bank_accounts = 5
 bank_balance = 100  # each account's opening balance
+sql_accounts = 4  # the sql workload's accounts (each opens with bank_balance)
 locks_per_epoch = 2
 names_per_epoch = 2
 decisions_per_epoch = 2
@@ -509,12 +510,103 @@ class Probe(Worker):
             self.shared.writes_ok.append(self.shared.recorder.now())
 
 
+class SqlWorker(Worker):
+    """The SQL database's bank: transfers as interactive transactions (begin, read both
+    balances, write the new ones as absolute values, commit), audits of the total, on a table
+    every client of the run shares (the sql checker in `paxosd.check.workloads` judges the
+    history: a commit applied on a stale read would create or destroy money).
+
+    A transfer is recorded as one operation: ok when its commit applied, fail when anything
+    before the commit failed or the commit was refused (a conflict: 409 sql_conflict), info
+    when the commit's outcome is unknown. A transaction lives on the node that began it, so
+    every step of it goes to that node (no failover: a node lost mid-transaction fails it)."""
+
+    def __init__(self, shared: Shared, name: str, home: int) -> None:
+        super().__init__(shared, name, home)
+        self.ready = False
+        self.table = f"chaos_{shared.run_id.replace('-', '_')}"
+
+    async def step(self) -> None:
+        if not self.ready:
+            await self._open()
+        elif self.rng.random() < 0.35:
+            await self._audit()
+        else:
+            await self._transfer()
+
+    async def _open(self) -> None:
+        rows = ", ".join(f"({i}, {bank_balance})" for i in range(sql_accounts))
+        body = {"statements": [
+            f"CREATE TABLE IF NOT EXISTS {self.table} (id INTEGER PRIMARY KEY, balance INTEGER)",
+            f"INSERT OR IGNORE INTO {self.table} VALUES {rows}",
+        ]}  # fmt: skip
+        call = Call("POST", "/v1/sql/execute", body, write=True)
+        answer = await self.perform("sql-open", self.table, (sql_accounts, bank_balance),
+                                    (call, lambda data: data))  # fmt: skip
+        self.ready = answer.outcome is OpType.OK
+
+    async def _audit(self) -> None:
+        body = {"statements": [f"SELECT sum(balance), count(*) FROM {self.table}"]}
+        call = Call("POST", "/v1/sql/query", body, write=False)
+        await self.perform(
+            "sql-audit", self.table, None, (call, lambda data: data),
+            lambda data: (OpType.OK, tuple(data["results"][0]["rows"][0])),
+        )  # fmt: skip
+
+    async def _transfer(self) -> None:
+        caller, recorder = self.shared.caller, self.shared.recorder
+        node = caller.healthy(self.home)
+        source, target = self.rng.sample(range(sql_accounts), 2)
+        recorder.invoke(self.name, "sql-transfer", self.table, (source, target))
+
+        async def step(path: str, body: dict[str, Any]) -> Any:
+            answer = await caller.send(Call("POST", path, body, write=False), node, stay=True)
+            if answer.outcome is not OpType.OK or "error" in (answer.data or {}):
+                return None
+            return answer.data
+
+        begun = await step("/v1/sql/begin", {})
+        txn = begun and begun["txn"]
+        read = txn and await step(
+            "/v1/sql/query",
+            {
+                "txn": txn,
+                "statements": [
+                    [f"SELECT id, balance FROM {self.table} WHERE id IN (?, ?)", [source, target]]
+                ],
+            },
+        )
+        balances = {row[0]: row[1] for row in read["results"][0]["rows"]} if read else {}
+        if len(balances) != 2 or balances[source] <= 0:
+            recorder.complete(self.name, OpType.FAIL, "sql-transfer", self.table, None, node)
+            if txn:
+                await step("/v1/sql/rollback", {"txn": txn})
+            return
+        amount = self.rng.randint(1, balances[source])
+        update = f"UPDATE {self.table} SET balance = ? WHERE id = ?"
+        wrote = await step("/v1/sql/execute", {"txn": txn, "statements": [
+            [update, [balances[source] - amount, source]],
+            [update, [balances[target] + amount, target]]]})  # fmt: skip
+        if wrote is None:
+            recorder.complete(self.name, OpType.FAIL, "sql-transfer", self.table, None, node)
+            return
+        self.seq += 1
+        commit = Call("POST", "/v1/sql/commit", {"txn": txn}, write=True)
+        answer = await caller.send(commit, node, (self.client_id, self.seq), stay=True)
+        outcome = answer.outcome
+        if outcome is OpType.OK and "error" in (answer.data or {}):
+            outcome = OpType.FAIL  # a conflict: nothing applied
+        value = (source, target, amount) if outcome is OpType.OK else None
+        recorder.complete(self.name, outcome, "sql-transfer", self.table, value, answer.node)
+
+
 WORKER_TYPES: dict[str, type[Worker]] = {
     "kv": KvWorker,
     "locks": LockWorker,
     "names": NameWorker,
     "decisions": DecisionWorker,
     "bank": BankWorker,
+    "sql": SqlWorker,
 }
 
 

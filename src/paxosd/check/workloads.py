@@ -13,7 +13,9 @@ recorders follow:
 - names: ``register``/``lookup``: one owner forever (`check_names`);
 - decisions: keys starting with ``decision:``: one chosen value (`check_decisions`);
 - bank: ``open``/``transfer``/``audit``: transactions and ranges over many keys, judged at
-  every revision of the store (`paxosd.check.bank`).
+  every revision of the store (`paxosd.check.bank`);
+- sql: ``sql-open``/``sql-transfer``/``sql-audit``: the SQL database's bank, transfers as
+  interactive transactions; every audit must find the opening total (`check_sql_bank`).
 
 Anything else (the chaos harness's ``probe-`` writes, which measure availability) belongs
 to no workload and is not judged here.
@@ -34,7 +36,8 @@ KV_FUNCTIONS = frozenset({"put", "get", "cas", "delete"})
 LOCK_FUNCTIONS = frozenset({"acquire", "release", "use"})
 NAME_FUNCTIONS = frozenset({"register", "lookup"})
 DECISION_PREFIX = "decision:"
-WORKLOADS = ("kv", "locks", "names", "decisions", "bank")
+WORKLOADS = ("kv", "locks", "names", "decisions", "bank", "sql")
+SQL_PREFIX = "sql-"
 PROBLEMS_SHOWN = 3
 EXPLANATION_CHARS = 400
 
@@ -48,6 +51,8 @@ def workload_of(op: Operation) -> str | None:
     """The workload an operation belongs to, or None."""
     if op.f in BANK_FUNCTIONS:
         return "bank"
+    if op.f.startswith(SQL_PREFIX):
+        return "sql"
     if str(op.key).startswith(DECISION_PREFIX):
         return "decisions"
     if op.f in LOCK_FUNCTIONS:
@@ -130,7 +135,29 @@ def judge_workloads(
     bank = [op for op in ops if workload_of(op) == "bank"]
     if bank:
         results["bank"] = check_bank(bank)
+    sql = [op for op in ops if workload_of(op) == "sql"]
+    if sql:
+        results["sql"] = check_sql_bank(sql)
     return results
+
+
+def check_sql_bank(ops: Iterable[Operation]) -> SafetyResult:
+    """Every audit of a SQL bank (its table, the key) finds the opening total: accounts times
+    the opening balance, from its ``sql-open`` input. A transfer committed on a stale read
+    writes absolute balances computed from it, so it would create or destroy money."""
+    ops = list(ops)
+    opened = {op.key: op.input for op in ops if op.f == "sql-open" and op.input is not None}
+    problems = []
+    for op in ops:
+        if op.f != "sql-audit" or not op.known or op.output is None or op.key not in opened:
+            continue
+        accounts, balance = opened[op.key]
+        total, count = op.output
+        if count == accounts and total != accounts * balance:
+            problems.append(
+                f"{op.describe()}: the bank {op.key} holds {total}, not {accounts * balance}"
+            )
+    return SafetyResult("sql", not problems, problems, len(ops))
 
 
 def problem_lines(results: dict[str, SafetyResult]) -> list[str]:

@@ -25,14 +25,15 @@ console = Console(stderr=True)
 def _choices(
     text: str, known: tuple[str, ...], what: str, by_name: tuple[str, ...] = ()
 ) -> tuple[str, ...]:
-    """The names chosen: `known` for "all"; `by_name` ones only when named."""
-    if text.strip() == "all":
-        return known
-    chosen = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    """The names chosen: `known` for "all" (also beside names: "all,bank"); `by_name` ones
+    only when named."""
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    expanded = [y for x in names for y in (known if x == "all" else (x,))]
+    chosen = tuple(dict.fromkeys(expanded))
     unknown = [x for x in chosen if x not in known + by_name]
     if unknown or not chosen:
-        names = ", ".join(known + by_name)
-        raise click.BadParameter(f"unknown {what} {unknown}; choose from all, {names}")
+        choices = ", ".join(known + by_name)
+        raise click.BadParameter(f"unknown {what} {unknown}; choose from all, {choices}")
     return chosen
 
 
