@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 
+import httpx
+
 from paxosd import Client, PaxosdError
 
 from .cluster import Cluster
@@ -62,7 +64,15 @@ def test_transfer_leader_under_writes_fails_no_write(cluster: Cluster) -> None:
 
 
 def test_transfer_to_a_non_member_is_refused_with_a_reason(cluster: Cluster) -> None:
-    cluster.wait_for_leader()
+    leader = cluster.wait_for_leader()
+    follower = next(n for n in (1, 2, 3) if n != leader)
+    url = f"http://{cluster.http(follower)}/v1/leader/transfer"
+    for body, status in (({"to": "two"}, 400), ({}, 400), ({"to": 2, "x": 1}, 400)):
+        answer = httpx.post(url, json=body, timeout=10)
+        assert answer.status_code == status, (body, answer.text)
+    refused = httpx.post(url, json={"to": leader}, timeout=10)
+    assert refused.status_code == 409 and "is not the leader" in refused.json()["message"]
+    assert cluster.wait_for_leader() == leader, "nothing moved"
     done = subprocess.run(
         [sys.executable, "-m", "paxosd", "member", "transfer-leader", "9",
          "--endpoints", ",".join(cluster.endpoints())],

@@ -1,8 +1,11 @@
 """Leases in the simulator: the mvcc workload grants leases, puts ephemeral keys with them,
-keeps some alive and lets others end by log time, under every fault (clock skew and jumps
-included); the mvcc checker's reference ends leases where the log's time passes them, so a
-key that outlives its lease, or vanishes before it ends, is a mismatch. Each planted lease
-bug is caught within the first seeds; the correct store passes them at 3 and 5 nodes."""
+keeps some alive and lets others end by log time, and campaigns in an election on etcd's
+recipe, under every fault (clock skew and jumps included); the mvcc checker's reference ends
+leases where the log's time passes them, so a key that outlives its lease, or vanishes
+before it ends, is a mismatch; every leadership a client saw is a grant of the lock
+"election" whose token the locks checker holds to growing in real time, used at a fenced
+resource. Each planted lease bug is caught within the first seeds; the correct store passes
+them at 3 and 5 nodes."""
 
 from __future__ import annotations
 

@@ -34,13 +34,17 @@ class Algorithm:
     rename_nodes: RenameNodes | None = None
     proposers_alike: frozenset[str] = frozenset()
     value_names: tuple[str, ...] = COLOURS  # what is proposed, by the story's names
+    # Variants in which nodes differ by id (each believes its own member list): no renaming.
+    unlike_nodes: frozenset[str] = frozenset()
+    # Variants whose story needs a given cluster size.
+    variant_nodes: dict[str, int] = field(default_factory=dict)
 
     def symmetry(
         self, variant: str, nodes: int, values: Sequence[Any], proposers: Sequence[int]
     ) -> Symmetry | None:
         """The renamings a search may treat as one, for a cluster whose value i is proposed
         at node `proposers[i]`; None if there is nothing to gain."""
-        if self.rename_nodes is None:
+        if self.rename_nodes is None or variant in self.unlike_nodes:
             return None
         swap_nodes = [n for n in range(1, nodes + 1) if n not in proposers]
         renamings: list[Renaming] = []
@@ -91,6 +95,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         "none for safety; termination is not guaranteed (dueling proposers), as FLP predicts",
         dict(PAXOS_VARIANTS),
         rename_nodes=SynodNode.rename_nodes,
+        unlike_nodes=frozenset({"swapped-members"}),
+        variant_nodes={"swapped-members": 5},
     ),
     "replication": Algorithm(
         "replication",

@@ -68,6 +68,11 @@ class CheckRequest:
             raise ValueError(
                 f"{self.algorithm.name} has no variant {self.variant!r}; choose one of: {known}"
             )
+        needed = self.algorithm.variant_nodes.get(self.variant)
+        if needed is not None and self.nodes != needed:
+            raise ValueError(
+                f"the {self.variant} story is told on {needed} nodes: --nodes {needed}"
+            )
         known_faults = EXPLORE_FAULTS if self.explore else set(FAULTS)
         unknown = sorted(self.faults - known_faults)
         if unknown:

@@ -153,6 +153,10 @@ class SimClient:
             self.cluster.mvcc_invoked(self.name, request, is_read(request.op))
         elif key == SQL_KEY:
             self.cluster.sql_invoked(self.name, request, f.removeprefix("sql-"))
+        if f == "mvcc-lease-leader":
+            # The question "do I lead?" is a grant of the lock "election" when the answer
+            # is yes (mvcc_workload.py): recorded under a process of its own.
+            self.cluster.log(f"{self.name}-el", OpType.INVOKE, "acquire", "election", None)
         self._send()
 
     def _choose(self) -> tuple[str, Any, Any, Any]:
@@ -253,6 +257,7 @@ class SimClient:
             self.cluster.log(self.name, OpType.INFO, f, key, None)
             if key == MVCC_KEY:
                 self.mvcc.gave_up(f.removeprefix("mvcc-"))
+                self._election_answered(f, OpType.INFO)
             elif key == SQL_KEY:
                 self.sql.gave_up(f.removeprefix("sql-"))
             self._finish()
@@ -284,6 +289,7 @@ class SimClient:
         if key == MVCC_KEY:
             self.cluster.mvcc_completed(self.name, request.seq, result)
             self.mvcc.answered(f.removeprefix("mvcc-"), request.op, result)
+            self._election_answered(f, OpType.OK, node)
         elif key == SQL_KEY:
             self.cluster.sql_completed(self.name, request.seq, result)
             self.sql.answered(f.removeprefix("sql-"), result)
@@ -324,11 +330,29 @@ class SimClient:
         if key == MVCC_KEY and self.current is not None:
             self.cluster.mvcc_refused(self.name, self.current[3].seq)
             self.mvcc.gave_up(f.removeprefix("mvcc-"))
+            self._election_answered(f, OpType.FAIL)
         if key == SQL_KEY and self.current is not None:
             self.cluster.sql_refused(self.name, self.current[3].seq)
             self.sql.gave_up(f.removeprefix("sql-"))
         self.cluster.log(self.name, OpType.FAIL, f, key, None)
         self._finish()
+
+    def _election_answered(self, f: str, outcome: OpType, node: NodeId | None = None) -> None:
+        """The end of an election's "do I lead?" (recorded as a grant of the lock
+        "election"): a leader acts on the fenced resource with its token."""
+        if f != "mvcc-lease-leader":
+            return
+        process, token = f"{self.name}-el", self.mvcc.leads
+        if outcome is not OpType.OK or token is None:
+            missed = OpType.INFO if outcome is OpType.INFO else OpType.FAIL
+            self.cluster.log(process, missed, "acquire", "election", None)
+            return
+        grant = {"token": token, "owner": process}
+        self.cluster.log(process, OpType.OK, "acquire", "election", grant, node)
+        self.cluster.count_mechanism("mvcc_leaderships")
+        self.cluster.log(process, OpType.INVOKE, "use", "election", token)
+        accepted = self.cluster.resource_use("election", token)
+        self.cluster.log(process, OpType.OK if accepted else OpType.FAIL, "use", "election", token)
 
     def _use(self, lock: str, token: int) -> None:
         """Act on the protected resource with the fencing token (the resource checks it)."""

@@ -23,7 +23,13 @@ recently true:
 - a compaction to a revision the client saw, a few behind the newest;
 - leases: grants of a few hundred ms of log time, puts of a key with one of the client's
   leases (an ephemeral key: deleted when the lease ends), keep-alives and revokes; a lease
-  the client stops renewing ends by log time, under every fault, and its keys with it.
+  the client stops renewing ends by log time, under every fault, and its keys with it;
+- an election on etcd's recipe: a client campaigns with one of its leases (a transaction
+  creating `m/el/<lease in hex>` if absent, attached to the lease), and asks who leads (the
+  key under `m/el/` with the lowest create revision). A client that sees its own key first
+  leads, with its key's create revision as fencing token (`leads`): the simulated client
+  records it as a grant of the lock "election" and uses the token at a fenced resource, so
+  the locks checker holds the leaderships to growing tokens in real time.
 
 The checker (paxosd.check.mvcc) judges every answer against the reference model replaying the
 agreed log, and real time against revisions.
@@ -57,7 +63,16 @@ from paxosd.service.kv import (
 )
 
 PREFIX = b"m/"
+ELECTION = b"m/el/"
 PAGE_LIMIT = 2
+# Who leads the election: the key under ELECTION with the lowest create revision.
+_LEADER = Range(
+    key=ELECTION,
+    range_end=prefix_end(ELECTION),
+    sort_target=SortTarget.CREATE,
+    sort_order=SortOrder.ASCEND,
+    limit=1,
+)
 # How often an operation is a lease's, and the TTLs granted (a few elections' worth: some end
 # under faults, some are kept alive through them).
 LEASE_ODDS = 0.35
@@ -78,10 +93,16 @@ class MvccClient:
         # Off near the end of a run, so that every lease ends (and its keys with it) while
         # watchers still watch: their liveness check wants every revision the log made.
         self.lease_ops = True
+        self.campaign: tuple[int, bytes] | None = None  # (lease, key) this client stands with
+        self.leads: int | None = None  # the fencing token of the leadership just seen
+        self.check_leader = False  # a campaign was answered: ask who leads next
 
     def choose(self, seq: int) -> tuple[str, Any]:
         """(kind, op) of the next operation."""
         rng = self.rng
+        if self.check_leader:
+            self.check_leader = False
+            return "lease-leader", _LEADER
         if self.listing is not None:
             revision, start = self.listing
             page = Range(
@@ -123,6 +144,8 @@ class MvccClient:
             return "lease-grant", LeaseGrant(ttl_ms=rng.choice(LEASE_TTLS_MS))
         # Mostly the newest lease, so that leases hold several keys when they end.
         lease = self.leases[-1] if rng.random() < 0.7 else rng.choice(self.leases)
+        if rng.random() < 0.4:
+            return self._elect(self.leases[-1])
         roll = rng.random()
         if roll < 0.5:
             # Mostly a key of this client's own (under the prefix, so every listing shows it),
@@ -135,6 +158,19 @@ class MvccClient:
             return "lease-keepalive", LeaseKeepAlive(id=lease)
         self.leases.remove(lease)
         return "lease-revoke", LeaseRevoke(id=lease)
+
+    def _elect(self, lease: int) -> tuple[str, Any]:
+        """`lease-campaign` (with `lease`, unless this client stands with a lease it still
+        holds) or `lease-leader` (who leads)."""
+        if self.campaign is None or self.campaign[0] not in self.leases:
+            key = b"%s%x" % (ELECTION, lease)
+            absent = Compare(key=key, target=CompareTarget.CREATE, create_revision=0)
+            stand = Put(key=key, value=self.name.encode(), lease=lease)
+            self.campaign = (lease, key)
+            return "lease-campaign", Txn(
+                compare=(absent,), success=(stand,), failure=(Range(key=key),)
+            )
+        return "lease-leader", _LEADER
 
     def _range(self) -> Range:
         rng = self.rng
@@ -221,6 +257,12 @@ class MvccClient:
             lease = getattr(op, "lease", 0) or getattr(op, "id", 0)
             if lease in self.leases:
                 self.leases.remove(lease)  # it ended by log time
+        if kind == "lease-campaign" and isinstance(answer, TxnResponse):
+            self.check_leader = True
+        if kind == "lease-leader":
+            first = answer.kvs[0] if isinstance(answer, RangeResponse) and answer.kvs else None
+            mine = self.campaign is not None and first is not None and first.key == self.campaign[1]
+            self.leads = first.create_revision if mine and first is not None else None
         if isinstance(answer, RangeResponse):
             self._saw(op, answer)
             if kind == "page":

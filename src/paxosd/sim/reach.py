@@ -48,6 +48,7 @@ MECHANISMS: dict[str, str] = {
     "mvcc_ephemeral_keys_put": "keys put with a lease (deleted when it ends)",
     "mvcc_leases_renewed": "leases kept alive by their client",
     "mvcc_leases_ended_by_time": "a keep-alive found its lease ended by log time",
+    "mvcc_leaderships": "a campaigner saw it led an election (and used its fencing token)",
     "sql_commits_applied": "interactive SQL transactions committed (sim/sql_workload.py)",
     "sql_commits_conflicted": "... refused at their commit: a table they read had changed",
     "sql_unique_refused": "SQL sign-ups refused by the UNIQUE username",

@@ -38,7 +38,20 @@ VARIANTS = {
     "correct": "Paxos as published",
     "forget-promise": "an acceptor forgets the ballots it promised when it restarts",
     "ignore-promised-values": "a proposer ignores the values reported in promises",
+    "swapped-members": "an operator swaps the member list by hand (5 nodes): nodes 2, 4 and 5 "
+    "get the new list 2,4,5 while nodes 1 and 3 still run with the old 1,2,3",
 }
+# The lesson "why you cannot just swap the member list": with members 1..5, the old list and
+# the new one share node 2 only, so a majority of each ({1,3} and {4,5}) can decide alone.
+SWAPPED_OLD: tuple[NodeId, ...] = (1, 2, 3)
+SWAPPED_NEW: tuple[NodeId, ...] = (2, 4, 5)
+
+
+def swapped_members(node_id: NodeId, members: Sequence[NodeId]) -> tuple[NodeId, ...]:
+    """The member list `node_id` believes in after the swap (the `swapped-members` variant)."""
+    if tuple(sorted(members)) != (1, 2, 3, 4, 5):
+        raise ValueError("the swapped-members story is told on 5 nodes (--nodes 5)")
+    return SWAPPED_NEW if node_id in SWAPPED_NEW else SWAPPED_OLD
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +74,11 @@ class SynodNode(LessonCore):
         config: CoreConfig,
         durable: Sequence[Any] | None = None,
     ) -> None:
-        super().__init__(node_id, members, rng, config)
         assert config.variant in VARIANTS, f"unknown paxos variant {config.variant!r}"
+        if config.variant == "swapped-members":
+            # The planted bug: each node's quorums come from the list its config file names.
+            members = swapped_members(node_id, members)
+        super().__init__(node_id, members, rng, config)
         self.acceptor = AcceptorState()
         self.proposer = P.ProposerState()
         self.learner = LearnerState()
