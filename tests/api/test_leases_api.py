@@ -153,7 +153,7 @@ def test_etcd_keepalive_answers_one_line_per_request(api: Api, node: FakeNode) -
     lines = [json.loads(line) for line in reply.body.decode().splitlines()]
     assert lines == [
         {"result": {"header": header(1, node), "ID": "3", "TTL": "10"}},
-        {"result": {"header": header(0, node), "ID": "404"}},  # no TTL: no such lease
+        {"result": {"header": header(1, node), "ID": "404"}},  # no TTL: no such lease
     ]
 
 

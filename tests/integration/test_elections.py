@@ -6,6 +6,7 @@ another within the session's TTL plus the time to notice, and every observer
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -125,3 +126,42 @@ def test_a_registered_instance_vanishes_with_its_process(shared_cluster: Cluster
     finally:
         for process in (instance, watcher):
             _kill_group(process)
+
+
+def test_a_leader_paused_past_its_ttl_is_replaced_and_stops_when_it_resumes(
+    shared_cluster: Cluster,
+) -> None:
+    """SIGSTOP of the leading worker (a GC pause, a stopped VM) past its TTL: another leads
+    with a larger token; resumed, the old worker finds its session lost, stops its command
+    and exits 2, and its stale leadership is refused by fencing."""
+    endpoints = ",".join(shared_cluster.endpoints())
+    common = ["--endpoints", endpoints]
+    first = _spawn(
+        ["elect", "paused", "p1", "--ttl", str(ttl_s), "--grace", "1", *common, "--",
+         sys.executable, "-c", LEADER]
+    )  # fmt: skip
+    second: subprocess.Popen[str] | None = None
+    try:
+        lines = Lines(first)
+        assert "leading paused as p1" in lines.next(30)
+        with Client(endpoints) as client:
+            election = client.election("paused")
+            old = election.leader()
+            assert old is not None and old.value == "p1"
+            second = _spawn(["elect", "paused", "p2", "--ttl", str(ttl_s), *common])
+            os.killpg(first.pid, signal.SIGSTOP)
+            paused_at = time.monotonic()
+            deadline = paused_at + ttl_s + notice_s
+            while (now := election.leader()) is None or now.value != "p2":
+                assert time.monotonic() < deadline, f"no new leader: {now}"
+                time.sleep(0.05)
+            assert now.revision > old.revision
+            os.killpg(first.pid, signal.SIGCONT)
+            assert first.wait(timeout=30) == 2  # leadership lost: the command was stopped
+            assert election.leader() == now  # the resumed worker changed nothing
+    finally:
+        for process in (first, second):
+            if process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGCONT)
+                _kill_group(process)

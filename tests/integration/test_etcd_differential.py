@@ -394,6 +394,61 @@ def test_a_doubly_wrong_txn_names_its_puts_error_as_etcd_does(
         assert ours == theirs == refused, (ours, theirs)
 
 
+def test_leases_answer_as_etcd_s(servers: tuple[Cluster, EtcdServer]) -> None:
+    """The Lease service, request by request on both servers, with ids the test names (so
+    that both use the same ones): grant, put with the lease, time-to-live with keys,
+    keep-alive, the list, revoke (the key goes), and the refusals. The time left may differ
+    by a second (each server truncates what it measured); the header's revision is
+    compared as a difference from each server's revision before the sequence."""
+    cluster, etcd = servers
+    urls = {"paxosd": f"http://{cluster.http(2)}", "etcd": etcd.url}
+    with httpx.Client(timeout=30) as client:
+        start = {
+            name: int(answer(client, url, "kv/range", {"key": b64(b"l/")})["header"]["revision"])
+            for name, url in urls.items()
+        }
+
+        def both(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            replies = {}
+            for name, url in urls.items():
+                reply = answer(client, url, path, body)
+                if "header" in reply:
+                    reply["header"] = int(reply["header"].get("revision", 0)) - start[name]
+                result = reply.get("result")
+                if isinstance(result, dict) and "header" in result:
+                    result["header"] = int(result["header"].get("revision", 0)) - start[name]
+                replies[name] = reply
+            return replies
+
+        def same(path: str, body: dict[str, Any], ttl_slack: bool = False) -> dict[str, Any]:
+            replies = both(path, body)
+            ours, theirs = replies["paxosd"], replies["etcd"]
+            if ttl_slack and "TTL" in ours and "TTL" in theirs:
+                assert abs(int(ours.pop("TTL")) - int(theirs.pop("TTL"))) <= 1, replies
+            assert ours == theirs, f"POST /v3/{path} {json.dumps(body)}: {replies}"
+            return theirs
+
+        same("lease/grant", {"TTL": 60, "ID": 7001})
+        same("kv/put", {"key": b64(b"l/a"), "value": b64(b"1"), "lease": "7001"})
+        same("lease/timetolive", {"ID": 7001, "keys": True}, ttl_slack=True)
+        same("kv/lease/timetolive", {"ID": "7001"}, ttl_slack=True)
+        same("lease/keepalive", {"ID": 7001})
+        same("lease/leases", {})
+        same("lease/grant", {"TTL": 60, "ID": 7001})  # in use: lease already exists
+        same("lease/grant", {"TTL": 9_000_000_001, "ID": 7002})  # too large
+        same("kv/put", {"key": b64(b"l/b"), "value": b64(b"1"), "lease": "7009"})  # not found
+        same("kv/lease/revoke", {"ID": 7001})
+        same("kv/range", {"key": b64(b"l/a")})  # the key went with its lease
+        same("lease/timetolive", {"ID": 7001})  # TTL -1
+        same("lease/revoke", {"ID": 7001})  # not found
+        same("lease/keepalive", {"ID": 7001})  # no TTL: the lease does not exist
+        # Each raises a short TTL to its own minimum: 1.5 election timeouts, in whole
+        # seconds (etcd's election timeout is 1 s here, paxosd's test cluster's shorter).
+        raised = both("lease/grant", {"TTL": 0, "ID": 7003})
+        assert int(raised["etcd"]["TTL"]) == 2 and 1 <= int(raised["paxosd"]["TTL"]) <= 2
+        same("lease/revoke", {"ID": 7003})
+
+
 def test_named_differences(servers: tuple[Cluster, EtcdServer]) -> None:
     """Each difference in DIFFERENCES, shown on both servers with keys of its own. (Last in
     the module: etcd applies a transaction paxosd refuses, so it leaves etcd a revision

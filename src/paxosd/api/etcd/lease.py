@@ -184,8 +184,15 @@ async def keepalive(call: Call) -> web.StreamResponse:
                 error = exc.to_json()
                 lines.append(json.dumps({"error": {**error, "http_code": 0}}).encode())
                 break
-            result: dict[str, Any] = {"header": wire.response_header(0, _header(call))}
-            result["ID"] = str(op.id)  # no TTL: the lease does not exist (etcd's answer)
+            # No TTL: the lease does not exist (etcd's answer), with the store's revision,
+            # which the refusal does not carry: a read gives it.
+            try:
+                now = await _run(call, LeaseTimeToLive(id=op.id))
+                revision = now.revision if isinstance(now, LeaseTimeToLiveResponse) else 0
+            except EtcdError:
+                revision = 0
+            result: dict[str, Any] = {"header": wire.response_header(revision, _header(call))}
+            result["ID"] = str(op.id)
         else:
             assert isinstance(answer, LeaseKeepAliveResponse)
             result = {
