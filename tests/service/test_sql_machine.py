@@ -232,6 +232,14 @@ def test_connection_counters_count_within_the_request_so_a_restored_replica_agre
     assert db.write(*statements).results[0].rows == ((0, 0, 0),)
 
 
+def test_a_query_may_read_a_setting_but_not_change_it() -> None:
+    db = signups()
+    answer = db.query("PRAGMA read_uncommitted", "PRAGMA foreign_keys", "PRAGMA user_version = 5")
+    assert [r.rows for r in answer.results[:2]] == [((0,),), ((1,),)]
+    assert answer.results[2].error_code == SQL_REFUSED
+    assert db.write("PRAGMA read_uncommitted").results[0].error_code == SQL_REFUSED
+
+
 def test_a_query_may_not_write_but_may_read_the_clock_and_randomness() -> None:
     db = signups()
     answer = db.query("SELECT random(), datetime('now')", "DELETE FROM users")
