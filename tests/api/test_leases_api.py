@@ -188,3 +188,31 @@ def test_an_existing_id_is_etcd_s_lease_already_exists(api: Api) -> None:
         9,
         "etcdserver: lease already exists",
     )
+
+
+# -- /v1/elections ---------------------------------------------------------------------------
+
+
+def test_elections_over_v1(api: Api, node: FakeNode) -> None:
+    one = api.post("/v1/leases", {"ttl_ms": 5000}).json["id"]
+    two = api.post("/v1/leases", {"ttl_ms": 5000}).json["id"]
+    assert api.get("/v1/elections/jobs/leader").status == 404
+    first = api.post("/v1/elections/jobs/campaign", {"value": "host-a", "lease": one})
+    assert first.status == 200, first.body
+    token = first.json["token"]
+    assert first.json["key"] == f"jobs/{one:x}" and first.json["value"] == "host-a"
+    waiting = api.post("/v1/elections/jobs/campaign", {"value": "host-b", "lease": two,
+                                                        "wait_ms": 200})  # fmt: skip
+    assert waiting.status == 409 and waiting.json["error"] == "not_leader"
+    assert api.get("/v1/elections/jobs/leader").json["value"] == "host-a"
+    body = {"value": "host-a2", "lease": one, "token": token}
+    assert api.post("/v1/elections/jobs/proclaim", body).status == 200
+    assert api.get("/v1/elections/jobs/leader").json["value"] == "host-a2"
+    resigned = api.post("/v1/elections/jobs/resign", {"lease": one, "token": token})
+    assert resigned.json["resigned"] is True
+    second = api.post("/v1/elections/jobs/campaign", {"value": "host-b", "lease": two})
+    assert second.status == 200 and second.json["token"] > token
+    stale = api.post("/v1/elections/jobs/proclaim", body)
+    assert stale.status == 409 and stale.json["error"] == "not_leader"  # fenced
+    gone = api.post("/v1/elections/jobs/campaign", {"value": "x", "lease": 999})
+    assert gone.status == 404 and gone.json["error"] == "lease_not_found"

@@ -232,6 +232,14 @@ def test_connection_counters_count_within_the_request_so_a_restored_replica_agre
     assert db.write(*statements).results[0].rows == ((0, 0, 0),)
 
 
+def test_a_query_may_read_a_setting_but_not_change_it() -> None:
+    db = signups()
+    answer = db.query("PRAGMA read_uncommitted", "PRAGMA foreign_keys", "PRAGMA user_version = 5")
+    assert [r.rows for r in answer.results[:2]] == [((0,),), ((1,),)]
+    assert answer.results[2].error_code == SQL_REFUSED
+    assert db.write("PRAGMA read_uncommitted").results[0].error_code == SQL_REFUSED
+
+
 def test_a_query_may_not_write_but_may_read_the_clock_and_randomness() -> None:
     db = signups()
     answer = db.query("SELECT random(), datetime('now')", "DELETE FROM users")
@@ -571,3 +579,18 @@ def test_the_machine_alone_is_usable_without_the_router() -> None:
     answer = machine.execute(SqlExecute(statements=(st("CREATE TABLE t (x)"),)))
     assert isinstance(answer, SqlAnswer) and answer.applied and machine.revision == 1
     machine.close()
+
+
+def test_snapshots_and_status_work_after_a_request_used_up_its_steps() -> None:
+    """Our own reads are not clients' statements: a request that ran out of steps leaves the
+    budget spent, and a snapshot or the status taken right after must not be interrupted."""
+    db = signups()
+    db.write("CREATE TEMP VIEW v AS SELECT 1")
+    answer = db.write(
+        "INSERT INTO users(username) SELECT count(*) FROM (WITH RECURSIVE n(i) AS "
+        "(SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n)"
+    )
+    assert "steps_max" in (answer.results[0].error or "")
+    restored = StateMachine.restore(db.machine.snapshot())
+    assert restored.sql.content_digest() == db.digest()
+    assert db.machine.sql.status()["tables"] == [{"name": "users", "rows": 0}]

@@ -47,3 +47,13 @@ def test_each_planted_sql_bug_is_caught_within_five_seeds(variant: str, symptom:
     assert failing, f"{variant} survived 5 seeds"
     found = [v for r in failing for v in r.violations if symptom in v]
     assert found, f"{variant} caught, but not as {symptom!r}: {failing[0].violations[:3]}"
+
+
+def test_a_leader_catching_up_a_snapshot_of_many_chunks_from_two_peers_finishes() -> None:
+    """Seed 141 at 5 nodes once stalled for good: a new leader behind its peers' snapshots
+    (the SQL database's image makes them 25 KB, 50 chunks of the run's 512 bytes) asked two
+    peers whose snapshots differed (slots 82 and 83), and each answer restarted the other's
+    transfer. A chunk is now taken only from the peer asked last (core/multi/catchup.py)."""
+    spec = spec_for(5, ALL, "correct", workloads=SQL_ONLY)
+    result = run(spec, 141)
+    assert result.ok, f"{result.violations[:3]} replay: {replay_command(spec, 141)}"

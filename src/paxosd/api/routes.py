@@ -15,6 +15,7 @@ from typing import Any, Final, TypeAlias
 from aiohttp import web
 
 from . import backup_handlers as backup
+from . import election_handlers as election
 from . import handlers as h
 from . import kv_handlers as kv
 from . import lease_handlers as lease
@@ -474,6 +475,69 @@ ROUTES: Final[tuple[Route, ...]] = (
         "End a lease now: its keys are deleted, in one revision",
         "leases",
         (Reply(200, "LeaseRevoked", "the revision that deleted its keys"), _NO_LEASE),
+    ),
+    # Elections (docs/leases.md)
+    Route(
+        "election_leader",
+        "GET",
+        "/v1/elections/{name:.+}/leader",
+        election.leader,
+        "Who leads an election: its key, value and fencing token (linearizable)",
+        "elections",
+        (
+            Reply(200, "ElectionLeader", "the leader"),
+            Reply(404, "Error", "not_found: nobody campaigns"),
+        ),
+    ),
+    Route(
+        "election_campaign",
+        "POST",
+        "/v1/elections/{name:.+}/campaign",
+        election.campaign,
+        "Stand with a lease and wait (up to wait_ms) until this candidate leads",
+        "elections",
+        (
+            Reply(200, "ElectionLeader", "this candidate leads: its fencing token"),
+            Reply(409, "Error", "not_leader: not leading when the wait ran out (the key stays)"),
+            _NO_LEASE,
+        ),
+        body=(
+            Field("value", "string", "the candidate's value"),
+            Field("lease", "integer", "the candidate's lease (its session)"),
+            Field("wait_ms", "integer", "how long to wait to lead (default 30000)", False),
+        ),
+        description="etcd's election recipe: the key NAME/<lease in hex>, created if absent "
+        "with the lease; the key with the lowest create revision under NAME/ leads.",
+    ),
+    Route(
+        "election_proclaim",
+        "POST",
+        "/v1/elections/{name:.+}/proclaim",
+        election.proclaim,
+        "Change the leader's value, if this leadership still leads",
+        "elections",
+        (
+            Reply(200, "ElectionDone", "proclaimed"),
+            Reply(409, "Error", "not_leader: the leadership ended (fenced)"),
+        ),
+        body=(
+            Field("value", "string", "the new value"),
+            Field("lease", "integer", "the leadership's lease"),
+            Field("token", "integer", "the leadership's fencing token"),
+        ),
+    ),
+    Route(
+        "election_resign",
+        "POST",
+        "/v1/elections/{name:.+}/resign",
+        election.resign,
+        "Stop leading (the key is deleted if it is still this leadership's)",
+        "elections",
+        (Reply(200, "ElectionDone", "resigned says whether the key was deleted"),),
+        body=(
+            Field("lease", "integer", "the leadership's lease"),
+            Field("token", "integer", "the leadership's fencing token"),
+        ),
     ),
     # Names
     Route(

@@ -457,6 +457,10 @@ SCHEMAS.update(
             },
         ),
         "LeaseRevoked": _object({"id": _INT, "revision": _INT}),
+        "ElectionLeader": _object(
+            {"key": _STR, "value": _STR, "token": _INT, "lease": _INT, "revision": _INT}
+        ),
+        "ElectionDone": _object({"revision": _INT}, {"resigned": _BOOL}),
         "EtcdLeaseGrantRequest": _etcd(
             {"TTL": {**_I64, "description": "seconds (raised to the node's minimum)"}, "ID": _I64},
             "etcdserverpb.LeaseGrantRequest",

@@ -539,9 +539,9 @@ class Driver:
         else:
             base = self._time_base
             if base is None or base[0] != ballot:
+                self._renewals_due = self.options.variant == "lease-reset-on-leader-change"
                 base = (ballot, self.replica.log_time_ms, clock.monotonic_ms())
                 self._time_base = base
-                self._renewals_due = self.options.variant == "lease-reset-on-leader-change"
             now = base[1] + int(clock.monotonic_ms() - base[2])
         return command(now)
 

@@ -166,6 +166,12 @@ def on_entries(replica: Replica, src: NodeId, msg: Entries) -> None:
 
 def on_snapshot(replica: Replica, src: NodeId, msg: SnapshotInstall) -> None:
     catchup = replica.catchup
+    if catchup.source is not None and src != catchup.source:
+        # A chunk from a peer asked before the one asked last (a late answer, or a leader's
+        # retry moved on): taking it would start that peer's snapshot over the one arriving,
+        # and two peers whose snapshots differ, answering in turn, would restart each other
+        # forever (a snapshot of many chunks never completes). The peer asked last answers.
+        return
     catchup.ticks_left = 0
     if msg.slot <= replica.learner.chosen_upto or replica.snapshots.installing is not None:
         return
