@@ -232,6 +232,14 @@ def test_connection_counters_count_within_the_request_so_a_restored_replica_agre
     assert db.write(*statements).results[0].rows == ((0, 0, 0),)
 
 
+def test_a_query_may_read_a_setting_but_not_change_it() -> None:
+    db = signups()
+    answer = db.query("PRAGMA read_uncommitted", "PRAGMA foreign_keys", "PRAGMA user_version = 5")
+    assert [r.rows for r in answer.results[:2]] == [((0,),), ((1,),)]
+    assert answer.results[2].error_code == SQL_REFUSED
+    assert db.write("PRAGMA read_uncommitted").results[0].error_code == SQL_REFUSED
+
+
 def test_a_query_may_not_write_but_may_read_the_clock_and_randomness() -> None:
     db = signups()
     answer = db.query("SELECT random(), datetime('now')", "DELETE FROM users")
@@ -571,3 +579,39 @@ def test_the_machine_alone_is_usable_without_the_router() -> None:
     answer = machine.execute(SqlExecute(statements=(st("CREATE TABLE t (x)"),)))
     assert isinstance(answer, SqlAnswer) and answer.applied and machine.revision == 1
     machine.close()
+
+
+def test_snapshots_and_status_work_after_a_request_used_up_its_steps() -> None:
+    """Our own reads are not clients' statements: a request that ran out of steps leaves the
+    budget spent, and a snapshot or the status taken right after must not be interrupted."""
+    db = signups()
+    db.write("CREATE TEMP VIEW v AS SELECT 1")
+    answer = db.write(
+        "INSERT INTO users(username) SELECT count(*) FROM (WITH RECURSIVE n(i) AS "
+        "(SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n)"
+    )
+    assert "steps_max" in (answer.results[0].error or "")
+    restored = StateMachine.restore(db.machine.snapshot())
+    assert restored.sql.content_digest() == db.digest()
+    assert db.machine.sql.status()["tables"] == [{"name": "users", "rows": 0}]
+
+
+def test_an_upsert_answers_the_same_last_insert_id_on_a_restored_replica() -> None:
+    """The connection's last insert rowid survives an upsert that updated; a replica restored
+    from a snapshot has a fresh connection. Each request starts it at 0, so both answer alike
+    (the simulator's list-append workload found the difference)."""
+    db = Db()
+    db.write("CREATE TABLE lists (k TEXT PRIMARY KEY, elements TEXT)")
+    upsert = st(
+        "INSERT INTO lists VALUES (?, ?) "
+        "ON CONFLICT (k) DO UPDATE SET elements = excluded.elements",
+        "x",
+        "a",
+    )
+    db.write(upsert)
+    restored = Db(StateMachine.restore(db.machine.snapshot()))
+    restored.seq = db.seq
+    answers = [replica.write(upsert) for replica in (db, restored)]
+    assert answers[0] == answers[1]
+    assert answers[0].results[0].last_insert_id == 0  # it updated: no row inserted
+    assert db.query("SELECT * FROM temp.paxosd_rowid_reset").results[0].error_code == SQL_REFUSED

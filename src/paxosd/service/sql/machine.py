@@ -44,6 +44,7 @@ chunks; `restore` loads it with `deserialize` and checks it (`PRAGMA quick_check
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -52,7 +53,7 @@ from typing import Any, Final
 from paxosd.service.errors import CorruptSnapshot
 from paxosd.service.results import Error
 
-from .policy import SCHEMA, Mode, Policy
+from .policy import PRIVATE_TABLE, SCHEMA, Mode, Policy
 from .types import (
     NOT_READ_ONLY,
     RESULT_TOO_LARGE,
@@ -88,6 +89,8 @@ CONFIGURATION: Final = (
 )
 
 _CHUNK_BYTES: Final = 1024 * 1024
+# The machine's own temporary table (see SqlMachine.__init__); clients may not touch it.
+_RESET: Final = PRIVATE_TABLE
 _FETCH_ROWS: Final = 256
 
 
@@ -108,6 +111,10 @@ class SqlMachine:
         self._steps = 0
         self._db.set_progress_handler(self._progress, steps_per_check)
         self._configure()
+        # SQLite's last insert rowid belongs to the connection, not the database (a replica
+        # restored from a snapshot has a fresh one): each request starts it at 0 by inserting
+        # rowid 0 here, so what a request's statements see and answer is the same everywhere.
+        self._internal(f"CREATE TEMP TABLE {_RESET} (x)")
         self.revision = 0
         self.table_revisions: dict[str, int] = {}
 
@@ -118,11 +125,8 @@ class SqlMachine:
     def _internal(self, sql: str) -> None:
         """Our own statement (BEGIN, SAVEPOINT, a PRAGMA of the configuration): past the
         policy, which would refuse it from a client."""
-        self._policy.trusted = True
-        try:
+        with self._trusted():
             self._db.execute(sql)
-        finally:
-            self._policy.trusted = False
 
     def _progress(self) -> int:
         if self._policy.trusted:
@@ -257,6 +261,7 @@ class SqlMachine:
     def _start_request(self) -> None:
         self._policy.reset_request()
         self._steps = 0
+        self._internal(f"INSERT OR REPLACE INTO temp.{_RESET} (rowid, x) VALUES (0, 0)")
 
     def _run(
         self, statement: Statement, mode: Mode, budget: list[int]
@@ -266,7 +271,6 @@ class SqlMachine:
         policy = self._policy
         policy.read = set()
         policy.written = set()
-        policy.inserted = False
         policy.start_statement(mode)
         db = self._db
         self._internal("SAVEPOINT paxosd_statement")
@@ -301,7 +305,8 @@ class SqlMachine:
         if changed >= 0 and mode is Mode.WRITE:
             policy.changes = changed
             policy.total_changes += changed
-        if affected and policy.inserted:
+        if mode is Mode.WRITE:
+            # The connection's last insert rowid, which the request started at 0.
             policy.last_insert_id = cursor.lastrowid or 0
         result = StatementResult(
             columns=columns,
@@ -337,8 +342,7 @@ class SqlMachine:
         """What a node's status shows (the dashboard's table list): the revision, the SQLite
         version, the database's bytes, and up to `tables_max` tables with their rows (counted
         up to `rows_counted_max`: `rows_more` says a table has more), cheap enough to poll."""
-        self._policy.trusted = True
-        try:
+        with self._trusted():
             pages = self._db.execute("PRAGMA page_count").fetchone()[0]
             page_bytes = self._db.execute("PRAGMA page_size").fetchone()[0]
             names = [
@@ -360,8 +364,6 @@ class SqlMachine:
                 if rows > rows_counted_max:
                     entry["rows_more"] = True
                 tables.append(entry)
-        finally:
-            self._policy.trusted = False
         return {
             "revision": self.revision,
             "sqlite_version": SQLITE_VERSION,
@@ -371,7 +373,11 @@ class SqlMachine:
         }
 
     def tables(self) -> list[tuple[str, int]]:
-        """(name, rows) of every table, by name: what the dashboard lists."""
+        """(name, rows) of every table, by name."""
+        with self._trusted():
+            return self._tables()
+
+    def _tables(self) -> list[tuple[str, int]]:
         names = [
             row[0]
             for row in self._db.execute(
@@ -389,12 +395,16 @@ class SqlMachine:
     def content_digest(self) -> str:
         """A hash of the database's content: its schema and every table's rows (as a set of
         rows, so it does not depend on the file's layout). Equal on replicas that agree."""
+        with self._trusted():
+            return self._content_digest()
+
+    def _content_digest(self) -> str:
         digest = hashlib.sha256()
         schema = self._db.execute(
             "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name"
         ).fetchall()
         digest.update(repr((schema, self.temp_schema())).encode())
-        for name, _ in self.tables():
+        for name, _ in self._tables():
             quoted = '"' + name.replace('"', '""') + '"'
             rows = sorted(repr(row) for row in self._db.execute(f"SELECT * FROM {quoted}"))
             digest.update(repr((name, rows)).encode())
@@ -403,21 +413,33 @@ class SqlMachine:
 
     def image(self) -> bytes:
         """The database file's bytes (SQLite reads them with a statement of its own)."""
-        self._policy.trusted = True
-        try:
+        with self._trusted():
             return self._db.serialize()
-        finally:
-            self._policy.trusted = False
 
     def temp_schema(self) -> list[str]:
         """The SQL of the temporary views and triggers, in the order they were made (the
         database's image holds none of them)."""
-        return [
-            row[0]
-            for row in self._db.execute(
-                "SELECT sql FROM sqlite_temp_schema WHERE sql IS NOT NULL ORDER BY rowid"
-            )
-        ]
+        with self._trusted():
+            return [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT sql FROM sqlite_temp_schema WHERE sql IS NOT NULL AND name != ? "
+                    "ORDER BY rowid",
+                    (_RESET,),
+                )
+            ]
+
+    @contextlib.contextmanager
+    def _trusted(self) -> Iterator[None]:
+        """Our own reads (snapshots, status, hashes): past the policy and the step budget,
+        which are for clients' statements."""
+        policy = self._policy
+        before = policy.trusted
+        policy.trusted = True
+        try:
+            yield
+        finally:
+            policy.trusted = before
 
     def close(self) -> None:
         self._policy.close()

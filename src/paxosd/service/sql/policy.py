@@ -19,7 +19,9 @@ there, by the engine that parses the SQL, not by a pattern over the text:
   keeps their SQL), virtual tables, extension loading and every PRAGMA but the read-only ones
   of `READ_PRAGMAS` are refused;
 * reads (`Mode.READ`): only SELECT, reads of tables, functions (the clock and randomness too:
-  a read changes nothing) and the read-only PRAGMAs; anything else is `not_read_only`.
+  a read changes nothing), the read-only PRAGMAs, and reading the settings of `READ_SETTINGS`
+  (a PRAGMA without a value: what client libraries ask on connecting); anything else is
+  `not_read_only`.
 
 `last_insert_rowid()`, `changes()` and `total_changes()` read the connection, not the
 database: a replica restored from a snapshot has a fresh connection whose counters differ
@@ -38,6 +40,8 @@ import sqlite3
 from typing import Any, Final
 
 SCHEMA: Final = "sqlite_schema"
+# The machine's own temporary table (machine.py): no statement of a client may touch it.
+PRIVATE_TABLE: Final = "paxosd_rowid_reset"
 # The schema table's names (a statement reads it under whichever name it uses).
 _SCHEMA_NAMES: Final = frozenset(
     {"sqlite_schema", "sqlite_master", "sqlite_temp_schema", "sqlite_temp_master"}
@@ -59,6 +63,39 @@ READ_PRAGMAS: Final = frozenset(
         "function_list",
         "module_list",
         "pragma_list",
+    }
+)
+# Settings a query may read (PRAGMA name, without a value): what a client library asks on
+# connecting (SQLAlchemy reads read_uncommitted). Only in queries: a write's answer must be the
+# same on every replica, and some of these are the connection's, not the database's.
+READ_SETTINGS: Final = frozenset(
+    {
+        "application_id",
+        "auto_vacuum",
+        "automatic_index",
+        "busy_timeout",
+        "cache_size",
+        "case_sensitive_like",
+        "compile_options",
+        "database_list",
+        "defer_foreign_keys",
+        "encoding",
+        "foreign_keys",
+        "freelist_count",
+        "journal_mode",
+        "legacy_alter_table",
+        "page_count",
+        "page_size",
+        "query_only",
+        "read_uncommitted",
+        "recursive_triggers",
+        "reverse_unordered_selects",
+        "schema_version",
+        "secure_delete",
+        "synchronous",
+        "temp_store",
+        "trusted_schema",
+        "user_version",
     }
 )
 REFUSED_IN_WRITES: Final = {
@@ -152,7 +189,6 @@ class Policy:
         self.refusal: str | None = None
         # Our own statements (BEGIN, SAVEPOINT, the configuration's PRAGMAs) pass unchecked.
         self.trusted = False
-        self.inserted = False  # whether the statement inserts into its own table
         self.read: set[str] = set()
         self.written: set[str] = set()
         self.last_insert_id = 0
@@ -191,6 +227,8 @@ class Policy:
     ) -> int:
         if self.trusted:
             return sqlite3.SQLITE_OK
+        if arg1 == PRIVATE_TABLE:
+            return self._deny(f"{PRIVATE_TABLE} is paxosd's own")
         if action == _READ:
             if arg1 is not None:
                 self.read.add(_table(arg1))
@@ -214,6 +252,8 @@ class Policy:
             name = (arg1 or "").lower()
             if name in READ_PRAGMAS:
                 return sqlite3.SQLITE_OK
+            if self.mode is Mode.READ and arg2 is None and name in READ_SETTINGS:
+                return sqlite3.SQLITE_OK
             return self._deny(
                 f"PRAGMA {name}: only the read-only PRAGMAs are allowed "
                 f"({', '.join(sorted(READ_PRAGMAS))}); every replica runs one configuration "
@@ -227,8 +267,6 @@ class Policy:
         if action in _WRITES:
             if arg1 is not None:
                 self.written.add(_table(arg1))
-            if action == sqlite3.SQLITE_INSERT and trigger is None:
-                self.inserted = True
             return sqlite3.SQLITE_OK
         where = _SCHEMA_CHANGES.get(action)
         if where is not None:
