@@ -594,3 +594,24 @@ def test_snapshots_and_status_work_after_a_request_used_up_its_steps() -> None:
     restored = StateMachine.restore(db.machine.snapshot())
     assert restored.sql.content_digest() == db.digest()
     assert db.machine.sql.status()["tables"] == [{"name": "users", "rows": 0}]
+
+
+def test_an_upsert_answers_the_same_last_insert_id_on_a_restored_replica() -> None:
+    """The connection's last insert rowid survives an upsert that updated; a replica restored
+    from a snapshot has a fresh connection. Each request starts it at 0, so both answer alike
+    (the simulator's list-append workload found the difference)."""
+    db = Db()
+    db.write("CREATE TABLE lists (k TEXT PRIMARY KEY, elements TEXT)")
+    upsert = st(
+        "INSERT INTO lists VALUES (?, ?) "
+        "ON CONFLICT (k) DO UPDATE SET elements = excluded.elements",
+        "x",
+        "a",
+    )
+    db.write(upsert)
+    restored = Db(StateMachine.restore(db.machine.snapshot()))
+    restored.seq = db.seq
+    answers = [replica.write(upsert) for replica in (db, restored)]
+    assert answers[0] == answers[1]
+    assert answers[0].results[0].last_insert_id == 0  # it updated: no row inserted
+    assert db.query("SELECT * FROM temp.paxosd_rowid_reset").results[0].error_code == SQL_REFUSED

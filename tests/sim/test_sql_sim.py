@@ -57,3 +57,21 @@ def test_a_leader_catching_up_a_snapshot_of_many_chunks_from_two_peers_finishes(
     spec = spec_for(5, ALL, "correct", workloads=SQL_ONLY)
     result = run(spec, 141)
     assert result.ok, f"{result.violations[:3]} replay: {replay_command(spec, 141)}"
+
+
+def test_list_append_through_interactive_transactions_passes() -> None:
+    spec = spec_for(3, ALL, "correct", workloads=("sql-append",))
+    _, failing = swarm(spec, range(1, 4), jobs=1)
+    assert not failing, "\n".join(
+        f"{r.violations[:3]} replay: {replay_command(spec, r.seed)}" for r in failing
+    )
+
+
+def test_list_append_shows_a_commit_that_skips_its_check_as_lists_written_over() -> None:
+    """The list checker on its own (beside the commit's log-order check): a commit on a stale
+    read writes over another's append, so some read or committed list is no prefix of the
+    final list."""
+    spec = spec_for(3, ALL, "sql-commit-unchecked", workloads=("sql-append",))
+    _, failing = swarm(spec, range(1, 6), jobs=1, stop_at_violation=True)
+    found = [v for r in failing for v in r.violations if "final value" in v]
+    assert found, f"not caught by the list checker within 5 seeds: {failing[:1]}"
