@@ -121,6 +121,7 @@ def _handshake(cluster: str, node: int, version: int) -> bytes:
     ("version", "expected"),
     [
         (codec.protocol_version, None),
+        (codec.protocol_version_min, None),  # one version back: a rolling upgrade's peer
         (codec.protocol_version + 1, "newer than this node's"),
         (codec.protocol_version_min - 1, "older than this node's"),
     ],

@@ -315,6 +315,9 @@ def test_replicas_that_restore_midway_end_equal() -> None:
     for i in range(10, 20):
         halfway.write(st("INSERT INTO users(username) VALUES (?)", f"u{i}"))
     assert halfway.digest() == whole.digest()
+    # Byte for byte too: peers send a lagging node chunks of their snapshots of one slot, and
+    # the chunks of two peers must make one snapshot.
+    assert halfway.machine.snapshot() == whole.machine.snapshot()
 
 
 def test_temporary_views_and_triggers_survive_a_snapshot() -> None:
@@ -594,3 +597,24 @@ def test_snapshots_and_status_work_after_a_request_used_up_its_steps() -> None:
     restored = StateMachine.restore(db.machine.snapshot())
     assert restored.sql.content_digest() == db.digest()
     assert db.machine.sql.status()["tables"] == [{"name": "users", "rows": 0}]
+
+
+def test_an_upsert_answers_the_same_last_insert_id_on_a_restored_replica() -> None:
+    """The connection's last insert rowid survives an upsert that updated; a replica restored
+    from a snapshot has a fresh connection. Each request starts it at 0, so both answer alike
+    (the simulator's list-append workload found the difference)."""
+    db = Db()
+    db.write("CREATE TABLE lists (k TEXT PRIMARY KEY, elements TEXT)")
+    upsert = st(
+        "INSERT INTO lists VALUES (?, ?) "
+        "ON CONFLICT (k) DO UPDATE SET elements = excluded.elements",
+        "x",
+        "a",
+    )
+    db.write(upsert)
+    restored = Db(StateMachine.restore(db.machine.snapshot()))
+    restored.seq = db.seq
+    answers = [replica.write(upsert) for replica in (db, restored)]
+    assert answers[0] == answers[1]
+    assert answers[0].results[0].last_insert_id == 0  # it updated: no row inserted
+    assert db.query("SELECT * FROM temp.paxosd_rowid_reset").results[0].error_code == SQL_REFUSED

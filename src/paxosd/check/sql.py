@@ -25,6 +25,11 @@ against the machine's own verdicts:
    most one successful sign-up, and its row names the client that was told it succeeded.
 5. Real time. A read must not name a revision below that of a write completed before it
    was invoked.
+6. List-append (the `sql-append` workload, as Elle reads such histories): each list only
+   grows, so every read of a list must be a prefix of its final value; a committed append
+   wrote what it read plus its element, and that must still be a prefix of the final list
+   (else a later commit wrote over it: a lost update); an element is in a list at most once,
+   and never if its transaction was refused.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ from paxosd.sim.sql_workload import ACCOUNTS, TOTAL
 PROBLEMS_MAX = 5
 _BALANCES = SqlQuery(statements=(Statement("SELECT id, balance FROM accounts ORDER BY id"),))
 _SIGNUPS = SqlQuery(statements=(Statement("SELECT username, client FROM signups"),))
+_LISTS = SqlQuery(statements=(Statement("SELECT k, elements FROM lists"),))
+# The workloads' tables: which ones a request writes is read from its statements' text, not
+# from the machine under test.
+_TABLES = ("accounts", "lists", "signups", "noise")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +68,14 @@ class Record:
     answer: Any
 
 
-def _writes_accounts(op: SqlExecute) -> bool:
-    return any(
-        "accounts" in s.sql and not s.sql.lstrip().upper().startswith("SELECT")
+def _tables_written(op: SqlExecute) -> set[str]:
+    return {
+        table
         for s in op.statements
-    )
+        if not s.sql.lstrip().upper().startswith("SELECT")
+        for table in _TABLES
+        if table in s.sql
+    }
 
 
 def _rows(answer: Any) -> tuple[tuple[Any, ...], ...] | None:
@@ -81,7 +93,7 @@ def check(
     router = Router(options=options)
     applied: dict[tuple[str, int], Any] = {}
     balances: dict[int, tuple[tuple[Any, ...], ...]] = {}
-    last_accounts_write = 0
+    last_write: dict[str, int] = {}
     for slot, payload in enumerate(log, start=1):
         try:
             command = decode(payload)
@@ -99,14 +111,18 @@ def check(
             continue
         if not answer.applied or router.sql.revision == revision_before:
             continue
-        if op.begin_revision >= 0 and last_accounts_write > op.begin_revision:
-            problems.append(
-                f"sql: {command.client_id} seq {command.seq} committed a transaction that read "
-                f"accounts at revision {op.begin_revision}, but revision {last_accounts_write} "
-                "wrote accounts before its commit (not serializable: a lost update)"
-            )
-        if _writes_accounts(op):
-            last_accounts_write = router.sql.revision
+        for table in op.tables if op.begin_revision >= 0 else ():
+            if last_write.get(table, 0) > op.begin_revision:
+                problems.append(
+                    f"sql: {command.client_id} seq {command.seq} committed a transaction that "
+                    f"read {table} at revision {op.begin_revision}, but revision "
+                    f"{last_write[table]} wrote {table} before its commit (not serializable: "
+                    "a lost update)"
+                )
+        written = _tables_written(op)
+        for table in written:
+            last_write[table] = router.sql.revision
+        if "accounts" in written:
             rows = _rows(router.read(_BALANCES))
             if rows is not None:
                 balances[router.sql.revision] = rows
@@ -116,9 +132,14 @@ def check(
                         f"sql: the bank holds {total} after revision {router.sql.revision} "
                         f"({command.client_id} seq {command.seq}), not {TOTAL}"
                     )
-    problems += _check_answers(records, applied, balances)
-    problems += _check_signups(records, router)
-    return list(dict.fromkeys(problems))[:PROBLEMS_MAX]
+    # A few of each kind, so that one kind's many cannot hide another's.
+    found = [
+        list(dict.fromkeys(problems)),
+        _check_answers(records, applied, balances),
+        _check_signups(records, router),
+        _check_lists(records, router),
+    ]
+    return [problem for kind in found for problem in kind[:2]][: PROBLEMS_MAX * 2]
 
 
 def _skipped(answer: Any) -> bool:
@@ -200,4 +221,43 @@ def _check_signups(records: Sequence[Record], router: Router) -> list[str]:
                 f"sql: {clients[0]} was told it signed up {username!r}, the table says "
                 f"{owners.get(username)!r}"
             )
+    return problems
+
+
+def _check_lists(records: Sequence[Record], router: Router) -> list[str]:
+    rows = _rows(router.read(_LISTS)) or ()
+    final = {str(row[0]): str(row[1]).split() for row in rows}
+    problems = []
+    for key, elements in sorted(final.items()):
+        if len(set(elements)) != len(elements):
+            problems.append(f"sql: list {key} holds an element twice: {elements}")
+    refused: set[str] = set()
+    for record in records:
+        answer = record.answer
+        if record.kind == "lists-read" and isinstance(answer, SqlAnswer):
+            for key, text in _rows(answer) or ():
+                read = str(text).split()
+                if final.get(str(key), [])[: len(read)] != read:
+                    problems.append(
+                        f"sql: {record.client} seq {record.seq} read list {key} as {read}, "
+                        f"not a prefix of its final value {final.get(str(key))}"
+                    )
+        if record.kind != "append" or record.completed_ms is None:
+            continue
+        for statement in record.op.statements:
+            key, text = str(statement.params[0]), str(statement.params[1])
+            wrote = text.split()
+            if isinstance(answer, SqlAnswer) and answer.applied and answer.error is None:
+                if final.get(key, [])[: len(wrote)] != wrote:
+                    problems.append(
+                        f"sql: {record.client} seq {record.seq} committed list {key} as "
+                        f"{wrote}, but its final value {final.get(key)} does not begin with "
+                        "it (a later commit wrote over it: a lost update)"
+                    )
+            elif isinstance(answer, Error) and wrote:
+                refused.add(wrote[-1])
+    for key, elements in sorted(final.items()):
+        lost = refused.intersection(elements)
+        if lost:
+            problems.append(f"sql: list {key} holds {sorted(lost)}, whose commits were refused")
     return problems

@@ -18,7 +18,7 @@ from paxosd.sim.engine_swarm import spec_for, swarm
 from paxosd.sim.nemesis import NEEDS_PEERS
 from paxosd.sim.reach import MECHANISMS
 
-ALL_WORKLOADS = (*WORKLOADS, "sql")
+ALL_WORKLOADS = (*WORKLOADS, "sql", "sql-append")
 
 console = Console()
 
@@ -51,7 +51,8 @@ console = Console()
 @click.option(
     "--workloads",
     default="",
-    help="Comma-separated workloads of the clients (kv, locks, names, decisions, mvcc, sql); "
+    help="Comma-separated workloads of the clients (kv, locks, names, decisions, mvcc, sql, "
+    "sql-append); "
     "default: all but sql (which a planted bug of the SQL database adds).",
 )
 @click.option(

@@ -123,6 +123,7 @@ class SimClient:
             self.name,
             random.Random(f"sql-{cluster.seed}-{self.name}"),
             unrewritten=cluster.variant.name == "sql-random-unrewritten",
+            append_rng=random.Random(f"sql-append-{cluster.seed}-{self.name}"),
         )
 
     def start(self) -> None:
@@ -169,6 +170,9 @@ class SimClient:
             return f"mvcc-{kind}", MVCC_KEY, None, op
         if workload == "sql":
             kind, op = self.sql.choose(self.cluster.now)
+            return f"sql-{kind}", SQL_KEY, None, op
+        if workload == "sql-append":
+            kind, op = self.sql.choose_append()
             return f"sql-{kind}", SQL_KEY, None, op
         if workload == "kv":
             # The register of each key, on etcd's model: values are JSON text, a get is a
@@ -292,7 +296,7 @@ class SimClient:
             self._election_answered(f, OpType.OK, node)
         elif key == SQL_KEY:
             self.cluster.sql_completed(self.name, request.seq, result)
-            self.sql.answered(f.removeprefix("sql-"), result)
+            self.sql.answered(f.removeprefix("sql-"), result, request.op)
         outcome, output = self._outcome(f, value, result)
         self.cluster.log(self.name, outcome, f, key, output, node)
         pause_ms = self.rng.uniform(1, 20)

@@ -397,6 +397,7 @@ class Cluster:
         self.sql_revisions: dict[NodeId, int] = {}
         self.sql_digests: dict[int, tuple[NodeId, str]] = {}
         self.sql_divergences: list[str] = []
+        self.sql_on = any(w in ("sql", "sql-append") for w in spec.workloads)
         self.machine_options = Options(kv_limits=SIM_KV_LIMITS, variant=self.variant.service)
         self.resource: dict[str, int] = {}
         self.compactions_lost = 0  # compactions of disks since replaced (lost)
@@ -541,7 +542,7 @@ class Cluster:
             )
         if applied.request is not None:
             self.first_applied.setdefault(applied.request, digest(applied.payload))
-        if "sql" in self.spec.workloads:
+        if self.sql_on:
             self._compare_databases(node, applied.slot, position)
 
     def _compare_databases(self, node_id: NodeId, slot: int, position: int) -> None:
@@ -829,7 +830,7 @@ def judge(cluster: Cluster) -> list[str]:
         ],
     )
     payloads = [cluster.log_payloads[position] for position in sorted(cluster.log_payloads)]
-    if "sql" in cluster.spec.workloads:
+    if cluster.sql_on:
         problems += check_sql(
             payloads,
             [

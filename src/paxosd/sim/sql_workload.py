@@ -22,6 +22,12 @@ Then, at random:
   them as written and lets every replica run them;
 - an audit: the total of the balances, through the log (rqlite's `strong` read).
 
+The `sql-append` workload (a workload of its own, so that it changes none of the `sql`
+workload's draws) is list-append through interactive transactions, as Elle checks it: a
+table of lists (`lists (k, elements)`: space-separated elements), a read of two lists at
+revision B, then a commit that writes each list it chose as what it read plus one element
+unique to the run (absolute values, with B and the table it read), or a plain read.
+
 check/sql.py judges the history.
 """
 
@@ -66,18 +72,58 @@ TRANSFER: Final = "UPDATE accounts SET balance = ? WHERE id = ?"
 SIGN_UP: Final = "INSERT INTO signups (username, client) VALUES (?, ?)"
 # After a read, how often the client goes on to transfer on what it read.
 TRANSFER_ODDS: Final = 0.7
+LIST_KEYS: Final = ("x", "y", "z")
+LISTS_SETUP: Final = (
+    Statement("CREATE TABLE IF NOT EXISTS lists (k TEXT PRIMARY KEY, elements TEXT NOT NULL)"),
+)
+READ_LISTS: Final = "SELECT k, elements FROM lists WHERE k IN (?, ?) ORDER BY k"
+APPEND: Final = (
+    "INSERT INTO lists (k, elements) VALUES (?, ?) "
+    "ON CONFLICT (k) DO UPDATE SET elements = excluded.elements"
+)
 
 
 class SqlClient:
     """One client's interactive transaction (the revision and balances it read) and its
     choice of the next operation."""
 
-    def __init__(self, name: str, rng: random.Random, unrewritten: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        rng: random.Random,
+        unrewritten: bool = False,
+        append_rng: random.Random | None = None,
+    ) -> None:
         self.name = name
         self.rng = rng
         self.unrewritten = unrewritten
         self.ready = False  # the schema is known made
         self.read: tuple[int, dict[str, int]] | None = None  # (revision, balances)
+        # The sql-append workload's own state and generator.
+        self.append_rng = append_rng or random.Random(f"append-{name}")
+        self.lists_ready = False
+        self.lists_read: tuple[int, dict[str, list[str]]] | None = None
+        self.elements = 0
+
+    def choose_append(self) -> tuple[str, Any]:
+        """The sql-append workload's next operation."""
+        rng = self.append_rng
+        if not self.lists_ready:
+            return "lists-setup", SqlExecute(statements=LISTS_SETUP)
+        if self.lists_read is not None:
+            revision, lists = self.lists_read
+            self.lists_read = None
+            statements = []
+            for key in sorted(rng.sample(sorted(lists), rng.randint(1, 2))):
+                self.elements += 1
+                element = f"{self.name}.{self.elements}"
+                statements.append(Statement(APPEND, (key, " ".join([*lists[key], element]))))
+            op = SqlExecute(
+                statements=tuple(statements), begin_revision=revision, tables=("lists",)
+            )
+            return "append", op
+        keys = sorted(rng.sample(LIST_KEYS, 2))
+        return "lists-read", SqlQuery(statements=(Statement(READ_LISTS, tuple(keys)),))
 
     def choose(self, now_ms: float) -> tuple[str, Any]:
         rng = self.rng
@@ -107,11 +153,17 @@ class SqlClient:
             return "noise", SqlExecute(statements=(Statement(sql),))
         return "audit", AUDIT
 
-    def answered(self, kind: str, result: Any) -> None:
+    def answered(self, kind: str, result: Any, op: Any = None) -> None:
         if not isinstance(result, SqlAnswer):
             return
         if kind == "setup" and result.applied:
             self.ready = True
+        if kind == "lists-setup" and result.applied:
+            self.lists_ready = True
+        if kind == "lists-read" and result.error is None and self.append_rng.random() < 0.8:
+            keys = [str(k) for k in op.statements[0].params] if op is not None else []
+            found = {str(row[0]): str(row[1]).split() for row in result.results[0].rows}
+            self.lists_read = (result.revision, {k: found.get(k, []) for k in keys})
         if kind == "read" and result.error is None and self.rng.random() < TRANSFER_ODDS:
             rows = result.results[0].rows
             balances = {str(row[0]): int(row[1]) for row in rows}  # type: ignore[arg-type]
@@ -121,6 +173,7 @@ class SqlClient:
     def gave_up(self, kind: str) -> None:
         """The operation's outcome is unknown; a transfer is not retried on an old read."""
         self.read = None
+        self.lists_read = None
 
 
 def reached(kind: str, answer: Any) -> list[str]:

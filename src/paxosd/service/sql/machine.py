@@ -53,7 +53,7 @@ from typing import Any, Final
 from paxosd.service.errors import CorruptSnapshot
 from paxosd.service.results import Error
 
-from .policy import SCHEMA, Mode, Policy
+from .policy import PRIVATE_TABLE, SCHEMA, Mode, Policy
 from .types import (
     NOT_READ_ONLY,
     RESULT_TOO_LARGE,
@@ -89,6 +89,8 @@ CONFIGURATION: Final = (
 )
 
 _CHUNK_BYTES: Final = 1024 * 1024
+# The machine's own temporary table (see SqlMachine.__init__); clients may not touch it.
+_RESET: Final = PRIVATE_TABLE
 _FETCH_ROWS: Final = 256
 
 
@@ -109,6 +111,10 @@ class SqlMachine:
         self._steps = 0
         self._db.set_progress_handler(self._progress, steps_per_check)
         self._configure()
+        # SQLite's last insert rowid belongs to the connection, not the database (a replica
+        # restored from a snapshot has a fresh one): each request starts it at 0 by inserting
+        # rowid 0 here, so what a request's statements see and answer is the same everywhere.
+        self._internal(f"CREATE TEMP TABLE {_RESET} (x)")
         self.revision = 0
         self.table_revisions: dict[str, int] = {}
 
@@ -255,6 +261,7 @@ class SqlMachine:
     def _start_request(self) -> None:
         self._policy.reset_request()
         self._steps = 0
+        self._internal(f"INSERT OR REPLACE INTO temp.{_RESET} (rowid, x) VALUES (0, 0)")
 
     def _run(
         self, statement: Statement, mode: Mode, budget: list[int]
@@ -264,7 +271,6 @@ class SqlMachine:
         policy = self._policy
         policy.read = set()
         policy.written = set()
-        policy.inserted = False
         policy.start_statement(mode)
         db = self._db
         self._internal("SAVEPOINT paxosd_statement")
@@ -299,7 +305,8 @@ class SqlMachine:
         if changed >= 0 and mode is Mode.WRITE:
             policy.changes = changed
             policy.total_changes += changed
-        if affected and policy.inserted:
+        if mode is Mode.WRITE:
+            # The connection's last insert rowid, which the request started at 0.
             policy.last_insert_id = cursor.lastrowid or 0
         result = StatementResult(
             columns=columns,
@@ -405,9 +412,17 @@ class SqlMachine:
         return digest.hexdigest()
 
     def image(self) -> bytes:
-        """The database file's bytes (SQLite reads them with a statement of its own)."""
+        """The database file's bytes, the same on every replica that holds the same database:
+        the header's change counter and the version that last wrote it (bytes 24-27 and
+        92-99) count this connection's own history (a replica restored from a snapshot has
+        another), so they are written as zeros (a header whose counter equals its
+        version-valid-for still vouches for its page count)."""
         with self._trusted():
-            return self._db.serialize()
+            data = bytearray(self._db.serialize())
+        if len(data) >= 100:
+            data[24:28] = bytes(4)
+            data[92:100] = bytes(8)
+        return bytes(data)
 
     def temp_schema(self) -> list[str]:
         """The SQL of the temporary views and triggers, in the order they were made (the
@@ -416,7 +431,9 @@ class SqlMachine:
             return [
                 row[0]
                 for row in self._db.execute(
-                    "SELECT sql FROM sqlite_temp_schema WHERE sql IS NOT NULL ORDER BY rowid"
+                    "SELECT sql FROM sqlite_temp_schema WHERE sql IS NOT NULL AND name != ? "
+                    "ORDER BY rowid",
+                    (_RESET,),
                 )
             ]
 

@@ -40,6 +40,8 @@ import sqlite3
 from typing import Any, Final
 
 SCHEMA: Final = "sqlite_schema"
+# The machine's own temporary table (machine.py): no statement of a client may touch it.
+PRIVATE_TABLE: Final = "paxosd_rowid_reset"
 # The schema table's names (a statement reads it under whichever name it uses).
 _SCHEMA_NAMES: Final = frozenset(
     {"sqlite_schema", "sqlite_master", "sqlite_temp_schema", "sqlite_temp_master"}
@@ -187,7 +189,6 @@ class Policy:
         self.refusal: str | None = None
         # Our own statements (BEGIN, SAVEPOINT, the configuration's PRAGMAs) pass unchecked.
         self.trusted = False
-        self.inserted = False  # whether the statement inserts into its own table
         self.read: set[str] = set()
         self.written: set[str] = set()
         self.last_insert_id = 0
@@ -226,6 +227,8 @@ class Policy:
     ) -> int:
         if self.trusted:
             return sqlite3.SQLITE_OK
+        if arg1 == PRIVATE_TABLE:
+            return self._deny(f"{PRIVATE_TABLE} is paxosd's own")
         if action == _READ:
             if arg1 is not None:
                 self.read.add(_table(arg1))
@@ -264,8 +267,6 @@ class Policy:
         if action in _WRITES:
             if arg1 is not None:
                 self.written.add(_table(arg1))
-            if action == sqlite3.SQLITE_INSERT and trigger is None:
-                self.inserted = True
             return sqlite3.SQLITE_OK
         where = _SCHEMA_CHANGES.get(action)
         if where is not None:
