@@ -8,7 +8,18 @@ from typing import Any
 
 import pytest
 
-from paxosd.service import AdvanceTime, BadCommand, CorruptSnapshot, Put, Router, decode, encode
+from paxosd.service import (
+    AdvanceTime,
+    BadCommand,
+    CorruptSnapshot,
+    LockAcquire,
+    LockRelease,
+    LockStatus,
+    Put,
+    Router,
+    decode,
+    encode,
+)
 from paxosd.service.kv import (
     Compare,
     CompareResult,
@@ -31,7 +42,8 @@ from paxosd.service.kv import (
     lease_ttl_ms_max,
 )
 from paxosd.service.kv import Put as KvPut
-from paxosd.service.results import result_from_raw, result_to_raw
+from paxosd.service.kv.leases import lock_lease_base
+from paxosd.service.results import LockResult, result_from_raw, result_to_raw
 from paxosd.service.snapshot import SnapshotWriter
 
 from .helpers import Log
@@ -333,6 +345,8 @@ def test_invalid_lease_sections_are_refused(section: list[object]) -> None:
         (LeaseGrant(ttl_ms=1.5), "invalid_argument"),  # type: ignore[arg-type]
         (LeaseGrant(ttl_ms=100, id=-1), "invalid_argument"),
         (LeaseGrant(ttl_ms=100, id=2**63), "invalid_argument"),
+        (LeaseGrant(ttl_ms=100, id=lock_lease_base), "invalid_argument"),  # the locks' ids
+        (LeaseRevoke(id=lock_lease_base + 1), "invalid_argument"),
         (LeaseRevoke(id=0), "invalid_argument"),
         (LeaseKeepAlive(id="1"), "invalid_argument"),  # type: ignore[arg-type]
         (LeaseTimeToLive(id=1, keys=1), "invalid_argument"),  # type: ignore[arg-type]
@@ -364,7 +378,7 @@ def test_malformed_lease_payloads_are_refused_by_decode(raw: list[Any]) -> None:
 def test_lease_requests_round_trip_through_the_log() -> None:
     for op in (
         LeaseGrant(ttl_ms=1),
-        LeaseGrant(ttl_ms=lease_ttl_ms_max, id=2**63 - 1),
+        LeaseGrant(ttl_ms=lease_ttl_ms_max, id=lock_lease_base - 1),
         LeaseRevoke(id=3),
         LeaseKeepAlive(id=3),
         LeaseTimeToLive(id=3),
@@ -372,3 +386,59 @@ def test_lease_requests_round_trip_through_the_log() -> None:
         LeaseLeases(),
     ):
         assert decode(encode(op)) == op
+
+
+# -- locks are held by leases: one TTL machine -----------------------------------------------
+
+
+def test_a_held_lock_is_held_by_a_lease_no_request_can_touch() -> None:
+    log = Log()
+    held = log.run(LockAcquire(name="L", owner="a", ttl_ms=1000))
+    assert isinstance(held, LockResult) and held.fencing_token == 1
+    lessor = log.machine.kv.leases
+    assert set(lessor.leases) == {lock_lease_base + 1}
+    assert log.machine.wants_log_time  # the store keeps time moving for the lock's lease
+    assert log.machine.read(LeaseLeases()).ids == ()  # type: ignore[union-attr]
+    refused = log.run(KvPut(key=b"k", lease=lock_lease_base + 1))
+    assert isinstance(refused, KvError) and refused.code == "lease_not_found"
+    at(log, 1001)  # the lease ends: the lock is free, and time may rest
+    free = log.machine.read(LockStatus(name="L"))
+    assert isinstance(free, LockResult) and not free.acquired
+    assert not lessor.leases and not log.machine.wants_log_time
+    again = log.run(LockAcquire(name="L", owner="b", ttl_ms=500))
+    assert isinstance(again, LockResult) and again.fencing_token == 2
+    log.run(LockRelease(name="L", owner="b"))
+    assert not lessor.leases  # released: its lease ended with it
+
+
+def test_locks_and_their_leases_survive_a_snapshot() -> None:
+    log = Log()
+    log.run(LockAcquire(name="L", owner="a", ttl_ms=1000))
+    at(log, 400)
+    restored = Log(Router.restore(log.machine.snapshot()))
+    assert restored.machine.snapshot() == log.machine.snapshot()
+    for each in (log, restored):
+        status = each.machine.read(LockStatus(name="L"))
+        assert isinstance(status, LockResult) and status.expires_in_ms == 600
+        at(each, 1001)
+        assert not each.machine.read(LockStatus(name="L")).acquired  # type: ignore[union-attr]
+
+
+def test_a_snapshot_whose_locks_have_expiry_dates_still_loads() -> None:
+    """Before locks were held by leases, a lock row held its expiry in log time."""
+    head = ["paxosd", 5, 1000, 100, ["kv", "coordination"]]
+    section = [["kv", 1, -1], None]
+    coordination = [
+        ["coordination", 2, 2, 0, 0],
+        ["gone", "b", 1, 900, True],  # expired before the snapshot's log time
+        ["held", "a", 2, 5000, True],
+    ]
+    machine = Router.restore(_v3(head, *section, *coordination, ["sessions", 0]))
+    log = Log(machine)
+    status = machine.read(LockStatus(name="held"))
+    assert isinstance(status, LockResult) and status.owner == "a" and status.expires_in_ms == 4000
+    assert not machine.read(LockStatus(name="gone")).acquired  # type: ignore[union-attr]
+    at(log, 5001)
+    assert not machine.read(LockStatus(name="held")).acquired  # type: ignore[union-attr]
+    taken = log.run(LockAcquire(name="held", owner="c", ttl_ms=1000))
+    assert isinstance(taken, LockResult) and taken.fencing_token == 3

@@ -3,23 +3,26 @@
 Theory of operation: one of the state machines behind the router (namespace.py), applied in
 log order like the others.
 
-* Time is data. Lock leases are measured against log time (`now_ms`), the largest
+* Time is data. A held lock is held by a lease of the key-value store's lessor (kv/leases.py:
+  one TTL machine for keys and locks), measured against log time, the largest
   `AdvanceTime` the leader proposed into the log, never against a replica's own clock;
   otherwise two replicas could disagree about whether a lease had expired. Log time is not
   wall time: each leader stamps the log time it found when it took over plus what its
   monotonic clock measured since (see runtime/driver.py), so log time never runs faster than
   real time, a skewed or jumping wall clock changes nothing, and a leader change can only
   lengthen leases, never shorten them. Answers therefore give a lease's remaining length
-  (`expires_in_ms`), never a date. Expiry is lazy: a lease is live while
-  `now_ms <= expires_at_ms`, checked whenever the lock is touched, so no replica needs a
-  timer. The lease includes its last millisecond on purpose: log time comes in whole
+  (`expires_in_ms`), never a date. A lock is live while its lease is: the lessor ends the
+  lease in the apply of the first `AdvanceTime` past its deadline (`now_ms > deadline`),
+  so no replica needs a timer. The lease includes its last millisecond on purpose: log time
+  comes in whole
   milliseconds (truncated), so a grant stamped at ms T may really have happened up to 1 ms
   later; ending the lease only once log time passes T + ttl makes sure no other owner is
   granted the lock before ttl_ms of real time has passed since the request reached the leader.
-* Locks: name -> (owner, fencing_token, expires_at_ms, held). Every new grant takes the next
+* Locks: name -> (owner, fencing_token, lease_id, held). Every new grant takes the next
   value of one fencing counter, so tokens are unique and strictly increasing across all
-  locks. Records persist after release/expiry (O(distinct lock names)) so the last owner's
-  release stays idempotent.
+  locks, and a lease of id `lock_lease_base + token` (a range no request may name, so no
+  program can renew, end or attach keys to a lock's lease). Records persist after
+  release/expiry (O(distinct lock names)) so the last owner's release stays idempotent.
 * Names: name -> owner, write-once. Decisions: id -> chosen value, write-once (the book's
   single-decree propose/query, one per id).
 
@@ -42,6 +45,8 @@ from .codec import (
     simple_codec,
 )
 from .errors import BadCommand, CorruptSnapshot
+from .kv.leases import Lease as TimedLease
+from .kv.leases import Lessor, lock_lease_base
 from .results import NOT_HOLDER, DecisionResult, Error, LockResult, NameResult, Released, Result
 from .values import JsonValue, check_value
 
@@ -165,21 +170,51 @@ CODECS: Final[tuple[OpCodec, ...]] = (
 # The state machine
 
 # Plain tuples, not objects: the cheapest record.
-Lease: TypeAlias = tuple[str, int, int, bool]  # (owner, fencing_token, expires_at_ms, held)
+Lease: TypeAlias = tuple[str, int, int, bool]  # (owner, fencing_token, lease_id, held)
 
 
 class Coordination:
     """Locks, names and decisions of one replica. Not thread-safe; not shared."""
 
-    __slots__ = ("decisions", "fencing_token", "lease_horizon_ms", "locks", "names", "now_ms")
+    __slots__ = (
+        "_bound",
+        "_pending",
+        "decisions",
+        "fencing_token",
+        "lessor",
+        "locks",
+        "names",
+        "now_ms",
+    )
 
     def __init__(self) -> None:
         self.now_ms = 0
         self.fencing_token = 0
-        self.lease_horizon_ms = -1
+        # The key-value store's lessor once the router binds it (`bind`); until then one of
+        # its own, so that the part also works alone.
+        self.lessor = Lessor()
+        self._bound = False
+        self._pending: list[tuple[int, int]] = []  # (lease id, deadline): old snapshots' locks
         self.locks: dict[str, Lease] = {}
         self.names: dict[str, str] = {}
         self.decisions: dict[str, Any] = {}
+
+    def bind(self, lessor: Lessor) -> None:
+        """Hold locks with `lessor` (the key-value store's): the state machine's one TTL
+        machine. A lock restored from a snapshot older than that gets its lease now."""
+        self.lessor = lessor
+        self._bound = True
+        for lease_id, deadline in self._pending:
+            lessor.grant(lease_id, max(1, deadline - lessor.now_ms))
+        self._pending.clear()
+
+    def adopt_lock(self, name: str, owner: str, token: int, expires_at_ms: int, held: bool) -> None:
+        """A lock as snapshots before leases wrote it (an expiry date in log time): held by
+        a lease ending then, if it has not ended yet."""
+        lease_id = lock_lease_base + token
+        self.locks[name] = (owner, token, lease_id, held)
+        if held and expires_at_ms >= self.now_ms:
+            self._pending.append((lease_id, expires_at_ms))
 
     def readers(self) -> dict[type, Callable[[Any], Result]]:
         return {
@@ -205,47 +240,55 @@ class Coordination:
 
     def advance_time(self, now_ms: int) -> None:
         self.now_ms = now_ms
+        if not self._bound:  # alone: its own lessor's time (the store moves a bound one)
+            self.lessor.now_ms = now_ms
+            for lease_id in self.lessor.due():
+                self.lessor.end(lease_id)
 
     @property
     def wants_log_time(self) -> bool:
-        """Whether some lease may not have expired yet in log time."""
-        return self.now_ms <= self.lease_horizon_ms
+        """The locks' leases are the key-value store's, which says when it waits for time;
+        a part alone says it for its own."""
+        return not self._bound and bool(self.lessor.leases)
 
-    def note_lease(self, expires_at_ms: int) -> None:
-        """A lease (restored or granted) may be live until `expires_at_ms`."""
-        self.lease_horizon_ms = max(self.lease_horizon_ms, expires_at_ms)
+    def _remaining_ms(self, lease: TimedLease) -> int:
+        return lease.deadline_ms - self.lessor.now_ms
 
     # -----------------------------------------------------------------------------------------
     # Locks
 
     def _live_lease(self, name: str) -> Lease | None:
-        """The lock's lease if someone holds it at the current log time."""
+        """The lock's record if someone holds it at the current log time (its lease lives)."""
         lease = self.locks.get(name)
-        if lease is None or not lease[3] or lease[2] < self.now_ms:
+        if lease is None or not lease[3] or lease[2] not in self.lessor.leases:
             return None
         return lease
 
     def _lock_acquire(self, op: LockAcquire) -> Result:
         lease = self._live_lease(op.name)
-        expires_at_ms = self.now_ms + op.ttl_ms
+        lessor = self.lessor
         if lease is not None:
-            owner, token, old_expiry, _ = lease
+            owner, token, lease_id, _ = lease
+            timed = lessor.leases[lease_id]
             if owner != op.owner:
                 return LockResult(
                     acquired=False,
                     name=op.name,
                     owner=owner,
                     fencing_token=token,
-                    expires_in_ms=old_expiry - self.now_ms,
+                    expires_in_ms=self._remaining_ms(timed),
                 )
             # Re-entrant: the holder keeps its token, so fenced resources keep accepting it.
+            timed.ttl_ms = op.ttl_ms
+            lessor.renew(timed, lease_id, op.ttl_ms)
         else:
             # A new grant (free, released or expired, even to the previous owner, whose old
             # token may already have been superseded in the resource it protects).
             self.fencing_token += 1
             token = self.fencing_token
-        self.locks[op.name] = (op.owner, token, expires_at_ms, True)
-        self.note_lease(expires_at_ms)
+            lease_id = lock_lease_base + token
+            lessor.grant(lease_id, op.ttl_ms)
+        self.locks[op.name] = (op.owner, token, lease_id, True)
         return LockResult(
             acquired=True,
             name=op.name,
@@ -258,9 +301,9 @@ class Coordination:
         lease = self._live_lease(op.name)
         if lease is None or lease[0] != op.owner:
             return Error(code=NOT_HOLDER, message=self._not_holder(op.name, op.owner, lease))
-        expires_at_ms = self.now_ms + op.ttl_ms
-        self.locks[op.name] = (op.owner, lease[1], expires_at_ms, True)
-        self.note_lease(expires_at_ms)
+        timed = self.lessor.leases[lease[2]]
+        timed.ttl_ms = op.ttl_ms
+        self.lessor.renew(timed, lease[2], op.ttl_ms)
         return LockResult(
             acquired=True,
             name=op.name,
@@ -274,6 +317,7 @@ class Coordination:
         if lease is not None:
             if lease[0] != op.owner:
                 return Error(code=NOT_HOLDER, message=self._not_holder(op.name, op.owner, lease))
+            self.lessor.end(lease[2])
             self.locks[op.name] = (lease[0], lease[1], lease[2], False)
             return Released(released=True, name=op.name, owner=op.owner)
         last = self.locks.get(op.name)
@@ -298,7 +342,7 @@ class Coordination:
             name=op.name,
             owner=lease[0],
             fencing_token=lease[1],
-            expires_in_ms=lease[2] - self.now_ms,
+            expires_in_ms=self._remaining_ms(self.lessor.leases[lease[2]]),
         )
 
     # -----------------------------------------------------------------------------------------
@@ -323,8 +367,12 @@ class Coordination:
 # Snapshots
 #
 # The coordination section of a version-3 snapshot (snapshot.py, router.py):
-#   ["coordination", fencing_token, locks, names, decisions]       the counts of each table
-#   [name, owner, fencing_token, expires_at_ms, held]               per lock, sorted by name
+#   ["coordination", fencing_token, locks, names, decisions, "leases"]   the counts of each
+#                                                                   table; held by leases
+#   [name, owner, fencing_token, lease_id, held]                    per lock, sorted by name
+# A section written before locks were held by leases has no "leases" in its header and an
+# expiry date in log time (expires_at_ms) instead of the lease id: each held lock not yet
+# expired gets a lease ending then (`Coordination.adopt_lock`, `bind`).
 #   [name, owner]                                                   per name, sorted
 #   [id, value]                                                     per decision, sorted
 
@@ -343,7 +391,8 @@ class CoordinationView:
 
     def write(self, writer: Any) -> None:
         locks, names, decisions = self._locks, self._names, self._decisions
-        writer.write(["coordination", self._fencing_token, len(locks), len(names), len(decisions)])
+        counts = [len(locks), len(names), len(decisions)]
+        writer.write(["coordination", self._fencing_token, *counts, "leases"])
         for name in sorted(locks):
             writer.write([name, *locks[name]])
         for name in sorted(names):
@@ -359,9 +408,10 @@ def restore(objects: Any, reader: Any, now_ms: int) -> Coordination:
     """The tables a section written by `CoordinationView.write` describes, at log time
     `now_ms`; `CorruptSnapshot` for anything `write` could not have written."""
     head = reader.next(objects, "the coordination section")
-    if type(head) is not list or len(head) != 5 or head[0] != "coordination":
+    if type(head) is not list or head[:1] != ["coordination"] or head[5:] not in ([], ["leases"]):
         raise CorruptSnapshot(f"coordination section: malformed header {head!r:.60}")
-    _, fencing_token, locks, names, decisions = head
+    _, fencing_token, locks, names, decisions = head[:5]
+    leased = len(head) == 6
     for count in (fencing_token, locks, names, decisions):
         if type(count) is not int or count < 0:
             raise CorruptSnapshot("coordination section: malformed header")
@@ -377,9 +427,12 @@ def restore(objects: Any, reader: Any, now_ms: int) -> Coordination:
             raise CorruptSnapshot(f"lock {name!r:.40}: fencing token {token!r:.40}")
         if type(expires) is not int or type(held) is not bool:
             raise CorruptSnapshot(f"lock {name!r:.40}: malformed lease")
-        part.locks[name] = (owner, token, expires, held)
-        if held:
-            part.note_lease(expires)
+        if not leased:
+            part.adopt_lock(name, owner, token, expires, held)
+        elif expires != lock_lease_base + token:
+            raise CorruptSnapshot(f"lock {name!r:.40}: lease {expires} is not its token's")
+        else:
+            part.locks[name] = (owner, token, expires, held)
         previous = name
     previous = ""
     for _ in range(names):

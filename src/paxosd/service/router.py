@@ -45,7 +45,7 @@ from .commands import AdvanceTime, Noop, Request, decode, encode, is_read, valid
 from .coordination import Coordination
 from .errors import BadCommand, CorruptSnapshot, SlotOrderError
 from .kv.index import KeyIndex
-from .kv.leases import LeaseKeepAlive
+from .kv.leases import LeaseKeepAlive, lock_lease_base
 from .kv.machine import KvMachine
 from .kv.types import Event, KeyValue
 from .namespace import Options, PartView
@@ -104,6 +104,8 @@ class Router:
             self._handlers.update(part.handlers())
             self._readers.update(part.readers())
         self._kv: KvMachine = parts["kv"]
+        # One TTL machine: locks are held by the key-value store's leases.
+        parts["coordination"].bind(self._kv.leases)
 
     # -----------------------------------------------------------------------------------------
     # Introspection
@@ -244,7 +246,8 @@ class Router:
 
     def renewals(self) -> list[bytes]:
         """A keep-alive of every live lease, as bare commands (no client sent them)."""
-        return [encode(LeaseKeepAlive(id=lease_id)) for lease_id in sorted(self._kv.leases.leases)]
+        ids = sorted(i for i in self._kv.leases.leases if i < lock_lease_base)  # not the locks'
+        return [encode(LeaseKeepAlive(id=lease_id)) for lease_id in ids]
 
     def expire_by_own_clock(self, now_ms: int) -> None:
         """End the leases `now_ms` passed, here only, outside the log (what a replica that
@@ -467,9 +470,8 @@ class _V2Restorer:
             expires = _check_int(row[3], "lock expiry")
             if type(row[4]) is not bool:
                 raise CorruptSnapshot("lock held flag is not a bool")
-            coordination.locks[name] = (owner, token, expires, row[4])
-            if row[4]:
-                coordination.note_lease(expires)
+            coordination.adopt_lock(name, owner, token, expires, row[4])
+        coordination.bind(machine.kv.leases)  # the adopted locks' leases
         for row in self._rows(body[7], "names", 2):
             name = _check_str(row[0], "name", key_bytes_max)
             coordination.names[name] = _check_str(row[1], "name owner", owner_bytes_max)

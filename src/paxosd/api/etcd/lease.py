@@ -20,7 +20,7 @@ with one `{"result": LeaseKeepAliveResponse}` line; a lease that does not exist 
 response without TTL (TTL 0), as etcd's server does.
 
 paxosd refuses lease ids below 1 (etcd takes a negative id it is asked for; its own ids and
-its clients' are positive), with InvalidArgument.
+its clients' are positive) and from 2^62 up (the locks' leases), with InvalidArgument.
 """
 
 from __future__ import annotations

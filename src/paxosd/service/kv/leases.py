@@ -49,6 +49,9 @@ from paxosd.service.errors import CorruptSnapshot
 from .checks import _invalid, check_bool, int64_max
 from .errors import LEASE_TTL_TOO_LARGE, InvalidRequest, kv_error
 
+# Lease ids from here up are the locks' (coordination.py: lock_lease_base + fencing token):
+# requests name ids below it, so no program can renew, end or attach keys to a lock's lease.
+lock_lease_base: Final = 2**62
 # The longest TTL: etcd's MaxLeaseTTL (9,000,000,000 s), in milliseconds.
 lease_ttl_ms_max: Final = 9_000_000_000_000
 # The shortest TTL the state machine takes. A node asks for more (`lease_ttl_ms_min` of the
@@ -164,11 +167,14 @@ LEASES_TAG: Final = 23
 
 
 def check_lease_id(value: object, where: str, *, zero: bool = False) -> None:
-    """A lease id: a positive int64 (0 too where it means "none" or "choose one")."""
+    """A lease id: positive and below the locks' range (0 too where it means "none" or
+    "choose one")."""
     if type(value) is not int:
         raise _invalid(where, f"expected int, got {type(value).__name__}")
-    if not (0 if zero else 1) <= value <= int64_max:
-        raise _invalid(where, f"lease id {value} is not in [{0 if zero else 1}, {int64_max}]")
+    if not (0 if zero else 1) <= value < lock_lease_base:
+        raise _invalid(
+            where, f"lease id {value} is not in [{0 if zero else 1}, {lock_lease_base - 1}]"
+        )
 
 
 def check_ttl_ms(value: object, where: str) -> None:
@@ -388,6 +394,11 @@ class Lessor:
         lease.deadline_ms = min(self.now_ms + ttl_ms, time_ms_max)
         heapq.heappush(self._due, (lease.deadline_ms, lease_id))
 
+    def end(self, lease_id: int) -> None:
+        """Forget a lease that holds no key (a lock's); its heap entry is dropped later."""
+        lease = self.leases.pop(lease_id)
+        assert not lease.keys, lease_id
+
     def due(self) -> list[int]:
         """The ids of the leases log time has passed (`now_ms` > deadline), in (deadline, id)
         order, taken off the heap (the caller ends them)."""
@@ -444,7 +455,7 @@ def restore_lessor(now_ms: int, next_id: object, rows: list[Any], fail: Any) -> 
         if type(row) is not list or len(row) != 3 or not all(type(n) is int for n in row):
             raise fail(f"malformed lease row {row!r:.60}")
         lease_id, ttl_ms, deadline = row
-        if not previous < lease_id <= int64_max:
+        if not previous < lease_id <= int64_max:  # the locks' ids included
             raise fail(f"lease ids out of order at {lease_id}")
         if not lease_ttl_ms_floor <= ttl_ms <= lease_ttl_ms_max or not 0 <= deadline <= time_ms_max:
             raise fail(f"lease {lease_id}: TTL {ttl_ms} or deadline {deadline} out of range")

@@ -77,6 +77,7 @@ from .leases import (
     LeaseTimeToLive,
     LeaseTimeToLiveResponse,
     Lessor,
+    lock_lease_base,
     restore_lessor,
 )
 from .legacy import Cas, Delete, Get
@@ -296,14 +297,17 @@ class KvMachine:
         self.store.commit(changed)
         events = self.events
         if len(events) > self._noted:
-            attach = self.leases.attach
-            for event in events[self._noted :]:
-                prev = event.prev_kv
-                attach(event.kv.key, prev.lease if prev is not None else 0, event.kv.lease)
+            # With no live lease every attach would find neither lease: skip them (most
+            # stores, most of the time; this runs for every write).
+            if self.leases.leases:
+                attach = self.leases.attach
+                for event in events[self._noted :]:
+                    prev = event.prev_kv
+                    attach(event.kv.key, prev.lease if prev is not None else 0, event.kv.lease)
             self._noted = len(events)
 
     def _put(self, op: Put) -> Result:
-        if op.lease and op.lease not in self.leases.leases:
+        if op.lease and (op.lease >= lock_lease_base or op.lease not in self.leases.leases):
             return lease_not_found(op.lease)
         store = self.store
         if op.ignore_value or op.ignore_lease or op.prev_kv:
@@ -464,7 +468,7 @@ class KvMachine:
         ignoring = put.ignore_value or put.ignore_lease
         if ignoring and store.get(put.key, store.revision) is None:
             return key_not_found(put.key, "ignore_value" if put.ignore_value else "ignore_lease")
-        if put.lease and put.lease not in self.leases.leases:
+        if put.lease and (put.lease >= lock_lease_base or put.lease not in self.leases.leases):
             return lease_not_found(put.lease)
         return None
 
@@ -562,9 +566,8 @@ class KvMachine:
         )
 
     def _lease_leases(self, op: LeaseLeases) -> Result:
-        return LeaseLeasesResponse(
-            revision=self.store.revision, ids=tuple(sorted(self.leases.leases))
-        )
+        ids = sorted(i for i in self.leases.leases if i < lock_lease_base)  # not the locks'
+        return LeaseLeasesResponse(revision=self.store.revision, ids=tuple(ids))
 
     def _end_leases(self, ids: list[int], revoked: bool = False) -> None:
         """End the leases `ids`: forget them and delete all their keys, in one revision."""

@@ -412,9 +412,17 @@ class SqlMachine:
         return digest.hexdigest()
 
     def image(self) -> bytes:
-        """The database file's bytes (SQLite reads them with a statement of its own)."""
+        """The database file's bytes, the same on every replica that holds the same database:
+        the header's change counter and the version that last wrote it (bytes 24-27 and
+        92-99) count this connection's own history (a replica restored from a snapshot has
+        another), so they are written as zeros (a header whose counter equals its
+        version-valid-for still vouches for its page count)."""
         with self._trusted():
-            return self._db.serialize()
+            data = bytearray(self._db.serialize())
+        if len(data) >= 100:
+            data[24:28] = bytes(4)
+            data[92:100] = bytes(8)
+        return bytes(data)
 
     def temp_schema(self) -> list[str]:
         """The SQL of the temporary views and triggers, in the order they were made (the
