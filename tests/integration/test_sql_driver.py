@@ -95,7 +95,7 @@ def test_errors_are_pep_249s(endpoints: str) -> None:
     finally:
         connection.close()
     with pytest.raises(driver.OperationalError, match="does not answer"):
-        driver.connect("127.0.0.1:9", timeout=0.5).execute("SELECT 1")
+        driver.connect("127.0.0.1:9", timeout=0.5, retry_s=0.5).execute("SELECT 1")
 
 
 def test_paxosd_sql_runs_statements_and_says_what_failed(endpoints: str) -> None:

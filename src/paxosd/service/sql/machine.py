@@ -338,10 +338,12 @@ class SqlMachine:
     # -----------------------------------------------------------------------------------------
     # Introspection
 
-    def status(self, tables_max: int = 50, rows_counted_max: int = 1_000_000) -> dict[str, Any]:
+    def status(self, tables_max: int = 50, rows_counted_max: int = 100_000) -> dict[str, Any]:
         """What a node's status shows (the dashboard's table list): the revision, the SQLite
-        version, the database's bytes, and up to `tables_max` tables with their rows (counted
-        up to `rows_counted_max`: `rows_more` says a table has more), cheap enough to poll."""
+        version, the database's bytes, and up to `tables_max` tables with their rows. The
+        dashboard polls it every second on the event loop, so rows are counted up to
+        `rows_counted_max` over all tables together (a few milliseconds): past it, a table's
+        count is what was counted and `rows_more` says it has more."""
         with self._trusted():
             pages = self._db.execute("PRAGMA page_count").fetchone()[0]
             page_bytes = self._db.execute("PRAGMA page_size").fetchone()[0]
@@ -354,15 +356,16 @@ class SqlMachine:
                 )
             ]
             tables = []
+            budget = rows_counted_max
             for name in names[:tables_max]:
                 quoted = '"' + name.replace('"', '""') + '"'
                 (rows,) = self._db.execute(
-                    f"SELECT count(*) FROM (SELECT 1 FROM {quoted} LIMIT ?)",
-                    (rows_counted_max + 1,),
+                    f"SELECT count(*) FROM (SELECT 1 FROM {quoted} LIMIT ?)", (budget + 1,)
                 ).fetchone()
-                entry: dict[str, Any] = {"name": name, "rows": min(rows, rows_counted_max)}
-                if rows > rows_counted_max:
+                entry: dict[str, Any] = {"name": name, "rows": min(rows, budget)}
+                if rows > budget:
                     entry["rows_more"] = True
+                budget = max(budget - rows, 0)
                 tables.append(entry)
         return {
             "revision": self.revision,
