@@ -179,6 +179,48 @@ def test_dump_dom_shows_members_and_leader() -> None:
     assert int(dom.by_id["polls"]) >= 2
 
 
+def test_dump_dom_lists_the_sql_tables() -> None:
+    async def scenario() -> str:
+        async with cluster() as running:
+            for node in running.nodes:
+                node.status_extra = {
+                    "sql": {
+                        "revision": 3,
+                        "sqlite_version": "3.40.1",
+                        "bytes": 12288,
+                        "tables": [{"name": "signups", "rows": 1}, {"name": "big", "rows": 1000000,
+                                                                     "rows_more": True}],
+                        "tables_more": False,
+                    }
+                }  # fmt: skip
+            with tempfile.TemporaryDirectory() as profile:
+                assert CHROMIUM is not None
+                process = await asyncio.create_subprocess_exec(
+                    CHROMIUM,
+                    *CHROMIUM_FLAGS,
+                    f"--user-data-dir={profile}",
+                    "--virtual-time-budget=5000",
+                    "--dump-dom",
+                    running.url(1),
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                try:
+                    out, _ = await asyncio.wait_for(process.communicate(), 60)
+                finally:
+                    await end_process(process)
+        return out.decode()
+
+    text = asyncio.run(scenario())
+    dom = _Dom()
+    dom.feed(text)
+    tables = dom.by_id["sql-tables"]
+    assert "signups" in tables and "1000000+" in tables, tables
+    assert dom.by_id["sql-summary"] == "revision 3 · 12 KiB · SQLite 3.40.1"
+    assert '<section class="wide" id="sql-section">' in text  # shown: it has tables
+
+
 def _text(selector: str) -> str:
     return f"(document.querySelector({json.dumps(selector)}) || {{}}).textContent"
 

@@ -95,7 +95,7 @@ def test_errors_are_pep_249s(endpoints: str) -> None:
     finally:
         connection.close()
     with pytest.raises(driver.OperationalError, match="does not answer"):
-        driver.connect("127.0.0.1:9", timeout=0.5).execute("SELECT 1")
+        driver.connect("127.0.0.1:9", timeout=0.5, retry_s=0.5).execute("SELECT 1")
 
 
 def test_paxosd_sql_runs_statements_and_says_what_failed(endpoints: str) -> None:
@@ -118,3 +118,15 @@ def test_paxosd_sql_runs_statements_and_says_what_failed(endpoints: str) -> None
     )  # fmt: skip
     assert shell.returncode == 0, shell.stderr
     assert "2\n" in shell.stdout and "cli\n" in shell.stdout
+
+
+def test_a_node_that_does_not_answer_is_passed_over(endpoints: str) -> None:
+    """Outside a transaction, reads and writes go on to the next endpoint; a write keeps its
+    exactly-once identity, so it is applied once."""
+    connection = driver.connect("127.0.0.1:9," + endpoints, autocommit=True, timeout=2)
+    try:
+        connection.execute("CREATE TABLE IF NOT EXISTS failover (x)")
+        connection.execute("INSERT INTO failover VALUES (1)")
+        assert connection.execute("SELECT count(*) FROM failover").fetchone() == (1,)
+    finally:
+        connection.close()

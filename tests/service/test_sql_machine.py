@@ -315,6 +315,9 @@ def test_replicas_that_restore_midway_end_equal() -> None:
     for i in range(10, 20):
         halfway.write(st("INSERT INTO users(username) VALUES (?)", f"u{i}"))
     assert halfway.digest() == whole.digest()
+    # Byte for byte too: peers send a lagging node chunks of their snapshots of one slot, and
+    # the chunks of two peers must make one snapshot.
+    assert halfway.machine.snapshot() == whole.machine.snapshot()
 
 
 def test_temporary_views_and_triggers_survive_a_snapshot() -> None:
@@ -572,6 +575,10 @@ def test_the_status_lists_tables_and_rows_with_bounds() -> None:
         {"name": "b", "rows": 0},
     ]
     assert status["tables_more"] is True and status["revision"] == 3 and status["bytes"] > 0
+    # The bound is over all tables together: what the first took, the next cannot count.
+    db.write("INSERT INTO b VALUES (1)")
+    counted = db.machine.sql.status(tables_max=2, rows_counted_max=3)["tables"]
+    assert counted == [{"name": "a", "rows": 3}, {"name": "b", "rows": 0, "rows_more": True}]
 
 
 def test_the_machine_alone_is_usable_without_the_router() -> None:

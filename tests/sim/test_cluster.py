@@ -13,7 +13,7 @@ import pytest
 
 from paxosd.sim.cluster import FAULTS, run
 from paxosd.sim.engine_swarm import SwarmReport, replay_command, spec_for, swarm
-from paxosd.sim.reach import MECHANISMS
+from paxosd.sim.reach import mechanisms_for
 
 ALL = frozenset(FAULTS)
 
@@ -25,8 +25,8 @@ def _failures(spec: object, failing: list) -> str:
     )
 
 
-def _reached(report: SwarmReport) -> dict[str, int]:
-    return {name: report.reached(name) for name in MECHANISMS}
+def _reached(report: SwarmReport, workloads: tuple[str, ...]) -> dict[str, int]:
+    return {name: report.reached(name) for name in mechanisms_for(workloads)}
 
 
 @pytest.mark.parametrize(("nodes", "seeds"), [(3, range(1, 31)), (5, range(1, 9))])
@@ -39,10 +39,10 @@ def test_no_violation_under_every_fault_and_every_mechanism_is_reached(
     assert report.operations["ok"] > 100 * len(seeds)
     assert {"crash", "restart", "partition", "disk_loss", "clock_skew"} <= set(report.faults)
     # Every run snapshots (its limits are drawn small enough), ...
-    assert report.reached("snapshots_taken") == len(seeds), _reached(report)
+    assert report.reached("snapshots_taken") == len(seeds), _reached(report, spec.workloads)
     # ... and the swarm as a whole reaches every mechanism it counts.
     if nodes == 3:
-        missing = [name for name, runs in _reached(report).items() if runs == 0]
+        missing = [name for name, runs in _reached(report, spec.workloads).items() if runs == 0]
         assert not missing, f"not reached in {len(seeds)} runs: {missing}"
 
 

@@ -18,7 +18,7 @@ ALL = frozenset(FAULTS)
     [
         ("watch-skip-revision", 1),  # a resume at last + 2
         ("watch-compaction-race", 12),  # a compaction racing a slow (catching-up) watcher
-        ("watch-early-progress", 1),  # a progress notification ahead of its events
+        ("watch-early-progress", 12),  # a progress notification ahead of its events
     ],
 )
 def test_a_known_failing_seed_of_each_planted_watch_bug_is_still_caught(

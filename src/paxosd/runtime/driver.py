@@ -569,12 +569,13 @@ class Driver:
         """The idle leader's log time, proposed in the very turn that batches it. It is never
         left queued between turns: a leader that stepped down meanwhile would forward it to
         the next leader, whose log time runs behind this one's by the length of the election,
-        and whose leases it would end that much early."""
+        and whose leases it would end that much early. (Nor while a handover holds the
+        batches: the stamp would wait, then go to the new leader.)"""
         self._idle_time_due = False
         replica = self.replica
-        status = replica.status()
-        if not status.is_leader or status.inflight_slots >= replica.config.pipeline_slots_max:
+        if not replica.batching:
             return  # no batch can form this turn; the next batch carries a stamp anyway
+        status = replica.status()
         stamp = self._stamp(status.ballot)
         if stamp is not None:
             replica.propose(stamp)

@@ -62,6 +62,18 @@ MECHANISMS: dict[str, str] = {
     "watches_relisted": "... and listed its keys again, then watched from the next revision",
 }
 
+# Mechanisms only a workload outside the default set reaches (`paxosd sim --workloads`).
+WORKLOAD_MECHANISMS: dict[str, tuple[str, ...]] = {
+    "sql": ("sql_commits_applied", "sql_commits_conflicted", "sql_unique_refused"),
+}
+
+
+def mechanisms_for(workloads: tuple[str, ...]) -> list[str]:
+    """The mechanisms a swarm running `workloads` can reach."""
+    other = {m for w, ms in WORKLOAD_MECHANISMS.items() if w not in workloads for m in ms}
+    return [name for name in MECHANISMS if name not in other]
+
+
 # The engine's notes (core/multi), by the mechanism each one shows.
 NOTE_MECHANISMS = {
     "leader_elected": "elections_won",

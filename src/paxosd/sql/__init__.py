@@ -166,8 +166,10 @@ class Connection:
         timeout: float = 10.0,
         level: str = "linearizable",
         isolation_level: str | None = "",
+        retry_s: float = retry_s_max,
     ) -> None:
         self._endpoints = _endpoints(endpoints)
+        self.retry_s = retry_s
         self._http = httpx.Client(timeout=timeout)
         self._start = 0
         self.level = level
@@ -242,7 +244,7 @@ class Connection:
         headers = {}
         if write:
             headers = {"Paxosd-Client-Id": self._client_id, "Paxosd-Seq": str(next(self._seq))}
-        deadline = time.monotonic() + retry_s_max
+        deadline = time.monotonic() + self.retry_s
         tries = 0
         while True:
             target = endpoint or self._endpoints[(self._start + tries) % len(self._endpoints)]
@@ -365,14 +367,17 @@ def connect(
     level: str = "linearizable",
     isolation_level: str | None = "",
     autocommit: bool = False,
+    retry_s: float = retry_s_max,
 ) -> Connection:
     """A connection to the cluster at `endpoints` (HOST:PORT, comma-separated or a list;
     default: $PAXOSD_ENDPOINTS, else the local cluster's 127.0.0.1:7001-7003). `level`: the
     read level outside transactions (docs/sql.md). `isolation_level=None` or `autocommit`:
-    every statement applied on its own."""
+    every statement applied on its own. `retry_s`: how long a statement outside a
+    transaction goes on trying other endpoints (each attempt waits `timeout` at most)."""
     return Connection(
         endpoints,
         timeout=timeout,
         level=level,
         isolation_level=None if autocommit else isolation_level,
+        retry_s=retry_s,
     )

@@ -74,6 +74,23 @@ def test_peers_that_still_hear_the_leader_promise_a_handed_over_prepare_only() -
     assert [type(e.msg).__name__ for e in promised.send_after_sync] == ["Promise"]
 
 
+def test_no_batch_and_so_no_idle_time_stamp_while_handing_over() -> None:
+    """The driver proposes idle log time only when a batch can form (`batching`): a stamp
+    left in the queue would be forwarded to the new leader and move its log time ahead of
+    the leases it granted (the simulator found it: seed 180)."""
+    net = Net()
+    net.elect(1)
+    net.crash(3)
+    replica = net.replicas[1]
+    assert replica.batching
+    assert net.call(1, lambda r: r.transfer_leadership(3)) is None
+    assert not replica.batching
+    for _ in range(net.config.election_ticks_max + 1):
+        _tick_leader(net, 1)
+        net.deliver_all()
+    assert replica.status().is_leader and replica.batching, "abandoned: batches form again"
+
+
 def test_a_transfer_is_refused_with_a_reason() -> None:
     net = Net()
     net.elect(1)

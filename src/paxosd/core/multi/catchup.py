@@ -186,7 +186,10 @@ def on_snapshot(replica: Replica, src: NodeId, msg: SnapshotInstall) -> None:
         msg.total_bytes,
         msg.checksum,
     ):
-        catchup.ask(replica, src, msg.slot)  # another snapshot: ask for ours (or the first)
+        # Another snapshot than the one arriving (the peer asked last moved on to a newer
+        # one): start over with its snapshot, from byte 0.
+        catchup.incoming = None
+        catchup.ask(replica, src, msg.slot)
         return
     if msg.offset != incoming.received_bytes or not msg.data:
         return  # a duplicate or a chunk the sender could not read: the timer asks again

@@ -323,6 +323,19 @@ class Replica:
         return Role.FOLLOWER if self.rebuilding is None else Role.REBUILDING
 
     @property
+    def batching(self) -> bool:
+        """Whether the next `ready()` could form a batch, were a command queued: leading, not
+        holding for a handover (transfer.py), the pipeline not full. The driver proposes idle
+        log time only then, so that a time stamp never waits in the queue (a stamp forwarded
+        to the next leader would move its log time ahead of its leases)."""
+        lead = self.leading
+        return (
+            lead is not None
+            and lead.transfer is None
+            and len(lead.inflight) < self.config.pipeline_slots_max
+        )
+
+    @property
     def batch_ballot(self) -> Ballot | None:
         """The ballot under which the next `ready()` forms a batch; None if it forms none (not
         leading, nothing queued, or the pipeline full). The driver stamps log time only then."""

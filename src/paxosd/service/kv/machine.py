@@ -297,10 +297,13 @@ class KvMachine:
         self.store.commit(changed)
         events = self.events
         if len(events) > self._noted:
-            attach = self.leases.attach
-            for event in events[self._noted :]:
-                prev = event.prev_kv
-                attach(event.kv.key, prev.lease if prev is not None else 0, event.kv.lease)
+            # With no live lease every attach would find neither lease: skip them (most
+            # stores, most of the time; this runs for every write).
+            if self.leases.leases:
+                attach = self.leases.attach
+                for event in events[self._noted :]:
+                    prev = event.prev_kv
+                    attach(event.kv.key, prev.lease if prev is not None else 0, event.kv.lease)
             self._noted = len(events)
 
     def _put(self, op: Put) -> Result:

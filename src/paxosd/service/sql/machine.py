@@ -338,10 +338,12 @@ class SqlMachine:
     # -----------------------------------------------------------------------------------------
     # Introspection
 
-    def status(self, tables_max: int = 50, rows_counted_max: int = 1_000_000) -> dict[str, Any]:
+    def status(self, tables_max: int = 50, rows_counted_max: int = 100_000) -> dict[str, Any]:
         """What a node's status shows (the dashboard's table list): the revision, the SQLite
-        version, the database's bytes, and up to `tables_max` tables with their rows (counted
-        up to `rows_counted_max`: `rows_more` says a table has more), cheap enough to poll."""
+        version, the database's bytes, and up to `tables_max` tables with their rows. The
+        dashboard polls it every second on the event loop, so rows are counted up to
+        `rows_counted_max` over all tables together (a few milliseconds): past it, a table's
+        count is what was counted and `rows_more` says it has more."""
         with self._trusted():
             pages = self._db.execute("PRAGMA page_count").fetchone()[0]
             page_bytes = self._db.execute("PRAGMA page_size").fetchone()[0]
@@ -354,15 +356,16 @@ class SqlMachine:
                 )
             ]
             tables = []
+            budget = rows_counted_max
             for name in names[:tables_max]:
                 quoted = '"' + name.replace('"', '""') + '"'
                 (rows,) = self._db.execute(
-                    f"SELECT count(*) FROM (SELECT 1 FROM {quoted} LIMIT ?)",
-                    (rows_counted_max + 1,),
+                    f"SELECT count(*) FROM (SELECT 1 FROM {quoted} LIMIT ?)", (budget + 1,)
                 ).fetchone()
-                entry: dict[str, Any] = {"name": name, "rows": min(rows, rows_counted_max)}
-                if rows > rows_counted_max:
+                entry: dict[str, Any] = {"name": name, "rows": min(rows, budget)}
+                if rows > budget:
                     entry["rows_more"] = True
+                budget = max(budget - rows, 0)
                 tables.append(entry)
         return {
             "revision": self.revision,
@@ -412,9 +415,17 @@ class SqlMachine:
         return digest.hexdigest()
 
     def image(self) -> bytes:
-        """The database file's bytes (SQLite reads them with a statement of its own)."""
+        """The database file's bytes, the same on every replica that holds the same database:
+        the header's change counter and the version that last wrote it (bytes 24-27 and
+        92-99) count this connection's own history (a replica restored from a snapshot has
+        another), so they are written as zeros (a header whose counter equals its
+        version-valid-for still vouches for its page count)."""
         with self._trusted():
-            return self._db.serialize()
+            data = bytearray(self._db.serialize())
+        if len(data) >= 100:
+            data[24:28] = bytes(4)
+            data[92:100] = bytes(8)
+        return bytes(data)
 
     def temp_schema(self) -> list[str]:
         """The SQL of the temporary views and triggers, in the order they were made (the
