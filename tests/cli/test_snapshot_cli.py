@@ -43,3 +43,23 @@ def test_member_list_with_no_node_answering_exits_2() -> None:
     port = free_block(1, offset=2501)
     code, output = _run("member", "list", "--endpoints", f"127.0.0.1:{port}", "--timeout", "1")
     assert code == 2 and "no node answered" in output
+
+
+def test_member_list_reports_every_refusal_any_member_saw() -> None:
+    """A member that refuses a peer's connection (a protocol too old or too new) is named by
+    the peer it refuses, with the reason it gave: the list gathers them from every member."""
+    from paxosd.api.member_handlers import members_view
+    from paxosd.cli.member import _refusals
+
+    reason = "node 2 speaks peer protocol 5, newer than this node's (3 to 4): upgrade this node"
+    status = {
+        "node_id": 2,
+        "cluster_id": "c",
+        "leader": 1,
+        "configuration": {"epoch": 0, "voters": [1, 2, 3], "learners": []},
+        "members": [{"id": 1}, {"id": 2}, {"id": 3, "refused": reason}],
+    }
+    view = members_view(status)
+    assert [m["voting"] for m in view["members"]] == ["voter", "voter", "voter"]
+    assert view["members"][2]["refused"] == reason
+    assert _refusals({2: status, 3: "unreachable"}) == [f"node 3 refuses node 2: {reason}"]
