@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -527,3 +528,25 @@ def test_a_waiting_rebuild_says_for_whom_and_two_lost_stores_can_be_reseeded(
         Client(cluster.endpoints()).put("after-the-reseed", 1)
     finally:
         cluster.stop()
+
+
+def test_init_takes_garbage_on_a_peer_port_for_no_peer(tmp_path: Path) -> None:
+    """Something that is not a paxosd node on a peer's HTTP port (a Redis server, say, that
+    answers a request line with an error line) is no trace of membership: `init` goes on,
+    where it once crashed with the HTTP client's BadStatusLine."""
+    configs = local_cluster(3, tmp_path, free_layout(3), "paxosd-test")
+    host, port = configs[1].members[1].http
+    with socket.create_server((host, port)) as server:
+        server.settimeout(5)
+
+        def answer_garbage() -> None:
+            with contextlib.suppress(OSError):
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(4096)
+                    conn.sendall(b"-ERR wrong number of arguments for 'get' command\r\n")
+
+        speaker = threading.Thread(target=answer_garbage, daemon=True)
+        speaker.start()
+        assert datadir.membership_traces(configs[0]) == []
+        speaker.join(timeout=5)

@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "compact": ("paxosd.cli.kv", "compact", "Forget the history before a revision."),
     "watch": ("paxosd.cli.watch", "watch", "Print every change of a key or a range as it happens."),
     "cas": ("paxosd.cli.verbs", "cas", "Compare and set a key."),
+    "lease": ("paxosd.cli.lease", "lease", "Grant, keep alive, revoke and list leases."),
     "lock": ("paxosd.cli.locks", "lock", "Take a lock (optionally while a command runs)."),
     "unlock": ("paxosd.cli.locks", "unlock", "Release a lock."),
     "lock-status": ("paxosd.cli.locks", "lock_status", "Who holds a lock, and its token."),

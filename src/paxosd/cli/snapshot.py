@@ -154,7 +154,8 @@ def status(file: Path, as_json: bool) -> None:
         ("cluster", meta.cluster_id),
         ("taken from", f"node {meta.node_id}, {meta.created_at} (paxosd {meta.paxosd_version})"),
         ("revision", str(meta.revision)),
-        ("compacted below", str(meta.compact_revision)),
+        # (-1, as etcd's store says it: nothing compacted yet)
+        ("compacted below", str(meta.compact_revision) if meta.compact_revision > 0 else "none"),
         ("keys", str(meta.keys)),
         ("slot", str(meta.slot)),
         ("state bytes", str(meta.state_bytes)),

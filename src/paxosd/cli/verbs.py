@@ -21,6 +21,7 @@ from paxosd.cli.common import (
     show,
     timeout_option,
 )
+from paxosd.cli.lease import LEASE_ID
 
 __all__ = ["cas", "lookup", "propose", "put", "query", "register"]
 
@@ -33,16 +34,25 @@ string_option = click.option(
 @click.argument("key")
 @click.argument("value")
 @string_option
+@click.option(
+    "--lease",
+    "lease_id",
+    type=LEASE_ID,
+    default=None,
+    help="Attach KEY to this lease (hex, as `paxosd lease grant` prints it).",
+)
 @endpoints_option
 @json_option
 @timeout_option
 def put(
-    key: str, value: str, as_string: bool, endpoints: str, as_json: bool, timeout: float
-) -> None:
-    """Set KEY to VALUE (JSON if it parses, e.g. 1, "a", [1,2], else a string)."""
+    key: str, value: str, as_string: bool, lease_id: int | None, endpoints: str,
+    as_json: bool, timeout: float,
+) -> None:  # fmt: skip
+    """Set KEY to VALUE (JSON if it parses, e.g. 1, "a", [1,2], else a string); with
+    --lease, KEY is deleted when the lease ends."""
     parsed = parse_value(value, as_string)
     with connected(endpoints, timeout) as client:
-        revision = client.put(key, parsed)
+        revision = client.put(key, parsed, lease=lease_id or 0)
     emit(as_json, {"key": key, "revision": revision}, f"OK (revision {revision})")
 
 

@@ -38,6 +38,7 @@ on the store holds it, and any later change is refused.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -226,8 +227,8 @@ def _answering_peers(config: NodeConfig) -> list[str]:
                 f"http://{host}:{port}/v1/status", timeout=peer_probe_timeout_s
             ) as answer:
                 status = json.loads(answer.read())
-        except (OSError, ValueError):
-            continue
+        except (OSError, ValueError, http.client.HTTPException):
+            continue  # nothing there, or something that is not a paxosd node: no trace
         if isinstance(status, dict) and status.get("cluster_id") == config.cluster_id:
             found.append(
                 f"node {member.id} ({host}:{port}) answers for this cluster ({config.cluster_id})"
