@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import zlib
 from typing import Any
 
 import pytest
@@ -622,3 +623,17 @@ def test_an_upsert_answers_the_same_last_insert_id_on_a_restored_replica() -> No
     assert answers[0] == answers[1]
     assert answers[0].results[0].last_insert_id == 0  # it updated: no row inserted
     assert db.query("SELECT * FROM temp.paxosd_rowid_reset").results[0].error_code == SQL_REFUSED
+
+
+def test_the_image_travels_compressed_and_a_damaged_one_is_refused() -> None:
+    db = signups()
+    for i in range(50):
+        db.write(st("INSERT INTO users(username) VALUES (?)", f"user-{i}"))
+    data = db.machine.snapshot()
+    assert len(data) < len(db.machine.sql.image()) / 4  # mostly free pages: it compresses
+    from paxosd.service.sql.machine import SQLITE_VERSION
+
+    for packed in (b"\x78\x9c" + b"\x00" * 14, zlib.compress(b"not a database, longer" * 20)):
+        head = ["sql", SQLITE_VERSION, 1, [], len(packed), NO_TEMP]
+        with pytest.raises(CorruptSnapshot):
+            StateMachine.restore(_section(HEAD, *KV, COORDINATION, head, packed, SESSIONS))
