@@ -344,3 +344,28 @@ def test_compaction_target_keeps_history_within_both_bounds(
     )
     assert store.history_bytes <= max(bytes_max, store.history_bytes)
     assert store.compaction_target(revisions_max, bytes_max) is None
+
+
+def test_automatic_compaction_waits_for_an_eighth_over_a_limit() -> None:
+    """The leader proposes a Compact once the history is an eighth over a limit, to bring it
+    back within both: under a steady write load, one every eighth of the history, not one
+    per tick (each is a log entry, an apply on every replica and a log line)."""
+    from paxosd.service.kv.checks import KvLimits
+    from paxosd.service.kv.compaction import AutoCompactor
+    from paxosd.service.kv.store import MvccStore
+
+    store = MvccStore()
+    compactor = AutoCompactor(KvLimits(history_revisions_max=80))
+
+    def write(count: int) -> None:
+        for i in range(count):
+            store.begin()
+            store.put(b"k%d" % (i % 7), b"v", 0)
+            store.commit(True)
+
+    write(88)  # revision 89: within 80 + 80 // 8 (an empty store is at revision 1)
+    assert compactor.due(store) is None
+    write(1)
+    proposed = compactor.due(store)
+    assert proposed is not None and proposed.revision == store.revision - 80
+    assert compactor.due(store) is None  # in flight: not proposed again at once
