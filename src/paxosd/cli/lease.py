@@ -150,7 +150,8 @@ def timetolive(lease_id: int, keys: bool, endpoints: str, as_json: bool, timeout
     left, granted = _ttl_s(found["ttl_ms"]), _ttl_s(found["granted_ttl_ms"])
     text = f"lease {_hex(lease_id)} granted with TTL({granted}s), remaining({left}s)"
     if keys:
-        text += f", attached keys({found.get('keys', [])})"
+        names = [k.get("key") if isinstance(k, dict) else k for k in found.get("keys", [])]
+        text += f", attached keys([{' '.join(str(name) for name in names)}])"
     emit(as_json, found, text)
 
 
