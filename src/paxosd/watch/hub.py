@@ -407,7 +407,8 @@ class WatchHub:
             revision = events[0].kv.mod_revision
             if revision == self.revision + 1:
                 self.revision = revision
-                self._fan_out(revision, events)
+                if self.watchers:  # every applied command passes here, watched or not
+                    self._fan_out(revision, events)
             elif revision > self.revision:
                 # Revisions were skipped (this node's state jumped): whoever wants them, and
                 # this one, reads them from history.
