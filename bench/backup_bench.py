@@ -31,24 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from snapshot_cluster import load  # bench/, beside this script
 
 from paxosd import Client
 from paxosd.benchmark.peers import start_paxosd
 from paxosd.runtime.config import load as load_config
 from paxosd.runtime.ports import free_layout
-
-pipeline_sets = 2000
-
-
-def load(port: int, keys: int) -> float:
-    client = redis.Redis(port=port, socket_timeout=60)
-    started = time.perf_counter()
-    for first in range(0, keys, pipeline_sets):
-        pipe = client.pipeline(transaction=False)
-        for n in range(first, min(keys, first + pipeline_sets)):
-            pipe.set(f"bk:{n:09d}", "0123456789")
-        pipe.execute()
-    return time.perf_counter() - started
 
 
 class Writer(threading.Thread):
@@ -101,7 +89,7 @@ def run(cluster: Any, root: Path, args: argparse.Namespace) -> dict[str, Any]:
     leader = cluster.leader_index()
     assert leader is not None
     http = [f"127.0.0.1:{node.http_port}" for node in cluster.nodes]
-    load_s = load(cluster.nodes[leader].client_port, args.keys)
+    load_s = load(cluster.nodes[leader].client_port, args.keys, prefix="bk")
     writer = Writer(cluster.nodes[leader].client_port)
     writer.start()
     time.sleep(0.5)

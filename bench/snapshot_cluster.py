@@ -56,13 +56,15 @@ def elections(cluster: Cluster) -> int:
     return sum(int(status(cluster, i).get("elections", 0)) for i in range(len(cluster.nodes)))
 
 
-def load(port: int, keys: int) -> float:
+def load(port: int, keys: int, prefix: str = "mk") -> float:
+    """`keys` SETs of 10-byte values through RESP, pipelined; the seconds they took.
+    (bench/backup_bench.py loads its cluster with it too.)"""
     client = redis.Redis(port=port, socket_timeout=60)
     started = time.perf_counter()
     for first in range(0, keys, pipeline_sets):
         pipe = client.pipeline(transaction=False)
         for n in range(first, min(keys, first + pipeline_sets)):
-            pipe.set(f"mk:{n:09d}", "0123456789")
+            pipe.set(f"{prefix}:{n:09d}", "0123456789")
         pipe.execute()
     return time.perf_counter() - started
 
