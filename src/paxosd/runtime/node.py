@@ -48,7 +48,7 @@ from paxosd.api.version import VERSION
 from paxosd.core.multi.config import EngineConfig
 from paxosd.core.multi.ready import Applied, Note, Role
 from paxosd.core.multi.replica import Replica
-from paxosd.runtime import codec, datadir, recovery
+from paxosd.runtime import codec, datadir, recovery, sqlite_pin
 from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, ServiceError
@@ -190,6 +190,7 @@ class Node:
             self.store = datadir.open_existing(self.config, create=self.variant.amnesia)
             recovered = self.store.load()
             settled = datadir.settle_configuration(self.config, self.store, recovered)
+            sqlite_pin.settle(self.config.data_dir, self.node_id)
             started = time.perf_counter()
             machine, recovered = recovery.recover(
                 self.store, settled.recovered, self._restore_machine, self._new_machine
@@ -200,7 +201,7 @@ class Node:
             # answers) get the damage without the node's paths; its log has them.
             self.damage = _without(str(error), self.config.data_dir)
             self._event("damaged", logging.ERROR, detail=str(error))
-        except datadir.MembershipMismatch:
+        except (datadir.MembershipMismatch, sqlite_pin.SqliteMismatch):
             if self.store is not None:
                 self.store.close()
                 self.store = None
