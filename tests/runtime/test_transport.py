@@ -178,6 +178,23 @@ def test_transfer_messages_round_trip_and_a_plain_prepare_keeps_version_3s_shape
         decode(msgpack.packb([1, [7, 2], 5, "yes"]))
 
 
+def test_stale_round_trips_with_the_epoch_its_first_slot_and_its_members() -> None:
+    """Stale tells a node of an earlier epoch where the current one starts (epochs.py)."""
+    from paxosd.core.multi.configuration import Configuration
+    from paxosd.core.multi.messages import Stale
+
+    for configuration in (
+        Configuration((1, 2, 3), (4,), epoch=3, first_slot=120),
+        Configuration((1, 2, 3)),
+    ):
+        message = Stale(configuration=configuration)
+        (payload,) = FrameReader().feed(codec.encode(message))
+        assert decode(payload) == message
+    for bad in ([20, [3, 120], [2, 1], []], [20, [3], [1], []], [20, 3, [1]], [20, -1, [1], []]):
+        with pytest.raises(codec.WireError):
+            decode(msgpack.packb(bad))
+
+
 def test_a_peer_running_another_sqlite_is_refused_both_ways_and_nothing_passes(
     tmp_path: Path,
 ) -> None:

@@ -20,8 +20,14 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 
 from paxosd.core.multi import messages as m
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.types import Ballot, ballot_round_max, node_id_max
-from paxosd.storage.codec import snapshot_checksum_bytes
+from paxosd.storage.codec import (
+    BadPayload,
+    configuration_fields,
+    decode_configuration,
+    snapshot_checksum_bytes,
+)
 
 # 3: SnapshotInstall carries the snapshot file's checksum. 4: leadership transfer
 # (TimeoutNow, and Prepare's `transfer` flag). A version-4 node writes every version-3 message
@@ -79,6 +85,7 @@ _TAGS: dict[type, int] = {
     m.StateQuery: 17,
     m.StateReport: 18,
     m.TimeoutNow: 19,
+    m.Stale: 20,
 }
 
 
@@ -127,6 +134,8 @@ def _fields(msg: Any) -> tuple[Any, ...]:
             return (w, None if p is None else _b(p), report, s)
         case m.TimeoutNow(ballot=b):
             return (_b(b),)
+        case m.Stale(configuration=c):
+            return configuration_fields(c)
     raise TypeError(f"cannot encode {msg!r}")
 
 
@@ -318,7 +327,17 @@ _DECODERS: dict[int, Callable[[list[Any]], Any]] = {
         snapshot_slot=_int(f[3]),
     ),
     19: lambda f: m.TimeoutNow(ballot=_ballot(f[0])),
+    20: lambda f: m.Stale(configuration=_configuration(f)),
 }
+
+
+def _configuration(fields: list[Any]) -> Configuration:
+    if len(fields) != 3:
+        raise WireError("expected [epoch, voters, learners]")
+    try:
+        return decode_configuration(*fields)
+    except BadPayload as error:
+        raise WireError(str(error)) from None
 
 
 def _empty(fields: list[Any], message: Any) -> Any:
