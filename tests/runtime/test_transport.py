@@ -16,6 +16,7 @@ from paxosd.runtime import codec
 from paxosd.runtime.codec import FrameReader, decode
 from paxosd.runtime.config import local_cluster
 from paxosd.runtime.transport import PeerTransport
+from paxosd.service.sql.machine import SQLITE_VERSION
 from tests.ports import free_layout
 
 
@@ -175,3 +176,64 @@ def test_transfer_messages_round_trip_and_a_plain_prepare_keeps_version_3s_shape
     assert msgpack.unpackb(plain) == [1, [7, 2], 5], "version 3's Prepare: tag, ballot, slot"
     with pytest.raises(codec.WireError):
         decode(msgpack.packb([1, [7, 2], 5, "yes"]))
+
+
+def test_stale_round_trips_with_the_epoch_its_first_slot_and_its_members() -> None:
+    """Stale tells a node of an earlier epoch where the current one starts (epochs.py)."""
+    from paxosd.core.multi.configuration import Configuration
+    from paxosd.core.multi.messages import Stale
+
+    for configuration in (
+        Configuration((1, 2, 3), (4,), epoch=3, first_slot=120),
+        Configuration((1, 2, 3)),
+    ):
+        message = Stale(configuration=configuration)
+        (payload,) = FrameReader().feed(codec.encode(message))
+        assert decode(payload) == message
+    for bad in ([20, [3, 120], [2, 1], []], [20, [3], [1], []], [20, 3, [1]], [20, -1, [1], []]):
+        with pytest.raises(codec.WireError):
+            decode(msgpack.packb(bad))
+
+
+def test_a_peer_running_another_sqlite_is_refused_both_ways_and_nothing_passes(
+    tmp_path: Path,
+) -> None:
+    """Replicas of one cluster must run one SQLite: each node's dial gets the other's welcome,
+    sees another version and closes before it sends anything, and says why (both versions,
+    and what to do). A peer of the same SQLite, dialed the same way, gets its messages."""
+    base = free_layout(3, offset=2100)
+    first, second, third = local_cluster(3, tmp_path, base, "sqlite-pin")
+    received: dict[int, list[Any]] = {1: [], 2: [], 3: []}
+
+    async def run() -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
+        a = PeerTransport(first, lambda peer, msg: received[1].append((peer, msg)))
+        b = PeerTransport(
+            second, lambda peer, msg: received[2].append((peer, msg)), sqlite_version="3.0.1"
+        )
+        c = PeerTransport(third, lambda peer, msg: received[3].append((peer, msg)))
+        for transport in (a, b, c):
+            await transport.start()
+        try:
+            for _ in range(200):
+                await asyncio.sleep(0.02)
+                if 2 in a.refusals and 1 in b.refusals and 3 in a.connections:
+                    break
+            accept = Accept(ballot=Ballot(4, 1), slot=1, batch=(b"put",), commit=0)
+            a.send([Envelope(src=1, dst=2, msg=accept), Envelope(src=1, dst=3, msg=accept)])
+            b.send([Envelope(src=2, dst=1, msg=accept)])
+            await asyncio.sleep(0.2)
+            return dict(a.refusals), dict(b.refusals), dict(c.refusals)
+        finally:
+            for transport in (a, b, c):
+                await transport.close()
+
+    by_first, by_second, by_third = asyncio.run(run())
+    for reason, theirs, mine in (
+        (by_first[2], "3.0.1", SQLITE_VERSION),
+        (by_second[1], SQLITE_VERSION, "3.0.1"),
+    ):
+        assert f"runs SQLite {theirs}, this node runs SQLite {mine}" in reason, reason
+        assert "same SQLite" in reason
+    assert list(by_third) == [2], "node 3 refuses node 2 as well, and only it"
+    assert received[2] == [] and received[1] == [], "nothing may pass between the two"
+    assert [peer for peer, _ in received[3]] == [1], "a peer of the same SQLite hears node 1"

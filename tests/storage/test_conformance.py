@@ -139,7 +139,8 @@ def test_the_configuration_of_the_highest_epoch_wins_and_survives(
     store.sync()
     reopened = harness.reopen(store)
     assert reopened.load().configuration == three
-    five = Configuration((1, 2, 3, 4, 5), (6,), epoch=2)
+    # An epoch a membership change started (at slot 41): its first slot is kept with it.
+    five = Configuration((1, 2, 3, 4, 5), (6,), epoch=2, first_slot=41)
     reopened.write([Configured(five), Configured(Configuration((1, 2), epoch=1))])
     reopened.sync()
     assert reopened.load().configuration == five

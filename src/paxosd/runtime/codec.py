@@ -3,7 +3,10 @@
 A frame is a 4-byte big-endian length and a msgpack array `[tag, field, ...]`. The first frame
 on every connection is the handshake `[0, "paxosd", protocol_version, cluster_id, node_id]`;
 a node from another cluster, an unknown node id or a different protocol version is refused
-and the connection closed, so two clusters on one network never mix. Everything received is
+and the connection closed, so two clusters on one network never mix. A listener that takes a
+handshake answers with a welcome, `[254, "paxosd", {"sqlite": version}]`, naming what a dialer
+must match before it sends anything (transport.py; a node from before the welcome sends
+none, and a dialer of one ignores it). Everything received is
 validated field by field: a peer that sends garbage gets its connection closed (`WireError`),
 it never crashes the node and never reaches the protocol core.
 """
@@ -17,8 +20,14 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 
 from paxosd.core.multi import messages as m
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.types import Ballot, ballot_round_max, node_id_max
-from paxosd.storage.codec import snapshot_checksum_bytes
+from paxosd.storage.codec import (
+    BadPayload,
+    configuration_fields,
+    decode_configuration,
+    snapshot_checksum_bytes,
+)
 
 # 3: SnapshotInstall carries the snapshot file's checksum. 4: leadership transfer
 # (TimeoutNow, and Prepare's `transfer` flag). A version-4 node writes every version-3 message
@@ -52,6 +61,10 @@ HANDSHAKE = 0
 # before it closes it, so the dialer can log the reason instead of a bare disconnect.
 REFUSAL = 255
 refusal_reason_chars_max = 500
+# The frame a listener sends once it took a handshake: what the dialer must match (the SQLite
+# version, for now). The dialer checks it before it sends anything.
+WELCOME = 254
+welcome_field_chars_max = 100
 _TAGS: dict[type, int] = {
     m.Prepare: 1,
     m.Promise: 2,
@@ -72,6 +85,7 @@ _TAGS: dict[type, int] = {
     m.StateQuery: 17,
     m.StateReport: 18,
     m.TimeoutNow: 19,
+    m.Stale: 20,
 }
 
 
@@ -120,6 +134,8 @@ def _fields(msg: Any) -> tuple[Any, ...]:
             return (w, None if p is None else _b(p), report, s)
         case m.TimeoutNow(ballot=b):
             return (_b(b),)
+        case m.Stale(configuration=c):
+            return configuration_fields(c)
     raise TypeError(f"cannot encode {msg!r}")
 
 
@@ -163,6 +179,52 @@ def decode_refusal(payload: bytes) -> str | None:
     ):
         return data[2][:refusal_reason_chars_max]
     return None
+
+
+def encode_welcome(sqlite_version: str) -> bytes:
+    payload = msgpack.packb(
+        (WELCOME, "paxosd", {"sqlite": sqlite_version[:welcome_field_chars_max]}),
+        use_bin_type=True,
+    )
+    return _length.pack(len(payload)) + payload
+
+
+def decode_welcome(payload: bytes) -> dict[str, str] | None:
+    """The fields of a welcome frame (only its string fields, each cut to a bounded length);
+    None if the payload is anything else."""
+    try:
+        data = msgpack.unpackb(payload, use_list=True, raw=False)
+    except Exception:
+        return None
+    if (
+        not isinstance(data, list)
+        or len(data) != 3
+        or data[0] != WELCOME
+        or data[1] != "paxosd"
+        or not isinstance(data[2], dict)
+    ):
+        return None
+    return {
+        key: value[:welcome_field_chars_max]
+        for key, value in data[2].items()
+        if type(key) is str and type(value) is str
+    }
+
+
+def sqlite_problem(theirs: str | None, ours: str, node: int) -> str | None:
+    """Why a peer that runs SQLite `theirs` cannot take part beside this node's `ours`, or None.
+    A peer that does not say (one from before the welcome) is not refused here: a snapshot of
+    another SQLite is still refused where it is restored."""
+    if theirs is None or theirs == ours:
+        return None
+    return (
+        f"node {node} runs SQLite {theirs}, this node runs SQLite {ours}: every node of a "
+        f"cluster must run the same SQLite (a statement's result can depend on its version, "
+        f"and replicas would diverge). Run node {node} on SQLite {ours} or this node on "
+        f"{theirs}, whichever the cluster runs (the SQLite of the Python each node runs "
+        f"from: python3 -c 'import sqlite3; print(sqlite3.sqlite_version)'; docs/sql.md, "
+        f"'One SQLite')"
+    )
 
 
 def version_problem(version: int, node: int) -> str | None:
@@ -265,7 +327,17 @@ _DECODERS: dict[int, Callable[[list[Any]], Any]] = {
         snapshot_slot=_int(f[3]),
     ),
     19: lambda f: m.TimeoutNow(ballot=_ballot(f[0])),
+    20: lambda f: m.Stale(configuration=_configuration(f)),
 }
+
+
+def _configuration(fields: list[Any]) -> Configuration:
+    if len(fields) != 3:
+        raise WireError("expected [epoch, voters, learners]")
+    try:
+        return decode_configuration(*fields)
+    except BadPayload as error:
+        raise WireError(str(error)) from None
 
 
 def _empty(fields: list[Any], message: Any) -> Any:

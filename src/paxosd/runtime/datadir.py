@@ -48,6 +48,7 @@ from pathlib import Path
 
 from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.records import Configured, Rebuilding, Record
+from paxosd.runtime import sqlite_pin
 from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.variants import Variant
 from paxosd.storage import (
@@ -253,6 +254,7 @@ def initialise(config: NodeConfig, *, despite_traces: bool = False) -> Path:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = _open(config, create=True, initial=[Configured(configuration_of(config))])
     store.close()
+    sqlite_pin.record(config.data_dir)
     return config.data_dir
 
 
@@ -285,6 +287,8 @@ def reinitialize(config: NodeConfig) -> Path | None:
         return kept
     store = _open(config, create=True, initial=initial)
     store.close()
+    # It rebuilds from its peers, who refuse it at the handshake if it runs another SQLite.
+    sqlite_pin.record(config.data_dir)
     return kept
 
 

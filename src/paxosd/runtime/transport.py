@@ -4,8 +4,15 @@ Theory of operation. Each node dials every peer and sends on that connection onl
 receives on the connections its peers dialed. The first frame a dialer sends is a handshake
 naming its cluster and node id; the listener refuses other clusters, unknown ids and other
 protocol versions, and closes the connection on any invalid frame - garbage on the peer port
-costs a log line, never a crash. Messages to a peer that is not connected are dropped: the
-protocol retransmits what matters, and buffering for a dead peer would only grow memory.
+costs a log line, never a crash. A listener that takes the handshake answers with a welcome
+naming its SQLite version; the dialer sends nothing until it has it, and closes the
+connection if the versions differ (a statement's result can depend on SQLite's version, so
+replicas of one cluster must run one). Every node dials every other, so each side of such a
+pair refuses the other and no message passes between them. A peer that sends no welcome
+within `welcome_wait_ms` runs a release from before it: it is taken as it was then.
+
+Messages to a peer that is not connected are dropped: the protocol retransmits what matters,
+and buffering for a dead peer would only grow memory.
 
 `send` is the driver's peer sink: it encodes a batch of messages (a message for several peers
 is encoded once) and hands each connection all of its frames in one write. The driver calls it
@@ -39,6 +46,7 @@ from paxosd.core.types import Envelope
 from paxosd.runtime import codec
 from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.logs import event
+from paxosd.service.sql.machine import SQLITE_VERSION
 
 log = logging.getLogger("paxosd.transport")
 
@@ -47,6 +55,8 @@ reconnect_ms_max = 1_000
 peer_write_buffer_bytes_max = 64 << 20
 handshake_frame_bytes_max = 4096
 handshake_timeout_ms = 5_000
+# How long a dialer waits for the listener's welcome; a peer of an earlier release sends none.
+welcome_wait_ms = 1_000
 unnamed_connections_max = 16
 # At most one peer_connected / peer_lost line per peer in this many seconds (see "Logs").
 peer_lines_interval_s = 10.0
@@ -149,6 +159,8 @@ class _Inbound(asyncio.Protocol):
 
     def _named(self, peer: int) -> None:
         self.peer = peer
+        if self.transport is not None:
+            self.transport.write(codec.encode_welcome(self.owner.sqlite_version))
         self.reader.limit = codec.frame_bytes_max
         if self.deadline is not None:
             self.deadline.cancel()
@@ -174,24 +186,42 @@ class _Inbound(asyncio.Protocol):
 
 
 class _Outbound(asyncio.Protocol):
-    def __init__(self, lost: asyncio.Future[None], refused: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        lost: asyncio.Future[None],
+        refused: Callable[[str], None],
+        welcomed: Callable[[dict[str, str]], str | None],
+    ) -> None:
         self.lost = lost
         self.refused = refused
+        self.welcomed = welcomed
+        self.welcome: asyncio.Future[dict[str, str]] = lost.get_loop().create_future()
         self.reader = codec.FrameReader(handshake_frame_bytes_max)
+        self.transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
         _nodelay(transport)
 
     def data_received(self, data: bytes) -> None:
-        # A peer answers on the connection we dialed only to refuse it, with the reason.
+        # A peer answers on the connection we dialed only to welcome it or to refuse it.
         try:
             frames = self.reader.feed(data)
         except codec.WireError:
-            return  # not a refusal: ignored, as anything else a peer sends here
+            return  # neither: ignored, as anything else a peer sends here
         for payload in frames:
             reason = codec.decode_refusal(payload)
             if reason is not None:
                 self.refused(reason)
+                continue
+            fields = codec.decode_welcome(payload)
+            if fields is None:
+                continue
+            if not self.welcome.done():
+                self.welcome.set_result(fields)
+            # Checked here too, for a welcome that came after the dialer stopped waiting.
+            if self.welcomed(fields) is not None and self.transport is not None:
+                self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
@@ -199,8 +229,14 @@ class _Outbound(asyncio.Protocol):
 
 
 class PeerTransport:
-    def __init__(self, config: NodeConfig, on_message: Callable[[int, Any], None]) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        on_message: Callable[[int, Any], None],
+        sqlite_version: str = SQLITE_VERSION,
+    ) -> None:
         self.config = config
+        self.sqlite_version = sqlite_version
         self.on_message = on_message
         self.peers = [m for m in config.members if m.id != config.node_id]
         self.connections: dict[int, asyncio.Transport] = {}
@@ -234,8 +270,13 @@ class PeerTransport:
         while not self.closing:
             lost: asyncio.Future[None] = loop.create_future()
             try:
-                transport, _ = await loop.create_connection(
-                    functools.partial(_Outbound, lost, functools.partial(self._refused, peer)),
+                transport, outbound = await loop.create_connection(
+                    functools.partial(
+                        _Outbound,
+                        lost,
+                        functools.partial(self._refused, peer),
+                        functools.partial(self._welcomed, peer),
+                    ),
                     host,
                     port,
                 )
@@ -244,6 +285,18 @@ class PeerTransport:
                 delay_ms = min(reconnect_ms_max, delay_ms * 2)
                 continue
             transport.write(self.handshake)
+            # Nothing is sent before the peer's welcome says it runs our SQLite (or it sent
+            # none in time: a release from before the welcome).
+            await asyncio.wait((outbound.welcome, lost), timeout=welcome_wait_ms / 1000)
+            if lost.done() or transport.is_closing():
+                transport.close()
+                await lost
+                await asyncio.sleep(delay_ms / 1000)
+                delay_ms = min(reconnect_ms_max, delay_ms * 2)
+                continue
+            if not outbound.welcome.done():
+                outbound.welcome.cancel()
+            self.refusals.pop(peer, None)
             self.connections[peer] = transport
             self.lines.note(peer, connected=True)
             was_up = True
@@ -265,6 +318,17 @@ class PeerTransport:
                   reason=reason)  # fmt: skip
         self.refusals[peer] = reason
 
+    def _welcomed(self, peer: int, fields: dict[str, str]) -> str | None:
+        """Why this node refuses peer `peer` after its welcome (None if it does not): a peer
+        that runs another SQLite. Logged when the reason is new, and kept for status."""
+        problem = codec.sqlite_problem(fields.get("sqlite"), self.sqlite_version, peer)
+        if problem is not None:
+            if self.refusals.get(peer) != problem:
+                event(log, "peer_refused", logging.ERROR, node=self.config.node_id, peer=peer,
+                      reason=problem)  # fmt: skip
+            self.refusals[peer] = problem
+        return problem
+
     def accept_handshake(self, payload: bytes) -> int:
         cluster, node, version = codec.decode_handshake(payload)
         problem = codec.version_problem(version, node)
@@ -281,7 +345,6 @@ class PeerTransport:
     def named(self, connection: _Inbound, peer: int) -> None:
         """A connection completed its handshake as `peer`: it replaces any older one."""
         self.unnamed.discard(connection)
-        self.refusals.pop(peer, None)  # it dialed us and we took it: the two can talk
         older = self.inbound.get(peer)
         self.inbound[peer] = connection
         if older is not None and older.transport is not None:

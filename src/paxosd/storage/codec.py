@@ -15,6 +15,8 @@ A log is a header followed by frames::
     [4, slot, bin]                       InlineSnapshot(slot, data)   (older stores only)
     [5, active]                          Rebuilding(active)
     [6, epoch, [voter, ...], [learner, ...]]  Configured(configuration)
+        (epoch is [epoch, first slot] for an epoch that starts after slot 1: one started
+        by a membership change)
     [7, slot, size, bin(16)]             Snapshot(slot, size_bytes, checksum)
 
 (Tag 3 is retired: it never reached a disk.)
@@ -181,6 +183,7 @@ def _check_configuration(configuration: object) -> None:
         if type(getattr(configuration, name)) is not tuple:
             raise InvalidRecord(f"Configuration.{name} must be a tuple")
     _check_int(configuration.epoch, "Configuration.epoch")
+    _check_int(configuration.first_slot, "Configuration.first_slot")
 
 
 def check_record(record: Record) -> None:
@@ -301,9 +304,14 @@ def decode_batch(value: object) -> Batch:
 
 def configuration_fields(
     configuration: Configuration,
-) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
-    """(epoch, voters, learners): a configuration as the file and SQLite backends store it."""
-    return configuration.epoch, configuration.voters, configuration.learners
+) -> tuple[int | tuple[int, int], tuple[int, ...], tuple[int, ...]]:
+    """(epoch, voters, learners): a configuration as the file and SQLite backends store it.
+    An epoch started by a membership change also has a first slot above 1: its epoch field
+    is then [epoch, first slot], so that every record keeps its number of fields (the torn
+    tail scan relies on it) and stores of the first epoch are written as before."""
+    c = configuration
+    epoch: int | tuple[int, int] = c.epoch if c.first_slot == 1 else (c.epoch, c.first_slot)
+    return epoch, c.voters, c.learners
 
 
 def decode_configuration(epoch: object, voters: object, learners: object) -> Configuration:
@@ -312,9 +320,17 @@ def decode_configuration(epoch: object, voters: object, learners: object) -> Con
         raise BadPayload("configuration members are not lists")
     if not all(type(member) is int for member in voters + learners):
         raise BadPayload("a configuration member is not an int")
+    first_slot: object = 1
+    if type(epoch) is list:
+        if len(epoch) != 2:
+            raise BadPayload("configuration epoch is not [epoch, first slot]")
+        epoch, first_slot = epoch
     try:
         return Configuration(
-            tuple(voters), tuple(learners), _int_field(epoch, "configuration epoch")
+            tuple(voters),
+            tuple(learners),
+            _int_field(epoch, "configuration epoch"),
+            _int_field(first_slot, "configuration first slot"),
         )
     except ValueError as exc:  # Configuration's own checks: ids, order, overlap
         raise BadPayload(f"not a configuration: {exc}") from None

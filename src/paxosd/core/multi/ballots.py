@@ -33,6 +33,17 @@ from paxosd.core.multi.messages import (
 )
 from paxosd.core.types import Ballot, NodeId, ballot_round_step_max
 
+ROUND_BITS = 40  # epoch e owns the ballot rounds [e << 40, (e+1) << 40) (epochs.py)
+
+
+def epoch_of(ballot: Ballot) -> int:
+    return ballot.round >> ROUND_BITS
+
+
+def first_round(epoch: int) -> int:
+    return epoch << ROUND_BITS
+
+
 if TYPE_CHECKING:
     from paxosd.core.multi.replica import Replica
 
@@ -42,10 +53,18 @@ def admissible(replica: Replica, src: NodeId, msg: Any) -> bool:
     ballots = ballots_of(msg)
     if not ballots:
         return True
+    # Rounds are counted within this node's epoch (epochs.py); a ballot of a later epoch is
+    # admitted, as it only makes this node catch up, never vote.
+    epoch = replica.configuration.epoch
     seen = (replica.acceptor.promised, replica.highest_seen)
-    known = max((b.round for b in seen if b is not None), default=0)
+    known = max(
+        (b.round for b in seen if b is not None and epoch_of(b) == epoch),
+        default=first_round(epoch),
+    )
     for ballot in ballots:
-        if ballot.in_range and ballot.round <= known + ballot_round_step_max:
+        if ballot.in_range and (
+            ballot.round <= known + ballot_round_step_max or epoch_of(ballot) > epoch
+        ):
             continue
         replica.refused_ballots += 1
         refused = replica.refused_ballots

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from paxosd.core.multi import snapshots
-from paxosd.core.multi.messages import CatchUp, Entries, SnapshotInstall
+from paxosd.core.multi.messages import CatchUp, Entries, SnapshotInstall, Stale
 from paxosd.core.multi.ready import SnapshotChunk
 from paxosd.core.multi.records import Snapshot
 from paxosd.core.types import Ballot, NodeId
@@ -126,6 +126,10 @@ def learn_commit(replica: Replica, ballot: Ballot, commit: int) -> None:
 
 
 def on_catchup(replica: Replica, src: NodeId, msg: CatchUp) -> None:
+    if replica.configuration.epoch > 0:
+        # The asker may lag behind a membership change, and jump over its stop with a
+        # snapshot: it then learns the epoch it lands in from this (epochs.py).
+        replica.out.send(src, Stale(configuration=replica.configuration))
     lead = replica.leading
     ballot = lead.ballot if lead is not None else replica.acceptor.promised
     if ballot is None:

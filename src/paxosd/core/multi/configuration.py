@@ -29,6 +29,10 @@ class Configuration:
     voters: tuple[NodeId, ...]
     learners: tuple[NodeId, ...] = ()
     epoch: int = 0
+    # The first slot of the epoch: the slot after the change that started it (1 for the
+    # first epoch). A node that restarts knowing the members of an epoch must still reach
+    # this slot before it may lead in it (docs/engine.md, "Membership change").
+    first_slot: int = 1
 
     def __post_init__(self) -> None:
         if not self.voters:
@@ -42,6 +46,8 @@ class Configuration:
             raise ValueError("a node is either a voter or a learner, not both")
         if type(self.epoch) is not int or self.epoch < 0:
             raise ValueError(f"epoch must be a non-negative int, got {self.epoch!r}")
+        if type(self.first_slot) is not int or self.first_slot < 1:
+            raise ValueError(f"first_slot must be a positive int, got {self.first_slot!r}")
 
     @classmethod
     def of(cls, voters: Iterable[NodeId], learners: Iterable[NodeId] = ()) -> Configuration:
@@ -68,6 +74,9 @@ class Configuration:
     def voting_peers_of(self, node: NodeId) -> tuple[NodeId, ...]:
         """Every voter but `node` (whose promises and acceptances count)."""
         return tuple(m for m in self.voters if m != node)
+
+    def is_member(self, node: NodeId) -> bool:
+        return node in self.voters or node in self.learners
 
     def same_members(self, other: Configuration) -> bool:
         """Whether `other` has the same voters and learners (whatever its epoch)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.messages import Promise
 from paxosd.core.multi.queue import CommandQueue
 from paxosd.core.multi.read_index import ReadIndex
@@ -62,6 +63,18 @@ class Leadership:
     applied: dict[NodeId, int] = field(default_factory=dict)
     # A handover in progress (transfer.py): while it lasts, no new batch is proposed.
     transfer: Transfer | None = None
+    # A membership change asked for and not proposed yet: it waits for the pipeline to
+    # drain (epochs.py); meanwhile no new batch is proposed.
+    change: Configuration | None = None
+    # The slot of this epoch's stop, once this leader proposed (or found and re-proposed) a
+    # change there: it proposes nothing above it (docs/engine.md, "The brick wall").
+    stop: int | None = None
+
+    @property
+    def holding(self) -> bool:
+        """Whether client commands wait in the queue instead of forming batches: during a
+        handover, a membership change, and after this epoch's stop."""
+        return self.transfer is not None or self.change is not None or self.stop is not None
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any, BinaryIO, Protocol
 
+from paxosd.core.multi import reconfigure
 from paxosd.core.multi.ready import Applied
 from paxosd.core.multi.records import Batch, Snapshot
 
@@ -76,6 +77,9 @@ class Learner:
         self.chosen_upto = 0
         self.applied = 0
         self.snapshot: Snapshot | None = None  # the latest snapshot record written
+        # Membership changes applied and not yet handed to the replica: (slot, change). A
+        # change is the engine's, never the state machine's (epochs.py).
+        self.changes: list[tuple[int, reconfigure.Reconfigure]] = []
 
     @property
     def snapshot_slot(self) -> int:
@@ -98,11 +102,21 @@ class Learner:
         while self.applied < self.chosen_upto:
             slot = self.applied + 1
             base = slot << batch_shift
-            for position, payload in enumerate(self.chosen[slot]):
+            batch = self.chosen[slot]
+            change = _change(batch)
+            if change is not None:
+                self.changes.append((slot, change))
+                self.applied = slot
+                continue
+            for position, payload in enumerate(batch):
                 result, request = machine.apply(base | position, payload)
                 applied.append(Applied(slot, payload, result, request, machine.events))
             self.applied = slot
         return applied
+
+    def take_changes(self) -> list[tuple[int, reconfigure.Reconfigure]]:
+        changes, self.changes = self.changes, []
+        return changes
 
     def restored(self, snapshot: Snapshot) -> None:
         """On restart: the machine this learner was made with is the state after
@@ -147,3 +161,12 @@ class Learner:
         if full:
             assert all(slot > self.snapshot_slot for slot in self.chosen)
             assert all(s in self.chosen for s in range(self.applied + 1, self.chosen_upto + 1))
+
+
+def _change(batch: Batch) -> reconfigure.Reconfigure | None:
+    """The membership change `batch` carries, if it is one. A command that carries the mark
+    but is no valid change goes to the state machine, which refuses it as any bad command."""
+    try:
+        return reconfigure.in_batch(batch)
+    except reconfigure.BadReconfigure:
+        return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.records import Batch
 from paxosd.core.types import Ballot
 
@@ -250,6 +251,20 @@ class StateReport:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Stale:
+    """The answer to a message of an earlier epoch (epochs.py): the epoch this node is in,
+    its members and its first slot. A lagging member catches up to the slot before it and
+    adopts it; a node that is not among its members learns that it was removed."""
+
+    family: ClassVar[str] = "catchup"
+    configuration: Configuration
+
+    def describe(self) -> str:
+        c = self.configuration
+        return f"Stale(epoch {c.epoch} from slot {c.first_slot}: {c.describe()})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Forward:
     family: ClassVar[str] = "forward"
     commands: Batch
@@ -261,5 +276,5 @@ class Forward:
 Message = (
     Prepare | Promise | Accept | Accepted | Nack | Heartbeat | Commit | Ack | CatchUp | Entries
     | SnapshotInstall | Forward | ReadIndex | ReadIndexReply | PreVote | PreVoteReply
-    | StateQuery | StateReport | TimeoutNow
+    | StateQuery | StateReport | TimeoutNow | Stale
 )  # fmt: skip

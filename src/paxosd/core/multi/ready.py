@@ -275,6 +275,8 @@ class Status:
     rebuild_waiting_for: tuple[tuple[NodeId, RebuildWait], ...] = ()
     # While leading and handing leadership over: to whom (transfer.py).
     transferring_to: NodeId | None = None
+    # The membership epoch this node is in (epochs.py): 0 until the first change.
+    epoch: int = 0
 
     @property
     def is_leader(self) -> bool:

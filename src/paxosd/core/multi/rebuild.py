@@ -43,6 +43,7 @@ from paxosd.core.multi.messages import (
     Prepare,
     PreVote,
     PreVoteReply,
+    Stale,
     StateQuery,
     StateReport,
 )
@@ -62,6 +63,9 @@ class Rebuild:
     # Peers that answered that they are rebuilding too: asked again, never counted.
     rebuilding_peers: set[NodeId] = field(default_factory=set)
     query_ticks_left: int = 0
+    # It learned of a later epoch than its new store's (epochs.py): it can vouch for
+    # nothing there, so the rebuild never finishes (the node must rejoin as a new member).
+    stranded: bool = False
     target: int | None = None  # set once every peer reported
     source: NodeId | None = None  # the peer with the highest snapshot
 
@@ -79,6 +83,8 @@ class Rebuild:
 def tick(replica: Replica, rebuild: Rebuild) -> None:
     """Ask the peers that have not reported (again, now and then); once every peer has, head
     for the target and finish there."""
+    if rebuild.stranded:
+        return
     if rebuild.target is None:
         rebuild.query_ticks_left -= 1
         if rebuild.query_ticks_left <= 0:
@@ -94,6 +100,9 @@ def tick(replica: Replica, rebuild: Rebuild) -> None:
 
 
 def finish(replica: Replica) -> None:
+    rebuild = replica.rebuilding
+    if rebuild is not None and rebuild.stranded:
+        return
     replica.end_rebuild()
     replica.out.persist([Rebuilding(False)])
     replica.out.note("rebuild_finished", chosen_upto=replica.learner.chosen_upto)
@@ -125,7 +134,12 @@ def _on_catchup(replica: Replica, src: NodeId, msg: CatchUp) -> None:
 
 
 def report_state(replica: Replica, src: NodeId, msg: StateQuery) -> None:
-    """A voting node's answer to a peer that rebuilds: its whole durable acceptor state."""
+    """A voting node's answer to a peer that rebuilds: its whole durable acceptor state.
+    Only in the first epoch: once membership has changed, a node that lost its store can
+    vouch for nothing, and is told the current epoch instead (epochs.py)."""
+    if replica.configuration.epoch > 0:
+        replica.out.send(src, Stale(configuration=replica.configuration))
+        return
     acceptor = replica.acceptor
     report = StateReport(
         whole=True,

@@ -67,7 +67,17 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from paxosd.core.multi import ballots, catchup, queue, reads, rebuild, snapshots, transfer
+from paxosd.core.multi import (
+    ballots,
+    catchup,
+    epochs,
+    queue,
+    reads,
+    rebuild,
+    reconfigure,
+    snapshots,
+    transfer,
+)
 from paxosd.core.multi.acceptor import AcceptorLog
 from paxosd.core.multi.catchup import Catchup
 from paxosd.core.multi.config import EngineConfig
@@ -90,6 +100,7 @@ from paxosd.core.multi.messages import (
     ReadIndex,
     ReadIndexReply,
     SnapshotInstall,
+    Stale,
     StateQuery,
     StateReport,
     TimeoutNow,
@@ -129,13 +140,13 @@ class Replica:
         machine: Machine,
         durable: Sequence[Record] = (),
     ) -> None:
-        assert configuration.is_voter(node_id), "only voters run a replica (no learners yet)"
         assert config.batch_commands_max < batch_commands_cap
         self.node_id = node_id
-        self.configuration = configuration
-        self.quorum = configuration.quorum
-        self.peers = configuration.peers_of(node_id)  # everyone this node sends to
-        self.voting_peers = configuration.voting_peers_of(node_id)  # whose votes count
+        self.configure(configuration)
+        # A later epoch a peer told of (epochs.py), adopted once applied up to its start.
+        self.next_epoch: Configuration | None = None
+        # Prepares of a later epoch, answered once this node has adopted it (epochs.py).
+        self.deferred: dict[NodeId, Prepare] = {}
         self.rng = rng
         self.config = config
         self.acceptor = AcceptorLog()
@@ -148,7 +159,7 @@ class Replica:
         self._handlers = _HANDLERS
         self.leader_hint: NodeId | None = None
         self.highest_seen: Ballot | None = None
-        self.election_ticks_left = self._election_timeout()
+        self.election_ticks_left = self.election_timeout()
         self.quiet_ticks = 0  # ticks since this node last heard a leader
         self.catchup = Catchup()
         self.forward_queue = self._command_queue()
@@ -159,7 +170,19 @@ class Replica:
         self.out = Outbox(node_id)
         for record in durable:
             self._replay(record)
+        # The store may give acceptances back in any order: drop by epoch (epochs.py).
+        epochs.drop_older(self.acceptor, self.configuration)
+        assert self.configuration.epoch > 0 or self.configuration.is_voter(node_id), (
+            "a node of the first epoch runs as one of its voters (learners join by a change)"
+        )
         self.durable_commit = self.learner.chosen_upto
+
+    def configure(self, configuration: Configuration) -> None:
+        """Take `configuration` as this node's epoch (at start, or adopting a new one)."""
+        self.configuration = configuration
+        self.quorum = configuration.quorum
+        self.peers = configuration.peers_of(self.node_id)  # everyone this node sends to
+        self.voting_peers = configuration.voting_peers_of(self.node_id)  # whose votes count
 
     # -- restart ----------------------------------------------------------------------------
 
@@ -169,6 +192,12 @@ class Replica:
         configuration: the one check every host (node and simulator) runs."""
         match record:
             case Configured(configuration=stored):
+                if stored.epoch > self.configuration.epoch:
+                    # Membership changed through the log since the store was made: the
+                    # store's epoch is the one this node is in (the host's config file
+                    # names the founding members only).
+                    self.configure(stored)
+                    return
                 unchecked = self.config.variant == "members-unchecked"  # (the planted bug)
                 if not stored.same_members(self.configuration) and not unchecked:
                     raise ConfigurationMismatch(self.node_id, stored, self.configuration)
@@ -225,6 +254,11 @@ class Replica:
         """Writing this replica's snapshot of `slot`, or installing a peer's, failed."""
         snapshots.failed(self, slot, reason)
 
+    def change_members(self, voters: Sequence[NodeId], learners: Sequence[NodeId] = ()) -> str:
+        """Change the membership to `voters` and `learners` through the log (epochs.py):
+        the reason it is refused, or "" once it is under way."""
+        return epochs.request(self, tuple(voters), tuple(learners))
+
     def transfer_leadership(self, target: NodeId) -> str | None:
         """Hand leadership to the voter `target` (transfer.py): the reason it cannot be
         done, or None once the handover has begun."""
@@ -243,6 +277,10 @@ class Replica:
         self.quiet_ticks += 1
         if rebuilding is not None:
             return  # a rebuilding node never campaigns: it could not vote for itself
+        if not epochs.may_campaign(self):
+            if self.configuration.is_voter(self.node_id):
+                epochs.tick(self)  # restarted below its epoch's start: catch up first
+            return  # learners and removed nodes never campaign
         self.election_ticks_left -= 1
         if self.election_ticks_left <= 0:
             self._start_prevote()
@@ -252,10 +290,16 @@ class Replica:
         msg = envelope.msg
         if not ballots.admissible(self, envelope.src, msg):
             return
+        self.step_message(envelope.src, msg)
+
+    def step_message(self, src: NodeId, msg: Any) -> None:
+        """Handle an admitted message: not at all if it is of another epoch (epochs.py)."""
+        if epochs.screen(self, src, msg):
+            return
         handler = self._handlers.get(type(msg))
         if handler is None:
             raise AssertionError(f"unexpected message {msg!r}")
-        handler(self, envelope.src, msg)
+        handler(self, src, msg)
 
     # -- output -------------------------------------------------------------------------------
 
@@ -267,6 +311,9 @@ class Replica:
         passes the leader's log time, so that every command is applied at a log time no earlier
         than the moment it reached the leader."""
         lead = self.leading
+        if lead is not None and lead.change is not None:
+            epochs.propose_when_ready(self, lead)
+            lead = self.leading  # a one-node cluster chose it and is in the new epoch
         if lead is not None:
             self._propose_batches(lead, stamp)
             if lead.read_index.needs_round():
@@ -299,8 +346,9 @@ class Replica:
                 (
                     lead.queue
                     and len(lead.inflight) < self.config.pipeline_slots_max
-                    and lead.transfer is None
+                    and not lead.holding
                 )
+                or (lead.change is not None and epochs.ready_to_propose(self, lead))
                 or lead.read_index.needs_round()
                 or (self.learner.chosen_upto > lead.commit_sent and not lead.inflight)
             )
@@ -331,7 +379,7 @@ class Replica:
         lead = self.leading
         return (
             lead is not None
-            and lead.transfer is None
+            and not lead.holding
             and len(lead.inflight) < self.config.pipeline_slots_max
         )
 
@@ -344,7 +392,7 @@ class Replica:
             lead is None
             or not lead.queue
             or len(lead.inflight) >= self.config.pipeline_slots_max
-            or lead.transfer is not None
+            or lead.holding
         ):
             return None
         return lead.ballot
@@ -380,6 +428,7 @@ class Replica:
             wants_log_time=machine.wants_log_time,
             rebuild_waiting_for=rebuilding.waiting_for(self.voting_peers) if rebuilding else (),
             transferring_to=lead.transfer.target if lead and lead.transfer else None,
+            epoch=self.configuration.epoch,
         )
 
     def invariants(self, full: bool = False) -> None:
@@ -404,9 +453,18 @@ class Replica:
     # -- ballots --------------------------------------------------------------------------
 
     def _next_ballot(self) -> Ballot | None:
-        known = [b.round for b in (self.acceptor.promised, self.highest_seen) if b is not None]
-        ballot = Ballot(max(known, default=0) + 1, self.node_id)
-        if not ballot.has_successor:
+        # A node's ballots stay in its own epoch's rounds (epochs.py): above every ballot of
+        # the epoch it has seen, and never in a later epoch's, which it has not joined.
+        # A node that has seen a later epoch's ballot lags behind a membership change: it
+        # catches up (epochs.py) rather than campaign.
+        epoch = self.configuration.epoch
+        seen = [b for b in (self.acceptor.promised, self.highest_seen) if b is not None]
+        known = [b.round for b in seen if ballots.epoch_of(b) == epoch]
+        ballot = Ballot(max(known, default=ballots.first_round(epoch)) + 1, self.node_id)
+        later = [b for b in seen if ballots.epoch_of(b) > epoch]
+        if later and all(b.has_successor for b in later):
+            return None
+        if later or not ballot.has_successor or ballots.epoch_of(ballot) != epoch:
             self.out.note("ballot_space_exhausted", ballot=ballot)
             return None
         return ballot
@@ -418,12 +476,12 @@ class Replica:
 
     # -- election (phase 1: the paper's scout) --------------------------------------------
 
-    def _election_timeout(self) -> int:
+    def election_timeout(self) -> int:
         return self.rng.randint(self.config.election_ticks_min, self.config.election_ticks_max)
 
     def _start_prevote(self) -> None:
         """Ask first whether a quorum would follow us; only then raise our own promise."""
-        self.election_ticks_left = self._election_timeout()
+        self.election_ticks_left = self.election_timeout()
         ballot = self._next_ballot()
         if ballot is None:
             return
@@ -461,11 +519,13 @@ class Replica:
         """Phase 1 in a new ballot; `handed_over`: the leader asked this node to take over
         (transfer.py), so peers that still hear it answer anyway."""
         self.prevote = None
+        if not epochs.may_campaign(self):
+            return
         ballot = self._next_ballot()
         if ballot is None:
             return
         self.leader_hint = None
-        self.election_ticks_left = self._election_timeout()
+        self.election_ticks_left = self.election_timeout()
         self.elections += 1
         self.out.note("election_started", ballot=ballot)
         self.out.persist(self.acceptor.promise(ballot))
@@ -497,7 +557,7 @@ class Replica:
         self.out.persist(self.acceptor.promise(msg.ballot))
         if self.leading is not None or self.campaign is not None:
             self._step_down(msg.ballot)
-        self.election_ticks_left = self._election_timeout()
+        self.election_ticks_left = self.election_timeout()
         self.out.send(src, self._promise(msg.ballot, msg.from_slot))
 
     def _on_promise(self, src: NodeId, msg: Promise) -> None:
@@ -525,14 +585,13 @@ class Replica:
             holder = max(campaign.promises.items(), key=lambda item: item[1].snapshot_slot)[0]
             self.catchup.ticks_left = 0
             self.catchup.ask(self, holder, snapshot_slot)  # asked again by `_leader_tick`
-        top = max(merged, default=chosen_upto)
         start = max(chosen_upto, snapshot_slot) + 1
         lead = Leadership(
             ballot=ballot,
             next_slot=start,
             read_index=ReadIndexState(self.configuration, self.node_id),
             queue=self._command_queue(),
-            heard=dict.fromkeys(self.voting_peers, 0),
+            heard=dict.fromkeys(self.peers, 0),
         )
         self.campaign = None
         self.leading = lead
@@ -542,12 +601,15 @@ class Replica:
         for command in self.forward_queue.drain():  # meant for the old leader: ours now
             queued = lead.queue.offer(command)
             assert queued, "an empty queue takes what another one of the same limits held"
-        for slot in range(start, top + 1):
-            batch = merged[slot][1] if slot in merged else NOOP
-            self._propose_slot(lead, slot, batch)
-        if top < start:
+        # Every slot a predecessor may have chosen is proposed again, and nothing above a
+        # stop that may have been chosen (reconfigure.py: the brick wall).
+        plan = reconfigure.brick_wall({s: v for s, v in merged.items() if s >= start}, start)
+        lead.stop = plan.stop
+        for slot, batch in plan.batches.items():
+            self.propose_slot(lead, slot, batch)
+        if not plan.batches:
             # Nothing to finish: get a no-op chosen in our own ballot before serving reads.
-            self._propose_slot(lead, start, NOOP)
+            self.propose_slot(lead, start, NOOP)
         lead.recovered_upto = lead.next_slot - 1
 
     def _on_nack(self, src: NodeId, msg: Nack) -> None:
@@ -575,7 +637,7 @@ class Replica:
             for command in lead.queue.drain():
                 queued = self.forward_queue.offer(command)
                 assert queued, "a leader's forward queue is empty"
-        self.election_ticks_left = self._election_timeout()
+        self.election_ticks_left = self.election_timeout()
         self.out.note("stepped_down", was=was.value, ballot=higher)
 
     def _follow(self, ballot: Ballot) -> None:
@@ -590,7 +652,7 @@ class Replica:
                 reads.refuse_remote(self)
             self.leader_hint = ballot.node
             self.quiet_ticks = 0
-            self.election_ticks_left = self._election_timeout()
+            self.election_ticks_left = self.election_timeout()
 
     # -- phase 2 (the paper's commander) ----------------------------------------------------
 
@@ -601,13 +663,15 @@ class Replica:
         config = self.config
         head = () if stamp is None else (stamp,)
         count_max = config.batch_commands_max - len(head)
-        if lead.transfer is not None:
-            return  # handing over: commands wait, and go to the new leader (transfer.py)
+        if lead.holding:
+            # Handing over (transfer.py) or changing membership (epochs.py): commands wait,
+            # and go to the next leader.
+            return
         while lead.queue and len(lead.inflight) < config.pipeline_slots_max:
             commands = lead.queue.take(count_max, config.batch_bytes_max)
-            self._propose_slot(lead, lead.next_slot, (*head, *commands))
+            self.propose_slot(lead, lead.next_slot, (*head, *commands))
 
-    def _propose_slot(self, lead: Leadership, slot: int, batch: Batch) -> None:
+    def propose_slot(self, lead: Leadership, slot: int, batch: Batch) -> None:
         lead.next_slot = max(lead.next_slot, slot + 1)
         self.out.persist(self.acceptor.accept(lead.ballot, slot, batch))
         lead.inflight[slot] = Inflight(batch, {self.node_id})
@@ -666,9 +730,15 @@ class Replica:
 
     def advance(self) -> None:
         """Apply whatever became contiguous, answer the reads that waited for it, snapshot."""
-        applied = self.learner.advance()
+        learner = self.learner
+        applied = learner.advance()
         if applied:
             self.out.applied.extend(applied)
+        if learner.changes:
+            for slot, change in learner.take_changes():
+                epochs.applied_change(self, slot, change)
+        if self.next_epoch is not None:
+            epochs.adopt_pending(self)
         if self.reads.waiting:
             reads.answer(self)
         self.catchup.reached(self)
@@ -768,6 +838,7 @@ _HANDLERS: dict[type, Handler] = {
     StateQuery: rebuild.report_state,
     StateReport: Replica._ignore,
     TimeoutNow: transfer.on_timeout_now,
+    Stale: epochs.on_stale,
 }
 # While rebuilding: a follower's table, but for the messages rebuild.py handles its own way.
 _REBUILDING_HANDLERS: dict[type, Handler] = {**_HANDLERS, **rebuild.HANDLERS}

@@ -44,6 +44,8 @@ def start(replica: Replica, target: NodeId) -> str | None:
         return f"node {target} is not a voting member: only a voter can lead"
     if lead.transfer is not None:
         return f"leadership is already being handed to node {lead.transfer.target}"
+    if lead.change is not None or lead.stop is not None:
+        return "a membership change is in progress: try again once it is done"
     lead.transfer = Transfer(target, replica.config.election_ticks_max)
     replica.out.note("transfer_started", target=target, ballot=lead.ballot)
     replica.heartbeat_round(lead)  # fresh Acks: how far the target has applied

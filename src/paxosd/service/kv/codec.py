@@ -140,6 +140,23 @@ def decode_range(raw: list[Any]) -> Range:
 
 
 def encode_put(op: Put) -> list[Any]:
+    # The commit path's write, once per write on the node that takes it: a plain put (no
+    # lease, no flags) is checked inline and built as `_flat` would build it, [15, key, value]
+    # ([15, key] for an empty value). Anything else takes the general checks.
+    key = op.key
+    value = op.value
+    if (
+        type(key) is bytes
+        and 0 < len(key) <= key_bytes_max
+        and type(value) is bytes
+        and len(value) <= value_bytes_max
+        and op.lease == 0
+        and type(op.lease) is int
+        and op.prev_kv is False
+        and op.ignore_value is False
+        and op.ignore_lease is False
+    ):
+        return [PUT_TAG, key, value] if value else [PUT_TAG, key]
     check_put(op)
     return _flat(PUT_TAG, op, _PUT_FIELDS)
 

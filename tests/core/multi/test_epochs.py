@@ -1,0 +1,206 @@
+"""Membership change through the log (core/multi/epochs.py): the leader proposes a change only
+with its pipeline drained, every node adopts the new epoch by applying it (or, jumping over
+it with a snapshot, from a peer's Stale), a removed node stops campaigning, and a new leader
+that finds a stop accepted by some re-proposes it and nothing above it."""
+
+from __future__ import annotations
+
+from paxosd.core.multi.ballots import epoch_of
+from paxosd.core.multi.config import EngineConfig
+from paxosd.core.multi.messages import Accept, Accepted, PreVote, Stale
+from paxosd.core.multi.reconfigure import in_batch
+from paxosd.core.multi.records import Accepted as AcceptedRecord
+from paxosd.core.multi.records import Configured
+from paxosd.core.types import Ballot
+
+from .harness import Net, put
+
+
+def _adopted(net: Net, node: int) -> tuple[int, tuple[int, ...], tuple[int, ...], int]:
+    c = net.replicas[node].configuration
+    return c.epoch, c.voters, c.learners, c.first_slot
+
+
+def _settle(net: Net, ticks: int = 40) -> None:
+    """Let time pass: every live node ticks, and everything in flight is delivered."""
+    for _ in range(ticks):
+        for node in net.members:
+            if node not in net.down:
+                net.call(node, lambda r: r.tick())
+        net.deliver_all()
+
+
+def _leader(net: Net) -> int:
+    leaders = [n for n in net.members if n not in net.down and net.replicas[n].leading]
+    assert len(leaders) == 1, leaders
+    return leaders[0]
+
+
+def test_removing_a_voter_starts_an_epoch_every_node_adopts_after_the_stop() -> None:
+    net = Net()
+    net.elect(1)
+    net.call(1, lambda r: r.propose(put("before", 1, seq=1)))
+    net.deliver_all()
+    assert net.call(1, lambda r: r.change_members((1, 2))) == ""
+    # Held while the change waits: a command proposed now goes to the next epoch's leader.
+    net.call(1, lambda r: r.propose(put("during", 2, seq=2)))
+    net.deliver_all()
+    stop = net.replicas[1].configuration.first_slot - 1
+    (change,) = [r for r in net.disks[1] if isinstance(r, AcceptedRecord) and r.slot == stop]
+    assert in_batch(change.batch) is not None
+    for node in (1, 2, 3):
+        assert _adopted(net, node) == (1, (1, 2), (), stop + 1), node
+        assert Configured(net.replicas[node].configuration) in net.disks[node]
+    _settle(net)
+    leader = _leader(net)
+    assert leader in (1, 2)
+    assert epoch_of(net.replicas[leader].leading.ballot) == 1  # type: ignore[union-attr]
+    net.call(leader, lambda r: r.propose(put("after", 3, seq=3)))
+    _settle(net, 5)
+    for node in (1, 2, 3):  # node 3, removed, still learns what is chosen when it asks
+        values = net.values(node)
+        assert values.count(put("during", 2, seq=2)) <= 1
+    for node in (1, 2):
+        values = net.values(node)
+        assert put("before", 1, seq=1) in values and put("after", 3, seq=3) in values
+        assert values.count(put("during", 2, seq=2)) == 1
+    # The removed node never campaigns again, however long it hears no leader.
+    elections = net.replicas[3].elections
+    _settle(net, 60)
+    assert net.replicas[3].elections == elections
+    assert net.replicas[3].leading is None
+
+
+def test_a_node_of_an_earlier_epoch_is_answered_stale_and_catches_up() -> None:
+    net = Net()
+    net.elect(1)
+    net.crash(3)  # misses the change
+    assert net.call(1, lambda r: r.change_members((1, 2, 3), ())) != ""  # nothing to change
+    assert net.call(1, lambda r: r.change_members((1, 3))) == ""
+    net.deliver_all()
+    assert _adopted(net, 1)[0] == 1 and _adopted(net, 2)[0] == 1
+    net.down.discard(3)
+    # Node 3 campaigns in epoch 0; the others answer Stale, and it catches up to the stop.
+    net.call(3, lambda r: r._start_prevote())
+    ready = net.turn(3)
+    assert [e for e in ready.send_now + ready.send_after_sync if isinstance(e.msg, PreVote)]
+    stale = []
+    for envelope in list(net.inbox):
+        net.inbox.remove(envelope)
+        stale += [e for e in net.step(envelope.dst, envelope).send_after_sync
+                  if isinstance(e.msg, Stale)]  # fmt: skip
+    assert stale and stale[0].msg.configuration.epoch == 1
+    net.deliver_all()
+    _settle(net)
+    assert _adopted(net, 3)[:2] == (1, (1, 3))
+    leader = _leader(net)
+    assert leader in (1, 3)
+
+
+def test_a_change_is_refused_while_another_is_in_progress_and_for_bad_members() -> None:
+    net = Net(nodes=5)
+    net.elect(1)
+    assert "learners first" in net.call(1, lambda r: r.change_members((1, 2, 3, 4, 5, 6)))
+    assert "hand leadership" in net.call(1, lambda r: r.change_members((2, 3, 4)))
+    assert "not the leader" in net.call(2, lambda r: r.change_members((1, 2, 3)))
+    assert "valid" in net.call(1, lambda r: r.change_members(()))
+    for node in (4, 5):
+        net.crash(node)
+    for _ in range(net.config.election_ticks_max + 1):  # the leader stops hearing 4 and 5
+        net.call(1, lambda r: r.tick())
+        net.deliver_all()
+    refused = net.call(1, lambda r: r.change_members((1, 2, 4, 5)))
+    assert "needs 3 voters answering, but only 2 do (1,2)" in refused, refused
+    for node in (4, 5):
+        net.restart(node)
+    _settle(net)
+    leader = _leader(net)
+    assert net.call(leader, lambda r: r.change_members((1, 2, 3), (4,))) == ""
+    assert "in progress" in net.call(leader, lambda r: r.change_members((1, 2, 3)))
+    assert "in progress" in (net.call(leader, lambda r: r.transfer_leadership(2)) or "")
+
+
+def test_a_learner_is_promoted_once_caught_up_and_then_votes() -> None:
+    net = Net()
+    net.elect(1)
+    assert net.call(1, lambda r: r.change_members((1, 2), (3,))) == ""
+    net.deliver_all()
+    _settle(net)
+    leader = _leader(net)
+    for seq in range(1, 6):
+        net.call(leader, lambda r, seq=seq: r.propose(put(f"k{seq}", seq, seq=seq)))
+        net.deliver_all()
+    _settle(net, 5)
+    assert net.values(3) == net.values(leader)  # the learner has everything, no vote asked
+    assert net.call(leader, lambda r: r.change_members((1, 2, 3))) == ""
+    net.deliver_all()
+    _settle(net)
+    for node in (1, 2, 3):
+        assert _adopted(net, node)[:3] == (2, (1, 2, 3), ())
+    # Now node 3's vote counts: with 2 down, 1 and 3 choose.
+    leader = _leader(net)
+    other = ({1, 2} - {leader}).pop() if leader != 3 else 2
+    net.crash(other)
+    net.call(leader, lambda r: r.propose(put("late", 9, seq=9)))
+    _settle(net, 5)
+    assert put("late", 9, seq=9) in net.values(3)
+
+
+def test_a_new_leader_re_proposes_a_stop_accepted_by_a_minority_and_nothing_above() -> None:
+    net = Net(nodes=4)
+    net.elect(1)
+    assert net.call(1, lambda r: r.change_members((1, 2, 3))) == ""
+    ready = net.turn(1)
+    accepts = [e for e in ready.send_now + ready.send_after_sync if isinstance(e.msg, Accept)]
+    assert accepts and in_batch(accepts[0].msg.batch) is not None
+    stop = accepts[0].msg.slot
+    # Only node 2 accepts the stop, and its answer is lost; then the leader dies.
+    net.drop(lambda e: not (e.dst == 2 and isinstance(e.msg, Accept)))
+    net.deliver(lambda e: e.dst == 2)
+    net.drop(lambda e: isinstance(e.msg, Accepted))
+    net.crash(1)
+    net.elect(2)  # its phase 1 finds the stop at node 2: re-proposed, chosen, adopted
+    assert epoch_of(net.replicas[2].leading.ballot) == 1  # type: ignore[union-attr]
+    for node in (2, 3, 4):
+        assert _adopted(net, node) == (1, (1, 2, 3), (), stop + 1), node
+    net.restart(1)
+    _settle(net)
+    assert _adopted(net, 1) == (1, (1, 2, 3), (), stop + 1)
+
+
+def test_a_restart_keeps_the_epoch_and_drops_older_acceptances_above_its_stop() -> None:
+    net = Net()
+    net.elect(1)
+    assert net.call(1, lambda r: r.change_members((1, 2))) == ""
+    net.deliver_all()
+    _settle(net)
+    stop = net.replicas[1].configuration.first_slot - 1
+    stray = (Ballot(1, 1), (b"never",))  # epoch 0's, above its stop: never chosen
+    net.replicas[2].acceptor.entries[stop + 5] = stray
+    net.crash(2)
+    net.disks[2].append(AcceptedRecord(stop + 5, *stray))
+    net.restart(2)
+    replica = net.replicas[2]
+    assert _adopted(net, 2) == (1, (1, 2), (), stop + 1)
+    assert stop + 5 not in replica.acceptor.entries
+
+
+def test_a_node_that_jumps_over_the_stop_with_a_snapshot_adopts_the_epoch() -> None:
+    net = Net(config=EngineConfig(snapshot_every_slots=4, catchup_slots_max=2))
+    net.elect(1)
+    net.crash(3)
+    assert net.call(1, lambda r: r.change_members((1, 2, 3), ())) != ""
+    assert net.call(1, lambda r: r.change_members((1, 2), (3,))) == ""
+    net.deliver_all()
+    _settle(net)
+    leader = _leader(net)
+    for seq in range(1, 12):
+        net.call(leader, lambda r, seq=seq: r.propose(put(f"k{seq}", seq, seq=seq)))
+        net.deliver_all()
+    assert net.replicas[leader].learner.snapshot_slot > net.replicas[1].configuration.first_slot
+    net.restart(3)
+    net.call(3, lambda r: r._start_prevote())
+    _settle(net)
+    assert _adopted(net, 3)[:3] == (1, (1, 2), (3,))
+    assert net.replicas[3].learner.snapshot_slot >= net.replicas[3].configuration.first_slot
+    assert net.replicas[3].learner.applied == net.replicas[leader].learner.applied
