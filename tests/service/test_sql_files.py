@@ -217,3 +217,24 @@ def test_an_image_over_the_limit_is_refused(
     monkeypatch.setattr(machine_module, "image_bytes_max", 8192)
     with pytest.raises(CorruptSnapshot, match="image_bytes_max"):
         StateMachine.restore(data, options=Options(sql_directory=str(tmp_path)))
+
+
+def test_a_written_view_no_longer_holds_the_database_back(tmp_path: Path) -> None:
+    """A pinned snapshot keeps the WAL from starting over; the host does not close views, so
+    the view lets go once it has copied the database: a full checkpoint then succeeds."""
+    db = _in_file(tmp_path)
+    _fill(db, 200)
+    machine = db.machine.sql
+
+    def checkpoint_blocked() -> bool:
+        with machine._trusted():
+            busy, _, _ = machine._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return bool(busy)
+
+    view = db.machine.snapshot_view()
+    db.write(st("INSERT INTO t (v) VALUES (?)", "after the view"))
+    assert checkpoint_blocked(), "the view's read transaction holds the WAL"
+    view.write(io.BytesIO())
+    db.write(st("INSERT INTO t (v) VALUES (?)", "after the write"))
+    assert not checkpoint_blocked()
+    view.close()

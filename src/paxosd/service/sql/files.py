@@ -39,6 +39,9 @@ FILE_SETTINGS: Final = (
     # 64 MiB of page cache (SQLite's default is 2 MiB): a database in a file should answer
     # its hot pages from memory, as one in memory does.
     "PRAGMA cache_size = -65536",
+    # A snapshot's read transaction keeps the WAL from starting over, so it grows by what is
+    # written while a snapshot is copied; once it starts over, it is cut back to 64 MiB.
+    "PRAGMA journal_size_limit = 67108864",
 )
 # The backup API copies this many pages per step, releasing the interpreter in between.
 backup_pages_per_step: Final = 4096

@@ -576,13 +576,18 @@ class SqlView:
         writer.write(b"")  # the end of a streamed image
 
     def _pieces(self) -> Iterator[bytes]:
-        if self._reader is None:
+        if self._machine is None:
             yield self._image
             return
+        assert self._reader is not None, "a view of a database in a file is written once"
         assert self._machine is not None and self._machine.path is not None
         copy = self._machine.path.with_name(self._machine.path.name + ".snapshot")
         try:
             cookie = files.copy_pinned(self._reader, copy)
+            # The copy holds the state now: end the read transaction at once, so that the
+            # database's WAL can be checkpointed again (the view is written once).
+            self._reader.close()
+            self._reader = None
             first = True
             for piece in files.read_file(copy):
                 if first:
