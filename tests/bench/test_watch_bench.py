@@ -40,6 +40,10 @@ def test_watch_only_run(tmp_path: Path) -> None:
             # Every watcher heard of every write, through either system's /v3/watch.
             assert record["events_received"] == record["events_expected"] > 0, record
             assert record["watch_p50_ms"] > 0 and record["write_p99_ms"] > 0, record
+            # Where the time went: CPU per event, the leader's and the client's (whole clock
+            # ticks of 10 ms, so a tiny run may well show 0).
+            assert record["server_cpu_us_per_event"] >= 0, record
+            assert record["client_cpu_us_per_event"] >= 0, record
 
 
 def _latency(system: str, watchers: int, watch_p99: float, write_p99: float) -> dict:

@@ -285,7 +285,8 @@ def _crash_reinitialize_at_every_step(cluster: Cluster, root: Path) -> list[tupl
             elif path.name in STORE_FILES:
                 path.unlink()
         for path in original.iterdir():
-            shutil.copy2(path, folder / path.name)
+            if path.is_file():  # the store's files (sql/ holds no state: it is rebuilt)
+                shutil.copy2(path, folder / path.name)
         cluster.launch(3, "--reinitialize", env={CRASH_AT: str(step)})
         process = cluster.processes[3]
         _wait(

@@ -472,3 +472,48 @@ def test_a_websocket_carries_watches_created_cancelled_and_asked_for_progress(
     assert progress["header"]["revision"] == event_b["header"]["revision"]
     assert not progress.get("events") and "watch_id" not in progress  # the one left: id 0
     assert error["error"]["grpc_code"] == 3 and "not JSON" in error["error"]["message"]
+
+
+def test_many_watchers_of_one_key_on_one_websocket_each_get_every_change_with_their_id(
+    shared_cluster: Cluster, client: Client
+) -> None:
+    import aiohttp
+
+    watchers, writes = 300, 3
+    node = shared_cluster.http(follower(shared_cluster))
+    key = b64("ws/many")
+
+    async def talk() -> dict[str, list[tuple[str, str, bool]]]:
+        seen: dict[str, list[tuple[str, str, bool]]] = {}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"ws://{node}/v3/watch") as socket,
+        ):
+            for _ in range(watchers):
+                await socket.send_str(json.dumps({"create_request": {"key": key}}))
+            created = 0
+            while created < watchers:
+                message = await asyncio.wait_for(socket.receive(), 20)
+                created += bool(json.loads(message.data)["result"].get("created"))
+            for value in range(writes):
+                await asyncio.to_thread(client.put, "ws/many", value)
+            events = 0  # a watcher that fell behind gets several revisions in one message
+            while events < watchers * writes:
+                message = await asyncio.wait_for(socket.receive(), 20)
+                result = json.loads(message.data)["result"]
+                for event in result["events"]:
+                    kv = event["kv"]
+                    seen.setdefault(result.get("watch_id", "0"), []).append(
+                        (kv["mod_revision"], kv["value"], "prev_kv" in event)
+                    )
+                    events += 1
+        return seen
+
+    seen = asyncio.run(talk())
+    assert sorted(seen, key=int) == [str(n) for n in range(watchers)]
+    values = [b64(str(value)) for value in range(writes)]
+    first = seen["0"]
+    assert [value for _, value, _ in first] == values
+    assert sorted({revision for revision, _, _ in first}, key=int) == [r for r, _, _ in first]
+    assert all(changes == first for changes in seen.values())  # the same changes, in order
+    assert not any(prev for _, _, prev in first)  # none asked for the previous values

@@ -35,7 +35,7 @@ from paxosd.service import (
     validate,
     value_bytes_max,
 )
-from paxosd.service.commands import command_bytes_max, time_ms_max
+from paxosd.service.commands import command_bytes_max, decode_parts, time_ms_max
 from paxosd.service.values import value_depth_max
 
 from .helpers import fuzz, strict
@@ -89,6 +89,19 @@ def test_encoding_is_compact() -> None:
 def test_random_commands_round_trip(command: object) -> None:
     """Every valid command survives encode/decode exactly, whatever its values."""
     assert strict(decode(encode(command))) == strict(command)
+
+
+@given(st.one_of(client_ops(), requests, times))
+@fuzz(100)
+def test_the_apply_path_decodes_a_request_to_its_parts(command: object) -> None:
+    """What the state machine applies, decoded without building the `Request`: its client id,
+    seq and op; any other command whole, with no client id."""
+    parts = decode_parts(encode(command))
+    if isinstance(command, Request):
+        assert strict(parts) == strict((command.client_id, command.seq, command.op))
+    else:
+        assert strict(parts) == strict((None, 0, command))
+    assert decode_parts(b"") == (None, 0, Noop())
 
 
 # Wrong types and out-of-range fields, each with the field BadCommand must name.

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 
 from paxosd.service import BadCommand, Request, decode, encode, is_read, validate
+from paxosd.service.codec import key_bytes_max
 from paxosd.service.kv import (
     Compact,
     CompactionResponse,
@@ -26,7 +27,16 @@ from paxosd.service.kv import (
     Txn,
     TxnResponse,
 )
-from paxosd.service.kv.codec import response_from_raw, response_to_raw
+from paxosd.service.kv.checks import check_put
+from paxosd.service.kv.codec import (
+    _PUT_FIELDS,
+    PUT_TAG,
+    _flat,
+    encode_put,
+    plain_put,
+    response_from_raw,
+    response_to_raw,
+)
 from paxosd.service.kv.errors import compacted
 from paxosd.service.results import result_from_raw
 
@@ -91,6 +101,52 @@ def test_a_plain_put_is_three_items() -> None:
     assert msgpack.unpackb(encode(Put(key=b"k", value=b"v"))) == [15, b"k", b"v"]
     payload = encode(Request(client_id="c1", seq=1, op=Put(key=b"k", value=b"v")))
     assert len(payload) <= 14  # bytes cost 2 bytes of framing each (msgpack bin 8)
+
+
+def _put_by_the_general_checks(op: Put) -> list[object]:
+    check_put(op)
+    return _flat(PUT_TAG, op, _PUT_FIELDS)
+
+
+PUTS_NEAR_THE_FAST_PATH = [
+    Put(key=b"k", value=b"v"),
+    Put(key=b"k", value=b""),
+    Put(key=b"k" * key_bytes_max, value=b"v"),
+    Put(key=b"k" * (key_bytes_max + 1), value=b"v"),
+    Put(key=b"", value=b"v"),
+    Put(key="k", value=b"v"),  # type: ignore[arg-type]
+    Put(key=bytearray(b"k"), value=b"v"),  # type: ignore[arg-type]
+    Put(key=b"k", value="v"),  # type: ignore[arg-type]
+    Put(key=b"k", value=b"v", lease=7),
+    Put(key=b"k", value=b"v", lease=False),
+    Put(key=b"k", value=b"v", lease=0.0),  # type: ignore[arg-type]
+    Put(key=b"k", value=b"v", prev_kv=True),
+    Put(key=b"k", value=b"v", prev_kv=0),  # type: ignore[arg-type]
+    Put(key=b"k", ignore_value=True),
+    Put(key=b"k", value=b"v", ignore_lease=True),
+    Put(key=b"k", value=b"v", ignore_lease=None),  # type: ignore[arg-type]
+]
+
+
+@pytest.mark.parametrize("op", PUTS_NEAR_THE_FAST_PATH, ids=repr)
+def test_a_plain_put_encodes_as_the_general_checks_would(op: Put) -> None:
+    """The commit path checks a plain put inline: it builds the same array and refuses the
+    same puts, with the same error, as the checks every other op passes."""
+    try:
+        expected = _put_by_the_general_checks(op)
+    except BadCommand as refused:
+        with pytest.raises(type(refused)) as caught:
+            encode_put(op)
+        assert str(caught.value) == str(refused)
+        return
+    assert strict(encode_put(op)) == strict(expected)
+
+
+def test_the_cheaper_put_constructor_builds_the_same_put() -> None:
+    """What the decoder and the RESP server build for a plain put is the put the dataclass
+    builds: equal, same hash, same repr."""
+    built, made = plain_put(b"k", b"v"), Put(key=b"k", value=b"v")
+    assert built == made and hash(built) == hash(made) and strict(built) == strict(made)
 
 
 def test_reads_are_told_by_the_operation() -> None:

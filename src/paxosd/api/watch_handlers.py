@@ -52,7 +52,7 @@ from . import kv_json
 from .calls import Call
 from .failures import ApiError
 from .schema import BAD_REQUEST
-from .watch_stream import WatchStream
+from .watch_stream import Batch, WatchStream
 
 __all__ = ["change_json", "watch"]
 
@@ -145,8 +145,10 @@ async def watch(call: Call) -> web.StreamResponse:
     )
     transport = request.transport
 
-    async def send(watcher: Watcher, items: list[Item]) -> None:
-        await response.write(b"".join(render(watcher, item) for item in items))
+    async def send(batch: Batch) -> None:
+        await response.write(
+            b"".join(render(watcher, item) for watcher, items in batch for item in items)
+        )
 
     async def keepalive() -> None:
         await response.write(b": keepalive\n\n")

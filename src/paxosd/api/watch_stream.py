@@ -4,7 +4,14 @@ Theory of operation. The node's watch hub (paxosd.watch) keeps each watcher's it
 bounded queue and calls `wake` when one arrives; the interfaces (etcd's /v3/watch, /v1's
 Server-Sent Events, RESP's SUBSCRIBE) each own a `WatchStream` per connection, which takes
 the woken watchers' items and hands them to the interface's `send` (which renders and writes
-them), one watcher at a time, in the order they woke. The hub never waits for a connection:
+them), in the order they woke, many watchers at a time: a write to a key watched by a
+thousand watchers of one stream is a thousand responses, and the interface renders the
+revision once for all of them and writes them together (one write per batch, not one per
+watcher; batches of at most `batch_bytes` of queued items, so that the rendered lines held at
+once stay bounded whatever the number of watchers). The hub's items are the same for every
+interface; what they become on the wire is each interface's `send` alone (etcd's JSON
+WatchResponse per watch id here; a gRPC stream's WatchResponse, also per watch id, would
+render a revision's events once per batch the same way). The hub never waits for a connection:
 a client that does not read fills its socket, then its watcher's queue, and the hub cancels
 that watcher (its queue's bound); a write that stays blocked for the hub's `stall_ms` closes
 the connection, so a client that never reads costs at most its queue and one socket buffer.
@@ -20,26 +27,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from paxosd.watch import Item, Watcher, WatchHub, WatchRequest
 
-__all__ = ["WatchStream", "check_s"]
+__all__ = ["Batch", "WatchStream", "batch_bytes", "check_s"]
 
 log = logging.getLogger("paxosd.api.watch")
 
 # How often an idle stream checks that its connection is still there.
 check_s: Final = 5.0
+# One `send` takes the items of watchers whose queues held at most this much together (and
+# at least one watcher's, however large).
+batch_bytes: Final = 256 * 1024
+
+# Watchers and the items taken from their queues, in the order they woke.
+Batch: TypeAlias = list[tuple[Watcher, list[Item]]]
 
 
 class WatchStream:
-    """The watchers of one connection (module docstring). `send(watcher, items)` writes the
-    items of one watcher; `alive()` says whether the connection is still open."""
+    """The watchers of one connection (module docstring). `send(batch)` writes the items of
+    the batch's watchers, in its order; `alive()` says whether the connection is still open."""
 
     def __init__(
         self,
         hub: WatchHub,
-        send: Callable[[Watcher, list[Item]], Awaitable[None]],
+        send: Callable[[Batch], Awaitable[None]],
         alive: Callable[[], bool],
         *,
         post: Callable[[Any], Awaitable[None]] | None = None,
@@ -128,19 +141,32 @@ class WatchStream:
                 continue
             ready = list(self._ready.values())
             self._ready.clear()
-            for watcher in ready:
-                items = hub.take(watcher)
-                if items:
+            start = 0
+            while start < len(ready):
+                # A batch: watchers while their queues hold at most batch_bytes together.
+                end, size = start, 0
+                while end < len(ready) and (end == start or size < batch_bytes):
+                    size += ready[end].queued_bytes
+                    end += 1
+                taken = ready[start:end]
+                start = end
+                batch: Batch = []
+                for watcher in taken:
+                    items = hub.take(watcher)
+                    if items:
+                        batch.append((watcher, items))
+                if batch:
                     try:
-                        await asyncio.wait_for(self._send(watcher, items), self._stall_s)
+                        await asyncio.wait_for(self._send(batch), self._stall_s)
                     except TimeoutError:
                         return "stalled"
                     except (ConnectionError, RuntimeError) as exc:
                         log.debug("watch stream write failed: %s", exc)
                         return "gone"
-                if watcher.done and not watcher.pending:
-                    self.watchers.pop(watcher.id, None)
-                    hub.close(watcher)
+                for watcher in taken:
+                    if watcher.done and not watcher.pending:
+                        self.watchers.pop(watcher.id, None)
+                        hub.close(watcher)
 
     def close(self) -> None:
         """Forget every watcher of this stream in the hub."""

@@ -413,6 +413,8 @@ def figures(records: Sequence[dict[str, Any]], options: Options) -> list[dict[st
             watch_field(count, "watch_p99_ms"))  # fmt: skip
         add(f"write p99 beside {count:,} watchers", "ms", "lower",
             watch_field(count, "write_p99_ms"))  # fmt: skip
+        add(f"leader CPU per watcher event, {count:,} watchers", "µs", "lower",
+            watch_field(count, "server_cpu_us_per_event"))  # fmt: skip
     add("memory per idle watcher", "bytes", "lower",
         kv_field("watch-memory", "bytes_per_watcher"))  # fmt: skip
     idle = options.watch_options.throughput_watchers

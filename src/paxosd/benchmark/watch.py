@@ -11,7 +11,10 @@ theirs: up to `stream_watchers` create requests on one WebSocket.
   other. For each write, its latency (send to answer) and, for each watcher, the time from
   sending the write to the watcher receiving the event: p50 and p99 of both. (Received by
   this one Python process, which parses every event: at 10,000 watchers the client's own
-  parsing is part of the figure, for both systems alike.)
+  parsing is part of the figure, for both systems alike.) Beside them, the CPU time per
+  delivered event of the leader (all its threads: etcd's gateway is in its process) and of
+  this process, from the first write until every event arrived: where the time goes, the
+  servers' part apart from the client's.
 * memory: the leader's resident memory (VmRSS) before and after `memory_watchers` idle
   watchers (each on a key of its own, never written): bytes per watcher, the streams
   included.
@@ -40,6 +43,7 @@ import aiohttp
 import httpx
 
 from paxosd.benchmark.kv import gateway_url, rss_bytes
+from paxosd.benchmark.measure import cpu_seconds
 from paxosd.benchmark.peers import Cluster
 
 __all__ = ["WatchBenchOptions", "goals", "run"]
@@ -146,12 +150,16 @@ async def _put(http: httpx.AsyncClient, url: str, key: bytes, value: bytes) -> i
     return int(reply.json()["header"]["revision"])
 
 
-async def _latency(url: str, watchers: int, options: WatchBenchOptions, run_id: str) -> Any:
+async def _latency(
+    url: str, pid: int, watchers: int, options: WatchBenchOptions, run_id: str
+) -> Any:
     key = f"bench/{run_id}/watched/{watchers}".encode()
     value = b"w" * options.value_size
     streams = _Streams(url, [key] * watchers, options.stream_watchers)
     try:
         await streams.start()
+        server_cpu = cpu_seconds([pid], include_children=False)
+        client_cpu = time.process_time()
         sent: dict[int, float] = {}
         write_latencies: list[float] = []
         async with httpx.AsyncClient(timeout=request_timeout_s) as writer:
@@ -167,6 +175,8 @@ async def _latency(url: str, watchers: int, options: WatchBenchOptions, run_id: 
             if time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.01)
+        server_cpu = cpu_seconds([pid], include_children=False) - server_cpu
+        client_cpu = time.process_time() - client_cpu
     finally:
         await streams.stop()
     delays = [
@@ -186,7 +196,14 @@ async def _latency(url: str, watchers: int, options: WatchBenchOptions, run_id: 
         "watch_p99_ms": _percentile(delays, 0.99),
         "write_p50_ms": _percentile(write_latencies, 0.50),
         "write_p99_ms": _percentile(write_latencies, 0.99),
+        # CPU per delivered event (the writes' own included: a small part at many watchers).
+        "server_cpu_us_per_event": _per_event(server_cpu, len(delays)),
+        "client_cpu_us_per_event": _per_event(client_cpu, len(delays)),
     }
+
+
+def _per_event(seconds: float, events: int) -> float | None:
+    return round(seconds / events * 1e6, 2) if events else None
 
 
 async def _memory(url: str, pid: int, options: WatchBenchOptions, run_id: str) -> Any:
@@ -285,7 +302,7 @@ def run(clusters: dict[str, Cluster], options: WatchBenchOptions, log: Log) -> l
 def _bind_latency(
     watchers: int, options: WatchBenchOptions, run_id: str
 ) -> Callable[[str, Cluster], Any]:
-    return lambda url, cluster: _latency(url, watchers, options, run_id)
+    return lambda url, cluster: _latency(url, _leader_pid(cluster), watchers, options, run_id)
 
 
 def _leader_pid(cluster: Cluster) -> int:

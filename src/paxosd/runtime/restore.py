@@ -23,6 +23,7 @@ that holds anything at all is refused: restoring never replaces or mixes with ex
 from __future__ import annotations
 
 import secrets
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from paxosd.runtime.config import NodeConfig, local_cluster, to_toml
 from paxosd.runtime.datadir import configuration_of
 from paxosd.service import StateMachine
 from paxosd.service.errors import CorruptSnapshot
+from paxosd.service.namespace import Options
 from paxosd.storage import make_identity, open_store
 from paxosd.storage.backup import (
     BackupMeta,
@@ -69,14 +71,19 @@ def check(path: Path) -> Checked:
         raise DamagedBackup(f"no backup file at {path}") from None
     except IsADirectoryError:
         raise DamagedBackup(f"{path} is a directory, not a backup file") from None
-    with inp:
+    # The SQL database is restored into a file, as a node's is, so a large one is checked
+    # without holding it in memory.
+    with inp, tempfile.TemporaryDirectory(prefix="paxosd-check-") as sql_directory:
         meta, hasher = read_meta(inp)
         state = StateReader(inp, meta, hasher)
         try:
-            machine = StateMachine.restore(cast(BinaryIO, state))
+            machine = StateMachine.restore(
+                cast(BinaryIO, state), options=Options(sql_directory=sql_directory)
+            )
         except CorruptSnapshot as error:
             raise DamagedBackup(f"its state is damaged: {error}") from None
         digest = state.finish()
+        machine.sql.close()
     found = (engine_slot(machine.applied_slot), machine.revision, machine.kv.store.live_keys)
     named = (meta.slot, meta.revision, meta.keys)
     if found != named:

@@ -45,6 +45,9 @@ class Options:
     kv_limits: KvLimits = field(default_factory=lambda: DEFAULT_LIMITS)
     # A planted bug of the state machines (runtime/variants.py), never set in production.
     variant: str = "correct"
+    # Where the SQL database lives: None in memory, else a file of its own in this directory
+    # (sql/files.py; a node's data directory's `sql/`).
+    sql_directory: str | None = None
 
 
 class PartView(Protocol):

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, Final
 
 from .codec import key_bytes_max, owner_bytes_max, seq_max, time_ms_max
-from .commands import AdvanceTime, Noop, Request, decode, encode, is_read, validate
+from .commands import AdvanceTime, Noop, decode_parts, encode, is_read, validate
 from .coordination import Coordination
 from .errors import BadCommand, CorruptSnapshot, SlotOrderError
 from .kv.index import KeyIndex
@@ -191,27 +191,24 @@ class Router:
         if not payload:
             return _NONE
         try:
-            command: Any = decode(payload)
+            client_id, seq, command = decode_parts(payload)
         except BadCommand as exc:
             return Error(code=BAD_COMMAND, message=str(exc)), None
-        kind = type(command)
-        if kind is Request:
-            client_id = command.client_id
-            request = (client_id, command.seq)
-            op = command.op
+        if client_id is not None:  # a Request: `command` is its op
             if client_id.startswith(ANONYMOUS_PREFIX):
                 # A request nobody will retry (a node made its id): apply it, keep no session.
-                answer = self._handlers[type(op)](op)
+                answer = self._handlers[type(command)](command)
             else:
                 sessions = self._sessions
                 digest = sessions.digest(payload)
-                fresh, answer = sessions.check(client_id, command.seq, digest, slot)
+                fresh, answer = sessions.check(client_id, seq, digest, slot)
                 if fresh:
-                    answer = self._handlers[type(op)](op)
-                    sessions.record(client_id, command.seq, digest, slot, answer)
+                    answer = self._handlers[type(command)](command)
+                    sessions.record(client_id, seq, digest, slot, answer)
             if self._kv.events:
                 self.events = self._kv.take_events()
-            return answer, request
+            return answer, (client_id, seq)
+        kind = type(command)
         if kind is AdvanceTime:
             # Monotone: a stale leader's older timestamp must not move leases backwards.
             if command.now_ms > self._log_time_ms:

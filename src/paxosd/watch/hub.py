@@ -353,9 +353,20 @@ class WatchHub:
         queue = watcher.queue
         if not queue:
             return []
-        items: list[Item] = []
         budget = self.options.response_bytes_max
         fragment = watcher.request.fragment
+        if len(queue) == 1:
+            # One item (a watcher that keeps up): it goes out as it was queued, unless it
+            # is a revision to split into fragments.
+            item, size = queue[0]
+            if type(item) is not Events or not fragment or size <= budget or len(item.events) < 2:
+                watcher.queued_bytes -= size
+                self._queued_total -= size
+                watcher.queue = None
+                if watcher.state == CATCHING_UP:
+                    self._fill(watcher)
+                return [item]
+        items: list[Item] = []
         merged: list[Event] = []
         merged_bytes = 0
         merged_revision = 0
@@ -468,10 +479,27 @@ class WatchHub:
                 self._fill(watcher)
 
     def _fan_out(self, revision: int, events: Sequence[Event]) -> None:
-        if len(events) > 1:
-            events = sorted(events, key=_key_of)
-        targets: dict[Watcher, list[Event]] = {}
         match = self._index.match
+        if len(events) == 1:
+            # One key changed (most writes): every watcher of it gets the same events, so
+            # they are made and measured once per prev_kv choice, not once per watcher
+            # (a key may have thousands). Pushing may cancel a watcher, which changes the
+            # index: the watchers are listed first.
+            event = events[0]
+            kind = event.type
+            made: dict[bool, tuple[tuple[Event, ...], int]] = {}
+            for watcher in list(match(event.kv.key)):
+                request = watcher.request
+                if revision < watcher.start or (request.filters and not request.wants(kind)):
+                    continue
+                prev_kv = request.prev_kv
+                queued = made.get(prev_kv)
+                if queued is None:
+                    queued = made[prev_kv] = _queued(events, prev_kv)
+                self._push_queued(watcher, revision, *queued)
+            return
+        events = sorted(events, key=_key_of)
+        targets: dict[Watcher, list[Event]] = {}
         for event in events:
             for watcher in match(event.kv.key):
                 if revision >= watcher.start and watcher.request.wants(event.type):
@@ -485,10 +513,13 @@ class WatchHub:
 
     def _push_events(self, watcher: Watcher, revision: int, events: list[Event]) -> bool:
         """Queue one revision's events; False if that cancelled the watcher (slow)."""
-        prev_kv = watcher.request.prev_kv
-        size = 0
-        for event in events:
-            size += event_bytes(event, prev_kv)
+        return self._push_queued(watcher, revision, *_queued(events, watcher.request.prev_kv))
+
+    def _push_queued(
+        self, watcher: Watcher, revision: int, events: tuple[Event, ...], size: int
+    ) -> bool:
+        """Queue one revision's events as `_queued` made them for this watcher; False if
+        that cancelled the watcher (slow)."""
         if watcher.queue:
             options = self.options
             if watcher.queued_bytes + size > options.queue_bytes_max:
@@ -497,10 +528,8 @@ class WatchHub:
             if self._queued_total + size > options.queued_bytes_max:
                 self._slow(watcher, revision, "the node's watch queues are full")
                 return False
-        if not prev_kv:
-            events = [e if e.prev_kv is None else Event(e.type, e.kv, None) for e in events]
         self.stats["events_queued"] += len(events)
-        self._push(watcher, Events(watcher.id, revision, tuple(events)), size)
+        self._push(watcher, Events(watcher.id, revision, events), size)
         return True
 
     def _slow(self, watcher: Watcher, revision: int, why: str) -> None:
@@ -646,6 +675,17 @@ class WatchHub:
 
 def _key_of(event: Event) -> bytes:
     return event.kv.key
+
+
+def _queued(events: Sequence[Event], prev_kv: bool) -> tuple[tuple[Event, ...], int]:
+    """A revision's events as a watcher gets them (without the previous versions unless it
+    asked for them) and what they cost in its queue."""
+    size = 0
+    for event in events:
+        size += event_bytes(event, prev_kv)
+    if not prev_kv:
+        return tuple(e if e.prev_kv is None else Event(e.type, e.kv, None) for e in events), size
+    return tuple(events), size
 
 
 def _fragments(item: Events, budget: int, prev_kv: bool) -> list[Events]:

@@ -46,6 +46,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from paxosd.service.kv.errors import GrpcCode
+from paxosd.service.kv.types import Event
 from paxosd.watch import (
     Cancelled,
     CancelReason,
@@ -53,12 +54,12 @@ from paxosd.watch import (
     Events,
     Item,
     Progress,
-    Watcher,
     WatchRequestError,
 )
 
+from .. import websocket
 from ..calls import Call
-from ..watch_stream import WatchStream
+from ..watch_stream import Batch, WatchStream
 from . import wire
 from .errors import EtcdError, http_status
 
@@ -116,13 +117,13 @@ class _EtcdWatchStream:
     def __init__(
         self,
         call: Call,
-        write_line: Callable[[bytes], Awaitable[None]],
+        write_lines: Callable[[list[bytes]], Awaitable[None]],
         alive: Callable[[], bool],
     ) -> None:
         node = call.node
         assert node.watches is not None
         self.call = call
-        self._write_line = write_line
+        self._write_lines = write_lines
         self.header = wire.Header(*_header_fields(call))
         self.stream = WatchStream(node.watches, self._send, alive, post=self._write)
         self.ids: dict[int, int] = {}  # the stream's watch id -> the hub's
@@ -177,40 +178,58 @@ class _EtcdWatchStream:
             )
         )
 
-    async def _send(self, watcher: Watcher, items: list[Item]) -> None:
-        watch_id = self.names.get(watcher.id, 0)
-        prev_kv = watcher.request.prev_kv
+    async def _send(self, batch: Batch) -> None:
+        """The batch's items as lines, written together. A revision's events go to each
+        of its watchers on this stream alike: rendered once (`rendered`, for this batch),
+        each watcher's line is the rendering with its id spliced in."""
         header = self.header
-        for item in items:
-            if type(item) is Events:
-                document = wire.watch_response(
-                    header,
-                    item.revision,
-                    watch_id,
-                    events=item.events,
-                    fragment=item.fragment,
-                    prev_kv=prev_kv,
-                )
-            elif type(item) is Created:
-                document = wire.watch_response(header, item.revision, watch_id, created=True)
-            elif type(item) is Progress:
-                document = wire.watch_response(header, item.revision, watch_id)
-            else:
-                assert isinstance(item, Cancelled)
-                compact = item.compact_revision
-                reason = "" if item.reason is CancelReason.CANCELLED else item.detail
-                document = wire.watch_response(
-                    header,
-                    item.revision,
-                    watch_id,
-                    canceled=True,
-                    compact_revision=compact,
-                    cancel_reason=reason,
-                )
-            await self._write(document)
+        names = self.names
+        rendered: dict[tuple[int, bool, bool, tuple[Event, ...]], tuple[bytes, bytes]] = {}
+        lines: list[bytes] = []
+        for watcher, items in batch:
+            watch_id = names.get(watcher.id, 0)
+            prev_kv = watcher.request.prev_kv
+            for item in items:
+                if type(item) is Events:
+                    key = (item.revision, item.fragment, prev_kv, item.events)
+                    parts = rendered.get(key)
+                    if parts is None:
+                        parts = rendered[key] = wire.watch_events_line(
+                            header,
+                            item.revision,
+                            item.events,
+                            fragment=item.fragment,
+                            prev_kv=prev_kv,
+                        )
+                    lines.append(wire.splice_watch_id(parts, watch_id))
+                else:
+                    lines.append(_line(self._control(item, watch_id)))
+        await self._write_lines(lines)
+
+    def _control(self, item: Item, watch_id: int) -> dict[str, Any]:
+        """The WatchResponse of a Created, Progress or Cancelled item."""
+        header = self.header
+        if type(item) is Created:
+            return wire.watch_response(header, item.revision, watch_id, created=True)
+        if type(item) is Progress:
+            return wire.watch_response(header, item.revision, watch_id)
+        assert isinstance(item, Cancelled)
+        reason = "" if item.reason is CancelReason.CANCELLED else item.detail
+        return wire.watch_response(
+            header,
+            item.revision,
+            watch_id,
+            canceled=True,
+            compact_revision=item.compact_revision,
+            cancel_reason=reason,
+        )
 
     async def _write(self, document: dict[str, Any]) -> None:
-        await self._write_line(json.dumps(document, separators=(",", ":")).encode())
+        await self._write_lines([_line(document)])
+
+
+def _line(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _header_fields(call: Call) -> tuple[int, int, int]:
@@ -265,12 +284,13 @@ async def watch(call: Call) -> web.StreamResponse:
     await response.prepare(call.request)
     transport = call.request.transport
 
-    async def write_line(line: bytes) -> None:
+    async def write_lines(lines: list[bytes]) -> None:
         # One line, one write: one HTTP chunk (clients such as etcd3gw parse chunk by chunk).
-        await response.write(line + b"\n")
+        for line in lines:
+            await response.write(line + b"\n")
 
     stream = _EtcdWatchStream(
-        call, write_line, lambda: transport is not None and not transport.is_closing()
+        call, write_lines, lambda: transport is not None and not transport.is_closing()
     )
     if request is not None:
         stream.handle(request)
@@ -303,10 +323,10 @@ async def watch_websocket(call: Call) -> web.StreamResponse:
         ).response()
     await socket.prepare(call.request)
 
-    async def write_line(line: bytes) -> None:
-        await socket.send_str(line.decode())
+    async def write_lines(lines: list[bytes]) -> None:
+        await websocket.send_text_frames(socket, call.request.transport, lines)
 
-    stream = _EtcdWatchStream(call, write_line, lambda: not socket.closed)
+    stream = _EtcdWatchStream(call, write_lines, lambda: not socket.closed)
     pump = asyncio.create_task(stream.stream.run())
     try:
         async for message in socket:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,8 +80,10 @@ __all__ = [
     "range_request",
     "range_response",
     "response_header",
+    "splice_watch_id",
     "txn_request",
     "txn_response",
+    "watch_events_line",
     "watch_request",
     "watch_response",
 ]
@@ -603,3 +606,38 @@ def watch_response(
     if events:
         out["events"] = [_event_json(e, prev_kv) for e in events]
     return {"result": out}
+
+
+def watch_events_line(
+    node: Header,
+    revision: int,
+    events: tuple[Event, ...],
+    *,
+    fragment: bool = False,
+    prev_kv: bool = False,
+) -> tuple[bytes, bytes]:
+    """The line of an events WatchResponse, exactly as `json.dumps(watch_response(...),
+    separators=(",", ":"))` writes it, in two parts: before and after the watch id. A
+    revision's events go to every watcher of their key alike, so a stream renders them once
+    and `splice_watch_id` makes each watcher's line from the parts."""
+    head = '{"result":{"header":' + _dumps(response_header(revision, node))
+    rest: JsonObject = {}
+    if fragment:
+        rest["fragment"] = True
+    if events:
+        rest["events"] = [_event_json(e, prev_kv) for e in events]
+    tail = "," + _dumps(rest)[1:] if rest else "}"
+    return head.encode(), tail.encode() + b"}"
+
+
+def splice_watch_id(parts: tuple[bytes, bytes], watch_id: int) -> bytes:
+    """One watcher's line from `watch_events_line`'s parts (watch id 0 is left out, as
+    every field at its default)."""
+    head, tail = parts
+    if not watch_id:
+        return head + tail
+    return b"".join((head, b',"watch_id":"', str(watch_id).encode(), b'"', tail))
+
+
+def _dumps(document: JsonObject) -> str:
+    return json.dumps(document, separators=(",", ":"))

@@ -140,13 +140,31 @@ def decode_range(raw: list[Any]) -> Range:
 
 
 def encode_put(op: Put) -> list[Any]:
+    # The commit path's write, once per write on the node that takes it: a plain put (no
+    # lease, no flags) is checked inline and built as `_flat` would build it, [15, key, value]
+    # ([15, key] for an empty value). Anything else takes the general checks.
+    key = op.key
+    value = op.value
+    if (
+        type(key) is bytes
+        and 0 < len(key) <= key_bytes_max
+        and type(value) is bytes
+        and len(value) <= value_bytes_max
+        and op.lease == 0
+        and type(op.lease) is int
+        and op.prev_kv is False
+        and op.ignore_value is False
+        and op.ignore_lease is False
+    ):
+        return [PUT_TAG, key, value] if value else [PUT_TAG, key]
     check_put(op)
     return _flat(PUT_TAG, op, _PUT_FIELDS)
 
 
 # A plain put built field by field through its slots: the commit path decodes one per write on
-# every replica, and this costs half of the frozen dataclass's __init__ (measured: 0.54 against
-# 1.03 us on the 2-core machine). The fields are exactly Put's, in its order.
+# every replica (and the RESP server builds one per SET), and this costs half of the frozen
+# dataclass's __init__ (measured: 0.54 against 1.03 us on the 2-core machine). The fields are
+# exactly Put's, in its order.
 _new_object = object.__new__
 _PUT_SLOTS: Final = tuple(
     getattr(Put, name).__set__
@@ -155,7 +173,8 @@ _PUT_SLOTS: Final = tuple(
 assert tuple(Put.__slots__) == ("key", "value", "lease", "prev_kv", "ignore_value", "ignore_lease")
 
 
-def _plain_put(key: bytes, value: bytes) -> Put:
+def plain_put(key: bytes, value: bytes) -> Put:
+    """`Put(key=key, value=value)`, at half the cost. Checks nothing (encoding does)."""
     put: Put = _new_object(Put)
     set_key, set_value, set_lease, set_prev_kv, set_ignore_value, set_ignore_lease = _PUT_SLOTS
     set_key(put, key)
@@ -178,7 +197,7 @@ def decode_put(raw: list[Any]) -> Put:
             and type(value) is bytes
             and len(value) <= value_bytes_max
         ):
-            return _plain_put(key, value)
+            return plain_put(key, value)
     op = Put(**_unflat(raw, Put, _PUT_FIELDS))
     check_put(op)
     return op

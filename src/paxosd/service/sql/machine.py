@@ -12,12 +12,13 @@ answers everywhere. Reads (`SqlQuery`) run against the current state and change 
 policy refuses any write in a read).
 
 Durability and where the database lives: the database is the state the log's chosen entries
-build; it lives in memory and is never written to a file of its own. The log is fsynced before
-any answer leaves a node (persist before reply), so an acknowledged write is in the log, and a
-restarting node rebuilds the database from its last snapshot plus the log after it: a second
-synchronous disk write per request (a SQLite file with synchronous=FULL) would only repeat
-what the log already made durable. The cost is memory: the database must fit in it
-(docs/sql.md).
+build. The log is fsynced before any answer leaves a node (persist before reply), so an
+acknowledged write is in the log, and a restarting node rebuilds the database from its last
+snapshot plus the log after it: a second synchronous disk write per request (a SQLite file
+with synchronous=FULL) would only repeat what the log already made durable. So the database
+lives in memory (the simulator, tests) or, on a node, in a file of its own with
+`synchronous = OFF` that no restart reads (files.py): there it need not fit in memory, and a
+snapshot can copy it while the node goes on writing (docs/sql.md).
 
 Revisions: `revision` counts the write requests that changed the database (1 after the first);
 `table_revisions` gives, for every table (and index, view, trigger) a request wrote, the
@@ -37,9 +38,12 @@ point of the serial log order. A conflict answers `sql_conflict` and changes not
 grain is coarse (two transactions touching different rows of one table conflict) but needs no
 predicate reasoning: rows by rowid would also need the ranges a WHERE clause covers (phantoms).
 
-Snapshots: `snapshot_view` copies the database's image (`Connection.serialize`: a memory copy,
-on the loop, between two applies, so it is the state at one slot); `write` streams it in
-chunks; `restore` loads it with `deserialize` and checks it (`PRAGMA quick_check`).
+Snapshots: `snapshot_view`, on the loop between two applies (so the state at one slot), pins
+the database's file in a read transaction (files.py), or for a database in memory copies its
+image (`Connection.serialize`, a memory copy); `write`, in the snapshot thread, copies the
+pinned file with SQLite's backup API and streams it compressed, a chunk at a time (image.py);
+`restore` streams the chunks back into a new file (or, in memory, `deserialize`s them) and
+checks the database (`PRAGMA quick_check`).
 """
 
 from __future__ import annotations
@@ -47,13 +51,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sqlite3
-import zlib
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, Final
 
 from paxosd.service.errors import CorruptSnapshot
 from paxosd.service.results import Error
 
+from . import files
+from .image import Inflater, deflate_chunks, normalize_header
 from .policy import PRIVATE_TABLE, SCHEMA, Mode, Policy
 from .types import (
     NOT_READ_ONLY,
@@ -89,7 +96,6 @@ CONFIGURATION: Final = (
     "PRAGMA case_sensitive_like = OFF",
 )
 
-_CHUNK_BYTES: Final = 1024 * 1024
 # The largest database image a snapshot may hold, uncompressed (it must fit in memory).
 image_bytes_max: Final = 16 * 1024**3
 # The machine's own temporary table (see SqlMachine.__init__); clients may not touch it.
@@ -101,18 +107,57 @@ class _Stop(Exception):
     """A statement's answer passed the result limits."""
 
 
-class SqlMachine:
-    """One replica's SQL database. Not thread-safe (a restore may run in another thread, but
-    the machine is then used by one thread at a time)."""
+class _Steps:
+    """The SQLite steps the current request took (the progress handler's count). Apart from
+    the machine, so the connection's handler holds no reference to the machine (the machine's
+    finalizer, which holds the connection, would keep it alive forever)."""
 
-    def __init__(self, variant: str = "correct") -> None:
+    __slots__ = ("count", "policy")
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.count = 0
+
+    def progress(self) -> int:
+        if self.policy.trusted:
+            return 0
+        self.count += steps_per_check
+        return 1 if self.count > steps_max else 0
+
+
+def _discard(db: sqlite3.Connection, policy: Policy, path: Path | None) -> None:
+    policy.close()
+    db.close()
+    if path is not None:
+        files.remove(path)
+
+
+class SqlMachine:
+    """One replica's SQL database: in memory, or (`directory`) in a file of its own there,
+    removed when the machine is closed or collected (files.py). Not thread-safe (a restore may
+    run in another thread, but the machine is then used by one thread at a time)."""
+
+    def __init__(
+        self, variant: str = "correct", directory: str | None = None, *, adopt: Path | None = None
+    ) -> None:
+        """`adopt`: a database file in `directory` (a restore's) that becomes this machine's."""
         self.variant = variant if variant in SQL_VARIANTS else "correct"
+        self.path: Path | None = None
+        if directory is not None:
+            self.path = adopt if adopt is not None else files.new_path(directory)
         self._db = sqlite3.connect(
-            ":memory:", isolation_level=None, cached_statements=0, check_same_thread=False
+            ":memory:" if self.path is None else self.path,
+            isolation_level=None,
+            cached_statements=0,
+            check_same_thread=False,
         )
         self._policy = Policy(self._db, allow_random=self.variant == "sql-random-unrewritten")
-        self._steps = 0
-        self._db.set_progress_handler(self._progress, steps_per_check)
+        self._finalizer = weakref.finalize(self, _discard, self._db, self._policy, self.path)
+        self._budget = _Steps(self._policy)
+        self._db.set_progress_handler(self._budget.progress, steps_per_check)
+        if self.path is not None:
+            for setting in files.FILE_SETTINGS:
+                self._internal(setting)
         self._configure()
         # SQLite's last insert rowid belongs to the connection, not the database (a replica
         # restored from a snapshot has a fresh one): each request starts it at 0 by inserting
@@ -130,12 +175,6 @@ class SqlMachine:
         policy, which would refuse it from a client."""
         with self._trusted():
             self._db.execute(sql)
-
-    def _progress(self) -> int:
-        if self._policy.trusted:
-            return 0
-        self._steps += steps_per_check
-        return 1 if self._steps > steps_max else 0
 
     # -----------------------------------------------------------------------------------------
     # The Part protocol (namespace.py)
@@ -263,7 +302,7 @@ class SqlMachine:
 
     def _start_request(self) -> None:
         self._policy.reset_request()
-        self._steps = 0
+        self._budget.count = 0
         self._internal(f"INSERT OR REPLACE INTO temp.{_RESET} (rowid, x) VALUES (0, 0)")
 
     def _run(
@@ -331,7 +370,7 @@ class SqlMachine:
             read_only = mode is Mode.READ and "may not change" in policy.refusal
             return _failed(NOT_READ_ONLY if read_only else SQL_REFUSED, policy.refusal)
         message = str(exc)
-        if message == "interrupted" and self._steps > steps_max:
+        if message == "interrupted" and self._budget.count > steps_max:
             message = (
                 f"interrupted after {steps_max} SQLite steps (steps_max): the statement does too "
                 "much work for one request"
@@ -418,17 +457,12 @@ class SqlMachine:
         return digest.hexdigest()
 
     def image(self) -> bytes:
-        """The database file's bytes, the same on every replica that holds the same database:
-        the header's change counter and the version that last wrote it (bytes 24-27 and
-        92-99) count this connection's own history (a replica restored from a snapshot has
-        another), so they are written as zeros (a header whose counter equals its
-        version-valid-for still vouches for its page count)."""
+        """The database file's bytes, the same on every replica that holds the same database
+        (image.py: the header's fields of a connection's history written as a fresh file's).
+        A copy in memory: for a database in memory, and for checks."""
         with self._trusted():
-            data = bytearray(self._db.serialize())
-        if len(data) >= 100:
-            data[24:28] = bytes(4)
-            data[92:100] = bytes(8)
-        return bytes(data)
+            data = self._db.serialize()
+        return normalize_header(data[:100]) + data[100:]
 
     def temp_schema(self) -> list[str]:
         """The SQL of the temporary views and triggers, in the order they were made (the
@@ -456,8 +490,7 @@ class SqlMachine:
             policy.trusted = before
 
     def close(self) -> None:
-        self._policy.close()
-        self._db.close()
+        self._finalizer()
 
 
 def _fetch(cursor: sqlite3.Cursor, rows: list[tuple[SqlValue, ...]], budget: list[int]) -> None:
@@ -509,37 +542,80 @@ def _conflict(what: str, revision: int) -> Error:
 
 
 class SqlView:
-    """The database at one applied slot: its image copied on the loop, written anywhere."""
+    """The database at one applied slot, taken on the loop and written anywhere: for a
+    database in a file a read transaction pinning it (copied when written), for one in
+    memory its image."""
 
-    __slots__ = ("_head", "_image")
+    __slots__ = ("_head", "_image", "_machine", "_reader")
 
     def __init__(self, machine: SqlMachine) -> None:
-        self._image: bytes = machine.image() if machine.table_revisions else b""
+        self._image: bytes = b""
+        self._reader: sqlite3.Connection | None = None
+        self._machine: SqlMachine | None = None
+        if machine.table_revisions:
+            if machine.path is None:
+                self._image = machine.image()
+            else:
+                self._reader = files.pin(machine.path)
+                self._machine = machine  # its file stays while the view reads it
         self._head = [
             "sql",
             SQLITE_VERSION,
             machine.revision,
             sorted([table, revision] for table, revision in machine.table_revisions.items()),
-            0,  # the compressed image's size, known once `write` compressed it
+            STREAMED if machine.table_revisions else 0,
             machine.temp_schema(),
         ]
 
     def write(self, writer: Any) -> None:
-        # Compressed here, off the loop: a database's pages are mostly free space, and a
-        # lagging node fetches the snapshot a chunk per round trip (zlib gives equal bytes for
-        # equal images, as replicas' snapshots must be).
-        packed = zlib.compress(self._image, 6) if self._image else b""
-        writer.write([*self._head[:4], len(packed), self._head[5]])
-        for start in range(0, len(packed), _CHUNK_BYTES):
-            writer.write(packed[start : start + _CHUNK_BYTES])
+        writer.write(self._head)
+        if self._head[4] == 0:
+            return
+        for chunk in deflate_chunks(self._pieces()):
+            writer.write(chunk)
+        writer.write(b"")  # the end of a streamed image
+
+    def _pieces(self) -> Iterator[bytes]:
+        if self._machine is None:
+            yield self._image
+            return
+        assert self._reader is not None, "a view of a database in a file is written once"
+        assert self._machine is not None and self._machine.path is not None
+        copy = self._machine.path.with_name(self._machine.path.name + ".snapshot")
+        try:
+            cookie = files.copy_pinned(self._reader, copy)
+            # The copy holds the state now: end the read transaction at once, so that the
+            # database's WAL can be checkpointed again (the view is written once).
+            self._reader.close()
+            self._reader = None
+            first = True
+            for piece in files.read_file(copy):
+                if first:
+                    piece = normalize_header(piece[:40] + cookie + piece[44:])
+                yield piece
+                first = False
+        finally:
+            files.remove(copy)
 
     def close(self) -> None:
         self._image = b""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self._machine = None
 
 
-def restore(objects: Iterator[Any], reader: Any, variant: str = "correct") -> SqlMachine:
-    """The machine a `SqlView` wrote. Raises `CorruptSnapshot` for anything else, and for a
-    snapshot of another SQLite version (its replicas would not run statements alike)."""
+# The image's size in the section's head when it is streamed: chunks until an empty one. (A
+# snapshot of an earlier release gives the compressed size, its chunks adding up to it.)
+STREAMED: Final = -1
+
+
+def restore(
+    objects: Iterator[Any], reader: Any, variant: str = "correct", directory: str | None = None
+) -> SqlMachine:
+    """The machine a `SqlView` wrote (in memory, or in a new file in `directory`). Raises
+    `CorruptSnapshot` for anything else, and for a snapshot of another SQLite version (its
+    replicas would not run statements alike)."""
     head = reader.next(objects, "the SQL database")
     if type(head) is not list or len(head) != 6 or head[0] != "sql":
         raise CorruptSnapshot(f"malformed SQL section {head!r:.80}")
@@ -549,11 +625,11 @@ def restore(objects: Iterator[Any], reader: Any, variant: str = "correct") -> Sq
             f"the SQL database was written by SQLite {version!r:.20}, this node runs "
             f"{SQLITE_VERSION}: every replica of a cluster must run the same SQLite"
         )
-    if type(revision) is not int or revision < 0 or type(size) is not int or size < 0:
+    if type(revision) is not int or revision < 0 or type(size) is not int or size < STREAMED:
         raise CorruptSnapshot("malformed SQL revision or size")
-    machine = SqlMachine(variant)
     if type(tables) is not list:
         raise CorruptSnapshot("malformed SQL table revisions")
+    table_revisions: dict[str, int] = {}
     for row in tables:
         if (
             type(row) is not list
@@ -563,38 +639,33 @@ def restore(objects: Iterator[Any], reader: Any, variant: str = "correct") -> Sq
             or not 0 < row[1] <= revision
         ):
             raise CorruptSnapshot(f"malformed SQL table revision {row!r:.60}")
-        machine.table_revisions[row[0]] = row[1]
-    machine.revision = revision
-    packed = bytearray()
-    while len(packed) < size:
-        chunk = reader.next(objects, "the SQL database's image")
-        if type(chunk) is not bytes or not chunk or len(packed) + len(chunk) > size:
-            raise CorruptSnapshot("malformed SQL database image")
-        packed += chunk
-    image = b""
-    if size:
-        inflate = zlib.decompressobj()
+        table_revisions[row[0]] = row[1]
+    chunks = _chunks(objects, reader, size)
+    if directory is None:
+        machine = SqlMachine(variant)
+        if size:
+            image = bytearray()
+            for piece in _inflated(chunks):
+                image += piece
+            _load(machine, lambda db: db.deserialize(bytes(image)))
+    elif size:
+        path = files.new_path(directory)
         try:
-            image = inflate.decompress(bytes(packed), image_bytes_max)
-        except zlib.error as exc:
-            raise CorruptSnapshot(f"the SQL database image is not zlib data: {exc}") from None
-        if not inflate.eof or inflate.unconsumed_tail or inflate.unused_data:
-            raise CorruptSnapshot(
-                f"the SQL database image is cut, followed by other data, or over "
-                f"{image_bytes_max} bytes (image_bytes_max)"
-            )
-    if size:
-        machine._policy.trusted = True
-        try:
-            machine._db.deserialize(bytes(image))
-            check = machine._db.execute("PRAGMA quick_check").fetchone()
+            with open(path, "wb") as out:
+                for piece in _inflated(chunks):
+                    out.write(piece)
+            machine = SqlMachine(variant, directory, adopt=path)
         except sqlite3.Error as exc:
+            files.remove(path)
             raise CorruptSnapshot(f"the SQL database image does not load: {exc}") from None
-        finally:
-            machine._policy.trusted = False
-        machine._configure()
-        if check is None or check[0] != "ok":
-            raise CorruptSnapshot(f"the SQL database image fails its check: {check!r:.80}")
+        except BaseException:
+            files.remove(path)
+            raise
+        _load(machine, lambda db: None)
+    else:
+        machine = SqlMachine(variant, directory)
+    machine.table_revisions = table_revisions
+    machine.revision = revision
     if type(temp_schema) is not list or any(type(sql) is not str for sql in temp_schema):
         raise CorruptSnapshot("malformed SQL temporary schema")
     for sql in temp_schema:
@@ -606,3 +677,46 @@ def restore(objects: Iterator[Any], reader: Any, variant: str = "correct") -> Sq
         except sqlite3.Error as exc:
             raise CorruptSnapshot(f"a temporary view or trigger does not load: {exc}") from None
     return machine
+
+
+def _chunks(objects: Iterator[Any], reader: Any, size: int) -> Iterator[bytes]:
+    """The image's compressed chunks: until an empty one (streamed), or adding up to `size`."""
+    total = 0
+    while size == STREAMED or total < size:
+        chunk = reader.next(objects, "the SQL database's image")
+        if type(chunk) is not bytes:
+            raise CorruptSnapshot("malformed SQL database image")
+        if size == STREAMED and not chunk:
+            return
+        total += len(chunk)
+        if not chunk or (size != STREAMED and total > size):
+            raise CorruptSnapshot("malformed SQL database image")
+        yield chunk
+
+
+def _inflated(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    inflater = Inflater(image_bytes_max)
+    for chunk in chunks:
+        yield from inflater.feed(chunk)
+    inflater.finish()
+
+
+def _load(machine: SqlMachine, load: Callable[[sqlite3.Connection], None]) -> None:
+    """Load the image into `machine` (`load`), check it, and set the configuration again (a
+    loaded image brings its own settings)."""
+    machine._policy.trusted = True
+    try:
+        load(machine._db)
+        if machine.path is not None:
+            for setting in files.FILE_SETTINGS:
+                machine._db.execute(setting)
+        check = machine._db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.Error as exc:
+        machine.close()
+        raise CorruptSnapshot(f"the SQL database image does not load: {exc}") from None
+    finally:
+        machine._policy.trusted = False
+    machine._configure()
+    if check is None or check[0] != "ok":
+        machine.close()
+        raise CorruptSnapshot(f"the SQL database image fails its check: {check!r:.80}")
