@@ -33,6 +33,7 @@ from paxosd.service.kv.codec import (
     PUT_TAG,
     _flat,
     encode_put,
+    plain_put,
     response_from_raw,
     response_to_raw,
 )
@@ -139,6 +140,13 @@ def test_a_plain_put_encodes_as_the_general_checks_would(op: Put) -> None:
         assert str(caught.value) == str(refused)
         return
     assert strict(encode_put(op)) == strict(expected)
+
+
+def test_the_cheaper_put_constructor_builds_the_same_put() -> None:
+    """What the decoder and the RESP server build for a plain put is the put the dataclass
+    builds: equal, same hash, same repr."""
+    built, made = plain_put(b"k", b"v"), Put(key=b"k", value=b"v")
+    assert built == made and hash(built) == hash(made) and strict(built) == strict(made)
 
 
 def test_reads_are_told_by_the_operation() -> None:

@@ -312,6 +312,20 @@ def test_events_of_a_put() -> None:
     assert kv.router.events == ()
 
 
+def test_a_plain_put_answers_as_any_put() -> None:
+    """A put with no lease and no flags takes the commit path's short way: its answer, its
+    event, its version and the exactly-once table's copy are those of any other put."""
+    kv = Kv()
+    kv.put(b"k", b"1")
+    answer = kv.log(Put(key=b"k", value=b"2"))
+    assert answer == PutResponse(revision=3) and repr(answer) == repr(PutResponse(revision=3))
+    assert hash(answer) == hash(PutResponse(revision=3))
+    assert kv.router.events[0].kv == KeyValue(b"k", 2, 3, 2, b"2", 0)
+    retry = encode(Request(client_id="c", seq=kv.slot, op=Put(key=b"k", value=b"2")))
+    again, _ = kv.router.apply(kv.slot + 1, retry)  # the client retried: applied once
+    assert again == answer and kv.router.revision == 3
+
+
 def test_compaction_frees_versions_but_not_under_an_open_view() -> None:
     """Physical compaction waits for the snapshot views that still need the versions."""
     kv = Kv()

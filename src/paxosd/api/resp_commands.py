@@ -63,6 +63,7 @@ from paxosd.service.kv import (
     Txn,
     TxnResponse,
 )
+from paxosd.service.kv.codec import plain_put
 from paxosd.service.results import (
     NOT_HOLDER,
     REQUEST_MISMATCH,
@@ -418,7 +419,8 @@ def cmd_get(conn: Connection, args: list[str]) -> None:
 
 def cmd_set(conn: Connection, args: list[str]) -> None:
     if len(args) == 3:
-        conn.write(Put(key=_bytes(args[1]), value=_bytes(args[2])), _render_ok)
+        # Every plain SET builds its put here: the cheaper constructor (encoding checks it).
+        conn.write(plain_put(_bytes(args[1]), _bytes(args[2])), _render_ok)
         return
     set_with_options(conn, args)  # NX, EX, PX, EXAT, PXAT, KEEPTTL (resp_expire.py)
 

@@ -8,7 +8,10 @@ them), in the order they woke, many watchers at a time: a write to a key watched
 thousand watchers of one stream is a thousand responses, and the interface renders the
 revision once for all of them and writes them together (one write per batch, not one per
 watcher; batches of at most `batch_bytes` of queued items, so that the rendered lines held at
-once stay bounded whatever the number of watchers). The hub never waits for a connection:
+once stay bounded whatever the number of watchers). The hub's items are the same for every
+interface; what they become on the wire is each interface's `send` alone (etcd's JSON
+WatchResponse per watch id here; a gRPC stream's WatchResponse, also per watch id, would
+render a revision's events once per batch the same way). The hub never waits for a connection:
 a client that does not read fills its socket, then its watcher's queue, and the hub cancels
 that watcher (its queue's bound); a write that stays blocked for the hub's `stall_ms` closes
 the connection, so a client that never reads costs at most its queue and one socket buffer.

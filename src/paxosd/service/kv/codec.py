@@ -162,8 +162,9 @@ def encode_put(op: Put) -> list[Any]:
 
 
 # A plain put built field by field through its slots: the commit path decodes one per write on
-# every replica, and this costs half of the frozen dataclass's __init__ (measured: 0.54 against
-# 1.03 us on the 2-core machine). The fields are exactly Put's, in its order.
+# every replica (and the RESP server builds one per SET), and this costs half of the frozen
+# dataclass's __init__ (measured: 0.54 against 1.03 us on the 2-core machine). The fields are
+# exactly Put's, in its order.
 _new_object = object.__new__
 _PUT_SLOTS: Final = tuple(
     getattr(Put, name).__set__
@@ -172,7 +173,8 @@ _PUT_SLOTS: Final = tuple(
 assert tuple(Put.__slots__) == ("key", "value", "lease", "prev_kv", "ignore_value", "ignore_lease")
 
 
-def _plain_put(key: bytes, value: bytes) -> Put:
+def plain_put(key: bytes, value: bytes) -> Put:
+    """`Put(key=key, value=value)`, at half the cost. Checks nothing (encoding does)."""
     put: Put = _new_object(Put)
     set_key, set_value, set_lease, set_prev_kv, set_ignore_value, set_ignore_lease = _PUT_SLOTS
     set_key(put, key)
@@ -195,7 +197,7 @@ def decode_put(raw: list[Any]) -> Put:
             and type(value) is bytes
             and len(value) <= value_bytes_max
         ):
-            return _plain_put(key, value)
+            return plain_put(key, value)
     op = Put(**_unflat(raw, Put, _PUT_FIELDS))
     check_put(op)
     return op
