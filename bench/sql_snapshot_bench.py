@@ -52,6 +52,10 @@ rows_per_write = 16
 
 def options_for(directory: Path) -> Options:
     """The node's options: its database in `directory` where this code keeps it in one."""
+    if "sql_files" in {f.name for f in dataclasses.fields(Options)}:
+        from paxosd.storage.sql_files import SqlFiles
+
+        return Options(sql_files=SqlFiles(directory))  # type: ignore[call-arg]
     if "sql_directory" in {f.name for f in dataclasses.fields(Options)}:
         return Options(sql_directory=str(directory))  # type: ignore[call-arg]
     return Options()

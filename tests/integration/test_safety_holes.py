@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from paxosd import Client
+from paxosd.core.multi.ballots import first_round
 from paxosd.core.multi.messages import Prepare
 from paxosd.core.types import Ballot, ballot_round_max
 from paxosd.runtime import codec
@@ -79,19 +80,24 @@ def test_a_node_that_lost_its_log_is_refused_then_rebuilds_and_no_acked_write_is
 
 def test_a_forged_prepare_at_the_top_of_the_ballot_range_wedges_nothing(tmp_path: Path) -> None:
     """Two forged frames once promised round 2^62 and left no ballot anyone could lead with,
-    even after restarts. Now such a ballot is refused (and logged)."""
+    even after restarts. Now neither the top of the ballot range (a round of a far later epoch:
+    it only makes a node look for that epoch, never vote) nor the top of the node's own epoch
+    (refused, and logged) is promised."""
     cluster = Cluster.start(tmp_path)
     try:
         leader = cluster.wait_for_leader()
         cluster_id = cluster.configs[0].cluster_id
         for victim in (n for n in (1, 2, 3) if n != leader):
             port = cluster.configs[victim - 1].me.peer[1]
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-                forged = Prepare(ballot=Ballot(ballot_round_max, leader), from_slot=10**9)
-                sock.sendall(codec.encode_handshake(cluster_id, leader) + codec.encode(forged))
-                time.sleep(0.3)
+            for top in (ballot_round_max, first_round(1) - 1):
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                    forged = Prepare(ballot=Ballot(top, leader), from_slot=10**9)
+                    sock.sendall(codec.encode_handshake(cluster_id, leader) + codec.encode(forged))
+                    time.sleep(0.3)
         for victim in (n for n in (1, 2, 3) if n != leader):
-            assert str(ballot_round_max) not in str(_status(cluster, victim)["promised"])
+            promised = str(_status(cluster, victim)["promised"])
+            assert str(ballot_round_max) not in promised
+            assert str(first_round(1) - 1) not in promised
             _wait(lambda v=victim: "event=ballot_refused" in cluster.log(v), what="log line")
         client = Client(cluster.endpoints())
         client.put("after", 1)

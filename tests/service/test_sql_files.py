@@ -22,12 +22,13 @@ from paxosd.service.snapshot import SnapshotWriter
 from paxosd.service.sql import image as image_module
 from paxosd.service.sql import machine as machine_module
 from paxosd.service.sql.machine import SQLITE_VERSION, STREAMED
+from paxosd.storage.sql_files import SqlFiles
 
 from .test_sql_machine import COORDINATION, HEAD, KV, NO_TEMP, SESSIONS, Db, st
 
 
 def _in_file(directory: Path) -> Db:
-    return Db(StateMachine(options=Options(sql_directory=str(directory))))
+    return Db(StateMachine(options=Options(sql_files=SqlFiles(directory))))
 
 
 def _fill(db: Db, rows: int, width: int = 100) -> None:
@@ -78,7 +79,7 @@ def test_a_pinned_snapshot_holds_its_slot_while_writes_go_on(tmp_path: Path) -> 
     assert out.getvalue() == at_view
     (tmp_path / "b").mkdir()
     restored = StateMachine.restore(
-        out.getvalue(), options=Options(sql_directory=str(tmp_path / "b"))
+        out.getvalue(), options=Options(sql_files=SqlFiles(tmp_path / "b"))
     )
     assert restored.sql.content_digest() == digest
     assert restored.sql.path is not None and restored.sql.path.parent == tmp_path / "b"
@@ -96,7 +97,7 @@ def test_a_closed_or_dropped_machine_removes_its_file(tmp_path: Path) -> None:
     assert path is not None and path.exists()
     db.machine.sql.close()
     assert not path.exists()
-    other = StateMachine(options=Options(sql_directory=str(tmp_path)))
+    other = StateMachine(options=Options(sql_files=SqlFiles(tmp_path)))
     path = other.sql.path
     assert path is not None and path.exists()
     del other
@@ -142,7 +143,7 @@ def test_a_snapshot_streams_in_and_out_a_chunk_at_a_time(tmp_path: Path) -> None
     tracemalloc.start()
     try:
         restored = StateMachine.restore(
-            io.BytesIO(data), options=Options(sql_directory=str(tmp_path / "b"))
+            io.BytesIO(data), options=Options(sql_files=SqlFiles(tmp_path / "b"))
         )
         _, restore_peak = tracemalloc.get_traced_memory()
     finally:
@@ -171,7 +172,7 @@ def test_a_snapshot_of_the_earlier_format_still_restores(tmp_path: Path, directo
     chunks = [packed[i : i + 1000] for i in range(0, len(packed), 1000)]
     revisions = sorted([t, r] for t, r in db.machine.sql.table_revisions.items())
     head = ["sql", SQLITE_VERSION, db.machine.sql.revision, revisions, len(packed), NO_TEMP]
-    options = Options(sql_directory=str(tmp_path)) if directory else Options()
+    options = Options(sql_files=SqlFiles(tmp_path)) if directory else Options()
     restored = StateMachine.restore(
         _section(HEAD, *KV, COORDINATION, head, *chunks, SESSIONS), options=options
     )
@@ -201,7 +202,7 @@ _IMAGE = zlib.compress(b"SQLite format 3\x00" + bytes(4080))
 def test_damaged_streamed_images_are_refused_and_leave_no_file(
     tmp_path: Path, section: list[Any], directory: bool
 ) -> None:
-    options = Options(sql_directory=str(tmp_path)) if directory else Options()
+    options = Options(sql_files=SqlFiles(tmp_path)) if directory else Options()
     with pytest.raises(CorruptSnapshot):
         StateMachine.restore(_section(HEAD, *KV, COORDINATION, *section, SESSIONS), options=options)
     gc.collect()
@@ -216,7 +217,7 @@ def test_an_image_over_the_limit_is_refused(
     data = db.machine.snapshot()
     monkeypatch.setattr(machine_module, "image_bytes_max", 8192)
     with pytest.raises(CorruptSnapshot, match="image_bytes_max"):
-        StateMachine.restore(data, options=Options(sql_directory=str(tmp_path)))
+        StateMachine.restore(data, options=Options(sql_files=SqlFiles(tmp_path)))
 
 
 def test_a_written_view_no_longer_holds_the_database_back(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ def test_a_node_whose_store_names_other_members_stays_down() -> None:
     cluster = Cluster(SimSpec(nodes=3, faults=frozenset()), seed=1)
     cluster.crash(2)
     disk = cluster.disks[2]
-    disk.write([Configured(Configuration((1, 2, 3, 4, 5), epoch=1))])
+    disk.write([Configured(Configuration((1, 2, 3, 4, 5), epoch=0))])
     disk.sync()
     cluster.restart(2)
     assert cluster.nodes[2] is None

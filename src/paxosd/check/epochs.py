@@ -94,14 +94,27 @@ def check_members(adopted: Iterable[Adopted], chosen: Iterable[Chosen] = ()) -> 
                 f"{seen.configuration.describe()} from slot {seen.first_slot}, node "
                 f"{record.node} {record.configuration.describe()} from slot {record.first_slot}",
             )
+    stops = {record.first_slot - 1: record for record in first.values() if record.epoch > 0}
     for learned in chosen:
         change = in_batch(learned.batch)
         if change is None:
+            adopted_here = stops.get(learned.slot)
+            if adopted_here is not None:
+                return Verdict(
+                    "members",
+                    "violated",
+                    f"node {adopted_here.node} adopted epoch {adopted_here.epoch} from slot "
+                    f"{adopted_here.first_slot}, but what was chosen at slot {learned.slot} is "
+                    f"no membership change",
+                )
             continue
         started = first.get(change.configuration.epoch)
         if started is None:
             continue
-        if started.first_slot != learned.slot + 1 or started.configuration != change.configuration:
+        new = change.configuration
+        if started.first_slot != learned.slot + 1 or not (
+            started.configuration.same_members(new) and started.epoch == new.epoch
+        ):
             return Verdict(
                 "members",
                 "violated",

@@ -282,6 +282,15 @@ class Driver:
         self._schedule()
         return refused
 
+    def change_members(self, voters: Sequence[NodeId], learners: Sequence[NodeId] = ()) -> str:
+        """An operator's membership change (core/multi/epochs.py): why it is refused, or ""
+        once it is under way."""
+        if self.stopped:
+            return "the node is stopping"
+        refused = self.replica.change_members(voters, learners)
+        self._schedule()
+        return refused
+
     def tick(self) -> None:
         """One tick of the replica's logical time, and the driver's own timers."""
         if self.stopped:

@@ -71,9 +71,9 @@ from paxosd.service.kv.checks import KvLimits
 from paxosd.service.kv.compaction import AutoCompactor
 from paxosd.service.namespace import Options
 from paxosd.service.sql import SqlQuery
-from paxosd.service.sql import files as sql_files
 from paxosd.storage import CorruptLog, LogStore
 from paxosd.storage.backup import BackupMeta, engine_slot, spool_state
+from paxosd.storage.sql_files import SqlFiles
 from paxosd.watch import MachineHistory, WatchHub, compaction_due
 
 # The SQL database's directory in the data directory.
@@ -167,11 +167,12 @@ class Node:
         self._tick_handle: asyncio.TimerHandle | None = None
         # What the node configures in its state machines ([kv] limits), and the leader's
         # automatic compaction of the key-value store's history (service/kv/compaction.py).
-        # The SQL database lives in a file of its own under the data directory (sql/files.py).
+        # The SQL database lives in a file of its own under the data directory
+        # (storage/sql_files.py).
         self.machine_options = Options(
             kv_limits=config.kv,
             variant=self.variant.service,
-            sql_directory=str(config.data_dir / SQL_DIR),
+            sql_files=SqlFiles(config.data_dir / SQL_DIR),
         )
         self.compactor = AutoCompactor(config.kv)
         self.snapshot_thread = ThreadPoolExecutor(1, thread_name_prefix="paxosd-snapshot")
@@ -198,7 +199,7 @@ class Node:
             self.store = datadir.open_existing(self.config, create=self.variant.amnesia)
             # What an earlier run left there is no state (rebuilt from snapshot and log); the
             # store's lock, held now, keeps any other node off this directory.
-            sql_files.clear(self.config.data_dir / SQL_DIR)
+            SqlFiles(self.config.data_dir / SQL_DIR).clear()
             recovered = self.store.load()
             settled = datadir.settle_configuration(self.config, self.store, recovered)
             sqlite_pin.settle(self.config.data_dir, self.node_id)

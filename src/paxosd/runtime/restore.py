@@ -45,6 +45,7 @@ from paxosd.storage.backup import (
 )
 from paxosd.storage.errors import StorageError
 from paxosd.storage.snapshots import SNAPSHOTS_DIR, DirSnapshots
+from paxosd.storage.sql_files import SqlFiles
 
 RESTORED_PREFIX = "paxosd-restored-"
 
@@ -78,7 +79,7 @@ def check(path: Path) -> Checked:
         state = StateReader(inp, meta, hasher)
         try:
             machine = StateMachine.restore(
-                cast(BinaryIO, state), options=Options(sql_directory=sql_directory)
+                cast(BinaryIO, state), options=Options(sql_files=SqlFiles(sql_directory))
             )
         except CorruptSnapshot as error:
             raise DamagedBackup(f"its state is damaged: {error}") from None

@@ -29,11 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .codec import OpCodec
 from .kv.checks import DEFAULT_LIMITS, KvLimits
 from .snapshot import SnapshotReader
+
+if TYPE_CHECKING:  # a node's files, handed in (the state machines do no I/O)
+    from paxosd.storage.sql_files import SqlFiles
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +48,9 @@ class Options:
     kv_limits: KvLimits = field(default_factory=lambda: DEFAULT_LIMITS)
     # A planted bug of the state machines (runtime/variants.py), never set in production.
     variant: str = "correct"
-    # Where the SQL database lives: None in memory, else a file of its own in this directory
-    # (sql/files.py; a node's data directory's `sql/`).
-    sql_directory: str | None = None
+    # Where the SQL database lives: None in memory, else a file of its own among these
+    # (storage/sql_files.py; a node's data directory's `sql/`).
+    sql_files: SqlFiles | None = None
 
 
 class PartView(Protocol):

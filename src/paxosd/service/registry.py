@@ -61,13 +61,13 @@ COORDINATION: Final = Namespace(
 
 
 def _new_sql(options: Options) -> sql_machine.SqlMachine:
-    return sql_machine.SqlMachine(options.variant, options.sql_directory)
+    return sql_machine.SqlMachine(options.variant, options.sql_files)
 
 
 def _restore_sql(
     objects: Any, reader: SnapshotReader, options: Options, now_ms: int
 ) -> sql_machine.SqlMachine:
-    return sql_machine.restore(objects, reader, options.variant, options.sql_directory)
+    return sql_machine.restore(objects, reader, options.variant, options.sql_files)
 
 
 SQL: Final = Namespace("sql", sql_codec.CODECS, _new_sql, _restore_sql)

@@ -67,6 +67,7 @@ from paxosd.service.results import (
     Released,
 )
 from paxosd.service.values import from_json_text, json_text
+from paxosd.sim.membership import removed
 from paxosd.sim.mvcc_workload import MvccClient
 from paxosd.sim.sql_workload import SQL_KEY, SqlClient
 
@@ -242,6 +243,8 @@ class SimClient:
             return self.rng.choice(sorted(misconfigured))
         stale = self.cluster.stale_leader
         if self.reading_back:
+            if removed(self.cluster, self.read_back_at):  # it serves no one now: ask around
+                self.read_back_at = self.target
             return stale if stale is not None else self.read_back_at
         if stale is not None and not is_read(request.op):
             return next((n for n in self.cluster.leaders() if n != stale), self.target)

@@ -58,6 +58,7 @@ from paxosd.service.kv.compaction import AutoCompactor
 from paxosd.service.namespace import Options
 from paxosd.sim.clients import REDIRECT, REFUSED, SimClient, digest
 from paxosd.sim.disk import SimDisk
+from paxosd.sim.membership import Observer, adopted
 from paxosd.sim.mvcc_workload import reached as mvcc_reached
 from paxosd.sim.nemesis import (
     FAULTS,
@@ -336,6 +337,8 @@ class Cluster:
         self.configuration = Configuration(self.members)
         # Nodes an operator starts with a config file naming other members (sim/nemesis.py).
         self.misconfigured: dict[NodeId, Configuration] = {}
+        # The membership fault's observer of what is chosen in which epoch (sim/membership.py).
+        self.membership: Observer | None = None
         self.now = 0.0
         # (virtual time, sequence number, action): the sequence number orders equal times
         # deterministically and keeps actions from ever being compared.
@@ -426,6 +429,8 @@ class Cluster:
         disk = SimDisk(make_identity("sim", node_id), self.policy)
         disk.write([Configured(self.configuration), *([Rebuilding(True)] if rebuilding else [])])
         disk.sync()
+        if self.membership is not None:
+            disk.on_durable_votes = partial(self.membership.durable, node_id)
         return disk
 
     # scheduling
@@ -614,6 +619,8 @@ class Cluster:
             if self.crash_mid_rebuild == node:
                 self.crash_mid_rebuild = None
                 crash_while_rebuilding(self, node)
+        elif note.event == "epoch_adopted":
+            adopted(self, note)
         elif note.event == "leader_elected":
             ballot = dict(note.fields)["ballot"]
             if any(n != node and self._leads_below(n, ballot) for n in self.members):
@@ -816,6 +823,8 @@ def judge(cluster: Cluster) -> list[str]:
     problems = list(dict.fromkeys(cluster.slot_conflicts))
     problems += cluster.recovery_problems
     problems += check_answers(cluster)
+    if cluster.membership is not None:
+        problems += cluster.membership.problems()
     problems += check_mvcc(
         (cluster.log_payloads[position] for position in sorted(cluster.log_payloads)),
         [

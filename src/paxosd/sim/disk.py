@@ -12,8 +12,10 @@ classic "acknowledged before fsync" bug, so the checkers can be seen to catch it
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from paxosd.core.multi.records import Accepted, Record
 from paxosd.storage import MemoryLog
 from paxosd.storage.framed import CompactionPolicy
 
@@ -62,18 +64,30 @@ class SimDisk(MemoryLog):
         self.snapshot_pending = 0  # noted this turn, durable when the turn's sync completes
         self.snapshot_durable = 0
         self.rebuilding_durable = False
+        # Told of every acceptance once it is durable (sim/membership.py's observer), if set.
+        self.on_durable_votes: Callable[[list[Accepted]], None] | None = None
+        self._unsynced_votes: list[Accepted] = []
+
+    def write(self, records: Sequence[Record]) -> None:
+        super().write(records)
+        if self.on_durable_votes is not None:
+            self._unsynced_votes += [r for r in records if type(r) is Accepted]
 
     def snapshot_noted(self, slot: int) -> None:
         self.snapshot_pending = max(self.snapshot_pending, slot)
 
     def sync(self) -> None:
         super().sync()
+        if self.on_durable_votes is not None and self._unsynced_votes:
+            self.on_durable_votes(self._unsynced_votes)
+            self._unsynced_votes = []
         self.snapshot_durable = max(self.snapshot_durable, self.snapshot_pending)
         self.snapshot_pending = 0
         self.rebuilding_durable = self._state.rebuilding
 
     def crash(self, tear: bool = False, rng: random.Random | None = None) -> int:
         self.snapshot_pending = 0
+        self._unsynced_votes = []
         lost = super().crash(tear, rng)
         self.rebuilding_durable = self._state.rebuilding  # the state reloaded from the disk
         return lost

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from paxosd.core.multi.configuration import Configuration
 from paxosd.core.types import NodeId
+from paxosd.sim import membership
 
 if TYPE_CHECKING:
     from paxosd.sim.cluster import Cluster
@@ -55,16 +56,17 @@ FAULTS = {
     "clock-skew": "wall clocks are up to 10 minutes off",
     "clock-jump": "the leader's wall clock jumps forward or back by seconds",
     "transfer": "an operator hands leadership to another voter (transfer-leader)",
+    membership.FAULT: membership.DESCRIPTION,
 }
 NEEDS_PEERS = frozenset(
     {
         "partition", "isolate-leader", "stale-leader", "disk-loss", "reinit", "other-members",
-        "transfer",
+        "transfer", "membership",
     }
 )  # fmt: skip
 # Faults drawn and scheduled with a generator of their own (derived from the run's seed), so
 # that adding them left every older fault's schedule, seed for seed, as it was.
-OWN_GENERATOR = frozenset({"transfer"})
+OWN_GENERATOR = frozenset({"transfer", "membership"})
 
 wall_skew_ms_max = 600_000.0
 retry_ms = 50.0  # a fault waiting for the right moment looks again this often
@@ -77,6 +79,10 @@ def schedule_faults(cluster: Cluster) -> None:
     faults = cluster.active_faults
     if len(cluster.members) == 1:
         faults -= NEEDS_PEERS
+    if membership.FAULT in faults:
+        faults -= membership.EXCLUDES  # (sim/membership.py says why)
+        membership.watch(cluster)
+        membership.schedule(cluster, own_generator(cluster.seed, membership.FAULT))
     horizon = spec.safety_ms
     members = list(cluster.members)
     if "reorder" in faults:

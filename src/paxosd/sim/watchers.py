@@ -32,6 +32,7 @@ from paxosd.check.watches import Change, Reference, Session, Stream, change_of, 
 from paxosd.core.types import NodeId
 from paxosd.service import StateMachine
 from paxosd.service.kv.types import Range, prefix_end
+from paxosd.sim.membership import removed
 from paxosd.watch import (
     Cancelled,
     CancelReason,
@@ -155,7 +156,7 @@ class SimWatcher:
     def _arrive(self, node_id: NodeId, start: int, listed: Any) -> None:
         cluster = self.cluster
         node = cluster.nodes[node_id]
-        if node is None or not node.alive:
+        if node is None or not node.alive or removed(cluster, node_id):
             self._reconnect(start, listed)
             return
         if cluster._held(node_id, partial(self._arrive, node_id, start, listed)):
@@ -240,7 +241,9 @@ class SimWatcher:
         node, watcher = self.node, self.watcher
         if watcher is None or node is None:
             return  # connecting
-        if cluster.nodes[self.node_id] is not node or not node.alive:
+        gone = cluster.nodes[self.node_id] is not node or not node.alive
+        if gone or removed(cluster, self.node_id):
+            # A node removed from the cluster closes its watches, as a crashed one loses them.
             cluster.count_mechanism("watch_connections_lost")
             self._resume()
             return

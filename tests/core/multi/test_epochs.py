@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from paxosd.core.multi.ballots import epoch_of
 from paxosd.core.multi.config import EngineConfig
+from paxosd.core.multi.epochs import mark
 from paxosd.core.multi.messages import Accept, Accepted, PreVote, Stale
 from paxosd.core.multi.reconfigure import in_batch
 from paxosd.core.multi.records import Accepted as AcceptedRecord
@@ -46,8 +47,10 @@ def test_removing_a_voter_starts_an_epoch_every_node_adopts_after_the_stop() -> 
     net.call(1, lambda r: r.propose(put("during", 2, seq=2)))
     net.deliver_all()
     stop = net.replicas[1].configuration.first_slot - 1
-    (change,) = [r for r in net.disks[1] if isinstance(r, AcceptedRecord) and r.slot == stop]
-    assert in_batch(change.batch) is not None
+    # The change, accepted at the stop; then, on adoption, marked chosen in epoch 1's mark.
+    change, marked = [r for r in net.disks[1] if isinstance(r, AcceptedRecord) and r.slot == stop]
+    assert in_batch(change.batch) is not None and marked.batch == change.batch
+    assert marked.ballot == mark(1)
     for node in (1, 2, 3):
         assert _adopted(net, node) == (1, (1, 2), (), stop + 1), node
         assert Configured(net.replicas[node].configuration) in net.disks[node]

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from paxosd.core.multi import catchup, reads
 from paxosd.core.multi.acceptor import AcceptorLog
-from paxosd.core.multi.ballots import ROUND_BITS, epoch_of
+from paxosd.core.multi.ballots import ROUND_BITS, epoch_of, first_round
 from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.leader import Leadership
 from paxosd.core.multi.messages import (
@@ -59,8 +59,9 @@ from paxosd.core.multi.messages import (
     TimeoutNow,
 )
 from paxosd.core.multi.reconfigure import Reconfigure
-from paxosd.core.multi.records import Configured
-from paxosd.core.types import NodeId, ballot_round_max
+from paxosd.core.multi.records import Accepted as AcceptedRecord
+from paxosd.core.multi.records import Configured, Record
+from paxosd.core.types import Ballot, NodeId, ballot_round_max
 
 if TYPE_CHECKING:
     from paxosd.core.multi.replica import Replica
@@ -163,8 +164,8 @@ def adopt(replica: Replica, configuration: Configuration) -> None:
     """Enter the epoch `configuration` (this node has applied every slot before its first
     slot): durably, before anything of the new epoch leaves this node."""
     old = replica.configuration
-    replica.out.persist([Configured(configuration)])
     drop_older(replica.acceptor, configuration)
+    replica.out.persist([*_mark_chosen(replica, configuration), Configured(configuration)])
     lead = replica.leading
     if lead is not None:
         # Tell the old epoch's members that the stop is chosen, so that they adopt too.
@@ -213,6 +214,43 @@ def drop_older(acceptor: AcceptorLog, configuration: Configuration) -> None:
     entries = acceptor.entries
     for slot in [s for s, (b, _) in entries.items() if s >= first and epoch_of(b) < epoch]:
         del entries[slot]
+
+
+def mark(epoch: int) -> Ballot:
+    """The ballot that marks a value as chosen before `epoch` began: the epoch's lowest
+    round, which no node makes (its ballots start one above)."""
+    return Ballot(first_round(epoch), 0)
+
+
+def is_mark(ballot: Ballot) -> bool:
+    return ballot.round == first_round(epoch_of(ballot))
+
+
+def _mark_chosen(replica: Replica, configuration: Configuration) -> list[Record]:
+    """Make the values chosen up to the stop durable, as acceptances in the new epoch's mark
+    ballot. A node restarted below its epoch's first slot must reach it before it leads, and
+    if every member restarted (a power failure just after the change) no one might still know
+    those values but from its own store: the old epoch, which could have recovered them with
+    a phase 1, is over. The node's own acceptances below the stop are of no use any more (no
+    phase 1 of the old epoch asks it, and the new one asks from the first slot), so they are
+    replaced. At most the slots since its last snapshot are written, once per change."""
+    acceptor, learner = replica.acceptor, replica.learner
+    ballot = mark(configuration.epoch)
+    records = acceptor.promise(ballot)  # (nothing real is refused: no node makes it)
+    for slot in range(learner.snapshot_slot + 1, configuration.first_slot):
+        batch = learner.chosen.get(slot)
+        if batch is not None and slot > acceptor.snapshot_slot:
+            acceptor.entries[slot] = (ballot, batch)
+            records.append(AcceptedRecord(slot, ballot, batch))
+    return records
+
+
+def learn_marked(replica: Replica) -> None:
+    """After a restart: the values a store marked as chosen (`_mark_chosen`) are known."""
+    learner = replica.learner
+    for slot, (ballot, batch) in sorted(replica.acceptor.entries.items()):
+        if slot > learner.chosen_upto and is_mark(ballot):
+            learner.learn(slot, batch)
 
 
 def may_campaign(replica: Replica) -> bool:

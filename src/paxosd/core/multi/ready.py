@@ -302,4 +302,5 @@ class Status:
             "rebuilding": self.rebuilding,
             "rebuild_waiting_for": {str(peer): why.value for peer, why in self.rebuild_waiting_for},
             "transferring_to": self.transferring_to,
+            "epoch": self.epoch,
         }

@@ -175,6 +175,9 @@ class Replica:
         assert self.configuration.epoch > 0 or self.configuration.is_voter(node_id), (
             "a node of the first epoch runs as one of its voters (learners join by a change)"
         )
+        if self.configuration.epoch > 0:
+            epochs.learn_marked(self)
+            self.advance()
         self.durable_commit = self.learner.chosen_upto
 
     def configure(self, configuration: Configuration) -> None:

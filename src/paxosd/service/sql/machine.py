@@ -17,8 +17,9 @@ acknowledged write is in the log, and a restarting node rebuilds the database fr
 snapshot plus the log after it: a second synchronous disk write per request (a SQLite file
 with synchronous=FULL) would only repeat what the log already made durable. So the database
 lives in memory (the simulator, tests) or, on a node, in a file of its own with
-`synchronous = OFF` that no restart reads (files.py): there it need not fit in memory, and a
-snapshot can copy it while the node goes on writing (docs/sql.md).
+`synchronous = OFF` that no restart reads (storage/sql_files.py, handed in by the node):
+there it need not fit in memory, and a snapshot can copy it while the node goes on writing
+(docs/sql.md).
 
 Revisions: `revision` counts the write requests that changed the database (1 after the first);
 `table_revisions` gives, for every table (and index, view, trigger) a request wrote, the
@@ -39,9 +40,10 @@ grain is coarse (two transactions touching different rows of one table conflict)
 predicate reasoning: rows by rowid would also need the ranges a WHERE clause covers (phantoms).
 
 Snapshots: `snapshot_view`, on the loop between two applies (so the state at one slot), pins
-the database's file in a read transaction (files.py), or for a database in memory copies its
-image (`Connection.serialize`, a memory copy); `write`, in the snapshot thread, copies the
-pinned file with SQLite's backup API and streams it compressed, a chunk at a time (image.py);
+the database's file in a read transaction (storage/sql_files.py), or for a database in memory
+copies its image (`Connection.serialize`, a memory copy); `write`, in the snapshot thread,
+copies the pinned file with SQLite's backup API and streams it compressed, a chunk at a time
+(image.py);
 `restore` streams the chunks back into a new file (or, in memory, `deserialize`s them) and
 checks the database (`PRAGMA quick_check`).
 """
@@ -54,12 +56,14 @@ import sqlite3
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from paxosd.service.errors import CorruptSnapshot
 from paxosd.service.results import Error
 
-from . import files
+if TYPE_CHECKING:  # a node's files, handed in (the machine itself does no I/O)
+    from paxosd.storage.sql_files import SqlFiles
+
 from .image import Inflater, deflate_chunks, normalize_header
 from .policy import PRIVATE_TABLE, SCHEMA, Mode, Policy
 from .types import (
@@ -125,26 +129,30 @@ class _Steps:
         return 1 if self.count > steps_max else 0
 
 
-def _discard(db: sqlite3.Connection, policy: Policy, path: Path | None) -> None:
+def _discard(
+    db: sqlite3.Connection, policy: Policy, files: SqlFiles | None, path: Path | None
+) -> None:
     policy.close()
     db.close()
-    if path is not None:
+    if files is not None and path is not None:
         files.remove(path)
 
 
 class SqlMachine:
-    """One replica's SQL database: in memory, or (`directory`) in a file of its own there,
-    removed when the machine is closed or collected (files.py). Not thread-safe (a restore may
-    run in another thread, but the machine is then used by one thread at a time)."""
+    """One replica's SQL database: in memory, or (`files`) in a file of its own there,
+    removed when the machine is closed or collected (storage/sql_files.py). Not thread-safe
+    (a restore may run in another thread, but the machine is then used by one thread at a
+    time)."""
 
     def __init__(
-        self, variant: str = "correct", directory: str | None = None, *, adopt: Path | None = None
+        self, variant: str = "correct", files: SqlFiles | None = None, *, adopt: Path | None = None
     ) -> None:
-        """`adopt`: a database file in `directory` (a restore's) that becomes this machine's."""
+        """`adopt`: a database file of `files` (a restore's) that becomes this machine's."""
         self.variant = variant if variant in SQL_VARIANTS else "correct"
+        self.files = files
         self.path: Path | None = None
-        if directory is not None:
-            self.path = adopt if adopt is not None else files.new_path(directory)
+        if files is not None:
+            self.path = adopt if adopt is not None else files.new_path()
         self._db = sqlite3.connect(
             ":memory:" if self.path is None else self.path,
             isolation_level=None,
@@ -152,11 +160,13 @@ class SqlMachine:
             check_same_thread=False,
         )
         self._policy = Policy(self._db, allow_random=self.variant == "sql-random-unrewritten")
-        self._finalizer = weakref.finalize(self, _discard, self._db, self._policy, self.path)
+        self._finalizer = weakref.finalize(
+            self, _discard, self._db, self._policy, self.files, self.path
+        )
         self._budget = _Steps(self._policy)
         self._db.set_progress_handler(self._budget.progress, steps_per_check)
-        if self.path is not None:
-            for setting in files.FILE_SETTINGS:
+        if files is not None:
+            for setting in files.settings:
                 self._internal(setting)
         self._configure()
         # SQLite's last insert rowid belongs to the connection, not the database (a replica
@@ -553,10 +563,10 @@ class SqlView:
         self._reader: sqlite3.Connection | None = None
         self._machine: SqlMachine | None = None
         if machine.table_revisions:
-            if machine.path is None:
+            if machine.files is None or machine.path is None:
                 self._image = machine.image()
             else:
-                self._reader = files.pin(machine.path)
+                self._reader = machine.files.pin(machine.path)
                 self._machine = machine  # its file stays while the view reads it
         self._head = [
             "sql",
@@ -580,8 +590,9 @@ class SqlView:
             yield self._image
             return
         assert self._reader is not None, "a view of a database in a file is written once"
-        assert self._machine is not None and self._machine.path is not None
-        copy = self._machine.path.with_name(self._machine.path.name + ".snapshot")
+        files, path = self._machine.files, self._machine.path
+        assert files is not None and path is not None
+        copy = path.with_name(path.name + ".snapshot")
         try:
             cookie = files.copy_pinned(self._reader, copy)
             # The copy holds the state now: end the read transaction at once, so that the
@@ -611,9 +622,9 @@ STREAMED: Final = -1
 
 
 def restore(
-    objects: Iterator[Any], reader: Any, variant: str = "correct", directory: str | None = None
+    objects: Iterator[Any], reader: Any, variant: str = "correct", files: SqlFiles | None = None
 ) -> SqlMachine:
-    """The machine a `SqlView` wrote (in memory, or in a new file in `directory`). Raises
+    """The machine a `SqlView` wrote (in memory, or in a new file of `files`). Raises
     `CorruptSnapshot` for anything else, and for a snapshot of another SQLite version (its
     replicas would not run statements alike)."""
     head = reader.next(objects, "the SQL database")
@@ -641,7 +652,7 @@ def restore(
             raise CorruptSnapshot(f"malformed SQL table revision {row!r:.60}")
         table_revisions[row[0]] = row[1]
     chunks = _chunks(objects, reader, size)
-    if directory is None:
+    if files is None:
         machine = SqlMachine(variant)
         if size:
             image = bytearray()
@@ -649,12 +660,10 @@ def restore(
                 image += piece
             _load(machine, lambda db: db.deserialize(bytes(image)))
     elif size:
-        path = files.new_path(directory)
+        path = files.new_path()
         try:
-            with open(path, "wb") as out:
-                for piece in _inflated(chunks):
-                    out.write(piece)
-            machine = SqlMachine(variant, directory, adopt=path)
+            files.write_file(path, _inflated(chunks))
+            machine = SqlMachine(variant, files, adopt=path)
         except sqlite3.Error as exc:
             files.remove(path)
             raise CorruptSnapshot(f"the SQL database image does not load: {exc}") from None
@@ -663,7 +672,7 @@ def restore(
             raise
         _load(machine, lambda db: None)
     else:
-        machine = SqlMachine(variant, directory)
+        machine = SqlMachine(variant, files)
     machine.table_revisions = table_revisions
     machine.revision = revision
     if type(temp_schema) is not list or any(type(sql) is not str for sql in temp_schema):
@@ -707,8 +716,8 @@ def _load(machine: SqlMachine, load: Callable[[sqlite3.Connection], None]) -> No
     machine._policy.trusted = True
     try:
         load(machine._db)
-        if machine.path is not None:
-            for setting in files.FILE_SETTINGS:
+        if machine.files is not None:
+            for setting in machine.files.settings:
                 machine._db.execute(setting)
         check = machine._db.execute("PRAGMA quick_check").fetchone()
     except sqlite3.Error as exc:

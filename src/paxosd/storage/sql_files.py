@@ -1,6 +1,10 @@
 """Where a node keeps its SQL database: a file of its own in a directory, and copies of it
 at one slot for snapshots, made off the event loop.
 
+The SQL state machine (service/sql/machine.py) does no I/O of its own: a node hands it a
+`SqlFiles` (through the state machine's Options) and it keeps its database where that says;
+without one (the simulator, tests) the database lives in memory.
+
 Theory of operation: in the simulator and in tests a replica's database lives in memory; a
 node keeps it in a file (`db-<pid>-<n>.sqlite` in the data directory's `sql/`), in WAL mode
 with `synchronous = OFF`. The file is not what makes a write durable (the log is fsynced
@@ -28,7 +32,7 @@ import itertools
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -47,12 +51,6 @@ FILE_SETTINGS: Final = (
 backup_pages_per_step: Final = 4096
 read_bytes: Final = 1024 * 1024
 _names = itertools.count(1)
-
-
-def new_path(directory: str) -> Path:
-    """A database file name of its own in `directory` (several machines may live at once:
-    the running one, one being restored, one being replaced)."""
-    return Path(directory) / f"db-{os.getpid()}-{next(_names)}.sqlite"
 
 
 def remove(path: Path) -> None:
@@ -112,3 +110,36 @@ def read_file(path: Path) -> Iterator[bytes]:
         while piece := inp.read(read_bytes):
             yield piece
             time.sleep(0)
+
+
+def write_file(path: Path, pieces: Iterable[bytes]) -> None:
+    """Write `pieces` into a new file `path` (a restore's database)."""
+    with open(path, "wb") as out:
+        for piece in pieces:
+            out.write(piece)
+
+
+class SqlFiles:
+    """The SQL databases of one node, in one directory (its data directory's `sql/`): what
+    the state machine is handed to keep its database in a file (the functions above, and a
+    directory)."""
+
+    settings: Final = FILE_SETTINGS
+    remove = staticmethod(remove)
+    pin = staticmethod(pin)
+    copy_pinned = staticmethod(copy_pinned)
+    read_file = staticmethod(read_file)
+    write_file = staticmethod(write_file)
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+
+    def new_path(self) -> Path:
+        """A database file name of its own (several machines may live at once: the running
+        one, one being restored, one being replaced)."""
+        return self.directory / f"db-{os.getpid()}-{next(_names)}.sqlite"
+
+    def clear(self) -> None:
+        """Remove every database an earlier run of the node left here (none of them is state:
+        the node rebuilds its database from its snapshot and log)."""
+        clear(self.directory)

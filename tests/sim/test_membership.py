@@ -1,0 +1,78 @@
+"""The membership fault family (sim/membership.py): changes of members through the log under
+the simulator's faults break nothing, and the observer that judges them can fail."""
+
+from __future__ import annotations
+
+from paxosd.check.epochs import Adopted
+from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.reconfigure import Reconfigure
+from paxosd.core.multi.records import Accepted as AcceptedRecord
+from paxosd.core.multi.records import Batch
+from paxosd.core.types import Ballot
+from paxosd.sim.cluster import run
+from paxosd.sim.engine_swarm import replay_command, spec_for, swarm
+from paxosd.sim.membership import Observer
+
+MEMBERSHIP = frozenset({"membership"})
+
+
+def test_membership_changes_break_nothing_and_reach_every_kind_of_change() -> None:
+    """Removals (the leader's too, after a handover), demotions, additions and promotions,
+    two operators at once, the leader crashed while a change is in flight and as it adopts
+    the new epoch: every checker holds, the membership ones included. (The mutants of
+    tests/mutants/mutants.toml that break the rules of a change fail here.)"""
+    spec = spec_for(5, MEMBERSHIP, "correct")
+    report, failing = swarm(spec, range(1, 13), jobs=1)
+    assert not failing, [replay_command(spec, r.seed) for r in failing]
+    faults = report.faults
+    for fault in (
+        "membership_change",
+        "membership_second_refused",
+        "membership_crash_proposing",
+        "membership_crash_adopting",
+        "membership_leader_handover",
+    ):
+        assert faults.get(fault, 0) > 0, (fault, faults)
+    assert "membership_second_taken" not in faults, "a second change was taken meanwhile"
+
+
+def test_a_run_of_three_nodes_changes_members_and_ends_in_a_later_epoch() -> None:
+    spec = spec_for(3, MEMBERSHIP, "correct")
+    result = run(spec, 3)
+    assert result.ok, replay_command(spec, 3)
+    assert result.faults.get("membership_change", 0) >= 2, result.faults
+    assert max(status["epoch"] for status in result.node_status.values()) >= 2
+
+
+def _votes(observer: Observer, slot: int, ballot: Ballot, batch: Batch, nodes: tuple[int, ...]):
+    """`nodes` made their acceptance of `batch` at (`slot`, `ballot`) durable."""
+    for node in nodes:
+        observer.durable(node, [AcceptedRecord(slot, ballot, batch)])
+
+
+def test_the_observer_finds_a_value_chosen_above_a_stop_and_two_values_in_one_slot() -> None:
+    founding = Configuration((1, 2, 3))
+    new = Configuration((1, 2), (), 1, first_slot=6)
+    change = Reconfigure(Configuration((1, 2), (), 1)).batch()
+    good = Observer(founding)
+    _votes(good, 5, Ballot(3, 1), change, (1, 2))
+    _votes(good, 6, Ballot(1 << 40 | 1, 1), (b"x",), (1, 2))
+    _votes(good, 7, Ballot(3, 1), (b"y",), (1,))  # epoch 0's, above the stop: not chosen
+    good.adopted.append(Adopted(1, 1, new, 6))
+    assert good.problems() == []
+    # Epoch 0 also chose slot 7 (its quorum 1 and 3): above its stop.
+    bad = Observer(founding)
+    _votes(bad, 5, Ballot(3, 1), change, (1, 2))
+    _votes(bad, 7, Ballot(3, 1), (b"y",), (1, 3))
+    bad.adopted.append(Adopted(1, 1, new, 6))
+    assert any("stops" in line for line in bad.problems()), bad.problems()
+    # Two values at slot 5, in two ballots: the stop, and a no-op of a later leader.
+    two = Observer(founding)
+    _votes(two, 5, Ballot(3, 1), change, (1, 2))
+    _votes(two, 5, Ballot(4, 3), (), (2, 3))
+    assert any("two values chosen at slot 5" in line for line in two.problems())
+    # A node adopted epoch 1 from slot 6, but slot 5 chose no change.
+    early = Observer(founding)
+    _votes(early, 5, Ballot(3, 1), (b"z",), (1, 2))
+    early.adopted.append(Adopted(2, 1, new, 6))
+    assert any("no membership change" in line for line in early.problems()), early.problems()
