@@ -83,5 +83,11 @@ def test_kills_and_restarts_lose_no_acknowledged_row(tmp_path: Path) -> None:
         for node in (1, 2, 3):
             status = httpx.get(f"http://{cluster.http(node)}/v1/status", timeout=10).json()
             assert status["snapshot_slot"] > 0, status["snapshot_slot"]
+            # Its database lives in a file of the running process alone: what the killed
+            # process left was removed at the start (it is rebuilt, never read).
+            files = {p.name for p in (cluster.configs[node - 1].data_dir / "sql").iterdir()}
+            databases = {name for name in files if name.endswith(".sqlite")}
+            assert len(databases) == 1, files
+            assert databases.pop().startswith(f"db-{status['pid']}-"), files
     finally:
         cluster.stop()

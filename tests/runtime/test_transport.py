@@ -237,3 +237,32 @@ def test_a_peer_running_another_sqlite_is_refused_both_ways_and_nothing_passes(
     assert list(by_third) == [2], "node 3 refuses node 2 as well, and only it"
     assert received[2] == [] and received[1] == [], "nothing may pass between the two"
     assert [peer for peer, _ in received[3]] == [1], "a peer of the same SQLite hears node 1"
+
+
+def test_a_dialer_sends_as_soon_as_the_welcome_comes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait for a welcome ends with it, not with the wait's limit (which is for a peer of
+    an earlier release, which sends none)."""
+    from paxosd.runtime import transport
+
+    monkeypatch.setattr(transport, "welcome_wait_ms", 10_000)
+    base = free_layout(2, offset=2200)
+    first, second = local_cluster(2, tmp_path, base, "welcome")
+
+    async def run() -> float:
+        listener = PeerTransport(second, lambda peer, msg: None)
+        dialer = PeerTransport(first, lambda peer, msg: None)
+        await listener.start()
+        started = asyncio.get_running_loop().time()
+        await dialer.start()
+        try:
+            while second.node_id not in dialer.connections:
+                await asyncio.sleep(0.005)
+            return asyncio.get_running_loop().time() - started
+        finally:
+            await dialer.close()
+            await listener.close()
+
+    took_s = asyncio.run(asyncio.wait_for(run(), 30))
+    assert took_s < 5, f"the dialer waited {took_s:.1f} s: it did not see the welcome"

@@ -290,7 +290,11 @@ class PeerTransport:
             transport.write(self.handshake)
             # Nothing is sent before the peer's welcome says it runs our SQLite (or it sent
             # none in time: a release from before the welcome).
-            await asyncio.wait((outbound.welcome, lost), timeout=welcome_wait_ms / 1000)
+            await asyncio.wait(
+                (outbound.welcome, lost),
+                timeout=welcome_wait_ms / 1000,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             if lost.done() or transport.is_closing():
                 transport.close()
                 await lost
