@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from paxosd.core.multi.configuration import Configuration
-from paxosd.core.multi.records import Promised
+from paxosd.core.multi.records import Configured, Promised
 from paxosd.core.types import Ballot
 from paxosd.runtime import datadir
 from paxosd.runtime.config import NodeConfig, local_cluster
@@ -94,6 +94,29 @@ def test_a_config_naming_other_members_is_refused_naming_both(tmp_path: Path) ->
     message = str(refused.value)
     assert "5-node cluster (voters 1,2,3,4,5, epoch 0)" in message
     assert "names members 1,2,3." in message and "--nodes 5" in message
+
+
+def test_a_store_whose_members_changed_through_the_log_starts_in_its_epoch(
+    tmp_path: Path,
+) -> None:
+    """After a membership change the store holds a later epoch than the config file's
+    founding members: the node starts in it (core/multi/epochs.py). At the same epoch, other
+    members are still refused."""
+    config = _node(tmp_path, nodes=3)
+    datadir.initialise(config)
+    store = datadir.open_existing(config)
+    try:
+        changed = Configuration((1, 3), (2,), epoch=2, first_slot=40)
+        store.write([Configured(changed)])
+        store.sync()
+        settled = datadir.settle_configuration(config, store, store.load())
+        assert settled.recovered.configuration == changed and not settled.adopted
+        store.write([Configured(Configuration((1, 3), epoch=0))])  # an older epoch: ignored
+        store.sync()
+        again = datadir.settle_configuration(config, store, store.load())
+        assert again.recovered.configuration == changed
+    finally:
+        store.close()
 
 
 def test_a_store_from_before_configurations_adopts_its_config_once(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from paxosd.check.watches import check_session
+from paxosd.service import Request, Router, encode
 from paxosd.service.kv.types import DeleteRange, EventType, Put, prefix_end
 from paxosd.watch import (
     Cancelled,
@@ -13,6 +14,7 @@ from paxosd.watch import (
     Created,
     Events,
     Filter,
+    MachineHistory,
     Progress,
     WatchOptions,
     WatchRequest,
@@ -395,3 +397,17 @@ def test_idle_watchers_hear_of_progress_before_an_automatic_compaction_is_applie
     idle.resume(node)
     assert not isinstance(idle.read()[-1], Cancelled)
     checked(node, idle)
+
+
+def test_the_history_of_the_machine_a_replica_holds_now() -> None:
+    """MachineHistory, asked for every applied command, hands out the same history while the
+    replica keeps its machine, and the new machine's history once a snapshot replaced it."""
+    held = [Router()]
+    source = MachineHistory(lambda: held[0])
+    first = source()
+    held[0].apply(1, encode(Request(client_id="c", seq=1, op=Put(key=b"k", value=b"v"))))
+    assert source() is first and first.revision == 2
+    held[0] = Router.restore(held[0].snapshot())
+    replaced = source()
+    assert replaced is not first and replaced.store is held[0].kv.store
+    assert replaced.revision == 2 and source() is replaced

@@ -28,7 +28,8 @@ def members_view(status: dict[str, Any]) -> dict[str, Any]:
     for member in status.get("members", []):
         entry = dict(member)
         node = entry.get("id")
-        entry["voting"] = "voter" if node in voters else "learner" if node in learners else "?"
+        voting = "voter" if node in voters else "learner" if node in learners else "removed"
+        entry["voting"] = voting
         members.append(entry)
     return {
         "cluster_id": status.get("cluster_id"),
@@ -42,6 +43,28 @@ def members_view(status: dict[str, Any]) -> dict[str, Any]:
 
 async def members(call: Call) -> web.Response:
     return web.json_response(members_view(call.node.status()), headers=_NO_STORE)
+
+
+async def change_members(call: Call) -> web.Response:
+    """Ask this node, the leader, to change the members to `voters` and `learners` through
+    the log (core/multi/epochs.py); 202 once the change is under way (`epoch` in `GET
+    /v1/members` says when it is done)."""
+    body = call.body
+    lists = []
+    for name in ("voters", "learners"):
+        value = body.get(name, [])
+        if type(value) is not list or not all(type(v) is int for v in value):
+            raise ApiError(400, "bad_request", f"{name} must be a list of node ids")
+        lists.append(value)
+    voters, learners = lists
+    refused = call.node.change_members(voters, learners)
+    if refused:
+        raise ApiError(409, "refused", refused)
+    status = call.node.status()
+    epoch = (status.get("configuration") or {}).get("epoch", 0) + 1
+    reply = {"epoch": epoch, "voters": sorted(voters), "learners": sorted(learners),
+             "state": "changing"}  # fmt: skip
+    return web.json_response(reply, status=202, headers=_NO_STORE)
 
 
 async def transfer_leader(call: Call) -> web.Response:

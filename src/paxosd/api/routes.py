@@ -934,6 +934,33 @@ ROUTES: Final[tuple[Route, ...]] = (
         "adds each member's own role and applied slot.",
     ),
     Route(
+        "change_members",
+        "POST",
+        "/v1/members",
+        members.change_members,
+        "Change the members through the log (sent to the leader): voters and learners",
+        "ops",
+        (
+            Reply(202, "MembersChange", "the change is under way: epoch, voters, learners"),
+            Reply(400, "Error", "voters or learners is not a list of node ids"),
+            Reply(
+                409,
+                "Error",
+                "refused: this node does not lead, a change is under way, a "
+                "new voter was no learner, or too few new voters answer for a quorum",
+            ),
+        ),
+        body=(
+            Field("voters", "json", "the node ids that vote once the change is done"),
+            Field("learners", "json", "the node ids that only learn", False),
+        ),
+        service=False,
+        description="One change at a time: the leader waits until nothing is in flight, "
+        "proposes the change, and proposes nothing after it; once chosen every member adopts "
+        "the new epoch and its voters elect a leader. A node joins as a learner first and is "
+        "promoted by a second change; the leader hands leadership over before it is removed.",
+    ),
+    Route(
         "transfer_leader",
         "POST",
         "/v1/leader/transfer",

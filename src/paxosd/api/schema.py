@@ -159,6 +159,11 @@ SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         "additionalProperties": True,
     },
     "Transfer": _object({"from": _INT, "to": _INT, "state": _STR}),
+    "MembersChange": {
+        "type": "object",
+        "description": "epoch: the epoch the change starts; voters, learners; state",
+        "additionalProperties": True,
+    },
     "Backup": {"type": "string", "description": "a backup file (docs/operations.md, 'Backup')"},
 }
 

@@ -1,5 +1,6 @@
 """`paxosd member list`: the cluster's members, whether each votes, and how far each is;
-`paxosd member transfer-leader N`: hand leadership to node N.
+`paxosd member transfer-leader N`: hand leadership to node N; `paxosd member add|promote|
+remove N`: change the members through the log (one change at a time, learners first).
 
 One node that answers names the members (its configuration: voters and learners, the epoch)
 and the leader it knows; then every member is asked for its own view at once, each with its
@@ -45,8 +46,8 @@ node_timeout_option = timeout_option_for(2.0, "Seconds to wait for each node.")
 
 @click.group()
 def member() -> None:
-    """The cluster's members: list them (voters, learners, each one's progress), and hand
-    leadership from one to another."""
+    """The cluster's members: list them (voters, learners, each one's progress), change them
+    (add a learner, promote it, remove a member), and hand leadership from one to another."""
 
 
 @member.command(name="list")
@@ -226,9 +227,137 @@ def _leader_of(client: Client, members: dict[Any, dict[str, Any]], timeout: floa
 
 
 def _ask_transfer(http: str, target: int) -> None:
+    _post(http, "/v1/leader/transfer", {"to": target})
+
+
+# -- changing the members (core/multi/epochs.py) ----------------------------------------------
+
+
+@member.command(name="add")
+@click.argument("node", type=click.IntRange(0))
+@endpoints_option
+@timeout_option_for(10.0, "Seconds to wait for the change to be chosen.")
+@json_option
+def add(node: int, endpoints: str, timeout: float, as_json: bool) -> None:
+    """Add node NODE as a learner: it receives the log and catches up, but does not vote
+    until `paxosd member promote NODE`. NODE must be in every member's config file."""
+
+    def target(voters: list[int], learners: list[int]) -> tuple[list[int], list[int]]:
+        if node in voters or node in learners:
+            raise Failure(f"node {node} is a member already")
+        return voters, [*learners, node]
+
+    _change(endpoints, timeout, as_json, target, f"node {node} joined as a learner")
+
+
+@member.command(name="promote")
+@click.argument("node", type=click.IntRange(0))
+@endpoints_option
+@timeout_option_for(10.0, "Seconds to wait for the change to be chosen.")
+@json_option
+def promote(node: int, endpoints: str, timeout: float, as_json: bool) -> None:
+    """Make the learner NODE a voter. Refused while it is not caught up (within 90 % of the
+    leader's log) or if the new voters that answer could not make a quorum."""
+
+    def target(voters: list[int], learners: list[int]) -> tuple[list[int], list[int]]:
+        if node not in learners:
+            raise Failure(f"node {node} is not a learner", hint="add it first: paxosd member add")
+        return [*voters, node], [n for n in learners if n != node]
+
+    _change(endpoints, timeout, as_json, target, f"node {node} votes now")
+
+
+@member.command(name="remove")
+@click.argument("node", type=click.IntRange(0))
+@endpoints_option
+@timeout_option_for(10.0, "Seconds to wait for the change to be chosen.")
+@json_option
+def remove(node: int, endpoints: str, timeout: float, as_json: bool) -> None:
+    """Remove NODE from the members (a voter or a learner). If NODE leads, it first hands
+    leadership to another voter. The removed node stops campaigning; stop its process."""
+
+    def target(voters: list[int], learners: list[int]) -> tuple[list[int], list[int]]:
+        if node not in voters and node not in learners:
+            raise Failure(f"node {node} is not a member")
+        return [n for n in voters if n != node], [n for n in learners if n != node]
+
+    _change(endpoints, timeout, as_json, target, f"node {node} was removed", hand_over=node)
+
+
+def _change(
+    endpoints: str,
+    timeout: float,
+    as_json: bool,
+    target: Any,
+    done: str,
+    hand_over: int | None = None,
+) -> None:
+    """Ask the leader for the membership `target(voters, learners)` names, and wait until a
+    member reports the new epoch with a leader."""
+    started = time.monotonic()
+    with connected(endpoints, min(timeout, 2.0)) as client:
+        view = _first_view(client, min(timeout, 2.0))
+        members = {m.get("id"): m for m in view.get("members") or []}
+        leader = _leader_of(client, members, timeout)
+        if leader == hand_over:
+            others = [v for v in _configuration(client, members[leader])[0] if v != leader]
+            if not others:
+                raise Failure(f"node {leader} is the only voter: it cannot be removed")
+            _ask_transfer(str(members[leader]["http"]), others[0])
+            leader = _wait_leader_other_than(client, members, leader, timeout)
+        voters, learners = _configuration(client, members[leader])
+        epoch_now = _configuration_epoch(client, members[leader])
+        new_voters, new_learners = target(voters, learners)
+        _post(str(members[leader]["http"]), "/v1/members",
+              {"voters": new_voters, "learners": new_learners})  # fmt: skip
+        while time.monotonic() - started < timeout:
+            for info in members.values():
+                try:
+                    status = client.status(str(info.get("http")), timeout_s=1.0)
+                except PaxosdError:
+                    continue
+                configuration = status.get("configuration") or {}
+                if configuration.get("epoch", 0) > epoch_now and status.get("role") == "leader":
+                    seconds = round(time.monotonic() - started, 3)
+                    data = {"epoch": configuration["epoch"], "voters": configuration["voters"],
+                            "learners": configuration["learners"], "leader": status["node_id"],
+                            "seconds": seconds}  # fmt: skip
+                    emit(as_json, data, f"{done} (epoch {data['epoch']}, node "
+                         f"{data['leader']} leads), after {seconds} s")  # fmt: skip
+                    return
+            time.sleep(0.05)
+    raise Failure(
+        f"the change was not done within {timeout} s",
+        hint="see `paxosd member list`: the voters of the new epoch must be up to elect a leader",
+    )
+
+
+def _configuration(client: Client, info: dict[str, Any]) -> tuple[list[int], list[int]]:
+    configuration = client.status(str(info.get("http")), timeout_s=2.0).get("configuration") or {}
+    return list(configuration.get("voters", [])), list(configuration.get("learners", []))
+
+
+def _configuration_epoch(client: Client, info: dict[str, Any]) -> int:
+    status = client.status(str(info.get("http")), timeout_s=2.0)
+    return int((status.get("configuration") or {}).get("epoch", 0))
+
+
+def _wait_leader_other_than(
+    client: Client, members: dict[Any, dict[str, Any]], old: Any, timeout: float
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leader = _leader_of(client, members, timeout)
+        if leader != old:
+            return leader
+        time.sleep(0.05)
+    raise Failure(f"node {old} did not hand leadership over within {timeout} s")
+
+
+def _post(http: str, path: str, body: dict[str, Any]) -> None:
     request = urllib.request.Request(
-        f"http://{http}/v1/leader/transfer",
-        data=json.dumps({"to": target}).encode(),
+        f"http://{http}{path}",
+        data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )

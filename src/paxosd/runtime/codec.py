@@ -32,13 +32,17 @@ from paxosd.storage.codec import (
 # 3: SnapshotInstall carries the snapshot file's checksum. 4: leadership transfer
 # (TimeoutNow, and Prepare's `transfer` flag). A version-4 node writes every version-3 message
 # as version 3 did (a Prepare carries its flag only when set), so 3 and 4 run side by side;
-# a transfer needs its target at 4.
-protocol_version = 4
+# a transfer needs its target at 4. 5: membership change (core/multi/epochs.py: Stale, and
+# configuration commands in the log). Nothing else changed, so 4 and 5 run side by side; a
+# leader refuses a change while a member it hears speaks 4 (runtime/node.py).
+protocol_version = 5
+# The first version that takes part in a membership change.
+protocol_version_members = 5
 # The oldest peer protocol this node still speaks. Rolling upgrades need two versions side by
 # side: a change to the wire bumps `protocol_version` and, while it still reads (and, to an
 # older peer, writes) the previous format, keeps `protocol_version_min` one below it. A peer
 # outside [protocol_version_min, protocol_version] is refused at the handshake, and told why.
-protocol_version_min = 3
+protocol_version_min = 4
 frame_bytes_max = 128 << 20
 _length = struct.Struct(">I")
 

@@ -159,6 +159,11 @@ def settle_configuration(config: NodeConfig, store: LogStore, recovered: Recover
         store.write([Configured(named)])
         store.sync()
         return Settled(replace(recovered, configuration=named), adopted=True)
+    if stored.epoch > named.epoch:
+        # The members changed through the log since the store was made (core/multi/
+        # epochs.py): the store's epoch is the one the node is in; the config file names the
+        # founding members, and every node it may meet.
+        return Settled(recovered, adopted=False)
     if (stored.voters, stored.learners) != (named.voters, named.learners):
         raise MembershipMismatch(mismatch_advice(config, stored))
     return Settled(recovered, adopted=False)

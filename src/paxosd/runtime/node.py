@@ -378,6 +378,36 @@ class Node:
             self._event("transfer_asked", target=target)
         return refused
 
+    def change_members(self, voters: list[int], learners: list[int]) -> str:
+        """Change the membership through the log (core/multi/epochs.py): "" once the change
+        is under way, else why not (not the leader, one under way, no quorum would answer)."""
+        if self.driver is None:
+            return f"node {self.node_id} is damaged: {self.damage}"
+        known = {m.id for m in self.config.members}
+        unknown = sorted(set(voters + learners) - known)
+        if unknown:
+            return (
+                f"node(s) {','.join(map(str, unknown))} are not in this node's config file: "
+                f"a node must be known to every member to take part"
+            )
+        transport = self.transport
+        if transport is not None:
+            older = sorted(
+                (node, version)
+                for node, version in transport.peer_versions.items()
+                if version < codec.protocol_version_members
+            )
+            if older:
+                node, version = older[0]
+                return (
+                    f"node {node} speaks peer protocol {version}, which takes no part in a "
+                    f"membership change: upgrade every member first"
+                )
+        refused = self.driver.change_members(voters, learners)
+        if not refused:
+            self._event("members_change_asked", voters=voters, learners=learners)
+        return refused
+
     def members(self) -> list[dict[str, Any]]:
         return [m.to_json() for m in self.config.members]
 

@@ -58,6 +58,11 @@ class NodeService(Protocol):
         to its start (the caller closes it), and the meta describing it."""
         ...
 
+    def change_members(self, voters: list[int], learners: list[int]) -> str:
+        """Change the members through the log (this node must lead): "" once the change is
+        under way, else the reason it cannot be."""
+        ...
+
     def transfer_leadership(self, target: int) -> str | None:
         """Hand leadership to node `target` (this node must lead): None once the handover has
         begun, else the reason it cannot be."""

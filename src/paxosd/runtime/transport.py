@@ -248,6 +248,9 @@ class PeerTransport:
         self.handshake = codec.encode_handshake(config.cluster_id, config.node_id)
         # Peers that refused our connection, and why (their last word; see `_refused`).
         self.refusals: dict[int, str] = {}
+        # The protocol version each peer that dialed this node announced (runtime/node.py
+        # refuses a membership change while one speaks a version that cannot take part).
+        self.peer_versions: dict[int, int] = {}
         self.stats = {
             "dropped_messages": 0,
             "rejected_connections": 0,
@@ -344,6 +347,7 @@ class PeerTransport:
             )
         if node == self.config.node_id or self.config.member(node) is None:
             raise codec.HandshakeRefused(f"node id {node} is not a peer in this cluster")
+        self.peer_versions[node] = version
         return node
 
     def named(self, connection: _Inbound, peer: int) -> None:

@@ -165,17 +165,24 @@ class MachineHistory:
     installing a snapshot replaces the machine, and the hub notices by the new object this
     returns. `machine` gives the replica's current state machine (a service Router)."""
 
-    __slots__ = ("_current", "_machine")
+    __slots__ = ("_current", "_machine", "_of")
 
     def __init__(self, machine: Callable[[], Any]) -> None:
         self._machine = machine
         self._current: StoreHistory | None = None
+        self._of: Any = None  # the machine `_current` is the history of
 
     def __call__(self) -> StoreHistory:
-        store = self._machine().kv.store
+        # Asked for every applied command: the same machine has the same store (a machine's
+        # store is set when it is built, and a snapshot installs a new machine).
+        machine = self._machine()
         current = self._current
+        if machine is self._of and current is not None:
+            return current
+        store = machine.kv.store
         if current is None or current.store is not store:
             current = self._current = StoreHistory(store)
+        self._of = machine
         return current
 
 

@@ -413,7 +413,9 @@ class WatchHub:
     def applied(self, events: Sequence[Event]) -> None:
         """One applied command's events (in the order it made them; none for a command that
         changed no key). Called for every applied command, in log order."""
-        history = self._follow_source()
+        history = self._source()  # `_follow_source`, inline: every command passes here
+        if history is not self._history:
+            self._replaced(history)
         if events:
             revision = events[0].kv.mod_revision
             if revision == self.revision + 1:
@@ -459,11 +461,14 @@ class WatchHub:
         watcher catches up from the new state's history."""
         history = self._source()
         if history is not self._history:
-            self._history = history
-            self.compact_revision = history.compact_revision
-            if history.revision > self.revision:
-                self._jumped(history.revision)
+            self._replaced(history)
         return history
+
+    def _replaced(self, history: History) -> None:
+        self._history = history
+        self.compact_revision = history.compact_revision
+        if history.revision > self.revision:
+            self._jumped(history.revision)
 
     def _jumped(self, revision: int) -> None:
         """The state moved from `self.revision` to `revision` without the events between

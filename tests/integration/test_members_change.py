@@ -1,0 +1,143 @@
+"""Membership change on real processes, under a write load: `paxosd member remove` shrinks a
+5-node cluster to 3 (the leader too, which hands over first), `paxosd member add` and
+`promote` grow it back to 5, a node killed and restarted comes back in the last epoch, and
+every acknowledged write is on every node at the end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from paxosd import Client, PaxosdError
+
+from .cluster import Cluster
+
+
+def _member(cluster: Cluster, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "paxosd", "member", *args,
+         "--endpoints", ",".join(cluster.endpoints()), "--timeout", "20", "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, f"member {args}: {done.stdout}{done.stderr}"
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+def _keys_at(cluster: Cluster, node: int) -> list[str]:
+    """The keys node `node` holds, read from its own state (no quorum asked)."""
+    url = f"http://{cluster.http(node)}/v1/kv"
+    answer = httpx.get(url, params={"prefix": "m/", "serializable": "true"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return sorted(kv["key"] for kv in answer.json()["kvs"])
+
+
+def test_shrink_to_three_and_grow_back_to_five_under_writes(tmp_path: Path) -> None:
+    cluster = Cluster.start(tmp_path, nodes=5)
+    stop = threading.Event()
+    acknowledged: list[str] = []
+    try:
+        leader = cluster.wait_for_leader()
+
+        def writer() -> None:
+            client = Client(cluster.endpoints(), timeout_s=10)
+            i = 0
+            while not stop.is_set() and i < 20_000:
+                key = f"m/{i:05d}"
+                try:
+                    client.put(key, i)
+                    acknowledged.append(key)
+                except PaxosdError:
+                    pass  # an outcome the client could not learn: not counted as acknowledged
+                i += 1
+            client.close()
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        while len(acknowledged) < 30:
+            time.sleep(0.02)
+        follower = next(n for n in (1, 2, 3, 4, 5) if n != leader)
+        first = _member(cluster, "remove", str(follower))
+        assert first["epoch"] == 1 and follower not in first["voters"] + first["learners"]
+        second = _member(cluster, "remove", str(leader))  # the leader: it hands over first
+        assert second["epoch"] == 2 and len(second["voters"]) == 3
+        assert second["leader"] != leader
+        for node in (follower, leader):
+            added = _member(cluster, "add", str(node))
+            assert node in added["learners"]
+            deadline = time.monotonic() + 20
+            while True:  # promoted once caught up (refused before, with the reason)
+                done = subprocess.run(
+                    [sys.executable, "-m", "paxosd", "member", "promote", str(node),
+                     "--endpoints", ",".join(cluster.endpoints()), "--timeout", "20",
+                     "--json"],
+                    capture_output=True, text=True, timeout=60,
+                )  # fmt: skip
+                if done.returncode == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert node in json.loads(done.stdout)["voters"]
+        # A node restarted after the changes starts in its store's epoch (its config file
+        # names the founding members), and catches up.
+        cluster.kill9(follower)
+        cluster.launch(follower)
+        deadline = time.monotonic() + 20
+        while ((cluster.status(follower) or {}).get("configuration") or {}).get("epoch") != 6:
+            assert time.monotonic() < deadline, f"node {follower} did not come back in epoch 6"
+            time.sleep(0.05)
+        before = len(acknowledged)
+        deadline = time.monotonic() + 20
+        while len(acknowledged) < before + 30 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(acknowledged) >= before + 30, "writes went on after the changes"
+    finally:
+        stop.set()
+    try:
+        thread.join(timeout=60)
+        final = cluster.status(cluster.wait_for_leader()) or {}
+        assert final["configuration"]["voters"] == [1, 2, 3, 4, 5]
+        commit = final["commit"]
+        for node in (1, 2, 3, 4, 5):
+            deadline = time.monotonic() + 20
+            while ((cluster.status(node) or {}).get("applied") or 0) < commit:
+                assert time.monotonic() < deadline, f"node {node} did not catch up"
+                time.sleep(0.05)
+            held = set(_keys_at(cluster, node))
+            missing = [key for key in acknowledged if key not in held]
+            assert missing == [], f"node {node} lacks {len(missing)} acknowledged writes"
+    finally:
+        cluster.stop()
+
+
+def test_a_change_is_refused_with_a_reason(tmp_path: Path) -> None:
+    cluster = Cluster.start(tmp_path)
+    try:
+        leader = cluster.wait_for_leader()
+        follower = next(n for n in (1, 2, 3) if n != leader)
+        for node, body, status, reason in (
+            (leader, {"voters": "1,2"}, 400, "list of node ids"),
+            (leader, {"voters": [1, 2], "learners": ["3"]}, 400, "list of node ids"),
+            (follower, {"voters": [1, 2]}, 409, "is not the leader"),
+            (leader, {"voters": [1, 2, 3, 4]}, 409, "not in this node's config file"),
+            (leader, {"voters": [1, 2, 3]}, 409, "already"),
+        ):
+            url = f"http://{cluster.http(node)}/v1/members"
+            answer = httpx.post(url, json=body, timeout=10)
+            assert answer.status_code == status, (body, answer.text)
+            assert reason in answer.json()["message"], answer.text
+        done = subprocess.run(
+            [sys.executable, "-m", "paxosd", "member", "promote", str(follower),
+             "--endpoints", ",".join(cluster.endpoints())],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode != 0 and f"node {follower} is not a learner" in done.stderr
+    finally:
+        cluster.stop()
