@@ -42,6 +42,15 @@ def test_membership_changes_break_nothing_and_reach_every_kind_of_change() -> No
     assert "membership_second_taken" not in faults, "a second change was taken meanwhile"
 
 
+def test_membership_changes_at_three_nodes_break_nothing() -> None:
+    """The same at three nodes, where every change leaves a cluster of two or three voters.
+    (The mutants R1-R3 that break the rules of a change fail here or above.)"""
+    spec = spec_for(3, MEMBERSHIP, "correct")
+    report, failing = swarm(spec, range(1, 9), jobs=1)
+    assert not failing, [replay_command(spec, r.seed) for r in failing]
+    assert report.faults.get("membership_change", 0) > 0
+
+
 def test_a_run_of_three_nodes_changes_members_and_ends_in_a_later_epoch() -> None:
     spec = spec_for(3, MEMBERSHIP, "correct")
     result = run(spec, 3)
