@@ -3,6 +3,7 @@ and version-2 snapshots converted exactly as replaying their commands would."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import threading
@@ -14,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paxosd.service import (
+    BadCommand,
     Cas,
     CorruptSnapshot,
     Delete,
@@ -23,12 +25,13 @@ from paxosd.service import (
     Router,
     encode,
 )
-from paxosd.service.kv import Compact, DeleteRange, Range, RangeResponse
+from paxosd.service.kv import Compact, DeleteRange, Range, RangeResponse, Txn
 from paxosd.service.kv import Put as KvPut
 from paxosd.service.snapshot import SnapshotWriter, seal
 from paxosd.service.values import json_text
 
 from .helpers import Log, fuzz
+from .kv_strategies import kv_ops
 
 
 def kv_log(n: int) -> Log:
@@ -107,6 +110,65 @@ def test_snapshot_bytes_do_not_depend_on_physical_compaction() -> None:
     assert len(one.machine.kv.store.history[b"k0"]) < len(two.machine.kv.store.history[b"k0"])
     assert one.machine.snapshot() == two.machine.snapshot()
     view.close()
+
+
+def _versions_to_keep(history: dict[bytes, list[Any]], revision: int, compacted: int) -> Any:
+    """The rule a view's `versions` follows, written plainly (store.py)."""
+    for key in sorted(history):
+        versions = history[key]
+        kept = [
+            kv
+            for i, kv in enumerate(versions)
+            if kv.mod_revision <= revision
+            and (i + 1 == len(versions) or versions[i + 1].mod_revision != kv.mod_revision)
+        ]
+        start = 0
+        for i, kv in enumerate(kept):
+            if kv.mod_revision > compacted:
+                break
+            start = i if kv.create_revision else i + 1
+        if start < len(kept):
+            yield key, kept[start:]
+
+
+# Besides random ops: a key put and deleted at one revision (two nested transactions; the put
+# was never readable), and compactions to recent revisions (the store starts at 1).
+_view_ops = st.one_of(
+    kv_ops,
+    st.sampled_from(
+        [
+            Txn(
+                success=(
+                    Txn(success=(KvPut(key=b"a", value=b"x"),)),
+                    Txn(success=(DeleteRange(key=b"a"),)),
+                )
+            ),
+            DeleteRange(key=b"a", range_end=b"\0"),
+        ]
+    ),
+    st.builds(Compact, revision=st.integers(min_value=2, max_value=40)),
+)
+
+
+@given(st.lists(st.lists(_view_ops, max_size=25), min_size=1, max_size=4))
+@fuzz(300)
+def test_a_view_keeps_exactly_the_versions_a_reader_needs(rounds: list[list[Any]]) -> None:
+    """Whatever the writes, deletes, transactions and compactions, with views opened between
+    them (a view keeps the versions it needs from being freed), each view hands out the
+    versions the rule says, key by key, however the store changed after it was opened."""
+    log = Log()
+    store = log.machine.kv.store
+    views = []
+    for ops in rounds:
+        for op in ops:
+            with contextlib.suppress(BadCommand):  # an invalid op never reaches the log
+                log.request("c", log.slot + 2, op)
+        view = store.open_view()
+        history = {key: list(versions) for key, versions in store.history.items()}
+        views.append((view, list(_versions_to_keep(history, view.revision, view.compact_revision))))
+    for view, expected in views:
+        assert list(view.versions()) == expected
+        view.close()
 
 
 # -- version 2 ------------------------------------------------------------------------------

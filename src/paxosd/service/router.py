@@ -199,12 +199,8 @@ class Router:
                 # A request nobody will retry (a node made its id): apply it, keep no session.
                 answer = self._handlers[type(command)](command)
             else:
-                sessions = self._sessions
-                digest = sessions.digest(payload)
-                fresh, answer = sessions.check(client_id, seq, digest, slot)
-                if fresh:
-                    answer = self._handlers[type(command)](command)
-                    sessions.record(client_id, seq, digest, slot, answer)
+                handler = self._handlers[type(command)]
+                answer = self._sessions.apply(client_id, seq, payload, slot, handler, command)
             if self._kv.events:
                 self.events = self._kv.take_events()
             return answer, (client_id, seq)

@@ -16,10 +16,10 @@ does. Cached answers share values with the state they came from, so memory grows
 cached answer outlives its value; the worst case is `clients_max` answers each as large as the
 largest answer a write may have.
 
-Nothing here knows what a request does: the router (router.py) asks `check` before applying
-a request and `record`s the answer after. Client ids that start with `ANONYMOUS_PREFIX` (a
-node made them up for a client that sent none) keep no session, so anonymous traffic never
-evicts the sessions of clients that do retry.
+Nothing here knows what a request does: the router (router.py) hands each request to `apply`
+with the handler that applies it, which runs only for a request not applied before. Client
+ids that start with `ANONYMOUS_PREFIX` (a node made them up for a client that sent none) keep
+no session, so anonymous traffic never evicts the sessions of clients that do retry.
 
 Sessions live in an OrderedDict in least-recently-used order (itself part of the state, and
 equal to ascending last-touch slot); touch and eviction are O(1).
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final, TypeAlias
 
 from .results import REQUEST_MISMATCH, STALE_REQUEST, Error
@@ -37,6 +37,7 @@ from .results import REQUEST_MISMATCH, STALE_REQUEST, Error
 clients_max: Final = 100_000
 ANONYMOUS_PREFIX: Final = "~"  # client ids without exactly-once sessions
 digest_bytes: Final = 8
+_blake2b: Final = hashlib.blake2b
 RequestId: TypeAlias = tuple[str, int]  # (client id, seq): who waits for an answer
 # (last seq, last touch slot, digest of that request's bytes, cached answer)
 Session: TypeAlias = tuple[int, int, bytes, Any]
@@ -64,9 +65,33 @@ class Sessions:
         """(client id, session) in least-recently-used order."""
         return iter(self._table.items())
 
-    @staticmethod
-    def digest(payload: bytes) -> bytes:
-        return hashlib.blake2b(payload, digest_size=digest_bytes).digest()
+    def apply(
+        self,
+        client_id: str,
+        seq: int,
+        payload: bytes,
+        slot: int,
+        handler: Callable[[Any], Any],
+        op: Any,
+    ) -> Any:
+        """The answer to request (client_id, seq), whose log payload is `payload`, chosen for
+        `slot`: `handler(op)`'s, recorded, if it was not applied before; otherwise the answer
+        `check` gives. One call per write on every replica, so the usual case is inline."""
+        digest = _blake2b(payload, digest_size=digest_bytes).digest()
+        table = self._table
+        session = table.get(client_id)
+        if session is None:
+            answer = handler(op)
+            table[client_id] = (seq, slot, digest, answer)
+            if len(table) > self._clients_max:
+                table.popitem(last=False)
+            return answer
+        if seq <= session[0]:
+            return self.check(client_id, seq, digest, slot)[1]
+        answer = handler(op)
+        table[client_id] = (seq, slot, digest, answer)
+        table.move_to_end(client_id)
+        return answer
 
     def check(self, client_id: str, seq: int, digest: bytes, slot: int) -> tuple[bool, Any]:
         """Before applying request (client_id, seq) with this digest at `slot`: (True, None) if
@@ -95,16 +120,6 @@ class Sessions:
         table[client_id] = (last_seq, slot, last_digest, cached)
         table.move_to_end(client_id)
         return False, cached
-
-    def record(self, client_id: str, seq: int, digest: bytes, slot: int, answer: Any) -> None:
-        """Request (client_id, seq) was applied at `slot` and answered `answer`."""
-        table = self._table
-        known = client_id in table
-        table[client_id] = (seq, slot, digest, answer)
-        if known:
-            table.move_to_end(client_id)
-        elif len(table) > self._clients_max:
-            table.popitem(last=False)
 
     def restore(self, client_id: str, session: Session) -> None:
         """Add a session from a snapshot, after every session touched before it."""

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 import weakref
 from collections.abc import Iterator
 from typing import Final
@@ -357,6 +358,9 @@ class MvccStore:
         assert all(a[1] <= b[1] and a[0] <= b[0] for a, b in itertools.pairwise(changes))
 
 
+_mod_revision_of: Final = operator.attrgetter("mod_revision")
+
+
 def _revision_of(entry: tuple[int, int, bytes]) -> int:
     return entry[1]
 
@@ -400,18 +404,27 @@ class StoreView:
             versions = history.get(key)
             if versions is None:
                 continue
-            # A version followed by one of the same revision was never readable: skip it.
+            if len(versions) == 1:  # most keys of a large store: the rule below, for one
+                kv = versions[0]
+                if kv.mod_revision <= revision and (
+                    kv.create_revision or kv.mod_revision > compacted
+                ):
+                    yield key, [kv]
+                continue
             copy = list(versions)
-            kept = [
-                kv
-                for i, kv in enumerate(copy)
-                if kv.mod_revision <= revision
-                and (i + 1 == len(copy) or copy[i + 1].mod_revision != kv.mod_revision)
-            ]
-            start = 0
-            for i, kv in enumerate(kept):
-                if kv.mod_revision > compacted:
-                    break
-                start = i if kv.create_revision else i + 1
+            # Versions are in mod_revision order: those up to the view's revision are a prefix.
+            end = bisect.bisect_right(copy, revision, key=_mod_revision_of)
+            kept = copy[:end] if end < len(copy) else copy
+            mods = list(map(_mod_revision_of, kept))
+            if not all(map(operator.lt, mods, mods[1:])):
+                # A version followed by one of the same revision was never readable: skip it.
+                kept = [
+                    kv
+                    for i, kv in enumerate(kept)
+                    if i + 1 == len(kept) or kept[i + 1].mod_revision != kv.mod_revision
+                ]
+            # From the version live at the compacted revision (a tombstone there: after it).
+            below = bisect.bisect_right(kept, compacted, key=_mod_revision_of)
+            start = 0 if not below else below - 1 if kept[below - 1].create_revision else below
             if start < len(kept):
-                yield key, kept[start:]
+                yield key, kept[start:] if start else kept
