@@ -66,6 +66,17 @@ def test_shrink_to_three_and_grow_back_to_five_under_writes(tmp_path: Path) -> N
         follower = next(n for n in (1, 2, 3, 4, 5) if n != leader)
         first = _member(cluster, "remove", str(follower))
         assert first["epoch"] == 1 and follower not in first["voters"] + first["learners"]
+        # The removed node sends its clients elsewhere at once.
+        deadline = time.monotonic() + 10
+        while True:
+            url = f"http://{cluster.http(follower)}/v1/kv/m-removed"
+            started = time.monotonic()
+            answer = httpx.put(url, json={"value": 1}, timeout=10)
+            if "no member" in answer.text or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)  # (it may not have learned the change yet)
+        assert answer.status_code == 503 and "is no member of the cluster" in answer.text
+        assert time.monotonic() - started < 1.0
         second = _member(cluster, "remove", str(leader))  # the leader: it hands over first
         assert second["epoch"] == 2 and len(second["voters"]) == 3
         assert second["leader"] != leader

@@ -148,3 +148,35 @@ def test_log_time_follows_the_monotonic_clock_not_the_wall_clock() -> None:
     ]
     steps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
     assert len(stamps) == 4 and all(0 <= step <= 60 for step in steps), stamps
+
+
+def test_a_removed_node_fails_what_waits_at_it_and_refuses_new_requests_at_once() -> None:
+    """A follower passes a write to its leader; then it applies the change that removes it
+    (core/multi/epochs.py). It will never hear a leader again: the waiting write fails at its
+    next tick, with an unknown outcome (the leader may have it), and a new request is refused
+    at once, naming the epoch; neither waits for its deadline."""
+    from paxosd.core.multi.configuration import Configuration
+    from paxosd.core.multi.reconfigure import Reconfigure
+    from paxosd.runtime.errors import NotLeader, Unavailable
+
+    driver, io = make(node=2)
+    leader = Ballot(1, 1)
+    driver.deliver(1, Heartbeat(ballot=leader, commit=0, read_round=1))
+    key, write = request(1, Put(key="x", value=1))
+    driver.submit_write(key, write, "waiting", retry_safe=True)
+    driver.end_turn()
+    io.settle()
+    assert [m for m in io.sent() if isinstance(m, Forward)], "passed to the leader"
+    change = Reconfigure(Configuration((1, 3), (), 1)).batch()
+    driver.deliver(1, Accept(ballot=leader, slot=1, batch=change, commit=0))
+    driver.deliver(1, Commit(ballot=leader, commit=1))
+    driver.end_turn()
+    io.settle()
+    assert driver.replica.configuration.voters == (1, 3)
+    driver.tick()
+    assert [(token, type(error)) for token, error in io.failures] == [("waiting", Unavailable)]
+    assert "no member of the cluster since epoch 1" in str(io.failures[0][1])
+    _, other = request(2, Put(key="y", value=2))
+    driver.submit_write(("c", 2), other, "new", retry_safe=True)
+    driver.submit_read(None, "read")
+    assert [(t, type(e)) for t, e in io.failures[1:]] == [("new", NotLeader), ("read", NotLeader)]

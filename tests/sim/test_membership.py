@@ -19,7 +19,8 @@ MEMBERSHIP = frozenset({"membership"})
 def test_membership_changes_break_nothing_and_reach_every_kind_of_change() -> None:
     """Removals (the leader's too, after a handover), demotions, additions and promotions,
     two operators at once, the leader crashed while a change is in flight and as it adopts
-    the new epoch: every checker holds, the membership ones included. (The mutants of
+    the new epoch, the node removed or added cut off meanwhile: every checker holds, the
+    membership ones included. (The mutants of
     tests/mutants/mutants.toml that break the rules of a change fail here.)"""
     spec = spec_for(5, MEMBERSHIP, "correct")
     report, failing = swarm(spec, range(1, 13), jobs=1)
@@ -31,9 +32,23 @@ def test_membership_changes_break_nothing_and_reach_every_kind_of_change() -> No
         "membership_crash_proposing",
         "membership_crash_adopting",
         "membership_leader_handover",
+        "membership_cut_off",
     ):
         assert faults.get(fault, 0) > 0, (fault, faults)
+    # Nodes that missed a change (cut off, crashed) were told of it by Stale, and the
+    # removed ones learned that they were.
+    for mechanism in ("epochs_adopted", "stale_epochs_told", "removals_learned"):
+        assert report.reached(mechanism) > 0, mechanism
     assert "membership_second_taken" not in faults, "a second change was taken meanwhile"
+
+
+def test_membership_changes_at_three_nodes_break_nothing() -> None:
+    """The same at three nodes, where every change leaves a cluster of two or three voters.
+    (The mutants R1-R3 that break the rules of a change fail here or above.)"""
+    spec = spec_for(3, MEMBERSHIP, "correct")
+    report, failing = swarm(spec, range(1, 9), jobs=1)
+    assert not failing, [replay_command(spec, r.seed) for r in failing]
+    assert report.faults.get("membership_change", 0) > 0
 
 
 def test_a_run_of_three_nodes_changes_members_and_ends_in_a_later_epoch() -> None:

@@ -163,6 +163,9 @@ class _Write:
     retry_safe: bool  # has an exactly-once session: may be proposed again
     proposed: bool = False
     sent_to: NodeId | None = None  # the leader it went to (this node, if it led)
+    # ... in which membership epoch: a change of epoch ends every leadership, and a leader
+    # re-elected at once keeps its id, so the id alone would not show it (epochs.py).
+    sent_epoch: int = 0
 
 
 @dataclass(slots=True)
@@ -243,6 +246,10 @@ class Driver:
         if len(self.writes) >= self.options.pending_requests_max:
             self.host.fail(token, Overloaded("too many writes in flight on this node"))
             return
+        removed = self._removed()
+        if removed is not None:
+            self.host.fail(token, removed)
+            return
         now = self.clock.monotonic_ms()
         write = _Write(payload, [token], now + self.options.request_timeout_ms, now, retry_safe)
         self.writes[request] = write
@@ -253,6 +260,10 @@ class Driver:
         """Ask for a linearizable read; its answer reaches the host under `token`."""
         if len(self.reads) >= self.options.pending_requests_max:
             self.host.fail(token, Overloaded("too many reads in flight on this node"))
+            return
+        removed = self._removed()
+        if removed is not None:
+            self.host.fail(token, removed)
             return
         now = self.clock.monotonic_ms()
         read_id = next(self.read_ids)
@@ -492,11 +503,43 @@ class Driver:
 
     # -- pending requests ---------------------------------------------------------------------
 
+    def _removed(self) -> NotLeader | None:
+        """A node removed from the members (core/multi/epochs.py) serves no client: it is
+        told at once to go elsewhere, rather than waiting for a leader it will never hear."""
+        replica = self.replica
+        configuration = replica.configuration
+        if configuration.is_member(replica.node_id):
+            return None
+        return NotLeader(
+            f"node {replica.node_id} is no member of the cluster since epoch "
+            f"{configuration.epoch} ({configuration.describe()}): ask a member"
+        )
+
+    def _fail_all(self, removed: NotLeader) -> None:
+        """This node was removed while requests waited here: none will be answered here, so
+        each is failed now (a write it may have passed on, with an unknown outcome), and the
+        client retries at a member instead of waiting for its deadline."""
+        for write in self.writes.values():
+            if write.proposed:
+                self.stats.writes_unknown += 1
+                error: ServiceError = Unavailable(f"{removed}; the write's outcome is unknown")
+            else:
+                self.stats.writes_failed += 1
+                error = removed
+            for token in write.tokens:
+                self.host.fail(token, error)
+        self.writes.clear()
+        for read in self.reads.values():
+            self.stats.reads_failed += 1
+            self.host.fail(read.token, removed)
+        self.reads.clear()
+
     def _propose(self, write: _Write) -> None:
         outcome = self.replica.propose(write.payload)
         if outcome.taken:
             write.proposed = True
             write.sent_to = self.replica.leader
+            write.sent_epoch = self.replica.configuration.epoch
 
     def _ask(self, read_id: int) -> None:
         read = self.reads[read_id]
@@ -507,6 +550,10 @@ class Driver:
         """Unproposed writes wait for a leader; writes with a session follow a new leader;
         refused reads are asked again; anything past its deadline fails - with an unknown
         outcome if it may have been proposed."""
+        removed = self._removed()
+        if removed is not None and (self.writes or self.reads):
+            self._fail_all(removed)
+            return
         leader = status.leader
         for key, write in list(self.writes.items()):
             if now >= write.deadline_ms:
@@ -523,7 +570,7 @@ class Driver:
                 continue
             elif not write.proposed:
                 self._propose(write)
-            elif write.retry_safe and write.sent_to != leader:
+            elif write.retry_safe and (write.sent_to, write.sent_epoch) != (leader, status.epoch):
                 self.stats.reforwarded_writes += 1
                 self._propose(write)
         for read_id, read in list(self.reads.items()):

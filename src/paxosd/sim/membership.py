@@ -8,7 +8,11 @@ as a learner, promote a learner. Some changes are asked twice at once (two opera
 second must be refused), and some are followed by a crash of the leader, either a few
 milliseconds after it was asked (between proposing the change and its being chosen) or
 just as the leader adopts the new epoch (between chosen and the new epoch's election). A
-removed node stays up: it must learn that it was removed and stop campaigning.
+removed node stays up: it must learn that it was removed and stop campaigning. Some nodes
+are cut off from the others as the change is asked, for a while: a voter being removed
+(it misses the change, times out, and campaigns in the old epoch with ever higher ballots
+until, reconnected, it is answered with the new epoch and learns it was removed) and a
+learner being added (it must catch up once reconnected).
 
 The checks do not trust the engine's account of what was chosen. An `Observer` watches the
 simulated disks: every acceptance (slot, ballot, batch) once its node's sync has made it
@@ -137,7 +141,8 @@ def schedule(cluster: Cluster, generator: random.Random) -> None:
         at = generator.uniform(100, horizon * 0.85)
         plan = Change(pick=generator.random(), twice=generator.random() < 0.2,
                       crash=generator.random(), crash_ms=generator.uniform(0, 15),
-                      down_ms=generator.uniform(50, 400))  # fmt: skip
+                      down_ms=generator.uniform(50, 400), cut=generator.random() < 0.3,
+                      cut_ms=generator.uniform(100, 900))  # fmt: skip
         cluster.at(at, partial(change, cluster, plan))
 
 
@@ -148,6 +153,8 @@ class Change:
     crash: float  # < 0.2: crash the leader mid-change; < 0.35: as it adopts the new epoch
     crash_ms: float
     down_ms: float
+    cut: bool  # the node removed or added is cut off from the others for a while
+    cut_ms: float
 
 
 def change(cluster: Cluster, plan: Change, retried: bool = False) -> None:
@@ -161,11 +168,13 @@ def change(cluster: Cluster, plan: Change, retried: bool = False) -> None:
     voters, learners = list(current.voters), list(current.learners)
     removed = [n for n in cluster.members if not current.is_member(n)]
     pick = plan.pick
+    cut_off: NodeId | None = None  # who is cut off if the plan says so
     if learners and pick < 0.5:
         promoted = learners[int(pick * 2 * len(learners))]
         target = (voters + [promoted], [n for n in learners if n != promoted])
     elif removed and pick < 0.75:
         target = (voters, learners + [removed[0]])
+        cut_off = removed[0]
     elif len(voters) > 2:
         victim = voters[int(pick * len(voters)) % len(voters)]
         if victim == leader:
@@ -181,6 +190,7 @@ def change(cluster: Cluster, plan: Change, retried: bool = False) -> None:
         rest = [v for v in voters if v != victim]
         demote = int(pick * 1000) % 2 == 0
         target = (rest, learners + [victim] if demote else learners)
+        cut_off = victim
     else:
         return
     refused = node.driver.change_members(*target)
@@ -188,6 +198,11 @@ def change(cluster: Cluster, plan: Change, retried: bool = False) -> None:
         cluster.count("membership_refused")
         return
     cluster.count("membership_change")
+    if plan.cut and cut_off is not None:
+        others = [n for n in cluster.members if n != cut_off]
+        cluster.cut_links({cut_off}, others)
+        cluster.count("membership_cut_off")
+        cluster.at(cluster.now + plan.cut_ms, partial(cluster.mend_links, {cut_off}, others))
     if plan.twice:
         again = node.driver.change_members(current.voters, current.learners)
         cluster.count("membership_second_refused" if again else "membership_second_taken")

@@ -60,6 +60,9 @@ MECHANISMS: dict[str, str] = {
     "watches_cancelled_slow": "a watcher that read too slowly was cancelled by the hub",
     "watches_cancelled_compacted": "a watcher needed compacted history and was cancelled",
     "watches_relisted": "... and listed its keys again, then watched from the next revision",
+    "epochs_adopted": "a node entered a new membership epoch (sim/membership.py)",
+    "removals_learned": "... one in which it is no member: it stops campaigning",
+    "stale_epochs_told": "a node of an earlier epoch was told of a later one (Stale)",
 }
 
 # Mechanisms only a workload outside the default set reaches (`paxosd sim --workloads`).
@@ -83,6 +86,9 @@ NOTE_MECHANISMS = {
     "snapshot_installed": "snapshots_installed",
     "catchup_started": "catch_ups",
     "rebuild_finished": "rebuilds_finished",
+    "epoch_adopted": "epochs_adopted",
+    "removed": "removals_learned",
+    "epoch_behind": "stale_epochs_told",
 }
 # Notes that make a node's snapshot (at the note's `slot`) durable with the turn's sync.
 SNAPSHOT_NOTES = frozenset({"snapshot_taken", "snapshot_installed"})

@@ -127,6 +127,8 @@ def on_stale(replica: Replica, src: NodeId, msg: Stale) -> None:
     pending = replica.next_epoch
     if pending is None or configuration.epoch > pending.epoch:
         replica.next_epoch = configuration
+        replica.out.note("epoch_behind", src=src, epoch=configuration.epoch,
+                         first_slot=configuration.first_slot)  # fmt: skip
     rebuilding = replica.rebuilding
     if rebuilding is not None and not rebuilding.stranded:
         rebuilding.stranded = True
@@ -189,6 +191,9 @@ def adopt(replica: Replica, configuration: Configuration) -> None:
     me = replica.node_id
     if not configuration.is_member(me):
         replica.out.note("removed", epoch=configuration.epoch, was=old.describe())
+        # No leader will ever be known here again: the host fails the writes behind these
+        # (with an unknown outcome), and their clients retry at a member.
+        replica.forward_queue.drain()
     rebuilding = replica.rebuilding
     if rebuilding is not None and not rebuilding.stranded:
         rebuilding.stranded = True
