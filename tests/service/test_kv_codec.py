@@ -27,12 +27,15 @@ from paxosd.service.kv import (
     Txn,
     TxnResponse,
 )
-from paxosd.service.kv.checks import check_put
+from paxosd.service.kv.checks import check_put, check_range
 from paxosd.service.kv.codec import (
     _PUT_FIELDS,
+    _RANGE_FIELDS,
     PUT_TAG,
+    RANGE_TAG,
     _flat,
     encode_put,
+    encode_range,
     plain_put,
     response_from_raw,
     response_to_raw,
@@ -140,6 +143,41 @@ def test_a_plain_put_encodes_as_the_general_checks_would(op: Put) -> None:
         assert str(caught.value) == str(refused)
         return
     assert strict(encode_put(op)) == strict(expected)
+
+
+RANGES_NEAR_THE_FAST_PATH = [
+    Range(key=b"k"),
+    Range(key=b"k" * key_bytes_max),
+    Range(key=b"k" * (key_bytes_max + 1)),
+    Range(key=b""),
+    Range(key="k"),  # type: ignore[arg-type]
+    Range(key=b"k", range_end=b"\0"),
+    Range(key=b"k", limit=1),
+    Range(key=b"k", limit=False),
+    Range(key=b"k", revision=0.0),  # type: ignore[arg-type]
+    Range(key=b"k", sort_order=SortOrder.DESCEND),
+    Range(key=b"k", sort_order=0),  # type: ignore[arg-type]
+    Range(key=b"k", sort_target=7),  # type: ignore[arg-type]
+    Range(key=b"k", serializable=True),
+    Range(key=b"k", keys_only=0),  # type: ignore[arg-type]
+    Range(key=b"k", count_only=True),
+    Range(key=b"k", max_create_revision=3),
+]
+
+
+@pytest.mark.parametrize("op", RANGES_NEAR_THE_FAST_PATH, ids=repr)
+def test_a_plain_range_encodes_as_the_general_checks_would(op: Range) -> None:
+    """A single-key read is checked at once: the same array, the same refusals, as the
+    checks every other range passes."""
+    try:
+        check_range(op)
+        expected = _flat(RANGE_TAG, op, _RANGE_FIELDS)
+    except BadCommand as refused:
+        with pytest.raises(type(refused)) as caught:
+            encode_range(op)
+        assert str(caught.value) == str(refused)
+        return
+    assert strict(encode_range(op)) == strict(expected)
 
 
 def test_the_cheaper_put_constructor_builds_the_same_put() -> None:

@@ -239,3 +239,29 @@ def test_a_written_view_no_longer_holds_the_database_back(tmp_path: Path) -> Non
     db.write(st("INSERT INTO t (v) VALUES (?)", "after the write"))
     assert not checkpoint_blocked()
     view.close()
+
+
+def test_replicas_in_files_that_restore_midway_end_with_equal_snapshots(tmp_path: Path) -> None:
+    """As on a cluster: a node that installed a peer's snapshot and applies on from there
+    snapshots the same bytes as the peer that applied everything (a lagging node may take a
+    snapshot's chunks from several peers)."""
+    for name in ("whole", "halfway"):
+        (tmp_path / name).mkdir()
+    whole = _in_file(tmp_path / "whole")
+    _fill(whole, 150)
+    halfway = Db(
+        StateMachine.restore(
+            whole.machine.snapshot(),
+            options=Options(sql_files=SqlFiles(tmp_path / "halfway")),
+        )
+    )
+    assert halfway.machine.sql.path is not None
+    halfway.seq = whole.seq
+    halfway.log.slot = whole.log.slot
+    for db in (whole, halfway):
+        db.write("CREATE TABLE later (x)")
+        db.write(*(st("INSERT INTO t (v) VALUES (?)", f"more {n}") for n in range(40)))
+        db.write("DELETE FROM t WHERE id % 5 = 1")
+        db.write("DROP INDEX t_v")
+    assert halfway.digest() == whole.digest()
+    assert halfway.machine.snapshot() == whole.machine.snapshot()

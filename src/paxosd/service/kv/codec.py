@@ -20,6 +20,7 @@ Answers are cached by the exactly-once table and carried in snapshots: `response
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -128,7 +129,21 @@ def _unflat(raw: list[Any], cls: type, fields: tuple[tuple[str, Any], ...]) -> d
 # Requests
 
 
+# A plain range (one key, every option at its default) is what a single-key read is (RESP
+# GET, etcd's range of one key): it is validated twice per read (by the node that takes it,
+# and by the state machine that answers it), so it is checked at once: its options, read in
+# C, equal the defaults and have their types.
+_RANGE_DEFAULTS: Final = tuple(default for _, default in _RANGE_FIELDS[1:])
+_RANGE_DEFAULT_TYPES: Final = tuple(map(type, _RANGE_DEFAULTS))
+_range_options = operator.attrgetter(*(name for name, _ in _RANGE_FIELDS[1:]))
+
+
 def encode_range(op: Range) -> list[Any]:
+    key = op.key
+    if type(key) is bytes and 0 < len(key) <= key_bytes_max:
+        options = _range_options(op)
+        if options == _RANGE_DEFAULTS and tuple(map(type, options)) == _RANGE_DEFAULT_TYPES:
+            return [RANGE_TAG, key]  # what `_flat` makes of it
     check_range(op)
     return _flat(RANGE_TAG, op, _RANGE_FIELDS)
 
