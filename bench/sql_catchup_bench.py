@@ -12,10 +12,12 @@ Not a test (tests/integration/test_sql_catchup.py runs it small). Run:
    log carries statements of a few hundred bytes, not the data. Then small writes until both
    have snapshotted past the load: the log before it is gone, so the killed node can only
    catch up from a snapshot.
-3. The killed node starts again, and the time until it has applied everything the leader
-   had committed is measured, while every node's resident memory is sampled every 100 ms:
-   the peak of the node catching up (the receiver), and of the others while it does (the
-   senders: a lagging node takes a snapshot's chunks from its peers, one per round trip).
+3. The killed node starts again (with `--wipe`: as a new node, its store moved aside by
+   `paxosd node --reinitialize`, rebuilding from its peers), and the time until it has
+   applied everything the leader had committed is measured, while every node's resident
+   memory is sampled every 100 ms: the peak of the node catching up (the receiver), and of
+   the others while it does (the senders: a lagging node takes a snapshot's chunks from its
+   peers, one per round trip).
 4. The caught-up node's table is compared with the leader's (rows and total length).
 """
 
@@ -114,7 +116,9 @@ class Peaks(threading.Thread):
                     self.peaks[node.index] = max(self.peaks[node.index], rss_bytes(node.pid))
 
 
-def run(cluster: Cluster, megabytes: int, timeout_s: float = 1800) -> dict[str, Any]:
+def run(
+    cluster: Cluster, megabytes: int, wipe: bool = False, timeout_s: float = 1800
+) -> dict[str, Any]:
     cluster.wait_ready()
     leader = cluster.leader_index()
     assert leader is not None
@@ -143,7 +147,14 @@ def run(cluster: Cluster, megabytes: int, timeout_s: float = 1800) -> dict[str, 
     peaks.start()
     base = [rss_bytes(cluster.nodes[i].pid or 0) for i in live]
     started = time.perf_counter()
-    cluster.nodes[catcher].start()
+    node = cluster.nodes[catcher]
+    argv = node.argv
+    if wipe:
+        node.argv = [*argv, "--reinitialize"]
+    try:
+        node.start()
+    finally:
+        node.argv = argv
     while True:
         assert time.monotonic() < deadline, "the restarted node did not catch up in time"
         try:
@@ -170,6 +181,7 @@ def run(cluster: Cluster, megabytes: int, timeout_s: float = 1800) -> dict[str, 
         "snapshot_file_mb": round(int(target["snapshot_bytes"]) / 1e6),
         "load_s": round(load_s, 1),
         "snapshots_past_load_s": round(snapshot_s, 1),
+        "wiped": wipe,
         "catchup_s": round(catchup_s, 1),
         "installed_snapshots": len(re.findall(r"event=snapshot_installed\b", log)),
         "receiver_peak_rss_mb": round(peaks.peaks[catcher] / 1e6),
@@ -183,13 +195,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=1024, help="the database's size, about")
     parser.add_argument("--every", type=int, default=20, help="slots between snapshots")
+    parser.add_argument("--wipe", action="store_true", help="the node comes back as a new one")
     parser.add_argument("--base-port", type=int, default=None)
     parser.add_argument("--dir", default=None, help="data directory (default: a temporary one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as root:
         cluster = start_paxosd(root, args.base_port, snapshot_every_slots=args.every)
         try:
-            report = run(cluster, args.mb)
+            report = run(cluster, args.mb, args.wipe)
         finally:
             cluster.stop()
     print(json.dumps(report, indent=2))

@@ -239,8 +239,9 @@ def _ask_transfer(http: str, target: int) -> None:
 @timeout_option_for(10.0, "Seconds to wait for the change to be chosen.")
 @json_option
 def add(node: int, endpoints: str, timeout: float, as_json: bool) -> None:
-    """Add node NODE as a learner: it receives the log and catches up, but does not vote
-    until `paxosd member promote NODE`. NODE must be in every member's config file."""
+    """Add node NODE as a learner: it receives the log and catches up, and the leader
+    promotes it to voter once it has (unless the nodes run with auto_promote = false: then
+    `paxosd member promote NODE`). NODE must be in every member's config file."""
 
     def target(voters: list[int], learners: list[int]) -> tuple[list[int], list[int]]:
         if node in voters or node in learners:
@@ -256,7 +257,8 @@ def add(node: int, endpoints: str, timeout: float, as_json: bool) -> None:
 @timeout_option_for(10.0, "Seconds to wait for the change to be chosen.")
 @json_option
 def promote(node: int, endpoints: str, timeout: float, as_json: bool) -> None:
-    """Make the learner NODE a voter. Refused while it is not caught up (within 90 % of the
+    """Make the learner NODE a voter (the leader does it by itself once NODE is caught up,
+    unless auto_promote = false). Refused while it is not caught up (within 90 % of the
     leader's log) or if the new voters that answer could not make a quorum."""
 
     def target(voters: list[int], learners: list[int]) -> tuple[list[int], list[int]]:

@@ -97,6 +97,9 @@ class NodeConfig:
     # A snapshot every this many applied slots (the log before it is then dropped): smaller
     # keeps the log and catch-up short, larger writes snapshots of a big state less often.
     snapshot_every_slots: int = 1000
+    # The leader promotes a learner by itself once it has caught up (docs/operations.md,
+    # "Shrink and grow"); false leaves it to `paxosd member promote`.
+    auto_promote: bool = True
     # For fault tests only: a JSON file {"wall_offset_ms": N} the node re-reads every second
     # and adds to its wall clock (the system clock is shared by every node on a machine).
     clock_file: Path | None = None
@@ -197,6 +200,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         "batch_commands_max",
         "early_accepts",
         "snapshot_every_slots",
+        "auto_promote",
         "clock_file",
         "limits",
         "kv",
@@ -239,6 +243,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         batch_commands_max=raw.get("batch_commands_max", 2048),
         early_accepts=bool(raw.get("early_accepts", True)),
         snapshot_every_slots=raw.get("snapshot_every_slots", 1000),
+        auto_promote=bool(raw.get("auto_promote", True)),
         clock_file=None if raw.get("clock_file") is None else Path(str(raw["clock_file"])),
         limits=_limits(raw.get("limits", {})),
         kv=_kv(raw.get("kv", {})),
@@ -327,6 +332,7 @@ def to_toml(config: NodeConfig) -> str:
         f"batch_commands_max = {config.batch_commands_max}",
         f"early_accepts = {'true' if config.early_accepts else 'false'}",
         f"snapshot_every_slots = {config.snapshot_every_slots}",
+        f"auto_promote = {'true' if config.auto_promote else 'false'}",
         *([f'clock_file = "{config.clock_file}"'] if config.clock_file is not None else []),
         "",
         "[timeouts]",

@@ -140,6 +140,7 @@ class Node:
             batch_commands_max=config.batch_commands_max + 1,
             early_accepts=config.early_accepts,
             snapshot_every_slots=config.snapshot_every_slots,
+            auto_promote=config.auto_promote,
         )
         self.clock = SystemClock(config.clock_file)
         self.driver: Driver | None = None

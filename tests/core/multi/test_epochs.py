@@ -124,7 +124,7 @@ def test_a_change_is_refused_while_another_is_in_progress_and_for_bad_members() 
 
 
 def test_a_learner_is_promoted_once_caught_up_and_then_votes() -> None:
-    net = Net()
+    net = Net(config=EngineConfig(auto_promote=False))  # promoted by the operator
     net.elect(1)
     assert net.call(1, lambda r: r.change_members((1, 2), (3,))) == ""
     net.deliver_all()
@@ -189,7 +189,8 @@ def test_a_restart_keeps_the_epoch_and_drops_older_acceptances_above_its_stop() 
 
 
 def test_a_node_that_jumps_over_the_stop_with_a_snapshot_adopts_the_epoch() -> None:
-    net = Net(config=EngineConfig(snapshot_every_slots=4, catchup_slots_max=2))
+    config = EngineConfig(snapshot_every_slots=4, catchup_slots_max=2, auto_promote=False)
+    net = Net(config=config)
     net.elect(1)
     net.crash(3)
     assert net.call(1, lambda r: r.change_members((1, 2, 3), ())) != ""
@@ -207,3 +208,18 @@ def test_a_node_that_jumps_over_the_stop_with_a_snapshot_adopts_the_epoch() -> N
     assert _adopted(net, 3)[:3] == (1, (1, 2), (3,))
     assert net.replicas[3].learner.snapshot_slot >= net.replicas[3].configuration.first_slot
     assert net.replicas[3].learner.applied == net.replicas[leader].learner.applied
+
+
+def test_a_caught_up_learner_is_promoted_by_the_leader_and_one_that_is_down_is_not() -> None:
+    net = Net()
+    net.elect(1)
+    net.crash(3)
+    assert net.call(1, lambda r: r.change_members((1, 2), (3,))) == ""
+    net.deliver_all()
+    _settle(net)
+    leader = _leader(net)
+    assert _adopted(net, leader)[:3] == (1, (1, 2), (3,)), "node 3 is down: not promoted"
+    net.restart(3)
+    _settle(net, 60)
+    for node in (1, 2, 3):
+        assert _adopted(net, node)[:3] == (2, (1, 2, 3), ()), node

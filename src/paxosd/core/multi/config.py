@@ -44,6 +44,9 @@ class EngineConfig:
     # The leader's Accepts leave while its own fsync runs (they reveal no unsynced vote: see
     # replica.py, "Durability"); False makes them wait for the sync like every other message.
     early_accepts: bool = True
+    # The leader promotes a learner to voter by itself once it is caught up (epochs.py);
+    # False leaves learners to the operator (`paxosd member promote`).
+    auto_promote: bool = True
     variant: str = "correct"
 
     def __post_init__(self) -> None:

@@ -328,6 +328,34 @@ def request(replica: Replica, voters: tuple[NodeId, ...], learners: tuple[NodeId
     return ""
 
 
+def promote_caught_up(replica: Replica, lead: Leadership) -> None:
+    """With `auto_promote`, the leader promotes a learner that has caught up (rule 5): once
+    nothing else is under way and the learner answers, within 90 % of the chosen log. The
+    change is an ordinary one: the same checks, the same refusals (then it tries again on a
+    later tick)."""
+    configuration = replica.configuration
+    if (
+        not configuration.learners
+        or not replica.config.auto_promote
+        or lead.change is not None
+        or lead.stop is not None
+        or lead.transfer is not None
+        or replica.learner.chosen_upto < lead.recovered_upto
+    ):
+        return
+    limit = replica.config.election_ticks_max
+    for learner in configuration.learners:
+        if lead.heard.get(learner, limit + 1) > limit:
+            continue
+        if lead.applied.get(learner, -1) < _caught_up(replica):
+            continue
+        voters = (*configuration.voters, learner)
+        learners = tuple(n for n in configuration.learners if n != learner)
+        if request(replica, voters, learners) == "":
+            replica.out.note("learner_promoted", learner=learner, epoch=configuration.epoch + 1)
+        return
+
+
 def _caught_up(replica: Replica) -> int:
     """How far a learner must have applied to be promoted: 90 % of the chosen log."""
     return replica.learner.chosen_upto * 9 // 10

@@ -769,6 +769,7 @@ class Replica:
         self._retransmit(lead)
         self.catchup.retry(self)
         transfer.tick(self, lead)
+        epochs.promote_caught_up(self, lead)
 
     def _retransmit(self, lead: Leadership) -> None:
         """Messages get lost: an Accept unanswered for a while goes out again to the acceptors
