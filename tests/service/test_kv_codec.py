@@ -37,6 +37,7 @@ from paxosd.service.kv.codec import (
     encode_put,
     encode_range,
     plain_put,
+    plain_range,
     response_from_raw,
     response_to_raw,
 )
@@ -178,6 +179,18 @@ def test_a_plain_range_encodes_as_the_general_checks_would(op: Range) -> None:
         assert str(caught.value) == str(refused)
         return
     assert strict(encode_range(op)) == strict(expected)
+
+
+def test_the_cheaper_range_constructor_builds_the_same_range() -> None:
+    """What the RESP server builds for GET is the range the dataclass builds, and a plain
+    range validates as any other does."""
+    built, made = plain_range(b"k"), Range(key=b"k")
+    assert built == made and hash(built) == hash(made) and strict(built) == strict(made)
+    validate(built)
+    with pytest.raises(BadCommand, match=r"Range\.key is empty"):
+        validate(plain_range(b""))
+    with pytest.raises(BadCommand, match="more than 1024"):
+        validate(plain_range(b"k" * 1025))
 
 
 def test_the_cheaper_put_constructor_builds_the_same_put() -> None:
