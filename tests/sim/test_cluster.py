@@ -98,7 +98,7 @@ PLANTED = (
         ("amnesia", 6),  # re-pinned when membership changes joined the faults (seed 7 drew them)
         ("wall-clock-leases", 4),
         ("reinit-unmarked", 53),  # re-pinned when the mvcc workload gained nested txns
-        ("members-unchecked", 25),
+        ("members-unchecked", 13),  # re-pinned when the membership fault changed (was 25)
     ],
 )
 def test_a_known_failing_seed_of_each_planted_bug_is_still_caught(variant: str, seed: int) -> None:
@@ -117,7 +117,7 @@ def test_each_planted_bug_is_caught_within_the_default_budget(variant: str) -> N
 
 def test_the_correct_engine_survives_the_seeds_that_catch_the_bugs() -> None:
     spec = spec_for(3, ALL, "correct")
-    for seed in (1, 4, 6, 7, 25, 53):
+    for seed in (1, 4, 6, 7, 13, 25, 53):
         assert run(spec, seed).ok, replay_command(spec, seed)
 
 
