@@ -50,6 +50,14 @@ Kinds (`KINDS`):
   leader is recorded in `detail.to`, the leader's answer in `detail.answer`. Nothing is
   undone at the end: the handover is the whole fault, and what it cost the clients (a pause
   of writes, never a failed one) is what the run measures.
+- `membership`: a member is removed through the leader (`POST /v1/members` with the voters
+  less one, as `paxosd member remove` asks); one time in three the victim is the leader, which
+  first hands leadership to another voter, as the command does. At the end the node is added
+  back as a learner, and the leader promotes it once it has caught up (`auto_promote`, on by
+  default). A change the cluster refuses (another one under way, too few voters answering) is
+  recorded in `detail.refused`, not an error: refusing is its right. Every change asked for is
+  in `detail.changes`. Healing ends by making every node a voter again (an error if it could
+  not, within `members_heal_s`).
 """
 
 from __future__ import annotations
@@ -89,6 +97,7 @@ KINDS = (
     "clock-skew",
     "clock-jump-leader",
     "transfer-leader",
+    "membership",
 )
 NETWORK_KINDS = frozenset(
     {"partition", "isolate-leader", "bridge", "one-way", "delay", "loss", "duplicate", "reset"}
@@ -109,6 +118,10 @@ jump_every_s = 1.0  # ... and as far again this often (a node re-reads its clock
 stall_wake_s = 1.0  # a stalled leader runs this long, still cut off, before the heal
 exit_poll_s = 0.02
 status_timeout_s = 1.0
+leader_wait_s = 3.0  # a handover or a change is given this long to show in the nodes' status
+readd_wait_s = 5.0  # adding a removed node back is retried this long at the fault's end
+members_heal_s = 30.0  # the heal waits this long for every node to vote again
+remove_leader_chance = 1 / 3
 
 Groups = tuple[tuple[int, ...], ...]
 
@@ -144,6 +157,8 @@ def _check_kinds(kinds: Sequence[str], nodes: Sequence[int]) -> None:
         raise ValueError("no nemesis kinds given")
     if len(nodes) < 2 and any(k in NETWORK_KINDS for k in kinds):
         raise ValueError("network faults need at least 2 nodes")
+    if len(nodes) < 2 and "membership" in kinds:
+        raise ValueError("a membership change needs at least 2 nodes (one stays a voter)")
     if len(nodes) < 3 and "bridge" in kinds:
         raise ValueError("a bridge needs at least 3 nodes")
 
@@ -272,6 +287,7 @@ class NemesisRunner:
             "clock-skew": self._clock,
             "clock-jump-leader": self._clock,
             "transfer-leader": self._transfer_leader,
+            "membership": self._membership,
         }
 
     # -- running a schedule -----------------------------------------------------------------
@@ -349,6 +365,9 @@ class NemesisRunner:
             if not process.alive:
                 await asyncio.to_thread(process.start)
         self._downed.clear()
+        membership = [r for r in self.events if r["kind"] == "membership"]
+        if membership:
+            await self._every_node_votes(membership[-1]["detail"])
         self.healed_at = time.time()
 
     def _check_processes(self) -> None:
@@ -539,6 +558,119 @@ class NemesisRunner:
             ask_transfer, process.http, target, self.status_timeout_s
         )
 
+    async def _membership(self, active: _Active) -> None:
+        detail = active.record["detail"]
+        detail["changes"] = []
+        statuses = await self.statuses()
+        leader = leader_of(statuses)
+        if leader is None:
+            detail["refused"] = "no leader to ask"
+            return
+        voters = _configuration(statuses[leader])[0]
+        if len(voters) < 2:
+            detail["refused"] = f"voters {voters}: none can be removed"
+            return
+        if self.rng.random() < remove_leader_chance:
+            victim = leader
+        else:
+            victim = self.rng.choice([v for v in voters if v != leader] or [leader])
+        active.record["targets"] = [[victim]]
+        detail["victim_led"] = victim == leader
+        active.record["start"] = time.time()
+        if victim == leader:  # as `paxosd member remove` does: the leader hands over first
+            others = [v for v in voters if v != leader and self.nodes[v].alive]
+            if not others:
+                detail["refused"] = "no other voter is up to take over"
+                return
+            to = self.rng.choice(others)
+            answer = await self._post(leader, "/v1/leader/transfer", {"to": to})
+            detail["changes"].append({"at": time.time(), "ask": f"transfer {leader} -> {to}",
+                                      "answer": answer})  # fmt: skip
+            leader = await self._leader_other_than(leader)
+            if leader is None:
+                detail["refused"] = f"node {victim} did not hand over within {leader_wait_s} s"
+                return
+        ok = await self._change(detail, leader, "remove", victim)
+        if not ok:
+            return
+
+        async def add_back() -> None:
+            deadline = time.monotonic() + readd_wait_s
+            while time.monotonic() < deadline:
+                now = await self.find_leader()
+                if now is not None and await self._change(detail, now, "add", victim):
+                    return
+                await asyncio.sleep(0.2)
+            # Not an error: the heal at the end makes it a voter again (and says if it cannot).
+            detail["not_added_back"] = f"node {victim}: refused for {readd_wait_s} s"
+
+        active.undo = add_back
+
+    async def _change(self, detail: dict[str, Any], leader: int, verb: str, node: int) -> bool:
+        """Ask `leader` to remove `node` or add it as a learner; True if it took the change
+        on (202). A refusal is noted in `detail` and is no error."""
+        status = await asyncio.to_thread(self.nodes[leader].status, self.status_timeout_s)
+        voters, learners = _configuration(status or {})
+        epoch = _epoch(status or {})
+        if verb == "remove":
+            body = {"voters": [v for v in voters if v != node],
+                    "learners": [n for n in learners if n != node]}  # fmt: skip
+        else:
+            if node in voters or node in learners:
+                return True  # a member already (a refused change may have been chosen after all)
+            body = {"voters": voters, "learners": [*learners, node]}
+        answer = await self._post(leader, "/v1/members", body)
+        detail["changes"].append({"at": time.time(), "ask": f"{verb} {node} at {leader}",
+                                  "answer": answer})  # fmt: skip
+        if answer.startswith("202"):
+            # As the command does, wait for the new epoch: the next change asked before it
+            # would be refused as "in progress" (a refusal is harmless, but it is noise).
+            deadline = time.monotonic() + leader_wait_s
+            while time.monotonic() < deadline:
+                statuses = await self.statuses()
+                if any(_epoch(s) > epoch for s in statuses.values()):
+                    break
+                await asyncio.sleep(0.05)
+            return True
+        detail["refused"] = answer
+        return False
+
+    async def _post(self, node: int, path: str, body: dict[str, Any]) -> str:
+        http = self.nodes[node].http
+        if http is None:
+            return "no answer: no HTTP address"
+        return await asyncio.to_thread(post_json, http, path, body, self.status_timeout_s)
+
+    async def _leader_other_than(self, old: int) -> int | None:
+        deadline = time.monotonic() + leader_wait_s
+        while time.monotonic() < deadline:
+            leader = await self.find_leader()
+            if leader is not None and leader != old:
+                return leader
+            await asyncio.sleep(0.05)
+        return None
+
+    async def _every_node_votes(self, detail: dict[str, Any]) -> None:
+        """Add back every node that is no member, wait until the leader has promoted them all;
+        `end_error` (a liveness problem in the report) if that does not happen in time."""
+        everyone = sorted(self.nodes)
+        started = time.monotonic()
+        voters: list[int] = []
+        while time.monotonic() - started < members_heal_s:
+            statuses = await self.statuses()
+            leader = leader_of(statuses)
+            if leader is not None:
+                voters, learners = _configuration(statuses[leader])
+                if sorted(voters) == everyone:
+                    detail["healed_voters"] = voters
+                    detail["heal_s"] = round(time.monotonic() - started, 3)
+                    return
+                missing = [n for n in everyone if n not in voters and n not in learners]
+                if missing:  # one change at a time; learners are promoted by the leader
+                    await self._change(detail, leader, "add", missing[0])
+            await asyncio.sleep(0.2)
+        detail["end_error"] = f"voters {voters} after {members_heal_s} s: not every node votes"
+
     async def _failing_write(self, active: _Active) -> None:
         victim = self._victim(active)
         process = self.nodes[victim]
@@ -586,19 +718,34 @@ class NemesisRunner:
 
 def ask_transfer(http: tuple[str, int], target: int, timeout_s: float) -> str:
     """POST /v1/leader/transfer to a node; its answer in a few words."""
+    return post_json(http, "/v1/leader/transfer", {"to": target}, timeout_s)
+
+
+def post_json(http: tuple[str, int], path: str, body: dict[str, Any], timeout_s: float) -> str:
+    """POST `body` to a node's `path`; its answer in a few words ("202 ..." when accepted)."""
     request = urllib.request.Request(
-        f"http://{http[0]}:{http[1]}/v1/leader/transfer",
-        data=json.dumps({"to": target}).encode(),
+        f"http://{http[0]}:{http[1]}{path}",
+        data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as answer:
-            return f"{answer.status} handing over"
+            return f"{answer.status} {answer.read()[:200].decode(errors='replace')}"
     except urllib.error.HTTPError as error:
         return f"{error.code} {error.read()[:200].decode(errors='replace')}"
     except (OSError, urllib.error.URLError) as error:
         return f"no answer: {error}"
+
+
+def _configuration(status: Mapping[str, Any]) -> tuple[list[int], list[int]]:
+    """(voters, learners) of a node's /v1/status."""
+    configuration = status.get("configuration") or {}
+    return list(configuration.get("voters", [])), list(configuration.get("learners", []))
+
+
+def _epoch(status: Mapping[str, Any]) -> int:
+    return int((status.get("configuration") or {}).get("epoch", 0))
 
 
 def leader_of(statuses: Mapping[int, Mapping[str, Any]]) -> int | None:

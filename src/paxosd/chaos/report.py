@@ -187,6 +187,18 @@ def _durability(history: History, kv: CheckResult | None, time_limit_s: float) -
     return SafetyResult("durability", not bad, bad, len(final_keys))
 
 
+def membership_changes(faults: Sequence[dict[str, Any]], t0: float) -> dict[str, Any]:
+    """What the `membership` faults asked of the cluster: every change it took on (202) and
+    every one it refused, in order, with the run's time."""
+    made: list[str] = []
+    refused: list[str] = []
+    for fault in faults:
+        for change in fault["detail"].get("changes", []):
+            line = f"{change['at'] - t0:.3f} s: {change['ask']}: {change['answer'][:120]}"
+            (made if change["answer"].startswith("202") else refused).append(line)
+    return {"made": made, "refused": refused}
+
+
 def build_results(data: RunData, history_path: Path, out: Path) -> dict[str, Any]:
     spec = data.spec
     history = load_history(history_path, "jsonl")
@@ -254,6 +266,7 @@ def build_results(data: RunData, history_path: Path, out: Path) -> dict[str, Any
             None if data.recovered_at is None else round(data.recovered_at - data.chaos_end, 3)
         ),
         "full_restart": data.restart,
+        "membership": membership_changes(data.faults, data.t0),
         "watches": data.watch_stats,
         "kv_check_s": None if kv is None else round(kv.elapsed_s, 3),
         # The checker's full story of each violated key (the verdict above is clipped).

@@ -207,6 +207,15 @@ def _print(results: dict[str, Any], out: Path) -> None:
             f"{fail['median']} / {fail['max']}" if fail else "-",
         )
     console.print(table)
+    members = results.get("membership") or {}
+    if members.get("made") or members.get("refused"):
+        console.print(
+            f"membership changes: {len(members['made'])} made, {len(members['refused'])} "
+            "refused by the cluster",
+            highlight=False,
+        )
+        for line in members["made"]:
+            console.print("  " + line, markup=False, highlight=False)
     for name, verdict in results["verdicts"].items():
         mark = "[green]ok[/green]" if verdict["ok"] else "[bold red]VIOLATED[/bold red]"
         console.print(f"{name}: {mark} ({verdict['checked']} checked)")
