@@ -21,10 +21,12 @@ from paxosd import Client, PaxosdError
 from .cluster import Cluster
 
 
-def _member(cluster: Cluster, *args: str) -> dict[str, Any]:
+def _member(cluster: Cluster, *args: str, first: int | None = None) -> dict[str, Any]:
+    """`paxosd member ARGS`, given every node's endpoint (node `first`'s first)."""
+    nodes = sorted(range(1, len(cluster.configs) + 1), key=lambda n: n != first)
     done = subprocess.run(
         [sys.executable, "-m", "paxosd", "member", *args,
-         "--endpoints", ",".join(cluster.endpoints()), "--timeout", "20", "--json"],
+         "--endpoints", ",".join(cluster.endpoints(nodes)), "--timeout", "20", "--json"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, f"member {args}: {done.stdout}{done.stderr}"
@@ -86,6 +88,11 @@ def test_shrink_to_three_and_grow_back_to_five_under_writes(tmp_path: Path) -> N
         second = _member(cluster, "remove", str(leader))  # the leader: it hands over first
         assert second["epoch"] == 2 and len(second["voters"]) == 3
         assert second["leader"] != leader
+        # The removed follower stays in the epoch it was removed in: asked first, it does not
+        # make `member list` show that epoch's members.
+        listed = _member(cluster, "list", first=follower)
+        assert listed["epoch"] == 2, listed
+        assert {m["id"]: m["voting"] for m in listed["members"]}[leader] == "removed"
         for node in (follower, leader):
             added = _member(cluster, "add", str(node))
             assert node in added["learners"] + added["voters"]  # (promoted already, maybe)

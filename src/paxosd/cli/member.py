@@ -58,9 +58,18 @@ def list_(endpoints: str, timeout: float, as_json: bool) -> None:
     """Every member: voter or learner, its role and applied slot as it says them, its lag
     behind the leader's commit, and any peer it refuses (with the reason)."""
     with connected(endpoints, timeout) as client:
-        first = _first_view(client, timeout)
-        view = members_view(first)
+        view = members_view(_first_view(client, timeout))
         own = _ask_members(client, view["members"], timeout)
+        # The node that answered first may lag or have been removed (it keeps the epoch in
+        # which it was): the members of the latest epoch any member reports are the members.
+        latest = max(
+            (a for a in own.values() if isinstance(a, dict)),
+            key=lambda a: members_view(a)["epoch"] or 0,
+            default=None,
+        )
+        if latest is not None and (members_view(latest)["epoch"] or 0) > (view["epoch"] or 0):
+            view = members_view(latest)
+            own = _ask_members(client, view["members"], timeout)
     rows = [_row(entry, own.get(entry.get("id"))) for entry in view["members"]]
     leader = next((r["id"] for r in rows if r["role"] == "leader"), view["leader"])
     commit = next((r["commit"] for r in rows if r["id"] == leader), None)
