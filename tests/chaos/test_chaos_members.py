@@ -5,11 +5,15 @@ must leave every node a voter again. A failure prints the command that replays t
 
 from __future__ import annotations
 
+import asyncio
+import random
 from pathlib import Path
 
 import pytest
 
+from paxosd.chaos import FaultEvent, NemesisRunner
 from tests.chaos import test_chaos_command as command
+from tests.chaos import test_nemesis as nemesis_test
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -36,3 +40,44 @@ def test_membership_changes_under_load_leave_no_anomaly(tmp_path: Path) -> None:
     assert sorted(last["detail"]["healed_voters"]) == [1, 2, 3], f"{last}\n{replay}"
     assert results["recovered_after_heal_s"] is not None
     assert command.no_nodes_left(out)
+
+
+def test_a_refused_change_is_recorded_and_the_heal_makes_every_node_vote(tmp_path: Path) -> None:
+    """With both followers stopped, no removal can leave a quorum that answers (and the leader
+    cannot hand over to a stopped node): the cluster refuses, and the fault records it as a
+    refusal, not an error. Then a change that is taken on, and the heal: all vote again."""
+
+    async def body() -> None:
+        async with nemesis_test.cluster(tmp_path) as (mesh, nodes):
+            runner = NemesisRunner(mesh, nodes, random.Random(5))
+            everyone = {1, 2, 3}
+            leader = await nemesis_test.wait_for_leader(runner, everyone, nemesis_test.startup_s)
+            followers = sorted(everyone - {leader})
+            for node in followers:
+                nodes[node].pause()
+            await asyncio.sleep(1.0)  # the leader counts as answering whom it heard lately
+            refused = await runner.begin(FaultEvent(0, 1, "membership"))
+            for node in followers:
+                nodes[node].resume()
+            await runner.end()
+            detail = refused["detail"]
+            assert "error" not in detail and "end_error" not in detail, detail
+            assert detail["refused"], detail
+            changes = [c for c in detail["changes"] if not c["ask"].startswith("transfer")]
+            assert all(not c["answer"].startswith("202") for c in changes), detail
+            await nemesis_test.wait_for_leader(runner, everyone)
+
+            made = await runner.begin(FaultEvent(0, 1, "membership"))
+            victim = made["targets"][0][0]
+            assert any(c["ask"].startswith(f"remove {victim}") for c in made["detail"]["changes"])
+            now = await runner.find_leader()
+            assert now is not None and now != victim
+            voters = (nodes[now].status() or {})["configuration"]["voters"]
+            assert victim not in voters, voters
+            await runner.heal_all()
+            assert sorted(made["detail"]["healed_voters"]) == [1, 2, 3], made
+            for record in runner.events:
+                assert "error" not in record["detail"] and "end_error" not in record["detail"]
+            assert runner.unexpected_exits == []
+
+    asyncio.run(asyncio.wait_for(body(), 90))

@@ -81,6 +81,8 @@ def test_schedule_edge_cases() -> None:
         make_schedule(["flood"], 60, 1, [1, 2, 3])
     with pytest.raises(ValueError, match="bridge"):
         make_schedule(["bridge"], 60, 1, [1, 2])
+    with pytest.raises(ValueError, match="membership change needs at least 2 nodes"):
+        make_schedule(["membership"], 60, 1, [1])  # removing the only voter leaves no cluster
     schedule = make_schedule(["bridge"], 60, 1, [1, 2, 3])
     assert all(sorted(len(g) for g in e.targets) == [1, 1, 1] for e in schedule)
 
