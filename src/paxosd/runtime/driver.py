@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO, Protocol
 
+from paxosd.core.multi import epochs
 from paxosd.core.multi.learner import Machine, SnapshotView
 from paxosd.core.multi.messages import SnapshotInstall
 from paxosd.core.multi.ready import (
@@ -246,7 +247,7 @@ class Driver:
         if len(self.writes) >= self.options.pending_requests_max:
             self.host.fail(token, Overloaded("too many writes in flight on this node"))
             return
-        removed = self._removed()
+        removed = self.removed()
         if removed is not None:
             self.host.fail(token, removed)
             return
@@ -261,7 +262,7 @@ class Driver:
         if len(self.reads) >= self.options.pending_requests_max:
             self.host.fail(token, Overloaded("too many reads in flight on this node"))
             return
-        removed = self._removed()
+        removed = self.removed()
         if removed is not None:
             self.host.fail(token, removed)
             return
@@ -503,12 +504,13 @@ class Driver:
 
     # -- pending requests ---------------------------------------------------------------------
 
-    def _removed(self) -> NotLeader | None:
-        """A node removed from the members (core/multi/epochs.py) serves no client: it is
-        told at once to go elsewhere, rather than waiting for a leader it will never hear."""
+    def removed(self) -> NotLeader | None:
+        """A node removed from the members (core/multi/epochs.py) serves no client and no
+        watcher: it is told at once to go elsewhere, rather than waiting for a leader it will
+        never hear (the hosts also end its watches)."""
         replica = self.replica
-        configuration = replica.configuration
-        if configuration.is_member(replica.node_id):
+        configuration = epochs.removed_by(replica)
+        if configuration is None:
             return None
         return NotLeader(
             f"node {replica.node_id} is no member of the cluster since epoch "
@@ -550,7 +552,7 @@ class Driver:
         """Unproposed writes wait for a leader; writes with a session follow a new leader;
         refused reads are asked again; anything past its deadline fails - with an unknown
         outcome if it may have been proposed."""
-        removed = self._removed()
+        removed = self.removed()
         if removed is not None and (self.writes or self.reads):
             self._fail_all(removed)
             return

@@ -538,6 +538,9 @@ class Node:
         self._compact_if_due(driver)
         if self.watches is not None:
             self.watches.tick(self.clock.monotonic_ms())
+            removed = driver.removed()
+            if removed is not None:  # its watchers would hear of nothing again
+                self.watches.close_all(f"{removed}: watch on a member")
         self._watch_clock()
         self._observe()
         now = self.clock.monotonic_ms()

@@ -227,6 +227,9 @@ class SimNode:
     def tick(self) -> None:
         self.driver.tick()
         self.watches.tick(self.cluster.now)
+        removed = self.driver.removed()
+        if removed is not None:  # as the node process does (runtime/node.py)
+            self.watches.close_all(f"{removed}: watch on a member")
         replica = self.replica
         if replica.role is Role.LEADER:
             machine = replica.learner.machine

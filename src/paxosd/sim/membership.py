@@ -240,4 +240,4 @@ def _crash_leader(cluster: Cluster, node: NodeId, fault: str) -> None:
 def removed(cluster: Cluster, node: NodeId) -> bool:
     """Whether `node` is up and knows that it is no member of the cluster any more."""
     sim = cluster.nodes[node]
-    return sim is not None and not sim.replica.configuration.is_member(node)
+    return sim is not None and sim.driver.removed() is not None

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from paxosd.core.multi.ballots import epoch_of
 from paxosd.core.multi.config import EngineConfig
-from paxosd.core.multi.epochs import mark
+from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.epochs import mark, removed_by
 from paxosd.core.multi.messages import Accept, Accepted, PreVote, Stale
 from paxosd.core.multi.reconfigure import in_batch
 from paxosd.core.multi.records import Accepted as AcceptedRecord
 from paxosd.core.multi.records import Configured
-from paxosd.core.types import Ballot
+from paxosd.core.types import Ballot, Envelope
 
 from .harness import Net, put
 
@@ -223,3 +224,27 @@ def test_a_caught_up_learner_is_promoted_by_the_leader_and_one_that_is_down_is_n
     _settle(net, 60)
     for node in (1, 2, 3):
         assert _adopted(net, node)[:3] == (2, (1, 2, 3), ()), node
+
+
+def test_a_peer_left_promising_a_later_epochs_mark_stops_no_election() -> None:
+    """A torn adoption (the mark's promise durable, the epoch's record lost) leaves a node
+    that can promise nothing of its epoch: its Nacks name no leader (no write is forwarded
+    to node 0) and stop no candidate, which wins with the others."""
+    net = Net(nodes=5)
+    net.replicas[1].acceptor.promised = mark(1)
+    net.call(2, lambda r: r.start_election())
+    net.deliver_all()
+    assert net.replicas[2].leading is not None
+    assert [n for n in net.members if net.replicas[n].leader_hint == 0] == []
+
+
+def test_a_node_told_of_a_later_epoch_that_leaves_it_out_knows_it_was_removed() -> None:
+    """Removed while it lagged, a node cannot reach the epoch's start (its members no longer
+    send it the log): the configuration a peer's Stale names tells it."""
+    net = Net()
+    replica = net.replicas[3]
+    assert removed_by(replica) is None
+    later = Configuration((1, 2), (), 1, 50)
+    net.step(3, Envelope(1, 3, Stale(configuration=later)))
+    assert replica.configuration.epoch == 0
+    assert removed_by(replica) == later

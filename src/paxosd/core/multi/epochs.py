@@ -147,6 +147,15 @@ def applied_change(replica: Replica, slot: int, change: Reconfigure) -> None:
     adopt(replica, Configuration(c.voters, c.learners, c.epoch, slot + 1))
 
 
+def removed_by(replica: Replica) -> Configuration | None:
+    """The latest configuration this node knows of, if it leaves this node out: the one it is
+    in, or a later one a peer told of (`Stale`) that it has not reached yet. A node removed
+    while it lagged cannot catch up to that epoch (its members no longer send it the log), so
+    it must know it from `Stale` alone, to send its clients and watchers to a member."""
+    latest = replica.next_epoch or replica.configuration
+    return None if latest.is_member(replica.node_id) else latest
+
+
 def adopt_pending(replica: Replica) -> bool:
     """Adopt the later epoch a peer told of, once this node has applied up to its start."""
     pending = replica.next_epoch
@@ -228,7 +237,7 @@ def mark(epoch: int) -> Ballot:
 
 
 def is_mark(ballot: Ballot) -> bool:
-    return ballot.round == first_round(epoch_of(ballot))
+    return ballot.node == 0 and ballot.round == first_round(epoch_of(ballot))
 
 
 def _mark_chosen(replica: Replica, configuration: Configuration) -> list[Record]:

@@ -464,7 +464,17 @@ class Replica:
         seen = [b for b in (self.acceptor.promised, self.highest_seen) if b is not None]
         known = [b.round for b in seen if ballots.epoch_of(b) == epoch]
         ballot = Ballot(max(known, default=ballots.first_round(epoch)) + 1, self.node_id)
-        later = [b for b in seen if ballots.epoch_of(b) > epoch]
+        # A peer's mark ballot (epochs.mark) proves only that the peer once adopted a later
+        # epoch: a torn write may have left it that promise without the epoch's record, and
+        # no one else in the later epoch; the change is then recovered by a phase 1 of this
+        # epoch (the brick wall), which this node must be free to run. Its own mark promise
+        # still bars it (it can promise nothing of this epoch).
+        promised = self.acceptor.promised
+        later = [
+            b
+            for b in seen
+            if ballots.epoch_of(b) > epoch and (b == promised or not epochs.is_mark(b))
+        ]
         if later and all(b.has_successor for b in later):
             return None
         if later or not ballot.has_successor or ballots.epoch_of(ballot) != epoch:
@@ -618,7 +628,9 @@ class Replica:
     def _on_nack(self, src: NodeId, msg: Nack) -> None:
         self.see(msg.promised)
         ours = self._own_ballot()
-        if ours is not None and msg.promised > ours:
+        # A later epoch's mark ballot is no competing leader (see _next_ballot): the other
+        # acceptors may still make a quorum.
+        if ours is not None and msg.promised > ours and not epochs.is_mark(msg.promised):
             self._step_down(msg.promised)
 
     def _own_ballot(self) -> Ballot | None:
@@ -633,7 +645,10 @@ class Replica:
         self.leading = None
         self.campaign = None
         self.prevote = None
-        self.leader_hint = higher.node if higher.node != self.node_id else None
+        # A mark ballot (epochs.mark: values chosen before an epoch began, node 0) names no
+        # leader: commands forwarded to it would be dropped.
+        named = higher.node != self.node_id and not epochs.is_mark(higher)
+        self.leader_hint = higher.node if named else None
         reads.step_down(self, lead)
         if lead is not None:
             # Queued commands were never proposed: forward them to whoever leads now.
