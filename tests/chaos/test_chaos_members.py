@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from paxosd.chaos import FaultEvent, NemesisRunner
+from paxosd.chaos import FaultEvent, NemesisRunner, leader_of
 from tests.chaos import test_chaos_command as command
 from tests.chaos import test_nemesis as nemesis_test
 
@@ -43,37 +45,53 @@ def test_membership_changes_under_load_leave_no_anomaly(tmp_path: Path) -> None:
 
 
 def test_a_refused_change_is_recorded_and_the_heal_makes_every_node_vote(tmp_path: Path) -> None:
-    """With both followers stopped, no removal can leave a quorum that answers (and the leader
-    cannot hand over to a stopped node): the cluster refuses, and the fault records it as a
-    refusal, not an error. Then a change that is taken on, and the heal: all vote again."""
+    """With one follower stopped, removing the other would leave a quorum that does not
+    answer: the leader refuses, and the fault records it as a refusal, not an error. Then a
+    change that is taken on, and the heal: every node votes again."""
 
     async def body() -> None:
         async with nemesis_test.cluster(tmp_path) as (mesh, nodes):
             runner = NemesisRunner(mesh, nodes, random.Random(5))
             everyone = {1, 2, 3}
             leader = await nemesis_test.wait_for_leader(runner, everyone, nemesis_test.startup_s)
-            followers = sorted(everyone - {leader})
-            for node in followers:
-                nodes[node].pause()
-            await asyncio.sleep(1.0)  # the leader counts as answering whom it heard lately
-            refused = await runner.begin(FaultEvent(0, 1, "membership"))
-            for node in followers:
-                nodes[node].resume()
+            stopped, asked = sorted(everyone - {leader})
+            nodes[stopped].pause()
+            # The leader counts as answering the nodes it heard within an election timeout.
+            await asyncio.sleep(1.0)
+            # Removing the other follower would leave voters {leader, stopped}: one answers of
+            # the two a quorum needs. The leader refuses it.
+            refused = await runner.begin(FaultEvent(0, 1, "membership", ((asked,),)))
+            nodes[stopped].resume()
             await runner.end()
             detail = refused["detail"]
             assert "error" not in detail and "end_error" not in detail, detail
-            assert detail["refused"], detail
-            changes = [c for c in detail["changes"] if not c["ask"].startswith("transfer")]
-            assert all(not c["answer"].startswith("202") for c in changes), detail
+            assert detail["refused"].startswith("409") and "answering" in detail["refused"]
+            assert not _taken_on(detail, "remove"), detail
             await nemesis_test.wait_for_leader(runner, everyone)
 
-            made = await runner.begin(FaultEvent(0, 1, "membership"))
+            # The leader removed: it hands over first, then its successor removes it (retried
+            # while the stopped node catches up: the leader may refuse meanwhile).
+            deadline = time.monotonic() + 20
+            while True:
+                leader = await nemesis_test.wait_for_leader(runner, everyone)
+                made = await runner.begin(FaultEvent(0, 1, "membership", ((leader,),)))
+                if _taken_on(made["detail"], "remove") or time.monotonic() > deadline:
+                    break
+                await runner.end()
+                await asyncio.sleep(0.5)
             victim = made["targets"][0][0]
-            assert any(c["ask"].startswith(f"remove {victim}") for c in made["detail"]["changes"])
-            now = await runner.find_leader()
-            assert now is not None and now != victim
-            voters = (nodes[now].status() or {})["configuration"]["voters"]
-            assert victim not in voters, voters
+            assert victim == leader and made["detail"]["victim_led"], made
+            assert _taken_on(made["detail"], f"transfer {victim} -> "), made
+            assert _taken_on(made["detail"], f"remove {victim}"), made
+            deadline = time.monotonic() + 10
+            while True:  # the new epoch, as its leader says
+                statuses = await runner.statuses()
+                now = leader_of(statuses)
+                voters = (statuses.get(now or 0) or {}).get("configuration", {}).get("voters")
+                if now is not None and voters is not None and victim not in voters:
+                    break
+                assert time.monotonic() < deadline, statuses
+                await asyncio.sleep(0.1)
             await runner.heal_all()
             assert sorted(made["detail"]["healed_voters"]) == [1, 2, 3], made
             for record in runner.events:
@@ -81,3 +99,10 @@ def test_a_refused_change_is_recorded_and_the_heal_makes_every_node_vote(tmp_pat
             assert runner.unexpected_exits == []
 
     asyncio.run(asyncio.wait_for(body(), 90))
+
+
+def _taken_on(detail: dict[str, Any], ask: str) -> bool:
+    """Whether the fault asked for a change starting with `ask` and the leader took it on."""
+    return any(
+        c["ask"].startswith(ask) and c["answer"].startswith("202") for c in detail["changes"]
+    )

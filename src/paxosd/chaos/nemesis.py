@@ -570,7 +570,12 @@ class NemesisRunner:
         if len(voters) < 2:
             detail["refused"] = f"voters {voters}: none can be removed"
             return
-        if self.rng.random() < remove_leader_chance:
+        if active.event.targets:  # a victim named in advance (the schedule leaves it open)
+            victim = self._victim(active)
+            if victim not in voters:
+                detail["refused"] = f"node {victim} is no voter (voters {voters})"
+                return
+        elif self.rng.random() < remove_leader_chance:
             victim = leader
         else:
             victim = self.rng.choice([v for v in voters if v != leader] or [leader])
