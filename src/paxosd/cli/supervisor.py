@@ -383,8 +383,8 @@ class Supervisor:
             pid = view.get("pid") if view is not None else None
             if isinstance(pid, int) and _alive(pid):
                 node.elsewhere_pid = pid
+                self._write_pids()  # before the line that says so (a reader may act on it)
                 self._event(node, "node_found", pid=pid, detail="listed in cluster.pids")
-                self._write_pids()
             elif node.data_dir is not None and not lock_held(node.data_dir):
                 self._elsewhere_gone(node, now, pid=None)
             elif now - node.elsewhere_since > elsewhere_patience_s:
