@@ -15,7 +15,10 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from paxosd import Client
 
@@ -42,14 +45,26 @@ class Lines:
         return self.queue.get(timeout=timeout)
 
 
-def _spawn(args: list[str]) -> subprocess.Popen[str]:
+def _spawn(args: list[str], stderr: Any = subprocess.DEVNULL) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "paxosd", *args],
+        [sys.executable, "-X", "faulthandler", "-m", "paxosd", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
         start_new_session=True,  # its own process group: kill -9 takes its command too
     )
+
+
+def _wait_or_dump(process: subprocess.Popen[str], timeout: float, stderr: Path) -> int:
+    """The process's exit code; if it has not exited in time, its threads' stacks (SIGABRT
+    makes the faulthandler print them) and what it wrote, in the failure."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+        pytest.fail(f"still running after {timeout} s; its stderr:\n{stderr.read_text()[-6000:]}")
 
 
 def _kill_group(process: subprocess.Popen[str]) -> None:
@@ -129,16 +144,18 @@ def test_a_registered_instance_vanishes_with_its_process(shared_cluster: Cluster
 
 
 def test_a_leader_paused_past_its_ttl_is_replaced_and_stops_when_it_resumes(
-    shared_cluster: Cluster,
+    shared_cluster: Cluster, tmp_path: Path
 ) -> None:
     """SIGSTOP of the leading worker (a GC pause, a stopped VM) past its TTL: another leads
     with a larger token; resumed, the old worker finds its session lost, stops its command
     and exits 2, and its stale leadership is refused by fencing."""
     endpoints = ",".join(shared_cluster.endpoints())
     common = ["--endpoints", endpoints]
+    first_stderr = tmp_path / "p1.stderr"
     first = _spawn(
         ["elect", "paused", "p1", "--ttl", str(ttl_s), "--grace", "1", *common, "--",
-         sys.executable, "-c", LEADER]
+         sys.executable, "-c", LEADER],
+        stderr=first_stderr.open("w"),
     )  # fmt: skip
     second: subprocess.Popen[str] | None = None
     try:
@@ -157,7 +174,8 @@ def test_a_leader_paused_past_its_ttl_is_replaced_and_stops_when_it_resumes(
                 time.sleep(0.05)
             assert now.revision > old.revision
             os.killpg(first.pid, signal.SIGCONT)
-            assert first.wait(timeout=30) == 2  # leadership lost: the command was stopped
+            # leadership lost: the command was stopped
+            assert _wait_or_dump(first, 30, first_stderr) == 2
             assert election.leader() == now  # the resumed worker changed nothing
     finally:
         for process in (first, second):
