@@ -645,10 +645,7 @@ class Replica:
         self.leading = None
         self.campaign = None
         self.prevote = None
-        # A mark ballot (epochs.mark: values chosen before an epoch began, node 0) names no
-        # leader: commands forwarded to it would be dropped.
-        named = higher.node != self.node_id and not epochs.is_mark(higher)
-        self.leader_hint = higher.node if named else None
+        self.leader_hint = higher.node if higher.node != self.node_id else None
         reads.step_down(self, lead)
         if lead is not None:
             # Queued commands were never proposed: forward them to whoever leads now.
