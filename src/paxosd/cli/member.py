@@ -129,6 +129,8 @@ def _row(entry: dict[str, Any], own: dict[str, Any] | str | None) -> dict[str, A
         "commit": None,
         "version": None,
         "protocol": None,
+        # Its store's incarnation id (hex), as it says it (runtime/incarnation.py).
+        "incarnation": None,
     }
     if isinstance(own, dict):
         protocol = own.get("protocol") or {}
@@ -138,6 +140,7 @@ def _row(entry: dict[str, Any], own: dict[str, Any] | str | None) -> dict[str, A
             commit=own.get("commit"),
             version=own.get("version"),
             protocol=protocol.get("version"),
+            incarnation=own.get("incarnation"),
         )
     return row
 

@@ -48,7 +48,7 @@ from pathlib import Path
 
 from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.records import Configured, Rebuilding, Record
-from paxosd.runtime import sqlite_pin
+from paxosd.runtime import incarnation, sqlite_pin
 from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.variants import Variant
 from paxosd.storage import (
@@ -257,6 +257,7 @@ def initialise(config: NodeConfig, *, despite_traces: bool = False) -> Path:
         if traces:
             raise MembershipTraces(traces_advice(config, traces))
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    incarnation.record(config.data_dir, fsync=config.fsync)  # before the store: see its module
     store = _open(config, create=True, initial=[Configured(configuration_of(config))])
     store.close()
     sqlite_pin.record(config.data_dir)
@@ -279,6 +280,9 @@ def reinitialize(config: NodeConfig) -> Path | None:
     left of the old one is moved into a `lost-<time>` folder beside it, never deleted; the
     folder is returned (None if there was nothing to move)."""
     kept = _move_aside(config)
+    # A new store is a new incarnation: a member that joined through the log is then refused
+    # by its peers (its record names the lost store's), and rejoins as a new member.
+    incarnation.record(config.data_dir, fsync=config.fsync)
     # The mark is IN the new store from its first appearance: no crash leaves it unmarked.
     initial: list[Record] = [Configured(configuration_of(config)), Rebuilding(True)]
     if Variant(config.variant).reinit_unmarked:
@@ -375,6 +379,7 @@ def reseed(config: NodeConfig, survivor: NodeConfig) -> Reseeded:
         ):
             raise MembershipMismatch(mismatch_advice(config, recovered.configuration))
         kept = _move_aside(config)
+        incarnation.record(config.data_dir, fsync=config.fsync)
         copied: list[Record] = [Configured(configuration_of(config))]
         copied += [r for r in recovered.records() if not isinstance(r, Configured | Rebuilding)]
         store = _open(config, create=True, initial=copied)
