@@ -196,6 +196,7 @@ def adopt(replica: Replica, configuration: Configuration) -> None:
         first_slot=configuration.first_slot,
         voters=configuration.voters,
         learners=configuration.learners,
+        joined=tuple((j.node, j.incarnation, j.contact) for j in configuration.joined),
     )
     me = replica.node_id
     if not configuration.is_member(me):
