@@ -1,7 +1,7 @@
 """A learner joining a large cluster: how long until it has the state, and until it votes?
 
 Not a test. Run: python bench/learner_join_bench.py [--keys 1000000] [--snapshot-every 1000]
-                 [--base-port N] [--dir DIR]
+                 [--base-port N] [--dir DIR] [--keep-logs DIR]
 
 1. Four `paxosd node` processes (fsync on) on 127.0.0.1, every node in every config file.
    Node 4 is removed (`paxosd member remove 4`, the real command) and stopped, so it joins
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import tempfile
 import time
 import urllib.request
@@ -64,6 +65,7 @@ def main() -> None:
     )
     parser.add_argument("--base-port", type=int, default=None)
     parser.add_argument("--dir", default=None, help="data directory (default: a temporary one)")
+    parser.add_argument("--keep-logs", default=None, help="copy the nodes' logs to this folder")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as root:
         cluster = start_paxosd(
@@ -73,6 +75,10 @@ def main() -> None:
             report = run(cluster, args.keys, args.snapshot_every)
         finally:
             cluster.stop()
+            if args.keep_logs:
+                Path(args.keep_logs).mkdir(parents=True, exist_ok=True)
+                for node in cluster.nodes:
+                    shutil.copy(node.log_path, Path(args.keep_logs) / f"node{node.index + 1}.log")
     print(json.dumps(report, indent=2))
 
 
