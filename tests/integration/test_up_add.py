@@ -83,3 +83,38 @@ def test_up_add_without_a_running_up_says_to_start_it(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert "no `paxosd up` runs for" in done.stderr
     assert "paxosd up --add in another terminal" in done.stderr
+
+
+def test_up_add_id_replaces_a_node_whose_store_was_lost(tmp_path: Path) -> None:
+    """The runbook "Replace a failed node" under `paxosd up`: the lost node is removed and
+    joins again under its id with a new store; the supervisor runs it from then on."""
+    import os
+    import shutil
+
+    with paxosd_up(tmp_path, "--restart-delay", "1") as up:
+        leader = up.wait_for("a leader", up.leader)
+        lost = next(n for n in (1, 2, 3) if n != leader)
+        old = up.view(lost)
+        shutil.rmtree(up.data_dir / f"node{lost}")
+        os.kill(int(old["pid"]), signal.SIGKILL)
+        up.wait_for("the store held", lambda: "event=node_store_lost" in up.stderr())
+        others = [up.endpoint(n) for n in (1, 2, 3) if n != lost]
+        removed = subprocess.run(
+            [sys.executable, "-m", "paxosd", "member", "remove", str(lost),
+             "--endpoints", ",".join(others), "--timeout", "20"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        added = subprocess.run(
+            [sys.executable, "-m", "paxosd", "up", "--add", "--id", str(lost),
+             "--data-dir", str(up.data_dir)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stdout + added.stderr
+        view = up.wait_for(
+            f"node {lost} voting again",
+            lambda: (v := up.status(lost)) and lost in v["configuration"]["voters"] and v,
+        )
+        assert view["incarnation"] != old["incarnation"], "a new store is a new identity"
+        assert "joined = true" in (up.data_dir / f"node{lost}.toml").read_text()
+        assert str(view["pid"]) in (up.data_dir / "cluster.pids").read_text().split()

@@ -429,8 +429,18 @@ class Supervisor:
 
     def add(self, node_id: int) -> Answer:
         """Start, and from now on supervise, a node that has just joined (`paxosd up --add`)."""
-        if any(n.node_id == node_id for n in self.nodes):
-            return Answer(False, f"node {node_id} is supervised already")
+        known = next((n for n in self.nodes if n.node_id == node_id), None)
+        if known is not None:
+            # A replaced node (`--add --id N`): its config file is the joined one now, which
+            # the supervisor's command line for it names; start it unless it runs.
+            if known.held is not None:
+                known.held = None
+                self.start(known)
+            if known.pid is not None:
+                return Answer(True, f"node {node_id} runs (pid {known.pid})")
+            if known.restart_at is not None:
+                return Answer(True, f"node {node_id} starts again shortly")
+            return Answer(False, f"node {node_id} is supervised, and not running")
         made = self.add_node(node_id) if self.add_node is not None else "no way to add nodes"
         if isinstance(made, str):
             return Answer(False, made)
@@ -512,6 +522,9 @@ class Supervisor:
     ) -> None:
         """An event about a node: in the supervisor's log and in the node's own log file, so
         that reading one node's log tells its whole story (its exits included)."""
+        # Its folder may be gone (a wiped data directory): the line makes it again, rather
+        # than the supervisor dying of a FileNotFoundError.
+        node.log_path.parent.mkdir(parents=True, exist_ok=True)
         logs.event(self._node_logs[node.node_id], name, level, node=node.node_id, **fields)
 
     def _node_logger(self, node: NodeProcess, log_format: str) -> logging.Logger:

@@ -127,6 +127,9 @@ def check_membership(configs: list[NodeConfig], data_dir: Path) -> None:
         existing = list(range(1, max(stores) + 1))
     else:
         return  # a brand-new cluster, or one whose stores all belong to the nodes asked for
+    # A founding node replaced by one that joined under its id (`--add --id N`) has a joined
+    # file now: it is one of the founding places all the same.
+    asked = sorted(set(asked) | (joined & set(existing)))
     if existing != asked:
         raise Failure(
             f"{_shown(data_dir)} holds a {len(existing)}-node cluster (members "
@@ -234,7 +237,11 @@ def prepare(configs: list[NodeConfig], data_dir: Path, options: NodeOptions) -> 
 @click.option(
     "--add", is_flag=True,
     help="Add a node to the cluster that `paxosd up` runs for --data-dir (from another "
-    "terminal): the next id joins through the log and the supervisor starts it.",
+    "terminal): the next id (or --id) joins through the log and the supervisor starts it.",
+)  # fmt: skip
+@click.option(
+    "--id", "add_id", type=click.IntRange(1, 255),
+    help="With --add: the id to join, e.g. a removed node whose store was lost (replace).",
 )  # fmt: skip
 @click.option(
     "--restart/--no-restart", default=True, show_default=True,
@@ -247,20 +254,24 @@ def prepare(configs: list[NodeConfig], data_dir: Path, options: NodeOptions) -> 
 @log_level_option
 @log_format_option
 def command(
-    nodes: str, data_dir: Path, base_port: int, wait: bool, add: bool, restart: bool,
-    restart_delay: float, log_level: str, log_format: str,
+    nodes: str, data_dir: Path, base_port: int, wait: bool, add: bool, add_id: int | None,
+    restart: bool, restart_delay: float, log_level: str, log_format: str,
 ) -> None:  # fmt: skip
     """Start a local cluster (separate processes on 127.0.0.1). In the foreground a node
     that dies is restarted while the others serve; Ctrl-C stops the cluster cleanly. With
     --add, grow the running one by a node."""
     logs.setup(log_level, log_format)
     data_dir = data_dir.resolve()
+    if add_id is not None and not add:
+        raise Failure("--id goes with --add", exit_code=2)
     if add:
-        sys.exit(_add(data_dir))
+        sys.exit(_add(data_dir, add_id))
     count = int(nodes)
     founding = local_cluster(count, data_dir, base_port, cluster_id_for(data_dir, count, base_port))
     joined = joined_configs(data_dir)
-    configs = founding + joined
+    replaced = {config.node_id for config in joined}
+    founding = [config for config in founding if config.node_id not in replaced]
+    configs = sorted(founding + joined, key=lambda config: config.node_id)
     busy = [
         f"{host}:{port}"
         for config in configs
@@ -275,6 +286,7 @@ def command(
     options = NodeOptions(log_level, log_format)
     processes = prepare(founding, data_dir, options)
     processes += [joined_process(config, data_dir, options) for config in joined]
+    processes.sort(key=lambda process: process.node_id)
 
     def add_node(node: int) -> NodeProcess | str:
         try:
@@ -313,9 +325,9 @@ def command(
 add_wait_s = 120.0  # for the new node to vote (or catch up, without auto_promote)
 
 
-def _add(data_dir: Path) -> int:
-    """`paxosd up --add`: the next node joins the cluster `paxosd up` runs for `data_dir`,
-    and its supervisor starts it. The exit code."""
+def _add(data_dir: Path, add_id: int | None) -> int:
+    """`paxosd up --add`: the next node (or node `add_id`) joins the cluster `paxosd up` runs
+    for `data_dir`, and its supervisor starts it. The exit code."""
     from paxosd.cli.control import ask, supervisor_pid
     from paxosd.cli.join import join, report_progress
 
@@ -339,7 +351,7 @@ def _add(data_dir: Path) -> int:
         for folder in data_dir.glob("node*")
         if folder.is_dir() and folder.name[4:].isdigit()
     }
-    node = max(taken) + 1
+    node = max(taken) + 1 if add_id is None else add_id
     if node > 255:
         raise Failure("no node id is left (ids go up to 255)")
     founding = next((c for c in configs if not c.joined), configs[0])
@@ -347,6 +359,9 @@ def _add(data_dir: Path) -> int:
     base = first.http[1] - first.id
     host = first.http[0]
     me = Member(node, (host, base + 100 + node), (host, base + node), (host, base - 600 + node))
+    previous = next((c for c in configs if c.node_id == node), None)
+    if previous is not None:
+        me = previous.me  # a replaced node keeps its place in the layout
     busy = [f"{h}:{p}" for h, p in (me.peer, me.http, me.resp) if not port_free(p, h)]
     if busy:
         raise Failure(f"node {node}'s ports are in use: {', '.join(busy)}")
