@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import queue
@@ -140,18 +141,38 @@ class Lines:
         return self.queue.get(timeout=timeout)
 
 
-def spawn(args: list[str], quiet: bool = False) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "paxosd", *args],
-        stdout=subprocess.DEVNULL if quiet else subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
+class Spawned:
+    """The `paxosd` processes this benchmark starts, each in a process group of its own with
+    whatever it runs (an elected worker's command): `stop_all` ends every group, whatever
+    became of the process that led it, so nothing outlives the benchmark."""
+
+    def __init__(self) -> None:
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def spawn(self, args: list[str], quiet: bool = False) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "paxosd", *args],
+            stdout=subprocess.DEVNULL if quiet else subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            kill_group(process, signal.SIGCONT)  # a paused one would not die until resumed
+            kill_group(process)
+        for process in self.processes:
+            process.wait()
+        self.processes.clear()
 
 
 def kill_group(process: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
-    if process.poll() is None:
+    """Signal the process's group: the process and its command, or the command alone once
+    the process has exited without stopping it."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
 
 
@@ -161,6 +182,17 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def elections(cluster: Cluster, rounds: int, ttl: float, instances: int) -> dict[str, Any]:
+    spawned = Spawned()
+    try:
+        return _elections(cluster, rounds, ttl, instances, spawned)
+    finally:
+        spawned.stop_all()
+
+
+def _elections(
+    cluster: Cluster, rounds: int, ttl: float, instances: int, spawned: Spawned
+) -> dict[str, Any]:
+    spawn = spawned.spawn
     endpoints = ",".join(f"127.0.0.1:{node.http_port}" for node in cluster.nodes)
     common = ["--endpoints", endpoints]
     observers = [spawn(["elect", "--observe", "bench", "--json", *common]) for _ in range(2)]
@@ -222,8 +254,7 @@ def elections(cluster: Cluster, rounds: int, ttl: float, instances: int) -> dict
             code = None
         result["paused_leader_exit_code"] = code  # 2: leadership lost, command stopped
     finally:
-        for process in (*workers.values(), *observers):
-            kill_group(process)
+        spawned.stop_all()  # the workers (the paused one too, and any command) and observers
     # Registrations: kill two, the others stay.
     registered = [
         spawn(
@@ -263,9 +294,7 @@ def elections(cluster: Cluster, rounds: int, ttl: float, instances: int) -> dict
                 "live_after": live(),
             }
     finally:
-        for process in registered:
-            kill_group(process)
-            process.wait()
+        spawned.stop_all()
     return result
 
 

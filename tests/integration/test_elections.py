@@ -68,9 +68,23 @@ def _wait_or_dump(process: subprocess.Popen[str], timeout: float, stderr: Path) 
 
 
 def _kill_group(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
+    """SIGKILL the process's group: the process and its command, or a command it left."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def _group_left(process: subprocess.Popen[str]) -> bool:
+    """True while any process of `process`'s group (its command) is still running."""
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _candidates(client: Client, election: str) -> int:
+    return client.range(prefix=f"{election}/", count_only=True).count
 
 
 def test_kill_9_of_the_leader_elects_another_and_every_observer_agrees(
@@ -166,6 +180,12 @@ def test_a_leader_paused_past_its_ttl_is_replaced_and_stops_when_it_resumes(
             old = election.leader()
             assert old is not None and old.value == "p1"
             second = _spawn(["elect", "paused", "p2", "--ttl", str(ttl_s), *common])
+            # Paused once p2 waits to lead, so that what is timed is the handover alone, not
+            # p2's start (seconds on a loaded machine).
+            started = time.monotonic()
+            while _candidates(client, "paused") < 2:
+                assert time.monotonic() < started + 30, "p2 never campaigned"
+                time.sleep(0.05)
             os.killpg(first.pid, signal.SIGSTOP)
             paused_at = time.monotonic()
             deadline = paused_at + ttl_s + notice_s
@@ -176,6 +196,7 @@ def test_a_leader_paused_past_its_ttl_is_replaced_and_stops_when_it_resumes(
             os.killpg(first.pid, signal.SIGCONT)
             # leadership lost: the command was stopped
             assert _wait_or_dump(first, 30, first_stderr) == 2
+            assert not _group_left(first), "the command outlived the leadership"
             assert election.leader() == now  # the resumed worker changed nothing
     finally:
         for process in (first, second):
@@ -183,3 +204,50 @@ def test_a_leader_paused_past_its_ttl_is_replaced_and_stops_when_it_resumes(
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGCONT)
                 _kill_group(process)
+
+
+def test_a_leader_paused_before_its_command_starts_never_runs_it_after_resuming(
+    shared_cluster: Cluster, tmp_path: Path
+) -> None:
+    """The same pause, the moment the worker says it leads: between winning and starting its
+    command (the race behind this test's flakiness under load: the session's keeper noticed
+    the loss while no command was running yet, and the command then started and ran on for a
+    leadership already lost). Resumed, the worker exits 2 and leaves nothing running."""
+    endpoints = ",".join(shared_cluster.endpoints())
+    common = ["--endpoints", endpoints]
+    first_stderr = tmp_path / "q1.stderr"
+    with Client(endpoints) as client:
+        second = _spawn(["elect", "early", "q2", "--ttl", str(ttl_s), "--grace", "1", *common])
+        first: subprocess.Popen[str] | None = None
+        try:
+            # q2 leads first, so q1 wins the moment q2 resigns: q1's pause can then land
+            # right after its "leading" line, before it has started its command.
+            assert "leading early as q2" in Lines(second).next(30)
+            first = _spawn(
+                ["elect", "early", "q1", "--ttl", str(ttl_s), "--grace", "1", *common, "--",
+                 sys.executable, "-c", LEADER],
+                stderr=first_stderr.open("w"),
+            )  # fmt: skip
+            lines = Lines(first)
+            started = time.monotonic()
+            while _candidates(client, "early") < 2:
+                assert time.monotonic() < started + 30, "q1 never campaigned"
+                time.sleep(0.05)
+            second.send_signal(signal.SIGINT)  # q2 resigns: q1 leads
+            assert "leading early as q1" in lines.next(30)
+            os.killpg(first.pid, signal.SIGSTOP)
+            assert second.wait(timeout=30) == 0
+            election = client.election("early")
+            deadline = time.monotonic() + ttl_s + notice_s
+            while election.leader() is not None:  # q1's session ended: nobody leads
+                assert time.monotonic() < deadline, "q1's key outlived its session"
+                time.sleep(0.05)
+            os.killpg(first.pid, signal.SIGCONT)
+            assert _wait_or_dump(first, 30, first_stderr) == 2
+            assert not _group_left(first), "the command ran on after the leadership was lost"
+        finally:
+            for process in (first, second):
+                if process is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGCONT)
+                    _kill_group(process)

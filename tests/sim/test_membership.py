@@ -3,8 +3,10 @@ the simulator's faults break nothing, and the observer that judges them can fail
 
 from __future__ import annotations
 
+import pytest
+
 from paxosd.check.epochs import Adopted
-from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.configuration import Configuration, Joined
 from paxosd.core.multi.reconfigure import Reconfigure
 from paxosd.core.multi.records import Accepted as AcceptedRecord
 from paxosd.core.multi.records import Batch
@@ -59,10 +61,62 @@ def test_a_run_of_three_nodes_changes_members_and_ends_in_a_later_epoch() -> Non
     assert max(status["epoch"] for status in result.node_status.values()) >= 2
 
 
-def _votes(observer: Observer, slot: int, ballot: Ballot, batch: Batch, nodes: tuple[int, ...]):
+def test_members_are_replaced_and_a_wiped_member_under_its_old_id_is_refused() -> None:
+    """An operator replaces members (removes one, wipes it, starts it on a new store and adds
+    it back with its new identity), and sometimes wipes a voter that joined through the log
+    and starts it again under its id, at the worst moment (the voters it chose with down,
+    the laggers up). Its peers refuse that store's identity: nothing breaks, and every such
+    node is refused. (Mutant R4, which admits anyone, fails here.)"""
+    spec = spec_for(3, MEMBERSHIP, "correct")
+    report, failing = swarm(spec, range(1, 13), jobs=1)
+    assert not failing, [replay_command(spec, r.seed) for r in failing]
+    faults = report.faults
+    assert faults.get("membership_replace", 0) > 0, faults
+    careless = faults.get("membership_careless_replace", 0)
+    assert careless > 0, faults
+    assert faults.get("incarnations_refused", 0) >= careless, faults
+
+
+def test_a_wiped_member_admitted_under_its_old_id_is_caught_within_the_first_20_seeds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The planted bug R4 (tests/mutants/mutants.toml), in this process: a handshake that
+    admits any store under a member's id. A wiped voter then votes with the laggers before
+    the voters it chose with are back, and they choose other values for slots its old store
+    helped choose: the checkers see it within the first 20 seeds at three nodes."""
+    monkeypatch.setattr(Configuration, "admits", lambda self, node, incarnation: None)
+    spec = spec_for(3, MEMBERSHIP, "correct")
+    _, failing = swarm(spec, range(1, 21), jobs=1, stop_at_violation=True)
+    assert failing, "admitting a wiped member under its old id went unnoticed for 20 seeds"
+    problems = failing[0].violations
+    assert any("applied a different command" in p or "membership:" in p for p in problems), problems
+
+
+def _votes(
+    observer: Observer,
+    slot: int,
+    ballot: Ballot,
+    batch: Batch,
+    nodes: tuple[int, ...],
+    incarnation: int = 1,
+) -> None:
     """`nodes` made their acceptance of `batch` at (`slot`, `ballot`) durable."""
     for node in nodes:
-        observer.durable(node, [AcceptedRecord(slot, ballot, batch)])
+        observer.durable(node, incarnation, [AcceptedRecord(slot, ballot, batch)])
+
+
+def test_the_observer_counts_a_vote_only_from_the_store_a_member_was_recorded_with() -> None:
+    # Epoch 1: voters 1, 2, 3, node 3 joined with the store of incarnation 7.
+    founding = Configuration((1, 2))
+    joined = Configuration((1, 2, 3), (), 1, 10, (Joined(3, 7),))
+    epoch1 = Ballot(1 << 40 | 1, 1)
+    observer = Observer(founding)
+    observer.adopted.append(Adopted(1, 1, joined, 10))
+    _votes(observer, 10, epoch1, (b"a",), (1,))
+    _votes(observer, 10, epoch1, (b"a",), (3,), incarnation=8)  # node 3's new store
+    assert observer.chosen() == []
+    _votes(observer, 10, epoch1, (b"a",), (3,), incarnation=7)  # the recorded one
+    assert [c.slot for c in observer.chosen()] == [10]
 
 
 def test_the_observer_finds_a_value_chosen_above_a_stop_and_two_values_in_one_slot() -> None:

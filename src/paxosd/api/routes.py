@@ -953,6 +953,13 @@ ROUTES: Final[tuple[Route, ...]] = (
         body=(
             Field("voters", "json", "the node ids that vote once the change is done"),
             Field("learners", "json", "the node ids that only learn", False),
+            Field(
+                "join",
+                "json",
+                "a new node joining as a learner: {id, incarnation (hex), "
+                "contact ('peer=H:P http=H:P resp=H:P')}",
+                False,
+            ),
         ),
         service=False,
         description="One change at a time: the leader waits until nothing is in flight, "

@@ -69,35 +69,52 @@ def _check_command(command: tuple[str, ...]) -> None:
         )
 
 
-def _stopper(child: list[subprocess.Popen[bytes]], grace: float) -> Any:
-    """The session-loss callback: stop the command (SIGTERM, SIGKILL after `grace`)."""
+class _Command:
+    """The COMMAND run while the session lives, stopped (SIGTERM, SIGKILL after `grace`) the
+    moment the session is lost. The session's keeper notices the loss in its own thread,
+    which may be while this one is still starting the command (a process paused between
+    winning and starting it, then resumed past its TTL): starting and stopping hold one
+    lock, so a loss noticed first means the command never starts, and one noticed during the
+    start stops the command as soon as it exists, never leaving it to run for a leadership
+    already lost."""
 
-    def stop(reason: str) -> None:
-        if not child or child[0].poll() is not None:
-            return
-        click.echo(f"error: session lost ({reason}); stopping the command", err=True)
-        process = child[0]
-        process.send_signal(signal.SIGTERM)
-        timer = threading.Timer(grace, _kill_if_running, (process,))
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.lock = threading.Lock()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.lost = False
+
+    def run(self, command: tuple[str, ...], env: dict[str, str], session: Session) -> int | None:
+        """COMMAND's exit code, or None if the session was lost before it could start."""
+        session.state  # noqa: B018 - notices (and calls stop for) a lapse the keeper has not seen
+        with self.lock:
+            if self.lost:
+                return None
+            try:
+                self.process = subprocess.Popen(list(command), env=env)
+            except OSError as error:
+                raise Failure(
+                    f"cannot run {command[0]!r}: {error.strerror}", code="bad_request"
+                ) from None
+        return self.process.wait()
+
+    def stop(self, reason: str) -> None:
+        """The session-loss callback."""
+        with self.lock:
+            self.lost = True
+            process = self.process
+            if process is None or process.poll() is not None:
+                return
+            click.echo(f"error: session lost ({reason}); stopping the command", err=True)
+            process.send_signal(signal.SIGTERM)
+        timer = threading.Timer(self.grace, _kill_if_running, (process,))
         timer.daemon = True
         timer.start()
-
-    return stop
 
 
 def _kill_if_running(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
-
-
-def _run_until_exit(
-    command: tuple[str, ...], env: dict[str, str], child: list[subprocess.Popen[bytes]]
-) -> int:
-    try:
-        child.append(subprocess.Popen(list(command), env=env))
-    except OSError as error:
-        raise Failure(f"cannot run {command[0]!r}: {error.strerror}", code="bad_request") from None
-    return child[0].wait()
 
 
 def _wait_for_signal(session: Session) -> None:
@@ -150,10 +167,10 @@ def elect(
     if value is None:
         raise Failure("give the candidate's VALUE (or --observe)", code="usage")
     _check_command(command)
-    child: list[subprocess.Popen[bytes]] = []
-    code = 0
+    child = _Command(grace)
+    code: int | None = 0
     with connected(endpoints, timeout) as client:
-        session = client.session(ttl, on_lost=_stopper(child, grace))
+        session = client.session(ttl, on_lost=child.stop)
         try:
             leadership = client.election(name).campaign(value, session)
             data = {"leader": value, "key": leadership.key, "fencing_token": leadership.token}
@@ -165,7 +182,7 @@ def elect(
                     PAXOSD_FENCING_TOKEN=str(leadership.token),
                     PAXOSD_ELECTION_KEY=leadership.key,
                 )
-                code = _run_until_exit(command, env, child)
+                code = child.run(command, env, session)
             else:
                 _wait_for_signal(session)
             lost = session.state == "lost"
@@ -209,17 +226,17 @@ def register(
     as COMMAND runs (after --), or until Ctrl-C; it vanishes when this process ends."""
     _check_command(command)
     key = _instance_key(prefix, name)
-    child: list[subprocess.Popen[bytes]] = []
-    code = 0
+    child = _Command(grace)
+    code: int | None = 0
     with connected(endpoints, timeout) as client:
-        session = client.session(ttl, on_lost=_stopper(child, grace))
+        session = client.session(ttl, on_lost=child.stop)
         try:
             revision = session.put(key, value.encode())
             emit(as_json, {"key": key, "lease": session.id, "revision": revision},
                  f"registered {key} (lease {session.id})")  # fmt: skip
             sys.stdout.flush()
             if command:
-                code = _run_until_exit(command, dict(os.environ, PAXOSD_INSTANCE_KEY=key), child)
+                code = child.run(command, dict(os.environ, PAXOSD_INSTANCE_KEY=key), session)
             else:
                 _wait_for_signal(session)
             lost = session.state == "lost"

@@ -129,6 +129,8 @@ def _row(entry: dict[str, Any], own: dict[str, Any] | str | None) -> dict[str, A
         "commit": None,
         "version": None,
         "protocol": None,
+        # Its store's incarnation id (hex), as it says it (runtime/incarnation.py).
+        "incarnation": None,
     }
     if isinstance(own, dict):
         protocol = own.get("protocol") or {}
@@ -138,6 +140,7 @@ def _row(entry: dict[str, Any], own: dict[str, Any] | str | None) -> dict[str, A
             commit=own.get("commit"),
             version=own.get("version"),
             protocol=protocol.get("version"),
+            incarnation=own.get("incarnation"),
         )
     return row
 
@@ -250,7 +253,8 @@ def _ask_transfer(http: str, target: int) -> None:
 def add(node: int, endpoints: str, timeout: float, as_json: bool) -> None:
     """Add node NODE as a learner: it receives the log and catches up, and the leader
     promotes it to voter once it has (unless the nodes run with auto_promote = false: then
-    `paxosd member promote NODE`). NODE must be in every member's config file."""
+    `paxosd member promote NODE`). NODE must be in every member's config file; a new node
+    in none joins with `paxosd node --join` (or `paxosd up --add`), which adds it itself."""
 
     def target(voters: list[int], learners: list[int]) -> tuple[list[int], list[int]]:
         if node in voters or node in learners:

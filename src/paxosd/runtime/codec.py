@@ -1,9 +1,12 @@
 """The peer wire format: length-prefixed msgpack frames, versioned, size-limited.
 
 A frame is a 4-byte big-endian length and a msgpack array `[tag, field, ...]`. The first frame
-on every connection is the handshake `[0, "paxosd", protocol_version, cluster_id, node_id]`;
-a node from another cluster, an unknown node id or a different protocol version is refused
-and the connection closed, so two clusters on one network never mix. A listener that takes a
+on every connection is the handshake `[0, "paxosd", protocol_version, cluster_id, node_id,
+incarnation]` (protocol 6; a protocol-5 peer sends the first five fields, and is taken as
+having no incarnation); a node from another cluster, an unknown node id, a protocol version
+outside this node's window or a store the cluster does not know under that id (runtime/
+incarnation.py) is refused and the connection closed, so two clusters on one network never
+mix and a wiped node never votes under its old identity. A listener that takes a
 handshake answers with a welcome, `[254, "paxosd", {"sqlite": version}]`, naming what a dialer
 must match before it sends anything (transport.py; a node from before the welcome sends
 none, and a dialer of one ignores it). Everything received is
@@ -15,12 +18,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 
 from paxosd.core.multi import messages as m
-from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.configuration import Configuration, incarnation_max
 from paxosd.core.types import Ballot, ballot_round_max, node_id_max
 from paxosd.storage.codec import (
     BadPayload,
@@ -34,15 +38,23 @@ from paxosd.storage.codec import (
 # as version 3 did (a Prepare carries its flag only when set), so 3 and 4 run side by side;
 # a transfer needs its target at 4. 5: membership change (core/multi/epochs.py: Stale, and
 # configuration commands in the log). Nothing else changed, so 4 and 5 run side by side; a
-# leader refuses a change while a member it hears speaks 4 (runtime/node.py).
-protocol_version = 5
+# leader refuses a change while a member it hears speaks 4 (runtime/node.py). 6: the handshake
+# carries the store's incarnation id (runtime/incarnation.py), and members that joined through
+# the log are dialed at the addresses their record carries. Messages are as in 5, so 5 and 6
+# run side by side; a leader refuses to add a joining node while a member it hears speaks 5
+# (that member could neither reach the new one nor check its identity). A node at 6 first
+# dials with a 6-field handshake; a listener at 5 closes that without a word (its decoder
+# takes five fields), and the dialer then speaks 5 to it (`legacy_handshake`).
+protocol_version = 6
 # The first version that takes part in a membership change.
 protocol_version_members = 5
+# The first version that carries identities: a node joining through the log needs it everywhere.
+protocol_version_identities = 6
 # The oldest peer protocol this node still speaks. Rolling upgrades need two versions side by
 # side: a change to the wire bumps `protocol_version` and, while it still reads (and, to an
 # older peer, writes) the previous format, keeps `protocol_version_min` one below it. A peer
 # outside [protocol_version_min, protocol_version] is refused at the handshake, and told why.
-protocol_version_min = 4
+protocol_version_min = 5
 frame_bytes_max = 128 << 20
 _length = struct.Struct(">I")
 
@@ -154,9 +166,21 @@ def encode(msg: Any) -> bytes:
     return _length.pack(len(payload)) + payload
 
 
-def encode_handshake(cluster_id: str, node_id: int) -> bytes:
+def encode_handshake(cluster_id: str, node_id: int, incarnation: int | None = None) -> bytes:
+    """This node's handshake at `protocol_version`, with its store's incarnation (six fields;
+    five without one)."""
+    fields: tuple[object, ...] = (HANDSHAKE, "paxosd", protocol_version, cluster_id, node_id)
+    if incarnation is not None:
+        fields += (incarnation,)
+    payload = msgpack.packb(fields, use_bin_type=True)
+    return _length.pack(len(payload)) + payload
+
+
+def legacy_handshake(cluster_id: str, node_id: int) -> bytes:
+    """The handshake a protocol-5 node sends (five fields, version 5): what a node at 6 says to
+    a listener at 5, which refuses anything else (see `protocol_version`)."""
     payload = msgpack.packb(
-        (HANDSHAKE, "paxosd", protocol_version, cluster_id, node_id), use_bin_type=True
+        (HANDSHAKE, "paxosd", protocol_version_min, cluster_id, node_id), use_bin_type=True
     )
     return _length.pack(len(payload)) + payload
 
@@ -391,15 +415,25 @@ def decode(payload: bytes) -> Any:
         raise WireError(f"malformed message (tag {data[0]}): {error}") from None
 
 
-def decode_handshake(payload: bytes) -> tuple[str, int, int]:
-    """(cluster_id, node_id, version) from a handshake payload; WireError if it is not one."""
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    cluster_id: str
+    node_id: int
+    version: int
+    # The dialer's store incarnation (runtime/incarnation.py); None from a protocol-5 peer.
+    incarnation: int | None
+
+
+def decode_handshake(payload: bytes) -> Handshake:
+    """The handshake in `payload` (five fields from a protocol-5 peer, six from 6);
+    WireError if it is not one."""
     try:
         data = msgpack.unpackb(payload, use_list=True, raw=False)
     except Exception:
         raise WireError("not a paxosd peer (undecodable handshake)") from None
     if (
         not isinstance(data, list)
-        or len(data) != 5
+        or len(data) not in (5, 6)
         or data[0] != HANDSHAKE
         or data[1] != "paxosd"
         or type(data[2]) is not int
@@ -407,7 +441,10 @@ def decode_handshake(payload: bytes) -> tuple[str, int, int]:
         or type(data[4]) is not int
     ):
         raise WireError("not a paxosd peer (bad handshake)")
-    return data[3], data[4], data[2]
+    incarnation = data[5] if len(data) == 6 else None
+    if len(data) == 6 and (type(incarnation) is not int or not 1 <= incarnation <= incarnation_max):
+        raise WireError(f"not a paxosd peer (bad incarnation in handshake: {incarnation!r})")
+    return Handshake(data[3], data[4], data[2], incarnation)
 
 
 class FrameReader:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from paxosd.api.limits import ClientLimits
+from paxosd.core.multi.configuration import contact_chars_max
 from paxosd.runtime.variants import VARIANTS
 from paxosd.service.kv import KvLimits
 from paxosd.watch.hub import WatchOptions
@@ -103,6 +104,11 @@ class NodeConfig:
     # For fault tests only: a JSON file {"wall_offset_ms": N} the node re-reads every second
     # and adds to its wall clock (the system clock is shared by every node on a machine).
     clock_file: Path | None = None
+    # This file was written by `paxosd node --join` (cli/join.py): its members are the ones the
+    # cluster had when the node joined, not founding members. Such a node's store is never
+    # made from this file (its membership is in the log), and a lost store is never rebuilt
+    # under its id: it is removed and joins again (runtime/datadir.py).
+    joined: bool = False
     # Connection caps and timeouts of the HTTP and RESP ports (the `[limits]` table).
     limits: ClientLimits = field(default_factory=ClientLimits)
     # The key-value store's limits on requests, answers and history (the `[kv]` table;
@@ -168,6 +174,43 @@ def parse_address(text: Any, what: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+# A member that joined through the log carries its addresses in its record (core/multi/
+# configuration.py, `Joined.contact`) as this text, so that every member can reach it without
+# naming it in its config file: "peer=HOST:PORT http=HOST:PORT resp=HOST:PORT".
+CONTACT_KEYS = ("peer", "http", "resp")
+
+
+def format_contact(member: Member) -> str:
+    """A member's addresses as a joined record carries them."""
+    return " ".join(f"{key}={_show(getattr(member, key))}" for key in CONTACT_KEYS)
+
+
+def parse_contact(node_id: int, text: Any) -> Member:
+    """The member `node_id` at the addresses `text` names (as `format_contact` writes them);
+    ConfigError saying what is wrong for anything else."""
+    if not isinstance(text, str):
+        raise ConfigError(f"node {node_id}'s contact must be text, got {type(text).__name__}")
+    if len(text) > contact_chars_max:
+        raise ConfigError(
+            f"node {node_id}'s contact is {len(text)} characters, over {contact_chars_max}"
+        )
+    expected = " ".join(f"{key}=HOST:PORT" for key in CONTACT_KEYS)
+    found: dict[str, tuple[str, int]] = {}
+    for word in text.split():
+        key, equals, value = word.partition("=")
+        if not equals or key not in CONTACT_KEYS:
+            raise ConfigError(f"node {node_id}'s contact {text!r} is not {expected!r}")
+        if key in found:
+            raise ConfigError(f"node {node_id}'s contact names {key} twice: {text!r}")
+        found[key] = parse_address(value, f"node {node_id}'s {key} address")
+    missing = [key for key in CONTACT_KEYS if key not in found]
+    if missing:
+        raise ConfigError(
+            f"node {node_id}'s contact {text!r} lacks {', '.join(missing)} (want {expected!r})"
+        )
+    return Member(node_id, found["peer"], found["http"], found["resp"])
+
+
 def _member(raw: Any, index: int) -> Member:
     if not isinstance(raw, dict):
         raise ConfigError(f"members[{index}] must be a table with id, peer, http, resp")
@@ -202,6 +245,7 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         "snapshot_every_slots",
         "auto_promote",
         "clock_file",
+        "joined",
         "limits",
         "kv",
         "watch",
@@ -245,11 +289,19 @@ def from_mapping(raw: dict[str, Any], base: Path | None = None) -> NodeConfig:
         snapshot_every_slots=raw.get("snapshot_every_slots", 1000),
         auto_promote=bool(raw.get("auto_promote", True)),
         clock_file=None if raw.get("clock_file") is None else Path(str(raw["clock_file"])),
+        joined=_flag(raw, "joined"),
         limits=_limits(raw.get("limits", {})),
         kv=_kv(raw.get("kv", {})),
         watch=_watch(raw.get("watch", {})),
     )
     return config.validate()
+
+
+def _flag(raw: dict[str, Any], key: str) -> bool:
+    value = raw.get(key, False)
+    if type(value) is not bool:
+        raise ConfigError(f"{key} must be true or false, not {value!r}")
+    return value
 
 
 # The `[watch]` settings a config file may give (the variant comes from `variant`).
@@ -334,6 +386,7 @@ def to_toml(config: NodeConfig) -> str:
         f"snapshot_every_slots = {config.snapshot_every_slots}",
         f"auto_promote = {'true' if config.auto_promote else 'false'}",
         *([f'clock_file = "{config.clock_file}"'] if config.clock_file is not None else []),
+        *(["joined = true"] if config.joined else []),
         "",
         "[timeouts]",
         f"tick_ms = {t.tick_ms}",

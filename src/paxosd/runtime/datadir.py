@@ -28,6 +28,13 @@ refuses to start a node whose config file names other members (`MembershipMismat
 membership changes only through the log, and a member list edited by hand (or `paxosd up
 --nodes 3` on a 5-node data directory) could make two majorities that do not overlap.
 
+Nodes that joined. A node added with `paxosd node --join` has a config file marked `joined
+= true`: its members are the cluster's when it joined, not founding members, so its store is
+never made from the file, the store's configuration is the one that counts (it names the
+node; no founding file does), and a lost store is never rebuilt under its id (its record
+names the lost store's incarnation, and every peer refuses another): it is removed and joins
+again. `initialise`, `reinitialize` and `reseed` refuse such a node, saying so.
+
 Stores without a configuration. A store made before stores recorded their membership has no
 `Configured` record. It is still opened: on its first start the node adopts the members its
 config file names, writes them into the store (durably, before it votes) and logs
@@ -48,7 +55,7 @@ from pathlib import Path
 
 from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.records import Configured, Rebuilding, Record
-from paxosd.runtime import sqlite_pin
+from paxosd.runtime import incarnation, sqlite_pin
 from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.variants import Variant
 from paxosd.storage import (
@@ -117,6 +124,21 @@ def _open(config: NodeConfig, *, create: bool, initial: list[Record] | None = No
     )
 
 
+class JoinedNode(StorageError):
+    """A store operation meant for founding members, asked of a node that joined."""
+
+
+def refuse_joined(config: NodeConfig, what: str) -> None:
+    if config.joined:
+        raise JoinedNode(
+            f"node {config.node_id} joined a running cluster (its config file says joined = "
+            f"true): {what} is for founding members. A node that joined and lost its store "
+            f"comes back only as a new member: remove it (paxosd member remove "
+            f"{config.node_id}), empty its data directory, and join it again (paxosd node "
+            f"--join HOST:PORT --id {config.node_id} --data-dir DIR)"
+        )
+
+
 def open_existing(config: NodeConfig, *, create: bool = False) -> LogStore:
     """The node's store; `MissingStore` (with what to do) if there is none. `create=True` is
     only for the planted `amnesia` variant, which shows what this refusal prevents."""
@@ -127,6 +149,13 @@ def open_existing(config: NodeConfig, *, create: bool = False) -> LogStore:
 
 
 def missing_store_advice(config: NodeConfig) -> str:
+    if config.joined:
+        return (
+            f"node {config.node_id} has no store in {config.data_dir}. It joined a running "
+            f"cluster, and its peers know it by the store it joined with: remove it (paxosd "
+            f"member remove {config.node_id}) and join it again with an empty data directory "
+            f"(paxosd node --join HOST:PORT --id {config.node_id} --data-dir DIR)"
+        )
     return (
         f"node {config.node_id} has no store in {config.data_dir}. If this node was a member "
         f"and lost its disk, it must not vote with an empty store: start it with "
@@ -155,6 +184,16 @@ def settle_configuration(config: NodeConfig, store: LogStore, recovered: Recover
     protect)."""
     named = configuration_of(config)
     stored = recovered.configuration
+    if config.joined:
+        # Its file names the members it joined, not founding ones: the store says which
+        # configuration the node is in, and always has one (cli/join.py makes it so).
+        if stored is None:
+            raise MembershipMismatch(
+                f"node {config.node_id} joined a running cluster, but its store records no "
+                f"configuration: it was not made by paxosd node --join. "
+                + missing_store_advice(config).split(". ", 1)[1]
+            )
+        return Settled(recovered, adopted=False)
     if stored is None:
         store.write([Configured(named)])
         store.sync()
@@ -246,6 +285,7 @@ def initialise(config: NodeConfig, *, despite_traces: bool = False) -> Path:
     """An empty store for a node of a brand-new cluster. `StoreExists` if it has one,
     `MembershipTraces` if it shows signs of having been a member (unless `despite_traces`,
     an operator's explicit word that it never voted)."""
+    refuse_joined(config, "paxosd init")
     if has_store(config):
         raise StoreExists(
             f"node {config.node_id} already has a store in {config.data_dir}; `paxosd init` is "
@@ -257,6 +297,7 @@ def initialise(config: NodeConfig, *, despite_traces: bool = False) -> Path:
         if traces:
             raise MembershipTraces(traces_advice(config, traces))
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    incarnation.record(config.data_dir, fsync=config.fsync)  # before the store: see its module
     store = _open(config, create=True, initial=[Configured(configuration_of(config))])
     store.close()
     sqlite_pin.record(config.data_dir)
@@ -278,7 +319,11 @@ def reinitialize(config: NodeConfig) -> Path | None:
     """A new store, marked `Rebuilding`, for a member that lost (or damaged) its own. What is
     left of the old one is moved into a `lost-<time>` folder beside it, never deleted; the
     folder is returned (None if there was nothing to move)."""
+    refuse_joined(config, "--reinitialize (a rebuild under the same identity)")
     kept = _move_aside(config)
+    # A new store is a new incarnation: a member that joined through the log is then refused
+    # by its peers (its record names the lost store's), and rejoins as a new member.
+    incarnation.record(config.data_dir, fsync=config.fsync)
     # The mark is IN the new store from its first appearance: no crash leaves it unmarked.
     initial: list[Record] = [Configured(configuration_of(config)), Rebuilding(True)]
     if Variant(config.variant).reinit_unmarked:
@@ -353,6 +398,7 @@ def reseed(config: NodeConfig, survivor: NodeConfig) -> Reseeded:
 
     Safe for what survives: the copy holds exactly what the survivor promised and accepted,
     so the two agree with each other, and every later majority meets one of them."""
+    refuse_joined(config, "paxosd reseed")
     if survivor.node_id == config.node_id:
         raise MembershipMismatch("a node cannot be re-seeded from itself")
     if survivor.cluster_id != config.cluster_id or configuration_of(survivor) != (
@@ -375,6 +421,7 @@ def reseed(config: NodeConfig, survivor: NodeConfig) -> Reseeded:
         ):
             raise MembershipMismatch(mismatch_advice(config, recovered.configuration))
         kept = _move_aside(config)
+        incarnation.record(config.data_dir, fsync=config.fsync)
         copied: list[Record] = [Configured(configuration_of(config))]
         copied += [r for r in recovered.records() if not isinstance(r, Configured | Rebuilding)]
         store = _open(config, create=True, initial=copied)

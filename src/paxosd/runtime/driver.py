@@ -49,6 +49,7 @@ from functools import partial
 from typing import Any, BinaryIO, Protocol
 
 from paxosd.core.multi import epochs
+from paxosd.core.multi.configuration import Joined
 from paxosd.core.multi.learner import Machine, SnapshotView
 from paxosd.core.multi.messages import SnapshotInstall
 from paxosd.core.multi.ready import (
@@ -294,12 +295,17 @@ class Driver:
         self._schedule()
         return refused
 
-    def change_members(self, voters: Sequence[NodeId], learners: Sequence[NodeId] = ()) -> str:
+    def change_members(
+        self,
+        voters: Sequence[NodeId],
+        learners: Sequence[NodeId] = (),
+        joining: Joined | None = None,
+    ) -> str:
         """An operator's membership change (core/multi/epochs.py): why it is refused, or ""
         once it is under way."""
         if self.stopped:
             return "the node is stopping"
-        refused = self.replica.change_members(voters, learners)
+        refused = self.replica.change_members(voters, learners, joining)
         self._schedule()
         return refused
 

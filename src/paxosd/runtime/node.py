@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 from functools import partial
 from typing import Any, BinaryIO, Final, TypeVar
 
@@ -46,10 +46,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from paxosd.api.limits import ClientLimits
 from paxosd.api.version import VERSION
 from paxosd.core.multi.config import EngineConfig
+from paxosd.core.multi.configuration import Configuration, Joined
 from paxosd.core.multi.ready import Applied, Note, Role
 from paxosd.core.multi.replica import Replica
-from paxosd.runtime import codec, datadir, recovery, sqlite_pin
-from paxosd.runtime.config import NodeConfig
+from paxosd.runtime import codec, datadir, incarnation, recovery, sqlite_pin
+from paxosd.runtime.config import ConfigError, Member, NodeConfig, parse_contact
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, ServiceError
 from paxosd.runtime.logs import event
@@ -149,6 +150,10 @@ class Node:
         self.damage: str | None = None
         self.transport: PeerTransport | None = None
         self.store: LogStore | None = None
+        # This data directory's store incarnation (runtime/incarnation.py), once started.
+        self.incarnation: int | None = None
+        # The configuration the transport was last given (see `_follow_configuration`).
+        self._configuration: Configuration | None = None
         # Requests that come without a client session (plain HTTP, no headers) get an
         # anonymous id: applied once, but no session is kept for them in the state machine.
         self.client_id = f"{ANONYMOUS_PREFIX}n{self.node_id}-{uuid.uuid4().hex[:12]}"
@@ -177,6 +182,7 @@ class Node:
         )
         self.compactor = AutoCompactor(config.kv)
         self.snapshot_thread = ThreadPoolExecutor(1, thread_name_prefix="paxosd-snapshot")
+        self.snapshot_work_ms = 0.0  # the last snapshot work's time in the snapshot thread
         self.rebuild_report = RebuildReport(config, time.monotonic)
         self._rebuild_checked_ms = 0.0
         self._metrics()
@@ -204,6 +210,11 @@ class Node:
             recovered = self.store.load()
             settled = datadir.settle_configuration(self.config, self.store, recovered)
             sqlite_pin.settle(self.config.data_dir, self.node_id)
+            self.incarnation, made = incarnation.settle(
+                self.config.data_dir, fsync=self.config.fsync
+            )
+            if made:  # a data directory from before ids (why that is safe: incarnation.py)
+                self._event("incarnation_made", incarnation=incarnation.show(self.incarnation))
             started = time.perf_counter()
             machine, recovered = recovery.recover(
                 self.store, settled.recovered, self._restore_machine, self._new_machine
@@ -214,7 +225,7 @@ class Node:
             # answers) get the damage without the node's paths; its log has them.
             self.damage = _without(str(error), self.config.data_dir)
             self._event("damaged", logging.ERROR, detail=str(error))
-        except (datadir.MembershipMismatch, sqlite_pin.SqliteMismatch):
+        except (datadir.MembershipMismatch, sqlite_pin.SqliteMismatch, incarnation.BadIncarnation):
             if self.store is not None:
                 self.store.close()
                 self.store = None
@@ -242,7 +253,11 @@ class Node:
                 machine,
                 recovered.records(),
             )
-            self.transport = PeerTransport(self.config, self._on_peer_message)
+            self.transport = PeerTransport(
+                self.config, self._on_peer_message, incarnation=self.incarnation
+            )
+            self._configuration = replica.configuration
+            self.transport.adopt(replica.configuration)
             options = DriverOptions(
                 request_timeout_ms=float(self.config.timeouts.request_timeout_ms),
                 time_advance_ms=time_advance_ms,
@@ -379,38 +394,78 @@ class Node:
             self._event("transfer_asked", target=target)
         return refused
 
-    def change_members(self, voters: list[int], learners: list[int]) -> str:
+    def change_members(
+        self, voters: list[int], learners: list[int], joining: Joined | None = None
+    ) -> str:
         """Change the membership through the log (core/multi/epochs.py): "" once the change
-        is under way, else why not (not the leader, one under way, no quorum would answer)."""
+        is under way, else why not (not the leader, one under way, no quorum would answer).
+        `joining`: a node that joins as a learner, with its identity and addresses (the
+        members learn how to reach it from its record: it is in no config file)."""
         if self.driver is None:
             return f"node {self.node_id} is damaged: {self.damage}"
-        known = {m.id for m in self.config.members}
+        configuration = self.driver.replica.configuration
+        known = {m.id for m in self.config.members} | set(configuration.members)
+        if joining is not None:
+            try:
+                parse_contact(joining.node, joining.contact)
+            except ConfigError as error:
+                return str(error)
+            known.add(joining.node)
         unknown = sorted(set(voters + learners) - known)
         if unknown:
             return (
-                f"node(s) {','.join(map(str, unknown))} are not in this node's config file: "
-                f"a node must be known to every member to take part"
+                f"node(s) {','.join(map(str, unknown))} are not in this node's config file nor "
+                f"members: a new node joins with its addresses (paxosd node --join)"
             )
+        needed = codec.protocol_version_members
+        if joining is not None:
+            # A member at 5 could neither dial the new node nor check its identity.
+            needed = codec.protocol_version_identities
         transport = self.transport
         if transport is not None:
             older = sorted(
                 (node, version)
                 for node, version in transport.peer_versions.items()
-                if version < codec.protocol_version_members
+                if version < needed and configuration.is_member(node)
             )
             if older:
                 node, version = older[0]
+                what = "a node joining" if joining is not None else "a membership change"
                 return (
-                    f"node {node} speaks peer protocol {version}, which takes no part in a "
-                    f"membership change: upgrade every member first"
+                    f"node {node} speaks peer protocol {version}, which takes no part in "
+                    f"{what}: upgrade every member first"
                 )
-        refused = self.driver.change_members(voters, learners)
+        refused = self.driver.change_members(voters, learners, joining)
         if not refused:
-            self._event("members_change_asked", voters=voters, learners=learners)
+            extra = {} if joining is None else {"joining": joining.node}
+            self._event("members_change_asked", voters=voters, learners=learners, **extra)
         return refused
 
     def members(self) -> list[dict[str, Any]]:
-        return [m.to_json() for m in self.config.members]
+        return [m.to_json() for m in self.known_members()]
+
+    def known_members(self) -> list[Member]:
+        """Every node this node knows the addresses of: the config file's members, and the
+        members of its configuration that joined through the log (their records' addresses,
+        which are newer than a config file's), by id."""
+        found = {m.id: m for m in self.config.members}
+        driver = self.driver
+        if driver is not None:
+            for entry in driver.replica.configuration.joined:
+                try:
+                    found[entry.node] = parse_contact(entry.node, entry.contact)
+                except ConfigError:
+                    continue  # logged by the transport, which cannot dial it either
+        return [found[node] for node in sorted(found)]
+
+    def _follow_configuration(self, driver: Driver) -> None:
+        """After the replica adopted a configuration: the transport dials its new members
+        and stops dialing (and admitting) the ones that left or were replaced."""
+        configuration = driver.replica.configuration
+        if configuration is self._configuration or self.transport is None:
+            return
+        self._configuration = configuration
+        self.transport.adopt(configuration)
 
     async def backup(self) -> tuple[BackupMeta, BinaryIO]:
         """The state for `paxosd snapshot save`, and what it holds: an unnamed temporary file
@@ -501,6 +556,11 @@ class Node:
         if note.event == "leader_changed":
             change = {"at": _iso(time.time()), "leader": fields.get("leader")}
             self.leader_changes.append({**change, "ballot": str(fields.get("ballot"))})
+        if note.event in _SNAPSHOT_WORK_DONE:
+            # The core reads no clock: the log says how long the host's part took (writing
+            # the file, or checking and restoring a peer's), so an operator sees where a
+            # learner's time went (the transfer is the rest).
+            fields["work_ms"] = round(self.snapshot_work_ms)
         level = logging.WARNING if note.event in _WARNINGS else logging.INFO
         self._event(note.event, level, **fields)
 
@@ -521,8 +581,14 @@ class Node:
                 result = error
             done(result)
 
-        quiet = partial(collector_paused, work)
-        self.loop.run_in_executor(self.snapshot_thread, quiet).add_done_callback(finished)
+        def timed() -> Any:
+            began = time.monotonic()
+            try:
+                return collector_paused(work)
+            finally:
+                self.snapshot_work_ms = (time.monotonic() - began) * 1000
+
+        self.loop.run_in_executor(self.snapshot_thread, timed).add_done_callback(finished)
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -535,6 +601,7 @@ class Node:
         assert loop is not None and driver is not None
         self._tick_handle = loop.call_later(self.tick_s, self._tick)
         driver.tick()
+        self._follow_configuration(driver)
         self._compact_if_due(driver)
         if self.watches is not None:
             self.watches.tick(self.clock.monotonic_ms())
@@ -603,7 +670,7 @@ class Node:
     def status(self) -> dict[str, Any]:
         connected = set(self.transport.connected()) if self.transport else set()
         members = []
-        for member in self.config.members:
+        for member in self.known_members():
             info = member.to_json()
             info["connected"] = member.id == self.node_id or member.id in connected
             refused = self.transport.refusals.get(member.id) if self.transport else None
@@ -616,6 +683,7 @@ class Node:
         status: dict[str, Any] = {
             "node_id": self.node_id,
             "cluster_id": self.cluster_id,
+            "incarnation": incarnation.show(self.incarnation),
             "version": self.version,
             "protocol": {"version": codec.protocol_version, "oldest": codec.protocol_version_min},
             "pid": os.getpid(),
@@ -629,6 +697,8 @@ class Node:
             "leader_changes": list(self.leader_changes),
             "recent_events": list(self.events),
             "pending": {"writes": writes, "reads": reads},
+            # A node that joins takes the cluster's timeouts from a member (cli/join.py).
+            "timeouts": asdict(self.config.timeouts),
         }
         if driver is None:
             status.update(role="damaged", leader=None, damage=self.damage)
@@ -636,11 +706,7 @@ class Node:
         core = driver.replica.status()
         ballot = core.ballot if core.ballot is not None else core.promised
         configuration = driver.replica.configuration
-        status["configuration"] = {
-            "epoch": configuration.epoch,
-            "voters": list(configuration.voters),
-            "learners": list(configuration.learners),
-        }
+        status["configuration"] = configuration_json(configuration)
         store = self.store
         log_bytes = store.disk_bytes() if store is not None else 0
         snapshot_bytes = store.snapshots.disk_bytes() if store is not None else 0
@@ -729,6 +795,10 @@ _WARNINGS = frozenset(
 )
 
 
+# Core notes that end a piece of snapshot work done in the background (one at a time).
+_SNAPSHOT_WORK_DONE = frozenset({"snapshot_taken", "snapshot_installed"})
+
+
 # Open files a node keeps for itself (its store, peers, logs) beside the client connections.
 files_reserved = 256
 
@@ -760,6 +830,21 @@ def _without(text: str, data_dir: os.PathLike[str]) -> str:
     for path in sorted({absolute, where}, key=len, reverse=True):
         text = text.replace(path + os.sep, "").replace(path, "the data directory")
     return text
+
+
+def configuration_json(configuration: Configuration) -> dict[str, Any]:
+    """A configuration as status shows it, whole: a node that joins makes its store from it
+    (cli/join.py, `configuration_from_json`)."""
+    return {
+        "epoch": configuration.epoch,
+        "voters": list(configuration.voters),
+        "learners": list(configuration.learners),
+        "first_slot": configuration.first_slot,
+        "joined": [
+            {"id": j.node, "incarnation": incarnation.show(j.incarnation), "contact": j.contact}
+            for j in configuration.joined
+        ],
+    }
 
 
 def _describe(configuration: Any) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from paxosd.core.multi.records import Configured, Record
+from paxosd.runtime import incarnation
 from paxosd.runtime.config import NodeConfig, local_cluster, to_toml
 from paxosd.runtime.datadir import configuration_of
 from paxosd.service import StateMachine
@@ -143,6 +144,7 @@ def seed(path: Path, meta: BackupMeta, configs: Sequence[NodeConfig], *, fsync: 
     for config in configs:
         folder = config.data_dir
         folder.mkdir(parents=True, exist_ok=True)
+        incarnation.record(folder, fsync=fsync)  # a new store: a new identity
         files = DirSnapshots(folder / SNAPSHOTS_DIR, fsync=fsync)
 
         def write(out: BinaryIO) -> None:

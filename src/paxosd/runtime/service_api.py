@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, BinaryIO, Protocol
 
+from paxosd.core.multi.configuration import Joined
 from paxosd.service.kv.checks import KvLimits
 from paxosd.storage.backup import BackupMeta
 from paxosd.watch import WatchHub
@@ -58,9 +59,12 @@ class NodeService(Protocol):
         to its start (the caller closes it), and the meta describing it."""
         ...
 
-    def change_members(self, voters: list[int], learners: list[int]) -> str:
+    def change_members(
+        self, voters: list[int], learners: list[int], joining: Joined | None = None
+    ) -> str:
         """Change the members through the log (this node must lead): "" once the change is
-        under way, else the reason it cannot be."""
+        under way, else the reason it cannot be. `joining`: a new node's identity and
+        addresses, when it joins as a learner."""
         ...
 
     def transfer_leadership(self, target: int) -> str | None:

@@ -11,6 +11,23 @@ replicas of one cluster must run one). Every node dials every other, so each sid
 pair refuses the other and no message passes between them. A peer that sends no welcome
 within `welcome_wait_ms` runs a release from before it: it is taken as it was then.
 
+Who may connect. A listener takes a handshake from the members of its config file and from
+every member of its replica's current configuration (members that joined through the log are
+in no config file: their records carry their addresses, runtime/config.py `parse_contact`).
+A member recorded with another store incarnation than the one its handshake names is refused
+(`Configuration.admits`: its store was lost, and it never votes with state it has lost), with
+the reason to both sides' logs. Whenever the node adopts a new configuration (`adopt`), the
+transport dials the joined members it did not know, stops dialing the ones removed, and
+closes the inbound connections of peers that are no longer admitted.
+
+Peer protocol 6 and 5. A dialer sends a 6-field handshake (with its incarnation). A listener
+at protocol 5 takes only five fields and closes such a connection without a word; a dialer
+whose handshake was closed so tries once with the handshake of protocol 5 (codec.py,
+`legacy_handshake`), and with 6 again after that connection ends. A listener at 6 always
+answers a 6-field handshake (a welcome or a refusal), so it is never spoken to as a 5 but
+after a connection dropped for another cause before any answer, and then only until the
+connection ends.
+
 Messages to a peer that is not connected are dropped: the protocol retransmits what matters,
 and buffering for a dead peer would only grow memory.
 
@@ -42,9 +59,10 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.types import Envelope
 from paxosd.runtime import codec
-from paxosd.runtime.config import NodeConfig
+from paxosd.runtime.config import ConfigError, NodeConfig, parse_contact
 from paxosd.runtime.logs import event
 from paxosd.service.sql.machine import SQLITE_VERSION
 
@@ -121,6 +139,7 @@ class _Inbound(asyncio.Protocol):
         self.owner = owner
         self.reader = codec.FrameReader(handshake_frame_bytes_max)
         self.peer: int | None = None
+        self.incarnation: int | None = None  # the one its handshake named
         self.transport: asyncio.Transport | None = None
         self.deadline: asyncio.TimerHandle | None = None
 
@@ -145,17 +164,22 @@ class _Inbound(asyncio.Protocol):
         try:
             for payload in self.reader.feed(data):
                 if self.peer is None:
-                    self._named(self.owner.accept_handshake(payload))
+                    handshake = self.owner.accept_handshake(payload)
+                    self.incarnation = handshake.incarnation
+                    self._named(handshake.node_id)
                 else:
                     self.owner.deliver(self.peer, codec.decode(payload))
         except codec.HandshakeRefused as error:
-            # A paxosd peer that cannot take part: say why before closing, so its own log
-            # names the cause (a version, a cluster id) instead of a bare disconnect.
-            if self.transport is not None:
-                self.transport.write(codec.encode_refusal(str(error)))
-            self._refuse(str(error), flush=True)
+            self.refuse(str(error))
         except codec.WireError as error:
             self._refuse(str(error))
+
+    def refuse(self, reason: str) -> None:
+        """A paxosd peer that cannot take part: say why before closing, so its own log names
+        the cause (a version, a cluster id, a lost store) instead of a bare disconnect."""
+        if self.transport is not None:
+            self.transport.write(codec.encode_refusal(reason))
+        self._refuse(reason, flush=True)
 
     def _named(self, peer: int) -> None:
         self.peer = peer
@@ -198,6 +222,9 @@ class _Outbound(asyncio.Protocol):
         self.welcome: asyncio.Future[dict[str, str]] = lost.get_loop().create_future()
         self.reader = codec.FrameReader(handshake_frame_bytes_max)
         self.transport: asyncio.BaseTransport | None = None
+        # Whether the listener said anything (a welcome or a refusal): one that closes a
+        # handshake without a word runs protocol 5 (see the module docstring).
+        self.answered = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -210,6 +237,7 @@ class _Outbound(asyncio.Protocol):
         except codec.WireError:
             return  # neither: ignored, as anything else a peer sends here
         for payload in frames:
+            self.answered = True
             reason = codec.decode_refusal(payload)
             if reason is not None:
                 self.refused(reason)
@@ -234,18 +262,24 @@ class PeerTransport:
         config: NodeConfig,
         on_message: Callable[[int, Any], None],
         sqlite_version: str = SQLITE_VERSION,
+        incarnation: int | None = None,
     ) -> None:
         self.config = config
         self.sqlite_version = sqlite_version
         self.on_message = on_message
-        self.peers = [m for m in config.members if m.id != config.node_id]
         self.connections: dict[int, asyncio.Transport] = {}
         self.inbound: dict[int, _Inbound] = {}
         self.unnamed: set[_Inbound] = set()
         self.server: asyncio.Server | None = None
-        self.tasks: list[asyncio.Task[None]] = []
+        # One dialer per peer, and the peer address it dials (see `adopt`).
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.dialing: dict[int, tuple[str, int]] = {}
         self.closing = False
-        self.handshake = codec.encode_handshake(config.cluster_id, config.node_id)
+        self.handshake = codec.encode_handshake(config.cluster_id, config.node_id, incarnation)
+        self.legacy_handshake = codec.legacy_handshake(config.cluster_id, config.node_id)
+        # The replica's current configuration (`adopt`): None until the node gives one, and
+        # then only the config file's members are taken (as before membership changes).
+        self.configuration: Configuration | None = None
         # Peers that refused our connection, and why (their last word; see `_refused`).
         self.refusals: dict[int, str] = {}
         # The protocol version each peer that dialed this node announced (runtime/node.py
@@ -263,13 +297,57 @@ class PeerTransport:
         self.lines = PeerLines(self.config.node_id, loop.time, loop.call_later)
         host, port = self.config.me.peer
         self.server = await loop.create_server(lambda: _Inbound(self), host, port)
-        for member in self.peers:
-            self.tasks.append(asyncio.create_task(self._dial(member.id, *member.peer)))
+        self._dial_all()
+
+    def peer_addresses(self) -> dict[int, tuple[str, int]]:
+        """Every peer to dial, at its peer address: the config file's members, and the members
+        of the current configuration that joined through the log, at the addresses their
+        records carry (a record is newer than the file: a node that was replaced may have
+        moved). A member removed from the configuration that is in no config file is not
+        dialed."""
+        addresses = {m.id: m.peer for m in self.config.members}
+        configuration = self.configuration
+        if configuration is not None:
+            for entry in configuration.joined:
+                try:
+                    addresses[entry.node] = parse_contact(entry.node, entry.contact).peer
+                except ConfigError as error:
+                    if entry.node not in addresses:
+                        event(log, "contact_unusable", logging.ERROR, node=self.config.node_id,
+                              peer=entry.node, reason=str(error))  # fmt: skip
+        addresses.pop(self.config.node_id, None)
+        return addresses
+
+    def adopt(self, configuration: Configuration) -> None:
+        """The node's replica is in `configuration` now: dial its joined members, stop dialing
+        removed ones, and close the connections of peers it no longer admits (each is told
+        why)."""
+        self.configuration = configuration
+        if self.server is not None:
+            self._dial_all()
+        for peer, connection in list(self.inbound.items()):
+            reason = self.admission(peer, connection.incarnation)
+            if reason is not None:
+                connection.refuse(reason)
+
+    def _dial_all(self) -> None:
+        wanted = self.peer_addresses()
+        for peer in [p for p in self.tasks if self.dialing.get(p) != wanted.get(p)]:
+            self.tasks.pop(peer).cancel()
+            self.dialing.pop(peer, None)
+            transport = self.connections.pop(peer, None)
+            if transport is not None:
+                transport.close()
+        for peer, address in wanted.items():
+            if peer not in self.tasks:
+                self.dialing[peer] = address
+                self.tasks[peer] = asyncio.create_task(self._dial(peer, *address))
 
     async def _dial(self, peer: int, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         delay_ms = reconnect_ms_min
         was_up = False
+        legacy = False  # this attempt speaks protocol 5 (see the module docstring)
         while not self.closing:
             lost: asyncio.Future[None] = loop.create_future()
             try:
@@ -287,7 +365,7 @@ class PeerTransport:
                 await asyncio.sleep(delay_ms / 1000)
                 delay_ms = min(reconnect_ms_max, delay_ms * 2)
                 continue
-            transport.write(self.handshake)
+            transport.write(self.legacy_handshake if legacy else self.handshake)
             # Nothing is sent before the peer's welcome says it runs our SQLite (or it sent
             # none in time: a release from before the welcome).
             await asyncio.wait(
@@ -298,6 +376,10 @@ class PeerTransport:
             if lost.done() or transport.is_closing():
                 transport.close()
                 await lost
+                # Closed without a word: a listener at protocol 5 (once); then 6 again.
+                legacy = not legacy and not outbound.answered
+                if legacy:
+                    continue
                 await asyncio.sleep(delay_ms / 1000)
                 delay_ms = min(reconnect_ms_max, delay_ms * 2)
                 continue
@@ -311,7 +393,9 @@ class PeerTransport:
             try:
                 await lost
             finally:
-                self.connections.pop(peer, None)
+                if self.connections.get(peer) is transport:
+                    del self.connections[peer]
+            legacy = False
             if was_up and not self.closing:
                 self.lines.note(peer, connected=False)
             if not self.closing:
@@ -336,19 +420,41 @@ class PeerTransport:
             self.refusals[peer] = problem
         return problem
 
-    def accept_handshake(self, payload: bytes) -> int:
-        cluster, node, version = codec.decode_handshake(payload)
-        problem = codec.version_problem(version, node)
+    def accept_handshake(self, payload: bytes) -> codec.Handshake:
+        handshake = codec.decode_handshake(payload)
+        cluster, node = handshake.cluster_id, handshake.node_id
+        problem = codec.version_problem(handshake.version, node)
         if problem is not None:
             raise codec.HandshakeRefused(problem)
         if cluster != self.config.cluster_id:
             raise codec.HandshakeRefused(
                 f"node {node} belongs to cluster {cluster!r}, not {self.config.cluster_id!r}"
             )
-        if node == self.config.node_id or self.config.member(node) is None:
-            raise codec.HandshakeRefused(f"node id {node} is not a peer in this cluster")
-        self.peer_versions[node] = version
-        return node
+        reason = self.admission(node, handshake.incarnation)
+        if reason is not None:
+            raise codec.HandshakeRefused(reason)
+        self.peer_versions[node] = handshake.version
+        return handshake
+
+    def admission(self, node: int, incarnation: int | None) -> str | None:
+        """Why peer `node`, whose store is `incarnation`, may not connect (None: it may): it
+        is this node, or neither in the config file nor a member of the current
+        configuration, or a member recorded with another store (`Configuration.admits`)."""
+        configuration = self.configuration
+        if node == self.config.node_id:
+            return f"node id {node} is not a peer in this cluster"
+        if self.config.member(node) is None and (
+            configuration is None or not configuration.is_member(node)
+        ):
+            if configuration is None:
+                return f"node id {node} is not a peer in this cluster"
+            return (
+                f"node id {node} is not a member of this cluster (epoch {configuration.epoch}: "
+                f"{configuration.describe()}): add it first (paxosd node --join)"
+            )
+        if configuration is None:
+            return None
+        return configuration.admits(node, incarnation)
 
     def named(self, connection: _Inbound, peer: int) -> None:
         """A connection completed its handshake as `peer`: it replaces any older one."""
@@ -405,7 +511,7 @@ class PeerTransport:
 
     async def close(self) -> None:
         self.closing = True
-        for task in self.tasks:
+        for task in self.tasks.values():
             task.cancel()
         for transport in list(self.connections.values()):
             transport.close()
@@ -415,4 +521,4 @@ class PeerTransport:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)

@@ -42,7 +42,11 @@ from paxosd.check.sql import Record as SqlRecord
 from paxosd.check.sql import check as check_sql
 from paxosd.check.workloads import judge_workloads, problem_lines
 from paxosd.core.multi.config import EngineConfig
-from paxosd.core.multi.configuration import Configuration, ConfigurationMismatch
+from paxosd.core.multi.configuration import (
+    Configuration,
+    ConfigurationMismatch,
+    incarnation_max,
+)
 from paxosd.core.multi.messages import Promise, SnapshotInstall
 from paxosd.core.multi.ready import Applied, Note, Role
 from paxosd.core.multi.records import Configured, Rebuilding
@@ -58,7 +62,7 @@ from paxosd.service.kv.compaction import AutoCompactor
 from paxosd.service.namespace import Options
 from paxosd.sim.clients import REDIRECT, REFUSED, SimClient, digest
 from paxosd.sim.disk import SimDisk
-from paxosd.sim.membership import Observer, adopted
+from paxosd.sim.membership import Observer, adopted, refused
 from paxosd.sim.mvcc_workload import reached as mvcc_reached
 from paxosd.sim.nemesis import (
     FAULTS,
@@ -347,6 +351,11 @@ class Cluster:
         # deterministically and keeps actions from ever being compared.
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
+        # Each store's incarnation id, drawn anew with every store a node is given (a lost
+        # disk, a re-initialisation, a replacement), from a generator of its own so that no
+        # other draw of the run moved. Peers refuse a member recorded with another one.
+        self.incarnations: dict[NodeId, int] = {}
+        self.incarnation_rng = random.Random(f"{seed}/incarnations")
         # The file backend's exact format on simulated disks: recovery after a crash, torn
         # last record included, is the code a real node runs.
         self.disks = {n: self._new_disk(n) for n in self.members}
@@ -426,14 +435,23 @@ class Cluster:
         """The members a node is started with: the cluster's, unless its config is wrong."""
         return self.misconfigured.get(node_id, self.configuration)
 
-    def _new_disk(self, node_id: NodeId, rebuilding: bool = False) -> SimDisk:
-        """A store as `paxosd init` (or, rebuilding, `--reinitialize`) makes it: appearing
-        whole, holding its configuration (and its rebuilding mark) from the start."""
+    def _new_disk(
+        self,
+        node_id: NodeId,
+        rebuilding: bool = False,
+        configuration: Configuration | None = None,
+    ) -> SimDisk:
+        """A store as `paxosd init` (or, rebuilding, `--reinitialize`; with `configuration`,
+        `paxosd node --join`) makes it: appearing whole, holding its configuration (and its
+        rebuilding mark) from the start, under a new incarnation id."""
+        incarnation = self.incarnation_rng.randint(1, incarnation_max)
+        self.incarnations[node_id] = incarnation
         disk = SimDisk(make_identity("sim", node_id), self.policy)
-        disk.write([Configured(self.configuration), *([Rebuilding(True)] if rebuilding else [])])
+        stored = configuration or self.configuration
+        disk.write([Configured(stored), *([Rebuilding(True)] if rebuilding else [])])
         disk.sync()
         if self.membership is not None:
-            disk.on_durable_votes = partial(self.membership.durable, node_id)
+            disk.on_durable_votes = partial(self.membership.durable, node_id, incarnation)
         return disk
 
     # scheduling
@@ -484,13 +502,19 @@ class Cluster:
             if self.long_delays and self.rng.random() < 0.02:
                 delay *= self.rng.uniform(20, 60)
             delay *= self.slowness[envelope.dst]
-            self.at(self.now + delay, partial(self._arrive, envelope))
+            incarnation = self.incarnations[envelope.src]  # its connection's handshake
+            self.at(self.now + delay, partial(self._arrive, envelope, incarnation))
 
-    def _arrive(self, envelope: Envelope) -> None:
+    def _arrive(self, envelope: Envelope, incarnation: int) -> None:
         node = self.nodes[envelope.dst]
         if node is None or (envelope.src, envelope.dst) in self.blocked:
             return
-        if self._held(envelope.dst, partial(self._arrive, envelope), peers=True):
+        if self._held(envelope.dst, partial(self._arrive, envelope, incarnation), peers=True):
+            return
+        # The rule of the peer handshake (runtime/transport.py), as the core states it: a
+        # member recorded with another store's incarnation takes no part.
+        if node.replica.configuration.admits(envelope.src, incarnation) is not None:
+            refused(self, envelope.src, incarnation)
             return
         node.deliver(envelope)
 
@@ -701,6 +725,13 @@ class Cluster:
         """`--reinitialize`, last step: a new store, marked rebuilding (the planted
         `reinit-unmarked` variant makes it unmarked first, and marks it in a second step)."""
         self.disks[node_id] = self._new_disk(node_id, rebuilding)
+        self.storeless.discard(node_id)
+
+    def join_store(self, node_id: NodeId, configuration: Configuration) -> None:
+        """`paxosd node --join` on a stopped node: a new store made from the cluster's
+        `configuration`, under a new incarnation id (sim/membership.py)."""
+        self.compactions_lost += self.disks[node_id].compactions
+        self.disks[node_id] = self._new_disk(node_id, configuration=configuration)
         self.storeless.discard(node_id)
 
     def restart(self, node_id: NodeId, release: bool = False) -> None:

@@ -14,6 +14,22 @@ are cut off from the others as the change is asked, for a while: a voter being r
 until, reconnected, it is answered with the new epoch and learns it was removed) and a
 learner being added (it must catch up once reconnected).
 
+Identities and replacement. Every simulated store has an incarnation id (drawn anew with each
+store a node is given), and delivery applies the rule of the peer handshake: a message is
+dropped when its receiver's configuration `admits` refuses the sender's store (a member that
+joined through the log, recorded with another incarnation), and counted. A member added
+through the log is recorded with its store's identity. The operator also replaces members:
+(a) correctly, as docs/operations.md says: remove the node (the leader hands over first),
+wait until the removal is adopted, wipe its disk, start it on the store `paxosd node --join`
+makes (the current configuration, in which it is no member, and a new incarnation), and add
+it back as a learner with its new identity (the leader promotes it once caught up); (b)
+carelessly, half the time: a voter that joined through the log is wiped at the worst moment
+(as `disk-loss` strikes: the voters that chose with it down, the ones that fell behind up)
+and started again under its id, on a store made from the configuration in which it votes.
+Its peers must refuse it: its old store's votes are gone, and a quorum counting its new one
+could choose other values for the slots they helped choose. The operator then replaces it
+as in (a). The observer counts a vote only from the store a member was recorded with.
+
 The checks do not trust the engine's account of what was chosen. An `Observer` watches the
 simulated disks: every acceptance (slot, ballot, batch) once its node's sync has made it
 durable (the leader's own included: its vote counts only once synced). A value is chosen in
@@ -24,8 +40,8 @@ each epoch's members and first slot, which follows the stop. One check is added:
 value is chosen per slot, across ballots and epochs.
 
 A run with this fault leaves out the lost-disk faults (`disk-loss`, `reinit`): once the
-membership has changed a lost store is not rebuilt (it must rejoin under a new identity, which
-the simulator does not model yet), so such a node would stay down for good.
+membership has changed a founding member's lost store is not rebuilt (its rebuild is
+stranded, core/multi/epochs.py), so such a node would stay down for good.
 """
 
 from __future__ import annotations
@@ -37,7 +53,7 @@ from typing import TYPE_CHECKING
 
 from paxosd.check.epochs import Adopted, Chosen, check_members, check_stops
 from paxosd.core.multi.ballots import epoch_of
-from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.configuration import Configuration, Joined
 from paxosd.core.multi.epochs import is_mark
 from paxosd.core.multi.ready import Note
 from paxosd.core.multi.records import Accepted as AcceptedRecord
@@ -62,20 +78,25 @@ class Observer:
 
     founding: Configuration
     proposed: dict[tuple[int, Ballot], Batch] = field(default_factory=dict)
-    votes: dict[tuple[int, Ballot], set[NodeId]] = field(default_factory=dict)
+    # Who voted, as (node, incarnation of the store that holds the vote).
+    votes: dict[tuple[int, Ballot], set[tuple[NodeId, int]]] = field(default_factory=dict)
     adopted: list[Adopted] = field(default_factory=list)
     # An armed crash: the leader that asked for a change, to crash when it adopts the epoch,
     # and for how long.
     crash_on_adopt: tuple[NodeId, float] | None = None
+    # Nodes an operator is replacing (or wiped carelessly): no other change picks them.
+    replacing: set[NodeId] = field(default_factory=set)
+    # The identities (node, incarnation) a peer refused at least once.
+    refused: set[tuple[NodeId, int]] = field(default_factory=set)
 
-    def durable(self, node: NodeId, votes: list[AcceptedRecord]) -> None:
-        """`node` made these acceptances durable."""
+    def durable(self, node: NodeId, incarnation: int, votes: list[AcceptedRecord]) -> None:
+        """`node`, on its store of `incarnation`, made these acceptances durable."""
         for vote in votes:
             if is_mark(vote.ballot):
                 continue  # a value chosen before, marked as such at an adoption: no vote
             key = (vote.slot, vote.ballot)
             self.proposed.setdefault(key, vote.batch)
-            self.votes.setdefault(key, set()).add(node)
+            self.votes.setdefault(key, set()).add((node, incarnation))
 
     def noted(self, note: Note) -> None:
         fields = dict(note.fields)
@@ -84,6 +105,7 @@ class Observer:
             tuple(fields["learners"]),
             int(fields["epoch"]),
             int(fields["first_slot"]),
+            tuple(Joined(*entry) for entry in fields["joined"]),
         )
         node, epoch = int(fields["node"]), configuration.epoch
         self.adopted.append(Adopted(node, epoch, configuration, configuration.first_slot))
@@ -96,14 +118,18 @@ class Observer:
         return known
 
     def chosen(self) -> list[Chosen]:
-        """Every (slot, ballot) a quorum of its epoch's voters voted for."""
+        """Every (slot, ballot) a quorum of its epoch's voters voted for. A vote counts only
+        from the store the member was recorded with: a node's new store (its old one lost)
+        is not the member that joined, whatever the engine lets it do."""
         configurations = self.configurations()
         out = []
-        for (slot, ballot), voters in self.votes.items():
+        for (slot, ballot), identities in self.votes.items():
             batch = self.proposed.get((slot, ballot))
             configuration = configurations.get(epoch_of(ballot))
             if batch is None or configuration is None:
                 continue
+            voters = {node for node, incarnation in identities
+                      if _recorded(configuration, node, incarnation)}  # fmt: skip
             if configuration.quorum.is_phase2_quorum(voters):
                 out.append(Chosen(ballot.node, slot, epoch_of(ballot), batch))
         return out
@@ -127,11 +153,29 @@ class Observer:
         return lines
 
 
+def _recorded(configuration: Configuration, node: NodeId, incarnation: int) -> bool:
+    """Whether `configuration` names the store of `incarnation` as `node`'s (a member with no
+    recorded identity is a founding one, whose lost store is rebuilt before it votes)."""
+    for joined in configuration.joined:
+        if joined.node == node:
+            return joined.incarnation == incarnation
+    return True
+
+
 def watch(cluster: Cluster) -> None:
     """Observe this run's acceptances and epochs (every store's, present and future)."""
     observer = cluster.membership = Observer(cluster.configuration)
     for node, disk in cluster.disks.items():
-        disk.on_durable_votes = partial(observer.durable, node)
+        disk.on_durable_votes = partial(observer.durable, node, cluster.incarnations[node])
+
+
+def refused(cluster: Cluster, node: NodeId, incarnation: int) -> None:
+    """A peer refused a message of `node`'s store of `incarnation` (not the recorded one)."""
+    cluster.count("refused_by_incarnation")
+    observer = cluster.membership
+    if observer is not None and (node, incarnation) not in observer.refused:
+        observer.refused.add((node, incarnation))
+        cluster.count("incarnations_refused")
 
 
 def schedule(cluster: Cluster, generator: random.Random) -> None:
@@ -144,6 +188,15 @@ def schedule(cluster: Cluster, generator: random.Random) -> None:
                       down_ms=generator.uniform(50, 400), cut=generator.random() < 0.3,
                       cut_ms=generator.uniform(100, 900))  # fmt: skip
         cluster.at(at, partial(change, cluster, plan))
+    # Replacements draw from a generator of their own: the changes above kept their draws.
+    own = random.Random(f"{cluster.seed}/{FAULT}/replace")
+    for _ in range(own.randint(1, 2)):
+        at = own.uniform(100, horizon * 0.5)
+        replacement = Replace(pick=own.random(), careless=own.random() < 0.5,
+                              gap_ms=own.uniform(100, 300), back_ms=own.uniform(10, 50),
+                              holders_back_ms=own.uniform(300, 600),
+                              fix_ms=own.uniform(50, 200))  # fmt: skip
+        cluster.at(at, partial(replace_member, cluster, replacement))
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,16 +219,23 @@ def change(cluster: Cluster, plan: Change, retried: bool = False) -> None:
         return
     current = node.replica.configuration
     voters, learners = list(current.voters), list(current.learners)
-    removed = [n for n in cluster.members if not current.is_member(n)]
+    observer = cluster.membership
+    assert observer is not None
+    busy = observer.replacing  # an operator is replacing these: left alone
+    removed = [n for n in cluster.members if not current.is_member(n) and n not in busy]
     pick = plan.pick
     cut_off: NodeId | None = None  # who is cut off if the plan says so
+    joining: Joined | None = None
     if learners and pick < 0.5:
         promoted = learners[int(pick * 2 * len(learners))]
         target = (voters + [promoted], [n for n in learners if n != promoted])
     elif removed and pick < 0.75:
+        # Added back with the identity of the store it has (a member that joins through the
+        # log is recorded with it).
         target = (voters, learners + [removed[0]])
+        joining = Joined(removed[0], cluster.incarnations[removed[0]], contact(removed[0]))
         cut_off = removed[0]
-    elif len(voters) > 2:
+    elif len(voters) > 2 and not busy:
         victim = voters[int(pick * len(voters)) % len(voters)]
         if victim == leader:
             # Removing the leader: it hands leadership over first, then the next leader
@@ -193,7 +253,7 @@ def change(cluster: Cluster, plan: Change, retried: bool = False) -> None:
         cut_off = victim
     else:
         return
-    refused = node.driver.change_members(*target)
+    refused = node.driver.change_members(*target, joining)
     if refused:
         cluster.count("membership_refused")
         return
@@ -206,8 +266,6 @@ def change(cluster: Cluster, plan: Change, retried: bool = False) -> None:
     if plan.twice:
         again = node.driver.change_members(current.voters, current.learners)
         cluster.count("membership_second_refused" if again else "membership_second_taken")
-    observer = cluster.membership
-    assert observer is not None
     if plan.crash < 0.2:
         at = cluster.now + plan.crash_ms
         cluster.at(at, partial(_crash_leader, cluster, leader, "membership_crash_proposing"))
@@ -238,6 +296,188 @@ def _crash_leader(cluster: Cluster, node: NodeId, fault: str) -> None:
 
 
 def removed(cluster: Cluster, node: NodeId) -> bool:
-    """Whether `node` is up and knows that it is no member of the cluster any more."""
+    """Whether `node` is up and serves no client: it knows that it is no member of the
+    cluster any more, or its peers refuse its store's identity (it was wiped and started
+    again under its old id: a client of it goes to another node, as from a node cut off)."""
     sim = cluster.nodes[node]
-    return sim is not None and sim.driver.removed() is not None
+    if sim is None:
+        return False
+    observer = cluster.membership
+    if observer is not None and (node, cluster.incarnations[node]) in observer.refused:
+        return True
+    return sim.driver.removed() is not None
+
+
+# -- replacing a member whose machine is gone ----------------------------------------------------
+
+
+def contact(node: NodeId) -> str:
+    """How a joined member is reached (opaque to the engine; the runtime's addresses)."""
+    return f"sim-node-{node}"
+
+
+retry_ms = 50.0  # an operator waiting for the right moment looks again this often
+
+
+@dataclass(frozen=True, slots=True)
+class Replace:
+    pick: float  # which member
+    # (b), the careless operator: a voter that joined through the log is wiped and started
+    # again under its id, its new store made from the configuration in which it votes.
+    careless: bool
+    gap_ms: float  # (b): how long the laggers are down before the wipe ...
+    back_ms: float  # ... from the wipe to the restart of the wiped node and the laggers ...
+    holders_back_ms: float  # ... from then to the holders' restart ...
+    fix_ms: float  # ... and from then to the operator's replacing the node properly
+
+
+def replace_member(cluster: Cluster, plan: Replace) -> None:
+    """A replacement, when every node is up under a leader (for (b), once a voter that
+    joined through the log exists): looked for until half the safety phase (so that the
+    operator is done with it, most of the time, before the safety phase ends)."""
+    deadline = cluster.spec.safety_ms * 0.5
+    observer = cluster.membership
+    leader = cluster.leader()
+    sim = cluster.nodes[leader] if leader is not None else None
+    ready = (
+        observer is not None
+        and sim is not None
+        and not observer.replacing
+        and not cluster.held_down
+        and all(cluster.nodes[n] is not None for n in cluster.members)
+    )
+    if sim is not None and ready:
+        current = sim.replica.configuration
+        if plan.careless:
+            joined = [j.node for j in current.joined if current.is_voter(j.node)]
+            if joined and len(current.voters) >= 3:
+                _careless(cluster, plan, current, joined[int(plan.pick * len(joined))])
+                return
+        else:
+            # As the other changes do, a voter only while two would remain (a lone voter
+            # chooses a change in the turn it proposes it, and adopts it before that turn's
+            # sync: a crash in the sync undoes an adoption the observer already saw).
+            members = [m for m in current.members
+                       if len(current.voters) > 2 or not current.is_voter(m)]  # fmt: skip
+            if members:
+                Replacement(cluster, members[int(plan.pick * len(members))]).step()
+                return
+    if cluster.now < deadline:
+        cluster.at(cluster.now + retry_ms, partial(replace_member, cluster, plan))
+
+
+@dataclass(slots=True)
+class Replacement:
+    """(a), the correct operator: remove the node (the leader hands over first), wait until
+    the removal is adopted, wipe the node's disk and start it on the store `paxosd node
+    --join` makes (the current configuration, in which it is no member, and a new
+    incarnation), then add it as a learner with its new identity (the leader promotes it
+    once it has caught up). Each step is asked again until it is done (a change in
+    progress, a leader crashed meanwhile), until the safety phase ends."""
+
+    cluster: Cluster
+    node: NodeId
+    wiped: bool = False
+
+    def __post_init__(self) -> None:
+        observer = self.cluster.membership
+        assert observer is not None
+        observer.replacing.add(self.node)
+
+    def step(self) -> None:
+        cluster, node = self.cluster, self.node
+        observer = cluster.membership
+        assert observer is not None
+        if cluster.now >= cluster.spec.safety_ms:
+            observer.replacing.discard(node)
+            cluster.count("membership_replace_unfinished")
+            return
+        leader = cluster.leader()
+        sim = cluster.nodes[leader] if leader is not None else None
+        later = partial(self.step)
+        if sim is None or leader is None:
+            cluster.at(cluster.now + retry_ms, later)
+            return
+        current = sim.replica.configuration
+        if not self.wiped:
+            if not current.is_member(node):
+                self._wipe(current)
+            elif leader == node:
+                others = [v for v in current.voters if v != node and cluster.nodes[v] is not None]
+                if others and sim.driver.transfer_leadership(others[0]) is None:
+                    cluster.count("membership_leader_handover")
+            else:
+                rest = [v for v in current.voters if v != node]
+                sim.driver.change_members(rest, [n for n in current.learners if n != node])
+            cluster.at(cluster.now + retry_ms, later)
+            return
+        if current.is_member(node):
+            observer.replacing.discard(node)
+            cluster.count("membership_replace")
+            return
+        incarnation = cluster.incarnations[node]
+        joining = Joined(node, incarnation, contact(node))
+        sim.driver.change_members(current.voters, (*current.learners, node), joining)
+        cluster.at(cluster.now + retry_ms, later)
+
+    def _wipe(self, current: Configuration) -> None:
+        cluster, node = self.cluster, self.node
+        cluster.crash(node)
+        cluster.join_store(node, current)
+        cluster.restart(node)
+        self.wiped = True
+
+
+def _careless(cluster: Cluster, plan: Replace, current: Configuration, victim: NodeId) -> None:
+    """(b), at the worst moment: some voters fall behind (down), the victim and the others go
+    on choosing; then those go down, and the victim's disk is wiped and it comes back with
+    the laggers, which together would make a quorum, on a store made from the configuration
+    in which it votes, under the same id and a new incarnation. Its peers must refuse it: it
+    holds none of the votes its old store gave, and a quorum counting it could choose other
+    values for slots its old store helped choose. Later the operator replaces it properly."""
+    observer = cluster.membership
+    assert observer is not None
+    observer.replacing.add(victim)
+    others = [v for v in current.voters if v != victim]
+    turn = int(plan.pick * 1000) % len(others)
+    others = others[turn:] + others[:turn]
+    holders = others[: (len(current.voters) - 1) // 2]
+    laggers = others[len(holders) :]
+    for node in laggers:
+        cluster.crash(node)
+        cluster.held_down.add(node)
+    wipe = partial(_careless_wipe, cluster, plan, victim, holders, laggers)
+    cluster.at(cluster.now + plan.gap_ms, wipe)
+
+
+def _careless_wipe(
+    cluster: Cluster,
+    plan: Replace,
+    victim: NodeId,
+    holders: list[NodeId],
+    laggers: list[NodeId],
+) -> None:
+    sim = cluster.nodes[victim]
+    for node in holders:
+        cluster.crash(node)
+        cluster.held_down.add(node)
+    if sim is None:  # it crashed meanwhile: nothing to wipe carelessly
+        configuration = None
+    else:
+        configuration = sim.replica.configuration
+        cluster.crash(victim)
+        cluster.join_store(victim, configuration)
+        cluster.count("membership_careless_replace")
+    back = cluster.now + plan.back_ms
+    for node in (*laggers, victim):
+        cluster.at(back, partial(cluster.restart, node, True))
+    holders_back = back + plan.holders_back_ms
+    for node in holders:
+        cluster.at(holders_back, partial(cluster.restart, node, True))
+    observer = cluster.membership
+    assert observer is not None
+    if configuration is None:
+        observer.replacing.discard(victim)
+        return
+    fix = Replacement(cluster, victim)
+    cluster.at(holders_back + plan.fix_ms, fix.step)

@@ -16,7 +16,8 @@ A log is a header followed by frames::
     [5, active]                          Rebuilding(active)
     [6, epoch, [voter, ...], [learner, ...]]  Configured(configuration)
         (epoch is [epoch, first slot] for an epoch that starts after slot 1: one started
-        by a membership change)
+        by a membership change; [epoch, first slot, [[node, incarnation, contact], ...]]
+        when members joined through the log)
     [7, slot, size, bin(16)]             Snapshot(slot, size_bytes, checksum)
 
 (Tag 3 is retired: it never reached a disk.)
@@ -51,7 +52,7 @@ from typing import Any, Final
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
 
-from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.configuration import Configuration, Joined
 from paxosd.core.multi.records import (
     Accepted,
     Batch,
@@ -304,13 +305,19 @@ def decode_batch(value: object) -> Batch:
 
 def configuration_fields(
     configuration: Configuration,
-) -> tuple[int | tuple[int, int], tuple[int, ...], tuple[int, ...]]:
+) -> tuple[int | tuple[Any, ...], tuple[int, ...], tuple[int, ...]]:
     """(epoch, voters, learners): a configuration as the file and SQLite backends store it.
     An epoch started by a membership change also has a first slot above 1: its epoch field
-    is then [epoch, first slot], so that every record keeps its number of fields (the torn
-    tail scan relies on it) and stores of the first epoch are written as before."""
+    is then [epoch, first slot], and with members that joined through the log [epoch, first
+    slot, [[node, incarnation, contact], ...]], so that every record keeps its number of
+    fields (the torn tail scan relies on it) and stores of the first epoch are written as
+    before."""
     c = configuration
-    epoch: int | tuple[int, int] = c.epoch if c.first_slot == 1 else (c.epoch, c.first_slot)
+    epoch: int | tuple[Any, ...] = c.epoch
+    if c.joined:
+        epoch = (c.epoch, c.first_slot, [(j.node, j.incarnation, j.contact) for j in c.joined])
+    elif c.first_slot != 1:
+        epoch = (c.epoch, c.first_slot)
     return epoch, c.voters, c.learners
 
 
@@ -321,18 +328,23 @@ def decode_configuration(epoch: object, voters: object, learners: object) -> Con
     if not all(type(member) is int for member in voters + learners):
         raise BadPayload("a configuration member is not an int")
     first_slot: object = 1
+    joined: object = []
     if type(epoch) is list:
-        if len(epoch) != 2:
-            raise BadPayload("configuration epoch is not [epoch, first slot]")
-        epoch, first_slot = epoch
+        if len(epoch) not in (2, 3):
+            raise BadPayload("configuration epoch is not [epoch, first slot, (joined)]")
+        epoch, first_slot, *rest = epoch
+        joined = rest[0] if rest else []
+    if type(joined) is not list or not all(type(j) is list and len(j) == 3 for j in joined):
+        raise BadPayload("configuration's joined members are not [node, incarnation, contact]")
     try:
         return Configuration(
             tuple(voters),
             tuple(learners),
             _int_field(epoch, "configuration epoch"),
             _int_field(first_slot, "configuration first slot"),
+            tuple(Joined(*entry) for entry in joined),
         )
-    except ValueError as exc:  # Configuration's own checks: ids, order, overlap
+    except (ValueError, TypeError) as exc:  # Configuration's own checks: ids, order, overlap
         raise BadPayload(f"not a configuration: {exc}") from None
 
 

@@ -37,12 +37,13 @@ is added around it:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from paxosd.core.multi import catchup, reads
 from paxosd.core.multi.acceptor import AcceptorLog
 from paxosd.core.multi.ballots import ROUND_BITS, epoch_of, first_round
-from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.configuration import Configuration, Joined
 from paxosd.core.multi.leader import Leadership
 from paxosd.core.multi.messages import (
     Accept,
@@ -143,8 +144,7 @@ def applied_change(replica: Replica, slot: int, change: Reconfigure) -> None:
     configuration = change.configuration
     if configuration.epoch <= replica.configuration.epoch:
         return
-    c = configuration
-    adopt(replica, Configuration(c.voters, c.learners, c.epoch, slot + 1))
+    adopt(replica, replace(configuration, first_slot=slot + 1))
 
 
 def removed_by(replica: Replica) -> Configuration | None:
@@ -196,6 +196,7 @@ def adopt(replica: Replica, configuration: Configuration) -> None:
         first_slot=configuration.first_slot,
         voters=configuration.voters,
         learners=configuration.learners,
+        joined=tuple((j.node, j.incarnation, j.contact) for j in configuration.joined),
     )
     me = replica.node_id
     if not configuration.is_member(me):
@@ -290,9 +291,15 @@ def tick(replica: Replica) -> None:
 # -- the leader's side -------------------------------------------------------------------------
 
 
-def request(replica: Replica, voters: tuple[NodeId, ...], learners: tuple[NodeId, ...]) -> str:
-    """Ask the leader to change the membership to `voters` and `learners`: the reason it is
-    refused, or "" once it is under way (it is proposed when the pipeline has drained)."""
+def request(
+    replica: Replica,
+    voters: tuple[NodeId, ...],
+    learners: tuple[NodeId, ...],
+    joining: Joined | None = None,
+) -> str:
+    """Ask the leader to change the membership to `voters` and `learners` (with `joining`,
+    the identity of a node that joins as a learner): the reason it is refused, or "" once it
+    is under way (it is proposed when the pipeline has drained)."""
     lead = replica.leading
     me = replica.node_id
     if lead is None:
@@ -307,11 +314,18 @@ def request(replica: Replica, voters: tuple[NodeId, ...], learners: tuple[NodeId
     epoch = current.epoch + 1
     if epoch > epoch_max:
         return f"no epoch after {current.epoch} fits the ballot range"
+    if joining is not None:
+        if joining.node not in learners or joining.node in voters:
+            return f"node {joining.node} joins as a learner: name it among the learners"
+        if current.is_member(joining.node):
+            return (
+                f"node {joining.node} is a member already: to replace it, remove it first "
+                f"(paxosd member remove {joining.node}), then join the new one"
+            )
     try:
-        configuration = Configuration.of(voters, learners)
+        configuration = current.after(voters, learners, joining)
     except ValueError as error:
         return f"not a valid membership: {error}"
-    configuration = Configuration(configuration.voters, configuration.learners, epoch)
     if configuration.same_members(current):
         return f"the members are already {current.describe()}"
     if me not in configuration.voters:

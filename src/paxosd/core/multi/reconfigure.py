@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
 
-from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.configuration import Configuration, Joined
 from paxosd.core.multi.records import Batch
 from paxosd.core.types import Ballot
 
@@ -55,7 +55,10 @@ class Reconfigure:
 
     def encode(self) -> bytes:
         c = self.configuration
-        return MARK + msgpack.packb([c.epoch, list(c.voters), list(c.learners)])
+        fields: list[object] = [c.epoch, list(c.voters), list(c.learners)]
+        if c.joined:  # (a change with no joined member is encoded as before they existed)
+            fields.append([[j.node, j.incarnation, j.contact] for j in c.joined])
+        return MARK + msgpack.packb(fields)
 
     def batch(self) -> Batch:
         """The batch that carries it: the command alone in its slot."""
@@ -68,8 +71,12 @@ def decode(command: bytes) -> Reconfigure | None:
     if not command.startswith(MARK):
         return None
     try:
-        epoch, voters, learners = msgpack.unpackb(command[len(MARK) :], use_list=True)
-        configuration = Configuration(tuple(voters), tuple(learners), epoch)
+        fields = msgpack.unpackb(command[len(MARK) :], use_list=True)
+        if type(fields) is not list or len(fields) not in (3, 4):
+            raise ValueError("expected [epoch, voters, learners, (joined)]")
+        epoch, voters, learners = fields[:3]
+        joined = tuple(Joined(*entry) for entry in (fields[3] if len(fields) == 4 else ()))
+        configuration = Configuration(tuple(voters), tuple(learners), epoch, 1, joined)
     except (ValueError, TypeError, msgpack.ExtraData) as error:
         raise BadReconfigure(f"a malformed configuration command: {error}") from None
     return Reconfigure(configuration)

@@ -81,7 +81,7 @@ from paxosd.core.multi import (
 from paxosd.core.multi.acceptor import AcceptorLog
 from paxosd.core.multi.catchup import Catchup
 from paxosd.core.multi.config import EngineConfig
-from paxosd.core.multi.configuration import Configuration, ConfigurationMismatch
+from paxosd.core.multi.configuration import Configuration, ConfigurationMismatch, Joined
 from paxosd.core.multi.leader import Campaign, Inflight, Leadership, PreVote
 from paxosd.core.multi.learner import Learner, Machine, batch_commands_cap
 from paxosd.core.multi.messages import (
@@ -257,10 +257,16 @@ class Replica:
         """Writing this replica's snapshot of `slot`, or installing a peer's, failed."""
         snapshots.failed(self, slot, reason)
 
-    def change_members(self, voters: Sequence[NodeId], learners: Sequence[NodeId] = ()) -> str:
-        """Change the membership to `voters` and `learners` through the log (epochs.py):
-        the reason it is refused, or "" once it is under way."""
-        return epochs.request(self, tuple(voters), tuple(learners))
+    def change_members(
+        self,
+        voters: Sequence[NodeId],
+        learners: Sequence[NodeId] = (),
+        joining: Joined | None = None,
+    ) -> str:
+        """Change the membership to `voters` and `learners` (`joining`: the identity of a
+        node that joins as a learner) through the log (epochs.py): the reason it is refused,
+        or "" once it is under way."""
+        return epochs.request(self, tuple(voters), tuple(learners), joining)
 
     def transfer_leadership(self, target: NodeId) -> str | None:
         """Hand leadership to the voter `target` (transfer.py): the reason it cannot be
