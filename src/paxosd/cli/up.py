@@ -379,8 +379,8 @@ def _add(data_dir: Path, add_id: int | None) -> int:
         console.print(f"node {node} did not vote within {add_wait_s:g} s: see paxosd member list")
         return 1
     console.print(
-        f"node {node} is a member; `paxosd up --data-dir {_shown(data_dir)}` starts it with "
-        "the others from now on",
+        f"node {node} is a member; every `paxosd up` on {_shown(data_dir)} starts it with the "
+        "others from now on",
         highlight=False,
     )
     return 0

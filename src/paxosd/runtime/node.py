@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 from functools import partial
 from typing import Any, BinaryIO, Final, TypeVar
 
@@ -697,6 +697,8 @@ class Node:
             "leader_changes": list(self.leader_changes),
             "recent_events": list(self.events),
             "pending": {"writes": writes, "reads": reads},
+            # A node that joins takes the cluster's timeouts from a member (cli/join.py).
+            "timeouts": asdict(self.config.timeouts),
         }
         if driver is None:
             status.update(role="damaged", leader=None, damage=self.damage)
