@@ -92,6 +92,14 @@ def lab() -> None:
     is_flag=True,
     help="Explore on after the first Agreement or Validity violation, to judge Termination.",
 )
+@click.option(
+    "--change",
+    metavar="VOTERS",
+    help="multipaxos: an operator asks the leader, node 1, for these voters (e.g. 1,2); "
+    "the search starts once node 1 leads, the change and the values just sent to it.",
+)
+@click.option("--timeouts", type=int, help="Explorer: timer firings per run (default: any).")
+@click.option("--max-depth", type=int, help="Explorer: explore runs of up to this many steps.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), help="Write counterexamples here.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def check(
@@ -109,6 +117,9 @@ def check(
     max_states: int,
     max_memory_mb: int,
     keep_going: bool,
+    change: str | None,
+    timeouts: int | None,
+    max_depth: int | None,
     trace_out: str | None,
     as_json: bool,
 ) -> None:
@@ -119,11 +130,17 @@ def check(
     2 usage error, 3 no violation found but the search stopped early (limit or Ctrl-C).
     Ctrl-C during --explore stops the search and reports what was explored."""
     fault_set = frozenset(f.strip() for f in faults.split(",") if f.strip())
+    voters: tuple[int, ...] | None = None
+    if change is not None:
+        try:
+            voters = tuple(int(v) for v in change.split(","))
+        except ValueError:
+            _fail(f"--change takes node ids separated by commas (e.g. 1,2), not {change!r}")
     request = CheckRequest(
         algorithms.get(algorithm), nodes=nodes, values=values, crashes=crashes,
         faults=fault_set, variant=variant, explore=explore, runs=runs, seed=seed,
         rounds=ballots, timing=timing, states_max=max_states, memory_mb_max=max_memory_mb,
-        keep_going=keep_going,
+        keep_going=keep_going, change=voters, timeouts=timeouts, depth_max=max_depth,
     )  # fmt: skip
     try:
         request.validate()
@@ -193,6 +210,15 @@ def _print_report(report: CheckReport) -> None:
             f"ballots per proposer: {config['ballots_per_proposer']}"
         )
         console.print(report.summary, highlight=False, soft_wrap=True)
+    if report.start:
+        asked = [line for line in report.start if " proposes " in line]
+        console.print(
+            f"The search starts after {len(report.start)} steps (--json lists them): node 1's "
+            f"election, every message delivered, then:",
+            highlight=False,
+        )
+        for line in asked:
+            console.print(f"      {line}", highlight=False, markup=False)
     table = Table(show_header=True, header_style="bold")
     table.add_column("Property")
     table.add_column("Verdict")
