@@ -143,6 +143,7 @@ def test_a_change_is_refused_with_a_reason(tmp_path: Path) -> None:
         grow = {"voters": [1, 2, 3], "learners": [4]}
         contact = "peer=127.0.0.1:1 http=127.0.0.1:2 resp=127.0.0.1:3"
         joining = {"id": 4, "incarnation": "b0b", "contact": contact}
+        taken = contact.replace("127.0.0.1:1", "{}:{}".format(*cluster.configs[0].me.peer))
         for node, body, status, reason in (
             (leader, {"voters": "1,2"}, 400, "list of node ids"),
             (leader, {"voters": [1, 2], "learners": ["3"]}, 400, "list of node ids"),
@@ -158,6 +159,7 @@ def test_a_change_is_refused_with_a_reason(tmp_path: Path) -> None:
             (leader, {**grow, "join": {**joining, "id": "4"}}, 400, "node id"),
             (leader, {**grow, "join": {**joining, "contact": "peer=h:1"}}, 409, "lacks http"),
             (leader, {**grow, "join": {**joining, "contact": "x" * 600}}, 400, "at most 512"),
+            (leader, {**grow, "join": {**joining, "contact": taken}}, 409, "is node 1's"),
             (leader, {"voters": [1, 2, 3], "join": {**joining, "id": 3}}, 409,
              "name it among the learners"),
             (leader, {"voters": [1, 2], "learners": [3], "join": {**joining, "id": 3}}, 409,

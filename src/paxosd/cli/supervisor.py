@@ -93,6 +93,9 @@ class NodeProcess:
     elsewhere_pid: int | None = None  # a process of this node the supervisor did not start
     elsewhere_since: float | None = None  # looking for that process's pid since
     reinitialize_next: bool = False  # the next start is `--reinitialize` (a rebuild)
+    # It joined the cluster later (`paxosd up --add`): a lost store is never rebuilt under
+    # its id (its peers know it by the store it joined with); it is removed and joins again.
+    joined: bool = False
     stopping_to_rebuild: bool = False
     _log_file: IO[bytes] | None = field(default=None, repr=False)
 
@@ -349,6 +352,16 @@ class Supervisor:
         if node.held is None:
             node.held = "store lost"
             where = node.data_dir
+            if node.joined:
+                self._event(
+                    node, "node_store_lost", logging.ERROR, data_dir=where,
+                    detail=f"node {node.node_id} has no store in {where}, so it is not "
+                    "started. It joined the cluster later, and its peers know it by the store "
+                    f"it joined with: remove it (paxosd member remove {node.node_id}) and join "
+                    f"it again (paxosd up --add --id {node.node_id}"
+                    f"{_data_dir_option(self.control_dir)})",
+                )  # fmt: skip
+                return True
             if self.control_dir is not None:
                 how = (
                     f"run `paxosd rebuild {node.node_id}{_data_dir_option(self.control_dir)}` "
@@ -433,6 +446,7 @@ class Supervisor:
         if known is not None:
             # A replaced node (`--add --id N`): its config file is the joined one now, which
             # the supervisor's command line for it names; start it unless it runs.
+            known.joined = True
             if known.held is not None:
                 known.held = None
                 self.start(known)
@@ -466,6 +480,14 @@ class Supervisor:
             )
         if node.stopping_to_rebuild:
             return Answer(True, f"node {node_id} is already being stopped for its rebuild")
+        if node.joined:
+            return Answer(
+                False,
+                f"node {node_id} joined the cluster later: its peers know it by the store it "
+                f"joined with, so it is not rebuilt under its id. Remove it (paxosd member "
+                f"remove {node_id}) and join it again (paxosd up --add --id {node_id}"
+                f"{_data_dir_option(self.control_dir)})",
+            )
         if node.running:
             view = self._status(node.http)
             role = None if view is None else view.get("role")

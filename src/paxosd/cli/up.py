@@ -164,6 +164,7 @@ def joined_process(config: NodeConfig, data_dir: Path, options: NodeOptions) -> 
         data_dir / f"node{config.node_id}" / "node.log",
         config.me.http,
         data_dir=config.data_dir,
+        joined=True,
     )
 
 
