@@ -1,20 +1,23 @@
 """A learner joining a large cluster: how long until it has the state, and until it votes?
 
-Not a test. Run: python bench/learner_join_bench.py [--keys 1000000] [--snapshot-every 1000]
-                 [--base-port N] [--dir DIR]
+Not a test. Run: python bench/learner_join_bench.py [--keys 1000000] [--join]
+                 [--snapshot-every 1000] [--base-port N] [--dir DIR] [--keep-logs DIR]
 
 1. Four `paxosd node` processes (fsync on) on 127.0.0.1, every node in every config file.
    Node 4 is removed (`paxosd member remove 4`, the real command) and stopped, so it joins
-   later as a new member would, with none of the state.
+   later as a removed member comes back, with none of the state. With --join: three nodes,
+   and node 4 is a new node in no config file.
 2. `--keys` distinct keys are loaded into the three voters through the Redis protocol,
-   pipelined (the loader of bench/snapshot_cluster.py; key `lj:%09d`, a 10-byte value).
+   pipelined (the loader of bench/snapshot_cluster.py; key `lj:%09d`, a 10-byte value);
+   then the voters' snapshots of the load are awaited.
 3. One writer puts one key at a time through the paxosd client (which follows the leader),
-   timing each write, while node 4 is started and `paxosd member add 4` is run.
+   timing each write, while node 4 is started and `paxosd member add 4` is run (with --join:
+   `paxosd node --join` on an empty data directory, which asks to be added by itself).
 4. Reported: the command's wall time; the time until node 4 has applied the leader's commit
-   point as it was when the command returned (node 4's /v1/status `applied`); until the
-   leader has promoted it (it is a voter); where that time went, from node 4's log (the
-   snapshot's transfer, its install, the tail of the log after it); and the writes made
-   meanwhile, the worst of them and the writes that failed.
+   point as it was once node 4 was started and asked for (node 4's /v1/status `applied`);
+   until the leader has promoted it (it is a voter); where that time went, from node 4's log
+   (the snapshot's transfer, its check and restore, the tail of the log after it); and the
+   writes made meanwhile, the worst of them and the writes that failed.
 
 Figures go to docs/operations.md ("Members and upgrades") with the command that made them.
 """
@@ -24,6 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
+import sys
 import tempfile
 import time
 import urllib.request
@@ -34,9 +39,10 @@ from typing import Any
 from members_bench import Writer, member  # bench/, beside this script
 from snapshot_cluster import load
 
-from paxosd.benchmark.peers import Cluster, start_paxosd
+from paxosd.benchmark.peers import Cluster, Node, start_paxosd
+from paxosd.runtime.ports import free_layout
 
-joiner = 4  # the node that joins: in every config file, removed before the keys are loaded
+joiner = 4  # the node that joins: removed before the keys are loaded (--join: a new node)
 wait_s = 120.0
 
 
@@ -48,12 +54,29 @@ def status(port: int) -> dict[str, Any] | None:
         return None
 
 
-def bring_in(cluster: Cluster, endpoints: list[str], node: int) -> float:
-    """Start node `node` and ask the members to add it as a learner; the command's seconds.
-    (One step on purpose: a node started to join a running cluster by itself replaces it.)"""
-    cluster.nodes[node - 1].start()
-    took, _ = member(endpoints, "add", str(node))
+def bring_in(cluster: Cluster, voters: list[str], join: bool) -> float | None:
+    """Start node 4 and have it taken in as a learner: the seconds of the operator's command
+    (`paxosd member add 4`), or None with --join, where the new node asks by itself."""
+    cluster.nodes[joiner - 1].start()
+    if join:
+        return None
+    took, _ = member(voters, "add", str(joiner))
     return took
+
+
+def fresh_node(root: Path, base: int, member_http: str) -> Node:
+    """Node 4 as `paxosd node --join` starts it: in no config file, an empty data directory,
+    its addresses at the local layout's next place."""
+    data_dir = root / f"joined{joiner}"
+    data_dir.mkdir()
+    argv = [sys.executable, "-m", "paxosd", "node", "--join", member_http,
+            "--id", str(joiner), "--data-dir", str(data_dir),
+            "--peer", f"127.0.0.1:{base + 100 + joiner}",
+            "--http", f"127.0.0.1:{base + joiner}",
+            "--resp", f"127.0.0.1:{base - 600 + joiner}"]  # fmt: skip
+    node = Node(joiner - 1, argv, base - 600 + joiner, root / f"joined{joiner}.log")
+    node.http_port = base + joiner
+    return node
 
 
 def main() -> None:
@@ -64,25 +87,38 @@ def main() -> None:
     )
     parser.add_argument("--base-port", type=int, default=None)
     parser.add_argument("--dir", default=None, help="data directory (default: a temporary one)")
+    parser.add_argument("--keep-logs", default=None, help="copy the nodes' logs to this folder")
+    parser.add_argument(
+        "--join",
+        action="store_true",
+        help="three nodes, and node 4 a new one started with `paxosd node --join`",
+    )
     args = parser.parse_args()
+    base = args.base_port or free_layout(joiner)
     with tempfile.TemporaryDirectory(dir=args.dir) as root:
-        cluster = start_paxosd(
-            root, args.base_port, nodes=joiner, snapshot_every_slots=args.snapshot_every
-        )
+        founders = joiner - 1 if args.join else joiner
+        cluster = start_paxosd(root, base, nodes=founders, snapshot_every_slots=args.snapshot_every)
+        if args.join:
+            cluster.nodes.append(fresh_node(Path(root), base, f"127.0.0.1:{base + 1}"))
         try:
-            report = run(cluster, args.keys, args.snapshot_every)
+            report = run(cluster, args.keys, args.snapshot_every, args.join)
         finally:
             cluster.stop()
+            if args.keep_logs:
+                Path(args.keep_logs).mkdir(parents=True, exist_ok=True)
+                for node in cluster.nodes:
+                    shutil.copy(node.log_path, Path(args.keep_logs) / f"node{node.index + 1}.log")
     print(json.dumps(report, indent=2))
 
 
-def run(cluster: Cluster, keys: int, every: int) -> dict[str, Any]:
+def run(cluster: Cluster, keys: int, every: int, join: bool) -> dict[str, Any]:
     cluster.wait_leader()
     endpoints = [f"127.0.0.1:{node.http_port}" for node in cluster.nodes]
     voters = endpoints[: joiner - 1]
-    member(endpoints, "remove", str(joiner))  # a removed leader hands over first
-    cluster.nodes[joiner - 1].stop()
-    cluster.wait_leader()
+    if not join:
+        member(endpoints, "remove", str(joiner))  # a removed leader hands over first
+        cluster.nodes[joiner - 1].stop()
+        cluster.wait_leader()
     leader = cluster.leader_index()
     assert leader is not None
     load_s = load(cluster.nodes[leader].client_port, keys, prefix="lj")
@@ -91,7 +127,7 @@ def run(cluster: Cluster, keys: int, every: int) -> dict[str, Any]:
     writer.start()
     time.sleep(1.0)
     started, started_at = time.perf_counter(), time.time()
-    command_s = bring_in(cluster, voters, joiner)
+    command_s = bring_in(cluster, voters, join)
     target = commit_point(cluster, leader)
     applied_s = promoted_s = None
     learner = cluster.nodes[joiner - 1].http_port
@@ -114,8 +150,9 @@ def run(cluster: Cluster, keys: int, every: int) -> dict[str, Any]:
     return {
         "keys": keys,
         "load s": round(load_s, 2),
-        "command s (paxosd member add)": round(command_s, 2),
-        "until applied s (the leader's commit at the command's end)": round(applied_s, 2),
+        "how": "paxosd node --join" if join else "paxosd member add (in every config file)",
+        "command s (paxosd member add)": None if command_s is None else round(command_s, 2),
+        "until applied s (the leader's commit when started and asked)": round(applied_s, 2),
         "until promoted s (a voter)": round(promoted_s, 2),
         "of which (from the learner's log)": phases(
             cluster.nodes[joiner - 1].log_path, started_at, applied_s
@@ -134,9 +171,10 @@ def commit_point(cluster: Cluster, leader: int) -> int:
 
 
 def settled(cluster: Cluster, every: int) -> None:
-    """Wait until no voter is writing a snapshot of the load (applied less than a snapshot's
-    worth of slots past its last one): the learner joins a cluster at rest, but for the
-    writer, as it would join a cluster that has held its keys for a while."""
+    """Wait until every voter has written the snapshot the load made due (applied less than a
+    snapshot's worth of slots past its last one). The writer's own slots may still reach the
+    next snapshot point while node 4 joins, as in any cluster taking writes: a snapshot of
+    the load then runs on every voter at once (the slowest runs in docs/operations.md)."""
     deadline = time.perf_counter() + wait_s
     while time.perf_counter() < deadline:
         answers = [status(node.http_port) for node in cluster.nodes[: joiner - 1]]

@@ -18,7 +18,7 @@ import random
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -132,13 +132,12 @@ class _Dom(HTMLParser):
                 cells[name] = cells.get(name, "") + data
 
 
-def test_dump_dom_shows_members_and_leader() -> None:
+def _dump_dom(setup: Callable[[Cluster], None]) -> _Dom:
+    """The DOM after a few polls of node 1's page, the fake cluster set up by `setup`."""
+
     async def scenario() -> str:
         async with cluster() as running:
-            # The alternative field shapes the page also accepts: *_slot names, list ballots.
-            for node in running.nodes:
-                node.status_extra = {"applied_slot": 10, "chosen_slot": 10, "ballot": [1, 1]}
-            running.nodes[1].status_extra["applied_slot"] = 7
+            setup(running)
             with tempfile.TemporaryDirectory() as profile:
                 assert CHROMIUM is not None
                 process = await asyncio.create_subprocess_exec(
@@ -160,6 +159,17 @@ def test_dump_dom_shows_members_and_leader() -> None:
 
     dom = _Dom()
     dom.feed(asyncio.run(scenario()))
+    return dom
+
+
+def test_dump_dom_shows_members_and_leader() -> None:
+    def setup(running: Cluster) -> None:
+        # The alternative field shapes the page also accepts: *_slot names, list ballots.
+        for node in running.nodes:
+            node.status_extra = {"applied_slot": 10, "chosen_slot": 10, "ballot": [1, 1]}
+        running.nodes[1].status_extra["applied_slot"] = 7
+
+    dom = _dump_dom(setup)
     assert sorted(dom.rows) == ["1", "2", "3"], dom.rows
     assert dom.by_id["leader"].strip() == "1"
     assert dom.rows["1"]["role"] == "leader"
@@ -177,6 +187,26 @@ def test_dump_dom_shows_members_and_leader() -> None:
     assert all(dom.row_attrs[i]["data-reachable"] == "true" for i in "123")
     assert dom.by_id["origin"].startswith("served by node 1")
     assert int(dom.by_id["polls"]) >= 2
+
+
+def test_dump_dom_shows_a_learner_catching_up_and_a_removed_node() -> None:
+    def setup(running: Cluster) -> None:
+        for node in running.nodes:
+            node.status_extra = {
+                "applied": 10,
+                "commit": 10,
+                "configuration": {"epoch": 3, "voters": [1, 2], "learners": [3]},
+            }
+        running.nodes[2].status_extra["applied"] = 4
+        running.nodes[0].member_list = [*running.nodes[0].member_list, {"id": 4, "http": None}]
+
+    dom = _dump_dom(setup)
+    assert dom.rows["3"]["role"] == "learner 40%", dom.rows["3"]
+    assert dom.rows["4"]["role"] == "removed"
+    assert dom.rows["1"]["role"] == "leader" and dom.rows["2"]["role"] == "follower"
+    # Quorums are majorities of the voters (1 and 2), not of every row.
+    assert dom.by_id["members-up"] == "2 of 2 up"
+    assert dom.by_id["quorum"].startswith("quorum OK: 2 of 2 needed, one more failure stops it")
 
 
 def test_dump_dom_lists_the_sql_tables() -> None:

@@ -91,6 +91,19 @@ def test_member_list_and_status(api: Api, node: FakeNode) -> None:
             },
         ],
     }
+    # Once members changed through the log: a learner is marked, a removed node is left out.
+    node.member_list.append({"id": 3, "http": "127.0.0.1:7003", "peer": "127.0.0.1:7103"})
+    node.status_extra["configuration"] = {"epoch": 2, "voters": [1, 3], "learners": [2]}
+    listed = api.post("/v3/cluster/member/list", {}).json["members"]
+    assert [(m["ID"], m.get("isLearner", False)) for m in listed] == [
+        ("1", False),
+        ("2", True),
+        ("3", False),
+    ]
+    node.status_extra["configuration"] = {"epoch": 3, "voters": [1, 2], "learners": []}
+    listed = api.post("/v3/cluster/member/list", {}).json["members"]
+    assert [(m["ID"], m.get("isLearner", False)) for m in listed] == [("1", False), ("2", False)]
+    del node.status_extra["configuration"]
     node.slot = 7
     status = api.post("/v3/maintenance/status").json  # no body at all is an empty request
     assert status["version"] == "3.4.0"

@@ -34,6 +34,11 @@ RUN_MARK = "PAXOSD_BENCH_TEST_RUN"
             ["--keys", "4000", "--snapshot-every", "3"],
             '"snapshot check and restore s"',
         ),
+        (
+            "learner_join_bench.py",
+            ["--keys", "4000", "--snapshot-every", "3", "--join"],
+            '"how": "paxosd node --join"',
+        ),
         ("sql_bench.py", ["--seconds", "0.3", "--clients", "1,2"], "local SQLite (wal, FULL)"),
         ("lab_coach.py", ["--tours", "leader-crash", "--random", "2", "--seconds", "0.3"], "p50"),
         (

@@ -119,3 +119,34 @@ def test_a_member_that_does_not_answer_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "did not say what its cluster is" in result.output
     assert not (tmp_path / "d").exists(), "nothing is written before the cluster answers"
+
+
+def test_the_new_node_takes_the_cluster_s_addresses_configuration_and_timeouts(
+    tmp_path: Path,
+) -> None:
+    from paxosd.cli.join import cluster_of
+
+    status = {
+        "cluster_id": "joinable",
+        "leader": 2,
+        "members": [
+            {"id": n, "peer": f"127.0.0.1:{7100 + n}", "http": f"127.0.0.1:{7000 + n}",
+             "resp": f"127.0.0.1:{6400 + n}"}
+            for n in (1, 2, 3)
+        ],
+        "configuration": {
+            "epoch": 2, "voters": [1, 2], "learners": [3], "first_slot": 40,
+            "joined": [{"id": 3, "incarnation": "b0b", "contact": "peer=h:1 http=h:2 resp=h:3"}],
+        },
+        "timeouts": {"tick_ms": 20, "heartbeat_ms": 100, "election_ms_min": 500,
+                     "election_ms_max": 900, "request_timeout_ms": 7000, "unknown": 1},
+    }  # fmt: skip
+    cluster = cluster_of(status)
+    assert cluster.configuration.first_slot == 40
+    assert cluster.configuration.joined_entry(3).incarnation == 0xB0B  # type: ignore[union-attr]
+    config, _ = plan(cluster, 4, tmp_path / "n4", None, tmp_path / "n4" / "node.toml")
+    assert (config.timeouts.heartbeat_ms, config.timeouts.election_ms_max) == (100, 900)
+    assert [m.id for m in config.members] == [1, 2, 3, 4]
+    status["configuration"]["joined"][0]["incarnation"] = "not hex"  # type: ignore[index]
+    with pytest.raises(ValueError, match="hex"):
+        cluster_of(status)

@@ -126,6 +126,30 @@ def test_a_node_whose_store_is_lost_is_held_until_a_rebuild_is_asked_for(
     assert not (tmp_path / "supervisor.pid").exists()
 
 
+def test_a_node_that_joined_and_lost_its_store_is_not_rebuilt_but_told_to_join_again(
+    tmp_path: Path,
+) -> None:
+    """Its peers know it by the store it joined with: a rebuild under its id would only be
+    refused by every one of them. The supervisor says to remove it and join it again."""
+    lost = node(tmp_path, 4, "import time; time.sleep(60)")
+    lost.data_dir = tmp_path / "node4"
+    lost.data_dir.mkdir(parents=True)
+    lost.joined = True
+    supervisor = Supervisor([lost], backoff=Backoff(delay_s=0.05), control_dir=tmp_path)
+    try:
+        supervisor.start_all()
+        assert lost.process is None and lost.held == "store lost"
+        refused = supervisor.rebuild(4)
+        assert not refused.accepted and "paxosd up --add --id 4" in refused.detail
+        assert lost.process is None
+    finally:
+        supervisor.stop_all()
+        supervisor.close()
+    log = lost.log_path.read_text()
+    assert "event=node_store_lost" in log and "paxosd member remove 4" in log
+    assert "paxosd rebuild" not in log
+
+
 def test_a_node_started_by_hand_is_left_alone(tmp_path: Path) -> None:
     from paxosd.storage.fsutil import lock_dir
 

@@ -7,6 +7,7 @@ end."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 
 from paxosd import Client, PaxosdError
+from paxosd.runtime import codec
 
 from .cluster import Cluster
 
@@ -138,13 +140,31 @@ def test_a_change_is_refused_with_a_reason(tmp_path: Path) -> None:
     try:
         leader = cluster.wait_for_leader()
         follower = next(n for n in (1, 2, 3) if n != leader)
+        grow = {"voters": [1, 2, 3], "learners": [4]}
+        contact = "peer=127.0.0.1:1 http=127.0.0.1:2 resp=127.0.0.1:3"
+        joining = {"id": 4, "incarnation": "b0b", "contact": contact}
+        taken = contact.replace("127.0.0.1:1", "{}:{}".format(*cluster.configs[0].me.peer))
         for node, body, status, reason in (
             (leader, {"voters": "1,2"}, 400, "list of node ids"),
             (leader, {"voters": [1, 2], "learners": ["3"]}, 400, "list of node ids"),
             (follower, {"voters": [1, 2]}, 409, "is not the leader"),
             (leader, {"voters": [1, 2, 3, 4]}, 409, "not in this node's config file"),
             (leader, {"voters": [1, 2, 3]}, 409, "already"),
-        ):
+            # A joining node's identity and addresses (paxosd node --join), malformed:
+            (leader, {**grow, "join": {"id": 4}}, 400, "join must be"),
+            (leader, {**grow, "join": [4, "b0b", contact]}, 400, "join must be"),
+            (leader, {**grow, "join": {**joining, "incarnation": "zz"}}, 400, "hex digits"),
+            (leader, {**grow, "join": {**joining, "incarnation": 11}}, 400, "hex text"),
+            (leader, {**grow, "join": {**joining, "incarnation": "0"}}, 400, "[1, 2**63)"),
+            (leader, {**grow, "join": {**joining, "id": "4"}}, 400, "node id"),
+            (leader, {**grow, "join": {**joining, "contact": "peer=h:1"}}, 409, "lacks http"),
+            (leader, {**grow, "join": {**joining, "contact": "x" * 600}}, 400, "at most 512"),
+            (leader, {**grow, "join": {**joining, "contact": taken}}, 409, "is node 1's"),
+            (leader, {"voters": [1, 2, 3], "join": {**joining, "id": 3}}, 409,
+             "name it among the learners"),
+            (leader, {"voters": [1, 2], "learners": [3], "join": {**joining, "id": 3}}, 409,
+             "member already"),
+        ):  # fmt: skip
             url = f"http://{cluster.http(node)}/v1/members"
             answer = httpx.post(url, json=body, timeout=10)
             assert answer.status_code == status, (body, answer.text)
@@ -155,5 +175,21 @@ def test_a_change_is_refused_with_a_reason(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert done.returncode != 0 and f"node {follower} is not a learner" in done.stderr
+        # A member that speaks peer protocol 5 can neither dial a joining node nor check its
+        # identity: the leader refuses a join while it hears one (here: the follower's id,
+        # dialing as a node at 5 would, once the follower itself is down).
+        cluster.kill9(follower)
+        peer = socket.create_connection(cluster.configs[leader - 1].me.peer, timeout=5)
+        try:
+            peer.sendall(codec.legacy_handshake(cluster.configs[0].cluster_id, follower))
+            assert peer.recv(4096), "a listener at 6 takes a handshake of 5 (a welcome)"
+            answer = httpx.post(f"http://{cluster.http(leader)}/v1/members",
+                                json={**grow, "join": joining}, timeout=10)  # fmt: skip
+            assert answer.status_code == 409, answer.text
+            message = answer.json()["message"]
+            assert f"node {follower} speaks peer protocol 5" in message, message
+            assert "a node joining" in message and "upgrade every member first" in message
+        finally:
+            peer.close()
     finally:
         cluster.stop()

@@ -30,7 +30,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from paxosd.runtime.config import (
     ConfigError,
     Member,
     NodeConfig,
+    Timeouts,
     format_contact,
     parse_address,
     to_toml,
@@ -66,6 +67,8 @@ class Cluster:
     members: dict[int, Member]  # every member it knows the addresses of
     configuration: Configuration
     leader: int | None
+    # The member's: every node of a cluster should share them.
+    timeouts: Timeouts = field(default_factory=Timeouts)
 
 
 def get_json(http: str, path: str, timeout_s: float = answer_wait_s) -> dict[str, Any]:
@@ -103,11 +106,17 @@ def cluster_of(status: dict[str, Any]) -> Cluster:
     if "configuration" not in status:
         raise ValueError(f"node {status.get('node_id')} runs damaged: ask another member")
     leader = status.get("leader")
+    timeouts = Timeouts()
+    raw = status.get("timeouts")
+    if isinstance(raw, dict):  # (a member of a release before joins says nothing)
+        known = set(Timeouts.__dataclass_fields__)
+        timeouts = Timeouts(**{k: v for k, v in raw.items() if k in known and type(v) is int})
     return Cluster(
         str(status["cluster_id"]),
         members,
         configuration_from_json(status["configuration"]),
         leader if type(leader) is int else None,
+        timeouts,
     )
 
 
@@ -190,7 +199,7 @@ def plan(
     try:
         config = NodeConfig(
             cluster.cluster_id, node_id, data_dir, tuple(sorted(members, key=lambda m: m.id)),
-            joined=True,
+            timeouts=cluster.timeouts, joined=True,
         ).validate()  # fmt: skip
     except ConfigError as error:
         raise Failure(
@@ -297,14 +306,20 @@ def join(
     return config
 
 
+# A learner caught up this long and still not promoted: the leader's auto_promote is off, or
+# the promotion is refused (paxosd member promote says why). Progress reports end there.
+caught_up_wait_s = 10.0
+
+
 def report_progress(config: NodeConfig, stop: Any, timeout_s: float | None = None) -> bool:
     """Log `join_progress` (the node's applied slot against the leader's commit) every
-    second until the node votes, or is a learner caught up with auto_promote off; True then.
-    `stop` (a threading.Event) ends it early."""
+    second until the node votes, or is a learner that stays caught up without being promoted;
+    True then. `stop` (a threading.Event) ends it early."""
     node = config.node_id
     me = f"{config.me.http[0]}:{config.me.http[1]}"
     members = {m.id: m for m in config.members}
     started = time.monotonic()
+    caught_up_since: float | None = None
     while not stop.wait(progress_every_s):
         if timeout_s is not None and time.monotonic() - started > timeout_s:
             return False
@@ -341,9 +356,14 @@ def report_progress(config: NodeConfig, stop: Any, timeout_s: float | None = Non
             logs.event(log, "join_done", node=node, epoch=configuration.get("epoch"),
                        detail="a voter now")  # fmt: skip
             return True
-        if voting == "learner" and lag == 0 and not config.auto_promote:
-            logs.event(log, "join_done", node=node, detail="a learner, caught up: promote it "
-                       f"with paxosd member promote {node}")  # fmt: skip
+        if voting != "learner" or lag != 0:
+            caught_up_since = None
+        elif caught_up_since is None:
+            caught_up_since = time.monotonic()
+        elif time.monotonic() - caught_up_since >= caught_up_wait_s:
+            logs.event(log, "join_done", node=node, epoch=configuration.get("epoch"),
+                       detail="a learner, caught up, not promoted by the leader (auto_promote "
+                       f"off, or refused): paxosd member promote {node}")  # fmt: skip
             return True
     return False
 

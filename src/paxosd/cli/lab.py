@@ -92,7 +92,21 @@ def lab() -> None:
     is_flag=True,
     help="Explore on after the first Agreement or Validity violation, to judge Termination.",
 )
+@click.option(
+    "--change",
+    metavar="VOTERS",
+    help="multipaxos: an operator asks the leader, node 1, for these voters (e.g. 1,2); "
+    "the search starts once node 1 leads, the change and the values just sent to it.",
+)
+@click.option("--timeouts", type=int, help="Explorer: timer firings per run (default: any).")
+@click.option("--max-depth", type=int, help="Explorer: explore runs of up to this many steps.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), help="Write counterexamples here.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    help="Draw the first counterexample as a page (.html) or a picture (.svg).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def check(
     algorithm: str,
@@ -109,7 +123,11 @@ def check(
     max_states: int,
     max_memory_mb: int,
     keep_going: bool,
+    change: str | None,
+    timeouts: int | None,
+    max_depth: int | None,
     trace_out: str | None,
+    html_path: str | None,
     as_json: bool,
 ) -> None:
     """Judge ALGORITHM on Agreement, Validity, Termination and Fault tolerance.
@@ -119,20 +137,32 @@ def check(
     2 usage error, 3 no violation found but the search stopped early (limit or Ctrl-C).
     Ctrl-C during --explore stops the search and reports what was explored."""
     fault_set = frozenset(f.strip() for f in faults.split(",") if f.strip())
+    voters: tuple[int, ...] | None = None
+    if change is not None:
+        try:
+            voters = tuple(int(v) for v in change.split(","))
+        except ValueError:
+            _fail(f"--change takes node ids separated by commas (e.g. 1,2), not {change!r}")
     request = CheckRequest(
         algorithms.get(algorithm), nodes=nodes, values=values, crashes=crashes,
         faults=fault_set, variant=variant, explore=explore, runs=runs, seed=seed,
         rounds=ballots, timing=timing, states_max=max_states, memory_mb_max=max_memory_mb,
-        keep_going=keep_going,
+        keep_going=keep_going, change=voters, timeouts=timeouts, depth_max=max_depth,
     )  # fmt: skip
     try:
         request.validate()
     except ValueError as error:
         _fail(str(error))
+    if html_path and Path(html_path).suffix.lower() not in (".html", ".htm", ".svg"):
+        _fail(
+            f"--html takes a path ending in .html (a page) or .svg (a picture), not {html_path!r}"
+        )
     report = _run_with_progress(request, as_json)
     if trace_out:
         document = report.trace_document()
         Path(trace_out).write_text(json.dumps(document, indent=1, default=str))
+    if html_path:
+        _draw_counterexample(report, html_path)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, default=str))
     else:
@@ -193,6 +223,15 @@ def _print_report(report: CheckReport) -> None:
             f"ballots per proposer: {config['ballots_per_proposer']}"
         )
         console.print(report.summary, highlight=False, soft_wrap=True)
+    if report.start:
+        asked = [line for line in report.start if " proposes " in line]
+        console.print(
+            f"The search starts after {len(report.start)} steps (--json lists them): node 1's "
+            f"election, every message delivered, then:",
+            highlight=False,
+        )
+        for line in asked:
+            console.print(f"      {line}", highlight=False, markup=False)
     table = Table(show_header=True, header_style="bold")
     table.add_column("Property")
     table.add_column("Verdict")
@@ -317,6 +356,27 @@ def scenario_document(result: Any) -> dict[str, Any]:
     return tracefile.document(
         "simulated", config, result.trace, title=result.title, story=result.story
     )
+
+
+def _draw_counterexample(report: CheckReport, path: str) -> None:
+    """The first counterexample as a space-time diagram (the whole run: with --change, the
+    story's start too), or a note that there is none."""
+    from paxosd.lab import diagram
+
+    if not report.event_traces:
+        console.print(f"(no counterexample to draw: {path} not written)")
+        return
+    prop, trace = next(iter(report.event_traces.items()))
+    verdict = report.verdicts[prop]
+    config = report.config
+    title = (
+        f"{report.algorithm} ({config['variant']}): {verdict.property} {verdict.status} in "
+        f"{report.counterexamples[prop]['steps']} steps"
+    )
+    nodes = list(range(1, config["nodes"] + 1))
+    extra = {"description": verdict.detail} if Path(path).suffix.lower() != ".svg" else {}
+    diagram.write(path, trace, nodes=nodes, title=title, **extra)
+    console.print(f"diagram: {path}")
 
 
 def _write_diagrams(result: Any, svg_path: str | None, html_path: str | None) -> None:

@@ -253,7 +253,8 @@ def _ask_transfer(http: str, target: int) -> None:
 def add(node: int, endpoints: str, timeout: float, as_json: bool) -> None:
     """Add node NODE as a learner: it receives the log and catches up, and the leader
     promotes it to voter once it has (unless the nodes run with auto_promote = false: then
-    `paxosd member promote NODE`). NODE must be in every member's config file."""
+    `paxosd member promote NODE`). NODE must be in every member's config file; a new node
+    in none joins with `paxosd node --join` (or `paxosd up --add`), which adds it itself."""
 
     def target(voters: list[int], learners: list[int]) -> tuple[list[int], list[int]]:
         if node in voters or node in learners:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from paxosd.cli.control import SUPERVISOR_PID, Answer, answer_request, rebuild_requests
+from paxosd.cli.control import SUPERVISOR_PID, Answer, answer_request, rebuild_requests, requests
 from paxosd.runtime import logs
 from paxosd.runtime.datadir import has_store_in
 from paxosd.storage.fsutil import lock_held
@@ -93,6 +93,9 @@ class NodeProcess:
     elsewhere_pid: int | None = None  # a process of this node the supervisor did not start
     elsewhere_since: float | None = None  # looking for that process's pid since
     reinitialize_next: bool = False  # the next start is `--reinitialize` (a rebuild)
+    # It joined the cluster later (`paxosd up --add`): a lost store is never rebuilt under
+    # its id (its peers know it by the store it joined with); it is removed and joins again.
+    joined: bool = False
     stopping_to_rebuild: bool = False
     _log_file: IO[bytes] | None = field(default=None, repr=False)
 
@@ -130,6 +133,7 @@ class Supervisor:
         pids_path: Path | None = None,
         control_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        add_node: Callable[[int], NodeProcess | str] | None = None,
     ) -> None:
         self.nodes = nodes
         self.restart = restart
@@ -137,8 +141,11 @@ class Supervisor:
         self.pids_path = pids_path
         # Where `paxosd rebuild` leaves its requests (cli/control.py): the data directory.
         self.control_dir = control_dir
+        # How to make the process of a node that joined (`paxosd up --add`), or why not.
+        self.add_node = add_node
         self.clock = clock
         self.majority = len(nodes) // 2 + 1
+        self._log_format = log_format
         self._node_logs = {n.node_id: self._node_logger(n, log_format) for n in nodes}
         if control_dir is not None:
             (control_dir / SUPERVISOR_PID).write_text(f"{os.getpid()}\n")
@@ -345,6 +352,16 @@ class Supervisor:
         if node.held is None:
             node.held = "store lost"
             where = node.data_dir
+            if node.joined:
+                self._event(
+                    node, "node_store_lost", logging.ERROR, data_dir=where,
+                    detail=f"node {node.node_id} has no store in {where}, so it is not "
+                    "started. It joined the cluster later, and its peers know it by the store "
+                    f"it joined with: remove it (paxosd member remove {node.node_id}) and join "
+                    f"it again (paxosd up --add --id {node.node_id}"
+                    f"{_data_dir_option(self.control_dir)})",
+                )  # fmt: skip
+                return True
             if self.control_dir is not None:
                 how = (
                     f"run `paxosd rebuild {node.node_id}{_data_dir_option(self.control_dir)}` "
@@ -417,6 +434,37 @@ class Supervisor:
                 node=node_id, accepted=answer.accepted, detail=answer.detail,
             )  # fmt: skip
             answer_request(self.control_dir, node_id, token, answer)
+        for node_id, token in requests(self.control_dir, "add"):
+            answer = self.add(node_id)
+            logs.event(log, "add_requested", node=node_id, accepted=answer.accepted,
+                       detail=answer.detail)  # fmt: skip
+            answer_request(self.control_dir, node_id, token, answer, kind="add")
+
+    def add(self, node_id: int) -> Answer:
+        """Start, and from now on supervise, a node that has just joined (`paxosd up --add`)."""
+        known = next((n for n in self.nodes if n.node_id == node_id), None)
+        if known is not None:
+            # A replaced node (`--add --id N`): its config file is the joined one now, which
+            # the supervisor's command line for it names; start it unless it runs.
+            known.joined = True
+            if known.held is not None:
+                known.held = None
+                self.start(known)
+            if known.pid is not None:
+                return Answer(True, f"node {node_id} runs (pid {known.pid})")
+            if known.restart_at is not None:
+                return Answer(True, f"node {node_id} starts again shortly")
+            return Answer(False, f"node {node_id} is supervised, and not running")
+        made = self.add_node(node_id) if self.add_node is not None else "no way to add nodes"
+        if isinstance(made, str):
+            return Answer(False, made)
+        self.nodes.append(made)
+        self.majority = len(self.nodes) // 2 + 1
+        self._node_logs[node_id] = self._node_logger(made, self._log_format)
+        self.start(made)
+        if made.process is None:
+            return Answer(False, f"node {node_id} could not be started")
+        return Answer(True, f"node {node_id} started (pid {made.process.pid})")
 
     def rebuild(self, node_id: int) -> Answer:
         """Rebuild a node whose store is lost or damaged (`paxosd rebuild`)."""
@@ -432,6 +480,14 @@ class Supervisor:
             )
         if node.stopping_to_rebuild:
             return Answer(True, f"node {node_id} is already being stopped for its rebuild")
+        if node.joined:
+            return Answer(
+                False,
+                f"node {node_id} joined the cluster later: its peers know it by the store it "
+                f"joined with, so it is not rebuilt under its id. Remove it (paxosd member "
+                f"remove {node_id}) and join it again (paxosd up --add --id {node_id}"
+                f"{_data_dir_option(self.control_dir)})",
+            )
         if node.running:
             view = self._status(node.http)
             role = None if view is None else view.get("role")
@@ -488,6 +544,9 @@ class Supervisor:
     ) -> None:
         """An event about a node: in the supervisor's log and in the node's own log file, so
         that reading one node's log tells its whole story (its exits included)."""
+        # Its folder may be gone (a wiped data directory): the line makes it again, rather
+        # than the supervisor dying of a FileNotFoundError.
+        node.log_path.parent.mkdir(parents=True, exist_ok=True)
         logs.event(self._node_logs[node.node_id], name, level, node=node.node_id, **fields)
 
     def _node_logger(self, node: NodeProcess, log_format: str) -> logging.Logger:

@@ -1,7 +1,13 @@
 """`paxosd up`: a local cluster of separate node processes, the README's first command.
 
 In the foreground it supervises the nodes (`cli/supervisor.py`): a node that dies is
-reported and restarted after a pause while the others keep serving. Exit codes: 130 after
+reported and restarted after a pause while the others keep serving.
+
+`paxosd up --add` (in another terminal, while `paxosd up` runs) grows the cluster by one
+node: the next id joins through the log as `paxosd node --join` does (cli/join.py), at the
+next place of the layout, with its files beside the others (`node<N>.toml`, marked `joined =
+true`, and `node<N>/`); the supervisor starts it, and every later `paxosd up` on that data
+directory starts it with the founding nodes. Exit codes: 130 after
 Ctrl-C, 143 after SIGTERM (asked to stop), 1 when it cannot go on (a node fails at start, or
 no node is left running and none will be restarted), 2 for bad options or taken ports.
 """
@@ -25,11 +31,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from paxosd.cli.common import Failure, Seconds
+from paxosd.cli.common import NOT_RUNNING_HINT, Failure, Seconds
 from paxosd.cli.node import log_format_option, log_level_option
 from paxosd.cli.supervisor import Backoff, NodeProcess, Supervisor
 from paxosd.runtime import logs
-from paxosd.runtime.config import ConfigError, NodeConfig, load, local_cluster, to_toml
+from paxosd.runtime.config import ConfigError, Member, NodeConfig, load, local_cluster, to_toml
 from paxosd.runtime.datadir import (
     has_store,
     has_store_in,
@@ -92,15 +98,20 @@ def check_membership(configs: list[NodeConfig], data_dir: Path) -> None:
     found: dict[str, set[int]] = {}
     for path in sorted(data_dir.glob("node*.toml")):
         try:
-            members = {member.id for member in load(path).members}
+            config = load(path)
         except ConfigError:
             continue  # a damaged file: the others still say; the node itself will refuse it
+        if config.joined:
+            continue  # a node that joined later (--add): its file names no founding members
+        members = {member.id for member in config.members}
         found.setdefault(",".join(map(str, sorted(members))), set()).add(_node_of(path))
+    joined = {config.node_id for config in joined_configs(data_dir)}
     stores = sorted(
         int(folder.name[4:])
         for folder in data_dir.glob("node*")
         if folder.is_dir() and folder.name[4:].isdigit() and has_store_in(folder)
-    )
+        and int(folder.name[4:]) not in joined
+    )  # fmt: skip
     if found:
         if len(found) > 1:
             listing = "; ".join(f"members {m} in node{sorted(n)}.toml" for m, n in found.items())
@@ -116,6 +127,9 @@ def check_membership(configs: list[NodeConfig], data_dir: Path) -> None:
         existing = list(range(1, max(stores) + 1))
     else:
         return  # a brand-new cluster, or one whose stores all belong to the nodes asked for
+    # A founding node replaced by one that joined under its id (`--add --id N`) has a joined
+    # file now: it is one of the founding places all the same.
+    asked = sorted(set(asked) | (joined & set(existing)))
     if existing != asked:
         raise Failure(
             f"{_shown(data_dir)} holds a {len(existing)}-node cluster (members "
@@ -127,6 +141,31 @@ def check_membership(configs: list[NodeConfig], data_dir: Path) -> None:
             f"{_shown(data_dir)}; or use another --data-dir for a new cluster",
             exit_code=2,
         )
+
+
+def joined_configs(data_dir: Path) -> list[NodeConfig]:
+    """The config files of the nodes that joined the cluster later (`paxosd up --add`)."""
+    found = []
+    for path in sorted(data_dir.glob("node*.toml")):
+        try:
+            config = load(path)
+        except ConfigError:
+            continue
+        if config.joined and _node_of(path) == config.node_id:
+            found.append(config)
+    return sorted(found, key=lambda config: config.node_id)
+
+
+def joined_process(config: NodeConfig, data_dir: Path, options: NodeOptions) -> NodeProcess:
+    path = data_dir / f"node{config.node_id}.toml"
+    return NodeProcess(
+        config.node_id,
+        node_command(path, options),
+        data_dir / f"node{config.node_id}" / "node.log",
+        config.me.http,
+        data_dir=config.data_dir,
+        joined=True,
+    )
 
 
 def _never_ran(configs: list[NodeConfig]) -> bool:
@@ -197,6 +236,15 @@ def prepare(configs: list[NodeConfig], data_dir: Path, options: NodeOptions) -> 
 )  # fmt: skip
 @click.option("--wait/--no-wait", default=True, help="Stay in the foreground, supervising.")
 @click.option(
+    "--add", is_flag=True,
+    help="Add a node to the cluster that `paxosd up` runs for --data-dir (from another "
+    "terminal): the next id (or --id) joins through the log and the supervisor starts it.",
+)  # fmt: skip
+@click.option(
+    "--id", "add_id", type=click.IntRange(1, 255),
+    help="With --add: the id to join, e.g. a removed node whose store was lost (replace).",
+)  # fmt: skip
+@click.option(
     "--restart/--no-restart", default=True, show_default=True,
     help="Restart a node that dies (after --restart-delay, doubling while it keeps failing).",
 )  # fmt: skip
@@ -207,15 +255,24 @@ def prepare(configs: list[NodeConfig], data_dir: Path, options: NodeOptions) -> 
 @log_level_option
 @log_format_option
 def command(
-    nodes: str, data_dir: Path, base_port: int, wait: bool, restart: bool, restart_delay: float,
-    log_level: str, log_format: str,
+    nodes: str, data_dir: Path, base_port: int, wait: bool, add: bool, add_id: int | None,
+    restart: bool, restart_delay: float, log_level: str, log_format: str,
 ) -> None:  # fmt: skip
     """Start a local cluster (separate processes on 127.0.0.1). In the foreground a node
-    that dies is restarted while the others serve; Ctrl-C stops the cluster cleanly."""
+    that dies is restarted while the others serve; Ctrl-C stops the cluster cleanly. With
+    --add, grow the running one by a node."""
     logs.setup(log_level, log_format)
-    count = int(nodes)
     data_dir = data_dir.resolve()
-    configs = local_cluster(count, data_dir, base_port, cluster_id_for(data_dir, count, base_port))
+    if add_id is not None and not add:
+        raise Failure("--id goes with --add", exit_code=2)
+    if add:
+        sys.exit(_add(data_dir, add_id))
+    count = int(nodes)
+    founding = local_cluster(count, data_dir, base_port, cluster_id_for(data_dir, count, base_port))
+    joined = joined_configs(data_dir)
+    replaced = {config.node_id for config in joined}
+    founding = [config for config in founding if config.node_id not in replaced]
+    configs = sorted(founding + joined, key=lambda config: config.node_id)
     busy = [
         f"{host}:{port}"
         for config in configs
@@ -228,7 +285,19 @@ def command(
             hint="is a cluster already running? Stop it, or pick other ports with --base-port",
         )
     options = NodeOptions(log_level, log_format)
-    processes = prepare(configs, data_dir, options)
+    processes = prepare(founding, data_dir, options)
+    processes += [joined_process(config, data_dir, options) for config in joined]
+    processes.sort(key=lambda process: process.node_id)
+
+    def add_node(node: int) -> NodeProcess | str:
+        try:
+            config = load(data_dir / f"node{node}.toml")
+        except ConfigError as error:
+            return str(error)
+        if not config.joined or config.node_id != node:
+            return f"node{node}.toml is not the file of a node that joined"
+        return joined_process(config, data_dir, options)
+
     supervisor = Supervisor(
         processes,
         restart=restart,
@@ -237,6 +306,7 @@ def command(
         pids_path=data_dir / "cluster.pids",
         # Only a supervisor that stays takes `paxosd rebuild` requests.
         control_dir=data_dir if wait else None,
+        add_node=add_node,
     )
     supervisor.start_all()
     try:
@@ -246,11 +316,87 @@ def command(
         supervisor.close()
         raise
     _banner(configs, processes, leader, data_dir, base_port, wait)
-    logs.event(log, "cluster_up", nodes=count, leader=leader, data_dir=data_dir)
+    logs.event(log, "cluster_up", nodes=len(configs), leader=leader, data_dir=data_dir)
     if not wait:
         supervisor.close()
         return
     sys.exit(_supervise(supervisor))
+
+
+add_wait_s = 120.0  # for the new node to vote (or catch up, without auto_promote)
+
+
+def _add(data_dir: Path, add_id: int | None) -> int:
+    """`paxosd up --add`: the next node (or node `add_id`) joins the cluster `paxosd up` runs
+    for `data_dir`, and its supervisor starts it. The exit code."""
+    from paxosd.cli.control import ask, supervisor_pid
+    from paxosd.cli.join import join, report_progress
+
+    if supervisor_pid(data_dir) is None:
+        raise Failure(
+            f"no `paxosd up` runs for {_shown(data_dir)}: the new node is started by its "
+            "supervisor",
+            hint=f"start the cluster first (paxosd up --data-dir {_shown(data_dir)}), then run "
+            "paxosd up --add in another terminal",
+        )
+    configs = []
+    for path in sorted(data_dir.glob("node*.toml")):
+        try:
+            configs.append(load(path))
+        except ConfigError as error:
+            raise Failure(f"{_shown(path)}: {error}") from None
+    if not configs:
+        raise Failure(f"{_shown(data_dir)} holds no node*.toml: is it a `paxosd up` directory?")
+    taken = {c.node_id for c in configs} | {
+        int(folder.name[4:])
+        for folder in data_dir.glob("node*")
+        if folder.is_dir() and folder.name[4:].isdigit()
+    }
+    node = max(taken) + 1 if add_id is None else add_id
+    if node > 255:
+        raise Failure("no node id is left (ids go up to 255)")
+    founding = next((c for c in configs if not c.joined), configs[0])
+    first = founding.members[0]
+    base = first.http[1] - first.id
+    host = first.http[0]
+    me = Member(node, (host, base + 100 + node), (host, base + node), (host, base - 600 + node))
+    previous = next((c for c in configs if c.node_id == node), None)
+    if previous is not None:
+        me = previous.me  # a replaced node keeps its place in the layout
+    busy = [f"{h}:{p}" for h, p in (me.peer, me.http, me.resp) if not port_free(p, h)]
+    if busy:
+        raise Failure(f"node {node}'s ports are in use: {', '.join(busy)}")
+    endpoint = _answering(configs)
+    config = join(endpoint, node, data_dir / f"node{node}", me, data_dir / f"node{node}.toml")
+    answer = ask(data_dir, "add", node)
+    if answer is None or not answer.accepted:
+        detail = "no answer" if answer is None else answer.detail
+        raise Failure(
+            f"node {node} joined, but the supervisor did not start it: {detail}",
+            hint=f"start it by hand: paxosd node --config {_shown(data_dir)}/node{node}.toml",
+        )
+    console.print(f"node {node}: {answer.detail}; it catches up now", highlight=False)
+    if not report_progress(config, threading.Event(), timeout_s=add_wait_s):
+        console.print(f"node {node} did not vote within {add_wait_s:g} s: see paxosd member list")
+        return 1
+    console.print(
+        f"node {node} is a member; every `paxosd up` on {_shown(data_dir)} starts it with the "
+        "others from now on",
+        highlight=False,
+    )
+    return 0
+
+
+def _answering(configs: list[NodeConfig]) -> str:
+    """The HTTP address of a node that answers."""
+    for config in configs:
+        host, port = config.me.http
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/v1/status", timeout=1):
+                return f"{host}:{port}"
+        except OSError:
+            continue
+    raise Failure("no node of the cluster answers", hint=NOT_RUNNING_HINT)
 
 
 def _supervise(supervisor: Supervisor) -> int:

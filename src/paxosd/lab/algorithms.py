@@ -13,6 +13,7 @@ from paxosd.core.lessons.majority import VARIANTS as MAJORITY_VARIANTS
 from paxosd.core.lessons.majority import MajorityNode
 from paxosd.core.lessons.replication import OWNERS, ReplicaNode
 from paxosd.core.lessons.replication import VARIANTS as REPLICATION_VARIANTS
+from paxosd.core.multi.config import CORE_VARIANTS
 from paxosd.core.protocol import CoreFactory
 from paxosd.core.synod.node import VARIANTS as PAXOS_VARIANTS
 from paxosd.core.synod.node import SynodNode
@@ -114,6 +115,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         "the service's own Multi-Paxos engine: a leader, and one Paxos instance per slot",
         "none for safety: a new leader re-proposes what a quorum accepted and fills gaps with "
         "no-ops; termination is not guaranteed (FLP), as for Paxos",
+        {"correct": "as designed", "past-stop": CORE_VARIANTS["past-stop"] + " (--change)"},
     ),
 }
 

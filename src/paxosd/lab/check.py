@@ -4,7 +4,8 @@ The report has the shape documented for `--json`:
 `{"algorithm", "config", "properties": {"agreement"|"validity"|"termination": "holds"|
 "violated"|"unknown"}, "details", "fault_tolerance", "fault_tolerance_detail",
 "counterexamples": {PROPERTY: {"steps", "trace", ...}}, "states_explored", "depth",
-"depth_checked", "stopped", "runs"}`.
+"depth_checked", "stopped", "runs", "start"}` ("start": with --change, the steps that led
+to the state the search starts from).
 
 One rule turns the three verdicts into the book's fourth property (`fault_tolerance`), for
 `lab check`, `lab tour` and the coach alike: a property the search did not settle stays
@@ -57,6 +58,19 @@ class CheckRequest:
     # Explore on after the first Agreement or Validity violation (to judge Termination too);
     # by default the search ends there, with the shortest counterexample in hand.
     keep_going: bool = True
+    # multipaxos: the voters an operator asks node 1 for (lab/membership.py: the search
+    # starts once node 1 leads, with the change and the values just sent to it).
+    change: tuple[int, ...] | None = None
+    timeouts: int | None = None  # timer firings per explored run (None: any number)
+    depth_max: int | None = None  # explore runs of up to this many steps
+
+    def explored_values(self) -> list[Any]:
+        """What the explorer proposes: the operator's change first, if any, then the values."""
+        if self.change is None:
+            return self.value_names()
+        from paxosd.lab import membership  # the engine: loaded only when asked for
+
+        return membership.values(self.change, self.value_names())
 
     def value_names(self) -> list[str]:
         """The values proposed, by the algorithm's story's names (red, blue... or alice, bob)."""
@@ -91,6 +105,28 @@ class CheckRequest:
             raise ValueError("exhaustive exploration is for small clusters: use --nodes 5 or fewer")
         if self.states_max < 1 or (self.memory_mb_max is not None and self.memory_mb_max < 1):
             raise ValueError("--max-states and --max-memory-mb must be at least 1")
+        if (self.timeouts is not None and self.timeouts < 0) or (
+            self.depth_max is not None and self.depth_max < 0
+        ):
+            raise ValueError("--timeouts and --max-depth must be at least 0")
+        if self.change is not None:
+            self._validate_change(self.change)
+
+    def _validate_change(self, voters: tuple[int, ...]) -> None:
+        from paxosd.lab import membership
+
+        if self.algorithm.name != "multipaxos" or not self.explore:
+            raise ValueError("--change is a membership change of multipaxos, with --explore")
+        members = range(1, self.nodes + 1)
+        if not voters or any(v not in members for v in voters) or len(set(voters)) < len(voters):
+            raise ValueError(f"--change names voters among the nodes 1..{self.nodes}, each once")
+        if membership.leader not in voters:
+            raise ValueError(
+                f"node {membership.leader} leads when the change is asked and cannot remove "
+                f"itself (the engine refuses: leadership is handed over first): keep it a voter"
+            )
+        if len(voters) == self.nodes:
+            raise ValueError("--change must name other voters than the cluster's own")
 
 
 @dataclass(slots=True)
@@ -105,6 +141,8 @@ class CheckReport:
     depth_checked: int | None = None  # explored runs: every run this long was checked
     stopped: str | None = None  # explored runs: why the search ended early, if it did
     summary: str = ""  # explored runs: how far the search got, in one line
+    # Explored from a story's start (--change): the steps that led there, rendered.
+    start: list[str] = field(default_factory=list)
     # Each counterexample in the lab's trace format (what --trace-out writes).
     event_traces: dict[str, list[Event]] = field(default_factory=dict)
     request: CheckRequest | None = None
@@ -126,6 +164,9 @@ class CheckReport:
         model = "explored" if request.explore else "simulated"
         if not request.explore:
             config["seed"] = request.seed
+        if request.change is not None:
+            # The membership story: each trace is its whole run, from the cold start.
+            config["change"] = list(request.change)
         return tracefile.document(
             model, config, title=f"{self.algorithm}: counterexamples",
             counterexamples=self.event_traces,
@@ -156,6 +197,7 @@ class CheckReport:
             "depth_checked": self.depth_checked,
             "stopped": self.stopped,
             "runs": self.runs,
+            "start": self.start,
         }
 
 
@@ -219,7 +261,7 @@ def explore_budget(request: CheckRequest) -> tuple[Budget, CoreConfig]:
     timing = request.timing or DEFAULT_TIMING.get(request.algorithm.name, "async")
     budget = Budget(
         nodes=request.nodes,
-        values=request.values,
+        values=len(request.explored_values()),
         crashes=request.crashes if ("crash" in faults or "restart" in faults) else 0,
         restarts="restart" in faults,
         loss="loss" in faults,
@@ -230,6 +272,8 @@ def explore_budget(request: CheckRequest) -> tuple[Budget, CoreConfig]:
         network="grow" if {"loss", "duplicate"} <= faults else "consume",
         states_max=request.states_max,
         memory_mb_max=request.memory_mb_max,
+        timeouts=request.timeouts,
+        depth_max=request.depth_max,
     )
     # One tick is one timeout: timers are nondeterministic in the explorer anyway.
     config = CoreConfig(
@@ -253,9 +297,20 @@ def run_check(request: CheckRequest, progress: Callable[[int], None] | None = No
 
 def _explore(request: CheckRequest, progress: Callable[[int], None] | None) -> CheckReport:
     budget, config = explore_budget(request)
-    explorer = Explorer(request.algorithm.factory, budget, config, request.value_names())
+    values = request.explored_values()
     stop_on = frozenset() if request.keep_going else frozenset({"agreement", "validity"})
-    exploration = explorer.explore(progress, stop_on=stop_on)
+    if request.change is None:
+        explorer = Explorer(request.algorithm.factory, budget, config, values)
+        exploration = explorer.explore(progress, stop_on=stop_on)
+        setup: list[Step] = []
+    else:
+        from paxosd.lab import membership
+
+        proposers = [membership.leader] * len(values)
+        explorer = Explorer(request.algorithm.factory, budget, config, values, proposers=proposers)
+        start, setup = membership.story(explorer)
+        # Termination is not this story's question: no search for a livelock.
+        exploration = explorer.explore(progress, stop_on=stop_on, start=start, livelock=False)
     report = CheckReport(
         request.algorithm.name,
         {
@@ -268,6 +323,9 @@ def _explore(request: CheckRequest, progress: Callable[[int], None] | None) -> C
             "timing": budget.timing,
             "network": budget.network,
             "ballots_per_proposer": request.rounds,
+            "timeouts": request.timeouts,
+            "depth_max": request.depth_max,
+            "change": None if request.change is None else str(values[0]),
             "complete": exploration.complete,
         },
         exploration.verdicts,
@@ -278,8 +336,12 @@ def _explore(request: CheckRequest, progress: Callable[[int], None] | None) -> C
         summary=exploration.summary(),
         request=request,
     )
+    if setup:
+        report.start = [step.render() for step in setup]
     for prop, steps in exploration.counterexamples.items():
-        report.event_traces[prop] = steps_as_trace(steps)
+        # The trace a diagram draws is the whole run, the story's start included (its
+        # messages were sent there).
+        report.event_traces[prop] = steps_as_trace(setup + steps)
         report.counterexamples[prop] = {
             "steps": len(steps),
             "trace": [step.to_json() for step in steps],

@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, BinaryIO, Self
 
 from paxosd.core.effects import Effects
 from paxosd.core.multi import messages as m
-from paxosd.core.multi.config import EngineConfig
+from paxosd.core.multi import reconfigure
+from paxosd.core.multi.ballots import ROUND_BITS, epoch_of, first_round
+from paxosd.core.multi.config import CORE_VARIANTS, EngineConfig
 from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.records import Accepted as AcceptedRecord
 from paxosd.core.multi.records import Promised, Record
@@ -46,7 +49,7 @@ from paxosd.core.protocol import CoreConfig
 from paxosd.core.types import Envelope, NodeId
 from paxosd.sim.explorer import NOOP, LogEntry
 
-__all__ = ["LabLog", "MultiPaxosNode"]
+__all__ = ["LabLog", "MemberChange", "MultiPaxosNode"]
 
 # Timers, in ticks (one "fire the timer" click runs the clock until one of them goes off).
 election_ticks = 2
@@ -81,6 +84,9 @@ class Shown:
         return str(getattr(self.inner, "family", "other"))
 
     def describe(self) -> str:
+        return _epoch_ballots(self._describe())
+
+    def _describe(self) -> str:
         msg = self.inner
         match msg:
             case m.Accept():
@@ -97,6 +103,25 @@ class Shown:
                 return f"Entries({chosen})"
             case _:
                 return str(msg.describe())
+
+
+class MemberChange(str):
+    """An operator's membership change, as a value the explorer proposes at a node: "voters
+    1,2" asks that node (it must lead) to change the voters to 1 and 2 through the log. Its
+    text is how the lab shows the chosen change, so a decided slot "voters 1,2" is this value
+    (Validity holds for it like for a client's value)."""
+
+    __slots__ = ()
+
+    asked_by = "operator"  # who proposes it, in the explorer's trace
+
+    @classmethod
+    def of(cls, voters: Sequence[NodeId]) -> MemberChange:
+        return cls(Configuration.of(voters).describe())
+
+    @property
+    def voters(self) -> tuple[NodeId, ...]:
+        return tuple(int(v) for v in self.removeprefix("voters ").split(","))
 
 
 class LabLog:
@@ -154,14 +179,25 @@ class MultiPaxosNode:
         self.node_id = node_id
         self.config = config
         records: tuple[Record, ...] = tuple(durable[-1]) if durable else ()
+        engine = lab_engine
+        if config.variant in CORE_VARIANTS:  # a planted bug of the engine (config.py)
+            engine = replace(lab_engine, variant=config.variant)
         self.replica = Replica(
-            node_id, Configuration(tuple(sorted(members))), rng, lab_engine, LabLog(), records,
+            node_id, Configuration(tuple(sorted(members))), rng, engine, LabLog(), records,
         )  # fmt: skip
 
     # -- the explorer's inputs ------------------------------------------------------------
 
     def propose(self, value: Any) -> Effects:
         before = self.replica.learner.applied
+        if isinstance(value, MemberChange):
+            refused = self.replica.change_members(value.voters)
+            effects = self._turn(before)
+            effects.notes.insert(
+                0, f"asks for {value}: {refused}" if refused else
+                f"asks for {value}: proposed once the leader's pipeline has drained",
+            )  # fmt: skip
+            return effects
         outcome = self.replica.propose(str(value).encode())
         effects = self._turn(before)
         taken = {
@@ -247,7 +283,12 @@ class MultiPaxosNode:
         """An election beyond the explorer's ballot bound: what follows is not explored."""
         limit = self.config.rounds_max
         seen = self.replica.highest_seen
-        return limit is not None and seen is not None and seen.round > limit
+        # Rounds are counted within the ballot's epoch (each epoch's rounds start afresh).
+        return (
+            limit is not None
+            and seen is not None
+            and seen.round - first_round(epoch_of(seen)) > limit
+        )
 
     def view(self) -> list[tuple[str, str]]:
         replica = self.replica
@@ -278,12 +319,34 @@ class MultiPaxosNode:
 
 
 def _shown(batch: Any) -> str:
+    change = reconfigure.in_batch(batch)
+    if change is not None:
+        return change.configuration.describe()  # "voters 1,2": see `MemberChange`
     return ", ".join(c.decode() for c in batch) if batch else NOOP
 
 
 def _note_text(note: Any) -> str:
     fields = " ".join(f"{k}={v}" for k, v in note.fields if k != "node")
-    return f"{note.event} {fields}".strip()
+    return _epoch_ballots(f"{note.event} {fields}".strip())
+
+
+# A ballot of a later epoch as the engine prints it: its round holds the epoch in its high
+# bits (ballots.py), 1099511627777.2 for round 1 of epoch 1 at node 2.
+_RAW_BALLOT = re.compile(r"\b(\d{13,})\.(\d+)\b")
+
+
+def _epoch_ballots(text: str) -> str:
+    """`text` with each ballot of a later epoch shown as "e1:1.2" (epoch 1, its round 1,
+    node 2) rather than by its raw round."""
+
+    def shown(match: re.Match[str]) -> str:
+        round_, node = int(match[1]), match[2]
+        epoch = round_ >> ROUND_BITS
+        if epoch == 0:
+            return match[0]
+        return f"e{epoch}:{round_ - first_round(epoch)}.{node}"
+
+    return _RAW_BALLOT.sub(shown, text)
 
 
 def _frozen(value: Any) -> Hashable:

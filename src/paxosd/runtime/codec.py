@@ -44,7 +44,8 @@ from paxosd.storage.codec import (
 # run side by side; a leader refuses to add a joining node while a member it hears speaks 5
 # (that member could neither reach the new one nor check its identity). A node at 6 first
 # dials with a 6-field handshake; a listener at 5 closes that without a word (its decoder
-# takes five fields), and the dialer then speaks 5 to it (`legacy_handshake`).
+# takes five fields), and after two such silences the dialer speaks 5 to it
+# (`legacy_handshake`; runtime/transport.py).
 protocol_version = 6
 # The first version that takes part in a membership change.
 protocol_version_members = 5

@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 from functools import partial
 from typing import Any, BinaryIO, Final, TypeVar
 
@@ -407,9 +407,19 @@ class Node:
         known = {m.id for m in self.config.members} | set(configuration.members)
         if joining is not None:
             try:
-                parse_contact(joining.node, joining.contact)
+                member = parse_contact(joining.node, joining.contact)
             except ConfigError as error:
                 return str(error)
+            # Messages for it would reach another node: refuse an address a member has.
+            for other in self.known_members():
+                shared = {member.peer, member.http, member.resp} & {
+                    other.peer,
+                    other.http,
+                    other.resp,
+                }
+                if other.id != joining.node and shared:
+                    host, port = sorted(shared)[0]
+                    return f"node {joining.node}'s address {host}:{port} is node {other.id}'s"
             known.add(joining.node)
         unknown = sorted(set(voters + learners) - known)
         if unknown:
@@ -697,6 +707,8 @@ class Node:
             "leader_changes": list(self.leader_changes),
             "recent_events": list(self.events),
             "pending": {"writes": writes, "reads": reads},
+            # A node that joins takes the cluster's timeouts from a member (cli/join.py).
+            "timeouts": asdict(self.config.timeouts),
         }
         if driver is None:
             status.update(role="damaged", leader=None, damage=self.damage)

@@ -22,11 +22,13 @@ closes the inbound connections of peers that are no longer admitted.
 
 Peer protocol 6 and 5. A dialer sends a 6-field handshake (with its incarnation). A listener
 at protocol 5 takes only five fields and closes such a connection without a word; a dialer
-whose handshake was closed so tries once with the handshake of protocol 5 (codec.py,
-`legacy_handshake`), and with 6 again after that connection ends. A listener at 6 always
-answers a 6-field handshake (a welcome or a refusal), so it is never spoken to as a 5 but
-after a connection dropped for another cause before any answer, and then only until the
-connection ends.
+whose handshake was closed so `legacy_after_silences` times in a row tries once with the
+handshake of protocol 5 (codec.py, `legacy_handshake`), and with 6 again after that
+connection ends. A listener at 6 always answers a 6-field handshake (a welcome or a refusal):
+it is spoken to as a 5 only after two connections in a row dropped before any answer for
+another cause (a fault proxy, a flood of connections), and then only until that connection
+ends. (Once is not enough: a proxy whose destination is down takes a connection and drops
+it, then stops listening; its next connection fails to open, which starts the count again.)
 
 Messages to a peer that is not connected are dropped: the protocol retransmits what matters,
 and buffering for a dead peer would only grow memory.
@@ -78,6 +80,8 @@ welcome_wait_ms = 1_000
 unnamed_connections_max = 16
 # At most one peer_connected / peer_lost line per peer in this many seconds (see "Logs").
 peer_lines_interval_s = 10.0
+# 6-field handshakes closed without a word in a row before a dialer speaks 5 (see above).
+legacy_after_silences = 2
 
 
 class PeerLines:
@@ -348,6 +352,7 @@ class PeerTransport:
         delay_ms = reconnect_ms_min
         was_up = False
         legacy = False  # this attempt speaks protocol 5 (see the module docstring)
+        silences = 0  # 6-field handshakes closed without a word, in a row
         while not self.closing:
             lost: asyncio.Future[None] = loop.create_future()
             try:
@@ -362,6 +367,7 @@ class PeerTransport:
                     port,
                 )
             except OSError:
+                silences = 0
                 await asyncio.sleep(delay_ms / 1000)
                 delay_ms = min(reconnect_ms_max, delay_ms * 2)
                 continue
@@ -376,9 +382,11 @@ class PeerTransport:
             if lost.done() or transport.is_closing():
                 transport.close()
                 await lost
-                # Closed without a word: a listener at protocol 5 (once); then 6 again.
-                legacy = not legacy and not outbound.answered
+                # Closed without a word: perhaps a listener at protocol 5 (see above).
+                silences = 0 if legacy or outbound.answered else silences + 1
+                legacy = silences >= legacy_after_silences
                 if legacy:
+                    silences = 0
                     continue
                 await asyncio.sleep(delay_ms / 1000)
                 delay_ms = min(reconnect_ms_max, delay_ms * 2)
@@ -395,7 +403,7 @@ class PeerTransport:
             finally:
                 if self.connections.get(peer) is transport:
                     del self.connections[peer]
-            legacy = False
+            legacy, silences = False, 0
             if was_up and not self.closing:
                 self.lines.note(peer, connected=False)
             if not self.closing:

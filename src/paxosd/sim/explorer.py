@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -130,6 +130,13 @@ class Budget:
     duplicate: bool = False
     partitions: int = 0
     asymmetric: bool = False
+    # How many times a timer may fire in one run (None: any number). Timers are most of an
+    # engine's branching (each firing may send heartbeats or start an election); a bound
+    # brings the deep runs of a real engine within reach, and says plainly what was not
+    # explored.
+    timeouts: int | None = None
+    # Explore runs of up to this many steps (None: as deep as the state space goes).
+    depth_max: int | None = None
     timing: str = "async"
     network: str = "consume"
     states_max: int = states_max_default
@@ -186,6 +193,7 @@ class ExState:
     partitions_left: int
     blocked: frozenset[tuple[NodeId, NodeId]]
     decided: frozenset[tuple[NodeId, Any]]
+    timeouts_left: int | None = None  # None: timers are not budgeted
     core_keys: tuple[Frozen, ...] = ()
     disk_keys: tuple[Frozen | None, ...] = ()
 
@@ -205,6 +213,7 @@ class ExState:
             self.partitions_left,
             self.blocked,
             self.decided,
+            self.timeouts_left,
         )
 
     def but(self, **changes: Any) -> ExState:
@@ -225,6 +234,7 @@ class ExState:
         new.partitions_left = self.partitions_left
         new.blocked = self.blocked
         new.decided = self.decided
+        new.timeouts_left = self.timeouts_left
         new.core_keys = self.core_keys
         new.disk_keys = self.disk_keys
         return new
@@ -284,7 +294,8 @@ class Step:
     def render(self) -> str:
         match self.kind:
             case "propose":
-                text = f"client at {self.node} proposes {self.value}"
+                who = getattr(self.value, "asked_by", "client")  # an operator's, say
+                text = f"{who} at {self.node} proposes {self.value}"
             case "deliver" | "duplicate" | "drop":
                 assert self.envelope is not None
                 env = self.envelope
@@ -388,9 +399,9 @@ class Exploration:
     states: list[ExState] | None = None
     index: dict[Hashable, int] | None = None
     livelock_states: int = 0
-    # Why the search ended before visiting every state: "state limit", "memory limit",
-    # "interrupted" (Ctrl-C), "time limit", "cancelled" or "violation" (a `stop_on` property
-    # broke); None if complete.
+    # Why the search ended before visiting every state: "state limit", "depth limit",
+    # "memory limit", "interrupted" (Ctrl-C), "time limit", "cancelled" or "violation" (a
+    # `stop_on` property broke); None if complete.
     stopped: str | None = None
     # Every run of up to this many steps from the start was checked: each state it reaches
     # is in the graph and was judged for Agreement and Validity. For a complete search, the
@@ -411,6 +422,7 @@ class Exploration:
         how = {
             None: "explored every state",
             "state limit": "stopped at the state limit (--max-states)",
+            "depth limit": "stopped at the depth limit (--max-depth)",
             "memory limit": "stopped at the memory limit (--max-memory-mb)",
             "interrupted": "interrupted (Ctrl-C)",
             "time limit": "stopped at its time limit",
@@ -435,13 +447,19 @@ class Explorer:
         config: CoreConfig,
         values: list[Any],
         keep_states: bool = False,
+        proposers: Sequence[NodeId] | None = None,
     ) -> None:
         assert len(values) == budget.values
+        assert proposers is None or len(proposers) == len(values)
         self.factory = factory
         self.budget = budget
         self.config = config
         self.values = values
         self.members = tuple(range(1, budget.nodes + 1))
+        # Where each value is proposed: by default value i at node i+1, round the members.
+        self.proposers = tuple(
+            proposers or (self.members[i % len(self.members)] for i in range(len(values)))
+        )
         # Chance plays no part in an explored run: every outcome is tried. The generator is
         # only here because cores expect one; explored configs use backoff bounds of 1.
         self.rng = random.Random(0)
@@ -451,6 +469,7 @@ class Explorer:
         # identity check rather than a walk through both.
         self._frozen: dict[Frozen, Frozen] = {}
         self._judgements: dict[tuple[Frozen, ...], tuple[bool, bool]] = {}
+        self._safety: dict[tuple[frozenset[Any], frozenset[int]], tuple[bool, str]] = {}
         # Each envelope met, with its place in the order deliveries are tried and a number
         # that stands for it in `_memo`'s keys (an int hashes at once; an envelope hashes its
         # whole message every time).
@@ -458,7 +477,7 @@ class Explorer:
 
     def proposer_of(self, index: int) -> NodeId:
         """Value number `index` is proposed by a client at this node."""
-        return self.members[index % len(self.members)]
+        return self.proposers[index]
 
     # -- states and actions -----------------------------------------------------------------
 
@@ -475,6 +494,7 @@ class Explorer:
             partitions_left=self.budget.partitions,
             blocked=frozenset(),
             decided=frozenset(),
+            timeouts_left=self.budget.timeouts,
         )
 
     def _run(
@@ -569,6 +589,8 @@ class Explorer:
 
     def tick_all(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
         """Bounded timing: one unit of time passes for every live node together."""
+        if state.timeouts_left == 0:
+            return
         new = state
         notes: list[tuple[NodeId, str]] = []
         sent: list[Envelope] = []
@@ -578,11 +600,13 @@ class Explorer:
                 notes.extend(out.notes)
                 sent.extend(out.sent)
         if new.key() != state.key():
-            yield Step("tick", notes=tuple(notes), sent=tuple(sent)), new
+            yield Step("tick", notes=tuple(notes), sent=tuple(sent)), _timer_fired(new)
 
     def _tick_each(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
         """Any one node's timer may fire now (under `local` timing, only a node none of whose
         messages, sent or awaited, is still deliverable)."""
+        if state.timeouts_left == 0:
+            return
         waiting: set[NodeId] = set()
         if self.budget.timing == "local":
             for envelope in state.network:
@@ -593,7 +617,8 @@ class Explorer:
                 continue
             new, out = self._run(state, i, lambda c: c.tick(), "tick")
             if new.core_keys[i] != state.core_keys[i] or new.network != state.network:
-                yield Step("timeout", node=self.members[i], notes=out.notes, sent=out.sent), new
+                step = Step("timeout", node=self.members[i], notes=out.notes, sent=out.sent)
+                yield step, _timer_fired(new)
 
     def _faults(self, state: ExState) -> Iterator[tuple[Step, ExState]]:
         """Partitions, crashes, restarts and healing, as the budget allows. Partitions come
@@ -711,6 +736,9 @@ class Explorer:
                 if len(graph) >= self.budget.states_max:
                     stopped = "state limit"
                     break
+                if self.budget.depth_max is not None and working >= self.budget.depth_max:
+                    stopped = "depth limit"  # every state up to it is in the graph, judged
+                    break
                 if control is not None and number % every == 0:
                     stopped = control.why_stop()
                     if stopped is not None:
@@ -780,14 +808,18 @@ class Explorer:
         verdicts: dict[str, Verdict],
         counterexamples: dict[str, list[Step]],
     ) -> None:
-        if "agreement" not in verdicts and disagrees(state.decided):
+        # Many states share their decisions: each set of them is judged once.
+        judged = self._safety.get((state.decided, state.proposed))
+        if judged is None:
+            judged = disagrees(state.decided), self.invalid_decision(state)
+            self._safety[(state.decided, state.proposed)] = judged
+        split, invalid = judged
+        if "agreement" not in verdicts and split:
             verdicts["agreement"] = Verdict("agreement", "violated", disagreement(state))
             counterexamples["agreement"] = graph.path(number)
-        if "validity" not in verdicts:
-            invalid = self.invalid_decision(state)
-            if invalid:
-                verdicts["validity"] = Verdict("validity", "violated", invalid)
-                counterexamples["validity"] = graph.path(number)
+        if "validity" not in verdicts and invalid:
+            verdicts["validity"] = Verdict("validity", "violated", invalid)
+            counterexamples["validity"] = graph.path(number)
 
     def invalid_decision(self, state: ExState) -> str:
         """What breaks Validity in a state ("" if nothing does)."""
@@ -896,6 +928,7 @@ class Explorer:
                     restarts=False, network="consume"),
             replace(self.config, rounds_max=None),
             self.values,
+            proposers=self.proposers,
         )  # fmt: skip
         start = quiet.initial()
         seen: dict[Hashable, int] = {start.key(): 0}
@@ -969,6 +1002,7 @@ def _loop_back(
 
 _ENDED = {
     "state limit": "the state limit",
+    "depth limit": "the depth limit",
     "memory limit": "the memory limit",
     "interrupted": "Ctrl-C",
     "time limit": "its time limit",
@@ -1102,6 +1136,12 @@ def _relabel(value: Any, rank: dict[Ballot, int]) -> Any:
     if kind == _SET:
         return frozenset(_relabel(v, rank) for v in value)
     return (type(value).__name__, *(_relabel(getattr(value, n), rank) for n in names))
+
+
+def _timer_fired(state: ExState) -> ExState:
+    """`state` with one timer firing taken from its budget, if timers are budgeted."""
+    left = state.timeouts_left
+    return state if left is None else state.but(timeouts_left=left - 1)
 
 
 def _proposing(value: Any) -> Callable[[Core], Any]:

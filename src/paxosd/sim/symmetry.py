@@ -205,7 +205,7 @@ class Symmetry:
         return tuple(moved)
 
     def _image(self, key: tuple[Any, ...], number: int) -> tuple[Any, ...]:
-        core_keys, disks, network, proposed, crashes, partitions, blocked, decided = key
+        core_keys, disks, network, proposed, crashes, partitions, blocked, decided, timeouts = key
         renaming = self.group[number]
         order = renaming.nodes
         names = self._names[number]
@@ -219,7 +219,7 @@ class Symmetry:
         moved_decided = frozenset((order[n - 1], names.get(v, v)) for n, v in decided)
         return (
             moved_cores, tuple(moved_disks), moved_network, moved_proposed, crashes,
-            partitions, moved_blocked, moved_decided,
+            partitions, moved_blocked, moved_decided, timeouts,
         )  # fmt: skip
 
     def value_map(self, number: int) -> tuple[int, ...]:

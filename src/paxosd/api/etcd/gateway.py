@@ -50,6 +50,7 @@ from paxosd.service.results import Error as ResultError
 
 from ..calls import Call, parse_exactly_once, parse_json, read_raw_body
 from ..failures import ApiError, retry_after_s
+from ..member_handlers import members_view
 from ..version import VERSION
 from . import wire
 from .errors import EtcdError
@@ -201,14 +202,22 @@ async def status(call: Call) -> web.StreamResponse:
 
 
 async def member_list(call: Call) -> web.StreamResponse:
-    """Cluster.MemberList: every member, with its HTTP address as its client URL."""
+    """Cluster.MemberList: the members of the node's configuration (a learner with
+    `isLearner`, as etcd marks its learners; a removed node is no member), each with its
+    HTTP address as its client URL."""
     try:
         await _document(call)
     except EtcdError as exc:
         return exc.response()
+    status = call.node.status()
+    known = "configuration" in status  # (a node that is damaged knows no configuration)
     members = []
-    for member in call.node.members():
+    for member in members_view(status)["members"] if known else call.node.members():
+        if member.get("voting") == "removed":
+            continue
         entry: dict[str, Any] = {"ID": str(member["id"]), "name": f"node{member['id']}"}
+        if member.get("voting") == "learner":
+            entry["isLearner"] = True
         if member.get("peer"):
             entry["peerURLs"] = [f"tcp://{member['peer']}"]
         if member.get("http"):

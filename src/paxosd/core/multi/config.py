@@ -14,6 +14,7 @@ CORE_VARIANTS = {
     "correct": "Multi-Paxos as designed",
     "unconfirmed-reads": "the leader answers reads without confirming it still leads",
     "members-unchecked": "a replica runs with the members it is given, not its store's",
+    "past-stop": "a leader goes on proposing after its membership change, above the stop",
 }
 
 

@@ -86,7 +86,7 @@ class Configuration:
         nodes = [j.node for j in self.joined]
         if nodes != sorted(set(nodes)):
             raise ValueError(f"joined must be Joined entries sorted by node, got {self.joined!r}")
-        if not set(nodes) <= set(self.voters + self.learners):
+        if not set(nodes) <= set(self.voters) | set(self.learners):
             raise ValueError("a joined entry names a node that is not a member")
 
     @classmethod

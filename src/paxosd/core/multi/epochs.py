@@ -402,5 +402,7 @@ def propose_when_ready(replica: Replica, lead: Leadership) -> None:
     lead.change = None
     slot = lead.next_slot
     lead.stop = slot
+    if replica.config.variant == "past-stop":
+        lead.stop = None  # the planted bug: it forgets its stop, and batches go on above it
     replica.out.note("change_proposed", epoch=change.epoch, slot=slot)
     replica.propose_slot(lead, slot, Reconfigure(change).batch())

@@ -41,15 +41,10 @@ class KeyIndex:
         self._gens: list[int] = []
         self._shared_below = 0
         self._len = 0
-        chunk: list[bytes] = []
-        half = chunk_keys_max // 2
-        for key in keys:
-            chunk.append(key)
-            if len(chunk) == half:
-                self._append_chunk(chunk)
-                chunk = []
-        if chunk:
-            self._append_chunk(chunk)
+        ordered = keys if isinstance(keys, list) else list(keys)
+        half = chunk_keys_max // 2  # half full: room to grow before the first splits
+        for first in range(0, len(ordered), half):
+            self._append_chunk(ordered[first : first + half])
 
     def _append_chunk(self, chunk: list[bytes]) -> None:
         assert not self._maxes or self._maxes[-1] < chunk[0], "keys must be sorted and distinct"

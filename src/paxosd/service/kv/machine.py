@@ -794,12 +794,18 @@ def restore(
     store.revision = revision
     store.compact_revision = compact_revision
     history = store.history
-    keys: list[bytes] = []
     changes: list[tuple[int, bytes, int]] = []  # (revision, key, bytes its compaction frees)
     live = 0
     previous_key = b""
+    # Once per key, a million times for a million keys (a learner installing a peer's
+    # snapshot waits for this loop): the checks are spelled out rather than looped over, and
+    # a version is built by tuple.__new__, not KeyValue's Python-level constructor.
+    new_kv = tuple.__new__
     while True:
-        row = reader.next(objects, "the end of the key-value section")
+        try:
+            row = next(objects)
+        except StopIteration:
+            raise fail("the snapshot ends before the end of the key-value section") from None
         if row is None:
             break
         if type(row) is not list or len(row) != 2 or type(row[0]) is not bytes:
@@ -816,11 +822,16 @@ def restore(
             if type(raw) is not list or len(raw) != 5:
                 raise fail(f"malformed version of {key!r:.40}")
             create, mod, version, value, lease = raw
-            if not all(type(n) is int for n in (create, mod, version, lease)):
+            if not (
+                type(create) is int
+                and type(mod) is int
+                and type(version) is int
+                and type(lease) is int
+                and type(value) is bytes
+                and 1 <= mod <= revision
+            ):
                 raise fail(f"malformed version of {key!r:.40}")
-            if type(value) is not bytes or not 1 <= mod <= revision:
-                raise fail(f"malformed version of {key!r:.40}")
-            kv = KeyValue(key, create, mod, version, value, lease)
+            kv: KeyValue = new_kv(KeyValue, (key, create, mod, version, value, lease))
             if create:
                 if not (1 <= create <= mod and version >= 1):
                     raise fail(f"version of {key!r:.40} with bad revisions")
@@ -840,7 +851,6 @@ def restore(
             versions.append(kv)
             before = kv
         history[key] = versions
-        keys.append(key)
         newest = versions[-1]
         live += bool(newest.create_revision)
         if newest.lease:
@@ -848,7 +858,7 @@ def restore(
             if lease is None:
                 raise fail(f"key {key!r:.40} is attached to lease {newest.lease}, which is absent")
             lease.keys.add(key)
-    store.index = KeyIndex(keys)
+    store.index = KeyIndex(list(history))  # in key order: the rows came in it
     store.live_keys = live
     cumulative = 0
     for mod, key, freed in sorted(changes):
