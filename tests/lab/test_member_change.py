@@ -111,9 +111,11 @@ def test_the_lesson_runs_from_the_command_line() -> None:
         ["lab", "check", "multipaxos", "--explore", "--change", "1,2", "--values", "1",
          "--crashes", "0", "--faults", "", "--timeouts", "0"],
     )  # fmt: skip
-    # No timer may fire: the new epoch never elects a leader, and nothing breaks.
-    assert result.exit_code == 0, result.output
+    # No timer may fire: the new epoch never elects a leader, and nothing breaks. Exit 3:
+    # Termination is not judged in this story (every node decided slot 1 before it starts).
+    assert result.exit_code == 3, result.output
     assert "explored every state" in result.output
+    assert "not judged in this story" in result.output
     assert "operator at 1 proposes voters 1,2" in result.output
 
 
@@ -144,3 +146,11 @@ def test_change_is_for_the_explored_engine_only() -> None:
     )
     assert result.exit_code == 2
     assert "--change takes node ids separated by commas" in result.output
+
+
+def test_a_diagram_path_of_no_known_format_is_refused_before_the_search() -> None:
+    result = CliRunner().invoke(
+        main, ["lab", "check", "multipaxos", "--explore", "--html", "run.png"]
+    )
+    assert result.exit_code == 2
+    assert "--html takes a path ending in .html (a page) or .svg (a picture)" in result.output
