@@ -6,15 +6,18 @@ designed passes the same search, bounded at that run's length."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from paxosd.cli.lab import _draw_counterexample
 from paxosd.cli.main import main
 from paxosd.lab.algorithms import get
 from paxosd.lab.check import CheckRequest, explore_budget, run_check
 from paxosd.lab.membership import story
+from paxosd.sim.engine_swarm import spec_for, swarm
 from paxosd.sim.explorer import Explorer, LogEntry
 
 STORY = {"nodes": 3, "values": 1, "crashes": 0, "faults": frozenset(), "change": (1, 2)}
@@ -41,8 +44,11 @@ def _decisions(trace: list[dict[str, Any]]) -> list[tuple[int, str]]:
     ]
 
 
-def test_a_leader_that_proposes_past_its_stop_lets_two_epochs_fill_one_slot() -> None:
-    report = run_check(_request("past-stop")).to_json()
+def test_a_leader_that_proposes_past_its_stop_lets_two_epochs_fill_one_slot(
+    tmp_path: Path,
+) -> None:
+    checked = run_check(_request("past-stop"))
+    report = checked.to_json()
     assert report["properties"]["agreement"] == "violated"
     assert report["stopped"] == "violation"
     counterexample = report["counterexamples"]["agreement"]
@@ -56,9 +62,14 @@ def test_a_leader_that_proposes_past_its_stop_lets_two_epochs_fill_one_slot() ->
     assert not report["details"]["agreement"].count("node 3"), "node 3 was removed: no vote"
     text = [step["text"] for step in counterexample["trace"]]
     assert sum("times out" in line for line in text) == 1, "within the one timer firing"
-    assert report["start"][-2:] == [line for line in report["start"] if " proposes " in line], (
-        "the story starts once the change and red are sent to node 1"
-    )
+    asked = [line for line in report["start"] if " proposes " in line]
+    assert report["start"][-2:] == asked, "the story starts once the change and red are sent"
+    # The diagram draws the whole run, the election that starts the story included.
+    picture = tmp_path / "past-stop.svg"
+    _draw_counterexample(checked, str(picture))
+    drawn = picture.read_text()
+    for text in ("propose voters 1,2", "decides slot 3: red", "decides slot 3: no-op"):
+        assert text in drawn, text
 
 
 def test_the_engine_as_designed_passes_the_same_search_to_the_same_depth() -> None:
@@ -82,6 +93,16 @@ def test_the_engine_as_designed_passes_the_same_search_to_the_same_depth() -> No
         LogEntry(3, "no-op"),
         LogEntry(4, "red"),
     }
+
+
+def test_the_simulator_catches_the_same_planted_bug_within_a_few_seeds() -> None:
+    """`past-stop` is an engine variant, so the simulator's membership checker (an epoch
+    chooses nothing above its stop) judges the very bug the explorer shows."""
+    spec = spec_for(3, frozenset({"membership"}), "past-stop")
+    _, failing = swarm(spec, range(1, 6), jobs=1, stop_at_violation=True)
+    assert failing, "no seed of 1-5 caught it"
+    violations = failing[0].violations
+    assert any("stopped at slot" in v for v in violations), violations
 
 
 def test_the_lesson_runs_from_the_command_line() -> None:

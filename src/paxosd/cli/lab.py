@@ -101,6 +101,12 @@ def lab() -> None:
 @click.option("--timeouts", type=int, help="Explorer: timer firings per run (default: any).")
 @click.option("--max-depth", type=int, help="Explorer: explore runs of up to this many steps.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), help="Write counterexamples here.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    help="Draw the first counterexample as a page (.html) or a picture (.svg).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def check(
     algorithm: str,
@@ -121,6 +127,7 @@ def check(
     timeouts: int | None,
     max_depth: int | None,
     trace_out: str | None,
+    html_path: str | None,
     as_json: bool,
 ) -> None:
     """Judge ALGORITHM on Agreement, Validity, Termination and Fault tolerance.
@@ -146,10 +153,16 @@ def check(
         request.validate()
     except ValueError as error:
         _fail(str(error))
+    if html_path and Path(html_path).suffix.lower() not in (".html", ".htm", ".svg"):
+        _fail(
+            f"--html takes a path ending in .html (a page) or .svg (a picture), not {html_path!r}"
+        )
     report = _run_with_progress(request, as_json)
     if trace_out:
         document = report.trace_document()
         Path(trace_out).write_text(json.dumps(document, indent=1, default=str))
+    if html_path:
+        _draw_counterexample(report, html_path)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, default=str))
     else:
@@ -343,6 +356,27 @@ def scenario_document(result: Any) -> dict[str, Any]:
     return tracefile.document(
         "simulated", config, result.trace, title=result.title, story=result.story
     )
+
+
+def _draw_counterexample(report: CheckReport, path: str) -> None:
+    """The first counterexample as a space-time diagram (the whole run: with --change, the
+    story's start too), or a note that there is none."""
+    from paxosd.lab import diagram
+
+    if not report.event_traces:
+        console.print(f"(no counterexample to draw: {path} not written)")
+        return
+    prop, trace = next(iter(report.event_traces.items()))
+    verdict = report.verdicts[prop]
+    config = report.config
+    title = (
+        f"{report.algorithm} ({config['variant']}): {verdict.property} {verdict.status} in "
+        f"{report.counterexamples[prop]['steps']} steps"
+    )
+    nodes = list(range(1, config["nodes"] + 1))
+    extra = {"description": verdict.detail} if Path(path).suffix.lower() != ".svg" else {}
+    diagram.write(path, trace, nodes=nodes, title=title, **extra)
+    console.print(f"diagram: {path}")
 
 
 def _write_diagrams(result: Any, svg_path: str | None, html_path: str | None) -> None:

@@ -164,6 +164,9 @@ class CheckReport:
         model = "explored" if request.explore else "simulated"
         if not request.explore:
             config["seed"] = request.seed
+        if request.change is not None:
+            # The membership story: each trace is its whole run, from the cold start.
+            config["change"] = list(request.change)
         return tracefile.document(
             model, config, title=f"{self.algorithm}: counterexamples",
             counterexamples=self.event_traces,
@@ -336,7 +339,9 @@ def _explore(request: CheckRequest, progress: Callable[[int], None] | None) -> C
     if setup:
         report.start = [step.render() for step in setup]
     for prop, steps in exploration.counterexamples.items():
-        report.event_traces[prop] = steps_as_trace(steps)
+        # The trace a diagram draws is the whole run, the story's start included (its
+        # messages were sent there).
+        report.event_traces[prop] = steps_as_trace(setup + steps)
         report.counterexamples[prop] = {
             "steps": len(steps),
             "trace": [step.to_json() for step in steps],
