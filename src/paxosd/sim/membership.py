@@ -39,15 +39,24 @@ checks of check/epochs.py: an epoch chooses nothing above its stop, and every no
 each epoch's members and first slot, which follows the stop. One check is added: at most one
 value is chosen per slot, across ballots and epochs.
 
-A run with this fault leaves out the lost-disk faults (`disk-loss`, `reinit`): once the
-membership has changed a founding member's lost store is not rebuilt (its rebuild is
-stranded, core/multi/epochs.py), so such a node would stay down for good.
+A lost store, in a run whose membership changes. The lost-store faults (`disk-loss`,
+`reinit`) strike as in any run, and the new store has a new incarnation. What is honest
+depends on whose store it was, and the simulator does what the node does: a founding
+member's store is rebuilt from every peer (`--reinitialize`), which works while the
+cluster is in the epoch the store was made for, and is stranded once the node learns of a
+later one (a peer answers it with Stale; core/multi/epochs.py): it never votes again. A
+member that joined through the log is refused by its peers (its incarnation is not the
+recorded one), so it votes nothing either. Either way the node is stuck, and the operator,
+who looks every `stuck_ms`, replaces it as in (a). Two limits keep this a run a cluster can
+survive: a store is not lost while another node is stuck or being replaced, nor that of a
+voter of fewer than three (the others could not choose its removal; such a cluster is lost
+and comes back only from a backup), and the operator shrinks no configuration meanwhile.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -56,6 +65,7 @@ from paxosd.core.multi.ballots import epoch_of
 from paxosd.core.multi.configuration import Configuration, Joined
 from paxosd.core.multi.epochs import is_mark
 from paxosd.core.multi.ready import Note
+from paxosd.core.multi.reconfigure import in_batch
 from paxosd.core.multi.records import Accepted as AcceptedRecord
 from paxosd.core.multi.records import Batch
 from paxosd.core.types import Ballot, NodeId
@@ -68,8 +78,9 @@ DESCRIPTION = (
     "an operator removes, demotes, adds back and promotes members (the leader too), "
     "sometimes twice at once, sometimes crashing the leader mid-change"
 )
-# Faults a run with membership changes leaves out (see the module docstring).
-EXCLUDES = frozenset({"disk-loss", "reinit"})
+# The faults that lose a store: in a run with membership changes, the operator replaces the
+# node whose lost store cannot come back (see the module docstring).
+LOST_STORE_FAULTS = frozenset({"disk-loss", "reinit"})
 
 
 @dataclass(slots=True)
@@ -191,12 +202,14 @@ def schedule(cluster: Cluster, generator: random.Random) -> None:
     # Replacements draw from a generator of their own: the changes above kept their draws.
     own = random.Random(f"{cluster.seed}/{FAULT}/replace")
     for _ in range(own.randint(1, 2)):
-        at = own.uniform(100, horizon * 0.5)
+        at = own.uniform(100, horizon * 0.4)
         replacement = Replace(pick=own.random(), careless=own.random() < 0.5,
                               gap_ms=own.uniform(100, 300), back_ms=own.uniform(10, 50),
                               holders_back_ms=own.uniform(300, 600),
                               fix_ms=own.uniform(50, 200))  # fmt: skip
         cluster.at(at, partial(replace_member, cluster, replacement))
+    if cluster.active_faults & LOST_STORE_FAULTS:
+        cluster.at(stuck_ms, partial(replace_stuck, cluster))
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,8 +248,11 @@ def change(cluster: Cluster, plan: Change, retried: bool = False) -> None:
         target = (voters, learners + [removed[0]])
         joining = Joined(removed[0], cluster.incarnations[removed[0]], contact(removed[0]))
         cut_off = removed[0]
-    elif len(voters) > 2 and not busy:
+    elif len(voters) > 2:
         victim = voters[int(pick * len(voters)) % len(voters)]
+        if victim in busy or not may_shrink(cluster, [v for v in voters if v != victim]):
+            cluster.count("membership_shrink_deferred")
+            return
         if victim == leader:
             # Removing the leader: it hands leadership over first, then the next leader
             # is asked (once).
@@ -329,13 +345,14 @@ class Replace:
     back_ms: float  # ... from the wipe to the restart of the wiped node and the laggers ...
     holders_back_ms: float  # ... from then to the holders' restart ...
     fix_ms: float  # ... and from then to the operator's replacing the node properly
+    prepared: bool = False  # (b): a member was replaced by (a) first, to join through the log
 
 
 def replace_member(cluster: Cluster, plan: Replace) -> None:
     """A replacement, when every node is up under a leader (for (b), once a voter that
     joined through the log exists): looked for until half the safety phase (so that the
     operator is done with it, most of the time, before the safety phase ends)."""
-    deadline = cluster.spec.safety_ms * 0.5
+    deadline = cluster.spec.safety_ms * 0.55
     observer = cluster.membership
     leader = cluster.leader()
     sim = cluster.nodes[leader] if leader is not None else None
@@ -343,24 +360,29 @@ def replace_member(cluster: Cluster, plan: Replace) -> None:
         observer is not None
         and sim is not None
         and not observer.replacing
+        and not unsettled(cluster)
         and not cluster.held_down
         and all(cluster.nodes[n] is not None for n in cluster.members)
     )
     if sim is not None and ready:
         current = sim.replica.configuration
-        if plan.careless:
-            joined = [j.node for j in current.joined if current.is_voter(j.node)]
-            if joined and len(current.voters) >= 3:
-                _careless(cluster, plan, current, joined[int(plan.pick * len(joined))])
-                return
-        else:
-            # As the other changes do, a voter only while two would remain (a lone voter
-            # chooses a change in the turn it proposes it, and adopts it before that turn's
-            # sync: a crash in the sync undoes an adoption the observer already saw).
+        joined = [j.node for j in current.joined if current.is_voter(j.node)]
+        if plan.careless and joined and len(current.voters) >= 3:
+            _careless(cluster, plan, current, joined[int(plan.pick * len(joined))])
+            return
+        if not plan.careless or not (plan.prepared or current.joined):
+            # (a); for (b), while no member joined through the log, (a) makes one first
+            # (the leader promotes it once caught up). As the other changes do, it takes a
+            # voter only while two would remain (a lone voter chooses a change in the turn
+            # it proposes it, and adopts it before that turn's sync: a crash in the sync
+            # undoes an adoption the observer already saw).
             members = [m for m in current.members
                        if len(current.voters) > 2 or not current.is_voter(m)]  # fmt: skip
             if members:
                 Replacement(cluster, members[int(plan.pick * len(members))]).step()
+                if plan.careless:
+                    prepared = partial(replace_member, cluster, replace(plan, prepared=True))
+                    cluster.at(cluster.now + retry_ms, prepared)
                 return
     if cluster.now < deadline:
         cluster.at(cluster.now + retry_ms, partial(replace_member, cluster, plan))
@@ -481,3 +503,97 @@ def _careless_wipe(
         return
     fix = Replacement(cluster, victim)
     cluster.at(holders_back + plan.fix_ms, fix.step)
+
+
+# -- a lost store, in a run whose membership changes ------------------------------------------
+
+stuck_ms = 300.0  # how often the operator looks for a node that cannot come back
+
+
+def is_stuck(cluster: Cluster, node: NodeId) -> bool:
+    """Whether `node` is up on a store that can never vote again: its peers refuse that
+    store's identity, or it rebuilds a lost store and has learned of an epoch later than
+    the one the store was made for (its rebuild is stranded: core/multi/epochs.py)."""
+    sim = cluster.nodes[node]
+    observer = cluster.membership
+    if sim is None or observer is None:
+        return False
+    rebuilding = sim.replica.rebuilding
+    if rebuilding is not None and rebuilding.stranded:
+        return True
+    return (node, cluster.incarnations[node]) in observer.refused
+
+
+def stuck(cluster: Cluster) -> list[NodeId]:
+    """The nodes that are stuck, or whose replacement is under way."""
+    observer = cluster.membership
+    busy = observer.replacing if observer is not None else set()
+    return [n for n in cluster.members if n in busy or is_stuck(cluster, n)]
+
+
+def unsettled(cluster: Cluster) -> bool:
+    """Whether a node is stuck or being replaced, or a store is being lost or rebuilt (it
+    may be stuck soon): no configuration shrinks meanwhile, and no other replacement starts
+    (both could leave a quorum that needs a node that will never vote)."""
+    from paxosd.sim.nemesis import rebuilding_anywhere  # (nemesis imports this module)
+
+    return bool(stuck(cluster)) or rebuilding_anywhere(cluster)
+
+
+def unhealthy(cluster: Cluster) -> set[NodeId]:
+    """The nodes that cannot vote now and may never again: stuck, being replaced, without a
+    store, or rebuilding a lost one (it is stranded if it learns of a later epoch)."""
+    observer = cluster.membership
+    out = set(cluster.storeless) | (observer.replacing if observer is not None else set())
+    for node in cluster.members:
+        sim = cluster.nodes[node]
+        rebuilding = sim is not None and sim.replica.rebuilding is not None
+        if rebuilding or cluster.disks[node].rebuilding_durable or is_stuck(cluster, node):
+            out.add(node)
+    return out
+
+
+def may_shrink(cluster: Cluster, voters: list[NodeId]) -> bool:
+    """Whether the operator may take a voter out, leaving `voters`: only if their healthy
+    ones still make a quorum (else the cluster could never choose again, not even the
+    removal of a stuck node), and not while a store is being lost (which one is not known)."""
+    if cluster.store_plan_active:
+        return False
+    healthy = [v for v in voters if v not in unhealthy(cluster)]
+    return 2 * len(healthy) > len(voters)
+
+
+def replace_stuck(cluster: Cluster) -> None:
+    """The operator's round: a node that is stuck is replaced (a), as docs/operations.md
+    says of a node whose store was lost once the membership has changed."""
+    observer = cluster.membership
+    if observer is None or cluster.now >= cluster.spec.safety_ms:
+        return
+    for node in cluster.members:
+        if node not in observer.replacing and is_stuck(cluster, node):
+            cluster.count("membership_stuck_replaced")
+            Replacement(cluster, node).step()
+    cluster.at(cluster.now + stuck_ms, partial(replace_stuck, cluster))
+
+
+def may_lose_store(cluster: Cluster, node: NodeId) -> bool:
+    """Whether a lost-store fault may strike `node` now: in a run with membership changes,
+    not while another node is stuck or replaced, nor a voter of a configuration (adopted,
+    or proposed by a change in flight) of fewer than three voters (the others could not
+    choose its removal: the cluster would be lost, and only a restore from a backup brings
+    it back, docs/operations.md)."""
+    observer = cluster.membership
+    if observer is None:
+        return True
+    if stuck(cluster):
+        return False
+    # Every configuration that is, or may become, the current one: the latest any node
+    # adopted, and every change a node accepted for a later epoch (chosen or not yet).
+    configurations = observer.configurations()
+    latest = max(configurations)
+    later = [configurations[latest]]
+    for batch in observer.proposed.values():
+        change = in_batch(batch)
+        if change is not None and change.configuration.epoch > latest:
+            later.append(change.configuration)
+    return all(not c.is_voter(node) or len(c.voters) >= 3 for c in later)

@@ -80,7 +80,6 @@ def schedule_faults(cluster: Cluster) -> None:
     if len(cluster.members) == 1:
         faults -= NEEDS_PEERS
     if membership.FAULT in faults:
-        faults -= membership.EXCLUDES  # (sim/membership.py says why)
         membership.watch(cluster)
         membership.schedule(cluster, own_generator(cluster.seed, membership.FAULT))
     horizon = spec.safety_ms
@@ -246,7 +245,7 @@ def _laggers_down(cluster: Cluster, plan: DiskLoss, start_by_ms: float) -> None:
     (by design: a rebuild needs every peer; two lost stores need an operator)."""
     up = all(cluster.nodes[n] is not None for n in cluster.members) and not cluster.held_down
     later = partial(_laggers_down, cluster, plan, start_by_ms)
-    if _rebuilding(cluster):
+    if rebuilding_anywhere(cluster):
         if cluster.now < cluster.spec.safety_ms * 0.6:
             cluster.at(cluster.now + retry_ms, later)
         return  # too late now: this run loses no second store
@@ -276,7 +275,10 @@ def _lose_when_ahead(cluster: Cluster, plan: DiskLoss, behind: int) -> None:
         return
     for node in plan.holders:
         cluster.crash(node)
-    if plan.reinit_crash is None:
+    if not membership.may_lose_store(cluster, plan.victim):
+        cluster.crash(plan.victim)  # (sim/membership.py says when a store may not be lost)
+        cluster.count("store_loss_skipped")
+    elif plan.reinit_crash is None:
         cluster.lose_disk(plan.victim)
     else:
         cluster.crash(plan.victim)  # the operator stops it
@@ -295,7 +297,7 @@ def _lose_when_ahead(cluster: Cluster, plan: DiskLoss, behind: int) -> None:
         cluster.at(holders_back + plan.cut_ms, mend)
 
 
-def _rebuilding(cluster: Cluster) -> bool:
+def rebuilding_anywhere(cluster: Cluster) -> bool:
     """Whether some node is rebuilding, or will be (its store lost or being re-made), or
     would be if it crashed now: a node that just finished its rebuild in memory still has
     the durable mark until its turn's sync, and a crash then brings it back rebuilding."""
@@ -349,7 +351,7 @@ def _named_fall_behind(
 ) -> None:
     """The nodes `named` go down (and fall behind the others, a majority), unless a store is
     being rebuilt (a restart with other members then would only stall it)."""
-    if _rebuilding(cluster):
+    if rebuilding_anywhere(cluster):
         return
     for node in named:
         cluster.crash(node)
