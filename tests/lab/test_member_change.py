@@ -14,9 +14,11 @@ from click.testing import CliRunner
 
 from paxosd.cli.lab import _draw_counterexample
 from paxosd.cli.main import main
+from paxosd.lab import tracefile
 from paxosd.lab.algorithms import get
 from paxosd.lab.check import CheckRequest, explore_budget, run_check
 from paxosd.lab.membership import story
+from paxosd.lab.play.replay import session_from_trace
 from paxosd.sim.engine_swarm import spec_for, swarm
 from paxosd.sim.explorer import Explorer, LogEntry
 
@@ -70,6 +72,11 @@ def test_a_leader_that_proposes_past_its_stop_lets_two_epochs_fill_one_slot(
     drawn = picture.read_text()
     for text in ("propose voters 1,2", "decides slot 3: red", "decides slot 3: no-op"):
         assert text in drawn, text
+    # lab play opens the trace file and replays the run with the real cores, step by step.
+    session = session_from_trace(tracefile.load(checked.trace_document()))
+    assert len(session.branch.points) - 1 == 17 + 12, "the story's start, then the run"
+    session.goto(len(session.branch.points) - 1)
+    assert {(1, LogEntry(3, "red")), (2, LogEntry(3, "no-op"))} <= session.state.decided
 
 
 def test_the_engine_as_designed_passes_the_same_search_to_the_same_depth() -> None:
