@@ -1,8 +1,9 @@
 """The lab's lesson "why a member list changes only through the log", on the service's own
 engine: an operator asks the leader of three nodes for voters 1,2 while a client sends red.
-With the planted bug `past-stop` (the leader goes on proposing above the stop of its change)
-the explorer finds the shortest run that decides two values for one slot; the engine as
-designed passes the same search, bounded at that run's length."""
+With either planted bug of a change (`past-stop`: the leader goes on proposing above the stop
+of its change; `accepted-config`: a follower uses the change once accepted) the explorer finds
+the shortest run that decides two values for one slot; the engine as designed passes the
+same search, bounded at that run's length."""
 
 from __future__ import annotations
 
@@ -77,6 +78,23 @@ def test_a_leader_that_proposes_past_its_stop_lets_two_epochs_fill_one_slot(
     assert len(session.branch.points) - 1 == 17 + 12, "the story's start, then the run"
     session.goto(len(session.branch.points) - 1)
     assert {(1, LogEntry(3, "red")), (2, LogEntry(3, "no-op"))} <= session.state.decided
+
+
+def test_a_follower_that_uses_a_change_it_only_accepted_lets_a_new_leader_undo_it() -> None:
+    """The other planted bug (mutant R1's): node 2 enters epoch 1 on accepting the change,
+    campaigns there from slot 2 (it never learned slot 2 chosen), and its phase 1 reads the
+    change as overtaken by node 1's later ballots above it: it fills slot 2 with a no-op."""
+    report = run_check(_request("accepted-config")).to_json()
+    assert report["properties"]["agreement"] == "violated"
+    counterexample = report["counterexamples"]["agreement"]
+    assert counterexample["steps"] == 13
+    decided = _decisions(counterexample["trace"])
+    assert (1, "slot 2: voters 1,2") in decided
+    assert (2, "slot 2: no-op") in decided
+    first = counterexample["trace"][0]["text"]
+    assert first.startswith("2 receives Accept(1.1, slot 2: voters 1,2)") and (
+        "epoch_adopted epoch=1" in first
+    ), "node 2 enters the new epoch on accepting the change"
 
 
 def test_the_engine_as_designed_passes_the_same_search_to_the_same_depth() -> None:
