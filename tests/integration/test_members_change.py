@@ -189,6 +189,16 @@ def test_a_change_is_refused_with_a_reason(tmp_path: Path) -> None:
             message = answer.json()["message"]
             assert f"node {follower} speaks peer protocol 5" in message, message
             assert "a node joining" in message and "upgrade every member first" in message
+            # `paxosd node --join` says so too, and leaves its directory as it found it.
+            joiner = tmp_path / "joiner"
+            done = subprocess.run(
+                [sys.executable, "-m", "paxosd", "node", "--join", cluster.http(leader),
+                 "--id", "4", "--data-dir", str(joiner)],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert done.returncode == 1, done.stderr
+            assert "upgrade every member first" in done.stderr
+            assert not any(joiner.iterdir()), "a refused join leaves nothing behind"
         finally:
             peer.close()
     finally:

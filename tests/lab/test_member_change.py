@@ -1,8 +1,9 @@
 """The lab's lesson "why a member list changes only through the log", on the service's own
 engine: an operator asks the leader of three nodes for voters 1,2 while a client sends red.
-With the planted bug `past-stop` (the leader goes on proposing above the stop of its change)
-the explorer finds the shortest run that decides two values for one slot; the engine as
-designed passes the same search, bounded at that run's length."""
+With either planted bug of a change (`past-stop`: the leader goes on proposing above the stop
+of its change; `accepted-config`: a follower uses the change once accepted) the explorer finds
+the shortest run that decides two values for one slot; the engine as designed passes the
+same search, bounded at that run's length."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from click.testing import CliRunner
 
 from paxosd.cli.lab import _draw_counterexample
 from paxosd.cli.main import main
+from paxosd.lab import tracefile
 from paxosd.lab.algorithms import get
 from paxosd.lab.check import CheckRequest, explore_budget, run_check
 from paxosd.lab.membership import story
+from paxosd.lab.play.replay import session_from_trace
 from paxosd.sim.engine_swarm import spec_for, swarm
 from paxosd.sim.explorer import Explorer, LogEntry
 
@@ -70,6 +73,28 @@ def test_a_leader_that_proposes_past_its_stop_lets_two_epochs_fill_one_slot(
     drawn = picture.read_text()
     for text in ("propose voters 1,2", "decides slot 3: red", "decides slot 3: no-op"):
         assert text in drawn, text
+    # lab play opens the trace file and replays the run with the real cores, step by step.
+    session = session_from_trace(tracefile.load(checked.trace_document()))
+    assert len(session.branch.points) - 1 == 17 + 12, "the story's start, then the run"
+    session.goto(len(session.branch.points) - 1)
+    assert {(1, LogEntry(3, "red")), (2, LogEntry(3, "no-op"))} <= session.state.decided
+
+
+def test_a_follower_that_uses_a_change_it_only_accepted_lets_a_new_leader_undo_it() -> None:
+    """The other planted bug (mutant R1's): node 2 enters epoch 1 on accepting the change,
+    campaigns there from slot 2 (it never learned slot 2 chosen), and its phase 1 reads the
+    change as overtaken by node 1's later ballots above it: it fills slot 2 with a no-op."""
+    report = run_check(_request("accepted-config")).to_json()
+    assert report["properties"]["agreement"] == "violated"
+    counterexample = report["counterexamples"]["agreement"]
+    assert counterexample["steps"] == 13
+    decided = _decisions(counterexample["trace"])
+    assert (1, "slot 2: voters 1,2") in decided
+    assert (2, "slot 2: no-op") in decided
+    first = counterexample["trace"][0]["text"]
+    assert first.startswith("2 receives Accept(1.1, slot 2: voters 1,2)") and (
+        "epoch_adopted epoch=1" in first
+    ), "node 2 enters the new epoch on accepting the change"
 
 
 def test_the_engine_as_designed_passes_the_same_search_to_the_same_depth() -> None:
@@ -111,9 +136,11 @@ def test_the_lesson_runs_from_the_command_line() -> None:
         ["lab", "check", "multipaxos", "--explore", "--change", "1,2", "--values", "1",
          "--crashes", "0", "--faults", "", "--timeouts", "0"],
     )  # fmt: skip
-    # No timer may fire: the new epoch never elects a leader, and nothing breaks.
-    assert result.exit_code == 0, result.output
+    # No timer may fire: the new epoch never elects a leader, and nothing breaks. Exit 3:
+    # Termination is not judged in this story (every node decided slot 1 before it starts).
+    assert result.exit_code == 3, result.output
     assert "explored every state" in result.output
+    assert "not judged in this story" in result.output
     assert "operator at 1 proposes voters 1,2" in result.output
 
 
@@ -144,3 +171,11 @@ def test_change_is_for_the_explored_engine_only() -> None:
     )
     assert result.exit_code == 2
     assert "--change takes node ids separated by commas" in result.output
+
+
+def test_a_diagram_path_of_no_known_format_is_refused_before_the_search() -> None:
+    result = CliRunner().invoke(
+        main, ["lab", "check", "multipaxos", "--explore", "--html", "run.png"]
+    )
+    assert result.exit_code == 2
+    assert "--html takes a path ending in .html (a page) or .svg (a picture)" in result.output

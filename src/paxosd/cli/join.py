@@ -299,7 +299,16 @@ def join(
     logs.event(log, "join_started", node=node_id, cluster=cluster.cluster_id,
                epoch=cluster.configuration.epoch, members=cluster.configuration.describe(),
                config=config_path, resumed=resumed)  # fmt: skip
-    added = cluster.configuration if resumed else ask_to_join(cluster, config, value)
+    if resumed:
+        added = cluster.configuration
+    else:
+        try:
+            added = ask_to_join(cluster, config, value)
+        except Failure:
+            # Not added: leave the directory as it was, so that nothing looks like a node.
+            config_path.unlink(missing_ok=True)
+            (data_dir / incarnation.INCARNATION_FILE).unlink(missing_ok=True)
+            raise
     make_store(config, added)
     logs.event(log, "join_added", node=node_id, epoch=added.epoch,
                members=added.describe())  # fmt: skip

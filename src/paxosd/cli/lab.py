@@ -134,7 +134,8 @@ def check(
 
     \b
     Exit status: 0 fault tolerant (as far as checked), 1 a property it needs is violated,
-    2 usage error, 3 no violation found but the search stopped early (limit or Ctrl-C).
+    2 usage error, 3 no violation found but the search stopped early (limit or Ctrl-C), or a
+    property it needs was not judged (--change judges Agreement and Validity only).
     Ctrl-C during --explore stops the search and reports what was explored."""
     fault_set = frozenset(f.strip() for f in faults.split(",") if f.strip())
     voters: tuple[int, ...] | None = None

@@ -59,6 +59,10 @@ class Algorithm:
         return None if symmetry.trivial else symmetry
 
 
+# The engine's planted bugs of a membership change, which the lab's `--change` story shows.
+MEMBERSHIP_VARIANTS = ("past-stop", "accepted-config")
+
+
 def _multipaxos(
     node_id: int, members: Sequence[int], rng: Any, config: Any, durable: Any = None
 ) -> Any:
@@ -115,7 +119,10 @@ ALGORITHMS: dict[str, Algorithm] = {
         "the service's own Multi-Paxos engine: a leader, and one Paxos instance per slot",
         "none for safety: a new leader re-proposes what a quorum accepted and fills gaps with "
         "no-ops; termination is not guaranteed (FLP), as for Paxos",
-        {"correct": "as designed", "past-stop": CORE_VARIANTS["past-stop"] + " (--change)"},
+        {
+            "correct": "as designed",
+            **{name: CORE_VARIANTS[name] + " (--change)" for name in MEMBERSHIP_VARIANTS},
+        },
     ),
 }
 

@@ -18,7 +18,10 @@ epoch's leader), and a node entering the new epoch forgets what it accepted abov
 old one, since none of it can have been chosen. Break the first half (`--variant past-stop`:
 the leader forgets its stop and proposes the client's value above it) and the second half
 turns against the cluster: the old voters choose the value above the stop, while the new
-epoch, whose members forgot their acceptances of it, fills the same slot with a no-op.
+epoch, whose members forgot their acceptances of it, fills the same slot with a no-op. The
+other rule is that a node enters the new epoch only once the change is chosen and applied;
+break it (`--variant accepted-config`) and a follower that merely accepted the change leads
+the new epoch from the change's own slot, and undoes it.
 """
 
 from __future__ import annotations

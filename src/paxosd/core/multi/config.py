@@ -15,6 +15,8 @@ CORE_VARIANTS = {
     "unconfirmed-reads": "the leader answers reads without confirming it still leads",
     "members-unchecked": "a replica runs with the members it is given, not its store's",
     "past-stop": "a leader goes on proposing after its membership change, above the stop",
+    "accepted-config": "a follower uses a new configuration as soon as it accepts the change, "
+    "before it is chosen",
 }
 
 

@@ -59,9 +59,9 @@ from paxosd.core.multi.messages import (
     Stale,
     TimeoutNow,
 )
-from paxosd.core.multi.reconfigure import Reconfigure
+from paxosd.core.multi.reconfigure import Reconfigure, in_batch
 from paxosd.core.multi.records import Accepted as AcceptedRecord
-from paxosd.core.multi.records import Configured, Record
+from paxosd.core.multi.records import Batch, Configured, Record
 from paxosd.core.types import Ballot, NodeId, ballot_round_max
 
 if TYPE_CHECKING:
@@ -145,6 +145,14 @@ def applied_change(replica: Replica, slot: int, change: Reconfigure) -> None:
     if configuration.epoch <= replica.configuration.epoch:
         return
     adopt(replica, replace(configuration, first_slot=slot + 1))
+
+
+def use_accepted(replica: Replica, slot: int, batch: Batch) -> None:
+    """The planted bug `accepted-config` (mutant R1's, as an engine variant): a follower
+    enters the epoch a change it has just accepted starts, before the change is chosen."""
+    change = in_batch(batch)
+    if change is not None and change.configuration.epoch == replica.configuration.epoch + 1:
+        applied_change(replica, slot, change)
 
 
 def removed_by(replica: Replica) -> Configuration | None:
@@ -272,6 +280,8 @@ def may_campaign(replica: Replica) -> bool:
     """A voter that has applied up to its epoch's first slot (a node restarted from an older
     snapshot has not: its phase 1 would read old acceptances as this epoch's)."""
     c = replica.configuration
+    if replica.config.variant == "accepted-config":
+        return c.is_voter(replica.node_id)  # the planted bug: need not have reached its start
     return c.is_voter(replica.node_id) and replica.learner.chosen_upto >= c.first_slot - 1
 
 

@@ -721,6 +721,8 @@ class Replica:
         self.out.persist(self.acceptor.accept(msg.ballot, msg.slot, msg.batch))
         self.out.send(src, Accepted(ballot=msg.ballot, slot=msg.slot))
         catchup.learn_commit(self, msg.ballot, msg.commit)
+        if self.config.variant == "accepted-config":
+            epochs.use_accepted(self, msg.slot, msg.batch)  # a planted bug
 
     def _refuse(self, src: NodeId, ballot: Ballot) -> None:
         """An Accept or Heartbeat below our promise: tell the sender what we promised."""

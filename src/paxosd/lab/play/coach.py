@@ -125,7 +125,10 @@ class CoachMemory:
 
     def __init__(self, session: Session, states_max: int = coach_store_states_max) -> None:
         budget = replace(session.coach_budget, states_max=states_max, memory_mb_max=None)
-        self.explorer = Explorer(session.factory, budget, session.core_config, session.values)
+        self.explorer = Explorer(
+            session.factory, budget, session.core_config, session.values,
+            proposers=session.explorer.proposers,
+        )  # fmt: skip
         algorithm = algorithms.get(session.config.algorithm)
         proposers = [self.explorer.proposer_of(i) for i in range(len(session.values))]
         symmetry = None
@@ -146,7 +149,7 @@ class CoachMemory:
         core steps and the store; both are dropped."""
         self.explorer = Explorer(
             self.explorer.factory, self.explorer.budget, self.explorer.config,
-            self.explorer.values,
+            self.explorer.values, proposers=self.explorer.proposers,
         )  # fmt: skip
         self.store = Store(self.explorer, self.store.symmetry, self.store.states_max)
         self.answers.clear()

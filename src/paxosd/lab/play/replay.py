@@ -60,11 +60,6 @@ def session_from_trace(lab_trace: LabTrace) -> Session:
     """A live session that has taken every step of an explored run, its cursor at step 0."""
     if lab_trace.model != "explored":
         raise ValueError("only an explored run can be replayed step by step")
-    if lab_trace.config.get("change") is not None:
-        raise ValueError(
-            "a membership story (lab check --change) is not played here yet: its run is "
-            "printed by lab check, and drawn by lab check --html FILE"
-        )
     config = PlayConfig.from_json(lab_trace.config)
     session = Session(config)
     specs = step_specs(lab_trace.trace)

@@ -25,7 +25,6 @@ from typing import Any
 from paxosd.core.types import Envelope, describe
 from paxosd.lab import algorithms
 from paxosd.lab.check import CheckRequest, explore_budget, steps_as_trace
-from paxosd.lab.values import values as value_names
 from paxosd.sim.explorer import Explorer, ExState, Step
 from paxosd.sim.trace import Event, family_of
 
@@ -69,6 +68,9 @@ class PlayConfig:
     faults: frozenset[str] = frozenset({"crash"})
     ballots: int = 2
     timing: str | None = None
+    # multipaxos: the voters an operator asks node 1 for (`lab check --change`): the change
+    # is one more value to propose, at node 1 like every value.
+    change: tuple[int, ...] | None = None
 
     def validate(self) -> None:
         algorithms.get(self.algorithm)  # ValueError naming the choices
@@ -89,13 +91,15 @@ class PlayConfig:
         return CheckRequest(
             algorithms.get(self.algorithm), nodes=self.nodes, values=self.values,
             crashes=self.crashes, faults=self.faults, variant=self.variant, explore=True,
-            rounds=self.ballots, timing=self.timing,
+            rounds=self.ballots, timing=self.timing, change=self.change,
         )  # fmt: skip
 
     def command(self) -> str:
         """The CLI command that checks the same configuration."""
         faults = ",".join(sorted(self.faults)) or '""'
         timing = f" --timing {self.timing}" if self.timing else ""
+        if self.change is not None:
+            timing += f" --change {','.join(map(str, self.change))}"
         return (
             f"paxosd lab check {self.algorithm} --explore --nodes {self.nodes} "
             f"--values {self.values} --crashes {self.crashes} --faults {faults} "
@@ -112,6 +116,7 @@ class PlayConfig:
             "faults": sorted(self.faults),
             "ballots": self.ballots,
             "timing": self.timing,
+            "change": None if self.change is None else list(self.change),
         }
 
     @classmethod
@@ -120,7 +125,7 @@ class PlayConfig:
         if not isinstance(data, dict):
             raise ValueError("the configuration must be a JSON object")
         known = {"algorithm", "nodes", "values", "variant", "crashes", "faults", "ballots",
-                 "timing"}  # fmt: skip
+                 "timing", "change"}  # fmt: skip
         fields: dict[str, Any] = {k: v for k, v in data.items() if k in known}
         if not isinstance(fields.get("algorithm"), str):
             raise ValueError('"algorithm" is required: one of ' + ", ".join(algorithms.ALGORITHMS))
@@ -140,6 +145,13 @@ class PlayConfig:
         for name in ("variant",):
             if name in fields and not isinstance(fields[name], str):
                 raise ValueError(f'"{name}" must be a string')
+        change = fields.get("change")
+        if change is not None:
+            if not isinstance(change, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in change
+            ):
+                raise ValueError('"change" must be a list of node ids (the voters asked for)')
+            fields["change"] = tuple(change)
         config = cls(**fields)
         config.validate()
         return config
@@ -217,14 +229,17 @@ class Session:
         self.config.validate()
         request = self.config.request()
         self.coach_budget, self.core_config = explore_budget(request)
-        self.values = value_names(self.config.values, request.algorithm.value_names)
+        self.values = request.explored_values()  # the operator's change first, if any
         play_budget = replace(
             self.coach_budget, crashes=fault_budget_play, restarts=True, loss=True,
             duplicate=True, partitions=fault_budget_play, asymmetric=False, timing="async",
             network="consume",
         )  # fmt: skip
         self.factory = request.algorithm.factory
-        self.explorer = Explorer(self.factory, play_budget, self.core_config, self.values)
+        proposers = None if self.config.change is None else [1] * len(self.values)
+        self.explorer = Explorer(
+            self.factory, play_budget, self.core_config, self.values, proposers=proposers
+        )
         self.message_ids: dict[Envelope, int] = {}
         self._next_message = itertools.count(1)
         self._actions: dict[int, list[Action]] = {}
