@@ -440,11 +440,12 @@ class Cluster:
         node_id: NodeId,
         rebuilding: bool = False,
         configuration: Configuration | None = None,
+        incarnation: int | None = None,
     ) -> SimDisk:
         """A store as `paxosd init` (or, rebuilding, `--reinitialize`; with `configuration`,
         `paxosd node --join`) makes it: appearing whole, holding its configuration (and its
-        rebuilding mark) from the start, under a new incarnation id."""
-        incarnation = self.incarnation_rng.randint(1, incarnation_max)
+        rebuilding mark) from the start, under a new incarnation id (or `incarnation`)."""
+        incarnation = incarnation or self.draw_incarnation()
         self.incarnations[node_id] = incarnation
         disk = SimDisk(make_identity("sim", node_id), self.policy)
         stored = configuration or self.configuration
@@ -453,6 +454,9 @@ class Cluster:
         if self.membership is not None:
             disk.on_durable_votes = partial(self.membership.durable, node_id, incarnation)
         return disk
+
+    def draw_incarnation(self) -> int:
+        return self.incarnation_rng.randint(1, incarnation_max)
 
     # scheduling
     def at(self, time: float, action: Callable[[], None]) -> None:
@@ -727,11 +731,16 @@ class Cluster:
         self.disks[node_id] = self._new_disk(node_id, rebuilding)
         self.storeless.discard(node_id)
 
-    def join_store(self, node_id: NodeId, configuration: Configuration) -> None:
-        """`paxosd node --join` on a stopped node: a new store made from the cluster's
-        `configuration`, under a new incarnation id (sim/membership.py)."""
-        self.compactions_lost += self.disks[node_id].compactions
-        self.disks[node_id] = self._new_disk(node_id, configuration=configuration)
+    def join_store(
+        self, node_id: NodeId, configuration: Configuration, incarnation: int | None = None
+    ) -> None:
+        """A new store made from the cluster's `configuration` (as `paxosd node --join` makes
+        it, with the configuration that added the node), under a new incarnation id (or the
+        one drawn when its disk was wiped): sim/membership.py."""
+        if node_id not in self.storeless:
+            self.compactions_lost += self.disks[node_id].compactions
+        disk = self._new_disk(node_id, configuration=configuration, incarnation=incarnation)
+        self.disks[node_id] = disk
         self.storeless.discard(node_id)
 
     def restart(self, node_id: NodeId, release: bool = False) -> None:

@@ -20,9 +20,9 @@ dropped when its receiver's configuration `admits` refuses the sender's store (a
 joined through the log, recorded with another incarnation), and counted. A member added
 through the log is recorded with its store's identity. The operator also replaces members:
 (a) correctly, as docs/operations.md says: remove the node (the leader hands over first),
-wait until the removal is adopted, wipe its disk, start it on the store `paxosd node --join`
-makes (the current configuration, in which it is no member, and a new incarnation), and add
-it back as a learner with its new identity (the leader promotes it once caught up); (b)
+wait until the removal is adopted, wipe its disk, have it added back as a learner with its
+new identity, and make its store as `paxosd node --join` does (with the configuration that
+added it, and the new incarnation) and start it (the leader promotes it once caught up); (b)
 carelessly, half the time: a voter that joined through the log is wiped at the worst moment
 (as `disk-loss` strikes: the voters that chose with it down, the ones that fell behind up)
 and started again under its id, on a store made from the configuration in which it votes.
@@ -390,16 +390,18 @@ def replace_member(cluster: Cluster, plan: Replace) -> None:
 
 @dataclass(slots=True)
 class Replacement:
-    """(a), the correct operator: remove the node (the leader hands over first), wait until
-    the removal is adopted, wipe the node's disk and start it on the store `paxosd node
-    --join` makes (the current configuration, in which it is no member, and a new
-    incarnation), then add it as a learner with its new identity (the leader promotes it
-    once it has caught up). Each step is asked again until it is done (a change in
-    progress, a leader crashed meanwhile), until the safety phase ends."""
+    """(a), the correct operator, as `paxosd node --join` does it (cli/join.py): remove the
+    node (the leader hands over first) and wait until the removal is adopted; stop it and
+    wipe its disk (its new incarnation id is drawn); ask the leader to add it as a learner
+    with its new identity, and once that is adopted, make its store with the configuration
+    that added it and start it (the leader promotes it once it has caught up). Each step is
+    asked again until it is done (a change in progress, a leader crashed meanwhile), until
+    the safety phase ends; a node wiped by then gets its store with the latest
+    configuration, added or not (it then learns that it is no member)."""
 
     cluster: Cluster
     node: NodeId
-    wiped: bool = False
+    incarnation: int = 0  # the new store's, once the disk is wiped
 
     def __post_init__(self) -> None:
         observer = self.cluster.membership
@@ -408,22 +410,21 @@ class Replacement:
 
     def step(self) -> None:
         cluster, node = self.cluster, self.node
-        observer = cluster.membership
-        assert observer is not None
-        if cluster.now >= cluster.spec.safety_ms:
-            observer.replacing.discard(node)
-            cluster.count("membership_replace_unfinished")
-            return
         leader = cluster.leader()
         sim = cluster.nodes[leader] if leader is not None else None
+        if cluster.now >= cluster.spec.safety_ms - stuck_ms:
+            if self.incarnation:
+                self._start(self._latest())
+            self._done("membership_replace_unfinished")
+            return
         later = partial(self.step)
         if sim is None or leader is None:
             cluster.at(cluster.now + retry_ms, later)
             return
         current = sim.replica.configuration
-        if not self.wiped:
+        if not self.incarnation:
             if not current.is_member(node):
-                self._wipe(current)
+                self._wipe()
             elif leader == node:
                 others = [v for v in current.voters if v != node and cluster.nodes[v] is not None]
                 if others and sim.driver.transfer_leadership(others[0]) is None:
@@ -434,20 +435,35 @@ class Replacement:
             cluster.at(cluster.now + retry_ms, later)
             return
         if current.is_member(node):
-            observer.replacing.discard(node)
-            cluster.count("membership_replace")
+            self._start(current)
+            self._done("membership_replace")
             return
-        incarnation = cluster.incarnations[node]
-        joining = Joined(node, incarnation, contact(node))
+        joining = Joined(node, self.incarnation, contact(node))
         sim.driver.change_members(current.voters, (*current.learners, node), joining)
         cluster.at(cluster.now + retry_ms, later)
 
-    def _wipe(self, current: Configuration) -> None:
+    def _wipe(self) -> None:
+        """Stopped, its store gone: until the new one is made, no start finds one."""
         cluster, node = self.cluster, self.node
         cluster.crash(node)
-        cluster.join_store(node, current)
+        cluster.move_store_aside(node)
+        self.incarnation = cluster.draw_incarnation()
+
+    def _start(self, configuration: Configuration) -> None:
+        cluster, node = self.cluster, self.node
+        cluster.join_store(node, configuration, self.incarnation)
         cluster.restart(node)
-        self.wiped = True
+
+    def _latest(self) -> Configuration:
+        """The latest configuration a node that is up is in."""
+        up = [sim.replica.configuration for sim in self.cluster.nodes.values() if sim]
+        return max(up, key=lambda c: c.epoch, default=self.cluster.configuration)
+
+    def _done(self, outcome: str) -> None:
+        observer = self.cluster.membership
+        assert observer is not None
+        observer.replacing.discard(self.node)
+        self.cluster.count(outcome)
 
 
 def _careless(cluster: Cluster, plan: Replace, current: Configuration, victim: NodeId) -> None:
@@ -511,17 +527,15 @@ stuck_ms = 300.0  # how often the operator looks for a node that cannot come bac
 
 
 def is_stuck(cluster: Cluster, node: NodeId) -> bool:
-    """Whether `node` is up on a store that can never vote again: its peers refuse that
-    store's identity, or it rebuilds a lost store and has learned of an epoch later than
-    the one the store was made for (its rebuild is stranded: core/multi/epochs.py)."""
+    """Whether `node` has a store that can never vote again: its peers refuse that store's
+    identity, or it is up rebuilding a lost store and has learned of an epoch later than the
+    one the store was made for (its rebuild is stranded: core/multi/epochs.py)."""
     sim = cluster.nodes[node]
     observer = cluster.membership
-    if sim is None or observer is None:
-        return False
-    rebuilding = sim.replica.rebuilding
-    if rebuilding is not None and rebuilding.stranded:
-        return True
-    return (node, cluster.incarnations[node]) in observer.refused
+    if observer is not None and (node, cluster.incarnations[node]) in observer.refused:
+        return True  # (up or down: it is the store that is refused)
+    rebuilding = sim.replica.rebuilding if sim is not None else None
+    return rebuilding is not None and rebuilding.stranded
 
 
 def stuck(cluster: Cluster) -> list[NodeId]:
@@ -578,22 +592,33 @@ def replace_stuck(cluster: Cluster) -> None:
 
 def may_lose_store(cluster: Cluster, node: NodeId) -> bool:
     """Whether a lost-store fault may strike `node` now: in a run with membership changes,
-    not while another node is stuck or replaced, nor a voter of a configuration (adopted,
-    or proposed by a change in flight) of fewer than three voters (the others could not
-    choose its removal: the cluster would be lost, and only a restore from a backup brings
-    it back, docs/operations.md)."""
+    not while another node is stuck, replaced or rebuilding, nor a voter of a configuration
+    (adopted, or proposed by a change in flight) of fewer than three voters (the others
+    could not choose its removal: the cluster would be lost, and only a restore from a
+    backup brings it back, docs/operations.md)."""
     observer = cluster.membership
     if observer is None:
         return True
-    if stuck(cluster):
+    if unhealthy(cluster) - {node}:
         return False
-    # Every configuration that is, or may become, the current one: the latest any node
-    # adopted, and every change a node accepted for a later epoch (chosen or not yet).
+    # Every configuration that is, or may become, the current one: those of the epochs from
+    # the earliest a member of the latest is still in (an adoption seen may not have been
+    # durable: a node that crashed then restarts in the epoch before, and the change must
+    # be learned again there), and every change a node accepted for a later epoch.
     configurations = observer.configurations()
-    latest = max(configurations)
-    later = [configurations[latest]]
+    latest = configurations[max(configurations)]
+    last = dict.fromkeys(latest.members, 0)
+    for record in observer.adopted:
+        if record.node in last:
+            last[record.node] = max(last[record.node], record.epoch)
+    for member in last:
+        sim = cluster.nodes[member]
+        if sim is not None:
+            last[member] = min(last[member], sim.replica.configuration.epoch)
+    oldest = min(last.values(), default=latest.epoch)
+    later = [c for epoch, c in configurations.items() if epoch >= oldest]
     for batch in observer.proposed.values():
         change = in_batch(batch)
-        if change is not None and change.configuration.epoch > latest:
+        if change is not None and change.configuration.epoch > oldest:
             later.append(change.configuration)
     return all(not c.is_voter(node) or len(c.voters) >= 3 for c in later)
