@@ -92,6 +92,7 @@ from paxosd.chaos.processes import NodeProcess, storage_failure_exit_code, write
 from paxosd.chaos.proxy import ProxyMesh
 from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.config import load as load_config
+from paxosd.runtime.datadir import has_store_in
 
 log = logging.getLogger("paxosd.chaos.nemesis")
 
@@ -313,7 +314,8 @@ class NemesisRunner:
 
     async def run(self, schedule: Sequence[FaultEvent]) -> list[dict[str, Any]]:
         """Play `schedule` from now on; heal everything at the end (also on error or
-        cancellation). Returns the records (also in `self.events`)."""
+        cancellation). A fault whose undo overruns its planned end shifts every later fault
+        by the overrun. Returns the records (also in `self.events`)."""
         loop = asyncio.get_running_loop()
         base = loop.time()
         try:
@@ -322,6 +324,9 @@ class NemesisRunner:
                 await self.begin(event)
                 await asyncio.sleep(max(0.0, base + event.end - loop.time()))
                 await self.end()
+                # An undo that ran past the planned end (a node joining and being promoted)
+                # pushes the rest back by as much: every fault keeps its quiet time after it.
+                base += max(0.0, loop.time() - (base + event.end))
         finally:
             await self.heal_all()
         return self.events
@@ -696,17 +701,26 @@ class NemesisRunner:
         self._downed.add(victim)
         if process.alive:  # a join run that did not finish (the heal takes it up again)
             await asyncio.to_thread(process.kill9)
-        await self.mesh.close_front(victim)  # the node listens there itself while it joins
-        front = self.mesh.front_address(victim)
-        me = machine.me
-        process.join_with(endpoint, front, me.http, me.resp)
-        detail["join_command"] = " ".join(process.command[2:])
-        detail["join_pid"] = await asyncio.to_thread(process.start)
-        status = await asyncio.to_thread(process.wait_ready, join_wait_s)
-        detail["joined_at"] = time.time()
-        detail["new_incarnation"] = status.get("incarnation")
-        await asyncio.to_thread(process.terminate)
         path = process.data_dir / "node.toml"
+        if not (path.exists() and has_store_in(process.data_dir)):  # else: joined, then cut off
+            await self.mesh.close_front(victim)  # it listens there itself while it joins
+            front = self.mesh.front_address(victim)
+            me = machine.me
+            process.join_with(endpoint, front, me.http, me.resp)
+            detail["join_command"] = " ".join(process.command[2:])
+            detail["join_pid"] = await asyncio.to_thread(process.start)
+            status = await asyncio.to_thread(process.wait_ready, join_wait_s)
+            detail["joined_at"] = time.time()  # it serves: its join was taken, its store made
+            detail["new_incarnation"] = status.get("incarnation")
+            # The join's own change, for the report's list (it answered, so it was taken on).
+            joined = {
+                "at": detail["joined_at"],
+                "ask": f"join {victim} at {endpoint[0]}:{endpoint[1]} (paxosd node --join)",
+                "answer": f"202 a learner under incarnation {detail['new_incarnation']}",
+            }
+            detail.setdefault("changes", []).append(joined)
+            await asyncio.to_thread(process.terminate)
+        detail.setdefault("joined_at", time.time())
         await asyncio.to_thread(
             write_joined_config, path, machine, self.mesh, self.mesh.peers[victim]
         )
