@@ -167,6 +167,8 @@ def test_a_change_the_story_cannot_tell_is_refused_with_the_reason(
 def test_change_is_for_the_explored_engine_only() -> None:
     with pytest.raises(ValueError, match="--change is a membership change of multipaxos"):
         CheckRequest(get("paxos"), explore=True, change=(1, 2)).validate()
+    with pytest.raises(ValueError, match="bound the explorer: add --explore"):
+        CheckRequest(get("paxos"), timeouts=1).validate()
     result = CliRunner().invoke(
         main, ["lab", "check", "multipaxos", "--explore", "--change", "one,two"]
     )
