@@ -20,6 +20,7 @@ from paxosd.lab.algorithms import get
 from paxosd.lab.check import CheckRequest, explore_budget, run_check
 from paxosd.lab.membership import story
 from paxosd.lab.play.replay import session_from_trace
+from paxosd.lab.play.session import PlayConfig, Session
 from paxosd.sim.engine_swarm import spec_for, swarm
 from paxosd.sim.explorer import Explorer, LogEntry
 
@@ -166,6 +167,8 @@ def test_a_change_the_story_cannot_tell_is_refused_with_the_reason(
 def test_change_is_for_the_explored_engine_only() -> None:
     with pytest.raises(ValueError, match="--change is a membership change of multipaxos"):
         CheckRequest(get("paxos"), explore=True, change=(1, 2)).validate()
+    with pytest.raises(ValueError, match="bound the explorer: add --explore"):
+        CheckRequest(get("paxos"), timeouts=1).validate()
     result = CliRunner().invoke(
         main, ["lab", "check", "multipaxos", "--explore", "--change", "one,two"]
     )
@@ -179,3 +182,15 @@ def test_a_diagram_path_of_no_known_format_is_refused_before_the_search() -> Non
     )
     assert result.exit_code == 2
     assert "--html takes a path ending in .html (a page) or .svg (a picture)" in result.output
+
+
+def test_the_story_can_be_played_from_the_cold_start() -> None:
+    session = Session(PlayConfig("multipaxos", values=1, crashes=0, faults=frozenset(),
+                                 change=(1, 2)))  # fmt: skip
+    proposals = {a.id for a in session.actions() if a.step.kind == "propose"}
+    assert proposals == {"propose:1:voters 1,2", "propose:1:red"}
+    assert "--change 1,2" in session.config.command()
+    assert PlayConfig.from_json(session.config.to_json()) == session.config
+    refused = CliRunner().invoke(main, ["lab", "play", "multipaxos", "--change", "2,3"])
+    assert refused.exit_code == 2
+    assert "node 1 leads when the change is asked" in refused.output
