@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from paxosd.chaos.proxy import LinkProxy, ProxyMesh
-from paxosd.runtime.codec import FrameReader
+from paxosd.runtime.codec import FrameReader, encode_handshake
 from tests.ports import free_block
 
 pytestmark = pytest.mark.timeout(30)
@@ -383,3 +383,56 @@ def test_mesh_draws_per_link_seeds_deterministically() -> None:
     assert len(set(draws[0])) == 6
     with pytest.raises(ValueError):
         ProxyMesh(peers, range(30000, 30005), random.Random(1))
+
+
+def test_front_door_hands_each_dialer_to_its_own_link() -> None:
+    """A joined node is dialed by every member at one address: the door reads who dials from
+    the handshake and the link's own faults apply (here: 1 -> 3 cut, 2 -> 3 open); a dialer
+    that names no member, or sends garbage, is dropped."""
+
+    async def body() -> None:
+        sinks = {i: await Sink().start() for i in (1, 2, 3)}
+        first = free_block(9, 2400)
+        mesh = ProxyMesh(
+            {i: ("127.0.0.1", s.port) for i, s in sinks.items()},
+            range(first, first + 6),
+            random.Random(5),
+            front_ports={3: first + 8},
+        )
+        async with mesh:
+            door = await mesh.open_front(3)
+            assert door == ("127.0.0.1", first + 8) == mesh.front_address(3)
+            await mesh.cut([(1, 3)])
+
+            async def dial(node: int, payload: bytes) -> bool:
+                _, writer = await asyncio.open_connection(*door)
+                writer.write(frame(encode_handshake("c", node, 7)[4:]) + frame(payload))
+                try:
+                    await sinks[3].wait_for(lambda: payload in sinks[3].payloads(), 1.0)
+                    return True
+                except TimeoutError:
+                    return False
+                finally:
+                    writer.close()
+
+            assert await dial(2, b"from 2")
+            assert not await dial(1, b"from 1")
+            assert not await dial(9, b"from nobody")
+            _, writer = await asyncio.open_connection(*door)
+            writer.write(frame(b"not a handshake") + frame(b"garbage"))
+            await asyncio.sleep(0.2)
+            writer.close()
+            assert b"garbage" not in sinks[3].payloads()
+            assert mesh.link(2, 3).stats.frames_forwarded == 2  # the handshake and the payload
+            assert mesh.link(1, 3).stats.frames_forwarded == 0
+            assert mesh.totals()["front_door_connections"] == 2  # 2's and 1's (then cut)
+            await mesh.heal()
+            assert await dial(1, b"from 1 again")
+            await mesh.close_front(3)  # the node listens there itself while it joins again
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.open_connection(*door)
+            assert mesh.totals()["front_door_connections"] == 3
+        for sink in sinks.values():
+            await sink.close()
+
+    run(body)

@@ -3,7 +3,7 @@ engine: an operator asks the leader of three nodes for voters 1,2 while a client
 With either planted bug of a change (`past-stop`: the leader goes on proposing above the stop
 of its change; `accepted-config`: a follower uses the change once accepted) the explorer finds
 the shortest run that decides two values for one slot; the engine as designed passes the
-same search, bounded at that run's length."""
+same search, bounded at the longer run's length (it fails under mutants R1 and R2)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from paxosd.lab.algorithms import get
 from paxosd.lab.check import CheckRequest, explore_budget, run_check
 from paxosd.lab.membership import story
 from paxosd.lab.play.replay import session_from_trace
+from paxosd.lab.play.session import PlayConfig, Session
 from paxosd.sim.engine_swarm import spec_for, swarm
 from paxosd.sim.explorer import Explorer, LogEntry
 
@@ -98,17 +99,17 @@ def test_a_follower_that_uses_a_change_it_only_accepted_lets_a_new_leader_undo_i
 
 
 def test_the_engine_as_designed_passes_the_same_search_to_the_same_depth() -> None:
-    request = _request("correct", depth_max=12)
+    request = _request("correct", depth_max=13)
     budget, config = explore_budget(request)
     values = request.explored_values()
     explorer = Explorer(get("multipaxos").factory, budget, config, values, proposers=[1, 1])
     start, _ = story(explorer)
     exploration = explorer.explore(start=start, livelock=False)
     assert exploration.stopped == "depth limit"
-    assert exploration.depth_checked == 12
+    assert exploration.depth_checked == 13
     assert not exploration.counterexamples
     for prop in ("agreement", "validity"):
-        assert "every run of up to 12 steps checked" in exploration.verdicts[prop].detail
+        assert "every run of up to 13 steps checked" in exploration.verdicts[prop].detail
     # Not a vacuous pass: within the bound the change is chosen at slot 2, and red waits
     # for the new epoch's leader, whose no-op opens the epoch at slot 3: red comes after.
     decided = set().union(*exploration.graph.decided_values)
@@ -166,6 +167,8 @@ def test_a_change_the_story_cannot_tell_is_refused_with_the_reason(
 def test_change_is_for_the_explored_engine_only() -> None:
     with pytest.raises(ValueError, match="--change is a membership change of multipaxos"):
         CheckRequest(get("paxos"), explore=True, change=(1, 2)).validate()
+    with pytest.raises(ValueError, match="bound the explorer: add --explore"):
+        CheckRequest(get("paxos"), timeouts=1).validate()
     result = CliRunner().invoke(
         main, ["lab", "check", "multipaxos", "--explore", "--change", "one,two"]
     )
@@ -179,3 +182,15 @@ def test_a_diagram_path_of_no_known_format_is_refused_before_the_search() -> Non
     )
     assert result.exit_code == 2
     assert "--html takes a path ending in .html (a page) or .svg (a picture)" in result.output
+
+
+def test_the_story_can_be_played_from_the_cold_start() -> None:
+    session = Session(PlayConfig("multipaxos", values=1, crashes=0, faults=frozenset(),
+                                 change=(1, 2)))  # fmt: skip
+    proposals = {a.id for a in session.actions() if a.step.kind == "propose"}
+    assert proposals == {"propose:1:voters 1,2", "propose:1:red"}
+    assert "--change 1,2" in session.config.command()
+    assert PlayConfig.from_json(session.config.to_json()) == session.config
+    refused = CliRunner().invoke(main, ["lab", "play", "multipaxos", "--change", "2,3"])
+    assert refused.exit_code == 2
+    assert "node 1 leads when the change is asked" in refused.output

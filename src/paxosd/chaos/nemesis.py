@@ -58,6 +58,18 @@ Kinds (`KINDS`):
   recorded in `detail.refused`, not an error: refusing is its right. Every change asked for is
   in `detail.changes`. Healing ends by making every node a voter again (an error if it could
   not, within `members_heal_s`).
+- `replace`: a member's machine is replaced after losing its disk, as the runbook does it
+  (docs/operations.md, "Replace a failed node"): the member is removed through the leader
+  (the leader hands over first, one time in three it is the victim), SIGKILLed, and its data
+  directory wiped. At the end it joins again under the same id with `paxosd node --join`
+  (a new incarnation), announcing its front door as its peer address (chaos/proxy.py,
+  `FrontDoor`: every member dials a joined node at that one address, and the door hands each
+  connection to the proxy of its link). Once it runs, it is stopped and started again from
+  the node.toml its join wrote, with its peers rewritten to the proxies of its own links and
+  its real peer port behind the front door: the join run dials the members at the addresses
+  its endpoint knows them by, which would bypass or misattribute later network faults. Every
+  later start uses that file. `detail` has the old and the new incarnation; the heal waits
+  until every node votes.
 """
 
 from __future__ import annotations
@@ -68,6 +80,7 @@ import contextlib
 import json
 import logging
 import random
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -75,8 +88,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from paxosd.chaos.processes import NodeProcess, storage_failure_exit_code
+from paxosd.chaos.processes import NodeProcess, storage_failure_exit_code, write_joined_config
 from paxosd.chaos.proxy import ProxyMesh
+from paxosd.runtime.config import NodeConfig
+from paxosd.runtime.config import load as load_config
+from paxosd.runtime.datadir import has_store_in
 
 log = logging.getLogger("paxosd.chaos.nemesis")
 
@@ -98,6 +114,7 @@ KINDS = (
     "clock-jump-leader",
     "transfer-leader",
     "membership",
+    "replace",
 )
 NETWORK_KINDS = frozenset(
     {"partition", "isolate-leader", "bridge", "one-way", "delay", "loss", "duplicate", "reset"}
@@ -121,6 +138,7 @@ status_timeout_s = 1.0
 leader_wait_s = 3.0  # a handover or a change is given this long to show in the nodes' status
 readd_wait_s = 5.0  # adding a removed node back is retried this long at the fault's end
 members_heal_s = 30.0  # the heal waits this long for every node to vote again
+join_wait_s = 40.0  # a replaced node's `paxosd node --join` runs this long at most before it serves
 remove_leader_chance = 1 / 3
 
 Groups = tuple[tuple[int, ...], ...]
@@ -157,7 +175,7 @@ def _check_kinds(kinds: Sequence[str], nodes: Sequence[int]) -> None:
         raise ValueError("no nemesis kinds given")
     if len(nodes) < 2 and any(k in NETWORK_KINDS for k in kinds):
         raise ValueError("network faults need at least 2 nodes")
-    if len(nodes) < 2 and "membership" in kinds:
+    if len(nodes) < 2 and ("membership" in kinds or "replace" in kinds):
         raise ValueError("a membership change needs at least 2 nodes (one stays a voter)")
     if len(nodes) < 3 and "bridge" in kinds:
         raise ValueError("a bridge needs at least 3 nodes")
@@ -269,6 +287,7 @@ class NemesisRunner:
         self.healed_at: float | None = None
         self._downed: set[int] = set()  # nodes this runner killed or made fail
         self._limits: dict[int, tuple[int, int]] = {}
+        self._machines: dict[int, NodeConfig] = {}  # replaced nodes' configs before the wipe
         self._active: _Active | None = None
         self._handlers: dict[str, Callable[[_Active], Awaitable[None]]] = {
             "kill": self._kill,
@@ -288,13 +307,15 @@ class NemesisRunner:
             "clock-jump-leader": self._clock,
             "transfer-leader": self._transfer_leader,
             "membership": self._membership,
+            "replace": self._replace,
         }
 
     # -- running a schedule -----------------------------------------------------------------
 
     async def run(self, schedule: Sequence[FaultEvent]) -> list[dict[str, Any]]:
         """Play `schedule` from now on; heal everything at the end (also on error or
-        cancellation). Returns the records (also in `self.events`)."""
+        cancellation). A fault whose undo overruns its planned end shifts every later fault
+        by the overrun. Returns the records (also in `self.events`)."""
         loop = asyncio.get_running_loop()
         base = loop.time()
         try:
@@ -303,6 +324,9 @@ class NemesisRunner:
                 await self.begin(event)
                 await asyncio.sleep(max(0.0, base + event.end - loop.time()))
                 await self.end()
+                # An undo that ran past the planned end (a node joining and being promoted)
+                # pushes the rest back by as much: every fault keeps its quiet time after it.
+                base += max(0.0, loop.time() - (base + event.end))
         finally:
             await self.heal_all()
         return self.events
@@ -365,7 +389,21 @@ class NemesisRunner:
             if not process.alive:
                 await asyncio.to_thread(process.start)
         self._downed.clear()
-        membership = [r for r in self.events if r["kind"] == "membership"]
+        replaced = [r for r in self.events if r["kind"] == "replace"]
+        for node_id, process in sorted(self.nodes.items()):
+            if process.join_args is not None:  # a join that did not finish: take it up again
+                detail = replaced[-1]["detail"] if replaced else {}
+                try:
+                    await self._rejoin(node_id, detail)
+                except Exception as error:
+                    log.exception("node %d did not join again", node_id)
+                    detail["end_error"] = f"{type(error).__name__}: {error}"
+        self._check_processes()
+        for _node_id, process in sorted(self.nodes.items()):
+            if not process.alive:
+                await asyncio.to_thread(process.start)
+        self._downed.clear()
+        membership = [r for r in self.events if r["kind"] in ("membership", "replace")]
         if membership:
             await self._every_node_votes(membership[-1]["detail"])
         self.healed_at = time.time()
@@ -560,43 +598,8 @@ class NemesisRunner:
 
     async def _membership(self, active: _Active) -> None:
         detail = active.record["detail"]
-        detail["changes"] = []
-        statuses = await self.statuses()
-        leader = leader_of(statuses)
-        if leader is None:
-            detail["refused"] = "no leader to ask"
-            return
-        voters = _configuration(statuses[leader])[0]
-        if len(voters) < 2:
-            detail["refused"] = f"voters {voters}: none can be removed"
-            return
-        if active.event.targets:  # a victim named in advance (the schedule leaves it open)
-            victim = self._victim(active)
-            if victim not in voters:
-                detail["refused"] = f"node {victim} is no voter (voters {voters})"
-                return
-        elif self.rng.random() < remove_leader_chance:
-            victim = leader
-        else:
-            victim = self.rng.choice([v for v in voters if v != leader] or [leader])
-        active.record["targets"] = [[victim]]
-        detail["victim_led"] = victim == leader
-        active.record["start"] = time.time()
-        if victim == leader:  # as `paxosd member remove` does: the leader hands over first
-            others = [v for v in voters if v != leader and self.nodes[v].alive]
-            if not others:
-                detail["refused"] = "no other voter is up to take over"
-                return
-            to = self.rng.choice(others)
-            answer = await self._post(leader, "/v1/leader/transfer", {"to": to})
-            detail["changes"].append({"at": time.time(), "ask": f"transfer {leader} -> {to}",
-                                      "answer": answer})  # fmt: skip
-            leader = await self._leader_other_than(leader)
-            if leader is None:
-                detail["refused"] = f"node {victim} did not hand over within {leader_wait_s} s"
-                return
-        ok = await self._change(detail, leader, "remove", victim)
-        if not ok:
+        victim = await self._remove_member(active)
+        if victim is None:
             return
 
         async def add_back() -> None:
@@ -610,6 +613,132 @@ class NemesisRunner:
             detail["not_added_back"] = f"node {victim}: refused for {readd_wait_s} s"
 
         active.undo = add_back
+
+    async def _remove_member(self, active: _Active) -> int | None:
+        """Remove a voter through the leader (one time in three the leader itself, which
+        hands over first); the victim if the leader took the change on, else None (why is in
+        the record's detail)."""
+        detail = active.record["detail"]
+        detail["changes"] = []
+        statuses = await self.statuses()
+        leader = leader_of(statuses)
+        if leader is None:
+            detail["refused"] = "no leader to ask"
+            return None
+        voters = _configuration(statuses[leader])[0]
+        if len(voters) < 2:
+            detail["refused"] = f"voters {voters}: none can be removed"
+            return None
+        if active.event.targets:  # a victim named in advance (the schedule leaves it open)
+            victim = self._victim(active)
+            if victim not in voters:
+                detail["refused"] = f"node {victim} is no voter (voters {voters})"
+                return None
+        elif self.rng.random() < remove_leader_chance:
+            victim = leader
+        else:
+            victim = self.rng.choice([v for v in voters if v != leader] or [leader])
+        active.record["targets"] = [[victim]]
+        detail["victim_led"] = victim == leader
+        detail["old_incarnation"] = (statuses.get(victim) or {}).get("incarnation")
+        active.record["start"] = time.time()
+        if victim == leader:  # as `paxosd member remove` does: the leader hands over first
+            others = [v for v in voters if v != leader and self.nodes[v].alive]
+            if not others:
+                detail["refused"] = "no other voter is up to take over"
+                return None
+            to = self.rng.choice(others)
+            answer = await self._post(leader, "/v1/leader/transfer", {"to": to})
+            detail["changes"].append({"at": time.time(), "ask": f"transfer {leader} -> {to}",
+                                      "answer": answer})  # fmt: skip
+            new_leader = await self._leader_other_than(leader)
+            if new_leader is None:
+                detail["refused"] = f"node {victim} did not hand over within {leader_wait_s} s"
+                return None
+            leader = new_leader
+        if not await self._change(detail, leader, "remove", victim):
+            return None
+        return victim
+
+    async def _replace(self, active: _Active) -> None:
+        detail = active.record["detail"]
+        victim = await self._remove_member(active)
+        if victim is None:
+            return
+        process = self.nodes[victim]
+        if process.data_dir is None:
+            detail["refused"] = f"node {victim} has no data directory to lose"
+            return
+        # What the operator knows of the lost machine: its addresses, and how the harness
+        # runs its nodes (variant, clock file); read before the wipe takes its node.toml.
+        self._machines[victim] = load_config(process.config_path)
+        self._downed.add(victim)
+        detail["pid"] = process.pid
+        detail["exit_code"] = await asyncio.to_thread(process.kill9)
+        await asyncio.to_thread(shutil.rmtree, process.data_dir, True)
+        detail["wiped"] = str(process.data_dir)
+
+        async def rejoin() -> None:
+            await self._rejoin(victim, detail)
+
+        active.undo = rejoin
+
+    async def _rejoin(self, victim: int, detail: dict[str, Any]) -> None:
+        """`victim` (removed, its data directory wiped) joins again through the leader, then
+        runs from the config its join wrote, rewritten for the mesh (see `replace` in the
+        module docstring)."""
+        process = self.nodes[victim]
+        machine = self._machines[victim]
+        assert process.data_dir is not None
+        endpoint = None
+        leader = await self.find_leader()
+        for node in [leader, *sorted(self.nodes)]:
+            if node is not None and node != victim and self.nodes[node].alive:
+                endpoint = self.nodes[node].http
+                break
+        if endpoint is None:
+            raise RuntimeError(f"no member is up for node {victim} to join through")
+        self._downed.add(victim)
+        if process.alive:  # a join run that did not finish (the heal takes it up again)
+            await asyncio.to_thread(process.kill9)
+        path = process.data_dir / "node.toml"
+        if not (path.exists() and has_store_in(process.data_dir)):  # else: joined, then cut off
+            await self.mesh.close_front(victim)  # it listens there itself while it joins
+            front = self.mesh.front_address(victim)
+            me = machine.me
+            process.join_with(endpoint, front, me.http, me.resp)
+            detail["join_command"] = " ".join(process.command[2:])
+            detail["join_pid"] = await asyncio.to_thread(process.start)
+            status = await asyncio.to_thread(process.wait_ready, join_wait_s)
+            detail["joined_at"] = time.time()  # it serves: its join was taken, its store made
+            detail["new_incarnation"] = status.get("incarnation")
+            # The join's own change, for the report's list (it answered, so it was taken on).
+            joined = {
+                "at": detail["joined_at"],
+                "ask": f"join {victim} at {endpoint[0]}:{endpoint[1]} (paxosd node --join)",
+                "answer": f"202 a learner under incarnation {detail['new_incarnation']}",
+            }
+            detail.setdefault("changes", []).append(joined)
+            await asyncio.to_thread(process.terminate)
+        detail.setdefault("joined_at", time.time())
+        await asyncio.to_thread(
+            write_joined_config, path, machine, self.mesh, self.mesh.peers[victim]
+        )
+        await self.mesh.open_front(victim)
+        process.use_config(path)
+        detail["restart_pid"] = await asyncio.to_thread(process.start)
+        self._downed.discard(victim)
+        # One machine at a time, as an operator would: the fault ends once the node votes
+        # again (the leader promotes it when it has caught up), or after members_heal_s.
+        started = time.monotonic()
+        while time.monotonic() - started < members_heal_s:
+            statuses = await self.statuses()
+            leader = leader_of(statuses)
+            if leader is not None and victim in _configuration(statuses[leader])[0]:
+                detail["voter_after_s"] = round(time.time() - detail["joined_at"], 3)
+                return
+            await asyncio.sleep(0.1)
+        detail["not_voter"] = f"node {victim} was no voter {members_heal_s:g} s after its join"
 
     async def _change(self, detail: dict[str, Any], leader: int, verb: str, node: int) -> bool:
         """Ask `leader` to remove `node` or add it as a learner; True if it took the change
@@ -670,7 +799,11 @@ class NemesisRunner:
                     detail["healed_voters"] = voters
                     detail["heal_s"] = round(time.monotonic() - started, 3)
                     return
-                missing = [n for n in everyone if n not in voters and n not in learners]
+                # A replaced node that has not joined again is added by its join, not here.
+                missing = [
+                    n for n in everyone
+                    if n not in voters and n not in learners and self.nodes[n].join_args is None
+                ]  # fmt: skip
                 if missing:  # one change at a time; learners are promoted by the leader
                     await self._change(detail, leader, "add", missing[0])
             await asyncio.sleep(0.2)

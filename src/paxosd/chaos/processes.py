@@ -19,6 +19,10 @@ keeps its sockets, its peers see silence, then it resumes with stale beliefs - t
 fault). `limit_file_size` lowers RLIMIT_FSIZE of a running node so that its next append to
 the data log fails (EFBIG; Python ignores SIGXFSZ): a failing disk without root tricks.
 
+A node replaced as an operator replaces a machine that lost its disk (the `replace` nemesis)
+runs `paxosd node --join` once (`join_with`): it joins through the log under a new incarnation
+and writes DATA_DIR/node.toml, which every later start of it uses (`use_config`).
+
 Blocking calls here (waiting for an exit, HTTP status) are plain functions; asyncio callers
 run them with `asyncio.to_thread` so the proxies sharing their event loop keep moving.
 """
@@ -121,6 +125,37 @@ def write_configs(
     return paths
 
 
+def write_joined_config(
+    path: Path, machine: NodeConfig, mesh: ProxyMesh, real_peer: Address
+) -> None:
+    """Rewrite the config a replaced node's `paxosd node --join` wrote at `path` for the mesh:
+    it listens on its real peer port again (behind its front door, the address its record
+    announces), dials every peer through the proxy of its own link, and keeps what the harness
+    runs every node with (`machine`, its config before the wipe: variant, clock file, the
+    run's key-value limits). Its identity, timeouts and store settings stay the join's."""
+    from paxosd.runtime.config import load
+
+    joined = load(path)
+    node = joined.node_id
+    members = tuple(
+        replace(m, peer=real_peer) if m.id == node
+        else replace(m, peer=mesh.address_for(node, m.id)) if m.id in mesh.peers
+        else m
+        for m in joined.members
+    )  # fmt: skip
+    rewritten = replace(
+        joined, members=members, variant=machine.variant, clock_file=machine.clock_file,
+        kv=machine.kv,
+    ).validate()  # fmt: skip
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(to_toml(rewritten))
+    os.replace(temporary, path)
+
+
+def _show(address: Address) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
 def _pump(source: IO[bytes], path: Path) -> None:
     """Copy a node's output to its log file until the node exits (EOF)."""
     with source, open(path, "ab") as sink:
@@ -167,6 +202,9 @@ class NodeProcess:
         self.exit_codes: list[int] = []  # of every earlier run, in order
         self._log_pump: threading.Thread | None = None
         self._reaped = True  # no run yet, nothing to record
+        # While set, the next start joins the cluster (`paxosd node --join ...`) instead of
+        # running from `config_path`.
+        self.join_args: list[str] | None = None
 
     @classmethod
     def from_config(cls, config_path: Path, log_dir: Path) -> NodeProcess:
@@ -184,7 +222,27 @@ class NodeProcess:
 
     @property
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "paxosd", "node", "--config", str(self.config_path)]
+        node = [sys.executable, "-m", "paxosd", "node"]
+        if self.join_args is not None:
+            return [*node, *self.join_args]
+        return [*node, "--config", str(self.config_path)]
+
+    def join_with(self, endpoint: Address, peer: Address, http: Address, resp: Address) -> None:
+        """Make the next start join the cluster of the member whose HTTP is at `endpoint`,
+        announcing these addresses; the node's data directory must be new and empty."""
+        if self.data_dir is None:
+            raise ValueError(f"node {self.node_id} has no data directory to join with")
+        self.join_args = [
+            "--join", _show(endpoint), "--id", str(self.node_id),
+            "--data-dir", str(self.data_dir),
+            "--peer", _show(peer), "--http", _show(http), "--resp", _show(resp),
+        ]  # fmt: skip
+        self.http = http
+
+    def use_config(self, config_path: Path) -> None:
+        """Start from `config_path` from now on (a joined node: the file its join wrote)."""
+        self.join_args = None
+        self.config_path = Path(config_path)
 
     @property
     def pid(self) -> int | None:

@@ -33,6 +33,14 @@ connect). A connection's held frames are bounded by `held_bytes_max`; a
 frame that would exceed it is dropped and counted, so a paused or slow receiver costs bounded
 memory. Every decision is counted in `LinkStats`.
 
+A node that joined through the log (`paxosd node --join`) is dialed by every member at the one
+peer address its record announces, not at an address of each member's config file. Its
+`FrontDoor` listens there: it reads a connection's first frame (the handshake, which names the
+dialer) and hands the connection to the proxy of the link dialer -> node, whose faults and
+counters then apply as to any other connection of that link. A cut link cannot close a shared
+listener: its front-door connections are aborted right after their handshake instead, which
+the dialer takes as a silent refusal and backs off from.
+
 Determinism: a link draws from its rng per frame, in this order: loss (if loss > 0),
 duplication (if duplicate > 0), jitter (if jitter_ms > 0). `ProxyMesh` gives each link its
 own rng seeded from the mesh's rng in link order, so one link's traffic never shifts another
@@ -52,7 +60,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from paxosd.runtime.codec import FrameReader, WireError, frame_bytes_max
+from paxosd.runtime.codec import FrameReader, WireError, decode_handshake, frame_bytes_max
 
 log = logging.getLogger("paxosd.chaos.proxy")
 
@@ -67,6 +75,7 @@ rebind_attempts = 40
 rebind_pause_s = 0.05
 close_timeout_s = 2.0
 handshake_frames_default = 1
+front_handshake_wait_s = 2.0  # a front door drops a dialer that names itself no sooner
 _length = struct.Struct(">I")
 
 
@@ -347,7 +356,11 @@ class LinkProxy:
         finally:
             self.handlers.discard(task)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes = b""
+    ) -> None:
+        """Run one dialer's connection; `first`: a frame a front door read from it already
+        (its handshake), sent upstream before anything else."""
         if self.faults.cut or self.closed:
             writer.transport.abort()
             return
@@ -372,6 +385,12 @@ class LinkProxy:
             return
         self.stats.connections_accepted += 1
         connection = _Connection(self, (reader, writer), upstream)
+        if first:
+            upstream[1].write(first)
+            self.stats.frames_in += 1
+            self.stats.frames_forwarded += 1
+            self.stats.bytes_forwarded += len(first)
+            connection.frames_seen = 1
         self.connections.add(connection)
         try:
             await connection.run()
@@ -466,6 +485,70 @@ class LinkProxy:
         }
 
 
+class FrontDoor:
+    """The peer address of a node that joined through the log: every member dials it, and each
+    connection goes on through the proxy of its own link, found from its handshake."""
+
+    def __init__(self, listen: Address, node: int, links: Mapping[int, LinkProxy]) -> None:
+        self.host, self.port = listen
+        self.node = node
+        self.links = dict(links)  # dialer id -> the proxy of the link dialer -> node
+        self.server: asyncio.Server | None = None
+        self.handlers: set[asyncio.Task[Any]] = set()
+        self.unknown_dialers = 0
+        self.handed_on = 0  # connections handed to a link's proxy
+
+    @property
+    def address(self) -> Address:
+        return (self.host, self.port)
+
+    async def start(self) -> None:
+        for attempt in range(rebind_attempts):
+            try:
+                self.server = await asyncio.start_server(
+                    self._accept, self.host, self.port, reuse_address=True
+                )
+            except OSError:
+                if attempt == rebind_attempts - 1:
+                    raise
+                await asyncio.sleep(rebind_pause_s)  # the port of a node just stopped
+                continue
+            self.port = self.server.sockets[0].getsockname()[1]
+            return
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.add(task)
+        try:
+            try:
+                header = await asyncio.wait_for(reader.readexactly(4), front_handshake_wait_s)
+                (length,) = _length.unpack(header)
+                if length > frame_bytes_max:
+                    raise WireError(f"a first frame of {length} bytes")
+                payload = await asyncio.wait_for(reader.readexactly(length), front_handshake_wait_s)
+                link = self.links.get(decode_handshake(payload).node_id)
+            except (asyncio.IncompleteReadError, TimeoutError, OSError, WireError):
+                link = None
+            if link is None:
+                self.unknown_dialers += 1
+                writer.transport.abort()
+                return
+            self.handed_on += 1
+            await link._serve(reader, writer, header + payload)
+        finally:
+            self.handlers.discard(task)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        handlers = list(self.handlers)
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+
+
 def _nodelay(writer: asyncio.StreamWriter) -> None:
     # Batching is the nodes' (and the delay queue's) business, not Nagle's.
     sock = writer.get_extra_info("socket")
@@ -496,8 +579,14 @@ class ProxyMesh:
         host: str = "127.0.0.1",
         held_bytes_max: int = held_bytes_max,
         handshake_frames: int = handshake_frames_default,
+        front_ports: Mapping[int, int] | None = None,
     ) -> None:
         self.nodes = sorted(peers)
+        self.host = host
+        # Where a node that joins through the log is dialed (`open_front`); 0: any free port.
+        self.front_ports = {n: (front_ports or {}).get(n, 0) for n in self.nodes}
+        self.fronts: dict[int, FrontDoor] = {}
+        self._front_handed_closed = 0  # connections handed on by front doors closed since
         self.peers = dict(peers)
         links = [(s, d) for s in self.nodes for d in self.nodes if s != d]
         if len(ports) < len(links):
@@ -530,7 +619,40 @@ class ProxyMesh:
             raise
 
     async def close(self) -> None:
+        for node in list(self.fronts):
+            await self.close_front(node)
         await asyncio.gather(*(proxy.close() for proxy in self.proxies.values()))
+
+    def front_address(self, node: int) -> Address:
+        """Where a node that joins through the log must tell the members to dial it: its front
+        door's address (a free port is chosen, once, if the mesh was given none)."""
+        port = self.front_ports[node]
+        if port == 0:
+            with socket.socket() as probe:
+                probe.bind((self.host, 0))
+                port = probe.getsockname()[1]
+            self.front_ports[node] = port
+        return (self.host, port)
+
+    async def open_front(self, node: int) -> Address:
+        """Listen at `node`'s front door (see the module docstring); its address."""
+        self._check_nodes([node])
+        await self.close_front(node)
+        links = {src: self.proxies[(src, node)] for src in self.nodes if src != node}
+        front = FrontDoor(self.front_address(node), node, links)
+        await front.start()
+        self.fronts[node] = front
+        return front.address
+
+    async def close_front(self, node: int) -> None:
+        """Stop listening at `node`'s front door (the node itself listens there while it
+        joins), and abort the connections it handed on."""
+        front = self.fronts.pop(node, None)
+        if front is not None:
+            self._front_handed_closed += front.handed_on
+            await front.close()
+            for src in front.links:
+                self.proxies[(src, node)].reset()
 
     async def __aenter__(self) -> ProxyMesh:
         await self.start()
@@ -656,4 +778,8 @@ class ProxyMesh:
         total: collections.Counter[str] = collections.Counter()
         for proxy in self.proxies.values():
             total.update(proxy.stats.to_json())
+        if self.fronts or self._front_handed_closed:
+            total["front_door_connections"] = self._front_handed_closed + sum(
+                front.handed_on for front in self.fronts.values()
+            )
         return dict(total)

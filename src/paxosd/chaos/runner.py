@@ -210,11 +210,15 @@ async def run_chaos(
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(spec.seed)
     base_port = ports.free_layout(spec.nodes, spec.first_port)
-    proxy_first = ports.free_block(
-        ProxyMesh.ports_needed(spec.nodes), base_port + proxy_port_offset
-    )
-    proxy_ports = range(proxy_first, proxy_first + ProxyMesh.ports_needed(spec.nodes))
-    mesh = ProxyMesh(peer_addresses(spec.nodes, base_port), proxy_ports, random.Random(spec.seed))
+    links = ProxyMesh.ports_needed(spec.nodes)
+    # One port per link, then one per node for the front door it gets if it joins again.
+    proxy_first = ports.free_block(links + spec.nodes, base_port + proxy_port_offset)
+    proxy_ports = range(proxy_first, proxy_first + links)
+    fronts = {i: proxy_first + links + i - 1 for i in range(1, spec.nodes + 1)}
+    mesh = ProxyMesh(
+        peer_addresses(spec.nodes, base_port), proxy_ports, random.Random(spec.seed),
+        front_ports=fronts,
+    )  # fmt: skip
     state = Progress(duration_s=spec.duration_s)
 
     def show(phase: str | None = None) -> None:

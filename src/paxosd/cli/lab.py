@@ -138,12 +138,7 @@ def check(
     property it needs was not judged (--change judges Agreement and Validity only).
     Ctrl-C during --explore stops the search and reports what was explored."""
     fault_set = frozenset(f.strip() for f in faults.split(",") if f.strip())
-    voters: tuple[int, ...] | None = None
-    if change is not None:
-        try:
-            voters = tuple(int(v) for v in change.split(","))
-        except ValueError:
-            _fail(f"--change takes node ids separated by commas (e.g. 1,2), not {change!r}")
+    voters = _voters(change)
     request = CheckRequest(
         algorithms.get(algorithm), nodes=nodes, values=values, crashes=crashes,
         faults=fault_set, variant=variant, explore=explore, runs=runs, seed=seed,
@@ -169,6 +164,18 @@ def check(
     else:
         _print_report(report)
     sys.exit(report.exit_code)
+
+
+def _voters(change: str | None) -> tuple[int, ...] | None:
+    """The node ids of --change ("1,2")."""
+    if change is None:
+        return None
+    try:
+        return tuple(int(v) for v in change.split(","))
+    except ValueError:
+        raise click.UsageError(
+            f"--change takes node ids separated by commas (e.g. 1,2), not {change!r}"
+        ) from None
 
 
 progress_interval_s = 10.0  # without a terminal, a progress line this often (on stderr)
@@ -517,6 +524,11 @@ play_port_default = 8470
     "--timing", type=click.Choice(["async", "bounded"]), default=None,
     help="The coach's timing model (as lab check).",
 )  # fmt: skip
+@click.option(
+    "--change",
+    metavar="VOTERS",
+    help="multipaxos: node 1 may also be asked for these voters (e.g. 1,2), as lab check.",
+)
 @click.option("--tour", "tour_name", help="Open a guided tour instead (see the page's list).")
 @click.option("--scenario", "scenario_name", type=click.Choice(SCENARIO_NAMES),
               help="Open a recorded scenario run at step 0.")  # fmt: skip
@@ -540,6 +552,7 @@ def play(
     faults: str,
     ballots: int,
     timing: str | None,
+    change: str | None,
     tour_name: str | None,
     scenario_name: str | None,
     open_path: str | None,
@@ -577,7 +590,7 @@ def play(
             fault_set = frozenset(f.strip() for f in faults.split(",") if f.strip())
             config = PlayConfig(algorithm, nodes=nodes, values=values, variant=variant,
                                 crashes=crashes, faults=fault_set, ballots=ballots,
-                                timing=timing)  # fmt: skip
+                                timing=timing, change=_voters(change))  # fmt: skip
             run = new_session(config, tour_name)
     except ValueError as error:
         _fail(str(error))

@@ -109,6 +109,8 @@ class CheckRequest:
             self.depth_max is not None and self.depth_max < 0
         ):
             raise ValueError("--timeouts and --max-depth must be at least 0")
+        if not self.explore and (self.timeouts is not None or self.depth_max is not None):
+            raise ValueError("--timeouts and --max-depth bound the explorer: add --explore")
         if self.change is not None:
             self._validate_change(self.change)
 
