@@ -97,8 +97,10 @@ class Observer:
     crash_on_adopt: tuple[NodeId, float] | None = None
     # Nodes an operator is replacing (or wiped carelessly): no other change picks them.
     replacing: set[NodeId] = field(default_factory=set)
-    # The identities (node, incarnation) a peer refused at least once.
+    # The identities (node, incarnation) a peer refused at least once; those a careless
+    # replacement started.
     refused: set[tuple[NodeId, int]] = field(default_factory=set)
+    careless: set[tuple[NodeId, int]] = field(default_factory=set)
 
     def durable(self, node: NodeId, incarnation: int, votes: list[AcceptedRecord]) -> None:
         """`node`, on its store of `incarnation`, made these acceptances durable."""
@@ -187,6 +189,8 @@ def refused(cluster: Cluster, node: NodeId, incarnation: int) -> None:
     if observer is not None and (node, incarnation) not in observer.refused:
         observer.refused.add((node, incarnation))
         cluster.count("incarnations_refused")
+        if (node, incarnation) in observer.careless:
+            cluster.count("membership_careless_refused")
 
 
 def schedule(cluster: Cluster, generator: random.Random) -> None:
@@ -313,15 +317,12 @@ def _crash_leader(cluster: Cluster, node: NodeId, fault: str) -> None:
 
 def removed(cluster: Cluster, node: NodeId) -> bool:
     """Whether `node` is up and serves no client: it knows that it is no member of the
-    cluster any more, or its peers refuse its store's identity (it was wiped and started
-    again under its old id: a client of it goes to another node, as from a node cut off)."""
+    cluster any more, or it is stuck (its peers refuse its store's identity, or its rebuild
+    is stranded): a client of it goes to another node, as from a node cut off."""
     sim = cluster.nodes[node]
     if sim is None:
         return False
-    observer = cluster.membership
-    if observer is not None and (node, cluster.incarnations[node]) in observer.refused:
-        return True
-    return sim.driver.removed() is not None
+    return is_stuck(cluster, node) or sim.driver.removed() is not None
 
 
 # -- replacing a member whose machine is gone ----------------------------------------------------
@@ -350,7 +351,7 @@ class Replace:
 
 def replace_member(cluster: Cluster, plan: Replace) -> None:
     """A replacement, when every node is up under a leader (for (b), once a voter that
-    joined through the log exists): looked for until half the safety phase (so that the
+    joined through the log exists): looked for until 55 % of the safety phase (so that the
     operator is done with it, most of the time, before the safety phase ends)."""
     deadline = cluster.spec.safety_ms * 0.55
     observer = cluster.membership
@@ -396,8 +397,8 @@ class Replacement:
     with its new identity, and once that is adopted, make its store with the configuration
     that added it and start it (the leader promotes it once it has caught up). Each step is
     asked again until it is done (a change in progress, a leader crashed meanwhile), until
-    the safety phase ends; a node wiped by then gets its store with the latest
-    configuration, added or not (it then learns that it is no member)."""
+    the safety phase ends; a node removed by then is wiped and gets its store with the
+    latest configuration, added or not (it then learns that it is no member)."""
 
     cluster: Cluster
     node: NodeId
@@ -413,8 +414,11 @@ class Replacement:
         leader = cluster.leader()
         sim = cluster.nodes[leader] if leader is not None else None
         if cluster.now >= cluster.spec.safety_ms - stuck_ms:
+            latest = self._latest()
+            if not self.incarnation and not latest.is_member(node):
+                self._wipe()  # removed already: the operator finishes with the store
             if self.incarnation:
-                self._start(self._latest())
+                self._start(latest)
             self._done("membership_replace_unfinished")
             return
         later = partial(self.step)
@@ -495,26 +499,25 @@ def _careless_wipe(
     holders: list[NodeId],
     laggers: list[NodeId],
 ) -> None:
+    observer = cluster.membership
+    assert observer is not None
     sim = cluster.nodes[victim]
     for node in holders:
         cluster.crash(node)
         cluster.held_down.add(node)
-    if sim is None:  # it crashed meanwhile: nothing to wipe carelessly
-        configuration = None
-    else:
-        configuration = sim.replica.configuration
+    if sim is not None:  # (if it crashed meanwhile, there is nothing to wipe carelessly)
+        configuration = sim.replica.configuration  # in which it votes
         cluster.crash(victim)
         cluster.join_store(victim, configuration)
         cluster.count("membership_careless_replace")
+        observer.careless.add((victim, cluster.incarnations[victim]))
     back = cluster.now + plan.back_ms
     for node in (*laggers, victim):
         cluster.at(back, partial(cluster.restart, node, True))
     holders_back = back + plan.holders_back_ms
     for node in holders:
         cluster.at(holders_back, partial(cluster.restart, node, True))
-    observer = cluster.membership
-    assert observer is not None
-    if configuration is None:
+    if sim is None:
         observer.replacing.discard(victim)
         return
     fix = Replacement(cluster, victim)
