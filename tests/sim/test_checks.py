@@ -46,6 +46,7 @@ def test_a_node_that_restarts_below_the_snapshot_it_made_durable_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def slotless_disk(self: Cluster, node: int) -> SimDisk:
+        self.incarnations[node] = self.draw_incarnation()  # as every new store has one
         return SlotlessDisk(sim_cluster.make_identity("sim", node), self.policy)
 
     monkeypatch.setattr(Cluster, "_new_disk", slotless_disk)
