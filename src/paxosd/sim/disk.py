@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from paxosd.core.multi.records import Accepted, Record
+from paxosd.core.multi.records import Accepted, Rebuilding, Record
 from paxosd.storage import MemoryLog
 from paxosd.storage.framed import CompactionPolicy
 
@@ -64,14 +64,23 @@ class SimDisk(MemoryLog):
         self.snapshot_pending = 0  # noted this turn, durable when the turn's sync completes
         self.snapshot_durable = 0
         self.rebuilding_durable = False
-        # Told of every acceptance once it is durable (sim/membership.py's observer), if set.
+        # Told of every acceptance once it is durable (sim/membership.py's observer), if set
+        # (not of those a rebuild adopts from its peers).
         self.on_durable_votes: Callable[[list[Accepted]], None] | None = None
         self._unsynced_votes: list[Accepted] = []
 
     def write(self, records: Sequence[Record]) -> None:
+        rebuilding = self._state.rebuilding
         super().write(records)
-        if self.on_durable_votes is not None:
-            self._unsynced_votes += [r for r in records if type(r) is Accepted]
+        if self.on_durable_votes is None:
+            return
+        for record in records:
+            # The acceptances a rebuilding store adopts from its peers' reports are copies of
+            # their votes, not votes of its own: it votes again only once its rebuild ends.
+            if type(record) is Rebuilding:
+                rebuilding = record.active
+            elif type(record) is Accepted and not rebuilding:
+                self._unsynced_votes.append(record)
 
     def snapshot_noted(self, slot: int) -> None:
         self.snapshot_pending = max(self.snapshot_pending, slot)
