@@ -60,6 +60,7 @@ from paxosd.service.kv import (
 )
 from paxosd.service.results import (
     REQUEST_MISMATCH,
+    STALE_REQUEST,
     DecisionResult,
     Error,
     LockResult,
@@ -433,6 +434,12 @@ class TwinRequest:
         self.done = True
         cluster = self.cluster
         if result is REDIRECT:  # not known to be done, nor known not to be: unknown
+            cluster.log(self.name, OpType.INFO, "put", self.key, None)
+            return
+        if isinstance(result, Error) and result.code == STALE_REQUEST:
+            # Not applied now, because the client's later seq was; an earlier copy of this
+            # one may have been (a node that passed it on again after an epoch change, having
+            # installed a snapshot past its slot): unknown, as the RESP API answers it.
             cluster.log(self.name, OpType.INFO, "put", self.key, None)
             return
         if result is REFUSED or isinstance(result, Error):
