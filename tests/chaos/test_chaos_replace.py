@@ -1,6 +1,7 @@
-"""`paxosd chaos --nemesis replace`: a member's machine replaced after losing its disk (removed
-through the leader, killed, its data directory wiped, joined again with `paxosd node --join`
-under a new incarnation), under the clients' load, on real processes. Every checker must stay
+"""`paxosd chaos --nemesis replace,grow`: a member's machine replaced after losing its disk
+(removed through the leader, killed, its data directory wiped, joined again with `paxosd node
+--join` under a new incarnation), and a fresh node joining and leaving again, under the
+clients' load, on real processes. Every checker must stay
 ok; the replaced node must vote again, under its new incarnation, reached through its front
 door like any other link. A failure prints the command that replays the run."""
 
@@ -23,9 +24,9 @@ pytestmark = pytest.mark.timeout(240)
 
 def test_replacing_nodes_under_load_leaves_no_anomaly(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    seed = 2
+    seed = 8  # its schedule: a node grown (node 4 joins, then leaves), then one replaced
     status, results, replay = command.chaos(
-        out, "--nodes", "3", "--duration", "20", "--seed", str(seed), "--nemesis", "replace"
+        out, "--nodes", "3", "--duration", "20", "--seed", str(seed), "--nemesis", "replace,grow"
     )
     problems = {k: v["problems"] for k, v in results["verdicts"].items() if not v["ok"]}
     assert status == 0 and results["valid"], f"seed {seed}: {problems}\n{replay}"
@@ -39,7 +40,16 @@ def test_replacing_nodes_under_load_leaves_no_anomaly(tmp_path: Path) -> None:
         assert detail["wiped"] and detail["join_command"].startswith("paxosd node --join")
         assert detail["new_incarnation"] not in (None, detail["old_incarnation"]), detail
         assert detail["voter_after_s"] >= 0, f"{detail}\n{replay}"
-    assert sorted(replaced[-1]["detail"]["healed_voters"]) == [1, 2, 3], replaced[-1]
+    grown = [f for f in results["fault_log"] if f["kind"] == "grow"]
+    assert grown, f"{results['faults']}\n{replay}"
+    for fault in grown:  # a fresh node 4 joined, voted, and was removed again
+        detail = fault["detail"]
+        assert fault["targets"] == [[4]] and detail["voter_after_s"] >= 0, f"{detail}\n{replay}"
+        assert "error" not in detail and "end_error" not in detail, f"{detail}\n{replay}"
+        asks = [c["ask"] for c in detail["changes"] if c["answer"].startswith("202")]
+        assert asks[0].startswith("join 4 ") and asks[-1].startswith("remove 4 "), asks
+    last = [f for f in results["fault_log"] if f["kind"] in ("replace", "grow")][-1]
+    assert sorted(last["detail"]["healed_voters"]) == [1, 2, 3], last
     # The members dialed the joined nodes at their front doors, through the links' proxies.
     assert results["proxy"]["front_door_connections"] > 0, results["proxy"]
     assert command.no_nodes_left(out)

@@ -70,6 +70,11 @@ Kinds (`KINDS`):
   its endpoint knows them by, which would bypass or misattribute later network faults. Every
   later start uses that file. `detail` has the old and the new incarnation; the heal waits
   until every node votes.
+- `grow`: a fresh node, with an id no config file names (the runner's spare, n + 1), joins
+  with `paxosd node --join` as `replace` has a node join (front door, restart from its
+  node.toml), and the fault waits until it votes: the cluster runs with n + 1 voters. At the
+  end it is removed through the leader (the leader hands over first if it is the new node),
+  stopped and its data directory deleted: the cluster is back to its n nodes.
 """
 
 from __future__ import annotations
@@ -115,6 +120,7 @@ KINDS = (
     "transfer-leader",
     "membership",
     "replace",
+    "grow",
 )
 NETWORK_KINDS = frozenset(
     {"partition", "isolate-leader", "bridge", "one-way", "delay", "loss", "duplicate", "reset"}
@@ -175,7 +181,7 @@ def _check_kinds(kinds: Sequence[str], nodes: Sequence[int]) -> None:
         raise ValueError("no nemesis kinds given")
     if len(nodes) < 2 and any(k in NETWORK_KINDS for k in kinds):
         raise ValueError("network faults need at least 2 nodes")
-    if len(nodes) < 2 and ("membership" in kinds or "replace" in kinds):
+    if len(nodes) < 2 and ("membership" in kinds or "replace" in kinds or "grow" in kinds):
         raise ValueError("a membership change needs at least 2 nodes (one stays a voter)")
     if len(nodes) < 3 and "bridge" in kinds:
         raise ValueError("a bridge needs at least 3 nodes")
@@ -275,8 +281,12 @@ class NemesisRunner:
         rng: random.Random,
         *,
         status_timeout_s: float = status_timeout_s,
+        spare: tuple[NodeProcess, NodeConfig] | None = None,
     ) -> None:
         self.mesh = mesh
+        # The node `grow` adds (an id of the mesh that no config file names), and the config
+        # the harness would run it with; a member of `nodes` only while it is grown.
+        self.spare = spare
         self.nodes: dict[int, NodeProcess] = (
             dict(nodes) if isinstance(nodes, Mapping) else {p.node_id: p for p in nodes}
         )
@@ -308,6 +318,7 @@ class NemesisRunner:
             "transfer-leader": self._transfer_leader,
             "membership": self._membership,
             "replace": self._replace,
+            "grow": self._grow,
         }
 
     # -- running a schedule -----------------------------------------------------------------
@@ -403,7 +414,7 @@ class NemesisRunner:
             if not process.alive:
                 await asyncio.to_thread(process.start)
         self._downed.clear()
-        membership = [r for r in self.events if r["kind"] in ("membership", "replace")]
+        membership = [r for r in self.events if r["kind"] in ("membership", "replace", "grow")]
         if membership:
             await self._every_node_votes(membership[-1]["detail"])
         self.healed_at = time.time()
@@ -614,12 +625,13 @@ class NemesisRunner:
 
         active.undo = add_back
 
-    async def _remove_member(self, active: _Active) -> int | None:
+    async def _remove_member(self, active: _Active, victim: int | None = None) -> int | None:
         """Remove a voter through the leader (one time in three the leader itself, which
         hands over first); the victim if the leader took the change on, else None (why is in
         the record's detail)."""
         detail = active.record["detail"]
-        detail["changes"] = []
+        detail.setdefault("changes", [])
+        forced = victim is not None  # `grow` removing the node it added: not a new fault
         statuses = await self.statuses()
         leader = leader_of(statuses)
         if leader is None:
@@ -629,8 +641,8 @@ class NemesisRunner:
         if len(voters) < 2:
             detail["refused"] = f"voters {voters}: none can be removed"
             return None
-        if active.event.targets:  # a victim named in advance (the schedule leaves it open)
-            victim = self._victim(active)
+        if victim is not None or active.event.targets:  # named in advance
+            victim = self._victim(active) if victim is None else victim
             if victim not in voters:
                 detail["refused"] = f"node {victim} is no voter (voters {voters})"
                 return None
@@ -638,10 +650,11 @@ class NemesisRunner:
             victim = leader
         else:
             victim = self.rng.choice([v for v in voters if v != leader] or [leader])
-        active.record["targets"] = [[victim]]
         detail["victim_led"] = victim == leader
-        detail["old_incarnation"] = (statuses.get(victim) or {}).get("incarnation")
-        active.record["start"] = time.time()
+        if not forced:
+            active.record["targets"] = [[victim]]
+            detail["old_incarnation"] = (statuses.get(victim) or {}).get("incarnation")
+            active.record["start"] = time.time()
         if victim == leader:  # as `paxosd member remove` does: the leader hands over first
             others = [v for v in voters if v != leader and self.nodes[v].alive]
             if not others:
@@ -690,7 +703,7 @@ class NemesisRunner:
         process = self.nodes[victim]
         machine = self._machines[victim]
         assert process.data_dir is not None
-        endpoint = None
+        endpoint: tuple[str, int] | None = None
         leader = await self.find_leader()
         for node in [leader, *sorted(self.nodes)]:
             if node is not None and node != victim and self.nodes[node].alive:
@@ -739,6 +752,42 @@ class NemesisRunner:
                 return
             await asyncio.sleep(0.1)
         detail["not_voter"] = f"node {victim} was no voter {members_heal_s:g} s after its join"
+
+    async def _grow(self, active: _Active) -> None:
+        detail = active.record["detail"]
+        detail["changes"] = []
+        if self.spare is None:
+            detail["refused"] = "no spare node: the mesh has no id beyond the cluster's"
+            return
+        process, machine = self.spare
+        node = process.node_id
+        active.record["targets"] = [[node]]
+        if process.data_dir is not None:  # a fresh machine: nothing of an earlier run of it
+            await asyncio.to_thread(shutil.rmtree, process.data_dir, True)
+        self.nodes[node] = process
+        self._machines[node] = machine
+        active.record["start"] = time.time()
+
+        async def shrink() -> None:
+            try:
+                deadline = time.monotonic() + readd_wait_s
+                while await self._remove_member(active, node) is None:
+                    if "is no voter" in detail.get("refused", ""):
+                        break  # it never became one: its join failed (the error says why)
+                    if time.monotonic() > deadline:
+                        detail["end_error"] = f"node {node} not removed: {detail.get('refused')}"
+                        break
+                    await asyncio.sleep(0.2)
+                detail["exit_code"] = await asyncio.to_thread(process.terminate)
+            finally:
+                self._downed.discard(node)
+                del self.nodes[node]
+                await self.mesh.close_front(node)
+                if process.data_dir is not None:
+                    await asyncio.to_thread(shutil.rmtree, process.data_dir, True)
+
+        active.undo = shrink  # also when the join fails: the fresh node goes again
+        await self._rejoin(node, detail)
 
     async def _change(self, detail: dict[str, Any], leader: int, verb: str, node: int) -> bool:
         """Ask `leader` to remove `node` or add it as a learner; True if it took the change

@@ -125,6 +125,31 @@ def write_configs(
     return paths
 
 
+def spare_node(
+    base_dir: Path,
+    n: int,
+    base_port: int,
+    log_dir: Path,
+    *,
+    cluster_id: str = "paxosd-chaos",
+    variant: str = "correct",
+) -> tuple[NodeProcess, NodeConfig]:
+    """Node n + 1 of the layout, in no config file: the process that joins it (`grow`), and
+    the config the harness runs its nodes with (its addresses, variant, clock file, limits)."""
+    base_dir = Path(base_dir).resolve()
+    layout = cluster_layout(n + 1, base_dir, base_port, cluster_id)[-1]
+    node = layout.node_id
+    machine = replace(
+        layout, variant=variant, clock_file=base_dir / f"node{node}.clock.json",
+        kv=CHAOS_KV_LIMITS,
+    )  # fmt: skip
+    process = NodeProcess(
+        node, layout.data_dir / "node.toml", Path(log_dir) / f"node{node}.log",
+        http=layout.me.http, data_dir=layout.data_dir, clock_file=machine.clock_file,
+    )  # fmt: skip
+    return process, machine
+
+
 def write_joined_config(
     path: Path, machine: NodeConfig, mesh: ProxyMesh, real_peer: Address
 ) -> None:

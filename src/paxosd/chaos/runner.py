@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from paxosd.chaos.nemesis import KINDS, NemesisRunner, agreed_leader, make_schedule
-from paxosd.chaos.processes import NodeProcess, peer_addresses, write_configs
+from paxosd.chaos.processes import NodeProcess, peer_addresses, spare_node, write_configs
 from paxosd.chaos.proxy import ProxyMesh
 from paxosd.chaos.watchers import check as check_watchers
 from paxosd.chaos.watchers import make_watchers
@@ -51,6 +51,7 @@ from paxosd.chaos.workloads import (
     make_workers,
 )
 from paxosd.check.history import Event, dump_jsonl
+from paxosd.runtime.config import NodeConfig
 
 log = logging.getLogger("paxosd.chaos.runner")
 
@@ -209,14 +210,16 @@ async def run_chaos(
 
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(spec.seed)
-    base_port = ports.free_layout(spec.nodes, spec.first_port)
-    links = ProxyMesh.ports_needed(spec.nodes)
-    # One port per link, then one per node for the front door it gets if it joins again.
-    proxy_first = ports.free_block(links + spec.nodes, base_port + proxy_port_offset)
+    # `grow` adds node n + 1: the mesh (and the free layout) then has room for it.
+    meshed = spec.nodes + 1 if "grow" in spec.nemesis else spec.nodes
+    base_port = ports.free_layout(meshed, spec.first_port)
+    links = ProxyMesh.ports_needed(meshed)
+    # One port per link, then one per node for the front door it gets if it joins.
+    proxy_first = ports.free_block(links + meshed, base_port + proxy_port_offset)
     proxy_ports = range(proxy_first, proxy_first + links)
-    fronts = {i: proxy_first + links + i - 1 for i in range(1, spec.nodes + 1)}
+    fronts = {i: proxy_first + links + i - 1 for i in range(1, meshed + 1)}
     mesh = ProxyMesh(
-        peer_addresses(spec.nodes, base_port), proxy_ports, random.Random(spec.seed),
+        peer_addresses(meshed, base_port), proxy_ports, random.Random(spec.seed),
         front_ports=fronts,
     )  # fmt: skip
     state = Progress(duration_s=spec.duration_s)
@@ -234,13 +237,19 @@ async def run_chaos(
             cluster_id=f"paxosd-chaos-{base_port}",
         )  # fmt: skip
         nodes = {p.node_id: p for p in (NodeProcess.from_config(c, out / "logs") for c in paths)}
+        spare = None
+        if meshed > spec.nodes:
+            spare = spare_node(
+                out / "cluster", spec.nodes, base_port, out / "logs", variant=spec.variant,
+                cluster_id=f"paxosd-chaos-{base_port}",
+            )  # fmt: skip
         try:
             show("starting the cluster")
             for node in nodes.values():
                 node.start()
-            return await _run_started(spec, mesh, nodes, rng, state, show)
+            return await _run_started(spec, mesh, nodes, rng, state, show, spare)
         finally:
-            for node in nodes.values():
+            for node in [*nodes.values(), *([spare[0]] if spare else [])]:
                 await asyncio.to_thread(node.close)
 
 
@@ -251,6 +260,7 @@ async def _run_started(
     rng: random.Random,
     state: Progress,
     show: Callable[[str | None], None],
+    spare: tuple[NodeProcess, NodeConfig] | None = None,
 ) -> RunData:
     endpoints = {i: f"http://{p.http[0]}:{p.http[1]}" for i, p in nodes.items() if p.http}
     for node in nodes.values():
@@ -269,7 +279,7 @@ async def _run_started(
             spec.nemesis, spec.duration_s, spec.seed, sorted(nodes),
             fault_s=spec.fault_s, quiet_s=spec.quiet_s, pause_s=spec.pause_s,
         )  # fmt: skip
-        nemesis = NemesisRunner(mesh, nodes, random.Random(rng.getrandbits(64)))
+        nemesis = NemesisRunner(mesh, nodes, random.Random(rng.getrandbits(64)), spare=spare)
         workers = make_workers(shared, spec.workloads)
         sampling = asyncio.Event()
         background = [asyncio.create_task(sampler.run(sampling))]
