@@ -61,9 +61,9 @@ def _refusal(sock: socket.socket) -> str:
         data += chunk
     frames = codec.FrameReader().feed(data)
     assert len(frames) == 1, f"expected one refusal frame, got {data!r}"
-    reason = codec.decode_refusal(frames[0])
-    assert reason is not None, f"not a refusal: {frames[0]!r}"
-    return reason
+    refusal = codec.decode_refusal(frames[0])
+    assert refusal is not None, f"not a refusal: {frames[0]!r}"
+    return refusal[0]
 
 
 def test_a_peer_speaking_a_newer_protocol_is_refused_and_told_why(cluster: Cluster) -> None:

@@ -224,3 +224,14 @@ def test_every_way_to_make_a_store_makes_a_new_incarnation(tmp_path: Path) -> No
     datadir.reinitialize(config)
     second = incarnation.read(config.data_dir)
     assert second is not None and second != first, "a rebuilt store is another incarnation"
+
+
+def test_a_refusal_carries_the_configuration_that_left_the_dialer_out() -> None:
+    left_out = Configuration((1, 2, 3), epoch=5, first_slot=40)
+    frame = codec.encode_refusal("node id 4 is not a member", left_out)
+    assert codec.decode_refusal(frame[4:]) == ("node id 4 is not a member", left_out)
+    assert codec.decode_refusal(codec.encode_refusal("no")[4:]) == ("no", None)
+    # A fourth field that is no configuration is left out; the reason is kept.
+    for junk in ([1], "x", [[1], [2], [3]]):
+        payload = msgpack.packb([codec.REFUSAL, "paxosd", "why", junk])
+        assert codec.decode_refusal(payload) == ("why", None), junk

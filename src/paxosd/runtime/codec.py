@@ -66,7 +66,13 @@ class WireError(ValueError):
 
 class HandshakeRefused(WireError):
     """A well-formed handshake from a peer that cannot take part (another cluster, an unknown
-    id, a protocol version this node does not speak): the peer is told why."""
+    id, a protocol version this node does not speak): the peer is told why. `members`: the
+    configuration of a later epoch that leaves the peer out, sent with the refusal (as a
+    Stale would be), so that a node removed while it could not hear it learns so."""
+
+    def __init__(self, reason: str, members: Configuration | None = None) -> None:
+        super().__init__(reason)
+        self.members = members
 
 
 class FrameTooLarge(WireError):
@@ -186,28 +192,38 @@ def legacy_handshake(cluster_id: str, node_id: int) -> bytes:
     return _length.pack(len(payload)) + payload
 
 
-def encode_refusal(reason: str) -> bytes:
-    payload = msgpack.packb(
-        (REFUSAL, "paxosd", reason[:refusal_reason_chars_max]), use_bin_type=True
-    )
+def encode_refusal(reason: str, members: Configuration | None = None) -> bytes:
+    """A refusal frame: the reason, and with `members` the configuration that leaves the
+    dialer out (a fourth field; a refusal without one is written as before it existed)."""
+    fields: list[Any] = [REFUSAL, "paxosd", reason[:refusal_reason_chars_max]]
+    if members is not None:
+        fields.append(configuration_fields(members))
+    payload = msgpack.packb(fields, use_bin_type=True)
     return _length.pack(len(payload)) + payload
 
 
-def decode_refusal(payload: bytes) -> str | None:
-    """The reason of a refusal frame; None if the payload is anything else."""
+def decode_refusal(payload: bytes) -> tuple[str, Configuration | None] | None:
+    """The reason of a refusal frame and the configuration it carries, if any; None if the
+    payload is anything else (a configuration that is not one is left out, the reason kept)."""
     try:
         data = msgpack.unpackb(payload, use_list=True, raw=False)
     except Exception:
         return None
-    if (
+    if not (
         isinstance(data, list)
-        and len(data) == 3
+        and len(data) in (3, 4)
         and data[0] == REFUSAL
         and data[1] == "paxosd"
         and type(data[2]) is str
     ):
-        return data[2][:refusal_reason_chars_max]
-    return None
+        return None
+    members = None
+    if len(data) == 4 and type(data[3]) is list:
+        try:
+            members = _configuration(data[3])
+        except WireError:
+            members = None
+    return data[2][:refusal_reason_chars_max], members
 
 
 def encode_welcome(sqlite_version: str) -> bytes:

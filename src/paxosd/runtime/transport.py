@@ -62,6 +62,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from paxosd.core.multi.configuration import Configuration
+from paxosd.core.multi.messages import Stale
 from paxosd.core.types import Envelope
 from paxosd.runtime import codec
 from paxosd.runtime.config import ConfigError, NodeConfig, parse_contact
@@ -174,15 +175,16 @@ class _Inbound(asyncio.Protocol):
                 else:
                     self.owner.deliver(self.peer, codec.decode(payload))
         except codec.HandshakeRefused as error:
-            self.refuse(str(error))
+            self.refuse(str(error), error.members)
         except codec.WireError as error:
             self._refuse(str(error))
 
-    def refuse(self, reason: str) -> None:
+    def refuse(self, reason: str, members: Configuration | None = None) -> None:
         """A paxosd peer that cannot take part: say why before closing, so its own log names
-        the cause (a version, a cluster id, a lost store) instead of a bare disconnect."""
+        the cause (a version, a cluster id, a lost store) instead of a bare disconnect; and
+        to a node no longer a member, the configuration that left it out."""
         if self.transport is not None:
-            self.transport.write(codec.encode_refusal(reason))
+            self.transport.write(codec.encode_refusal(reason, members))
         self._refuse(reason, flush=True)
 
     def _named(self, peer: int) -> None:
@@ -217,7 +219,7 @@ class _Outbound(asyncio.Protocol):
     def __init__(
         self,
         lost: asyncio.Future[None],
-        refused: Callable[[str], None],
+        refused: Callable[[str, Configuration | None], None],
         welcomed: Callable[[dict[str, str]], str | None],
     ) -> None:
         self.lost = lost
@@ -242,9 +244,9 @@ class _Outbound(asyncio.Protocol):
             return  # neither: ignored, as anything else a peer sends here
         for payload in frames:
             self.answered = True
-            reason = codec.decode_refusal(payload)
-            if reason is not None:
-                self.refused(reason)
+            refusal = codec.decode_refusal(payload)
+            if refusal is not None:
+                self.refused(*refusal)
                 continue
             fields = codec.decode_welcome(payload)
             if fields is None:
@@ -409,13 +411,17 @@ class PeerTransport:
             if not self.closing:
                 await asyncio.sleep(delay_ms / 1000)
 
-    def _refused(self, peer: int, reason: str) -> None:
+    def _refused(self, peer: int, reason: str, members: Configuration | None = None) -> None:
         """Peer `peer` refused this node's connection: logged when the reason is new (the
-        dialer tries again every second), and kept for status until a connection holds."""
+        dialer tries again every second), and kept for status until a connection holds. A
+        refusal that names the configuration leaving this node out is passed on as the
+        Stale it stands for (the engine then knows this node was removed)."""
         if self.refusals.get(peer) != reason:
             event(log, "refused_by_peer", logging.ERROR, node=self.config.node_id, peer=peer,
                   reason=reason)  # fmt: skip
         self.refusals[peer] = reason
+        if members is not None and not members.is_member(self.config.node_id):
+            self.deliver(peer, Stale(configuration=members))
 
     def _welcomed(self, peer: int, fields: dict[str, str]) -> str | None:
         """Why this node refuses peer `peer` after its welcome (None if it does not): a peer
@@ -440,7 +446,16 @@ class PeerTransport:
             )
         reason = self.admission(node, handshake.incarnation)
         if reason is not None:
-            raise codec.HandshakeRefused(reason)
+            configuration = self.configuration
+            left_out = (
+                configuration is not None
+                and configuration.epoch > 0
+                and not configuration.is_member(node)
+                and self.config.member(node) is None
+            )
+            # A node removed while it could not hear it (a joined member, whose peers no
+            # longer dial it) learns from the refusal that it was removed, as from a Stale.
+            raise codec.HandshakeRefused(reason, configuration if left_out else None)
         self.peer_versions[node] = handshake.version
         return handshake
 
