@@ -248,3 +248,25 @@ def test_a_node_told_of_a_later_epoch_that_leaves_it_out_knows_it_was_removed() 
     net.step(3, Envelope(1, 3, Stale(configuration=later)))
     assert replica.configuration.epoch == 0
     assert removed_by(replica) == later
+
+
+def test_a_learner_removed_while_it_was_down_asks_a_peer_and_learns_it() -> None:
+    """A learner sends nothing a Stale would answer, and no leader sends a removed node the
+    log: once it has heard no leader for an election timeout it asks a peer for what it
+    missed, and applying its own removal, it knows it (simulator seed 1815 at 3 nodes)."""
+    net = Net(config=EngineConfig(auto_promote=False))
+    net.elect(1)
+    assert net.call(1, lambda r: r.change_members((1, 2), (3,))) == ""
+    net.deliver_all()
+    _settle(net)
+    assert _adopted(net, 3)[:3] == (1, (1, 2), (3,))
+    net.crash(3)
+    leader = _leader(net)
+    assert net.call(leader, lambda r: r.change_members((1, 2))) == ""
+    net.deliver_all()
+    _settle(net)
+    net.restart(3)
+    assert removed_by(net.replicas[3]) is None, "it does not know yet"
+    _settle(net, net.config.election_ticks_max * 2 + 2)
+    assert _adopted(net, 3)[:3] == (2, (1, 2), ())
+    assert removed_by(net.replicas[3]) is not None

@@ -292,10 +292,27 @@ def tick(replica: Replica) -> None:
     target = c.first_slot - 1
     if replica.learner.chosen_upto >= target or not replica.peers:
         return
+    replica.catchup.ask(replica, _next_peer(replica), target)
+
+
+def learner_tick(replica: Replica) -> None:
+    """A learner that has heard no leader for an election timeout asks a peer (each in turn,
+    once per timeout) for the chosen values it lacks. A learner sends nothing a peer of a
+    later epoch would answer with Stale, and no leader sends the log to a node it removed:
+    a learner removed while it was down or cut off would otherwise wait for ever, serving
+    nobody; the values it is sent hold its removal, and applying it, it learns it."""
+    limit = replica.config.election_ticks_max
+    quiet = replica.quiet_ticks
+    if quiet < limit or quiet % limit or not replica.peers:
+        return
+    replica.catchup.ask(replica, _next_peer(replica), replica.learner.chosen_upto + 1)
+
+
+def _next_peer(replica: Replica) -> NodeId:
+    """The peer after the one last asked for chosen values (the first if none was)."""
     peers = replica.peers
     source = replica.catchup.source
-    nxt = peers[(peers.index(source) + 1) % len(peers)] if source in peers else peers[0]
-    replica.catchup.ask(replica, nxt, target)
+    return peers[(peers.index(source) + 1) % len(peers)] if source in peers else peers[0]
 
 
 # -- the leader's side -------------------------------------------------------------------------

@@ -289,6 +289,8 @@ class Replica:
         if not epochs.may_campaign(self):
             if self.configuration.is_voter(self.node_id):
                 epochs.tick(self)  # restarted below its epoch's start: catch up first
+            elif self.configuration.is_member(self.node_id):
+                epochs.learner_tick(self)  # no leader heard: ask a peer what it missed
             return  # learners and removed nodes never campaign
         self.election_ticks_left -= 1
         if self.election_ticks_left <= 0:
