@@ -187,8 +187,10 @@ def adopt(replica: Replica, configuration: Configuration) -> None:
     replica.out.persist([*_mark_chosen(replica, configuration), Configured(configuration)])
     lead = replica.leading
     if lead is not None:
-        # Tell the old epoch's members that the stop is chosen, so that they adopt too.
-        commit = Commit(ballot=lead.ballot, commit=replica.learner.chosen_upto)
+        # Tell the old epoch's members that the stop is chosen, so that they adopt too: as
+        # far as this leader chose in its ballot (it may have learned the stop from a peer,
+        # its ballot overtaken: its own proposals there were not chosen).
+        commit = Commit(ballot=lead.ballot, commit=replica.commit_told(lead))
         for peer in replica.peers:
             replica.out.send(peer, commit)
         reads.step_down(replica, lead)

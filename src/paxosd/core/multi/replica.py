@@ -707,7 +707,7 @@ class Replica:
         """The leader's Accept: early (before this turn's sync) when configured, with a commit
         point no later than what synced turns made durable."""
         early = self.config.early_accepts
-        commit = self.learner.chosen_upto
+        commit = self.commit_told(lead)
         if early:
             commit = min(commit, self.durable_commit)
         message = Accept(ballot=lead.ballot, slot=slot, batch=batch, commit=commit)
@@ -804,10 +804,22 @@ class Replica:
             missing = [peer for peer in self.peers if peer not in proposal.acks]
             self._send_accept(lead, slot, proposal.batch, missing)
 
+    def commit_told(self, lead: Leadership) -> int:
+        """The chosen point this leader may tell its followers in its ballot, which they read
+        as "your acceptances of this ballot up to here are chosen": never past a slot it
+        proposed and has not seen chosen. A leader whose ballot was overtaken can learn the
+        values chosen there from a peer (a later epoch's Stale, then Entries, or a snapshot)
+        while still leading: its own proposals there, which some followers accepted, were
+        not chosen (simulator seed 5799 at 7 nodes, at eb6ec88: a follower applied them)."""
+        chosen = self.learner.chosen_upto
+        if lead.inflight:
+            chosen = min(chosen, min(lead.inflight) - 1)
+        return chosen
+
     def heartbeat_round(self, lead: Leadership) -> None:
         lead.heartbeat_ticks_left = self.config.heartbeat_ticks
         read_round = lead.read_index.start_round()
-        commit = self.learner.chosen_upto
+        commit = self.commit_told(lead)
         message = Heartbeat(ballot=lead.ballot, commit=commit, read_round=read_round)
         lead.commit_sent = max(lead.commit_sent, commit)
         for peer in self.peers:
