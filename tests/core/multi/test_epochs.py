@@ -5,7 +5,7 @@ that finds a stop accepted by some re-proposes it and nothing above it."""
 
 from __future__ import annotations
 
-from paxosd.core.multi.ballots import epoch_of
+from paxosd.core.multi.ballots import epoch_of, first_round
 from paxosd.core.multi.config import EngineConfig
 from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.epochs import mark, removed_by
@@ -269,4 +269,27 @@ def test_a_learner_removed_while_it_was_down_asks_a_peer_and_learns_it() -> None
     assert removed_by(net.replicas[3]) is None, "it does not know yet"
     _settle(net, net.config.election_ticks_max * 2 + 2)
     assert _adopted(net, 3)[:3] == (2, (1, 2), ())
+    assert removed_by(net.replicas[3]) is not None
+
+
+def test_a_voter_removed_while_down_that_saw_a_later_ballot_asks_a_peer_and_learns_it() -> None:
+    """A voter that has seen a later epoch's ballot may not campaign (its ballots stay in its
+    own epoch), so it sends no PreVote a Stale would answer; removed by that epoch, it is sent
+    no log either. Once its election timeout passes it asks a peer for what it missed, and
+    applying its removal, it knows it (simulator seeds 20716 at 5 nodes, 20104 at 7: its own
+    promise of the later epoch's mark, whose Configured record a torn write lost)."""
+    net = Net(config=EngineConfig(auto_promote=False))
+    net.elect(1)
+    net.crash(3)
+    assert net.call(1, lambda r: r.change_members((1, 2))) == ""
+    net.deliver_all()
+    _settle(net)
+    later = net.replicas[1].configuration
+    assert later.epoch == 1
+    net.restart(3)
+    assert _adopted(net, 3)[0] == 0
+    # It saw a ballot of the later epoch (the catch-up that started was lost).
+    net.call(3, lambda r: r.see(Ballot(first_round(later.epoch) + 1, 1)))
+    _settle(net, net.config.election_ticks_max * 2 + 2)
+    assert _adopted(net, 3)[:3] == (1, (1, 2), ())
     assert removed_by(net.replicas[3]) is not None

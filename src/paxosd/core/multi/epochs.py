@@ -310,6 +310,19 @@ def learner_tick(replica: Replica) -> None:
     replica.catchup.ask(replica, _next_peer(replica), replica.learner.chosen_upto + 1)
 
 
+def lagging_tick(replica: Replica) -> None:
+    """A voter whose election timeout passed but that may not campaign, having seen a later
+    epoch's ballot (its own promise of a later epoch's mark, say, whose `Configured` record a
+    torn write lost), asks a peer (each in turn, once per timeout) for the chosen values it
+    lacks. Removed by that later epoch, it would otherwise wait for ever: its members send
+    it nothing, and it sends nothing a peer would answer with Stale. The values it is sent
+    hold the change; applying it, it adopts the epoch (and learns it was removed)."""
+    epoch = replica.configuration.epoch
+    seen = [b for b in (replica.acceptor.promised, replica.highest_seen) if b is not None]
+    if replica.peers and any(epoch_of(b) > epoch for b in seen):
+        replica.catchup.ask(replica, _next_peer(replica), replica.learner.chosen_upto + 1)
+
+
 def _next_peer(replica: Replica) -> NodeId:
     """The peer after the one last asked for chosen values (the first if none was)."""
     peers = replica.peers

@@ -505,6 +505,7 @@ class Replica:
         self.election_ticks_left = self.election_timeout()
         ballot = self._next_ballot()
         if ballot is None:
+            epochs.lagging_tick(self)  # behind a membership change: catch up instead
             return
         self.prevote = PreVote(ballot, {self.node_id})
         if self.quorum.is_phase1_quorum(self.prevote.granted):
