@@ -12,7 +12,7 @@ from paxosd.core.multi.epochs import mark, removed_by
 from paxosd.core.multi.messages import Accept, Accepted, PreVote, Stale
 from paxosd.core.multi.reconfigure import in_batch
 from paxosd.core.multi.records import Accepted as AcceptedRecord
-from paxosd.core.multi.records import Configured
+from paxosd.core.multi.records import Configured, Promised
 from paxosd.core.types import Ballot, Envelope
 
 from .harness import Net, put
@@ -293,3 +293,25 @@ def test_a_voter_removed_while_down_that_saw_a_later_ballot_asks_a_peer_and_lear
     _settle(net, net.config.election_ticks_max * 2 + 2)
     assert _adopted(net, 3)[:3] == (1, (1, 2), ())
     assert removed_by(net.replicas[3]) is not None
+
+
+def test_a_voter_left_promising_its_removals_mark_asks_a_peer_and_learns_it() -> None:
+    """A torn adoption of the epoch that removed it leaves a voter of the old epoch promising
+    the new epoch's mark: it may not campaign, sends nothing a Stale would answer, and is
+    sent no log. Once an election timeout has passed it asks a peer for what it lacks, and
+    learns its removal (simulator seed 20733 at 3 nodes: its watchers and clients stayed on
+    a node that never moved)."""
+    net = Net()
+    net.elect(1)
+    net.crash(3)
+    assert net.call(1, lambda r: r.change_members((1, 2))) == ""
+    net.deliver_all()
+    _settle(net)
+    assert _adopted(net, _leader(net))[:2] == (1, (1, 2))
+    net.disks[3].append(Promised(mark(1)))  # the epoch's record torn away
+    net.restart(3)
+    replica = net.replicas[3]
+    assert replica.configuration.epoch == 0 and replica.acceptor.promised == mark(1)
+    assert removed_by(replica) is None, "it does not know yet"
+    _settle(net, net.config.election_ticks_max * 2 + 2)
+    assert removed_by(replica) is not None
