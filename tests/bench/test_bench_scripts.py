@@ -65,14 +65,18 @@ def test_bench_script_runs(script: str, args: list[str], expected: str) -> None:
     token = uuid.uuid4().hex
     mark = f"{RUN_MARK}={token}"
     env = {**os.environ, RUN_MARK: token}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     replay = " ".join(["python", f"bench/{script}", *args])
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    finally:
+        # A script that timed out was killed alone: its nodes are stopped here, not left
+        # on the ports of the next test (or of a newcomer's `make up`).
+        left = _running_with(mark)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid.split(":")[0]), signal.SIGKILL)
     assert done.returncode == 0, f"{replay} failed:\n{done.stdout}\n{done.stderr}"
     assert expected in done.stdout, f"{replay} printed:\n{done.stdout}"
-    left = _running_with(mark)
-    for pid in left:  # not to leave them to the next test
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid.split(":")[0]), signal.SIGKILL)
     assert not left, f"{replay} left processes running:\n" + "\n".join(left)
 
 
