@@ -56,7 +56,7 @@ import logging
 import random
 import socket
 import struct
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -332,20 +332,8 @@ class LinkProxy:
                 self.server = None
 
     async def _listen(self) -> None:
-        # The port may linger in the kernel for a moment after a close; try a few times.
-        for attempt in range(rebind_attempts):
-            try:
-                self.server = await asyncio.start_server(
-                    self._accept, self.host, self.port, reuse_address=True
-                )
-            except OSError:
-                if attempt == rebind_attempts - 1:
-                    raise
-                await asyncio.sleep(rebind_pause_s)
-                continue
-            sock = self.server.sockets[0]
-            self.port = sock.getsockname()[1]  # port 0: pin the one the kernel chose
-            return
+        self.server = await _serve(self._accept, self.host, self.port)
+        self.port = self.server.sockets[0].getsockname()[1]  # port 0: pin the kernel's choice
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -503,18 +491,8 @@ class FrontDoor:
         return (self.host, self.port)
 
     async def start(self) -> None:
-        for attempt in range(rebind_attempts):
-            try:
-                self.server = await asyncio.start_server(
-                    self._accept, self.host, self.port, reuse_address=True
-                )
-            except OSError:
-                if attempt == rebind_attempts - 1:
-                    raise
-                await asyncio.sleep(rebind_pause_s)  # the port of a node just stopped
-                continue
-            self.port = self.server.sockets[0].getsockname()[1]
-            return
+        self.server = await _serve(self._accept, self.host, self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -783,3 +761,20 @@ class ProxyMesh:
                 front.handed_on for front in self.fronts.values()
             )
         return dict(total)
+
+
+async def _serve(
+    accept: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    host: str,
+    port: int,
+) -> asyncio.Server:
+    """A listener on `host:port`, tried a few times: the port of a listener or a node just
+    closed may linger in the kernel for a moment."""
+    for attempt in range(rebind_attempts):
+        try:
+            return await asyncio.start_server(accept, host, port, reuse_address=True)
+        except OSError:
+            if attempt == rebind_attempts - 1:
+                raise
+            await asyncio.sleep(rebind_pause_s)
+    raise AssertionError("unreachable: the last attempt raises")
