@@ -315,3 +315,49 @@ def test_a_voter_left_promising_its_removals_mark_asks_a_peer_and_learns_it() ->
     assert removed_by(replica) is None, "it does not know yet"
     _settle(net, net.config.election_ticks_max * 2 + 2)
     assert removed_by(replica) is not None
+
+
+def _leader_adopting_with_a_torn_write(cut: int) -> tuple[Net, int]:
+    """Three voters, node 3 down: leader 1 chooses the change that removes node 3 with node
+    2's vote, learns it first, and crashes in the sync of its adoption, its store keeping only
+    the first `cut` records of that write (and nothing it sent in that turn leaving it).
+    Returns the net and how many records the adoption wrote."""
+    net = Net()
+    net.elect(1)
+    net.crash(3)
+    assert net.call(1, lambda r: r.change_members((1, 2))) == ""
+    net.turn(1)
+    before = len(net.disks[1])
+    while net.replicas[1].configuration.epoch == 0:
+        envelope = net.inbox.pop(0)
+        if envelope.dst not in net.down:
+            before = len(net.disks[1])
+            net.step(envelope.dst, envelope)
+    assert net.replicas[2].configuration.epoch == 0, "node 2 has not learned the stop"
+    disk = net.disks[1]
+    configured = max(i for i, r in enumerate(disk) if isinstance(r, Configured))
+    marks = [r for r in disk[before:] if isinstance(r, AcceptedRecord) and r.ballot == mark(1)]
+    assert marks, "the adoption marks the values chosen up to the stop"
+    first = disk.index(marks[0]) - sum(isinstance(r, Promised) for r in disk[before:configured])
+    written = configured + 1 - first
+    del disk[first + cut :]
+    net.inbox = [e for e in net.inbox if e.src != 1]
+    net.crash(1)
+    net.restart(1)
+    return net, written
+
+
+def test_a_leader_whose_adoption_write_tore_recovers_the_stop_with_the_voter_that_took_it() -> None:
+    """The leader learns the stop is chosen before anyone else, and a crash tears its adoption
+    write: whatever prefix its store kept, it comes back in the old epoch as the voter it was
+    (a store that kept the new epoch's mark as a promise could promise nothing there, and the
+    other voter, which took the stop but never heard it was chosen, could form no quorum
+    without it: simulator seed 30326 at 3 nodes). The two recover the stop and adopt."""
+    _, written = _leader_adopting_with_a_torn_write(0)
+    for cut in range(written):
+        net, _ = _leader_adopting_with_a_torn_write(cut)
+        assert net.replicas[1].configuration.epoch == 0, cut
+        _settle(net, net.config.election_ticks_max * 4)
+        for node in (1, 2):
+            assert _adopted(net, node)[:3] == (1, (1, 2), ()), (cut, node)
+        assert _leader(net) in (1, 2), cut

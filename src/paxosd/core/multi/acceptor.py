@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from paxosd.core.multi.ballots import is_mark
 from paxosd.core.multi.records import Accepted, Batch, Promised, Record
 from paxosd.core.types import Ballot
 
@@ -54,7 +55,7 @@ class AcceptorLog:
     def adopt(self, slot: int, ballot: Ballot, batch: Batch) -> list[Record]:
         """Take a peer's acceptance as this acceptor's own (rebuilding a lost store, see
         rebuild.py): kept only if higher than what is here for the slot."""
-        assert self.promised is not None and ballot <= self.promised
+        assert is_mark(ballot) or (self.promised is not None and ballot <= self.promised)
         current = self.entries.get(slot)
         if slot <= self.snapshot_slot or (current is not None and current[0] >= ballot):
             return []
@@ -78,10 +79,10 @@ class AcceptorLog:
             del self.entries[slot]
 
     def invariants(self, full: bool = False) -> None:
-        """Every entry is above the snapshot and at most the promise. `accept` and `adopt`
-        keep that as they go, so the walk over every entry is for `full` checks only."""
-        assert self.promised is not None or not self.entries
+        """Every entry is above the snapshot and at most the promise, but for the marks of
+        chosen values (epochs.py), which are never promised. `accept` and `adopt` keep that as
+        they go, so the walk over every entry is for `full` checks only."""
         if full:
             for slot, (ballot, _) in self.entries.items():
                 assert slot > self.snapshot_slot, "entries below the snapshot are dropped"
-                assert self.promised is not None and ballot <= self.promised
+                assert is_mark(ballot) or (self.promised is not None and ballot <= self.promised)

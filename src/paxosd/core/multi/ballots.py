@@ -44,6 +44,17 @@ def first_round(epoch: int) -> int:
     return epoch << ROUND_BITS
 
 
+def mark(epoch: int) -> Ballot:
+    """The ballot that marks a value as chosen before `epoch` began (epochs.py): the epoch's
+    lowest round, which no node makes (its ballots start one above). A mark is a record of
+    knowledge, not a vote: no acceptor promises it."""
+    return Ballot(first_round(epoch), 0)
+
+
+def is_mark(ballot: Ballot) -> bool:
+    return ballot.node == 0 and ballot.round == first_round(epoch_of(ballot))
+
+
 if TYPE_CHECKING:
     from paxosd.core.multi.replica import Replica
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from paxosd.core.multi import catchup, reads
 from paxosd.core.multi.acceptor import AcceptorLog
-from paxosd.core.multi.ballots import ROUND_BITS, epoch_of, first_round
+from paxosd.core.multi.ballots import ROUND_BITS, epoch_of, is_mark, mark
 from paxosd.core.multi.configuration import Configuration, Joined
 from paxosd.core.multi.leader import Leadership
 from paxosd.core.multi.messages import (
@@ -62,7 +62,7 @@ from paxosd.core.multi.messages import (
 from paxosd.core.multi.reconfigure import Reconfigure, in_batch
 from paxosd.core.multi.records import Accepted as AcceptedRecord
 from paxosd.core.multi.records import Batch, Configured, Record
-from paxosd.core.types import Ballot, NodeId, ballot_round_max
+from paxosd.core.types import NodeId, ballot_round_max
 
 if TYPE_CHECKING:
     from paxosd.core.multi.replica import Replica
@@ -241,16 +241,6 @@ def drop_older(acceptor: AcceptorLog, configuration: Configuration) -> None:
         del entries[slot]
 
 
-def mark(epoch: int) -> Ballot:
-    """The ballot that marks a value as chosen before `epoch` began: the epoch's lowest
-    round, which no node makes (its ballots start one above)."""
-    return Ballot(first_round(epoch), 0)
-
-
-def is_mark(ballot: Ballot) -> bool:
-    return ballot.node == 0 and ballot.round == first_round(epoch_of(ballot))
-
-
 def _mark_chosen(replica: Replica, configuration: Configuration) -> list[Record]:
     """Make the values chosen up to the stop durable, as acceptances in the new epoch's mark
     ballot. A node restarted below its epoch's first slot must reach it before it leads, and
@@ -258,10 +248,20 @@ def _mark_chosen(replica: Replica, configuration: Configuration) -> list[Record]
     those values but from its own store: the old epoch, which could have recovered them with
     a phase 1, is over. The node's own acceptances below the stop are of no use any more (no
     phase 1 of the old epoch asks it, and the new one asks from the first slot), so they are
-    replaced. At most the slots since its last snapshot are written, once per change."""
+    replaced. At most the slots since its last snapshot are written, once per change.
+
+    The mark is not promised. A crash may tear this write before its `Configured` record,
+    and the node then comes back in the old epoch, where it may be needed: if it learned the
+    stop was chosen before anyone else did, the other voters cannot recover the stop without
+    it. A promise of the mark would have replaced, in its store, the highest promise it made
+    in the old epoch (a store keeps only the highest), and it could have promised nothing
+    there again (simulator seed 30326 at 3 nodes). Unpromised, the torn write leaves it the
+    old epoch's voter it was, with some of its acceptances replaced by marks of values that
+    were chosen: a phase 1 that reads one takes the chosen value (the mark is higher than
+    any ballot of the old epoch), and it is as safe as a crash before the write."""
     acceptor, learner = replica.acceptor, replica.learner
     ballot = mark(configuration.epoch)
-    records = acceptor.promise(ballot)  # (nothing real is refused: no node makes it)
+    records: list[Record] = []
     for slot in range(learner.snapshot_slot + 1, configuration.first_slot):
         batch = learner.chosen.get(slot)
         if batch is not None and slot > acceptor.snapshot_slot:
@@ -312,11 +312,13 @@ def learner_tick(replica: Replica) -> None:
 
 def lagging_tick(replica: Replica) -> None:
     """A voter whose election timeout passed but that may not campaign, having seen a later
-    epoch's ballot (its own promise of a later epoch's mark, say, whose `Configured` record a
-    torn write lost), asks a peer (each in turn, once per timeout) for the chosen values it
-    lacks. Removed by that later epoch, it would otherwise wait for ever: its members send
-    it nothing, and it sends nothing a peer would answer with Stale. The values it is sent
-    hold the change; applying it, it adopts the epoch (and learns it was removed)."""
+    epoch's ballot (a lost catch-up's, or its own promise of a later epoch's mark, which a
+    store written before marks went unpromised may hold without the epoch's `Configured`
+    record, a torn write having lost it), asks a peer (each in turn, once per timeout) for
+    the chosen values it lacks. Removed by that later epoch, it would otherwise wait for
+    ever: its members send it nothing, and it sends nothing a peer would answer with Stale.
+    The values it is sent hold the change; applying it, it adopts the epoch (and learns it
+    was removed)."""
     epoch = replica.configuration.epoch
     seen = [b for b in (replica.acceptor.promised, replica.highest_seen) if b is not None]
     if replica.peers and any(epoch_of(b) > epoch for b in seen):

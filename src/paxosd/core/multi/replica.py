@@ -208,7 +208,8 @@ class Replica:
                 self.acceptor.promise(ballot)
             case AcceptedRecord(slot=slot, ballot=ballot, batch=batch):
                 if slot > self.acceptor.snapshot_slot:
-                    self.acceptor.promise(ballot)
+                    if not epochs.is_mark(ballot):  # a chosen value's mark: no vote (epochs.py)
+                        self.acceptor.promise(ballot)
                     self.acceptor.entries[slot] = (ballot, batch)
             case Snapshot(slot=slot):
                 self.learner.restored(record)  # `machine` is the state after it (recovery.py)
@@ -472,11 +473,12 @@ class Replica:
         seen = [b for b in (self.acceptor.promised, self.highest_seen) if b is not None]
         known = [b.round for b in seen if ballots.epoch_of(b) == epoch]
         ballot = Ballot(max(known, default=ballots.first_round(epoch)) + 1, self.node_id)
-        # A peer's mark ballot (epochs.mark) proves only that the peer once adopted a later
-        # epoch: a torn write may have left it that promise without the epoch's record, and
-        # no one else in the later epoch; the change is then recovered by a phase 1 of this
-        # epoch (the brick wall), which this node must be free to run. Its own mark promise
-        # still bars it (it can promise nothing of this epoch).
+        # A peer's promise of a mark ballot (epochs.mark; only a store written before marks
+        # went unpromised holds one) proves only that the peer once adopted a later epoch: a
+        # torn write may have left it that promise without the epoch's record, and no one
+        # else in the later epoch; the change is then recovered by a phase 1 of this epoch
+        # (the brick wall), which this node must be free to run. Its own mark promise still
+        # bars it (it can promise nothing of this epoch).
         promised = self.acceptor.promised
         later = [
             b
