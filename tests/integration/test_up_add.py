@@ -51,23 +51,36 @@ def test_up_add_starts_a_fourth_node_that_later_ups_start_too(tmp_path: Path) ->
         again = _add(up)  # node 5 next: ids are never reused by --add
         assert again.returncode == 0, again.stdout + again.stderr
         assert sorted(_voters(up, 1)) == [1, 2, 3, 4, 5]
+        removed = subprocess.run(
+            [sys.executable, "-m", "paxosd", "member", "remove", "5",
+             "--endpoints", up.endpoint(1), "--timeout", "20"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        up.wait_for("node 5 to know it was removed", lambda: _voters(up, 5) == [1, 2, 3, 4])
         base = up.base
-    # A new `paxosd up` (the same --nodes 3) starts the two that joined with the others.
+    # A new `paxosd up` (the same --nodes 3) starts node 4, which joined, with the others, but
+    # not node 5, whose store says it was removed: it says so, and how to bring it back.
     stderr_path = tmp_path / "up2.stderr"
-    with stderr_path.open("wb") as stderr:
+    stdout_path = tmp_path / "up2.stdout"
+    with stderr_path.open("wb") as stderr, stdout_path.open("wb") as stdout:
         process = subprocess.Popen(
             [sys.executable, "-m", "paxosd", "up", "--base-port", str(base),
              "--data-dir", str(up.data_dir)],
-            stdout=subprocess.DEVNULL, stderr=stderr,
+            stdout=stdout, stderr=stderr,
         )  # fmt: skip
     _launched.append(process)
     second = Up(process, up.data_dir, base, stderr_path)
     try:
-        second.wait_for("the cluster up", lambda: "event=cluster_up nodes=5" in second.stderr())
-        for node in (4, 5):
-            view = second.view(node)
-            assert view["configuration"]["voters"] == [1, 2, 3, 4, 5], view
-        with Client([second.endpoint(n) for n in (4, 5)], timeout_s=10) as client:
+        second.wait_for("the cluster up", lambda: "event=cluster_up nodes=4" in second.stderr())
+        assert "event=node_not_started node=5 reason=removed" in second.stderr()
+        said = " ".join(stdout_path.read_text().split())
+        assert "node 5 is not started: it was removed from the cluster" in said, said
+        assert "paxosd up --add --id 5; or forget it: rm -r" in said, said
+        assert second.status(5) is None, "node 5 is not started"
+        view = second.view(4)
+        assert view["configuration"]["voters"] == [1, 2, 3, 4], view
+        with Client([second.endpoint(n) for n in (1, 4)], timeout_s=10) as client:
             client.put("after-restart", 2)
             assert client.get("before-add").value == 1
     finally:

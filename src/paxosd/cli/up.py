@@ -34,6 +34,7 @@ from rich.table import Table
 from paxosd.cli.common import NOT_RUNNING_HINT, Failure, Seconds
 from paxosd.cli.node import log_format_option, log_level_option
 from paxosd.cli.supervisor import Backoff, NodeProcess, Supervisor
+from paxosd.core.multi.configuration import Configuration
 from paxosd.runtime import logs
 from paxosd.runtime.config import ConfigError, Member, NodeConfig, load, local_cluster, to_toml
 from paxosd.runtime.datadir import (
@@ -42,6 +43,7 @@ from paxosd.runtime.datadir import (
     initialise,
     membership_traces,
     never_voted,
+    removed_from,
 )
 from paxosd.runtime.ports import port_free
 from paxosd.storage.errors import StorageError
@@ -284,10 +286,15 @@ def command(
             f"ports already in use: {', '.join(busy)}",
             hint="is a cluster already running? Stop it, or pick other ports with --base-port",
         )
+    removed = {c.node_id: r for c in configs if (r := removed_from(c)) is not None}
     options = NodeOptions(log_level, log_format)
     processes = prepare(founding, data_dir, options)
     processes += [joined_process(config, data_dir, options) for config in joined]
     processes.sort(key=lambda process: process.node_id)
+    if removed:
+        _left_out(removed, {c.node_id for c in joined}, data_dir)
+        configs = [config for config in configs if config.node_id not in removed]
+        processes = [process for process in processes if process.node_id not in removed]
 
     def add_node(node: int) -> NodeProcess | str:
         try:
@@ -385,6 +392,23 @@ def _add(data_dir: Path, add_id: int | None) -> int:
         highlight=False,
     )
     return 0
+
+
+def _left_out(removed: dict[int, Configuration], joined: set[int], data_dir: Path) -> None:
+    """Say which nodes are not started, having been removed through the log (their stores
+    say so), and how to bring each back or forget it."""
+    for node, configuration in sorted(removed.items()):
+        logs.event(log, "node_not_started", node=node, reason="removed",
+                   epoch=configuration.epoch, members=configuration.describe())  # fmt: skip
+        folder = _shown(data_dir / f"node{node}")
+        forget = f"; or forget it: rm -r {folder} {folder}.toml" if node in joined else ""
+        console.print(
+            f"node {node} is not started: it was removed from the cluster (epoch "
+            f"{configuration.epoch}: {configuration.describe()}). To bring it back, while the "
+            f"cluster runs: move {folder} aside, then paxosd up --add --id {node}{forget}",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def _answering(configs: list[NodeConfig]) -> str:

@@ -237,6 +237,28 @@ def never_voted(config: NodeConfig) -> bool:
     )
 
 
+def removed_from(config: NodeConfig) -> Configuration | None:
+    """The configuration the node's store is in, if it leaves the node out: the node was
+    removed through the log, and knew it when it stopped. None for a member, a node with no
+    store, or a store that cannot be read now (the node says why when it starts). Opens the
+    store briefly, so the node must not be running."""
+    if not has_store(config):
+        return None
+    try:
+        store = _open(config, create=False)
+    except StorageError:
+        return None
+    try:
+        stored = store.load().configuration
+    except StorageError:
+        return None
+    finally:
+        store.close()
+    if stored is None or stored.is_member(config.node_id):
+        return None
+    return stored
+
+
 # -- making a store ------------------------------------------------------------------------
 
 
