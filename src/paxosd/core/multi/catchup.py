@@ -1,19 +1,20 @@
 """Catching up: how a replica that lacks chosen values gets them from a peer.
 
 Theory of operation. A follower learns the commit point from the leader's Accepts, Heartbeats
-and Commits. Where it accepted a slot in the leader's own ballot, its value is the chosen one
-(a leader proposes one value per slot and ballot); any other slot below the commit point it
-asks for with CatchUp, once per `catchup_timeout_ticks` (a lost request is asked again at the
+and Commits. Where it accepted a slot in the leader's own ballot, its value is the chosen one (a
+leader proposes one value per slot and ballot); any other slot below the commit point it asks
+for with CatchUp, once per `catchup_timeout_ticks` (a lost request is asked again at the
 leader's next heartbeat; a leader that lags behind its peers' snapshots asks again on its own
 timer, `retry`). The peer answers with Entries (chosen values, bounded by `catchup_slots_max`
-and `catchup_bytes_max`), or, when it has truncated those slots into a snapshot, with the
-snapshot, one SnapshotInstall chunk of `snapshot_chunk_bytes` per CatchUp: each CatchUp names
-the snapshot and how many of its bytes have arrived, so a lost chunk is asked for again, and a
-sender whose snapshot moved on starts the new one from byte 0. Neither side holds a snapshot in
-memory: the sender's host reads each chunk from its snapshot file, the receiver's host appends
-it to a staged file (ready.py, `SnapshotWork`). A snapshot that arrived whole is checked and
-installed (snapshots.py: the host restores the state machine off the turn loop), and catching
-up goes on from the slot after it.
+and `catchup_bytes_max`; the values of its last snapshot interval are retained for this,
+learner.py), or, when it has truncated those slots into a snapshot, with the snapshot, one
+SnapshotInstall chunk of `snapshot_chunk_bytes` per CatchUp: each CatchUp names the snapshot and
+how many of its bytes have arrived, so a lost chunk is asked for again, and a sender whose
+snapshot moved on starts the new one from byte 0. Neither side holds a snapshot in memory: the
+sender's host reads each chunk from its snapshot file, the receiver's host appends it to a
+staged file (ready.py, `SnapshotWork`). A snapshot that arrived whole is checked and installed
+(snapshots.py: the host restores the state machine off the turn loop), and catching up goes on
+from the slot after it.
 
 Values learned here go to the learner, never to the acceptor log: an acceptor only ever
 reports what it accepted itself.
@@ -137,7 +138,11 @@ def on_catchup(replica: Replica, src: NodeId, msg: CatchUp) -> None:
     learner = replica.learner
     config = replica.config
     snapshot = learner.snapshot
-    if snapshot is not None and msg.from_slot <= snapshot.slot:
+    if (
+        snapshot is not None
+        and msg.from_slot <= snapshot.slot
+        and msg.from_slot not in learner.retained
+    ):
         offset = msg.snapshot_offset if msg.snapshot_slot == snapshot.slot else 0
         if offset >= snapshot.size_bytes:
             offset = 0

@@ -6,7 +6,8 @@ ballot, or from a peer's Entries and snapshots). `chosen_upto` is the highest sl
 every slot is known chosen; `advance()` moves it over every contiguous known slot and applies
 them, strictly in order, to the deterministic state machine. A snapshot stands for the state
 after some slot: once its record is written (`recorded`, snapshots.py) the chosen values it
-covers are forgotten; installing a peer's snapshot (`install`) replaces the state machine too.
+covers are forgotten, but for those since the snapshot before it (`retained`); installing a
+peer's snapshot (`install`) replaces the state machine too.
 
 Everything here is one node's knowledge, rebuilt on restart from the snapshot and by catching
 up: only the acceptor's state and snapshots are durable.
@@ -76,6 +77,13 @@ class Learner:
     def __init__(self, machine: Machine) -> None:
         self.machine = machine
         self.chosen: dict[int, Batch] = {}  # known-chosen values above the snapshot
+        # The values the latest snapshot covers that the one before it did not, kept for
+        # peers (`values`): a learner installing the previous snapshot while this one was
+        # written catches up from them, where it would otherwise need this snapshot too
+        # (and, under steady writes, each install lasting as long as the log takes to pass
+        # another snapshot point, the next one). In memory only, at most one snapshot
+        # interval of values, as the log held before the snapshot.
+        self.retained: dict[int, Batch] = {}
         self.chosen_upto = 0
         self.applied = 0
         self.snapshot: Snapshot | None = None  # the latest snapshot record written
@@ -134,21 +142,26 @@ class Learner:
         self.machine = machine
         self.applied = self.chosen_upto = snapshot.slot
         self.recorded(snapshot)
+        self.retained = {}  # only what this node applied itself is kept for peers
 
     def recorded(self, snapshot: Snapshot) -> None:
         """A snapshot record is written: the chosen values it covers are not needed again."""
         assert self.snapshot_slot < snapshot.slot <= self.applied
         self.snapshot = snapshot
-        for old in [s for s in self.chosen if s <= snapshot.slot]:
-            del self.chosen[old]
+        chosen = self.chosen
+        self.retained = {s: chosen.pop(s) for s in [s for s in chosen if s <= snapshot.slot]}
 
     def values(self, from_slot: int, slots_max: int, bytes_max: int) -> list[tuple[int, Batch]]:
-        """Chosen values from `from_slot` on, for a peer catching up, within the limits."""
+        """Chosen values from `from_slot` on, for a peer catching up, within the limits
+        (from the retained ones below the snapshot too)."""
         entries: list[tuple[int, Batch]] = []
         size = 0
         slot = from_slot
+        chosen, retained = self.chosen, self.retained
         while slot <= self.chosen_upto and len(entries) < slots_max:
-            batch = self.chosen.get(slot)
+            batch = chosen.get(slot)
+            if batch is None:
+                batch = retained.get(slot)
             if batch is None:
                 break
             size += sum(len(command) for command in batch)
@@ -163,6 +176,7 @@ class Learner:
         assert self.chosen_upto + 1 not in self.chosen, "advance() leaves no known slot behind"
         if full:
             assert all(slot > self.snapshot_slot for slot in self.chosen)
+            assert all(slot <= self.snapshot_slot for slot in self.retained)
             assert all(s in self.chosen for s in range(self.applied + 1, self.chosen_upto + 1))
 
 
