@@ -43,8 +43,10 @@ from .driven import DrivenNet
 
 TESTDATA = Path(__file__).parent / "testdata"
 SCRIPTS = sorted(TESTDATA.glob("*.txt"))
-# Small limits, so that a script of a few dozen lines reaches snapshots and chunked transfers.
-CONFIG = EngineConfig(snapshot_every_slots=4, snapshot_chunk_bytes=64)
+# Small limits, so that a script of a few dozen lines reaches snapshots and chunked transfers;
+# no values kept behind a snapshot, so that a peer behind one is sent it (the values kept are
+# tests/core/multi/test_catchup.py's).
+CONFIG = EngineConfig(snapshot_every_slots=4, snapshot_chunk_bytes=64, retained_bytes_max=0)
 
 
 def _matcher(args: list[str]) -> Callable[[Envelope], bool]:

@@ -337,7 +337,7 @@ class Cluster:
         self.config, self.policy = spec.config, None
         self.active_faults = spec.faults
         if spec.draws:
-            self.config, self.policy = draw_limits(spec.config, self.rng)
+            self.config, self.policy = draw_limits(spec.config, self.rng, seed)
             self.active_faults = draw_faults(spec.faults, self.rng, OWN_GENERATOR, seed)
         self.variant = Variant(spec.variant)
         self.members = tuple(range(1, spec.nodes + 1))

@@ -102,7 +102,9 @@ compaction_garbage_bytes_choices = (2_048, 8_192, 32_768)
 fault_odds = 0.5  # each allowed fault strikes in a run with these odds
 
 
-def draw_limits(config: EngineConfig, rng: random.Random) -> tuple[EngineConfig, CompactionPolicy]:
+def draw_limits(
+    config: EngineConfig, rng: random.Random, seed: int
+) -> tuple[EngineConfig, CompactionPolicy]:
     """The engine's snapshot and catch-up limits and the stores' compaction policy for one
     run, drawn from its generator; the planted variant and timers stay as given."""
     drawn = replace(
@@ -112,6 +114,10 @@ def draw_limits(config: EngineConfig, rng: random.Random) -> tuple[EngineConfig,
         catchup_bytes_max=rng.choice(catchup_bytes_max_choices),
         snapshot_chunk_bytes=rng.choice(snapshot_chunk_bytes_choices),
     )
+    # Half the runs keep no values behind a snapshot, so that peers behind one need it
+    # (from a generator of its own, so that the run's other draws stay as they were).
+    if random.Random(f"{seed}/draw/retained").random() < 0.5:
+        drawn = replace(drawn, retained_bytes_max=0)
     policy = CompactionPolicy(
         garbage_ratio=rng.uniform(1.0, 2.0),
         garbage_bytes_min=rng.choice(compaction_garbage_bytes_choices),
@@ -142,5 +148,6 @@ def limits_summary(config: EngineConfig, policy: CompactionPolicy) -> dict[str, 
         "catchup_slots_max": config.catchup_slots_max,
         "catchup_bytes_max": config.catchup_bytes_max,
         "snapshot_chunk_bytes": config.snapshot_chunk_bytes,
+        "retained_bytes_max": config.retained_bytes_max,
         "compaction_garbage_bytes_min": policy.garbage_bytes_min,
     }

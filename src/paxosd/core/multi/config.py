@@ -38,6 +38,10 @@ class EngineConfig:
     catchup_timeout_ticks: int = 10
     retransmit_ticks: int = 6
     snapshot_every_slots: int = 1000
+    # After a snapshot, the values it covers since the one before are kept in memory for
+    # peers catching up (learner.py, `retained`), unless they hold more bytes of commands
+    # than this; 0 keeps none (every peer behind the snapshot is sent the snapshot).
+    retained_bytes_max: int = 64 << 20
     # Snapshots travel in chunks of this size (read from the sender's snapshot file, staged
     # into a file by the receiver: neither holds a whole snapshot in memory). A peer's
     # snapshot larger than the max is refused: a sanity bound on what a peer may make this
@@ -60,4 +64,5 @@ class EngineConfig:
         assert self.forward_bytes_max >= self.batch_bytes_max
         assert 0 < self.snapshot_chunk_bytes <= self.snapshot_bytes_max
         assert self.catchup_slots_max > 0 and self.catchup_bytes_max > 0
+        assert self.retained_bytes_max >= 0
         assert self.variant in CORE_VARIANTS, f"unknown engine variant {self.variant!r}"

@@ -74,16 +74,18 @@ class Machine(Protocol):
 
 
 class Learner:
-    def __init__(self, machine: Machine) -> None:
+    def __init__(self, machine: Machine, retained_bytes_max: int = 0) -> None:
         self.machine = machine
         self.chosen: dict[int, Batch] = {}  # known-chosen values above the snapshot
         # The values the latest snapshot covers that the one before it did not, kept for
         # peers (`values`): a learner installing the previous snapshot while this one was
         # written catches up from them, where it would otherwise need this snapshot too
         # (and, under steady writes, each install lasting as long as the log takes to pass
-        # another snapshot point, the next one). In memory only, at most one snapshot
-        # interval of values, as the log held before the snapshot.
+        # another snapshot point, the next one). In memory only: one snapshot interval of
+        # values, as the log held before the snapshot, and none if they are more than
+        # `retained_bytes_max` bytes of commands (EngineConfig).
         self.retained: dict[int, Batch] = {}
+        self.retained_bytes_max = retained_bytes_max
         self.chosen_upto = 0
         self.applied = 0
         self.snapshot: Snapshot | None = None  # the latest snapshot record written
@@ -149,7 +151,9 @@ class Learner:
         assert self.snapshot_slot < snapshot.slot <= self.applied
         self.snapshot = snapshot
         chosen = self.chosen
-        self.retained = {s: chosen.pop(s) for s in [s for s in chosen if s <= snapshot.slot]}
+        retained = {s: chosen.pop(s) for s in [s for s in chosen if s <= snapshot.slot]}
+        size = sum(len(command) for batch in retained.values() for command in batch)
+        self.retained = retained if size <= self.retained_bytes_max else {}
 
     def values(self, from_slot: int, slots_max: int, bytes_max: int) -> list[tuple[int, Batch]]:
         """Chosen values from `from_slot` on, for a peer catching up, within the limits
