@@ -11,7 +11,7 @@ import pytest
 from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.records import Configured, Promised
 from paxosd.core.types import Ballot
-from paxosd.runtime import datadir
+from paxosd.runtime import datadir, removal
 from paxosd.runtime.config import NodeConfig, local_cluster
 from paxosd.storage import StoreExists, make_identity, open_store
 
@@ -163,3 +163,34 @@ def test_reseed_copies_a_survivor_and_refuses_what_could_not_work(tmp_path: Path
     datadir.reinitialize(one)  # a survivor that is itself rebuilding holds nothing complete
     with pytest.raises(datadir.MembershipMismatch, match="rebuilding"):
         datadir.reseed(two, one)
+
+
+def _adopt(config: NodeConfig, configuration: Configuration) -> None:
+    store = datadir.open_existing(config)
+    try:
+        store.write([Configured(configuration)])
+        store.sync()
+    finally:
+        store.close()
+
+
+def test_a_node_knows_it_was_removed_from_its_store_or_from_what_it_was_told(
+    tmp_path: Path,
+) -> None:
+    """`paxosd up` leaves out a node that joined and was removed (cli/up.py): its store is in
+    the epoch that removed it, or, told by a peer (runtime/removal.py), it wrote that epoch
+    down. A store in a later epoch that has it as a member again wins over what it wrote."""
+    config = _node(tmp_path, nodes=3, node=3)
+    datadir.initialise(config)
+    assert datadir.removed_from(config) is None
+    told = Configuration((1, 2), epoch=3, first_slot=50)
+    removal.remember(config.data_dir, told)
+    assert removal.recalled(config.data_dir) == Configuration((1, 2), epoch=3)
+    assert datadir.removed_from(config) == Configuration((1, 2), epoch=3)
+    _adopt(config, Configuration((1, 2, 3), epoch=4, first_slot=60))  # added back
+    assert datadir.removed_from(config) is None
+    left_out = Configuration((1, 2), epoch=5, first_slot=70)
+    _adopt(config, left_out)
+    assert datadir.removed_from(config) == left_out
+    (config.data_dir / removal.FILE_NAME).write_text("{not json")
+    assert removal.recalled(config.data_dir) is None

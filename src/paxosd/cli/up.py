@@ -286,13 +286,15 @@ def command(
             f"ports already in use: {', '.join(busy)}",
             hint="is a cluster already running? Stop it, or pick other ports with --base-port",
         )
-    removed = {c.node_id: r for c in configs if (r := removed_from(c)) is not None}
+    # A node that joined and was removed comes back only by joining again, with a new store
+    # (a founding node can be added back as it is, `paxosd member add`, so it is started).
+    removed = {c.node_id: r for c in joined if (r := removed_from(c)) is not None}
     options = NodeOptions(log_level, log_format)
     processes = prepare(founding, data_dir, options)
     processes += [joined_process(config, data_dir, options) for config in joined]
     processes.sort(key=lambda process: process.node_id)
     if removed:
-        _left_out(removed, {c.node_id for c in joined}, data_dir)
+        _left_out(removed, data_dir)
         configs = [config for config in configs if config.node_id not in removed]
         processes = [process for process in processes if process.node_id not in removed]
 
@@ -394,18 +396,18 @@ def _add(data_dir: Path, add_id: int | None) -> int:
     return 0
 
 
-def _left_out(removed: dict[int, Configuration], joined: set[int], data_dir: Path) -> None:
-    """Say which nodes are not started, having been removed through the log (their stores
-    say so), and how to bring each back or forget it."""
+def _left_out(removed: dict[int, Configuration], data_dir: Path) -> None:
+    """Say which nodes that joined are not started, having been removed through the log, and
+    how to bring each back or forget it."""
     for node, configuration in sorted(removed.items()):
         logs.event(log, "node_not_started", node=node, reason="removed",
                    epoch=configuration.epoch, members=configuration.describe())  # fmt: skip
         folder = _shown(data_dir / f"node{node}")
-        forget = f"; or forget it: rm -r {folder} {folder}.toml" if node in joined else ""
         console.print(
             f"node {node} is not started: it was removed from the cluster (epoch "
             f"{configuration.epoch}: {configuration.describe()}). To bring it back, while the "
-            f"cluster runs: move {folder} aside, then paxosd up --add --id {node}{forget}",
+            f"cluster runs: move {folder} aside, then paxosd up --add --id {node}; or forget "
+            f"it: rm -r {folder} {folder}.toml",
             soft_wrap=True,
             highlight=False,
         )

@@ -55,7 +55,7 @@ from pathlib import Path
 
 from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.records import Configured, Rebuilding, Record
-from paxosd.runtime import incarnation, sqlite_pin
+from paxosd.runtime import incarnation, removal, sqlite_pin
 from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.variants import Variant
 from paxosd.storage import (
@@ -238,10 +238,12 @@ def never_voted(config: NodeConfig) -> bool:
 
 
 def removed_from(config: NodeConfig) -> Configuration | None:
-    """The configuration the node's store is in, if it leaves the node out: the node was
-    removed through the log, and knew it when it stopped. None for a member, a node with no
-    store, or a store that cannot be read now (the node says why when it starts). Opens the
-    store briefly, so the node must not be running."""
+    """The configuration that left the node out, if it was removed through the log and knew
+    it when it stopped: its store is in that epoch, or the node wrote it down having been
+    told so by a peer (runtime/removal.py) and its store is in no later epoch that has it as
+    a member. None for a member, a node with no store, or a store that cannot be read now
+    (the node says why when it starts). Opens the store briefly, so the node must not be
+    running."""
     if not has_store(config):
         return None
     try:
@@ -254,9 +256,15 @@ def removed_from(config: NodeConfig) -> Configuration | None:
         return None
     finally:
         store.close()
-    if stored is None or stored.is_member(config.node_id):
+    node = config.node_id
+    if stored is not None and not stored.is_member(node):
+        return stored
+    told = removal.recalled(config.data_dir)
+    if told is None or told.is_member(node):
         return None
-    return stored
+    if stored is not None and stored.epoch >= told.epoch:
+        return None  # a member again, in a later epoch than the one that removed it
+    return told
 
 
 # -- making a store ------------------------------------------------------------------------

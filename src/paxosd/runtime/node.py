@@ -45,11 +45,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from paxosd.api.limits import ClientLimits
 from paxosd.api.version import VERSION
+from paxosd.core.multi import epochs
 from paxosd.core.multi.config import EngineConfig
 from paxosd.core.multi.configuration import Configuration, Joined
 from paxosd.core.multi.ready import Applied, Note, Role
 from paxosd.core.multi.replica import Replica
-from paxosd.runtime import codec, datadir, incarnation, recovery, sqlite_pin
+from paxosd.runtime import codec, datadir, incarnation, recovery, removal, sqlite_pin
 from paxosd.runtime.config import ConfigError, Member, NodeConfig, parse_contact
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, ServiceError
@@ -154,6 +155,7 @@ class Node:
         self.incarnation: int | None = None
         # The configuration the transport was last given (see `_follow_configuration`).
         self._configuration: Configuration | None = None
+        self._removal_remembered = False  # runtime/removal.py's file written (or tried)
         # Requests that come without a client session (plain HTTP, no headers) get an
         # anonymous id: applied once, but no session is kept for them in the state machine.
         self.client_id = f"{ANONYMOUS_PREFIX}n{self.node_id}-{uuid.uuid4().hex[:12]}"
@@ -613,9 +615,11 @@ class Node:
         driver.tick()
         self._follow_configuration(driver)
         self._compact_if_due(driver)
+        removed = driver.removed()
+        if removed is not None and not self._removal_remembered:
+            self._remember_removal(driver)
         if self.watches is not None:
             self.watches.tick(self.clock.monotonic_ms())
-            removed = driver.removed()
             if removed is not None:  # its watchers would hear of nothing again
                 self.watches.close_all(f"{removed}: watch on a member")
         self._watch_clock()
@@ -625,6 +629,18 @@ class Node:
             self._rebuild_checked_ms = now
             connected = self.transport.connected() if self.transport else []
             self.rebuild_report.tick(driver.replica.status(), connected)
+
+    def _remember_removal(self, driver: Driver) -> None:
+        """Once removed, write the configuration that left this node out beside its store
+        (runtime/removal.py): `paxosd up` then leaves the node out next time."""
+        self._removal_remembered = True
+        configuration = epochs.removed_by(driver.replica)
+        if configuration is None:
+            return
+        try:
+            removal.remember(self.config.data_dir, configuration)
+        except OSError as error:
+            self._event("removal_not_recorded", logging.WARNING, error=str(error))
 
     def _compact_if_due(self, driver: Driver) -> None:
         """As leader, propose a Compact when the key-value history is over its limits."""
