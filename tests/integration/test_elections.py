@@ -87,6 +87,29 @@ def _candidates(client: Client, election: str) -> int:
     return client.range(prefix=f"{election}/", count_only=True).count
 
 
+def _post_mortem(client: Client, election: str, processes: dict[str, Any]) -> str:
+    """What a failed test needs to say what happened: the election's keys with their
+    leases' remaining TTLs (a key kept alive by a process that should have let go), and for
+    each process (name -> (process, stderr path)) whether it still runs, with its threads'
+    stacks (SIGABRT makes the faulthandler print them) and the end of its stderr."""
+    report = []
+    with contextlib.suppress(Exception):
+        for kv in client.range(prefix=f"{election}/").kvs:
+            ttl = client.time_to_live(kv.lease) if kv.lease else None
+            report.append(f"key {kv.key} created at {kv.create_revision}, lease {kv.lease}: {ttl}")
+    for name, (process, stderr) in processes.items():
+        if process is None:
+            continue
+        running = process.poll() is None
+        if running:
+            os.kill(process.pid, signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+        state = "was still running (stacks below)" if running else f"exited {process.returncode}"
+        report.append(f"--- {name} {state}; its stderr:\n{stderr.read_text()[-6000:]}")
+    return "\n".join(report)
+
+
 def test_kill_9_of_the_leader_elects_another_and_every_observer_agrees(
     shared_cluster: Cluster,
 ) -> None:
@@ -215,9 +238,12 @@ def test_a_leader_paused_before_its_command_starts_never_runs_it_after_resuming(
     leadership already lost). Resumed, the worker exits 2 and leaves nothing running."""
     endpoints = ",".join(shared_cluster.endpoints())
     common = ["--endpoints", endpoints]
-    first_stderr = tmp_path / "q1.stderr"
+    first_stderr, second_stderr = tmp_path / "q1.stderr", tmp_path / "q2.stderr"
     with Client(endpoints) as client:
-        second = _spawn(["elect", "early", "q2", "--ttl", str(ttl_s), "--grace", "1", *common])
+        second = _spawn(
+            ["elect", "early", "q2", "--ttl", str(ttl_s), "--grace", "1", *common],
+            stderr=second_stderr.open("w"),
+        )
         first: subprocess.Popen[str] | None = None
         try:
             # q2 leads first, so q1 wins the moment q2 resigns: q1's pause can then land
@@ -245,6 +271,9 @@ def test_a_leader_paused_before_its_command_starts_never_runs_it_after_resuming(
             os.killpg(first.pid, signal.SIGCONT)
             assert _wait_or_dump(first, 30, first_stderr) == 2
             assert not _group_left(first), "the command ran on after the leadership was lost"
+        except (AssertionError, queue.Empty, subprocess.TimeoutExpired) as error:
+            processes = {"q1": (first, first_stderr), "q2": (second, second_stderr)}
+            pytest.fail(f"{error!r}\n{_post_mortem(client, 'early', processes)}")
         finally:
             for process in (first, second):
                 if process is not None:
