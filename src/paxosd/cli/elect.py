@@ -117,17 +117,56 @@ def _kill_if_running(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-def _wait_for_signal(session: Session) -> None:
-    """Block until SIGINT/SIGTERM, or until the session is lost."""
-    stop = threading.Event()
+class _StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM for a verb without COMMAND, which holds its session until
+    asked to stop. This process handles both itself, also when it was started with SIGINT
+    ignored (as a shell starts a command put in the background with `&` in a script, and as
+    some CI runners start everything): left ignored, SIGINT would not stop a leader, which
+    would keep its session alive and lead on until killed.
 
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
+    Until `hold()`, a signal interrupts (KeyboardInterrupt, as Ctrl-C does; the session is
+    closed on the way out). `hold()` comes before the process says it leads (or is
+    registered), so that a signal sent the moment it says so is not lost; from then on a
+    signal only sets `asked`, which `wait` polls. It raises nothing there, because an
+    exception raised by a handler can land inside threading's own code, between taking a
+    lock and the block that releases it; and the event is polled, never waited on, because
+    the handler runs in the thread that waits and would block on the lock it holds. Once
+    `wait` returns, a signal interrupts again: a second Ctrl-C cuts the resignation short."""
 
-    signal.signal(signal.SIGTERM, handler)
-    with contextlib.suppress(KeyboardInterrupt):
-        while not stop.is_set() and not session.lost.wait(0.2):
-            pass
+    numbers = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+        self.holding = False
+        self.asked = threading.Event()
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if self.active:
+            self.previous = {number: signal.signal(number, self._handle) for number in self.numbers}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, before in self.previous.items():
+            if before is not None:  # None: a handler not set from Python, nothing to restore
+                signal.signal(number, before)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if not self.holding:
+            raise KeyboardInterrupt
+        self.asked.set()
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def wait(self, session: Session) -> None:
+        """Block until SIGINT or SIGTERM, or until the session is lost."""
+        self.hold()
+        try:
+            while not self.asked.is_set() and not session.lost.wait(0.2):
+                pass
+        finally:
+            self.holding = False
 
 
 def _leader_json(leader: Leader | None) -> dict[str, Any]:
@@ -169,11 +208,13 @@ def elect(
     _check_command(command)
     child = _Command(grace)
     code: int | None = 0
-    with connected(endpoints, timeout) as client:
+    with _StopSignals(not command) as signals, connected(endpoints, timeout) as client:
         session = client.session(ttl, on_lost=child.stop)
         try:
             leadership = client.election(name).campaign(value, session)
             data = {"leader": value, "key": leadership.key, "fencing_token": leadership.token}
+            if not command:
+                signals.hold()
             emit(as_json, data, f"leading {name} as {value}: fencing token {leadership.token}")
             sys.stdout.flush()
             if command:
@@ -184,7 +225,7 @@ def elect(
                 )
                 code = child.run(command, env, session)
             else:
-                _wait_for_signal(session)
+                signals.wait(session)
             lost = session.state == "lost"
             if not lost:
                 leadership.resign()
@@ -228,17 +269,19 @@ def register(
     key = _instance_key(prefix, name)
     child = _Command(grace)
     code: int | None = 0
-    with connected(endpoints, timeout) as client:
+    with _StopSignals(not command) as signals, connected(endpoints, timeout) as client:
         session = client.session(ttl, on_lost=child.stop)
         try:
             revision = session.put(key, value.encode())
+            if not command:
+                signals.hold()
             emit(as_json, {"key": key, "lease": session.id, "revision": revision},
                  f"registered {key} (lease {session.id})")  # fmt: skip
             sys.stdout.flush()
             if command:
                 code = child.run(command, dict(os.environ, PAXOSD_INSTANCE_KEY=key), session)
             else:
-                _wait_for_signal(session)
+                signals.wait(session)
             lost = session.state == "lost"
         finally:
             session.close()
