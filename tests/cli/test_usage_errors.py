@@ -41,6 +41,7 @@ def run(*args: str) -> tuple[int, str, str]:
         (["get"], "Missing argument 'KEY'"),
         (["get", "x", "--bogus"], "No such option '--bogus'. (see 'paxosd get --help')"),
         (["no-such-verb"], "No such command 'no-such-verb'"),
+        (["chaos", "--first-port", "44000"], "44000 is not in the range 1024<=x<=32000"),
     ],
 )
 def test_a_mistake_is_one_error_line_and_exit_2(

@@ -17,9 +17,14 @@ from rich.text import Text
 
 from paxosd.chaos.nemesis import KINDS
 from paxosd.chaos.workloads import OPTIONAL_WORKLOADS, WORKLOADS
+from paxosd.cli.common import Failure
+from paxosd.runtime.ports import NoFreePorts
 from paxosd.runtime.variants import VARIANTS
 
 console = Console(stderr=True)
+# The highest --first-port: the cluster's ports and its proxies' are looked for above it, and
+# below the kernel's ephemeral range (32768 on), where outgoing connections take theirs.
+first_port_max = 32000
 
 
 def _choices(
@@ -81,7 +86,9 @@ def _choices(
     "--first-port",
     default=21000,
     show_default=True,
-    help="Look for free ports from here (below 32768).",
+    type=click.IntRange(1024, first_port_max),
+    help=f"Look for free ports from here (1024 to {first_port_max}: the search stops below "
+    "the kernel's ephemeral ports, 32768).",
 )
 @click.option("--epoch", type=click.FloatRange(2, 600), default=15.0, show_default=True,
               help="Clients move to fresh keys every so many seconds.")  # fmt: skip
@@ -118,6 +125,13 @@ def command(
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         results = execute(spec, out, live=not as_json and console.is_terminal)
+    except NoFreePorts as error:
+        raise Failure(
+            str(error),
+            hint="pick a lower --first-port (the default leaves room), or stop what holds "
+            "those ports",
+            exit_code=2,
+        ) from None
     except KeyboardInterrupt:
         console.print("[red]interrupted; every node was stopped[/red]")
         sys.exit(130)

@@ -40,6 +40,10 @@ def all_free(ports: Iterable[int], host: str = "127.0.0.1") -> bool:
     return all(port_free(port, host) for port in ports)
 
 
+class NoFreePorts(RuntimeError):
+    """No run of free ports where they were looked for."""
+
+
 def free_block(count: int, first: int | None = None, last: int | None = None) -> int:
     """The lowest p in [first, last) with p .. p+count-1 all free (default: search_range())."""
     first = search_range()[0] if first is None else first
@@ -50,7 +54,7 @@ def free_block(count: int, first: int | None = None, last: int | None = None) ->
         if taken is None:
             return port
         port = taken + 1
-    raise RuntimeError(f"no {count} free ports in a row in {first}..{last}")
+    raise NoFreePorts(f"no {count} free ports in a row in {first}..{last}")
 
 
 def layout_ports(nodes: int, base_port: int) -> list[int]:
@@ -71,4 +75,4 @@ def free_layout(nodes: int, first: int | None = None, last: int | None = None) -
     for base in range(first + 600, last - 107):
         if all_free(layout_ports(nodes, base)):
             return base
-    raise RuntimeError(f"no free port layout for {nodes} nodes in {first}..{last}")
+    raise NoFreePorts(f"no free port layout for {nodes} nodes in {first}..{last}")
