@@ -141,7 +141,7 @@ def on_catchup(replica: Replica, src: NodeId, msg: CatchUp) -> None:
     if (
         snapshot is not None
         and msg.from_slot <= snapshot.slot
-        and msg.from_slot not in learner.retained
+        and (msg.snapshot_slot == snapshot.slot or not learner.keeps(msg.from_slot))
     ):
         offset = msg.snapshot_offset if msg.snapshot_slot == snapshot.slot else 0
         if offset >= snapshot.size_bytes:
