@@ -114,10 +114,15 @@ def draw_limits(
         catchup_bytes_max=rng.choice(catchup_bytes_max_choices),
         snapshot_chunk_bytes=rng.choice(snapshot_chunk_bytes_choices),
     )
-    # Half the runs keep no values behind a snapshot, so that peers behind one need it
-    # (from a generator of its own, so that the run's other draws stay as they were).
-    if random.Random(f"{seed}/draw/retained").random() < 0.5:
+    # Half the runs keep no values behind a snapshot, so that peers behind one need it; the
+    # others send kept values whenever they hold what a peer lacks (the simulator's states are
+    # too small for the real cost rule to prefer them) or by that rule. From a generator of
+    # their own, so that the run's other draws stay as they were.
+    own = random.Random(f"{seed}/draw/retained")
+    if own.random() < 0.5:
         drawn = replace(drawn, retained_bytes_max=0)
+    else:
+        drawn = replace(drawn, replay_cost=own.choice((0, 0, config.replay_cost)))
     policy = CompactionPolicy(
         garbage_ratio=rng.uniform(1.0, 2.0),
         garbage_bytes_min=rng.choice(compaction_garbage_bytes_choices),
@@ -149,5 +154,6 @@ def limits_summary(config: EngineConfig, policy: CompactionPolicy) -> dict[str, 
         "catchup_bytes_max": config.catchup_bytes_max,
         "snapshot_chunk_bytes": config.snapshot_chunk_bytes,
         "retained_bytes_max": config.retained_bytes_max,
+        "replay_cost": config.replay_cost,
         "compaction_garbage_bytes_min": policy.garbage_bytes_min,
     }

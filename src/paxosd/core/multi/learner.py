@@ -73,15 +73,8 @@ class Machine(Protocol):
         ...
 
 
-# Applying a command costs about this many times what restoring its share of a snapshot
-# does (10^6 single-key puts: about 10 s to apply, 1.2 s of CPU to restore their 40 MB
-# snapshot): a peer behind a snapshot is sent kept values only when they are this many times
-# smaller than the snapshot.
-replay_cost = 8
-
-
 class Learner:
-    def __init__(self, machine: Machine, retained_bytes_max: int = 0) -> None:
+    def __init__(self, machine: Machine, retained_bytes_max: int = 0, replay_cost: int = 8) -> None:
         self.machine = machine
         self.chosen: dict[int, Batch] = {}  # known-chosen values above the snapshot
         # The values the latest snapshot covers that the one before it did not, kept for
@@ -94,6 +87,7 @@ class Learner:
         self.retained: dict[int, Batch] = {}
         self.retained_bytes = 0  # of the commands in `retained`
         self.retained_bytes_max = retained_bytes_max
+        self.replay_cost = replay_cost  # EngineConfig's
         self.chosen_upto = 0
         self.applied = 0
         self.snapshot: Snapshot | None = None  # the latest snapshot record written
@@ -174,7 +168,7 @@ class Learner:
         return (
             slot in self.retained
             and snapshot is not None
-            and self.retained_bytes * replay_cost <= snapshot.size_bytes
+            and self.retained_bytes * self.replay_cost <= snapshot.size_bytes
         )
 
     def values(self, from_slot: int, slots_max: int, bytes_max: int) -> list[tuple[int, Batch]]:

@@ -150,7 +150,7 @@ class Replica:
         self.rng = rng
         self.config = config
         self.acceptor = AcceptorLog()
-        self.learner = Learner(machine, config.retained_bytes_max)
+        self.learner = Learner(machine, config.retained_bytes_max, config.replay_cost)
         self.snapshots = Snapshots()
         self.leading: Leadership | None = None
         self.campaign: Campaign | None = None
