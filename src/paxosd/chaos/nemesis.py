@@ -141,7 +141,9 @@ jump_every_s = 1.0  # ... and as far again this often (a node re-reads its clock
 stall_wake_s = 1.0  # a stalled leader runs this long, still cut off, before the heal
 exit_poll_s = 0.02
 status_timeout_s = 1.0
-leader_wait_s = 3.0  # a handover or a change is given this long to show in the nodes' status
+leader_wait_s = 10.0  # a handover or a change is given this long to show in the nodes' status
+# (a few hundred ms when the machine is idle; seconds on a loaded 2-core one, where 3 s made
+# the replace fault give up after its handover)
 readd_wait_s = 5.0  # adding a removed node back is retried this long at the fault's end
 members_heal_s = 30.0  # the heal waits this long for every node to vote again
 join_wait_s = 40.0  # a replaced node's `paxosd node --join` runs this long at most before it serves
