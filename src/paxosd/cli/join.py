@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from paxosd.cli.common import Failure
-from paxosd.core.multi.configuration import Configuration, Joined
+from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.records import Configured
 from paxosd.runtime import incarnation, logs, sqlite_pin
 from paxosd.runtime.config import (
@@ -47,6 +47,7 @@ from paxosd.runtime.config import (
     parse_address,
     to_toml,
 )
+from paxosd.runtime.configuration_json import configuration_from_json
 from paxosd.runtime.datadir import has_store_in
 from paxosd.storage import make_identity, open_store
 
@@ -117,21 +118,6 @@ def cluster_of(status: dict[str, Any]) -> Cluster:
         configuration_from_json(status["configuration"]),
         leader if type(leader) is int else None,
         timeouts,
-    )
-
-
-def configuration_from_json(raw: dict[str, Any]) -> Configuration:
-    """A configuration as status shows it (runtime/node.py, `configuration_json`)."""
-    joined = tuple(
-        Joined(entry["id"], incarnation.parse(entry["incarnation"]), entry["contact"])
-        for entry in raw.get("joined") or []
-    )
-    return Configuration(
-        tuple(raw["voters"]),
-        tuple(raw["learners"]),
-        raw["epoch"],
-        raw.get("first_slot", 1),
-        joined,
     )
 
 

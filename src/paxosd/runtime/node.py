@@ -52,6 +52,7 @@ from paxosd.core.multi.ready import Applied, Note, Role
 from paxosd.core.multi.replica import Replica
 from paxosd.runtime import codec, datadir, incarnation, recovery, removal, sqlite_pin
 from paxosd.runtime.config import ConfigError, Member, NodeConfig, parse_contact
+from paxosd.runtime.configuration_json import configuration_json
 from paxosd.runtime.driver import Driver, DriverOptions
 from paxosd.runtime.errors import BadRequest, Damaged, NotLeader, ServiceError
 from paxosd.runtime.logs import event
@@ -856,21 +857,6 @@ def _without(text: str, data_dir: os.PathLike[str]) -> str:
     for path in sorted({absolute, where}, key=len, reverse=True):
         text = text.replace(path + os.sep, "").replace(path, "the data directory")
     return text
-
-
-def configuration_json(configuration: Configuration) -> dict[str, Any]:
-    """A configuration as status shows it, whole: a node that joins makes its store from it
-    (cli/join.py, `configuration_from_json`)."""
-    return {
-        "epoch": configuration.epoch,
-        "voters": list(configuration.voters),
-        "learners": list(configuration.learners),
-        "first_slot": configuration.first_slot,
-        "joined": [
-            {"id": j.node, "incarnation": incarnation.show(j.incarnation), "contact": j.contact}
-            for j in configuration.joined
-        ],
-    }
 
 
 def _describe(configuration: Any) -> str:

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 from paxosd.core.multi.configuration import Configuration
+from paxosd.runtime.configuration_json import configuration_from_json
 
 FILE_NAME = "removed"
 
@@ -48,10 +49,5 @@ def remember(directory: Path, configuration: Configuration) -> None:
 def recalled(directory: Path) -> Configuration | None:
     """The configuration the file names, if the node wrote one (None if absent or unreadable)."""
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        raw = json.loads((directory / FILE_NAME).read_text())
-        return Configuration(
-            tuple(int(n) for n in raw["voters"]),
-            tuple(int(n) for n in raw["learners"]),
-            int(raw["epoch"]),
-        )
+        return configuration_from_json(json.loads((directory / FILE_NAME).read_text()))
     return None

@@ -74,7 +74,7 @@ class Machine(Protocol):
 
 
 class Learner:
-    def __init__(self, machine: Machine, retained_bytes_max: int = 0, replay_cost: int = 8) -> None:
+    def __init__(self, machine: Machine, retained_bytes_max: int = 0, replay_cost: int = 0) -> None:
         self.machine = machine
         self.chosen: dict[int, Batch] = {}  # known-chosen values above the snapshot
         # The values the latest snapshot covers that the one before it did not, kept for
@@ -154,7 +154,7 @@ class Learner:
         self.snapshot = snapshot
         chosen = self.chosen
         retained = {s: chosen.pop(s) for s in [s for s in chosen if s <= snapshot.slot]}
-        size = sum(len(command) for batch in retained.values() for command in batch)
+        size = sum(_bytes(batch) for batch in retained.values())
         if size > self.retained_bytes_max:
             retained, size = {}, 0
         self.retained, self.retained_bytes = retained, size
@@ -184,7 +184,7 @@ class Learner:
                 batch = retained.get(slot)
             if batch is None:
                 break
-            size += sum(len(command) for command in batch)
+            size += _bytes(batch)
             if entries and size > bytes_max:
                 break
             entries.append((slot, batch))
@@ -207,3 +207,8 @@ def _change(batch: Batch) -> reconfigure.Reconfigure | None:
         return reconfigure.in_batch(batch)
     except reconfigure.BadReconfigure:
         return None
+
+
+def _bytes(batch: Batch) -> int:
+    """The bytes of a batch's commands: what the catch-up and retention limits count."""
+    return sum(len(command) for command in batch)
