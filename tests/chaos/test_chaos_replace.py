@@ -68,7 +68,8 @@ def test_the_replaced_leader_votes_again_under_a_new_incarnation(tmp_path: Path)
             old = (await runner.statuses())[leader]["incarnation"]
             record = await runner.begin(FaultEvent(0, 1, "replace", ((leader,),)))
             detail = record["detail"]
-            assert detail["victim_led"] and _taken_on(detail, f"remove {leader}"), detail
+            why = detail.get("refused")  # (pytest cuts a long record short: this first)
+            assert detail["victim_led"] and _taken_on(detail, f"remove {leader}"), (why, detail)
             assert not nodes[leader].alive and not list(Path(detail["wiped"]).glob("*"))
             await runner.end()
             assert "end_error" not in detail and "not_voter" not in detail, detail
