@@ -169,6 +169,9 @@ def test_a_change_is_refused_with_a_reason(tmp_path: Path) -> None:
             answer = httpx.post(url, json=body, timeout=10)
             assert answer.status_code == status, (body, answer.text)
             assert reason in answer.json()["message"], answer.text
+            # Only a refusal that passes by itself tells the client to ask again.
+            code = "busy" if node == follower else "refused" if status == 409 else "bad_request"
+            assert answer.json()["error"] == code, answer.text
         done = subprocess.run(
             [sys.executable, "-m", "paxosd", "member", "promote", str(follower),
              "--endpoints", ",".join(cluster.endpoints())],

@@ -4,6 +4,7 @@ moves the leader, no write fails, and every acknowledged write is there afterwar
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -72,6 +73,7 @@ def test_transfer_to_a_non_member_is_refused_with_a_reason(cluster: Cluster) -> 
         assert answer.status_code == status, (body, answer.text)
     refused = httpx.post(url, json={"to": leader}, timeout=10)
     assert refused.status_code == 409 and "is not the leader" in refused.json()["message"]
+    assert refused.json()["error"] == "busy", "ask again: the leader is another node"
     assert cluster.wait_for_leader() == leader, "nothing moved"
     done = subprocess.run(
         [sys.executable, "-m", "paxosd", "member", "transfer-leader", "9",
@@ -79,3 +81,29 @@ def test_transfer_to_a_non_member_is_refused_with_a_reason(cluster: Cluster) -> 
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2 and "not a member" in done.stderr
+
+
+def test_a_handover_the_leader_abandoned_is_asked_for_again(cluster: Cluster) -> None:
+    """The target is stopped (a GC pause, a swapped-out VM) and behind, past the election
+    timeout after which the leader abandons the handover and leads on. `paxosd member
+    transfer-leader` asks again until its own timeout: once the target runs, it takes over."""
+    leader = cluster.wait_for_leader()
+    target = next(n for n in (1, 2, 3) if n != leader)
+    paused = cluster.processes[target]
+    paused.send_signal(signal.SIGSTOP)
+    try:
+        # Chosen without the target: the leader waits for it to apply this before telling it
+        # to campaign, and gives up after an election timeout.
+        Client(cluster.endpoints([leader]), timeout_s=10).put("behind", 1)
+        asked = subprocess.Popen(
+            [sys.executable, "-m", "paxosd", "member", "transfer-leader", str(target),
+             "--endpoints", ",".join(cluster.endpoints()), "--timeout", "20", "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(2.0)  # the handover (an election timeout: at most 0.4 s) is abandoned
+        assert cluster.leader() == leader, "the leader leads on while the target is stopped"
+    finally:
+        paused.send_signal(signal.SIGCONT)
+    out, err = asked.communicate(timeout=60)
+    assert asked.returncode == 0, (out, err)
+    assert json.loads(out)["to"] == target and cluster.wait_for_leader() == target

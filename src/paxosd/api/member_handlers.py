@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from paxosd.core.multi.busy import Busy
 from paxosd.core.multi.configuration import Joined
 from paxosd.runtime import incarnation
 
@@ -72,7 +73,7 @@ async def change_members(call: Call) -> web.Response:
     joining = _joining(body.get("join"))
     refused = call.node.change_members(voters, learners, joining)
     if refused:
-        raise ApiError(409, "refused", refused)
+        raise _refusal(refused)
     status = call.node.status()
     epoch = (status.get("configuration") or {}).get("epoch", 0) + 1
     reply = {"epoch": epoch, "voters": sorted(voters), "learners": sorted(learners),
@@ -101,6 +102,12 @@ async def transfer_leader(call: Call) -> web.Response:
     target = call.body["to"]
     refused = call.node.transfer_leadership(target)
     if refused is not None:
-        raise ApiError(409, "refused", refused)
+        raise _refusal(refused)
     body = {"from": call.node.node_id, "to": target, "state": "handing over"}
     return web.json_response(body, status=202, headers=_NO_STORE)
+
+
+def _refusal(reason: str) -> ApiError:
+    """409 "busy" for a refusal that passes by itself (core/multi/busy.py: ask the leader
+    again shortly), 409 "refused" for one that stays until the request changes."""
+    return ApiError(409, "busy" if isinstance(reason, Busy) else "refused", reason)

@@ -946,8 +946,9 @@ ROUTES: Final[tuple[Route, ...]] = (
             Reply(
                 409,
                 "Error",
-                "refused: this node does not lead, a change is under way, a "
-                "new voter was no learner, or too few new voters answer for a quorum",
+                "busy (ask again): this node does not lead, or a change or a handover is "
+                "under way; refused: a new voter was no learner, or too few new voters "
+                "answer for a quorum",
             ),
         ),
         body=(
@@ -976,7 +977,12 @@ ROUTES: Final[tuple[Route, ...]] = (
         "ops",
         (
             Reply(202, "Transfer", "the handover has begun: from, to"),
-            Reply(409, "Error", "refused: this node does not lead, or `to` is not a voter"),
+            Reply(
+                409,
+                "Error",
+                "busy (ask again): this node does not lead, or a handover or a change is "
+                "under way; refused: `to` is not a voter",
+            ),
         ),
         body=(Field("to", "integer", "the node id of the voter that is to lead"),),
         service=False,

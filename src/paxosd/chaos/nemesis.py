@@ -142,6 +142,7 @@ stall_wake_s = 1.0  # a stalled leader runs this long, still cut off, before the
 exit_poll_s = 0.02
 status_timeout_s = 1.0
 leader_wait_s = 10.0  # a handover or a change is given this long to show in the nodes' status
+handover_watch_s = 3.0  # a handover not seen within this long is asked for again
 # (a few hundred ms when the machine is idle; seconds on a loaded 2-core one, where 3 s made
 # the replace fault give up after its handover)
 readd_wait_s = 5.0  # adding a removed node back is retried this long at the fault's end
@@ -663,10 +664,7 @@ class NemesisRunner:
                 detail["refused"] = "no other voter is up to take over"
                 return None
             to = self.rng.choice(others)
-            answer = await self._post(leader, "/v1/leader/transfer", {"to": to})
-            detail["changes"].append({"at": time.time(), "ask": f"transfer {leader} -> {to}",
-                                      "answer": answer})  # fmt: skip
-            new_leader = await self._leader_other_than(leader)
+            new_leader = await self._hand_over(detail, leader, to)
             if new_leader is None:
                 detail["refused"] = f"node {victim} did not hand over within {leader_wait_s} s"
                 return None
@@ -794,31 +792,38 @@ class NemesisRunner:
     async def _change(self, detail: dict[str, Any], leader: int, verb: str, node: int) -> bool:
         """Ask `leader` to remove `node` or add it as a learner; True if it took the change
         on (202). A refusal is noted in `detail` and is no error."""
-        status = await asyncio.to_thread(self.nodes[leader].status, self.status_timeout_s)
-        voters, learners = _configuration(status or {})
-        epoch = _epoch(status or {})
-        if verb == "remove":
-            body = {"voters": [v for v in voters if v != node],
-                    "learners": [n for n in learners if n != node]}  # fmt: skip
-        else:
-            if node in voters or node in learners:
-                return True  # a member already (a refused change may have been chosen after all)
-            body = {"voters": voters, "learners": [*learners, node]}
-        answer = await self._post(leader, "/v1/members", body)
-        detail["changes"].append({"at": time.time(), "ask": f"{verb} {node} at {leader}",
-                                  "answer": answer})  # fmt: skip
-        if answer.startswith("202"):
-            # As the command does, wait for the new epoch: the next change asked before it
-            # would be refused as "in progress" (a refusal is harmless, but it is noise).
-            deadline = time.monotonic() + leader_wait_s
-            while time.monotonic() < deadline:
-                statuses = await self.statuses()
-                if any(_epoch(s) > epoch for s in statuses.values()):
-                    break
-                await asyncio.sleep(0.05)
-            return True
-        detail["refused"] = answer
-        return False
+        deadline = time.monotonic() + leader_wait_s
+        while True:
+            status = await asyncio.to_thread(self.nodes[leader].status, self.status_timeout_s)
+            voters, learners = _configuration(status or {})
+            epoch = _epoch(status or {})
+            if verb == "remove":
+                body = {"voters": [v for v in voters if v != node],
+                        "learners": [n for n in learners if n != node]}  # fmt: skip
+            else:
+                if node in voters or node in learners:
+                    return True  # a member already (a refused change may have been chosen)
+                body = {"voters": voters, "learners": [*learners, node]}
+            answer = await self._post(leader, "/v1/members", body)
+            detail["changes"].append({"at": time.time(), "ask": f"{verb} {node} at {leader}",
+                                      "answer": answer})  # fmt: skip
+            if answer.startswith("202"):
+                break
+            if not busy(answer) or time.monotonic() >= deadline:
+                detail["refused"] = answer
+                return False
+            # The leader moved, or a change or handover is finishing: ask the leader again.
+            await asyncio.sleep(0.2)
+            leader = await self.find_leader() or leader
+        # As the command does, wait for the new epoch: the next change asked before it
+        # would be refused as "in progress" (a refusal is harmless, but it is noise).
+        deadline = time.monotonic() + leader_wait_s
+        while time.monotonic() < deadline:
+            statuses = await self.statuses()
+            if any(_epoch(s) > epoch for s in statuses.values()):
+                break
+            await asyncio.sleep(0.05)
+        return True
 
     async def _post(self, node: int, path: str, body: dict[str, Any]) -> str:
         http = self.nodes[node].http
@@ -826,13 +831,21 @@ class NemesisRunner:
             return "no answer: no HTTP address"
         return await asyncio.to_thread(post_json, http, path, body, self.status_timeout_s)
 
-    async def _leader_other_than(self, old: int) -> int | None:
+    async def _hand_over(self, detail: dict[str, Any], old: int, to: int) -> int | None:
+        """Ask `old` to hand leadership to `to`, as `paxosd member remove` does, until another
+        node leads (that node) or `leader_wait_s` passes (None). A handover the leader
+        abandoned (`to` was slow: the machine is loaded) is asked for again."""
         deadline = time.monotonic() + leader_wait_s
         while time.monotonic() < deadline:
-            leader = await self.find_leader()
-            if leader is not None and leader != old:
-                return leader
-            await asyncio.sleep(0.05)
+            answer = await self._post(old, "/v1/leader/transfer", {"to": to})
+            detail["changes"].append({"at": time.time(), "ask": f"transfer {old} -> {to}",
+                                      "answer": answer})  # fmt: skip
+            watch_until = min(deadline, time.monotonic() + handover_watch_s)
+            while time.monotonic() < watch_until:
+                leader = await self.find_leader()
+                if leader is not None and leader != old:
+                    return leader
+                await asyncio.sleep(0.05)
         return None
 
     async def _every_node_votes(self, detail: dict[str, Any]) -> None:
@@ -922,9 +935,19 @@ def post_json(http: tuple[str, int], path: str, body: dict[str, Any], timeout_s:
         with urllib.request.urlopen(request, timeout=timeout_s) as answer:
             return f"{answer.status} {answer.read()[:200].decode(errors='replace')}"
     except urllib.error.HTTPError as error:
-        return f"{error.code} {error.read()[:200].decode(errors='replace')}"
+        text = error.read()
+        try:
+            refusal = json.loads(text)
+            return f"{error.code} {refusal['error']}: {refusal['message']}"
+        except (ValueError, TypeError, KeyError):
+            return f"{error.code} {text[:200].decode(errors='replace')}"
     except (OSError, urllib.error.URLError) as error:
         return f"no answer: {error}"
+
+
+def busy(answer: str) -> bool:
+    """A refusal that passes by itself (core/multi/busy.py), as post_json words it."""
+    return answer.startswith("409 busy:")
 
 
 def _configuration(status: Mapping[str, Any]) -> tuple[list[int], list[int]]:

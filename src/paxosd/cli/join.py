@@ -244,7 +244,7 @@ def ask_to_join(cluster: Cluster, config: NodeConfig, value: int) -> Configurati
             _post(leader_http, "/v1/members", body)
         except _Refused as error:
             last = error.message
-            if "is not the leader" in last or "in progress" in last:
+            if error.busy:
                 time.sleep(0.2)  # the leader moved, or another change is finishing
                 continue
             raise Failure(f"the leader refused to add node {node}: {last}", exit_code=1) from None
@@ -364,9 +364,10 @@ def report_progress(config: NodeConfig, stop: Any, timeout_s: float | None = Non
 
 
 class _Refused(Exception):
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, busy: bool) -> None:
         super().__init__(message)
         self.message = message
+        self.busy = busy  # it passes by itself (core/multi/busy.py): ask again shortly
 
 
 def _post(http: str, path: str, body: dict[str, Any]) -> None:
@@ -379,12 +380,13 @@ def _post(http: str, path: str, body: dict[str, Any]) -> None:
             return
     except urllib.error.HTTPError as error:
         try:
-            message = str(json.loads(error.read()).get("message", ""))
+            answer = json.loads(error.read())
+            code, message = answer.get("error"), str(answer.get("message", ""))
         except (ValueError, OSError, AttributeError):
-            message = ""
-        raise _Refused(message or f"HTTP {error.code}") from None
+            code, message = None, ""
+        raise _Refused(message or f"HTTP {error.code}", busy=code == "busy") from None
     except OSError as error:
-        raise _Refused(f"is not the leader (no answer: {error})") from None
+        raise _Refused(f"the leader did not answer: {error}", busy=True) from None
 
 
 def _leader_view(members: dict[int, Member]) -> dict[str, Any] | None:

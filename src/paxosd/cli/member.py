@@ -13,12 +13,14 @@ answers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich import box
@@ -42,6 +44,11 @@ from paxosd.client import Client, PaxosdError
 __all__ = ["member"]
 
 node_timeout_option = timeout_option_for(2.0, "Seconds to wait for each node.")
+# A handover not seen within this long is asked for again (the leader abandons one after an
+# election timeout); a busy leader is asked again after `busy_pause_s`.
+handover_watch_s = 3.0
+busy_pause_s = 0.2
+T = TypeVar("T")
 
 
 @click.group()
@@ -205,23 +212,47 @@ def transfer_leader(target: int, endpoints: str, timeout: float, as_json: bool) 
             emit(as_json, {"from": leader, "to": target, "seconds": 0.0},
                  f"node {target} already leads")  # fmt: skip
             return
-        _ask_transfer(str(members[leader]["http"]), target)
-        while time.monotonic() - started < timeout:
+        if _hand_over(client, members, target, started + timeout, lambda now: now == target):
+            seconds = round(time.monotonic() - started, 3)
+            emit(as_json, {"from": leader, "to": target, "seconds": seconds},
+                 f"node {target} leads now (was node {leader}), after {seconds} s")  # fmt: skip
+            return
+    raise Failure(
+        f"node {target} did not take over within {timeout} s; node {leader} went on leading "
+        "(a handover is abandoned after an election timeout; it was asked again until then)",
+        hint=f"see `paxosd member list`: is node {target} up, and caught up?",
+    )
+
+
+def _hand_over(
+    client: Client,
+    members: dict[Any, dict[str, Any]],
+    target: int,
+    deadline: float,
+    done: Callable[[Any], bool],
+) -> Any:
+    """Ask the leader to hand leadership to `target` until a leader `done` accepts leads
+    (that leader), or the deadline passes (None). A handover the target cannot finish in an
+    election timeout (it was slow to catch up) is abandoned by the leader: it is asked
+    again, as is a leader that was busy (another handover or a change under way)."""
+    while time.monotonic() < deadline:
+        leader = _leader_of(client, members, max(deadline - time.monotonic(), 0.1))
+        if done(leader):
+            return leader
+        with contextlib.suppress(_Busy):  # one under way already: watch it
+            _ask_transfer(str(members[leader]["http"]), target)
+        watch_until = min(deadline, time.monotonic() + handover_watch_s)
+        while time.monotonic() < watch_until:
             try:
                 status = client.status(str(members[target]["http"]), timeout_s=1.0)
             except PaxosdError:
                 status = {}
-            if status.get("role") == "leader":
-                seconds = round(time.monotonic() - started, 3)
-                emit(as_json, {"from": leader, "to": target, "seconds": seconds},
-                     f"node {target} leads now (was node {leader}), after {seconds} s")  # fmt: skip
-                return
+            if status.get("role") == "leader" and done(target):
+                return target
+            if status.get("leader") not in (None, leader) and done(status["leader"]):
+                return status["leader"]
             time.sleep(0.05)
-    raise Failure(
-        f"node {target} did not take over within {timeout} s; node {leader} went on leading "
-        "(the handover is abandoned after an election timeout)",
-        hint=f"see `paxosd member list`: is node {target} up, and caught up?",
-    )
+    return None
 
 
 def _leader_of(client: Client, members: dict[Any, dict[str, Any]], timeout: float) -> Any:
@@ -310,21 +341,35 @@ def _change(
     """Ask the leader for the membership `target(voters, learners)` names, and wait until a
     member reports the new epoch with a leader."""
     started = time.monotonic()
+    deadline = started + timeout
     with connected(endpoints, min(timeout, 2.0)) as client:
         view = _first_view(client, min(timeout, 2.0))
         members = {m.get("id"): m for m in view.get("members") or []}
-        leader = _leader_of(client, members, timeout)
-        if leader == hand_over:
-            others = [v for v in _configuration(client, members[leader])[0] if v != leader]
-            if not others:
-                raise Failure(f"node {leader} is the only voter: it cannot be removed")
-            _ask_transfer(str(members[leader]["http"]), others[0])
-            leader = _wait_leader_other_than(client, members, leader, timeout)
-        voters, learners = _configuration(client, members[leader])
-        epoch_now = _configuration_epoch(client, members[leader])
-        new_voters, new_learners = target(voters, learners)
-        _post(str(members[leader]["http"]), "/v1/members",
-              {"voters": new_voters, "learners": new_learners})  # fmt: skip
+
+        def ask() -> int:
+            """Ask the leader (once another leads, if it is the node to remove) for the
+            change; the epoch it is asked in."""
+            leader = _leader_of(client, members, max(deadline - time.monotonic(), 0.1))
+            if leader == hand_over:
+                voters = _configuration(client, members[leader])[0]
+                others = [v for v in voters if v != leader]
+                if not others:
+                    raise Failure(f"node {leader} is the only voter: it cannot be removed")
+                leader = _hand_over(
+                    client, members, others[0], deadline, lambda now: now != hand_over
+                )
+                if leader is None:
+                    raise Failure(
+                        f"node {hand_over} did not hand leadership over within {timeout} s"
+                    )
+            voters, learners = _configuration(client, members[leader])
+            epoch = _configuration_epoch(client, members[leader])
+            new_voters, new_learners = target(voters, learners)
+            _post(str(members[leader]["http"]), "/v1/members",
+                  {"voters": new_voters, "learners": new_learners})  # fmt: skip
+            return epoch
+
+        epoch_now = _until_not_busy(ask, deadline)
         while time.monotonic() - started < timeout:
             for info in members.values():
                 try:
@@ -357,16 +402,20 @@ def _configuration_epoch(client: Client, info: dict[str, Any]) -> int:
     return int((status.get("configuration") or {}).get("epoch", 0))
 
 
-def _wait_leader_other_than(
-    client: Client, members: dict[Any, dict[str, Any]], old: Any, timeout: float
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        leader = _leader_of(client, members, timeout)
-        if leader != old:
-            return leader
-        time.sleep(0.05)
-    raise Failure(f"node {old} did not hand leadership over within {timeout} s")
+def _until_not_busy(ask: Callable[[], T], deadline: float) -> T:
+    """`ask()` again while the leader answers that it is busy (core/multi/busy.py: not the
+    leader any more, or a change or a handover under way), until the deadline."""
+    while True:
+        try:
+            return ask()
+        except _Busy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(busy_pause_s)
+
+
+class _Busy(Failure):
+    """The leader refused for a reason that passes by itself (HTTP 409 "busy")."""
 
 
 def _post(http: str, path: str, body: dict[str, Any]) -> None:
@@ -381,9 +430,11 @@ def _post(http: str, path: str, body: dict[str, Any]) -> None:
             return
     except urllib.error.HTTPError as error:
         try:
-            message = json.loads(error.read()).get("message", "")
+            answer = json.loads(error.read())
+            code, message = answer.get("error"), answer.get("message", "")
         except (ValueError, OSError, AttributeError):
-            message = ""
-        raise Failure(f"the leader refused: {message or f'HTTP {error.code}'}") from None
+            code, message = None, ""
+        kind = _Busy if code == "busy" else Failure
+        raise kind(f"the leader refused: {message or f'HTTP {error.code}'}") from None
     except urllib.error.URLError as error:
         raise Failure(f"the leader did not answer: {error.reason}") from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from paxosd.core.multi.messages import Accept, Prepare, TimeoutNow
 from paxosd.core.multi.ready import Role
-from paxosd.core.types import Envelope
+from paxosd.core.types import Ballot, Envelope
 
 from .harness import Net, put
 
@@ -55,6 +55,42 @@ def test_the_target_is_told_only_once_it_has_applied_everything_chosen() -> None
             break
     assert net.replicas[3].status().is_leader
     assert put("k", 1) in net.values(3)
+
+
+def test_a_target_that_caught_up_without_promising_the_leaders_ballot_takes_over() -> None:
+    """Node 3 was down while node 1 was elected and no write came after: it learned the
+    chosen slots and the leader from heartbeats, never a Prepare or an Accept of the leader's
+    ballot, so its promise is older. The TimeoutNow of the leader it follows makes it
+    campaign all the same (`paxosd member transfer-leader 3` on an idle cluster whose node 3
+    started last never took effect)."""
+    net = Net()
+    net.crash(3)
+    net.elect(1)
+    net.restart(3)
+    for _ in range(net.config.heartbeat_ticks + 1):
+        _tick_leader(net, 1)
+        net.deliver_all()
+    target = net.replicas[3]
+    assert target.status().leader == 1 and target.acceptor.promised != _ballot(net, 1)
+    assert net.call(1, lambda r: r.transfer_leadership(3)) is None
+    for _ in range(net.config.heartbeat_ticks + 1):
+        _tick_leader(net, 1)
+        net.deliver_all()
+        if target.status().is_leader:
+            break
+    assert target.status().is_leader, target.status()
+
+
+def test_a_timeout_now_from_a_deposed_leader_is_ignored() -> None:
+    """Node 1 handed over and lost: its TimeoutNow, delivered late, starts no election."""
+    net = Net()
+    net.elect(1)
+    stale = TimeoutNow(ballot=_ballot(net, 1))
+    net.elect(2)
+    net.deliver_all()
+    ready = net.step(3, _envelope(1, 3, stale))
+    assert not [e for e in ready.send_now if isinstance(e.msg, Prepare)]
+    assert net.replicas[3].status().leader == 2
 
 
 def test_peers_that_still_hear_the_leader_promise_a_handed_over_prepare_only() -> None:
@@ -118,3 +154,9 @@ def test_a_handover_to_a_node_that_is_gone_is_abandoned_and_the_leader_goes_on()
 
 def _envelope(src: int, dst: int, msg: object) -> Envelope:
     return Envelope(src, dst, msg)
+
+
+def _ballot(net: Net, node: int) -> Ballot:
+    lead = net.replicas[node].leading
+    assert lead is not None, f"node {node} does not lead"
+    return lead.ballot

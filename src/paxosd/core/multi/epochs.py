@@ -40,9 +40,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from paxosd.core.multi import catchup, reads
+from paxosd.core.multi import busy, catchup, reads
 from paxosd.core.multi.acceptor import AcceptorLog
 from paxosd.core.multi.ballots import ROUND_BITS, epoch_of, is_mark, mark
+from paxosd.core.multi.busy import Busy
 from paxosd.core.multi.configuration import Configuration, Joined
 from paxosd.core.multi.leader import Leadership
 from paxosd.core.multi.messages import (
@@ -347,13 +348,11 @@ def request(
     lead = replica.leading
     me = replica.node_id
     if lead is None:
-        hint = replica.leader_hint
-        where = f" (node {hint} leads)" if hint is not None else ""
-        return f"node {me} is not the leader{where}: ask the leader"
+        return busy.not_leader(me, replica.leader_hint)
     if lead.change is not None or lead.stop is not None:
-        return "a membership change is in progress: try again once it is done"
+        return busy.CHANGING
     if lead.transfer is not None:
-        return f"leadership is being handed to node {lead.transfer.target}: try again after"
+        return Busy(f"leadership is being handed to node {lead.transfer.target}: try again after")
     current = replica.configuration
     epoch = current.epoch + 1
     if epoch > epoch_max:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from paxosd.core.multi import busy
+from paxosd.core.multi.busy import Busy
 from paxosd.core.multi.leader import Leadership, Transfer
 from paxosd.core.multi.messages import TimeoutNow
 from paxosd.core.types import NodeId
@@ -35,17 +37,15 @@ def start(replica: Replica, target: NodeId) -> str | None:
     """Begin handing leadership to `target`; the reason it cannot be done, or None."""
     lead = replica.leading
     if lead is None:
-        hint = replica.leader_hint
-        where = f" (node {hint} leads)" if hint is not None else ""
-        return f"node {replica.node_id} is not the leader{where}: ask the leader"
+        return busy.not_leader(replica.node_id, replica.leader_hint)
     if target == replica.node_id:
         return f"node {target} already leads"
     if target not in replica.voting_peers:
         return f"node {target} is not a voting member: only a voter can lead"
     if lead.transfer is not None:
-        return f"leadership is already being handed to node {lead.transfer.target}"
+        return Busy(f"leadership is already being handed to node {lead.transfer.target}")
     if lead.change is not None or lead.stop is not None:
-        return "a membership change is in progress: try again once it is done"
+        return busy.CHANGING
     lead.transfer = Transfer(target, replica.config.election_ticks_max)
     replica.out.note("transfer_started", target=target, ballot=lead.ballot)
     replica.heartbeat_round(lead)  # fresh Acks: how far the target has applied
@@ -79,11 +79,17 @@ def tick(replica: Replica, lead: Leadership) -> None:
 
 def on_timeout_now(replica: Replica, src: NodeId, msg: TimeoutNow) -> None:
     """The leader this node follows hands leadership to it: campaign now."""
+    promised = replica.acceptor.promised
     if (
         replica.leading is not None
         or replica.campaign is not None
         or replica.rebuilding is not None
-        or replica.acceptor.promised != msg.ballot  # not from the leader it follows now
+        # Only from the leader it follows now, in that leader's ballot. Its promise may be
+        # older: a node that caught up from heartbeats alone (it started after the election,
+        # and no write came since) never saw a Prepare or an Accept of that ballot.
+        or replica.leader_hint != src
+        or msg.ballot.node != src
+        or (promised is not None and promised > msg.ballot)
     ):
         return
     replica.out.note("transfer_campaign", src=src, ballot=msg.ballot)
