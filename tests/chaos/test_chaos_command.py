@@ -138,6 +138,22 @@ def test_planted_bug_wall_clock_leases_is_caught(tmp_path: Path) -> None:
     assert any("certainly held it" in problem for problem in locks["problems"]), locks
 
 
+def test_a_second_run_into_the_same_out_goes_beside_the_first(tmp_path: Path) -> None:
+    """Running the printed replay command (same --out) starts a fresh cluster in `OUT.2`: it
+    neither starts on the first run's stores (its nodes came back with that run's data and
+    members, and no leader was agreed) nor overwrites what the first run left to look at."""
+    out = tmp_path / "run"
+    args = ("--nodes", "3", "--duration", "5", "--seed", "4", "--nemesis", "kill")
+    status, first, replay = chaos(out, *args)
+    assert status == 0 and first["valid"], replay
+    before = (out / "results.json").read_bytes()
+    status, second, replay = chaos(out, *args)
+    assert status == 0 and second["valid"], replay
+    assert (out / "results.json").read_bytes() == before, "the first run's results are kept"
+    assert json.loads((tmp_path / "run.2" / "results.json").read_text()) == second
+    assert second["command"].endswith(f"--out {tmp_path / 'run.2'}")
+
+
 @pytest.mark.skipif(os.name != "posix", reason="signals")
 def test_usage_errors_are_reported() -> None:
     done = subprocess.run(

@@ -202,6 +202,11 @@ class StatusSampler:
 ProgressCallback = Callable[[Progress], None]
 
 
+class ClusterDidNotStart(Exception):
+    """The cluster never agreed on a leader before the clients and faults began: nothing was
+    run or checked (the nodes' logs say why)."""
+
+
 async def run_chaos(
     spec: ChaosSpec, out: Path, progress: ProgressCallback | None = None
 ) -> RunData:
@@ -387,7 +392,7 @@ async def _wait_for_agreed_leader(sampler: StatusSampler, timeout_s: float) -> i
         if leader is not None:
             return leader
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"no leader agreed by every node within {timeout_s:g} s")
+    raise ClusterDidNotStart(f"no leader agreed by every node within {timeout_s:g} s")
 
 
 async def _wait_for_recovery(sampler: StatusSampler, shared: Shared, since: float) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sys
 from pathlib import Path
@@ -108,7 +109,7 @@ def command(
 
     Exit status 0: no anomaly; 1: an anomaly (or the cluster did not recover); 2: usage.
     """
-    from paxosd.chaos.runner import ChaosSpec
+    from paxosd.chaos.runner import ChaosSpec, ClusterDidNotStart
 
     spec = ChaosSpec(
         nodes=int(nodes),
@@ -120,7 +121,10 @@ def command(
         first_port=first_port,
         epoch_s=epoch,
     )
-    out = (out or Path("chaos-out") / f"seed-{seed}").resolve()
+    asked = (out or Path("chaos-out") / f"seed-{seed}").resolve()
+    out = unused_out(asked)
+    if out != asked:
+        console.print(f"{asked} holds a previous run: this one goes to {out}", highlight=False)
     # SIGTERM (`timeout`, a CI runner) unwinds like Ctrl-C, so every node is stopped by PID.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -132,6 +136,12 @@ def command(
             "those ports",
             exit_code=2,
         ) from None
+    except ClusterDidNotStart as error:
+        raise Failure(
+            f"the cluster did not start: {error}; every node was stopped",
+            hint=f"see the nodes' logs in {out / 'logs'}",
+            exit_code=1,
+        ) from None
     except KeyboardInterrupt:
         console.print("[red]interrupted; every node was stopped[/red]")
         sys.exit(130)
@@ -140,6 +150,24 @@ def command(
     else:
         _print(results, out)
     sys.exit(0 if results["valid"] else 1)
+
+
+def unused_out(asked: Path) -> Path:
+    """`asked` if it is missing or empty, else the first of `NAME.2`, `NAME.3`, ... beside
+    it that is. A run never starts on another run's stores (its nodes would come back with
+    that run's data and members), and never overwrites what that run left to look at: the
+    replay command a run prints names its own directory, so replaying gets the next one."""
+    if _unused(asked):
+        return asked
+    base = re.sub(r"\.\d+$", "", asked.name)
+    number = 2
+    while not _unused(asked.with_name(f"{base}.{number}")):
+        number += 1
+    return asked.with_name(f"{base}.{number}")
+
+
+def _unused(path: Path) -> bool:
+    return not path.exists() or (path.is_dir() and not any(path.iterdir()))
 
 
 def execute(spec: Any, out: Path, *, live: bool = False) -> dict[str, Any]:
