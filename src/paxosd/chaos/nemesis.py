@@ -82,19 +82,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import random
 import shutil
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from paxosd.chaos.processes import NodeProcess, storage_failure_exit_code, write_joined_config
 from paxosd.chaos.proxy import ProxyMesh
+from paxosd.client import admin
 from paxosd.runtime.config import NodeConfig
 from paxosd.runtime.config import load as load_config
 from paxosd.runtime.datadir import has_store_in
@@ -924,25 +922,14 @@ def ask_transfer(http: tuple[str, int], target: int, timeout_s: float) -> str:
 
 
 def post_json(http: tuple[str, int], path: str, body: dict[str, Any], timeout_s: float) -> str:
-    """POST `body` to a node's `path`; its answer in a few words ("202 ..." when accepted)."""
-    request = urllib.request.Request(
-        f"http://{http[0]}:{http[1]}{path}",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as answer:
-            return f"{answer.status} {answer.read()[:200].decode(errors='replace')}"
-    except urllib.error.HTTPError as error:
-        text = error.read()
-        try:
-            refusal = json.loads(text)
-            return f"{error.code} {refusal['error']}: {refusal['message']}"
-        except (ValueError, TypeError, KeyError):
-            return f"{error.code} {text[:200].decode(errors='replace')}"
-    except (OSError, urllib.error.URLError) as error:
-        return f"no answer: {error}"
+    """POST `body` to a node's `path`; its answer in a few words ("202 ..." when accepted,
+    "409 busy: ..." for a refusal that passes by itself, "no answer: ...")."""
+    answer = admin.post(f"{http[0]}:{http[1]}", path, body, timeout_s)
+    if answer.status == 0:
+        return f"no answer: {answer.message}"
+    if answer.code is not None:
+        return f"{answer.status} {answer.code}: {answer.message}"
+    return f"{answer.status} {answer.message}"
 
 
 def busy(answer: str) -> bool:

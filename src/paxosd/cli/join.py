@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from paxosd.cli.common import Failure
+from paxosd.client import admin
 from paxosd.core.multi.configuration import Configuration
 from paxosd.core.multi.records import Configured
 from paxosd.runtime import incarnation, logs, sqlite_pin
@@ -371,22 +372,11 @@ class _Refused(Exception):
 
 
 def _post(http: str, path: str, body: dict[str, Any]) -> None:
-    request = urllib.request.Request(
-        f"http://{http}{path}", data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"}, method="POST",
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=answer_wait_s):
-            return
-    except urllib.error.HTTPError as error:
-        try:
-            answer = json.loads(error.read())
-            code, message = answer.get("error"), str(answer.get("message", ""))
-        except (ValueError, OSError, AttributeError):
-            code, message = None, ""
-        raise _Refused(message or f"HTTP {error.code}", busy=code == "busy") from None
-    except OSError as error:
-        raise _Refused(f"the leader did not answer: {error}", busy=True) from None
+    answer = admin.post(http, path, body, answer_wait_s)
+    if answer.status == 0:
+        raise _Refused(f"the leader did not answer: {answer.message}", busy=True)
+    if not answer.ok:
+        raise _Refused(answer.message or f"HTTP {answer.status}", busy=answer.busy)
 
 
 def _leader_view(members: dict[int, Member]) -> dict[str, Any] | None:

@@ -14,10 +14,7 @@ answers.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -39,7 +36,7 @@ from paxosd.cli.common import (
     json_option,
     timeout_option_for,
 )
-from paxosd.client import Client, PaxosdError
+from paxosd.client import Client, PaxosdError, admin
 
 __all__ = ["member"]
 
@@ -247,8 +244,6 @@ def _hand_over(
                 status = client.status(str(members[target]["http"]), timeout_s=1.0)
             except PaxosdError:
                 status = {}
-            if status.get("role") == "leader" and done(target):
-                return target
             if status.get("leader") not in (None, leader) and done(status["leader"]):
                 return status["leader"]
             time.sleep(0.05)
@@ -419,22 +414,9 @@ class _Busy(Failure):
 
 
 def _post(http: str, path: str, body: dict[str, Any]) -> None:
-    request = urllib.request.Request(
-        f"http://{http}{path}",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5):
-            return
-    except urllib.error.HTTPError as error:
-        try:
-            answer = json.loads(error.read())
-            code, message = answer.get("error"), answer.get("message", "")
-        except (ValueError, OSError, AttributeError):
-            code, message = None, ""
-        kind = _Busy if code == "busy" else Failure
-        raise kind(f"the leader refused: {message or f'HTTP {error.code}'}") from None
-    except urllib.error.URLError as error:
-        raise Failure(f"the leader did not answer: {error.reason}") from None
+    answer = admin.post(http, path, body, timeout_s=5)
+    if answer.status == 0:
+        raise Failure(f"the leader did not answer: {answer.message}")
+    if not answer.ok:
+        kind = _Busy if answer.busy else Failure
+        raise kind(f"the leader refused: {answer.message or f'HTTP {answer.status}'}")

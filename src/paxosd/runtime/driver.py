@@ -48,8 +48,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO, Protocol
 
-from paxosd.core.multi import epochs
-from paxosd.core.multi.busy import Busy
+from paxosd.core.multi import busy, epochs
 from paxosd.core.multi.configuration import Joined
 from paxosd.core.multi.learner import Machine, SnapshotView
 from paxosd.core.multi.messages import SnapshotInstall
@@ -291,7 +290,7 @@ class Driver:
         """An operator's handover to `target` (core/multi/transfer.py): why it cannot be
         done, or None once it has begun."""
         if self.stopped:
-            return Busy("the node is stopping: ask the next leader")
+            return busy.STOPPING
         refused = self.replica.transfer_leadership(target)
         self._schedule()
         return refused
@@ -305,7 +304,7 @@ class Driver:
         """An operator's membership change (core/multi/epochs.py): why it is refused, or ""
         once it is under way."""
         if self.stopped:
-            return Busy("the node is stopping: ask the next leader")
+            return busy.STOPPING
         refused = self.replica.change_members(voters, learners, joining)
         self._schedule()
         return refused

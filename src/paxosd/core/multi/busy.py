@@ -25,4 +25,9 @@ def not_leader(node: NodeId, hint: NodeId | None) -> Busy:
     return Busy(f"node {node} is not the leader{where}: ask the leader")
 
 
+def handing_over(target: NodeId) -> Busy:
+    return Busy(f"leadership is already being handed to node {target}: try again after")
+
+
 CHANGING = Busy("a membership change is in progress: try again once it is done")
+STOPPING = Busy("the node is stopping: ask the next leader")

@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any
 from paxosd.core.multi import busy, catchup, reads
 from paxosd.core.multi.acceptor import AcceptorLog
 from paxosd.core.multi.ballots import ROUND_BITS, epoch_of, is_mark, mark
-from paxosd.core.multi.busy import Busy
 from paxosd.core.multi.configuration import Configuration, Joined
 from paxosd.core.multi.leader import Leadership
 from paxosd.core.multi.messages import (
@@ -352,7 +351,7 @@ def request(
     if lead.change is not None or lead.stop is not None:
         return busy.CHANGING
     if lead.transfer is not None:
-        return Busy(f"leadership is being handed to node {lead.transfer.target}: try again after")
+        return busy.handing_over(lead.transfer.target)
     current = replica.configuration
     epoch = current.epoch + 1
     if epoch > epoch_max:

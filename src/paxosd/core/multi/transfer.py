@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from paxosd.core.multi import busy
-from paxosd.core.multi.busy import Busy
 from paxosd.core.multi.leader import Leadership, Transfer
 from paxosd.core.multi.messages import TimeoutNow
 from paxosd.core.types import NodeId
@@ -43,7 +42,7 @@ def start(replica: Replica, target: NodeId) -> str | None:
     if target not in replica.voting_peers:
         return f"node {target} is not a voting member: only a voter can lead"
     if lead.transfer is not None:
-        return Busy(f"leadership is already being handed to node {lead.transfer.target}")
+        return busy.handing_over(lead.transfer.target)
     if lead.change is not None or lead.stop is not None:
         return busy.CHANGING
     lead.transfer = Transfer(target, replica.config.election_ticks_max)
