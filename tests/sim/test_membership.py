@@ -161,3 +161,16 @@ def test_the_observer_finds_a_value_chosen_above_a_stop_and_two_values_in_one_sl
     _votes(early, 5, Ballot(3, 1), (b"z",), (1, 2))
     early.adopted.append(Adopted(2, 1, new, 6))
     assert any("no membership change" in line for line in early.problems()), early.problems()
+
+
+def test_no_replacement_is_planned_on_a_configuration_about_to_end() -> None:
+    """Seed 95 of `paxosd sim --nodes 3` (every fault): the careless operator chose its
+    victim among voters 1,2,3 while the change to voters 1,2 was in flight, and wiped node 2
+    once that change was done: one of two voters gone for good, and the cluster never chose
+    again (the clients' liveness check failed). An operator plans a replacement only on a
+    configuration that no change is about to end."""
+    from paxosd.sim.nemesis import FAULTS
+
+    spec = spec_for(3, frozenset(FAULTS), "correct")
+    result = run(spec, 95)
+    assert result.ok, (result.violations, replay_command(spec, 95))

@@ -71,6 +71,7 @@ from paxosd.core.multi.records import Batch
 from paxosd.core.types import Ballot, NodeId
 
 if TYPE_CHECKING:
+    from paxosd.core.multi.replica import Replica
     from paxosd.sim.cluster import Cluster
 
 FAULT = "membership"
@@ -362,6 +363,7 @@ def replace_member(cluster: Cluster, plan: Replace) -> None:
         and sim is not None
         and not observer.replacing
         and not unsettled(cluster)
+        and not changing(sim.replica)
         and not cluster.held_down
         and all(cluster.nodes[n] is not None for n in cluster.members)
     )
@@ -546,6 +548,14 @@ def stuck(cluster: Cluster) -> list[NodeId]:
     observer = cluster.membership
     busy = observer.replacing if observer is not None else set()
     return [n for n in cluster.members if n in busy or is_stuck(cluster, n)]
+
+
+def changing(replica: Replica) -> bool:
+    """Whether this leader has a membership change in flight: the configuration it has is
+    about to end, so a replacement planned on it is not (a careless wipe planned among three
+    voters struck one of two, and the cluster could never choose again: seed 95)."""
+    lead = replica.leading
+    return lead is not None and (lead.change is not None or lead.stop is not None)
 
 
 def unsettled(cluster: Cluster) -> bool:
