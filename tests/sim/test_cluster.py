@@ -163,3 +163,13 @@ def test_fixed_runs_use_every_fault_and_the_engines_own_limits() -> None:
     assert result.ok, replay_command(spec, 1)
     assert result.drawn == {}
     assert "--fixed" in replay_command(spec, 1)
+
+
+def test_a_crash_armed_for_a_sync_does_not_strike_after_the_faults_stop() -> None:
+    """Seed 656 at three nodes: a crash armed during the faults struck in a sync that began
+    just before the heal and ended after it. No restart was left for that node, so it stayed
+    down, and the clients reading back at it never finished. Once the faults stop, every
+    node stays up."""
+    spec = spec_for(3, ALL, "correct")
+    result = run(spec, 656)
+    assert result.ok, (result.violations, replay_command(spec, 656))

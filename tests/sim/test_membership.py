@@ -11,7 +11,7 @@ from paxosd.core.multi.reconfigure import Reconfigure
 from paxosd.core.multi.records import Accepted as AcceptedRecord
 from paxosd.core.multi.records import Batch
 from paxosd.core.types import Ballot
-from paxosd.sim.cluster import run
+from paxosd.sim.cluster import FAULTS, run
 from paxosd.sim.engine_swarm import replay_command, spec_for, swarm
 from paxosd.sim.membership import Observer
 
@@ -169,8 +169,6 @@ def test_no_replacement_is_planned_on_a_configuration_about_to_end() -> None:
     once that change was done: one of two voters gone for good, and the cluster never chose
     again (the clients' liveness check failed). An operator plans a replacement only on a
     configuration that no change is about to end."""
-    from paxosd.sim.nemesis import FAULTS
-
     spec = spec_for(3, frozenset(FAULTS), "correct")
     result = run(spec, 95)
     assert result.ok, (result.violations, replay_command(spec, 95))
